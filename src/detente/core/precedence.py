@@ -1,0 +1,89 @@
+"""Military precedence, handling deadlines, UTC times and date-time groups.
+
+Handling objectives follow ACP 121 practice (reference/domain.md §4.1): FLASH within 10 minutes,
+IMMEDIATE 30 minutes, PRIORITY 3 hours, ROUTINE 6 hours. An agreement may set others per channel.
+Times on the wire are RFC 3339 UTC with millisecond precision and a "Z" (`2024-01-16T13:05:00.000Z`);
+the date-time group is `DDHHMMZMONYY` (`161305ZJAN24`).
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from datetime import UTC, datetime, timedelta
+
+from detente.errors import Invalid
+
+
+class Precedence(enum.StrEnum):
+    """The four message precedences, highest first."""
+
+    FLASH = "FLASH"
+    IMMEDIATE = "IMMEDIATE"
+    PRIORITY = "PRIORITY"
+    ROUTINE = "ROUTINE"
+
+    @property
+    def rank(self) -> int:
+        """0 for FLASH ... 3 for ROUTINE: sort ascending to put the most urgent first."""
+        return list(Precedence).index(self)
+
+
+DEFAULT_DEADLINES: dict[Precedence, timedelta] = {
+    Precedence.FLASH: timedelta(minutes=10),
+    Precedence.IMMEDIATE: timedelta(minutes=30),
+    Precedence.PRIORITY: timedelta(hours=3),
+    Precedence.ROUTINE: timedelta(hours=6),
+}
+
+_TIME = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?Z$")
+_MONTHS = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"]
+
+
+def parse_precedence(value: str) -> Precedence:
+    """Return the precedence named `value`. Raises `Invalid` for an unknown name."""
+    try:
+        return Precedence(value)
+    except ValueError:
+        raise Invalid(
+            f"unknown precedence {value!r}; expected one of {', '.join(p.value for p in Precedence)}"
+        ) from None
+
+
+def format_time(moment: datetime) -> str:
+    """Return `moment` as RFC 3339 UTC with milliseconds, e.g. `2024-01-16T13:05:00.000Z`."""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def parse_time(value: str) -> datetime:
+    """Parse an RFC 3339 UTC time ending in "Z". Raises `Invalid` on anything else."""
+    match = _TIME.match(value) if isinstance(value, str) else None
+    if not match:
+        raise Invalid(f"time {value!r} is not RFC 3339 UTC (e.g. 2024-01-16T13:05:00Z)")
+    try:
+        base = datetime(*(int(g) for g in match.groups()[:6]), tzinfo=UTC)
+    except ValueError as exc:
+        raise Invalid(f"time {value!r} is not a real date: {exc}") from None
+    frac = match.group(7) or "0"
+    return base + timedelta(microseconds=int(frac.ljust(6, "0")))
+
+
+def now() -> datetime:
+    """Return the current time in UTC, truncated to milliseconds (the wire precision)."""
+    moment = datetime.now(UTC)
+    return moment.replace(microsecond=(moment.microsecond // 1000) * 1000)
+
+
+def dtg(moment: datetime) -> str:
+    """Return the date-time group of `moment`, e.g. `161305ZJAN24`."""
+    moment = moment.astimezone(UTC)
+    return f"{moment:%d%H%M}Z{_MONTHS[moment.month - 1]}{moment:%y}"
+
+
+def deadline_for(
+    created: datetime, precedence: Precedence, overrides: dict[Precedence, timedelta] | None = None
+) -> datetime:
+    """Return when a message of `precedence` created at `created` must be acknowledged."""
+    table = {**DEFAULT_DEADLINES, **(overrides or {})}
+    return created + table[precedence]
