@@ -7,27 +7,36 @@ sending node before anything is written and on the receiving node before anythin
 Service types (`ack`, `decline`, `overdue`, `status`, `link.test`) are never acknowledged
 themselves. `status` travels on the reserved `node` channel and `link.test` on `link`; every
 other type travels on an agreement channel that allows it.
+
+The structured notifications (`incident.report` ... `code`, bodies in `core.bodies`) and the
+workflow messages (`case.*`, `action.*`, `consultation.*`, bodies in `core.workflow_bodies`) add
+rules that need the agreement or the envelope's `created` time: lead times, window lengths,
+deadlines, the codebook. `validate_message` runs every rule of a type; `validate_body` runs all but
+the time-dependent ones. Errors are `Invalid` with `fields={path: message}`, where a body field's
+path is its dotted location in the body (`window.start`) and `precedence`, `refs` and `case` name
+the envelope's own members.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
+from detente.core import bodies as b
+from detente.core import codebook, rules
+from detente.core import workflow_bodies as w
 from detente.core.agreement import LINK_CHANNEL, NODE_CHANNEL, Agreement
-from detente.core.precedence import Precedence
+from detente.core.bodies import Body
+from detente.core.envelope import Envelope
+from detente.core.precedence import Precedence, format_time, parse_time
+from detente.core.rules import Check, Draft
 from detente.errors import Invalid
 
 ALL_PRECEDENCES = frozenset(Precedence)
-
-
-class Body(BaseModel):
-    """Base of every body model: unknown members are refused, types are not coerced."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
 class HotlineText(Body):
@@ -84,6 +93,9 @@ class MessageType:
     channels: tuple[str, ...] | None = None  # None: any agreement channel that allows it
     service: bool = False
     extra_rules: tuple[Callable[[dict[str, Any], Agreement], None], ...] = field(default_factory=tuple)
+    checks: tuple[Check, ...] = ()  # rules needing the agreement or `created`; see `Draft`
+    opens: str | None = None  # the workflow a message of this type opens: case, action, ...
+    needs_case: bool = False  # the envelope must name its case
 
     def json_schema(self) -> dict[str, Any]:
         """Return the JSON Schema of the body (used by the OpenAPI document and console forms)."""
@@ -110,6 +122,51 @@ register(
     MessageType("link.test", LinkTest, needs_ack=False, refs=(0, 0), channels=(LINK_CHANNEL,), service=True)
 )
 
+# The structured notifications (reference/domain.md §3) and the workflow messages (core.workflows).
+_URGENT = frozenset({Precedence.FLASH, Precedence.IMMEDIATE, Precedence.PRIORITY})
+_NOT_FLASH = frozenset({Precedence.IMMEDIATE, Precedence.PRIORITY, Precedence.ROUTINE})
+_PLANNED = frozenset({Precedence.PRIORITY, Precedence.ROUTINE})
+_ONE = (1, 1)
+_PRENOTIFY = (rules.lead_time, rules.window_length)
+for _kind in (
+    MessageType("incident.report", b.IncidentReport, precedences=_URGENT, opens="case",
+                checks=(rules.not_after_created("time"),)),
+    MessageType("clarification.request", b.ClarificationRequest, opens="clarification",
+                checks=(rules.after_created("deadline"),)),
+    MessageType("clarification.response", b.ClarificationResponse, refs=_ONE),
+    MessageType("operation.prenotify", b.OperationPrenotify, opens="action",
+                checks=(*_PRENOTIFY, rules.after_created("respond_by"), rules.respond_by_before_start)),
+    MessageType("missile.prenotify", b.MissilePrenotify, precedences=_NOT_FLASH, checks=_PRENOTIFY),
+    MessageType("exercise.prenotify", b.ExercisePrenotify, precedences=_PLANNED, checks=_PRENOTIFY),
+    MessageType("intel.share", b.IntelShare, checks=(rules.after_created("valid_until"),)),
+    MessageType("diplomatic.status", b.DiplomaticStatus, precedences=_NOT_FLASH),
+    MessageType("deescalation.proposal", b.DeescalationProposal),
+    MessageType("statement", b.Statement, precedences=_NOT_FLASH),
+    MessageType("code", b.Code, checks=(rules.code_known,)),
+    MessageType("case.open", w.CaseOpen, opens="case"),
+    MessageType("case.update", w.CaseUpdate, needs_case=True),
+    MessageType("action.consent", w.ActionConsent, refs=_ONE),
+    MessageType("action.object", w.ActionObject, refs=_ONE),
+    MessageType("action.request_info", w.ActionRequestInfo, refs=_ONE),
+    MessageType("action.provide_info", w.ActionProvideInfo, refs=_ONE),
+    MessageType("action.withdraw", w.ActionWithdraw, refs=_ONE),
+    MessageType("action.execute", w.ActionExecute, refs=_ONE, checks=(rules.not_after_created("started"),)),
+    MessageType("action.report", w.ActionReport, refs=_ONE),
+    MessageType("action.verify", w.ActionVerify, refs=_ONE),
+    MessageType("action.dispute", w.ActionDispute, refs=_ONE),
+    MessageType("consultation.propose", w.ConsultationPropose, precedences=_NOT_FLASH, opens="consultation",
+                checks=(rules.after_created("start"), rules.schedule_known)),
+    MessageType("consultation.agree", w.ConsultationAgree, precedences=_NOT_FLASH, refs=_ONE),
+    MessageType("consultation.cancel", w.ConsultationCancel, precedences=_NOT_FLASH, refs=_ONE),
+    MessageType("consultation.held", w.ConsultationHeld, precedences=_NOT_FLASH, refs=_ONE,
+                checks=(rules.not_after_created("held_at"),)),
+    MessageType("consultation.minutes", w.ConsultationMinutes, precedences=_NOT_FLASH, refs=_ONE,
+                checks=(rules.owners_known,)),
+    MessageType("consultation.cosign", w.ConsultationCosign, precedences=_NOT_FLASH, refs=(2, 2)),
+    MessageType("consultation.item_done", w.ConsultationItemDone, precedences=_NOT_FLASH, refs=_ONE),
+):  # fmt: skip
+    register(_kind)
+
 
 def get(name: str) -> MessageType:
     """Return the type called `name`. Raises `Invalid` for an unknown type."""
@@ -130,7 +187,8 @@ def _describe(error: ValidationError) -> str:
 def validate_body(name: str, body: Any, agreement: Agreement) -> dict[str, Any]:
     """Validate a body against its type and return it unchanged.
 
-    Raises `Invalid` naming the field and the rule it breaks.
+    Runs every rule that does not need the envelope's `created` time (`validate_message` runs
+    them all). Raises `Invalid` naming the field and the rule it breaks.
     """
     kind = get(name)
     if not isinstance(body, dict):
@@ -141,14 +199,129 @@ def validate_body(name: str, body: Any, agreement: Agreement) -> dict[str, Any]:
         raise Invalid(f"{name}: {_describe(exc)}", fields=_field_errors(exc)) from None
     for rule in kind.extra_rules:
         rule(body, agreement)
+    _run_checks(kind, Draft(name, body, agreement), {})
     return body
+
+
+def _run_checks(kind: MessageType, draft: Draft, errors: dict[str, str]) -> None:
+    for check in kind.checks:
+        for path, message in check(draft).items():
+            errors.setdefault(path, message)
+    if errors:
+        raise Invalid("; ".join(f"{path}: {message}" for path, message in errors.items()), fields=errors)
+
+
+def validate_message(
+    name: str,
+    body: Any,
+    agreement: Agreement,
+    *,
+    created: datetime,
+    precedence: Precedence,
+    refs: Sequence[str] = (),
+    case: str | None = None,
+) -> dict[str, Any]:
+    """Run every rule of type `name` on a message created at `created`; return the body unchanged.
+
+    Checks the precedence, the number of refs, the case (for types that need one), the body's
+    schema and every rule of the type, including lead times and deadlines measured from `created`.
+    The channel is `check_route`'s business. Raises `Invalid` whose `fields` maps each offending
+    field (`window.start`, `precedence`, `refs`, `case`) to what is wrong with it.
+    """
+    kind = get(name)
+    errors: dict[str, str] = {}
+    if precedence not in kind.precedences:
+        allowed = ", ".join(p.value for p in Precedence if p in kind.precedences)
+        errors["precedence"] = f"{name} may not be sent {precedence.value}; allowed: {allowed}"
+    low, high = kind.refs
+    if not low <= len(refs) <= high:
+        errors["refs"] = f"{name} needs between {low} and {high} reference(s), got {len(refs)}"
+    if kind.needs_case and case is None:
+        errors["case"] = f"{name} must name the case it belongs to"
+    if not isinstance(body, dict):
+        errors["body"] = "body must be a JSON object"
+        raise Invalid("; ".join(f"{k}: {v}" for k, v in errors.items()), fields=errors)
+    try:
+        kind.model.model_validate(body)
+    except ValidationError as exc:
+        detail = "; ".join([*(f"{k}: {v}" for k, v in errors.items()), f"{name}: {_describe(exc)}"])
+        errors.update(_field_errors(exc))
+        raise Invalid(detail, fields=errors) from None
+    for rule in kind.extra_rules:
+        rule(body, agreement)
+    _run_checks(kind, Draft(name, body, agreement, created, precedence, tuple(refs), case), errors)
+    return body
+
+
+def validate_envelope(envelope: Envelope, agreement: Agreement) -> None:
+    """Run `check_route` and `validate_message` on a sealed or received envelope.
+
+    Raises `Invalid` naming the rule broken.
+    """
+    check_route(envelope.type, envelope.channel, envelope.precedence, envelope.refs, agreement)
+    validate_message(
+        envelope.type, envelope.body, agreement, created=parse_time(envelope.created),
+        precedence=envelope.precedence, refs=envelope.refs, case=envelope.case,
+    )  # fmt: skip
+
+
+def with_defaults(name: str, body: dict[str, Any], agreement: Agreement, created: datetime) -> dict[str, Any]:
+    """Return `body` with the agreement's default deadlines filled in, for the sender to seal.
+
+    `clarification.request` gets `deadline` = created + the agreement's response deadline (48 h
+    by default); `operation.prenotify` gets `respond_by` = created + the agreement's response
+    deadline for it, if any, but no later than the window's start. A body that already has the
+    member, or that is malformed, is returned unchanged (validation reports the fault).
+    """
+    member = {"clarification.request": "deadline", "operation.prenotify": "respond_by"}.get(name)
+    if member is None or body.get(member) is not None:
+        return body
+    delta = codebook.response_deadline(agreement.raw, name)
+    if delta is None:
+        return body
+    due = created + delta
+    if name == "operation.prenotify":
+        try:
+            due = min(due, parse_time(body["window"]["start"]))
+        except (Invalid, KeyError, TypeError):
+            return body
+    return {**body, member: format_time(due)}
+
+
+def render_code(body: dict[str, Any], agreement: Agreement, lang: str) -> str:
+    """Return a `code` message's text in `lang`, from the agreement's codebook.
+
+    Raises `Invalid` for an unknown code or language or parameters that do not fit the entry.
+    """
+    entry = codebook.codebook(agreement.raw).get(body.get("code", ""))
+    if entry is None:
+        raise Invalid(
+            f"{body.get('code')!r} is not in the agreement's codebook", fields={"code": "unknown code"}
+        )
+    return codebook.render(entry, body.get("params", {}), lang)
+
+
+def check_agreement(agreement: Agreement) -> None:
+    """Check the agreement's vocabulary: its extension tables and every channel's `types`.
+
+    Raises `Invalid` naming the table and the unknown or misplaced type.
+    """
+    codebook.validate_extensions(agreement.raw)
+    for name, chan in sorted(agreement.channels.items()):
+        for kind in chan.types or ():
+            if kind not in CATALOG:
+                raise Invalid(f"[channels.{name}]: types lists unknown message type {kind!r}")
+            if CATALOG[kind].channels is not None:
+                raise Invalid(f"[channels.{name}]: {kind} travels only on its reserved channel")
 
 
 def _field_errors(error: ValidationError) -> dict[str, str]:
     return {".".join(str(p) for p in item["loc"]) or "body": item["msg"] for item in error.errors()}
 
 
-def check_route(name: str, channel: str, precedence: Precedence, refs: list[str], agreement: Agreement) -> None:
+def check_route(
+    name: str, channel: str, precedence: Precedence, refs: list[str], agreement: Agreement
+) -> None:
     """Check that a message of type `name` may travel on `channel` with this precedence and refs.
 
     Raises `Invalid` naming the rule broken.

@@ -1,0 +1,135 @@
+"""Node administration commands: init, agreement, serve, user."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from detente.errors import Invalid
+from detente.node import setup
+
+app = typer.Typer(help="Détente: a verifiable hotline for states in crisis.", no_args_is_help=True)
+agreement_app = typer.Typer(help="The agreement in force: ratify, show.", no_args_is_help=True)
+user_app = typer.Typer(help="Operators of this node.", no_args_is_help=True)
+app.add_typer(agreement_app, name="agreement")
+app.add_typer(user_app, name="user")
+out = Console()
+
+DataOpt = Annotated[Path, typer.Option("--data", help="the node's data directory")]
+
+
+def _listen(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise Invalid(f"--listen must be HOST:PORT, e.g. 127.0.0.1:8443, not {value!r}")
+    return host, int(port)
+
+
+@app.command()
+def init(
+    party: Annotated[str, typer.Option(help="this node's party id, e.g. pk")],
+    agreement: Annotated[Path, typer.Option(help="the agreement TOML", exists=True, dir_okay=False)],
+    data: DataOpt,
+    listen: Annotated[str, typer.Option(help="HOST:PORT the node listens on")] = "127.0.0.1:8443",
+    db: Annotated[str | None, typer.Option(help="database URL (default: SQLite in DIR)")] = None,
+) -> None:
+    """Create a node: Ed25519 key, TLS certificate, database; print what the agreement needs."""
+    host, port = _listen(listen)
+    result = setup.init_node(data, party, agreement, host, port, db)
+    out.print(f"[bold]node {party}[/] created in {data}")
+    out.print("Put these in the agreement under [parties.%s]:" % party, markup=False)
+    print(f'url = "{result.config.url}"')
+    print(f'vkey = "{result.vkey}"')
+    print(f'tls_fingerprint = "{result.fingerprint}"')
+
+
+@agreement_app.command("ratify")
+def agreement_ratify(
+    data: DataOpt,
+    agreement: Annotated[
+        Path | None,
+        typer.Option(help="install this (completed) agreement first", exists=True, dir_okay=False),
+    ] = None,
+) -> None:
+    """Sign the agreement's hash with the node key (ratification)."""
+    doc, signature = setup.ratify(data, agreement)
+    print(f"ratified agreement {doc.id} {doc.hash}")
+    print(f"signature {signature}")
+
+
+@agreement_app.command("show")
+def agreement_show(data: DataOpt) -> None:
+    """Print the agreement in force: hash, parties, offices, channels."""
+    from detente.node.config import load_config
+
+    doc = load_config(data).agreement()
+    print(f"{doc.id}  {doc.hash}")
+    for party in doc.parties.values():
+        print(f"party {party.id}: {party.name}  {party.url or '(no url)'}  {party.vkey or '(no key)'}")
+    for office in doc.offices.values():
+        alt = f" (alternate {office.alternate})" if office.alternate else ""
+        print(f"office {office.id}: {office.title}{alt}")
+    for channel in doc.channels.values():
+        print(f"channel {channel.name}: {channel.offices[0]} <-> {channel.offices[1]}")
+
+
+@app.command()
+def serve(data: DataOpt) -> None:
+    """Run the node (HTTPS API, federation, console) until Ctrl-C."""
+    import logging
+
+    import uvicorn
+
+    from detente.node.runtime import Node
+    from detente.web.app import create_app
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    node = Node.open(data)
+    node.check_ready()
+    application = create_app(node)
+    config = node.ctx.config
+    print(f"node {config.party} serving on {config.url}", flush=True)
+    uvicorn.run(
+        application,
+        host=config.host,
+        port=config.port,
+        ssl_certfile=str(config.cert_path),
+        ssl_keyfile=str(config.tls_key_path),
+        log_level="warning",
+        timeout_graceful_shutdown=5,
+    )
+
+
+@user_app.command("add")
+def user_add(
+    data: DataOpt,
+    name: Annotated[str, typer.Option(help="login name")],
+    office: Annotated[list[str], typer.Option(help="office id, repeatable")],
+    role: Annotated[list[str], typer.Option(help="operator|supervisor|translator|auditor|admin, repeatable")],
+    lang: Annotated[str, typer.Option(help="console language")] = "en",
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="read the console password")
+    ] = False,
+) -> None:
+    """Create an operator and print their API token (shown once)."""
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else None
+    op = setup.add_user(data, name, office, role, password, lang)
+    print(f"operator {op.name} ({', '.join(op.roles)}) for {', '.join(op.offices)}")
+    print(f"token {op.token}")
+
+
+@user_app.command("list")
+def user_list(data: DataOpt) -> None:
+    """List the node's operators."""
+    print(setup.operators_json(data))
+
+
+from detente.cli import client as _client  # noqa: E402,F401  (registers the API commands)
+from detente.cli import demo as _demo  # noqa: E402,F401  (registers `demo`)
+
+__all__ = ["app", "json"]

@@ -1,0 +1,177 @@
+"""`detente demo`: two nodes, Pakistan and Iran, on loopback, with a live feed of the link."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+
+from detente.cli.app import app
+from detente.errors import Unavailable
+from detente.node.demo import setup_demo
+from detente.node.tls import trust_exactly
+
+out = Console(highlight=False)
+DEFAULT_AGREEMENT = Path(__file__).resolve().parents[3] / "agreements" / "pk-ir.toml"
+COLOURS = {"pk": "green", "ir": "cyan"}
+
+
+def wait_until_up(node: dict[str, Any], timeout: float = 30.0) -> None:
+    """Wait for a node's API to answer. Raises `Unavailable` after `timeout` seconds."""
+    context = trust_exactly(Path(node["cert"]).read_text())
+    token = node["operators"][0]["token"]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            response = httpx.get(
+                node["api"] + "/me", verify=context, headers={"Authorization": f"Bearer {token}"}, timeout=2
+            )
+            if response.status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise Unavailable(f"node {node['party']} did not start within {timeout:.0f} s")
+
+
+def start_node(data: str, log_path: Path) -> subprocess.Popen[bytes]:
+    """Start `detente serve --data DATA` as a child process writing to `log_path`."""
+    log = log_path.open("ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", "detente", "serve", "--data", data], stdout=log, stderr=subprocess.STDOUT
+    )
+
+
+def describe(party: str, event: dict[str, Any]) -> str | None:
+    """Return one feed line for a stream event, or None for events not worth a line."""
+    kind = event.get("event")
+    short = (event.get("id") or "")[-8:]
+    if kind == "hello":
+        return None
+    if kind == "message":
+        return f"received {event['precedence']} {event['type']} {event['from']} → {event['to']} …{short}"
+    if kind == "sent":
+        return f"sent {event['precedence']} {event['type']} to {event['to']} …{short}"
+    if kind == "receipt":
+        return f"receipt from {event['peer']} for …{short} (their log #{event['log_index']})"
+    if kind in ("acknowledged", "declined"):
+        return f"{kind} …{short} by {event.get('by')}" + (f": {event['note']}" if event.get("note") else "")
+    if kind == "overdue":
+        return f"OVERDUE …{short}: alternates {', '.join(event.get('offices', [])[1:]) or 'none'} alerted"
+    if kind == "link":
+        return f"link to {event['peer']} is {event['state']} ({event.get('reason')})"
+    if kind == "status":
+        return f"status from {event['peer']}: {event['code']} {event.get('note', '')}"
+    return f"{kind} …{short}"
+
+
+async def feed(info: dict[str, Any], stop: asyncio.Event) -> None:
+    """Print every node's stream (as its supervisor) until `stop` is set."""
+    import websockets
+
+    async def follow(party: str, node: dict[str, Any]) -> None:
+        supervisor = next(o for o in node["operators"] if o["name"].endswith("-supervisor"))
+        context = trust_exactly(Path(node["cert"]).read_text())
+        uri = node["url"].replace("https://", "wss://") + "/api/v1/stream"
+        while not stop.is_set():
+            try:
+                async with websockets.connect(
+                    uri, ssl=context, additional_headers={"Authorization": f"Bearer {supervisor['token']}"}
+                ) as ws:
+                    async for raw in ws:
+                        line = describe(party, json.loads(raw))
+                        if line:
+                            stamp = time.strftime("%H:%M:%S", time.gmtime())
+                            out.print(f"{stamp}Z [{COLOURS.get(party, 'white')}]{party}[/] {line}")
+            except (OSError, websockets.WebSocketException):
+                await asyncio.sleep(1)
+
+    tasks = [asyncio.create_task(follow(p, n)) for p, n in info["nodes"].items()]
+    await stop.wait()
+    for task in tasks:
+        task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def print_info(info: dict[str, Any]) -> None:
+    """Print each node's address and demo logins."""
+    for party, node in info["nodes"].items():
+        out.print(
+            f"\n[bold {COLOURS.get(party, 'white')}]{party}[/] node  {node['url']}   console {node['console']}"
+        )
+        out.print(f"    data {node['data']}   certificate {node['cert']}")
+        for op in node["operators"]:
+            out.print(
+                f"    {op['name']:<18} {','.join(op['offices']):<40} password {op['password']:<24} token {op['token']}"
+            )
+    out.print("\nEverything above is also in demo.json. Send a message, for example:")
+    pk = info["nodes"]["pk"]
+    token = next(o["token"] for o in pk["operators"] if o["name"] == "pk-dgmo")
+    out.print(
+        f"  detente send --node {pk['data']} --token {token} --channel dgmo --to ir:dgmo "
+        '--precedence FLASH --text "Explosions reported near Panjgur; request clarification"',
+        soft_wrap=True,
+    )
+
+
+@app.command()
+def demo(
+    workdir: Annotated[Path, typer.Option(help="where to put both nodes")] = Path("demo"),
+    setup_only: Annotated[bool, typer.Option("--setup-only", help="prepare the nodes and stop")] = False,
+    agreement: Annotated[Path, typer.Option(help="the agreement template")] = DEFAULT_AGREEMENT,
+    fresh: Annotated[bool, typer.Option(help="start again from an empty workdir")] = True,
+) -> None:
+    """Prepare (and run) two nodes, Pakistan and Iran, on loopback, with a live feed of the link."""
+    info_path = workdir / "demo.json"
+    if fresh and workdir.exists():
+        import shutil
+
+        shutil.rmtree(workdir)
+    if info_path.exists():
+        info = json.loads(info_path.read_text())
+    else:
+        info = setup_demo(workdir, agreement)
+    if setup_only:
+        print(f"prepared {workdir}; start each node with: detente serve --data {workdir}/<party>")
+        print(info_path)
+        return
+    children = {p: start_node(n["data"], workdir / f"{p}.log") for p, n in info["nodes"].items()}
+    try:
+        for node in info["nodes"].values():
+            wait_until_up(node)
+        print_info(info)
+        out.print("\n[bold]Live feed[/] (Ctrl-C stops both nodes):")
+        asyncio.run(_run_feed(info))
+    finally:
+        for child in children.values():
+            if child.poll() is None:
+                child.send_signal(signal.SIGINT)
+        for child in children.values():
+            try:
+                child.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        out.print("both nodes stopped")
+
+
+async def _run_feed(info: dict[str, Any]) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    if os.environ.get("DETENTE_DEMO_SECONDS"):
+        loop.call_later(float(os.environ["DETENTE_DEMO_SECONDS"]), stop.set)
+    await feed(info, stop)

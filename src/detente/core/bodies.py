@@ -1,0 +1,206 @@
+"""Body models of the structured notifications, and the parts they share.
+
+Each model is strict (no coercion, unknown members refused) and frozen. A model checks only what
+its own fields say (a window ends after it starts, an area is a circle or a polygon); rules that need
+the agreement or the envelope's `created` time (lead times, deadlines, the codebook) live in
+`core.notifications`. Times are RFC 3339 UTC strings (`2024-01-16T13:05:00Z`), kept as sent.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+from detente.core.precedence import parse_time
+from detente.errors import Invalid
+
+
+class Body(BaseModel):
+    """Base of every body model: unknown members are refused, types are not coerced."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+def _utc(value: str) -> str:
+    try:
+        parse_time(value)
+    except Invalid as exc:
+        raise PydanticCustomError("utc_time", exc.detail) from None
+    return value
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise PydanticCustomError("blank", "must not be blank")
+    return value
+
+
+UtcTime = Annotated[
+    str, Field(max_length=40, json_schema_extra={"format": "date-time"}), AfterValidator(_utc)
+]
+Short = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_not_blank)]
+Long = Annotated[str, Field(min_length=1, max_length=5_000), AfterValidator(_not_blank)]
+Note = Annotated[str, Field(max_length=2_000)]
+Level = Annotated[int, Field(ge=0, le=5, description="escalation level, 0 (calm) to 5 (armed conflict)")]
+OfficeId = Annotated[str, Field(pattern=r"^[a-z]{2,8}:[a-z0-9][a-z0-9-]{0,31}$", max_length=41)]
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+Lines = Annotated[list[Long], Field(min_length=1, max_length=20)]
+
+
+class Point(Body):
+    """A WGS 84 position in decimal degrees."""
+
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+
+
+class Location(Point):
+    """A position and its place name (village, district)."""
+
+    place: Short
+
+
+class Area(Body):
+    """A circle (`center` and `radius_km`) or a polygon of 3 to 64 points, never both."""
+
+    center: Point | None = None
+    radius_km: float | None = Field(default=None, gt=0, le=1_000)
+    polygon: list[Point] | None = Field(default=None, min_length=3, max_length=64)
+    place: str = Field(default="", max_length=200)
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> Area:
+        circle = self.center is not None and self.radius_km is not None
+        partial = (self.center is None) != (self.radius_km is None)
+        if partial or circle == (self.polygon is not None):
+            raise PydanticCustomError("area_shape", "give either center and radius_km, or polygon")
+        return self
+
+
+class Window(Body):
+    """A time window; `end` is after `start`."""
+
+    start: UtcTime
+    end: UtcTime
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Window:
+        if parse_time(self.end) <= parse_time(self.start):
+            raise PydanticCustomError("window_order", "end must be after start")
+        return self
+
+
+class Casualties(Body):
+    """Counts of people killed, injured and missing; null where not known."""
+
+    killed: int | None = Field(default=None, ge=0, le=1_000_000)
+    injured: int | None = Field(default=None, ge=0, le=1_000_000)
+    missing: int | None = Field(default=None, ge=0, le=1_000_000)
+
+
+IncidentKind = Literal[
+    "airspace_violation", "cross_border_fire", "strike", "drone", "border_crossing",
+    "non_state_attack", "accidental_launch", "other",
+]  # fmt: skip
+
+
+class IncidentReport(Body):
+    """An incident as the sender saw it, and the sender's own assessment of it."""
+
+    kind: IncidentKind
+    time: UtcTime
+    location: Location
+    description: Long
+    casualties: Casualties = Field(default_factory=Casualties)
+    assessment: Long
+    escalation: Level | None = None
+
+
+class ClarificationRequest(Body):
+    """Questions the addressee must answer by `deadline` (default: the agreement's, else 48 h)."""
+
+    questions: Lines
+    deadline: UtcTime | None = None
+
+
+class ClarificationResponse(Body):
+    """Answers to a clarification request, in the order of its questions."""
+
+    answers: Lines
+    note: Note = ""
+
+
+class OperationPrenotify(Body):
+    """Advance notice of a counter-terrorism operation near the border; opens an action."""
+
+    area: Area
+    window: Window
+    forces: Long
+    target_group: Short
+    objective: Long
+    respond_by: UtcTime | None = None
+
+
+class MissilePrenotify(Body):
+    """A surface-to-surface ballistic missile flight test: >= 72 h ahead, window <= 5 days."""
+
+    missile: str = Field(default="", max_length=200)
+    launch_site: Location
+    impact_area: Area
+    window: Window
+
+
+class ExercisePrenotify(Body):
+    """Advance notice of a military exercise near the border."""
+
+    name: Short
+    domain: Literal["land", "naval", "air", "combined"]
+    area: Area
+    window: Window
+    forces: Long
+    troops: int | None = Field(default=None, ge=0, le=10_000_000)
+    description: str = Field(default="", max_length=5_000)
+
+
+class IntelShare(Body):
+    """Intelligence on a (usually non-state armed) group, valid until `valid_until`."""
+
+    group: Short
+    location: Location
+    confidence: Literal["low", "medium", "high"]
+    valid_until: UtcTime
+    summary: Long
+
+
+class DiplomaticStatus(Body):
+    """A change of diplomatic posture."""
+
+    event: Literal[
+        "ambassador_recalled", "ambassador_returned", "engagements_suspended", "engagements_resumed"
+    ]
+    note: Note = ""
+
+
+class DeescalationProposal(Body):
+    """Measures proposed to lower tension."""
+
+    measures: Lines
+    note: Note = ""
+
+
+class Statement(Body):
+    """A formal statement of a government's position."""
+
+    text: str = Field(min_length=1, max_length=10_000)
+
+
+class Code(Body):
+    """A pre-agreed codebook message, rendered in the reader's language from the agreement."""
+
+    code: str = Field(pattern=r"^[A-Z][A-Z0-9]*(?:-[A-Z0-9]+)*$", max_length=48)
+    params: dict[Annotated[str, Field(max_length=32)], str | int | float] = Field(
+        default_factory=dict, max_length=16
+    )
+    note: Note = ""

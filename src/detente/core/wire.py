@@ -1,0 +1,163 @@
+"""Federation wire formats: signed requests and signed receipts.
+
+Every federation request carries four headers:
+
+    Detente-Party:        the sending party's id
+    Detente-Time:         Unix seconds; refused outside ±5 minutes of the receiver's clock
+    Detente-Signature:    base64 Ed25519, by the party's pinned node key, over
+                          "detente-request/v1\\n" METHOD "\\n" PATH "\\n" TIME "\\n"
+                          hex(SHA-256(body)) "\\n" AGREEMENT-HASH "\\n"
+    Detente-Ratification: base64 Ed25519 over "detente-ratify/v1\\n" AGREEMENT-HASH "\\n"
+
+so a receiver knows who sent the request, that it is fresh, that nobody altered it, and that the
+sender has ratified the same agreement, from the request alone.
+
+A receipt is the receiving node's signed statement that it stored and logged an envelope:
+
+    { "kind": "detente-receipt/v1", "envelope": id, "digest": hex SHA-256 of the envelope bytes,
+      "node": party, "log_index": n, "received": time, "sig": base64 Ed25519 over the JCS of the rest }
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+from detente.core.agreement import Agreement
+from detente.core.envelope import Envelope, canonical
+from detente.core.keys import Signer, Verifier
+from detente.errors import Forbidden, NotRatified, Unauthorized, VerificationError
+
+MAX_SKEW_SECONDS = 300
+REQUEST_LABEL = b"detente-request/v1\n"
+RECEIPT_KIND = "detente-receipt/v1"
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _unb64(text: str, what: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise Unauthorized(f"{what} is not base64") from exc
+
+
+def request_message(method: str, path: str, timestamp: int, body: bytes, agreement_hash: str) -> bytes:
+    """Return the bytes a federation request's signature covers."""
+    digest = hashlib.sha256(body).hexdigest()
+    return REQUEST_LABEL + f"{method.upper()}\n{path}\n{timestamp}\n{digest}\n{agreement_hash}\n".encode()
+
+
+def ratify(agreement: Agreement, signer: Signer) -> str:
+    """Return this node's ratification signature of the agreement (base64)."""
+    return _b64(signer.sign(agreement.ratification_message()))
+
+
+def check_ratification(agreement: Agreement, party: str, signature: str) -> None:
+    """Check a party's ratification signature. Raises `NotRatified` if it is not valid."""
+    try:
+        sig = base64.b64decode(signature, validate=True)
+    except (binascii.Error, ValueError):
+        raise NotRatified(f"party {party!r} has not ratified agreement {agreement.hash[:12]}…") from None
+    if not agreement.party(party).verifier().verify(sig, agreement.ratification_message()):
+        raise NotRatified(f"party {party!r} has not ratified agreement {agreement.hash[:12]}…")
+
+
+def sign_request(
+    signer: Signer,
+    party: str,
+    ratification: str,
+    agreement: Agreement,
+    method: str,
+    path: str,
+    body: bytes,
+    now: int,
+) -> dict[str, str]:
+    """Return the headers that authenticate a federation request."""
+    message = request_message(method, path, now, body, agreement.hash)
+    return {
+        "Detente-Party": party,
+        "Detente-Time": str(now),
+        "Detente-Signature": _b64(signer.sign(message)),
+        "Detente-Ratification": ratification,
+    }
+
+
+def verify_request(
+    agreement: Agreement,
+    own_party: str,
+    headers: Mapping[str, str],
+    method: str,
+    path: str,
+    body: bytes,
+    now: int,
+) -> str:
+    """Check a federation request's headers and return the sending party.
+
+    Raises `Unauthorized` for a missing, stale or bad signature, `Forbidden` for an unknown party,
+    and `NotRatified` if the sender has not ratified the agreement in force.
+    """
+    party = headers.get("detente-party", "")
+    stamp = headers.get("detente-time", "")
+    signature = headers.get("detente-signature", "")
+    ratification = headers.get("detente-ratification", "")
+    if not party or not stamp or not signature or not ratification:
+        raise Unauthorized("federation request is not signed")
+    if party == own_party or party not in agreement.parties:
+        raise Forbidden(f"unknown node {party!r}")
+    if not stamp.isdigit() or len(stamp) > 12:
+        raise Unauthorized("Detente-Time must be Unix seconds")
+    if abs(int(stamp) - now) > MAX_SKEW_SECONDS:
+        raise Unauthorized(f"request time {stamp} is outside ±{MAX_SKEW_SECONDS} s of this node's clock")
+    verifier = agreement.party(party).verifier()
+    sig = _unb64(signature, "Detente-Signature")
+    if not verifier.verify(sig, request_message(method, path, int(stamp), body, agreement.hash)):
+        raise Unauthorized("federation request signature does not verify")
+    check_ratification(agreement, party, ratification)
+    return party
+
+
+def make_receipt(
+    signer: Signer, party: str, envelope: Envelope, log_index: int, received: str
+) -> dict[str, Any]:
+    """Return this node's signed receipt for an envelope it stored at `log_index`."""
+    body: dict[str, Any] = {
+        "kind": RECEIPT_KIND,
+        "envelope": envelope.id,
+        "digest": envelope.digest,
+        "node": party,
+        "log_index": log_index,
+        "received": received,
+    }
+    return {**body, "sig": _b64(signer.sign(canonical(body)))}
+
+
+def verify_receipt(receipt: Any, verifier: Verifier, party: str, envelope: Envelope) -> int:
+    """Check a peer's receipt for `envelope` and return the log index it states.
+
+    Raises `VerificationError` if the receipt is malformed, for another envelope, or not signed by
+    the peer's pinned key.
+    """
+    fields = {"kind", "envelope", "digest", "node", "log_index", "received", "sig"}
+    if not isinstance(receipt, dict) or set(receipt) != fields:
+        raise VerificationError("receipt is malformed")
+    if receipt["kind"] != RECEIPT_KIND or receipt["node"] != party:
+        raise VerificationError("receipt is not a receipt of this peer")
+    if receipt["envelope"] != envelope.id or receipt["digest"] != envelope.digest:
+        raise VerificationError(f"receipt is not for envelope {envelope.id}")
+    index = receipt["log_index"]
+    if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+        raise VerificationError("receipt log index is not a non-negative integer")
+    try:
+        sig = base64.b64decode(receipt["sig"], validate=True)
+    except (binascii.Error, ValueError, TypeError) as exc:
+        raise VerificationError("receipt signature is not base64") from exc
+    body = {k: v for k, v in receipt.items() if k != "sig"}
+    if not verifier.verify(sig, canonical(body)):
+        raise VerificationError("receipt signature does not verify")
+    return index

@@ -1,0 +1,1 @@
+"""Use cases: send, receive, acknowledge, escalate, deliver, schedule, witness."""

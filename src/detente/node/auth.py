@@ -1,0 +1,44 @@
+"""Operators' credentials: argon2 password hashes and hashed API tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+ROLES = ("operator", "supervisor", "translator", "auditor", "admin")
+# Roles that may send and acknowledge for their offices.
+SENDING_ROLES = ("operator", "supervisor")
+# Roles that see every office of their party, not only their own.
+WIDE_ROLES = ("supervisor", "auditor", "admin")
+
+_hasher = PasswordHasher()
+
+
+def new_token() -> str:
+    """Return a new random API token (shown once, stored only as its hash)."""
+    return "dtn_" + secrets.token_urlsafe(32)
+
+
+def token_hash(token: str) -> str:
+    """Return the stored form of an API token (tokens are random, so a plain SHA-256 suffices)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def hash_password(password: str) -> str:
+    """Return the argon2id hash of a password."""
+    return _hasher.hash(password)
+
+
+def check_password(stored: str | None, password: str) -> bool:
+    """Return whether `password` matches the stored argon2 hash."""
+    if not stored:
+        # Spend the same time as a real check, so the answer does not reveal which names exist.
+        _hasher.hash(password)
+        return False
+    try:
+        return _hasher.verify(stored, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False

@@ -1,0 +1,134 @@
+"""The deliverer: takes envelopes from the outbox to a peer, in order, until each has a receipt.
+
+One deliverer runs per peer. It posts batches of up to `BATCH` envelopes, verifies each signed
+receipt against the peer's pinned key, and takes an envelope off the outbox only in the
+transaction that stores its receipt. Failures are retried with exponential backoff and jitter;
+a sequence gap reported by the peer makes it queue the missing range again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from typing import Any
+
+from detente.core import envelope as envelope_mod
+from detente.core import wire
+from detente.core.envelope import Envelope
+from detente.errors import Error
+from detente.node.context import NodeContext
+from detente.node.incoming import receipts_job
+from detente.node.linkstate import contact_job
+from detente.node.peers import PeerClient
+from detente.store import messages as db
+
+log = logging.getLogger("detente.deliver")
+BATCH = 200
+MAX_BACKOFF = 5.0
+
+
+class Deliverer:
+    """Delivers one peer's outbox."""
+
+    def __init__(self, ctx: NodeContext, client: PeerClient) -> None:
+        self.ctx = ctx
+        self.client = client
+        self.peer = client.peer.id
+        self.wake = asyncio.Event()
+        self._failures = 0
+
+    async def run(self) -> None:
+        """Deliver until cancelled."""
+        while True:
+            try:
+                progressed = await self.deliver_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # keep delivering whatever happens; the error is recorded
+                log.warning("delivery to %s failed: %s", self.peer, exc)
+                progressed = False
+                await self._contact(False, str(exc))
+            if progressed:
+                self._failures = 0
+                continue
+            if self._failures:
+                delay = min(MAX_BACKOFF, 0.1 * 2 ** min(self._failures, 8)) * random.uniform(0.5, 1.0)
+            else:
+                delay = 5.0
+            try:
+                await asyncio.wait_for(self.wake.wait(), timeout=delay)
+            except TimeoutError:
+                pass
+            self.wake.clear()
+
+    async def _contact(self, ok: bool, error: str | None = None) -> None:
+        self._failures = 0 if ok else self._failures + 1
+        event = await self.ctx.writer.run(contact_job(self.peer, ok, error=error))
+        if event is not None:
+            self.ctx.bus.publish(event)
+
+    async def deliver_once(self) -> bool:
+        """Post one batch; return whether any envelope was delivered."""
+        rows = await asyncio.to_thread(self._read_batch)
+        if not rows:
+            return False
+        envelopes = [envelope_mod.parse(raw) for _, raw, _, _ in rows]
+        body = b'{"envelopes":[' + b",".join(e.raw for e in envelopes) + b"]}"
+        try:
+            response = await self.client.request("POST", "/federation/v1/envelopes", body)
+        except Error as exc:
+            await self._contact(False, exc.detail)
+            return False
+        if response.status_code != 200:
+            await self._contact(False, f"HTTP {response.status_code}: {response.text[:200]}")
+            return False
+        await self._contact(True)
+        results = response.json().get("results", [])
+        return await self.handle_results(envelopes, results)
+
+    def _read_batch(self) -> list[tuple[int, bytes, str, int]]:
+        with self.ctx.engine.connect() as conn:
+            return db.outbox_batch(conn, self.peer, BATCH)
+
+    async def handle_results(self, envelopes: list[Envelope], results: list[Any]) -> bool:
+        """Store the receipts in `results`, requeue after gaps and note errors; return progress."""
+        verifier = self.ctx.agreement.party(self.peer).verifier()
+        by_id = {e.id: e for e in envelopes}
+        good: list[tuple[Envelope, dict[str, Any]]] = []
+        problems: list[tuple[str, dict[str, Any]]] = []
+        for result in results:
+            env = by_id.get(str(result.get("id")))
+            if env is None:
+                continue
+            if "receipt" in result:
+                try:
+                    wire.verify_receipt(result["receipt"], verifier, self.peer, env)
+                except Error as exc:
+                    problems.append((env.id, {"error": type(exc).__name__, "detail": exc.detail}))
+                    continue
+                good.append((env, result["receipt"]))
+            else:
+                problems.append((env.id, result))
+        if good:
+            events = await self.ctx.writer.run(receipts_job(self.ctx, self.peer, good))
+            self.ctx.bus.publish(*events)
+        if problems:
+            await self.ctx.writer.run(self._problems_job(problems))
+            if any(p.get("error") == "SequenceGap" for _, p in problems):
+                self.wake.set()  # the missing range is queued again: send it at once
+        return bool(good)
+
+    def _problems_job(self, problems: list[tuple[str, dict[str, Any]]]) -> Any:
+        def job(conn: Any) -> None:
+            for envelope_id, result in problems:
+                if result.get("error") == "SequenceGap":
+                    db.requeue_from(conn, self.peer, str(result["channel"]), int(result["expected"]))
+                else:
+                    log.warning("%s refused %s: %s", self.peer, envelope_id, json.dumps(result)[:300])
+                    db.note_delivery_error(
+                        conn, envelope_id, f"{result.get('error')}: {result.get('detail')}"
+                    )
+
+        return job

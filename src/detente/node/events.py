@@ -1,0 +1,51 @@
+"""In-process publish/subscribe of live events for the operators' streams.
+
+Events are published only after the transaction that caused them has committed, so a stream
+never shows something the node could still lose.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Event:
+    """One live event: its kind, the envelope it is about, the offices it concerns, its data."""
+
+    kind: str
+    id: str | None
+    offices: tuple[str, ...]
+    data: dict[str, Any] = field(default_factory=dict)
+    everyone: bool = False  # link state changes concern every operator
+
+    def to_json(self) -> dict[str, Any]:
+        return {"event": self.kind, "id": self.id, "offices": list(self.offices), **self.data}
+
+
+class EventBus:
+    """Fan-out of events to subscriber queues; slow subscribers lose old events, never block."""
+
+    def __init__(self, queue_size: int = 1000) -> None:
+        self._subscribers: set[asyncio.Queue[Event]] = set()
+        self._queue_size = queue_size
+
+    def subscribe(self) -> asyncio.Queue[Event]:
+        """Return a new queue that receives every event published from now on."""
+        queue: asyncio.Queue[Event] = asyncio.Queue(self._queue_size)
+        self._subscribers.add(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[Event]) -> None:
+        """Stop sending events to `queue`."""
+        self._subscribers.discard(queue)
+
+    def publish(self, *events: Event) -> None:
+        """Send events to every subscriber (call from the event loop, after commit)."""
+        for event in events:
+            for queue in list(self._subscribers):
+                if queue.full():
+                    queue.get_nowait()
+                queue.put_nowait(event)

@@ -1,0 +1,202 @@
+"""Envelopes arriving from a peer, and the receipts a peer returns for ours.
+
+A batch is checked envelope by envelope before anything is written (structure, the sender's
+pinned signature, agreement, channel, type, body). The envelopes that pass are then stored in
+one transaction, each with its log entry and the signed receipt we return; a duplicate gets the
+receipt it got the first time, and an envelope ahead of its channel's sequence is refused with
+the sequence expected, so that the sender replays the missing range.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection
+
+from detente.core import envelope as envelope_mod
+from detente.core import notifications, wire
+from detente.core.agreement import LINK_CHANNEL, NODE_CHANNEL
+from detente.core.envelope import Envelope
+from detente.core.precedence import deadline_for, format_time, now, parse_time
+from detente.errors import Conflict, Error, Invalid, SequenceGap
+from detente.node.context import NodeContext
+from detente.node.events import Event
+from detente.store import links as links_db
+from detente.store import messages as db
+
+MAX_BATCH = 500
+
+
+@dataclass
+class Received:
+    """The answer to one delivery batch: a receipt or an error per envelope, and the events."""
+
+    results: list[dict[str, Any]] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+
+
+def check_envelope(ctx: NodeContext, party: str, raw: Any) -> Envelope:
+    """Check one incoming envelope fully, without touching storage.
+
+    Raises `Invalid`, `MalformedError` or `VerificationError` naming what is wrong.
+    """
+    env = envelope_mod.parse(raw if isinstance(raw, dict) else json.dumps(raw))
+    if env.sender_party != party:
+        raise Invalid(f"envelope {env.id} is from {env.sender}, but the request is from node {party!r}")
+    if env.recipient_party != ctx.party:
+        raise Invalid(f"envelope {env.id} is addressed to {env.recipient}, not to this node")
+    if env.data["agreement"] != ctx.agreement.hash:
+        raise Invalid(f"envelope {env.id} is under another agreement than the one in force")
+    env.verify(ctx.agreement.party(party).verifier())
+    if env.channel in (NODE_CHANNEL, LINK_CHANNEL):
+        expected = (f"{party}:node", f"{ctx.party}:node")
+        if (env.sender, env.recipient) != expected:
+            raise Invalid(f"channel {env.channel!r} links the nodes themselves")
+    else:
+        chan = ctx.agreement.channel(env.channel)
+        if {env.sender, env.recipient} != set(chan.offices):
+            raise Invalid(f"{env.sender} → {env.recipient} is not channel {env.channel!r}")
+    notifications.check_route(env.type, env.channel, env.precedence, env.refs, ctx.agreement)
+    notifications.validate_body(env.type, env.body, ctx.agreement)
+    if (env.seq == 0) != (env.type == "link.test"):
+        raise Invalid("only link tests are unsequenced (seq 0)")
+    return env
+
+
+def _error(env_id: str | None, exc: Error) -> dict[str, Any]:
+    return {"id": env_id, **exc.to_json()}
+
+
+def receive_job(ctx: NodeContext, party: str, checked: list[Envelope | Error], ids: list[str | None]) -> Any:
+    """Return the writer job that stores a checked batch and returns a result per envelope."""
+
+    def job(conn: Connection) -> Received:
+        out = Received()
+        blocked: set[str] = set()  # channels whose earlier envelope failed: later ones would gap
+        for item, env_id in zip(checked, ids, strict=True):
+            if isinstance(item, Error):
+                out.results.append(_error(env_id, item))
+                continue
+            if item.channel in blocked and item.seq:
+                out.results.append(
+                    _error(item.id, Conflict("an earlier envelope of this channel in the batch was refused"))
+                )
+                continue
+            try:
+                receipt = _store_one(conn, ctx, party, item, out.events)
+            except Error as exc:
+                blocked.add(item.channel)
+                out.results.append(_error(item.id, exc))
+            else:
+                out.results.append({"id": item.id, "receipt": receipt})
+        return out
+
+    return job
+
+
+def _store_one(
+    conn: Connection, ctx: NodeContext, party: str, env: Envelope, events: list[Event]
+) -> dict[str, Any]:
+    existing = db.get_envelope(conn, env.id)
+    if existing is not None:
+        if bytes(existing["raw"]) != env.raw or existing["direction"] != "in":
+            raise Conflict(f"envelope id {env.id} is already used by different content")
+        return dict(json.loads(existing["receipt"]))
+    if env.seq:
+        last = db.last_in_seq(conn, party, env.channel)
+        if env.seq <= last:
+            raise Conflict(
+                f"sequence {env.seq} of channel {env.channel!r} was already used by another envelope"
+            )
+        if env.seq > last + 1:
+            raise SequenceGap(
+                f"channel {env.channel!r}: expected sequence {last + 1}, got {env.seq}",
+                channel=env.channel, expected=last + 1, got=env.seq,
+            )  # fmt: skip
+    target = None
+    if env.type in ("ack", "decline", "overdue"):
+        target = db.get_envelope(conn, env.refs[0])
+        if target is None:
+            raise Invalid(f"{env.type} refers to unknown envelope {env.refs[0]}")
+        if env.type != "overdue" and (target["direction"] != "out" or target["to_office"] != env.sender):
+            raise Invalid(f"{env.type} refers to a message that was not sent to {env.sender}")
+    received = format_time(now())
+    index = db.append_log(conn, env.raw, env.id)
+    receipt = wire.make_receipt(ctx.signer, ctx.party, env, index, received)
+    kind = notifications.get(env.type)
+    deadline = None
+    if kind.needs_ack:
+        deadline = format_time(
+            deadline_for(parse_time(env.created), env.precedence, ctx.agreement.deadlines(env.channel))
+        )
+    db.insert_envelope(
+        conn, id=env.id, direction="in", peer=party, channel=env.channel, from_office=env.sender,
+        to_office=env.recipient, seq=env.seq, type=env.type, precedence=env.precedence.value,
+        author=env.data["author"], case_id=env.case, ref=env.refs[0] if env.refs else None,
+        created=env.created, raw=env.raw, log_index=index, needs_ack=kind.needs_ack, deadline=deadline,
+        state="delivered", receipt=json.dumps(receipt), delivered_at=received, recorded_at=received,
+    )  # fmt: skip
+    if env.seq:
+        db.set_in_seq(conn, party, env.channel, env.seq)
+    summary = {"type": env.type, "precedence": env.precedence.value, "from": env.sender, "to": env.recipient}
+    if target is not None:
+        _apply_response(conn, ctx, env, target, received, events)
+    elif env.type == "status":
+        links_db.ensure_link(conn, party, received)
+        links_db.update_link(
+            conn, party, peer_status=env.body["code"], peer_status_note=env.body.get("note", ""),
+            peer_status_at=env.created,
+        )  # fmt: skip
+        events.append(Event("status", env.id, (), {**summary, **env.body, "peer": party}, everyone=True))
+    elif env.type != "link.test":
+        events.append(Event("message", env.id, (env.recipient,), {**summary, "deadline": deadline}))
+    return receipt
+
+
+def _apply_response(
+    conn: Connection, ctx: NodeContext, env: Envelope, target: Any, at: str, events: list[Event]
+) -> None:
+    """Update the message an ack, decline or overdue refers to, and say so on the stream."""
+    own_office = env.recipient
+    offices = (own_office, *ctx.agreement.alternates(own_office))
+    if env.type == "overdue":
+        if target["overdue_at"] is None:
+            state = "overdue" if target["state"] in ("accepted", "delivered") else target["state"]
+            db.update_envelope(conn, target["id"], overdue_at=at, state=state)
+        events.append(Event("overdue", target["id"], offices, {"overdue": env.id, "reported_by": env.sender}))
+        return
+    if target["response_id"] is not None:
+        return  # the first answer stands; a second one is still logged above
+    state = "acknowledged" if env.type == "ack" else "declined"
+    note = env.body.get("reason") or env.body.get("note") or None
+    db.update_envelope(
+        conn, target["id"], state=state, response_id=env.id, response_type=env.type, response_at=env.created,
+        response_by=env.data["author"], response_note=note,
+    )  # fmt: skip
+    if target["overdue_at"] is None:
+        offices = (own_office,)
+    events.append(Event(state, target["id"], offices, {"response": env.id, "by": env.sender, "note": note}))
+
+
+def receipts_job(ctx: NodeContext, peer: str, receipts: list[tuple[Envelope, dict[str, Any]]]) -> Any:
+    """Return the writer job that stores verified receipts and takes their envelopes off the outbox."""
+
+    def job(conn: Connection) -> list[Event]:
+        events = []
+        for env, receipt in receipts:
+            row = db.get_envelope(conn, env.id)
+            if row is None:
+                continue
+            values: dict[str, Any] = {"receipt": json.dumps(receipt), "delivered_at": receipt["received"]}
+            if row["state"] == "accepted":
+                values["state"] = "delivered"
+            db.update_envelope(conn, env.id, **values)
+            db.dequeue(conn, env.id)
+            if env.type != "link.test":
+                data = {"peer": peer, "log_index": receipt["log_index"], "type": env.type}
+                events.append(Event("receipt", env.id, (env.sender,), data))
+        return events
+
+    return job

@@ -1,0 +1,304 @@
+"""Envelopes this node creates: messages, acknowledgements, declines, status, overdue, link tests.
+
+Each use case validates everything it can before it reaches the writer, then, in one
+transaction, allocates the channel's next sequence number, seals the envelope, appends it to the
+log, inserts it and queues it for delivery. It answers only after that transaction commits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, RowMapping
+
+from detente.core import envelope as envelope_mod
+from detente.core import notifications
+from detente.core.agreement import LINK_CHANNEL, NODE_CHANNEL
+from detente.core.envelope import Envelope, uuid7
+from detente.core.precedence import Precedence, deadline_for, format_time, now, parse_precedence
+from detente.errors import Conflict, Forbidden, Invalid, NotFound
+from detente.node.auth import SENDING_ROLES
+from detente.node.context import NodeContext
+from detente.node.events import Event
+from detente.store import messages as db
+from detente.store.operators import Operator
+
+SYSTEM_AUTHOR = "system"
+
+
+@dataclass(frozen=True)
+class Sent:
+    """What a successful send answers: the envelope and where it sits."""
+
+    envelope: Envelope
+    log_index: int
+    state: str
+    events: tuple[Event, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.envelope.id,
+            "seq": self.envelope.seq,
+            "log_index": self.log_index,
+            "state": self.state,
+        }
+
+
+def record_outgoing(
+    conn: Connection,
+    ctx: NodeContext,
+    *,
+    channel: str,
+    sender: str,
+    recipient: str,
+    author: str,
+    precedence: Precedence,
+    kind: str,
+    body: dict[str, Any],
+    refs: list[str],
+    case: str | None,
+    lang: str,
+    queue: bool = True,
+) -> tuple[Envelope, int]:
+    """Seal, log, store and (if `queue`) queue one outgoing envelope inside the caller's transaction."""
+    peer = recipient.split(":", 1)[0]
+    seq = db.next_seq(conn, peer, channel) if kind != "link.test" else 0
+    created = now()
+    sealed = envelope_mod.seal(
+        {
+            "v": 1,
+            "id": uuid7(),
+            "agreement": ctx.agreement.hash,
+            "channel": channel,
+            "from": sender,
+            "to": recipient,
+            "seq": seq,
+            "author": author,
+            "precedence": precedence.value,
+            "type": kind,
+            "lang": lang,
+            "refs": refs,
+            "case": case,
+            "created": format_time(created),
+            "body": body,
+        },
+        ctx.signer,
+    )
+    needs_ack = notifications.get(kind).needs_ack
+    deadline = (
+        format_time(deadline_for(created, precedence, ctx.agreement.deadlines(channel)))
+        if needs_ack
+        else None
+    )
+    index = db.append_log(conn, sealed.raw, sealed.id)
+    db.insert_envelope(
+        conn,
+        id=sealed.id,
+        direction="out",
+        peer=peer,
+        channel=channel,
+        from_office=sender,
+        to_office=recipient,
+        seq=seq,
+        type=kind,
+        precedence=precedence.value,
+        author=author,
+        case_id=case,
+        ref=refs[0] if refs else None,
+        created=sealed.created,
+        raw=sealed.raw,
+        log_index=index,
+        needs_ack=needs_ack,
+        deadline=deadline,
+        state="accepted",
+        recorded_at=sealed.created,
+    )
+    if queue:
+        db.enqueue(conn, sealed.id, peer, channel, seq)
+    return sealed, index
+
+
+def _require_sender(operator: Operator, office: str) -> None:
+    if not any(operator.has(r) for r in SENDING_ROLES):
+        raise Forbidden(f"operator {operator.name} has no role that may send (operator or supervisor)")
+    if office not in operator.offices:
+        raise Forbidden(f"operator {operator.name} is not bound to office {office}")
+
+
+def check_message(
+    ctx: NodeContext, operator: Operator, *, channel: str, to: str, precedence: str, kind: str,
+    body: Any, refs: list[str], lang: str | None,
+) -> tuple[str, Precedence, str]:  # fmt: skip
+    """Validate a message an operator wants to send; return (sender office, precedence, language).
+
+    Raises `Invalid` for an unknown channel, office, type or a bad body, and `Forbidden` if the
+    operator may not send from the office at this end of the channel.
+    """
+    if channel in (NODE_CHANNEL, LINK_CHANNEL):
+        raise Invalid(f"channel {channel!r} is reserved for the nodes themselves")
+    chan = ctx.agreement.channel(channel)
+    if to not in chan.offices:
+        raise Invalid(f"office {to!r} is not at either end of channel {channel!r}")
+    if to.split(":", 1)[0] == ctx.party:
+        raise Invalid(f"office {to!r} belongs to this node's own party")
+    sender = chan.other(to)
+    _require_sender(operator, sender)
+    prec = parse_precedence(precedence)
+    kind_def = notifications.get(kind)
+    if kind_def.service:
+        raise Invalid(f"{kind} is sent with its own action, not as a message")
+    notifications.check_route(kind, channel, prec, refs, ctx.agreement)
+    notifications.validate_body(kind, body, ctx.agreement)
+    language = lang or operator.lang
+    if language not in ctx.agreement.languages:
+        raise Invalid(
+            f"language {language!r} is not one of the agreement's: {', '.join(ctx.agreement.languages)}"
+        )
+    return sender, prec, language
+
+
+def _check_refs(conn: Connection, refs: list[str]) -> None:
+    for ref in refs:
+        if db.get_envelope(conn, ref) is None:
+            raise Invalid(f"refs: no envelope {ref} on this node")
+
+
+def send_job(
+    ctx: NodeContext, operator: Operator, *, channel: str, to: str, sender: str, precedence: Precedence,
+    kind: str, body: dict[str, Any], refs: list[str], case: str | None, lang: str,
+) -> Any:  # fmt: skip
+    """Return the writer job that records a validated message (see `check_message`)."""
+
+    def job(conn: Connection) -> Sent:
+        _check_refs(conn, refs)
+        sealed, index = record_outgoing(
+            conn, ctx, channel=channel, sender=sender, recipient=to, author=operator.id,
+            precedence=precedence, kind=kind, body=body, refs=refs, case=case, lang=lang,
+        )  # fmt: skip
+        event = Event("sent", sealed.id, (sender,), {"type": kind, "precedence": precedence.value, "to": to})
+        return Sent(sealed, index, "accepted", (event,))
+
+    return job
+
+
+def respond_job(
+    ctx: NodeContext, operator: Operator, message_id: str, kind: str, body: dict[str, Any]
+) -> Any:
+    """Return the writer job that acknowledges or declines an incoming message.
+
+    The job raises `NotFound` if the operator cannot see the message, `Forbidden` if they may not
+    answer for its office, and `Conflict` if it was already answered.
+    """
+    notifications.validate_body(kind, body, ctx.agreement)
+
+    def job(conn: Connection) -> Sent:
+        row = db.get_envelope(conn, message_id)
+        if row is None or not _may_answer(ctx, operator, row):
+            raise NotFound(f"no message {message_id} for your offices")
+        if row["direction"] != "in":
+            raise Invalid("only a message received from the other side can be acknowledged or declined")
+        if not row["needs_ack"]:
+            raise Invalid(f"a {row['type']} message is not acknowledged")
+        if row["response_id"] is not None:
+            raise Conflict(f"message {message_id} was already {row['state']} by {row['response_by']}")
+        office = row["to_office"]
+        sealed, index = record_outgoing(
+            conn, ctx, channel=row["channel"], sender=office, recipient=row["from_office"],
+            author=operator.id, precedence=Precedence(row["precedence"]), kind=kind, body=body,
+            refs=[message_id], case=row["case_id"], lang=operator.lang,
+        )  # fmt: skip
+        state = "acknowledged" if kind == "ack" else "declined"
+        db.update_envelope(
+            conn, message_id, state=state, response_id=sealed.id, response_type=kind,
+            response_at=sealed.created, response_by=operator.name,
+            response_note=body.get("reason") or body.get("note") or None,
+        )  # fmt: skip
+        offices = (office, *ctx.agreement.alternates(office))
+        event = Event(state, message_id, offices, {"response": sealed.id, "by": operator.name})
+        return Sent(sealed, index, "accepted", (event,))
+
+    return job
+
+
+def _may_answer(ctx: NodeContext, operator: Operator, row: RowMapping) -> bool:
+    office = row["to_office"]
+    if not any(operator.has(r) for r in SENDING_ROLES):
+        return False
+    if office in operator.offices:
+        return True
+    # Once a message is overdue, the alternates of its office may answer it (escalation).
+    alternates = ctx.agreement.alternates(office)
+    return row["overdue_at"] is not None and any(o in operator.offices for o in alternates)
+
+
+def status_job(
+    ctx: NodeContext, operator: Operator, peer: str, code: str, note: str, office: str | None
+) -> Any:
+    """Return the writer job that tells `peer` why this side is (not) answering.
+
+    Raises `Invalid` for an unknown peer or code and `Forbidden` for an office not the operator's.
+    """
+    if peer == ctx.party or peer not in ctx.agreement.parties:
+        raise Invalid(f"unknown peer {peer!r}")
+    chosen = office or (operator.offices[0] if len(operator.offices) == 1 else "")
+    if not chosen:
+        raise Invalid("you hold several offices: say for which one with 'office'")
+    _require_sender(operator, chosen)
+    body = {"code": code, "note": note, "office": chosen}
+    notifications.validate_body("status", body, ctx.agreement)
+    own, theirs = ctx.agreement.party(ctx.party), ctx.agreement.party(peer)
+
+    def job(conn: Connection) -> Sent:
+        sealed, index = record_outgoing(
+            conn, ctx, channel=NODE_CHANNEL, sender=own.node_office, recipient=theirs.node_office,
+            author=operator.id, precedence=Precedence.IMMEDIATE, kind="status", body=body, refs=[],
+            case=None, lang=operator.lang,
+        )  # fmt: skip
+        event = Event("status_sent", sealed.id, (chosen,), {"peer": peer, "code": code, "note": note})
+        return Sent(sealed, index, "accepted", (event,))
+
+    return job
+
+
+def overdue_job(ctx: NodeContext, at: str) -> Any:
+    """Return the writer job that marks every unanswered message past its deadline as overdue.
+
+    For each it records an `overdue` envelope (sent to the peer, so that both logs hold it) and
+    notifies the alternates of this side's office.
+    """
+
+    def job(conn: Connection) -> list[Event]:
+        events: list[Event] = []
+        for row in db.due_for_overdue(conn, at):
+            office = row["from_office"] if row["direction"] == "out" else row["to_office"]
+            other = row["to_office"] if row["direction"] == "out" else row["from_office"]
+            alternates = ctx.agreement.alternates(office)
+            state = "overdue" if row["state"] in ("accepted", "delivered") else row["state"]
+            db.update_envelope(conn, row["id"], overdue_at=at, state=state)
+            sealed, _ = record_outgoing(
+                conn, ctx, channel=row["channel"], sender=office, recipient=other, author=SYSTEM_AUTHOR,
+                precedence=Precedence(row["precedence"]), kind="overdue",
+                body={"deadline": row["deadline"], "notify": alternates}, refs=[row["id"]],
+                case=row["case_id"], lang=ctx.agreement.languages[0],
+            )  # fmt: skip
+            data = {"overdue": sealed.id, "deadline": row["deadline"], "direction": row["direction"]}
+            events.append(Event("overdue", row["id"], (office, *alternates), data))
+        return events
+
+    return job
+
+
+def link_test_job(ctx: NodeContext, peer: str, nonce: str) -> Any:
+    """Return the writer job that records a link test to `peer` (sent directly, never queued)."""
+    own, theirs = ctx.agreement.party(ctx.party), ctx.agreement.party(peer)
+
+    def job(conn: Connection) -> Envelope:
+        sealed, _ = record_outgoing(
+            conn, ctx, channel=LINK_CHANNEL, sender=own.node_office, recipient=theirs.node_office,
+            author=SYSTEM_AUTHOR, precedence=Precedence.ROUTINE, kind="link.test", body={"nonce": nonce},
+            refs=[], case=None, lang=ctx.agreement.languages[0], queue=False,
+        )  # fmt: skip
+        return sealed
+
+    return job

@@ -1,0 +1,115 @@
+"""A running node: its context, its deliverers and its scheduler."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+from typing import Any, TypeVar
+
+from detente.core import wire
+from detente.errors import NotRatified
+from detente.node.config import NodeConfig, load_config
+from detente.node.context import NodeContext
+from detente.node.deliver import Deliverer
+from detente.node.events import EventBus
+from detente.node.peers import PeerClient
+from detente.node.schedule import Scheduler
+from detente.store import operators as operators_db
+from detente.store.db import make_engine, migrate
+from detente.store.writer import Writer
+
+T = TypeVar("T")
+
+
+def open_context(config: NodeConfig) -> NodeContext:
+    """Open the node's database (migrating it) and load its key and agreement."""
+    engine = make_engine(config.db)
+    migrate(engine)
+    writer = Writer(engine)
+    writer.start()
+    return NodeContext(config, config.signer(), config.agreement(), engine, writer, EventBus())
+
+
+def own_ratification(ctx: NodeContext) -> str:
+    """Return this node's stored ratification of the agreement in force.
+
+    Raises `NotRatified` if the node has not ratified it (or the signature does not verify).
+    """
+    with ctx.engine.connect() as conn:
+        signature = operators_db.ratifications_of(conn, ctx.agreement.hash).get(ctx.party)
+    if signature is None:
+        raise NotRatified(
+            f"this node has not ratified agreement {ctx.agreement.hash[:12]}…: run `detente agreement ratify`"
+        )
+    wire.check_ratification(ctx.agreement, ctx.party, signature)
+    return signature
+
+
+class Node:
+    """One party's node: storage, keys, agreement, and the background work of federation."""
+
+    def __init__(self, ctx: NodeContext) -> None:
+        self.ctx = ctx
+        self.clients: dict[str, PeerClient] = {}
+        self.deliverers: dict[str, Deliverer] = {}
+        self._tasks: list[asyncio.Task[Any]] = []
+        self.ratification = ""
+
+    @classmethod
+    def open(cls, data: Path) -> Node:
+        """Open the node whose data directory is `data`."""
+        return cls(open_context(load_config(data)))
+
+    def check_ready(self) -> None:
+        """Refuse to federate under an agreement that is incomplete or not ratified by this node.
+
+        Raises `NotRatified` naming what is missing.
+        """
+        if not self.ctx.agreement.is_complete():
+            raise NotRatified(
+                "the agreement lacks a node URL, key or TLS fingerprint; complete and ratify it"
+            )
+        own_ratification(self.ctx)
+
+    async def start(self) -> None:
+        """Start delivering, testing links and watching deadlines."""
+        self.check_ready()
+        ratification = own_ratification(self.ctx)
+        for party in self.ctx.agreement.peers(self.ctx.party):
+            client = PeerClient(self.ctx, party, ratification)
+            self.clients[party.id] = client
+            self.deliverers[party.id] = Deliverer(self.ctx, client)
+        self._tasks = [asyncio.create_task(d.run(), name=f"deliver-{p}") for p, d in self.deliverers.items()]
+        self._tasks.append(asyncio.create_task(Scheduler(self.ctx, self.clients).run(), name="scheduler"))
+
+    def wake(self, peer: str | None = None) -> None:
+        """Tell the deliverer of `peer` (or every deliverer) that the outbox has new rows."""
+        for party, deliverer in self.deliverers.items():
+            if peer is None or peer == party:
+                deliverer.wake.set()
+
+    async def run(self, job: Any) -> Any:
+        """Run a writer job and publish the events it returns."""
+        return await self.ctx.writer.run(job)
+
+    def read(self, query: Any) -> Any:
+        """Run a read-only function of a connection."""
+        with self.ctx.engine.connect() as conn:
+            return query(conn)
+
+    async def aread(self, query: Any) -> Any:
+        """Run a read-only function of a connection off the event loop."""
+        return await asyncio.to_thread(self.read, query)
+
+    async def stop(self) -> None:
+        """Stop background work, close peer connections and the writer."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for client in self.clients.values():
+            await client.close()
+        self.ctx.writer.stop()
+        self.ctx.engine.dispose()

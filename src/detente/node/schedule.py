@@ -1,0 +1,77 @@
+"""Timed duties: deadlines that pass, and link tests on the agreement's schedule."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+
+from detente.core import wire
+from detente.core.precedence import format_time, now
+from detente.errors import Error
+from detente.node.context import NodeContext
+from detente.node.incoming import receipts_job
+from detente.node.linkstate import contact_job
+from detente.node.outgoing import link_test_job, overdue_job
+from detente.node.peers import PeerClient
+
+log = logging.getLogger("detente.schedule")
+TICK = 0.5
+
+
+class Scheduler:
+    """Checks deadlines every tick and tests each peer's link every `link_test_seconds`."""
+
+    def __init__(self, ctx: NodeContext, clients: dict[str, PeerClient]) -> None:
+        self.ctx = ctx
+        self.clients = clients
+        self._next_test = dict.fromkeys(clients, 0.0)
+
+    async def run(self) -> None:
+        """Run until cancelled."""
+        tests: set[asyncio.Task[None]] = set()
+        while True:
+            try:
+                await self.check_deadlines()
+            except Exception as exc:  # a failed tick is logged and retried at the next one
+                log.warning("deadline check failed: %s", exc)
+            moment = time.monotonic()
+            for peer, due in self._next_test.items():
+                if moment >= due:
+                    self._next_test[peer] = moment + self.ctx.agreement.link_test_seconds
+                    task = asyncio.create_task(self.link_test(peer))
+                    tests.add(task)
+                    task.add_done_callback(tests.discard)
+            await asyncio.sleep(TICK)
+
+    async def check_deadlines(self) -> None:
+        """Mark every message past its deadline as overdue and tell the alternates."""
+        events = await self.ctx.writer.run(overdue_job(self.ctx, format_time(now())))
+        self.ctx.bus.publish(*events)
+
+    async def link_test(self, peer: str) -> None:
+        """Send one link test to `peer` and record the answer, or the silence."""
+        client = self.clients[peer]
+        try:
+            env = await self.ctx.writer.run(link_test_job(self.ctx, peer, secrets.token_hex(8)))
+        except Error as exc:
+            log.warning("could not record a link test: %s", exc)
+            return
+        started = time.perf_counter()
+        body = b'{"envelopes":[' + env.raw + b"]}"
+        try:
+            response = await client.request("POST", "/federation/v1/envelopes", body)
+            if response.status_code != 200:
+                raise Error(f"HTTP {response.status_code}")
+            result = response.json()["results"][0]
+            wire.verify_receipt(result.get("receipt"), self.ctx.agreement.party(peer).verifier(), peer, env)
+        except Exception as exc:  # any failure is silence on the link, recorded as such
+            detail = exc.detail if isinstance(exc, Error) else f"{type(exc).__name__}: {exc}"
+            event = await self.ctx.writer.run(contact_job(peer, False, error=detail, test=True))
+        else:
+            rtt = (time.perf_counter() - started) * 1000
+            await self.ctx.writer.run(receipts_job(self.ctx, peer, [(env, result["receipt"])]))
+            event = await self.ctx.writer.run(contact_job(peer, True, rtt_ms=round(rtt, 2), test=True))
+        if event is not None:
+            self.ctx.bus.publish(event)

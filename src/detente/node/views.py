@@ -1,0 +1,44 @@
+"""How envelopes rows are shown to operators (API, stream, CLI)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import RowMapping
+
+
+def summary(row: RowMapping) -> dict[str, Any]:
+    """Return the operator's view of one envelope row: header, body, state and response."""
+    envelope = json.loads(row["raw"])
+    return {
+        "id": row["id"],
+        "direction": row["direction"],
+        "peer": row["peer"],
+        "channel": row["channel"],
+        "from": row["from_office"],
+        "to": row["to_office"],
+        "seq": row["seq"],
+        "type": row["type"],
+        "precedence": row["precedence"],
+        "author": row["author"],
+        "lang": envelope.get("lang"),
+        "case": row["case_id"],
+        "refs": envelope.get("refs", []),
+        "created": row["created"],
+        "deadline": row["deadline"],
+        "state": row["state"],
+        "log_index": row["log_index"],
+        "delivered_at": row["delivered_at"],
+        "response": None
+        if row["response_id"] is None
+        else {
+            "id": row["response_id"],
+            "type": row["response_type"],
+            "at": row["response_at"],
+            "by": row["response_by"],
+            "note": row["response_note"],
+        },
+        "overdue_at": row["overdue_at"],
+        "body": envelope.get("body", {}),
+    }

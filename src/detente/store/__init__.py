@@ -1,0 +1,1 @@
+"""Storage: SQLAlchemy Core tables over SQLite (default) or PostgreSQL, with Alembic migrations."""

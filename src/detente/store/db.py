@@ -1,0 +1,64 @@
+"""Engines and migrations for SQLite (default) and PostgreSQL.
+
+SQLite runs in WAL mode with `synchronous=FULL`, so a commit is on disk before the node answers
+"accepted". PostgreSQL is chosen with a `postgresql+psycopg://` URL.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def sqlite_url(path: Path) -> str:
+    """Return the SQLAlchemy URL of a SQLite database file."""
+    return f"sqlite:///{path}"
+
+
+def make_engine(url: str) -> Engine:
+    """Create an engine for `url`, with the durability settings this project relies on."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=FULL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+            # Let SQLAlchemy emit BEGIN itself, so that SAVEPOINTs work (pysqlite would otherwise
+            # manage transactions on its own and break them).
+            dbapi_conn.isolation_level = None
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Any) -> None:
+            conn.exec_driver_sql("BEGIN")
+
+        return engine
+    if url.startswith("postgresql://"):
+        url = url.replace("postgresql://", "postgresql+psycopg://", 1)
+    return create_engine(url, pool_size=8, max_overflow=8, pool_pre_ping=True)
+
+
+def alembic_config(engine: Engine) -> Config:
+    """Return an Alembic configuration pointing at this package's migrations."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+    return cfg
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the database to the newest schema (idempotent)."""
+    cfg = alembic_config(engine)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")

@@ -1,0 +1,41 @@
+"""Queries on the state of the link to each peer."""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, RowMapping, insert, select, update
+
+from detente.store.tables import link_events, links
+
+
+def get_link(conn: Connection, peer: str) -> RowMapping | None:
+    """Return the link row of `peer`, or None before the first contact."""
+    return conn.execute(select(links).where(links.c.peer == peer)).mappings().first()
+
+
+def all_links(conn: Connection) -> list[RowMapping]:
+    """Return every link row."""
+    return list(conn.execute(select(links).order_by(links.c.peer)).mappings())
+
+
+def ensure_link(conn: Connection, peer: str, at: str) -> None:
+    """Create the link row of `peer` in state DOWN (nothing heard yet) if it does not exist."""
+    if get_link(conn, peer) is None:
+        conn.execute(insert(links).values(peer=peer, state="DOWN", since=at, failures=0))
+
+
+def update_link(conn: Connection, peer: str, **values: object) -> None:
+    """Update columns of the link row of `peer`."""
+    conn.execute(update(links).where(links.c.peer == peer).values(**values))
+
+
+def record_link_event(conn: Connection, peer: str, state: str, at: str, reason: str) -> None:
+    """Keep a link state change for later reports."""
+    conn.execute(insert(link_events).values(peer=peer, state=state, at=at, reason=reason[:500]))
+
+
+def link_history(conn: Connection, peer: str | None = None) -> list[RowMapping]:
+    """Return the recorded link state changes, oldest first."""
+    query = select(link_events).order_by(link_events.c.id)
+    if peer:
+        query = query.where(link_events.c.peer == peer)
+    return list(conn.execute(query).mappings())

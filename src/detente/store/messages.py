@@ -1,0 +1,212 @@
+"""Queries on envelopes, the log, the outbox and sequence numbers.
+
+Every function takes an open connection; the caller (the node, through the writer) owns the
+transaction, so that an envelope, its log entry and its outbox or receipt row commit together.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, RowMapping, and_, delete, func, insert, or_, select, update
+
+from detente.store.tables import envelopes, log, outbox, sequences
+
+STATES = ("accepted", "delivered", "acknowledged", "declined", "overdue")
+
+
+def next_log_index(conn: Connection) -> int:
+    """Return the index the next log entry will take (the current log size)."""
+    value = conn.execute(select(func.max(log.c.idx))).scalar()
+    return 0 if value is None else int(value) + 1
+
+
+def log_size(conn: Connection) -> int:
+    """Return the number of entries in the log."""
+    return next_log_index(conn)
+
+
+def append_log(conn: Connection, leaf: bytes, envelope_id: str) -> int:
+    """Append one leaf to the log and return its index."""
+    index = next_log_index(conn)
+    conn.execute(insert(log).values(idx=index, leaf=leaf, envelope_id=envelope_id))
+    return index
+
+
+def read_leaves(conn: Connection, start: int, end: int) -> list[bytes]:
+    """Return the leaves with start <= index < end, in order."""
+    rows = conn.execute(select(log.c.leaf).where(log.c.idx >= start, log.c.idx < end).order_by(log.c.idx))
+    return [bytes(r[0]) for r in rows]
+
+
+def next_seq(conn: Connection, peer: str, channel: str) -> int:
+    """Allocate the next outgoing sequence number for (peer, channel)."""
+    key = and_(sequences.c.direction == "out", sequences.c.peer == peer, sequences.c.channel == channel)
+    last = conn.execute(select(sequences.c.last).where(key)).scalar()
+    if last is None:
+        conn.execute(insert(sequences).values(direction="out", peer=peer, channel=channel, last=1))
+        return 1
+    conn.execute(update(sequences).where(key).values(last=last + 1))
+    return int(last) + 1
+
+
+def last_in_seq(conn: Connection, peer: str, channel: str) -> int:
+    """Return the last sequence number accepted from `peer` on `channel` (0 if none)."""
+    key = and_(sequences.c.direction == "in", sequences.c.peer == peer, sequences.c.channel == channel)
+    value = conn.execute(select(sequences.c.last).where(key)).scalar()
+    return 0 if value is None else int(value)
+
+
+def set_in_seq(conn: Connection, peer: str, channel: str, seq: int) -> None:
+    """Record `seq` as the last sequence number accepted from `peer` on `channel`."""
+    key = and_(sequences.c.direction == "in", sequences.c.peer == peer, sequences.c.channel == channel)
+    if conn.execute(update(sequences).where(key).values(last=seq)).rowcount == 0:
+        conn.execute(insert(sequences).values(direction="in", peer=peer, channel=channel, last=seq))
+
+
+def insert_envelope(conn: Connection, **values: Any) -> None:
+    """Insert one envelope row (see `tables.envelopes` for the columns)."""
+    conn.execute(insert(envelopes).values(**values))
+
+
+def get_envelope(conn: Connection, envelope_id: str) -> RowMapping | None:
+    """Return the envelope row with this id, or None."""
+    return conn.execute(select(envelopes).where(envelopes.c.id == envelope_id)).mappings().first()
+
+
+def update_envelope(conn: Connection, envelope_id: str, **values: Any) -> None:
+    """Update columns of one envelope row."""
+    conn.execute(update(envelopes).where(envelopes.c.id == envelope_id).values(**values))
+
+
+def list_envelopes(
+    conn: Connection,
+    *,
+    offices: Sequence[str] | None,
+    direction: str | None = None,
+    channel: str | None = None,
+    state: str | None = None,
+    since: str | None = None,
+    types: Sequence[str] | None = None,
+    exclude_types: Sequence[str] = (),
+    case_id: str | None = None,
+    limit: int = 200,
+) -> list[RowMapping]:
+    """Return envelope rows matching the filters, oldest first (at most `limit`, the newest ones).
+
+    `offices` limits the rows to those sent from or to one of these offices (None: no limit).
+    """
+    query = select(envelopes)
+    if offices is not None:
+        query = query.where(or_(envelopes.c.from_office.in_(offices), envelopes.c.to_office.in_(offices)))
+    if direction:
+        query = query.where(envelopes.c.direction == direction)
+    if channel:
+        query = query.where(envelopes.c.channel == channel)
+    if state:
+        query = query.where(envelopes.c.state == state)
+    if since:
+        query = query.where(envelopes.c.created >= since)
+    if types:
+        query = query.where(envelopes.c.type.in_(types))
+    if exclude_types:
+        query = query.where(envelopes.c.type.not_in(exclude_types))
+    if case_id:
+        query = query.where(envelopes.c.case_id == case_id)
+    query = query.order_by(envelopes.c.log_index.desc()).limit(limit)
+    rows = list(conn.execute(query).mappings())
+    rows.reverse()
+    return rows
+
+
+def due_for_overdue(conn: Connection, now: str, limit: int = 500) -> list[RowMapping]:
+    """Return unanswered envelopes that need a person's acknowledgement and whose deadline passed."""
+    query = (
+        select(envelopes)
+        .where(
+            envelopes.c.needs_ack.is_(True),
+            envelopes.c.response_id.is_(None),
+            envelopes.c.overdue_at.is_(None),
+            envelopes.c.deadline < now,
+        )
+        .order_by(envelopes.c.deadline)
+        .limit(limit)
+    )
+    return list(conn.execute(query).mappings())
+
+
+def next_deadline(conn: Connection) -> str | None:
+    """Return the earliest pending deadline, or None."""
+    return conn.execute(
+        select(func.min(envelopes.c.deadline)).where(
+            envelopes.c.needs_ack.is_(True),
+            envelopes.c.response_id.is_(None),
+            envelopes.c.overdue_at.is_(None),
+        )
+    ).scalar()
+
+
+def enqueue(conn: Connection, envelope_id: str, peer: str, channel: str, seq: int) -> None:
+    """Queue an envelope for delivery to `peer` (ignored if it is already queued)."""
+    exists = conn.execute(select(outbox.c.id).where(outbox.c.envelope_id == envelope_id)).first()
+    if exists is None:
+        conn.execute(insert(outbox).values(envelope_id=envelope_id, peer=peer, channel=channel, seq=seq))
+
+
+def outbox_batch(conn: Connection, peer: str, limit: int) -> list[tuple[int, bytes, str, int]]:
+    """Return up to `limit` queued envelopes for `peer`: (outbox id, raw bytes, channel, seq).
+
+    Rows come in channel sequence order, so a receiver sees each channel in order.
+    """
+    query = (
+        select(outbox.c.id, envelopes.c.raw, outbox.c.channel, outbox.c.seq)
+        .join(envelopes, envelopes.c.id == outbox.c.envelope_id)
+        .where(outbox.c.peer == peer)
+        .order_by(outbox.c.channel, outbox.c.seq)
+        .limit(limit)
+    )
+    return [(int(r[0]), bytes(r[1]), str(r[2]), int(r[3])) for r in conn.execute(query)]
+
+
+def outbox_depth(conn: Connection, peer: str | None = None) -> int:
+    """Return how many envelopes wait for delivery (to `peer`, or to anyone)."""
+    query = select(func.count()).select_from(outbox)
+    if peer:
+        query = query.where(outbox.c.peer == peer)
+    return int(conn.execute(query).scalar() or 0)
+
+
+def dequeue(conn: Connection, envelope_id: str) -> None:
+    """Remove a delivered envelope from the outbox."""
+    conn.execute(delete(outbox).where(outbox.c.envelope_id == envelope_id))
+
+
+def note_delivery_error(conn: Connection, envelope_id: str, error: str) -> None:
+    """Count a failed delivery attempt and keep its error for the operators."""
+    conn.execute(
+        update(outbox)
+        .where(outbox.c.envelope_id == envelope_id)
+        .values(attempts=outbox.c.attempts + 1, last_error=error[:500])
+    )
+
+
+def requeue_from(conn: Connection, peer: str, channel: str, seq: int) -> int:
+    """Queue again every envelope sent to `peer` on `channel` from `seq` on; return how many."""
+    rows = conn.execute(
+        select(envelopes.c.id, envelopes.c.seq).where(
+            envelopes.c.direction == "out",
+            envelopes.c.peer == peer,
+            envelopes.c.channel == channel,
+            envelopes.c.seq >= seq,
+        )
+    ).all()
+    for envelope_id, envelope_seq in rows:
+        enqueue(conn, str(envelope_id), peer, channel, int(envelope_seq))
+    return len(rows)
+
+
+def receipt_of(row: RowMapping) -> dict[str, Any] | None:
+    """Return the decoded receipt stored on an envelope row."""
+    return None if row["receipt"] is None else dict(json.loads(row["receipt"]))

@@ -1,0 +1,153 @@
+"""The tables of a node. Alembic migrations (`store/migrations`) create and evolve them.
+
+Every view a user sees (message states, link states) is a projection of the envelopes in `log`,
+updated in the same transaction as the envelope that changes it.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    text,
+)
+
+metadata = MetaData()
+
+# One row per envelope this node sent ("out"), received ("in") or recorded for itself ("local").
+envelopes = Table(
+    "envelopes",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("direction", String(5), nullable=False),
+    Column("peer", String(8), nullable=False),
+    Column("channel", String(32), nullable=False),
+    Column("from_office", String(48), nullable=False),
+    Column("to_office", String(48), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("precedence", String(10), nullable=False),
+    Column("author", String(64), nullable=False),
+    Column("case_id", String(36)),
+    Column("ref", String(36)),  # the first ref: what an ack, decline or overdue is about
+    Column("created", String(32), nullable=False),
+    Column("raw", LargeBinary, nullable=False),
+    Column("log_index", Integer, nullable=False, unique=True),
+    Column("needs_ack", Boolean, nullable=False),
+    Column("deadline", String(32)),
+    Column("state", String(16), nullable=False),
+    Column("receipt", Text),  # the peer's signed receipt (JSON), for "out"
+    Column("delivered_at", String(32)),
+    Column("response_id", String(36)),  # the ack or decline envelope
+    Column("response_type", String(16)),
+    Column("response_at", String(32)),
+    Column("response_by", String(64)),
+    Column("response_note", Text),
+    Column("overdue_at", String(32)),
+    Column("recorded_at", String(32), nullable=False),
+)
+Index("ix_envelopes_box", envelopes.c.direction, envelopes.c.state)
+Index("ix_envelopes_deadline", envelopes.c.deadline)
+Index("ix_envelopes_ref", envelopes.c.ref)
+# Sequence numbers are unique per direction, peer and channel; link tests are unsequenced (seq 0).
+Index(
+    "ux_envelopes_seq",
+    envelopes.c.direction,
+    envelopes.c.peer,
+    envelopes.c.channel,
+    envelopes.c.seq,
+    unique=True,
+    sqlite_where=text("seq > 0"),
+    postgresql_where=text("seq > 0"),
+)
+
+# The append-only log: leaf i is the canonical bytes of one envelope.
+log = Table(
+    "log",
+    metadata,
+    Column("idx", Integer, primary_key=True, autoincrement=False),
+    Column("leaf", LargeBinary, nullable=False),
+    Column("envelope_id", String(36), nullable=False),
+)
+
+# The transactional outbox: envelopes accepted but not yet receipted by their peer.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("envelope_id", String(36), nullable=False, unique=True),
+    Column("peer", String(8), nullable=False),
+    Column("channel", String(32), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("last_error", Text),
+)
+Index("ix_outbox_peer", outbox.c.peer, outbox.c.id)
+
+# Last sequence number used ("out") or accepted ("in") per peer and channel.
+sequences = Table(
+    "sequences",
+    metadata,
+    Column("direction", String(3), primary_key=True),
+    Column("peer", String(8), primary_key=True),
+    Column("channel", String(32), primary_key=True),
+    Column("last", Integer, nullable=False),
+)
+
+operators = Table(
+    "operators",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("password_hash", Text),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("roles", Text, nullable=False),  # JSON list
+    Column("offices", Text, nullable=False),  # JSON list
+    Column("lang", String(3), nullable=False, server_default="en"),
+    Column("created", String(32), nullable=False),
+    Column("disabled", Boolean, nullable=False, server_default="0"),
+)
+
+ratifications = Table(
+    "ratifications",
+    metadata,
+    Column("party", String(8), primary_key=True),
+    Column("agreement_hash", String(64), primary_key=True),
+    Column("signature", Text, nullable=False),
+    Column("recorded_at", String(32), nullable=False),
+)
+
+links = Table(
+    "links",
+    metadata,
+    Column("peer", String(8), primary_key=True),
+    Column("state", String(10), nullable=False),
+    Column("since", String(32), nullable=False),
+    Column("last_test_at", String(32)),
+    Column("last_ok_at", String(32)),
+    Column("failures", Integer, nullable=False, server_default="0"),
+    Column("rtt_ms", Float),
+    Column("last_error", Text),
+    Column("peer_status", String(24)),  # the peer's last `status` code and note
+    Column("peer_status_note", Text),
+    Column("peer_status_at", String(32)),
+)
+
+# Link state changes, kept so that outages can be reported afterwards (drills, audits).
+link_events = Table(
+    "link_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("peer", String(8), nullable=False),
+    Column("state", String(10), nullable=False),
+    Column("at", String(32), nullable=False),
+    Column("reason", Text),
+)

@@ -1,0 +1,1 @@
+"""The HTTP edge: operator API, federation API, live stream (and the console)."""

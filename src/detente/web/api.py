@@ -1,0 +1,254 @@
+"""The operator API (`/api/v1`): JSON over HTTPS with a bearer token."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from detente.core import notifications
+from detente.core.precedence import parse_time
+from detente.errors import Forbidden, NotFound
+from detente.node import outgoing
+from detente.node.auth import WIDE_ROLES
+from detente.node.runtime import Node
+from detente.node.views import summary
+from detente.store import links as links_db
+from detente.store import messages as db
+from detente.store.operators import Operator
+from detente.web.deps import NodeDep, OperatorDep
+
+router = APIRouter(prefix="/api/v1", tags=["operator"])
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class SendRequest(Strict):
+    channel: str = Field(max_length=32, description="the agreement channel, e.g. 'dgmo'")
+    to: str = Field(max_length=48, description="the office at the other end, e.g. 'ir:dgmo'")
+    precedence: Literal["FLASH", "IMMEDIATE", "PRIORITY", "ROUTINE"]
+    type: str = Field(max_length=64, description="a message type from GET /api/v1/types")
+    body: dict[str, Any]
+    refs: list[str] = Field(default_factory=list, max_length=32)
+    case: str | None = None
+    lang: str | None = Field(default=None, max_length=3)
+
+
+class SendResponse(BaseModel):
+    id: str
+    seq: int
+    log_index: int
+    state: str
+
+
+class DeclineRequest(Strict):
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class AckRequest(Strict):
+    note: str = Field(default="", max_length=2000)
+
+
+class StatusRequest(Strict):
+    peer: str = Field(max_length=8)
+    code: Literal["TECH", "DECLINED", "AWAITING_AUTHORITY", "BUSY", "OK"]
+    note: str = Field(default="", max_length=2000)
+    office: str | None = Field(default=None, max_length=48)
+
+
+def visible_offices(node: Node, operator: Operator) -> list[str] | None:
+    """Return the offices whose traffic the operator may read (None: every office of the party)."""
+    if any(operator.has(r) for r in WIDE_ROLES):
+        return None
+    return list(operator.offices)
+
+
+@router.post("/messages", status_code=201, response_model=SendResponse)
+async def send_message(request: SendRequest, node: NodeDep, operator: OperatorDep) -> dict[str, Any]:
+    """Send a message; answers 201 only after the envelope is durably committed and logged."""
+    sender, precedence, lang = outgoing.check_message(
+        node.ctx, operator, channel=request.channel, to=request.to, precedence=request.precedence,
+        kind=request.type, body=request.body, refs=request.refs, lang=request.lang,
+    )  # fmt: skip
+    sent = await node.run(
+        outgoing.send_job(
+            node.ctx,
+            operator,
+            channel=request.channel,
+            to=request.to,
+            sender=sender,
+            precedence=precedence,
+            kind=request.type,
+            body=request.body,
+            refs=request.refs,
+            case=request.case,
+            lang=lang,
+        )  # fmt: skip
+    )
+    node.ctx.bus.publish(*sent.events)
+    node.wake(request.to.split(":", 1)[0])
+    return sent.to_json()
+
+
+@router.get("/messages")
+async def list_messages(
+    node: NodeDep,
+    operator: OperatorDep,
+    box: Literal["in", "out"] | None = None,
+    channel: str | None = Query(default=None, max_length=32),
+    state: Literal["accepted", "delivered", "acknowledged", "declined", "overdue"] | None = None,
+    since: str | None = Query(default=None, description="RFC 3339 UTC time"),
+    limit: int = Query(default=100, ge=1, le=1000),
+    all_types: bool = Query(default=False, description="include acks, link tests and other service types"),
+) -> dict[str, Any]:
+    """List messages to or from the operator's offices, oldest first."""
+    if since is not None:
+        parse_time(since)
+    offices = visible_offices(node, operator)
+    service = [] if all_types else [name for name, t in notifications.CATALOG.items() if t.service]
+    rows = await node.aread(
+        lambda conn: db.list_envelopes(
+            conn,
+            offices=offices,
+            direction=box,
+            channel=channel,
+            state=state,
+            since=since,
+            exclude_types=service,
+            limit=limit,
+        )  # fmt: skip
+    )
+    return {"messages": [summary(r) for r in rows]}
+
+
+@router.get("/messages/{message_id}")
+async def get_message(message_id: str, node: NodeDep, operator: OperatorDep) -> dict[str, Any]:
+    """Return one message: the envelope, its receipt, its answer, its deadline and state."""
+    offices = visible_offices(node, operator)
+
+    def read(conn: Any) -> dict[str, Any]:
+        row = db.get_envelope(conn, message_id)
+        if row is None or (offices is not None and not {row["from_office"], row["to_office"]} & set(offices)):
+            raise NotFound(f"no message {message_id} for your offices")
+        response = db.get_envelope(conn, row["response_id"]) if row["response_id"] else None
+        return {
+            **summary(row),
+            "envelope": json.loads(row["raw"]),
+            "receipt": db.receipt_of(row),
+            "acknowledgement": None if response is None else json.loads(response["raw"]),
+        }
+
+    result: dict[str, Any] = await node.aread(read)
+    return result
+
+
+async def _respond(
+    node: Node, operator: Operator, message_id: str, kind: str, body: dict[str, Any]
+) -> dict[str, Any]:
+    sent = await node.run(outgoing.respond_job(node.ctx, operator, message_id, kind, body))
+    node.ctx.bus.publish(*sent.events)
+    node.wake(sent.envelope.recipient_party)
+    return sent.to_json()
+
+
+@router.post("/messages/{message_id}/ack", status_code=201, response_model=SendResponse)
+async def ack_message(
+    message_id: str, node: NodeDep, operator: OperatorDep, request: AckRequest | None = None
+) -> dict[str, Any]:
+    """Acknowledge a received message: a signed `ack` envelope travels back to the sender."""
+    return await _respond(node, operator, message_id, "ack", {"note": request.note} if request else {})
+
+
+@router.post("/messages/{message_id}/decline", status_code=201, response_model=SendResponse)
+async def decline_message(
+    message_id: str, request: DeclineRequest, node: NodeDep, operator: OperatorDep
+) -> dict[str, Any]:
+    """Decline a received message with a reason: a signed `decline` envelope travels back."""
+    return await _respond(node, operator, message_id, "decline", {"reason": request.reason})
+
+
+@router.post("/status", status_code=201, response_model=SendResponse)
+async def send_status(request: StatusRequest, node: NodeDep, operator: OperatorDep) -> dict[str, Any]:
+    """Tell a peer why this side is (not) answering: TECH, DECLINED, AWAITING_AUTHORITY, BUSY or OK."""
+    sent = await node.run(
+        outgoing.status_job(node.ctx, operator, request.peer, request.code, request.note, request.office)
+    )
+    node.ctx.bus.publish(*sent.events)
+    node.wake(request.peer)
+    return sent.to_json()
+
+
+@router.get("/links")
+async def get_links(node: NodeDep, operator: OperatorDep) -> dict[str, Any]:
+    """Per peer: UP, DEGRADED or DOWN, the last link test, the outbox depth, the peer's status."""
+
+    def read(conn: Any) -> dict[str, Any]:
+        rows = {r["peer"]: r for r in links_db.all_links(conn)}
+        out = []
+        for peer in node.ctx.peers:
+            row = rows.get(peer)
+            out.append(
+                {
+                    "peer": peer,
+                    "state": row["state"] if row else "DOWN",
+                    "since": row["since"] if row else None,
+                    "last_test_at": row["last_test_at"] if row else None,
+                    "last_ok_at": row["last_ok_at"] if row else None,
+                    "rtt_ms": row["rtt_ms"] if row else None,
+                    "failures": row["failures"] if row else 0,
+                    "last_error": row["last_error"] if row else "never contacted",
+                    "outbox": db.outbox_depth(conn, peer),
+                    "peer_status": None
+                    if not row or not row["peer_status"]
+                    else {
+                        "code": row["peer_status"],
+                        "note": row["peer_status_note"],
+                        "at": row["peer_status_at"],
+                    },
+                }
+            )
+        return {"links": out}
+
+    result: dict[str, Any] = await node.aread(read)
+    return result
+
+
+@router.get("/types")
+async def list_types(operator: OperatorDep) -> dict[str, Any]:
+    """List the message types with their rules and the JSON Schema of each body."""
+    return {
+        "types": [
+            {
+                "type": t.name,
+                "needs_ack": t.needs_ack,
+                "service": t.service,
+                "precedences": [p.value for p in sorted(t.precedences, key=lambda p: p.rank)],
+                "schema": t.json_schema(),
+            }
+            for t in notifications.CATALOG.values()
+        ]
+    }
+
+
+@router.get("/me")
+async def whoami(node: NodeDep, operator: OperatorDep) -> dict[str, Any]:
+    """Return the authenticated operator, their offices and the node they are on."""
+    return {
+        "id": operator.id,
+        "name": operator.name,
+        "roles": list(operator.roles),
+        "offices": list(operator.offices),
+        "lang": operator.lang,
+        "party": node.ctx.party,
+        "agreement": node.ctx.agreement.hash,
+    }
+
+
+def require_role(operator: Operator, *roles: str) -> None:
+    """Raise `Forbidden` unless the operator holds one of `roles`."""
+    if not any(operator.has(r) for r in roles):
+        raise Forbidden(f"this needs one of the roles: {', '.join(roles)}")

@@ -1,0 +1,68 @@
+"""Every error becomes JSON `{"error": "<Name>", "detail": "..."}` here, and only here.
+
+No traceback ever reaches a client: unexpected exceptions are logged and answered with a bare
+500 `InternalError`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from detente.errors import Error
+
+log = logging.getLogger("detente.web")
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path")]
+    return ".".join(parts) or "body"
+
+
+def error_response(exc: Error) -> JSONResponse:
+    """Render one of our errors with its status code."""
+    headers = {"Retry-After": "60"} if exc.status_code == 429 else None
+    return JSONResponse(exc.to_json(), status_code=exc.status_code, headers=headers)
+
+
+def install(app: FastAPI) -> None:
+    """Install the exception handlers on `app`."""
+
+    @app.exception_handler(Error)
+    async def _ours(_request: Request, exc: Error) -> JSONResponse:
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        fields: dict[str, str] = {}
+        for item in exc.errors():
+            kind = item.get("type", "")
+            message = str(item.get("msg", "invalid"))
+            if kind == "json_invalid":
+                return JSONResponse(
+                    {"error": "MalformedError", "detail": "request body is not valid JSON"}, status_code=400
+                )
+            if kind == "extra_forbidden":
+                message = "unknown field"
+            fields[_field(tuple(item.get("loc", ())))] = message
+        detail = "; ".join(f"{k}: {v}" for k, v in fields.items())
+        return JSONResponse({"error": "Invalid", "detail": detail, "fields": fields}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        name = {404: "NotFound", 405: "MethodNotAllowed", 401: "Unauthorized", 403: "Forbidden"}.get(
+            exc.status_code, "HTTPError"
+        )
+        return JSONResponse({"error": name, "detail": str(exc.detail)}, status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error", exc_info=exc)
+        return JSONResponse(
+            {"error": "InternalError", "detail": "the node could not complete this request"}, 500
+        )

@@ -1,0 +1,94 @@
+"""The federation API (`/federation/v1`): what one node asks of another.
+
+Every request is authenticated by its signature headers (see `core.wire`); every response
+carries this node's ratification of the agreement in `Detente-Ratification`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from detente.core import wire
+from detente.core.envelope import Envelope
+from detente.core.precedence import format_time, now
+from detente.errors import BadRequest, Error, MalformedError
+from detente.node.incoming import MAX_BATCH, check_envelope, receive_job
+from detente.web.deps import NodeDep
+
+router = APIRouter(prefix="/federation/v1", tags=["federation"])
+
+
+async def authenticate(request: Request, node: Any) -> tuple[str, bytes]:
+    """Check the request's signature headers; return the sending party and the body."""
+    body = await request.body()
+    party = wire.verify_request(
+        node.ctx.agreement, node.ctx.party, request.headers, request.method, request.url.path, body,
+        int(time.time()),
+    )  # fmt: skip
+    return party, body
+
+
+@router.post("/envelopes")
+async def deliver(request: Request, node: NodeDep) -> dict[str, Any]:
+    """Store a batch of envelopes; answer a signed receipt (or an error) for each, in order."""
+    party, body = await authenticate(request, node)
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MalformedError("request body is not valid JSON") from exc
+    items = doc.get("envelopes") if isinstance(doc, dict) else None
+    if not isinstance(items, list) or set(doc) != {"envelopes"}:
+        raise BadRequest('the body must be {"envelopes": [...]}')
+    if len(items) > MAX_BATCH:
+        raise BadRequest(f"at most {MAX_BATCH} envelopes per request")
+    checked: list[Envelope | Error] = []
+    ids: list[str | None] = []
+    for item in items:
+        ids.append(item.get("id") if isinstance(item, dict) and isinstance(item.get("id"), str) else None)
+        try:
+            checked.append(check_envelope(node.ctx, party, item))
+        except Error as exc:
+            checked.append(exc)
+    received = await node.run(receive_job(node.ctx, party, checked, ids))
+    node.ctx.bus.publish(*received.events)
+    if any("receipt" in r for r in received.results):
+        node.wake(party)  # the peer is evidently up: send it what waits for it
+    return {"results": received.results}
+
+
+@router.get("/health")
+async def health(request: Request, node: NodeDep) -> dict[str, Any]:
+    """Answer a signed link test request with this node's party and clock."""
+    await authenticate(request, node)
+    return {"party": node.ctx.party, "time": format_time(now()), "agreement": node.ctx.agreement.hash}
+
+
+@router.get("/ratification")
+async def ratification(node: NodeDep) -> dict[str, Any]:
+    """Return this node's ratification signature of the agreement in force (public)."""
+    return {"party": node.ctx.party, "agreement": node.ctx.agreement.hash, "signature": node.ratification}
+
+
+class RatificationHeader:
+    """Add this node's ratification to every federation response."""
+
+    def __init__(self, app: ASGIApp, signature: str) -> None:
+        self.app = app
+        self.header = (b"detente-ratification", signature.encode())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/federation/"):
+            await self.app(scope, receive, send)
+            return
+
+        async def add_header(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), self.header]}
+            await send(message)
+
+        await self.app(scope, receive, add_header)

@@ -1,0 +1,50 @@
+"""A hard limit on request body size, enforced while the body streams in."""
+
+from __future__ import annotations
+
+import json
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from detente.errors import TooLarge
+
+MAX_BODY = 256 * 1024
+MAX_FEDERATION_BODY = 16 * 1024 * 1024
+
+
+class BodyLimit:
+    """Answer 413 to any request whose body exceeds its limit, before the app reads it all."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = MAX_FEDERATION_BODY if scope["path"].startswith("/federation/") else MAX_BODY
+        for name, value in scope.get("headers", []):
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                await _too_large(send, limit)
+                return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    # Raised inside the app, so the one error handler renders it as a 413.
+                    raise TooLarge(f"request body is larger than {limit} bytes")
+            return message
+
+        await self.app(scope, limited, send)
+
+
+async def _too_large(send: Send, limit: int) -> None:
+    body = json.dumps({"error": "TooLarge", "detail": f"request body is larger than {limit} bytes"}).encode()
+    await send(
+        {"type": "http.response.start", "status": 413, "headers": [(b"content-type", b"application/json")]}
+    )
+    await send({"type": "http.response.body", "body": body})
