@@ -42,7 +42,7 @@ def init(
     host, port = _listen(listen)
     result = setup.init_node(data, party, agreement, host, port, db)
     out.print(f"[bold]node {party}[/] created in {data}")
-    out.print("Put these in the agreement under [parties.%s]:" % party, markup=False)
+    out.print(f"Put these in the agreement under [parties.{party}]:", markup=False)
     print(f'url = "{result.config.url}"')
     print(f'vkey = "{result.vkey}"')
     print(f'tls_fingerprint = "{result.fingerprint}"')
@@ -112,9 +112,7 @@ def user_add(
     office: Annotated[list[str], typer.Option(help="office id, repeatable")],
     role: Annotated[list[str], typer.Option(help="operator|supervisor|translator|auditor|admin, repeatable")],
     lang: Annotated[str, typer.Option(help="console language")] = "en",
-    password_stdin: Annotated[
-        bool, typer.Option("--password-stdin", help="read the console password")
-    ] = False,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="read the console password")] = False,
 ) -> None:
     """Create an operator and print their API token (shown once)."""
     password = sys.stdin.readline().rstrip("\n") if password_stdin else None

@@ -18,13 +18,9 @@ from detente.node.tls import trust_exactly
 
 out = Console()
 
-NodeOpt = Annotated[
-    Path | None, typer.Option("--node", help="a node data directory (gives URL and certificate)")
-]
+NodeOpt = Annotated[Path | None, typer.Option("--node", help="a node data directory (gives URL and certificate)")]
 UrlOpt = Annotated[str | None, typer.Option("--url", envvar="DETENTE_URL", help="the node's base URL")]
-CertOpt = Annotated[
-    Path | None, typer.Option("--cacert", envvar="DETENTE_CACERT", help="the node's TLS certificate")
-]
+CertOpt = Annotated[Path | None, typer.Option("--cacert", envvar="DETENTE_CACERT", help="the node's TLS certificate")]
 TokenOpt = Annotated[str, typer.Option("--token", envvar="DETENTE_TOKEN", help="your API token")]
 
 

@@ -108,9 +108,7 @@ async def feed(info: dict[str, Any], stop: asyncio.Event) -> None:
 def print_info(info: dict[str, Any]) -> None:
     """Print each node's address and demo logins."""
     for party, node in info["nodes"].items():
-        out.print(
-            f"\n[bold {COLOURS.get(party, 'white')}]{party}[/] node  {node['url']}   console {node['console']}"
-        )
+        out.print(f"\n[bold {COLOURS.get(party, 'white')}]{party}[/] node  {node['url']}   console {node['console']}")
         out.print(f"    data {node['data']}   certificate {node['cert']}")
         for op in node["operators"]:
             out.print(

@@ -240,8 +240,7 @@ def from_dict(raw: dict[str, Any]) -> Agreement:
             alt = offices.get(office.alternate)
             if alt is None or alt.party != office.party or alt.id == office.id:
                 raise Invalid(
-                    f'[offices."{office.id}"]: alternate {office.alternate!r} must be another office '
-                    "of the same party"
+                    f'[offices."{office.id}"]: alternate {office.alternate!r} must be another office of the same party'
                 )
 
     channels: dict[str, Channel] = {}

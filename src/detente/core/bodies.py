@@ -37,9 +37,7 @@ def _not_blank(value: str) -> str:
     return value
 
 
-UtcTime = Annotated[
-    str, Field(max_length=40, json_schema_extra={"format": "date-time"}), AfterValidator(_utc)
-]
+UtcTime = Annotated[str, Field(max_length=40, json_schema_extra={"format": "date-time"}), AfterValidator(_utc)]
 Short = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_not_blank)]
 Long = Annotated[str, Field(min_length=1, max_length=5_000), AfterValidator(_not_blank)]
 Note = Annotated[str, Field(max_length=2_000)]
@@ -177,9 +175,7 @@ class IntelShare(Body):
 class DiplomaticStatus(Body):
     """A change of diplomatic posture."""
 
-    event: Literal[
-        "ambassador_recalled", "ambassador_returned", "engagements_suspended", "engagements_resumed"
-    ]
+    event: Literal["ambassador_recalled", "ambassador_returned", "engagements_suspended", "engagements_resumed"]
     note: Note = ""
 
 
@@ -200,7 +196,5 @@ class Code(Body):
     """A pre-agreed codebook message, rendered in the reader's language from the agreement."""
 
     code: str = Field(pattern=r"^[A-Z][A-Z0-9]*(?:-[A-Z0-9]+)*$", max_length=48)
-    params: dict[Annotated[str, Field(max_length=32)], str | int | float] = Field(
-        default_factory=dict, max_length=16
-    )
+    params: dict[Annotated[str, Field(max_length=32)], str | int | float] = Field(default_factory=dict, max_length=16)
     note: Note = ""

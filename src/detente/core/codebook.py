@@ -162,9 +162,7 @@ def _entry(item: Any, index: int, langs: tuple[str, ...]) -> CodeEntry:
         if not _PARAM.match(name):
             raise Invalid(f"{where}: parameter name {name!r} must be lower-case, like place")
         if kind not in PARAM_TYPES:
-            raise Invalid(
-                f"{where}: parameter {name} has type {kind!r}; expected one of {', '.join(PARAM_TYPES)}"
-            )
+            raise Invalid(f"{where}: parameter {name} has type {kind!r}; expected one of {', '.join(PARAM_TYPES)}")
     precedence = item.get("precedence")
     if precedence is not None and precedence not in Precedence.__members__:
         raise Invalid(f"{where}: unknown precedence {precedence!r}")
@@ -187,9 +185,7 @@ def _entry(item: Any, index: int, langs: tuple[str, ...]) -> CodeEntry:
             raise Invalid(f"{where}: text.{lang}: {exc.detail}") from None
         if set(used) != set(params):
             raise Invalid(f"{where}: text.{lang} uses {_names(used)} but the params are {_names(params)}")
-    return CodeEntry(
-        code, dict(params), {lang: text[lang] for lang in langs}, precedence and Precedence(precedence)
-    )
+    return CodeEntry(code, dict(params), {lang: text[lang] for lang in langs}, precedence and Precedence(precedence))
 
 
 def codebook(raw: Mapping[str, Any]) -> dict[str, CodeEntry]:
@@ -264,9 +260,7 @@ def consultations(raw: Mapping[str, Any]) -> dict[str, ConsultationSchedule]:
         where = f"[consultations.{key}]"
         if not _KEY.match(key) or not isinstance(table, dict):
             raise Invalid(f"{where}: keys are lower-case words like border-security")
-        unknown = sorted(
-            set(table) - {"title", "channel", "every_days", "day_of_month", "time", "venue", "agenda"}
-        )
+        unknown = sorted(set(table) - {"title", "channel", "every_days", "day_of_month", "time", "venue", "agenda"})
         if unknown:
             raise Invalid(f"{where}: unknown key(s) {', '.join(unknown)}")
         title = table.get("title")
@@ -278,9 +272,7 @@ def consultations(raw: Mapping[str, Any]) -> dict[str, ConsultationSchedule]:
         every, day = table.get("every_days"), table.get("day_of_month")
         if (every is None) == (day is None):
             raise Invalid(f"{where}: give exactly one of every_days and day_of_month")
-        if every is not None and (
-            not isinstance(every, int) or isinstance(every, bool) or not 1 <= every <= 366
-        ):
+        if every is not None and (not isinstance(every, int) or isinstance(every, bool) or not 1 <= every <= 366):
             raise Invalid(f"{where}: every_days must be a whole number from 1 to 366")
         if day is not None and (not isinstance(day, int) or isinstance(day, bool) or not 1 <= day <= 28):
             raise Invalid(f"{where}: day_of_month must be a whole number from 1 to 28 (every month has it)")

@@ -115,9 +115,7 @@ class Signer:
             raise MalformedError(f"invalid key name {name!r}")
         self.name = name
         self._private = private
-        self.public = private.public_key().public_bytes(
-            serialization.Encoding.Raw, serialization.PublicFormat.Raw
-        )
+        self.public = private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
     @classmethod
     def generate(cls, name: str) -> Signer:

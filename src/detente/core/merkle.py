@@ -240,9 +240,7 @@ def verify_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[bytes],
         raise VerificationError(_PROOF_FAILED)
 
 
-def verify_consistency(
-    old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]
-) -> None:
+def verify_consistency(old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]) -> None:
     """Check that the tree of `new_size` with `new_root` extends the one of `old_size` with `old_root`.
 
     RFC 9162 §2.1.4.2 for 0 < old_size < new_size. When old_size == new_size the proof must be empty

@@ -118,9 +118,7 @@ register(MessageType("ack", Ack, needs_ack=False, refs=(1, 1), service=True))
 register(MessageType("decline", Decline, needs_ack=False, refs=(1, 1), service=True))
 register(MessageType("overdue", Overdue, needs_ack=False, refs=(1, 1), service=True))
 register(MessageType("status", Status, needs_ack=False, refs=(0, 0), channels=(NODE_CHANNEL,), service=True))
-register(
-    MessageType("link.test", LinkTest, needs_ack=False, refs=(0, 0), channels=(LINK_CHANNEL,), service=True)
-)
+register(MessageType("link.test", LinkTest, needs_ack=False, refs=(0, 0), channels=(LINK_CHANNEL,), service=True))
 
 # The structured notifications (reference/domain.md §3) and the workflow messages (core.workflows).
 _URGENT = frozenset({Precedence.FLASH, Precedence.IMMEDIATE, Precedence.PRIORITY})
@@ -295,9 +293,7 @@ def render_code(body: dict[str, Any], agreement: Agreement, lang: str) -> str:
     """
     entry = codebook.codebook(agreement.raw).get(body.get("code", ""))
     if entry is None:
-        raise Invalid(
-            f"{body.get('code')!r} is not in the agreement's codebook", fields={"code": "unknown code"}
-        )
+        raise Invalid(f"{body.get('code')!r} is not in the agreement's codebook", fields={"code": "unknown code"})
     return codebook.render(entry, body.get("params", {}), lang)
 
 
@@ -319,9 +315,7 @@ def _field_errors(error: ValidationError) -> dict[str, str]:
     return {".".join(str(p) for p in item["loc"]) or "body": item["msg"] for item in error.errors()}
 
 
-def check_route(
-    name: str, channel: str, precedence: Precedence, refs: list[str], agreement: Agreement
-) -> None:
+def check_route(name: str, channel: str, precedence: Precedence, refs: list[str], agreement: Agreement) -> None:
     """Check that a message of type `name` may travel on `channel` with this precedence and refs.
 
     Raises `Invalid` naming the rule broken.

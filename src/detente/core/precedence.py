@@ -62,7 +62,8 @@ def parse_time(value: str) -> datetime:
     if not match:
         raise Invalid(f"time {value!r} is not RFC 3339 UTC (e.g. 2024-01-16T13:05:00Z)")
     try:
-        base = datetime(*(int(g) for g in match.groups()[:6]), tzinfo=UTC)
+        year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
+        base = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
     except ValueError as exc:
         raise Invalid(f"time {value!r} is not a real date: {exc}") from None
     frac = match.group(7) or "0"

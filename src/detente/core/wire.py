@@ -122,9 +122,7 @@ def verify_request(
     return party
 
 
-def make_receipt(
-    signer: Signer, party: str, envelope: Envelope, log_index: int, received: str
-) -> dict[str, Any]:
+def make_receipt(signer: Signer, party: str, envelope: Envelope, log_index: int, received: str) -> dict[str, Any]:
     """Return this node's signed receipt for an envelope it stored at `log_index`."""
     body: dict[str, Any] = {
         "kind": RECEIPT_KIND,

@@ -127,8 +127,6 @@ class Deliverer:
                     db.requeue_from(conn, self.peer, str(result["channel"]), int(result["expected"]))
                 else:
                     log.warning("%s refused %s: %s", self.peer, envelope_id, json.dumps(result)[:300])
-                    db.note_delivery_error(
-                        conn, envelope_id, f"{result.get('error')}: {result.get('detail')}"
-                    )
+                    db.note_delivery_error(conn, envelope_id, f"{result.get('error')}: {result.get('detail')}")
 
         return job

@@ -58,8 +58,7 @@ def setup_demo(workdir: Path, agreement_file: Path, ports: dict[str, int] | None
         for party in DEMO_PARTIES
     }
     values = {
-        party: {"url": r.config.url, "vkey": r.vkey, "tls_fingerprint": r.fingerprint}
-        for party, r in results.items()
+        party: {"url": r.config.url, "vkey": r.vkey, "tls_fingerprint": r.fingerprint} for party, r in results.items()
     }
     completed = fill_agreement(agreement_file.read_text(encoding="utf-8"), values, DEMO_LINK_TEST_SECONDS)
     agreement_path = workdir / "agreement.toml"

@@ -10,6 +10,7 @@ the sequence expected, so that the sender replays the missing range.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,7 +70,9 @@ def _error(env_id: str | None, exc: Error) -> dict[str, Any]:
     return {"id": env_id, **exc.to_json()}
 
 
-def receive_job(ctx: NodeContext, party: str, checked: list[Envelope | Error], ids: list[str | None]) -> Any:
+def receive_job(
+    ctx: NodeContext, party: str, checked: list[Envelope | Error], ids: list[str | None]
+) -> Callable[[Connection], Received]:
     """Return the writer job that stores a checked batch and returns a result per envelope."""
 
     def job(conn: Connection) -> Received:
@@ -96,9 +99,7 @@ def receive_job(ctx: NodeContext, party: str, checked: list[Envelope | Error], i
     return job
 
 
-def _store_one(
-    conn: Connection, ctx: NodeContext, party: str, env: Envelope, events: list[Event]
-) -> dict[str, Any]:
+def _store_one(conn: Connection, ctx: NodeContext, party: str, env: Envelope, events: list[Event]) -> dict[str, Any]:
     existing = db.get_envelope(conn, env.id)
     if existing is not None:
         if bytes(existing["raw"]) != env.raw or existing["direction"] != "in":
@@ -107,9 +108,7 @@ def _store_one(
     if env.seq:
         last = db.last_in_seq(conn, party, env.channel)
         if env.seq <= last:
-            raise Conflict(
-                f"sequence {env.seq} of channel {env.channel!r} was already used by another envelope"
-            )
+            raise Conflict(f"sequence {env.seq} of channel {env.channel!r} was already used by another envelope")
         if env.seq > last + 1:
             raise SequenceGap(
                 f"channel {env.channel!r}: expected sequence {last + 1}, got {env.seq}",
@@ -180,7 +179,9 @@ def _apply_response(
     events.append(Event(state, target["id"], offices, {"response": env.id, "by": env.sender, "note": note}))
 
 
-def receipts_job(ctx: NodeContext, peer: str, receipts: list[tuple[Envelope, dict[str, Any]]]) -> Any:
+def receipts_job(
+    ctx: NodeContext, peer: str, receipts: list[tuple[Envelope, dict[str, Any]]]
+) -> Callable[[Connection], list[Event]]:
     """Return the writer job that stores verified receipts and takes their envelopes off the outbox."""
 
     def job(conn: Connection) -> list[Event]:

@@ -7,6 +7,7 @@ DOWN. A link is DOWN until the peer has answered once. Each change is kept in `l
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Connection
@@ -20,7 +21,7 @@ DOWN_AFTER = 3
 
 def contact_job(
     peer: str, ok: bool, *, rtt_ms: float | None = None, error: str | None = None, test: bool = False
-) -> Any:
+) -> Callable[[Connection], Event | None]:
     """Return the writer job that records one contact attempt and returns the state-change event, if any."""
 
     def job(conn: Connection) -> Event | None:
@@ -51,8 +52,6 @@ def contact_job(
         db.update_link(conn, peer, **values)
         if not changed:
             return None
-        return Event(
-            "link", None, (), {"peer": peer, "state": state, "reason": error or "answered"}, everyone=True
-        )
+        return Event("link", None, (), {"peer": peer, "state": state, "reason": error or "answered"}, everyone=True)
 
     return job

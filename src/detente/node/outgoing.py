@@ -7,6 +7,7 @@ log, inserts it and queues it for delivery. It answers only after that transacti
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,11 +87,7 @@ def record_outgoing(
         ctx.signer,
     )
     needs_ack = notifications.get(kind).needs_ack
-    deadline = (
-        format_time(deadline_for(created, precedence, ctx.agreement.deadlines(channel)))
-        if needs_ack
-        else None
-    )
+    deadline = format_time(deadline_for(created, precedence, ctx.agreement.deadlines(channel))) if needs_ack else None
     index = db.append_log(conn, sealed.raw, sealed.id)
     db.insert_envelope(
         conn,
@@ -152,9 +149,7 @@ def check_message(
     notifications.validate_body(kind, body, ctx.agreement)
     language = lang or operator.lang
     if language not in ctx.agreement.languages:
-        raise Invalid(
-            f"language {language!r} is not one of the agreement's: {', '.join(ctx.agreement.languages)}"
-        )
+        raise Invalid(f"language {language!r} is not one of the agreement's: {', '.join(ctx.agreement.languages)}")
     return sender, prec, language
 
 
@@ -167,7 +162,7 @@ def _check_refs(conn: Connection, refs: list[str]) -> None:
 def send_job(
     ctx: NodeContext, operator: Operator, *, channel: str, to: str, sender: str, precedence: Precedence,
     kind: str, body: dict[str, Any], refs: list[str], case: str | None, lang: str,
-) -> Any:  # fmt: skip
+) -> Callable[[Connection], Sent]:  # fmt: skip
     """Return the writer job that records a validated message (see `check_message`)."""
 
     def job(conn: Connection) -> Sent:
@@ -184,7 +179,7 @@ def send_job(
 
 def respond_job(
     ctx: NodeContext, operator: Operator, message_id: str, kind: str, body: dict[str, Any]
-) -> Any:
+) -> Callable[[Connection], Sent]:
     """Return the writer job that acknowledges or declines an incoming message.
 
     The job raises `NotFound` if the operator cannot see the message, `Forbidden` if they may not
@@ -234,7 +229,7 @@ def _may_answer(ctx: NodeContext, operator: Operator, row: RowMapping) -> bool:
 
 def status_job(
     ctx: NodeContext, operator: Operator, peer: str, code: str, note: str, office: str | None
-) -> Any:
+) -> Callable[[Connection], Sent]:
     """Return the writer job that tells `peer` why this side is (not) answering.
 
     Raises `Invalid` for an unknown peer or code and `Forbidden` for an office not the operator's.
@@ -261,7 +256,7 @@ def status_job(
     return job
 
 
-def overdue_job(ctx: NodeContext, at: str) -> Any:
+def overdue_job(ctx: NodeContext, at: str) -> Callable[[Connection], list[Event]]:
     """Return the writer job that marks every unanswered message past its deadline as overdue.
 
     For each it records an `overdue` envelope (sent to the peer, so that both logs hold it) and
@@ -289,7 +284,7 @@ def overdue_job(ctx: NodeContext, at: str) -> Any:
     return job
 
 
-def link_test_job(ctx: NodeContext, peer: str, nonce: str) -> Any:
+def link_test_job(ctx: NodeContext, peer: str, nonce: str) -> Callable[[Connection], Envelope]:
     """Return the writer job that records a link test to `peer` (sent directly, never queued)."""
     own, theirs = ctx.agreement.party(ctx.party), ctx.agreement.party(peer)
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
+
+from sqlalchemy import Connection
 
 from detente.core import wire
 from detente.errors import NotRatified
@@ -67,9 +70,7 @@ class Node:
         Raises `NotRatified` naming what is missing.
         """
         if not self.ctx.agreement.is_complete():
-            raise NotRatified(
-                "the agreement lacks a node URL, key or TLS fingerprint; complete and ratify it"
-            )
+            raise NotRatified("the agreement lacks a node URL, key or TLS fingerprint; complete and ratify it")
         own_ratification(self.ctx)
 
     async def start(self) -> None:
@@ -89,16 +90,16 @@ class Node:
             if peer is None or peer == party:
                 deliverer.wake.set()
 
-    async def run(self, job: Any) -> Any:
-        """Run a writer job and publish the events it returns."""
+    async def run(self, job: Callable[[Connection], T]) -> T:
+        """Run a writer job; return its result once its transaction has committed."""
         return await self.ctx.writer.run(job)
 
-    def read(self, query: Any) -> Any:
+    def read(self, query: Callable[[Connection], T]) -> T:
         """Run a read-only function of a connection."""
         with self.ctx.engine.connect() as conn:
             return query(conn)
 
-    async def aread(self, query: Any) -> Any:
+    async def aread(self, query: Callable[[Connection], T]) -> T:
         """Run a read-only function of a connection off the event loop."""
         return await asyncio.to_thread(self.read, query)
 

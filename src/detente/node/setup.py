@@ -28,9 +28,7 @@ class InitResult:
     fingerprint: str
 
 
-def init_node(
-    data: Path, party: str, agreement_file: Path, host: str, port: int, db: str | None
-) -> InitResult:
+def init_node(data: Path, party: str, agreement_file: Path, host: str, port: int, db: str | None) -> InitResult:
     """Create a node: key, TLS certificate, configuration, agreement copy and migrated database.
 
     Raises `Invalid` if the agreement does not name `party`, and `Conflict` if DIR already holds

@@ -66,9 +66,7 @@ def add_operator(
 def by_token_hash(conn: Connection, token_hash: str) -> Operator | None:
     """Return the enabled operator whose API token hashes to `token_hash`."""
     row = (
-        conn.execute(
-            select(operators).where(operators.c.token_hash == token_hash, operators.c.disabled.is_(False))
-        )
+        conn.execute(select(operators).where(operators.c.token_hash == token_hash, operators.c.disabled.is_(False)))
         .mappings()
         .first()
     )
@@ -99,9 +97,7 @@ def all_operators(conn: Connection) -> list[Operator]:
 def set_password_hash(conn: Connection, name: str, password_hash: str) -> bool:
     """Set an operator's password hash; return whether the operator exists."""
     return bool(
-        conn.execute(
-            update(operators).where(operators.c.name == name).values(password_hash=password_hash)
-        ).rowcount
+        conn.execute(update(operators).where(operators.c.name == name).values(password_hash=password_hash)).rowcount
     )
 
 
@@ -113,10 +109,7 @@ def set_lang(conn: Connection, operator_id: str, lang: str) -> None:
 def save_ratification(conn: Connection, party: str, agreement_hash: str, signature: str, at: str) -> None:
     """Store (or replace) a party's ratification signature of an agreement hash."""
     key = (ratifications.c.party == party) & (ratifications.c.agreement_hash == agreement_hash)
-    if (
-        conn.execute(update(ratifications).where(key).values(signature=signature, recorded_at=at)).rowcount
-        == 0
-    ):
+    if conn.execute(update(ratifications).where(key).values(signature=signature, recorded_at=at)).rowcount == 0:
         conn.execute(
             insert(ratifications).values(
                 party=party, agreement_hash=agreement_hash, signature=signature, recorded_at=at
@@ -127,8 +120,6 @@ def save_ratification(conn: Connection, party: str, agreement_hash: str, signatu
 def ratifications_of(conn: Connection, agreement_hash: str) -> dict[str, str]:
     """Return party -> signature for every stored ratification of `agreement_hash`."""
     rows = conn.execute(
-        select(ratifications.c.party, ratifications.c.signature).where(
-            ratifications.c.agreement_hash == agreement_hash
-        )
+        select(ratifications.c.party, ratifications.c.signature).where(ratifications.c.agreement_hash == agreement_hash)
     )
     return {str(p): str(s) for p, s in rows}

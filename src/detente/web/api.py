@@ -146,9 +146,7 @@ async def get_message(message_id: str, node: NodeDep, operator: OperatorDep) -> 
     return result
 
 
-async def _respond(
-    node: Node, operator: Operator, message_id: str, kind: str, body: dict[str, Any]
-) -> dict[str, Any]:
+async def _respond(node: Node, operator: Operator, message_id: str, kind: str, body: dict[str, Any]) -> dict[str, Any]:
     sent = await node.run(outgoing.respond_job(node.ctx, operator, message_id, kind, body))
     node.ctx.bus.publish(*sent.events)
     node.wake(sent.envelope.recipient_party)

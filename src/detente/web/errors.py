@@ -63,6 +63,4 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error", exc_info=exc)
-        return JSONResponse(
-            {"error": "InternalError", "detail": "the node could not complete this request"}, 500
-        )
+        return JSONResponse({"error": "InternalError", "detail": "the node could not complete this request"}, 500)

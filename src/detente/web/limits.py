@@ -44,7 +44,5 @@ class BodyLimit:
 
 async def _too_large(send: Send, limit: int) -> None:
     body = json.dumps({"error": "TooLarge", "detail": f"request body is larger than {limit} bytes"}).encode()
-    await send(
-        {"type": "http.response.start", "status": 413, "headers": [(b"content-type", b"application/json")]}
-    )
+    await send({"type": "http.response.start", "status": 413, "headers": [(b"content-type", b"application/json")]})
     await send({"type": "http.response.body", "body": body})

@@ -154,9 +154,7 @@ def downgrade() -> None:
     op.drop_table("links")
     op.drop_table("link_events")
     with op.batch_alter_table("envelopes", schema=None) as batch_op:
-        batch_op.drop_index(
-            "ux_envelopes_seq", sqlite_where=sa.text("seq > 0"), postgresql_where=sa.text("seq > 0")
-        )
+        batch_op.drop_index("ux_envelopes_seq", sqlite_where=sa.text("seq > 0"), postgresql_where=sa.text("seq > 0"))
         batch_op.drop_index("ix_envelopes_ref")
         batch_op.drop_index("ix_envelopes_deadline")
         batch_op.drop_index("ix_envelopes_box")
