@@ -40,7 +40,14 @@ def fill_agreement(text: str, values: dict[str, dict[str, str]], link_test_secon
     return "\n".join(out) + "\n"
 
 
-def setup_demo(workdir: Path, agreement_file: Path, ports: dict[str, int] | None = None) -> dict[str, Any]:
+def setup_demo(
+    workdir: Path,
+    agreement_file: Path,
+    ports: dict[str, int] | None = None,
+    *,
+    db_urls: dict[str, str] | None = None,
+    link_test_seconds: float = DEMO_LINK_TEST_SECONDS,
+) -> dict[str, Any]:
     """Create both demo nodes, the completed and ratified agreement, and one operator per office.
 
     Writes and returns `workdir/demo.json`.
@@ -54,13 +61,13 @@ def setup_demo(workdir: Path, agreement_file: Path, ports: dict[str, int] | None
             port = free_port()
         chosen[party] = port
     results = {
-        party: init_node(workdir / party, party, agreement_file, "127.0.0.1", chosen[party], None)
+        party: init_node(workdir / party, party, agreement_file, "127.0.0.1", chosen[party], (db_urls or {}).get(party))
         for party in DEMO_PARTIES
     }
     values = {
         party: {"url": r.config.url, "vkey": r.vkey, "tls_fingerprint": r.fingerprint} for party, r in results.items()
     }
-    completed = fill_agreement(agreement_file.read_text(encoding="utf-8"), values, DEMO_LINK_TEST_SECONDS)
+    completed = fill_agreement(agreement_file.read_text(encoding="utf-8"), values, link_test_seconds)
     agreement_path = workdir / "agreement.toml"
     agreement_path.write_text(completed, encoding="utf-8")
     doc = agreement_mod.load(completed)

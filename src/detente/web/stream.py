@@ -29,6 +29,8 @@ async def stream(websocket: WebSocket) -> None:
     try:
         operator = websocket_operator(websocket)
     except Error as exc:
+        # Accept, then close with a reason: a bare handshake refusal would not say why.
+        await websocket.accept()
         await websocket.close(code=4401, reason=exc.detail[:120])
         return
     node = websocket.app.state.node

@@ -114,6 +114,7 @@ def _path(index: int, leaves: tuple[bytes, ...]) -> list[bytes]:
 
 def test_golden_root() -> None:
     assert base64.b64encode(_mth(_leaves())).decode() == ROOT_1000
+    assert _mth(()) == hashlib.sha256(b"").digest()
 
 
 def test_golden_checkpoint_byte_for_byte() -> None:

@@ -67,9 +67,8 @@ def test_key_id_commits_to_name_and_type() -> None:
     assert keys.key_id("example.com/research-log", keys.ALG_ED25519, pub) == want
     assert keys.key_id("example.com/research-log", keys.ALG_COSIGNATURE_V1, pub) != want
     assert keys.key_id("example.com/research-log2", keys.ALG_ED25519, pub) != want
-    assert keys.key_id(
-        "witness.example/w1", keys.ALG_COSIGNATURE_V1, witness_signer().public
-    ) == bytes.fromhex("3b77ad4f")
+    wpub = witness_signer().public
+    assert keys.key_id("witness.example/w1", keys.ALG_COSIGNATURE_V1, wpub) == bytes.fromhex("3b77ad4f")
 
 
 @pytest.mark.parametrize(

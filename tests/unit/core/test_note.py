@@ -118,10 +118,8 @@ def test_sign_open_round_trip(text: str) -> None:
 
 def test_signature_line_format() -> None:
     sig = note.NoteSignature("example.com/a", b"\x01\x02\x03\x04", b"\xff" * 3)
-    assert (
-        sig.line()
-        == "\u2014 example.com/a " + base64.b64encode(b"\x01\x02\x03\x04\xff\xff\xff").decode() + "\n"
-    )
+    b64 = base64.b64encode(b"\x01\x02\x03\x04\xff\xff\xff").decode()
+    assert sig.line() == "\u2014 example.com/a " + b64 + "\n"
 
 
 def test_sign_note_is_deterministic_and_typed() -> None:
@@ -202,9 +200,8 @@ def test_wrong_length_signature_fails() -> None:
     s = signer()
     for sig in (bytes(63), bytes(65), bytes(72)):
         with pytest.raises(VerificationError):
-            note.open_note(
-                note.Note("t\n", (note.NoteSignature(s.name, s.verifier.key_id, sig),)), [s.verifier]
-            )
+            bad = note.Note("t\n", (note.NoteSignature(s.name, s.verifier.key_id, sig),))
+            note.open_note(bad, [s.verifier])
 
 
 def test_open_note_accepts_a_note_object() -> None:
@@ -299,6 +296,8 @@ def test_signature_count_limit() -> None:
         note.parse_note(b"t\n\n" + lines)
     with pytest.raises(MalformedError):
         note.parse_signature_lines(lines)
+    with pytest.raises(MalformedError):
+        note.parse_signature_lines(b"\n" * (note.MAX_NOTE_BYTES + 1))
 
 
 def test_size_limit() -> None:

@@ -132,9 +132,7 @@ def test_parse_tile_path_rejects(path: str) -> None:
         parse_tile_path(path)
 
 
-@pytest.mark.parametrize(
-    "args", [(-1, 0, 256), (64, 0, 256), (0, -1, 256), (0, 0, 0), (0, 0, 257), (0, 2**63, 256)]
-)
+@pytest.mark.parametrize("args", [(-1, 0, 256), (64, 0, 256), (0, -1, 256), (0, 0, 0), (0, 0, 257), (0, 2**63, 256)])
 def test_tile_path_rejects_bad_coordinates(args: tuple[int, int, int]) -> None:
     with pytest.raises(Invalid):
         tile_path(*args)

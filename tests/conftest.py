@@ -1,0 +1,101 @@
+"""Fixtures: a real PostgreSQL server for the run, and pairs of real nodes."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from support import Cluster
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _pg_bindir() -> str | None:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), key=lambda p: int(p.split("/")[4]))
+    exe = os.environ.get("PG_CTL") or (found[-1] if found else shutil.which("pg_ctl"))
+    return os.path.dirname(os.path.realpath(exe)) if exe else None
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[dict[str, Any]]:
+    """A throwaway PostgreSQL cluster in a temporary directory (run as `postgres` when we are root)."""
+    bindir = _pg_bindir()
+    if bindir is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL server binaries are missing: apt-get install postgresql")
+        pytest.skip("pg_ctl not found: apt-get install postgresql")
+    tmp = tempfile.mkdtemp(prefix="detente-pg-")
+    data, port, prefix = os.path.join(tmp, "data"), _free_port(), []
+    if os.geteuid() == 0:
+        shutil.chown(tmp, "postgres", "postgres")
+        prefix = ["runuser", "-u", "postgres", "--"]
+
+    def pg(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*prefix, os.path.join(bindir, args[0]), *args[1:]],
+            cwd=tmp, check=check, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+
+    try:
+        pg("initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync")
+        pg(
+            "pg_ctl", "-D", data, "-l", f"{tmp}/postgres.log", "-w", "-t", "60", "-o",
+            f"-c listen_addresses=127.0.0.1 -p {port} -k {tmp} -c fsync=off -c max_connections=200",
+            "start",
+        )  # fmt: skip
+        yield {"host": "127.0.0.1", "port": port, "user": "postgres"}
+    finally:
+        if os.path.exists(f"{data}/postmaster.pid"):
+            pg("pg_ctl", "-D", data, "-m", "immediate", "-w", "stop", check=False)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_database(pg_server: dict[str, Any]) -> Any:
+    """A factory of fresh, empty PostgreSQL databases; returns a SQLAlchemy URL."""
+    import psycopg
+
+    counter = iter(range(10_000))
+
+    def make(prefix: str = "t") -> str:
+        name = f"{prefix}_{next(counter)}"
+        with psycopg.connect(
+            host=pg_server["host"], port=pg_server["port"], user="postgres", dbname="postgres", autocommit=True
+        ) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return f"postgresql+psycopg://postgres@{pg_server['host']}:{pg_server['port']}/{name}"
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """Two real nodes (pk, ir) shared by the tests that do not stop them."""
+    cluster = Cluster(tmp_path_factory.mktemp("pair")).start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def fresh_pair(tmp_path: Path) -> Iterator[Cluster]:
+    """Two real nodes of this test's own, which it may kill and restart."""
+    cluster = Cluster(tmp_path)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

@@ -1,0 +1,227 @@
+"""A FLASH message and its acknowledgement between two real nodes over TLS."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from typing import Any
+
+import websockets
+
+from support import Cluster, NodeProc, wait_for
+
+
+def send(node: NodeProc, operator: str, **fields: Any) -> dict[str, Any]:
+    request = {"channel": "dgmo", "to": "ir:dgmo", "precedence": "FLASH", "type": "hotline.text", **fields}
+    request.setdefault("body", {"text": "Explosions reported near Panjgur. Request clarification."})
+    with node.client(operator) as client:
+        response = client.post("/api/v1/messages", json=request)
+    assert response.status_code == 201, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def message(node: NodeProc, operator: str, message_id: str) -> dict[str, Any]:
+    with node.client(operator) as client:
+        response = client.get(f"/api/v1/messages/{message_id}")
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def state_is(node: NodeProc, operator: str, message_id: str, state: str) -> bool:
+    with node.client(operator) as client:
+        response = client.get(f"/api/v1/messages/{message_id}")
+    return response.status_code == 200 and response.json()["state"] == state
+
+
+def test_flash_message_is_delivered_receipted_and_acknowledged(pair: Cluster) -> None:
+    pk, ir = pair["pk"], pair["ir"]
+    sent = send(pk, "pk-dgmo")
+    assert sent["state"] == "accepted" and sent["seq"] >= 1 and sent["log_index"] >= 0
+
+    wait_for(lambda: state_is(pk, "pk-dgmo", sent["id"], "delivered"), what="the receipt")
+    received = message(ir, "ir-dgmo", sent["id"])
+    assert received["direction"] == "in" and received["state"] == "delivered"
+    assert received["precedence"] == "FLASH" and received["from"] == "pk:dgmo"
+    assert received["body"]["text"].startswith("Explosions")
+    # The deadline is the creation time plus 10 minutes (FLASH).
+    assert received["deadline"][:13] >= received["created"][:13]
+
+    outgoing = message(pk, "pk-dgmo", sent["id"])
+    receipt = outgoing["receipt"]
+    assert receipt["node"] == "ir" and receipt["envelope"] == sent["id"]
+    assert receipt["log_index"] == received["log_index"]
+    # Both logs hold the byte-identical envelope.
+    assert outgoing["envelope"] == received["envelope"]
+
+    with ir.client("ir-dgmo") as client:
+        ack = client.post(f"/api/v1/messages/{sent['id']}/ack", json={"note": "Received; investigating"})
+    assert ack.status_code == 201, ack.text
+    wait_for(lambda: state_is(pk, "pk-dgmo", sent["id"], "acknowledged"), what="the ack to travel back")
+    outgoing = message(pk, "pk-dgmo", sent["id"])
+    assert outgoing["acknowledgement"]["type"] == "ack"
+    assert outgoing["acknowledgement"]["refs"] == [sent["id"]]
+    assert outgoing["response"]["note"] == "Received; investigating"
+    assert message(ir, "ir-dgmo", sent["id"])["state"] == "acknowledged"
+
+    # A second acknowledgement is refused and changes nothing.
+    with ir.client("ir-dgmo") as client:
+        again = client.post(f"/api/v1/messages/{sent['id']}/ack")
+    assert again.status_code == 409 and again.json()["error"] == "Conflict"
+
+
+def test_decline_travels_back_with_its_reason(pair: Cluster) -> None:
+    pk, ir = pair["pk"], pair["ir"]
+    sent = send(pk, "pk-dgmo", precedence="PRIORITY", body={"text": "Request a call at 1400Z"})
+    wait_for(lambda: state_is(ir, "ir-dgmo", sent["id"], "delivered"))
+    with ir.client("ir-dgmo") as client:
+        response = client.post(f"/api/v1/messages/{sent['id']}/decline", json={"reason": "Awaiting authority"})
+    assert response.status_code == 201, response.text
+    wait_for(lambda: state_is(pk, "pk-dgmo", sent["id"], "declined"))
+    assert message(pk, "pk-dgmo", sent["id"])["response"]["note"] == "Awaiting authority"
+
+
+def test_stream_shows_arrival_and_acknowledgement_live(pair: Cluster) -> None:
+    pk, ir = pair["pk"], pair["ir"]
+
+    async def scenario() -> tuple[list[dict[str, Any]], list[dict[str, Any]], str]:
+        headers_ir = {"Authorization": f"Bearer {ir.token('ir-dgmo')}"}
+        headers_pk = {"Authorization": f"Bearer {pk.token('pk-dgmo')}"}
+        ir_uri = ir.url.replace("https", "wss") + "/api/v1/stream"
+        pk_uri = pk.url.replace("https", "wss") + "/api/v1/stream"
+        async with (
+            websockets.connect(ir_uri, ssl=ir.context, additional_headers=headers_ir) as ir_ws,
+            websockets.connect(pk_uri, ssl=pk.context, additional_headers=headers_pk) as pk_ws,
+        ):
+            assert json.loads(await ir_ws.recv())["event"] == "hello"
+            assert json.loads(await pk_ws.recv())["event"] == "hello"
+            sent = await asyncio.to_thread(send, pk, "pk-dgmo")
+            ir_events = await _collect(ir_ws, lambda e: e["event"] == "message" and e["id"] == sent["id"])
+            with ir.client("ir-dgmo") as client:
+                assert (await asyncio.to_thread(client.post, f"/api/v1/messages/{sent['id']}/ack")).status_code == 201
+            pk_events = await _collect(pk_ws, lambda e: e["event"] == "acknowledged" and e["id"] == sent["id"])
+            return ir_events, pk_events, sent["id"]
+
+    ir_events, pk_events, sent_id = asyncio.run(scenario())
+    arrival = ir_events[-1]
+    assert arrival["precedence"] == "FLASH" and arrival["from"] == "pk:dgmo" and arrival["deadline"]
+    assert any(e["event"] == "receipt" and e["id"] == sent_id for e in pk_events)
+    assert pk_events[-1]["by"] == "ir:dgmo"
+
+
+async def _collect(ws: Any, done: Any, timeout: float = 20) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    async with asyncio.timeout(timeout):
+        while True:
+            event = json.loads(await ws.recv())
+            events.append(event)
+            if done(event):
+                return events
+
+
+def test_stream_refuses_without_a_token(pair: Cluster) -> None:
+    ir = pair["ir"]
+
+    async def attempt() -> int | None:
+        uri = ir.url.replace("https", "wss") + "/api/v1/stream"
+        async with websockets.connect(uri, ssl=ir.context) as ws:
+            try:
+                await ws.recv()
+            except websockets.ConnectionClosed as closed:
+                return closed.rcvd.code if closed.rcvd else None
+        return None
+
+    assert asyncio.run(attempt()) == 4401
+
+
+def test_operators_see_only_their_offices(pair: Cluster) -> None:
+    pk, ir = pair["pk"], pair["ir"]
+    sent = send(pk, "pk-dgmo", body={"text": "for the DGMO only"})
+    wait_for(lambda: state_is(ir, "ir-dgmo", sent["id"], "delivered"))
+    with ir.client("ir-fs") as client:
+        assert client.get(f"/api/v1/messages/{sent['id']}").status_code == 404
+        assert all(m["id"] != sent["id"] for m in client.get("/api/v1/messages").json()["messages"])
+        refused = client.post(f"/api/v1/messages/{sent['id']}/ack")
+    assert refused.status_code == 404
+    # A supervisor sees every office of the party.
+    with ir.client("ir-supervisor") as client:
+        assert client.get(f"/api/v1/messages/{sent['id']}").status_code == 200
+    # Nobody may send from an office they do not hold.
+    with pk.client("pk-fs") as client:
+        response = client.post(
+            "/api/v1/messages",
+            json={"channel": "dgmo", "to": "ir:dgmo", "precedence": "FLASH", "type": "hotline.text",
+                  "body": {"text": "x"}},
+        )  # fmt: skip
+    assert response.status_code == 403 and "pk:dgmo" in response.json()["detail"]
+
+
+def test_inbox_filters_by_box_channel_state_and_since(pair: Cluster) -> None:
+    pk, ir = pair["pk"], pair["ir"]
+    sent = send(pk, "pk-dgmo", precedence="ROUTINE", body={"text": "filter me"})
+    wait_for(lambda: state_is(ir, "ir-dgmo", sent["id"], "delivered"))
+    with ir.client("ir-dgmo") as client:
+        inbox = client.get("/api/v1/messages", params={"box": "in", "channel": "dgmo", "state": "delivered"})
+        assert sent["id"] in [m["id"] for m in inbox.json()["messages"]]
+        outbox = client.get("/api/v1/messages", params={"box": "out"}).json()["messages"]
+        assert sent["id"] not in [m["id"] for m in outbox]
+        later = client.get("/api/v1/messages", params={"since": "2999-01-01T00:00:00Z"}).json()["messages"]
+        assert later == []
+        bad = client.get("/api/v1/messages", params={"since": "yesterday"})
+        assert bad.status_code == 422 and bad.json()["error"] == "Invalid"
+
+
+def test_links_are_up_and_tested(pair: Cluster) -> None:
+    pk = pair["pk"]
+
+    def tested() -> dict[str, Any] | None:
+        with pk.client("pk-dgmo") as client:
+            link = client.get("/api/v1/links").json()["links"][0]
+        return link if link["state"] == "UP" and link["last_test_at"] and link["rtt_ms"] else None
+
+    link = wait_for(tested, what="a successful link test")
+    assert link["peer"] == "ir" and link["rtt_ms"] > 0
+
+
+def test_status_reaches_the_peer(pair: Cluster) -> None:
+    pk, ir = pair["pk"], pair["ir"]
+    with ir.client("ir-dgmo") as client:
+        response = client.post("/api/v1/status", json={"peer": "pk", "code": "AWAITING_AUTHORITY", "note": "minister"})
+    assert response.status_code == 201, response.text
+
+    def seen() -> dict[str, Any] | None:
+        with pk.client("pk-dgmo") as client:
+            status = client.get("/api/v1/links").json()["links"][0]["peer_status"]
+        return status if status and status["code"] == "AWAITING_AUTHORITY" else None
+
+    assert wait_for(seen)["note"] == "minister"
+    with ir.client("ir-dgmo") as client:
+        bad = client.post("/api/v1/status", json={"peer": "pk", "code": "SLEEPING"})
+    assert bad.status_code == 422
+
+
+def test_cli_send_inbox_ack_links(pair: Cluster) -> None:
+    pk, ir = pair["pk"], pair["ir"]
+
+    def cli(*args: str) -> str:
+        result = subprocess.run([sys.executable, "-m", "detente", *args], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    out = cli("send", "--node", str(pk.data), "--token", pk.token("pk-lo-zahedan"), "--channel", "liaison",
+              "--to", "ir:lo-turbat", "--precedence", "ROUTINE", "--text", "Liaison officer arriving 0900Z")  # fmt: skip
+    message_id = out.split()[0]
+    wait_for(lambda: state_is(ir, "ir-lo-turbat", message_id, "delivered"))
+    listed = json.loads(cli("inbox", "--node", str(ir.data), "--token", ir.token("ir-lo-turbat"), "--json"))
+    assert message_id in [m["id"] for m in listed]
+    assert "acknowledged" in cli("ack", message_id, "--node", str(ir.data), "--token", ir.token("ir-lo-turbat"))
+    assert "UP" in cli("links", "--node", str(pk.data), "--token", pk.token("pk-lo-zahedan"))
+    # Errors are one line with the node's message, and a non-zero exit; no traceback.
+    bad = subprocess.run(
+        [sys.executable, "-m", "detente", "ack", message_id, "--node", str(ir.data), "--token", "dtn_wrong"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert bad.returncode == 1 and "Unauthorized" in bad.stderr and "Traceback" not in bad.stderr

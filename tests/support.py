@@ -1,0 +1,147 @@
+"""Test support: real nodes in separate processes, over loopback with TLS."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+from sqlalchemy import Engine, create_engine, func, select
+
+from detente.node.demo import setup_demo
+from detente.node.tls import trust_exactly
+from detente.store.db import make_engine
+from detente.store.tables import envelopes, log, outbox
+
+ROOT = Path(__file__).resolve().parents[1]
+AGREEMENT = ROOT / "agreements" / "pk-ir.toml"
+T = TypeVar("T")
+
+
+def wait_for(predicate: Callable[[], T], timeout: float = 20.0, interval: float = 0.05, what: str = "") -> T:
+    """Poll `predicate` until it returns something truthy; fail the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last: T = predicate()
+    while not last:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}")
+        time.sleep(interval)
+        last = predicate()
+    return last
+
+
+def test_agreement(tmp: Path, extra: str = "") -> Path:
+    """Write the shipped agreement plus short deadlines on the liaison channel (for overdue tests)."""
+    text = AGREEMENT.read_text(encoding="utf-8")
+    text += "\n[channels.liaison.deadlines]\nFLASH = 2\nIMMEDIATE = 2\n" + extra
+    path = tmp / "agreement-test.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+class NodeProc:
+    """One node running as `python -m detente serve` in its own process."""
+
+    def __init__(self, info: dict[str, Any], log_path: Path) -> None:
+        self.info = info
+        self.party: str = info["party"]
+        self.data = Path(info["data"])
+        self.url: str = info["url"]
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.context = trust_exactly(Path(info["cert"]).read_text())
+
+    def start(self, wait: bool = True) -> None:
+        log = self.log_path.open("ab")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "detente", "serve", "--data", str(self.data)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        if wait:
+            wait_for(self.is_up, 30, 0.1, f"node {self.party} to start (log: {self.log_path})")
+
+    def is_up(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise AssertionError(f"node {self.party} exited: {self.log_path.read_text()[-2000:]}")
+        try:
+            return httpx.get(self.url + "/api/v1/openapi.json", verify=self.context, timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+
+    def token(self, name: str) -> str:
+        return str(next(o["token"] for o in self.info["operators"] if o["name"] == name))
+
+    def client(self, operator: str | None = None, token: str | None = None) -> httpx.Client:
+        headers = {}
+        if operator or token:
+            headers["Authorization"] = f"Bearer {token or self.token(operator or '')}"
+        return httpx.Client(base_url=self.url, verify=self.context, headers=headers, timeout=30)
+
+    def engine(self) -> Engine:
+        from detente.node.config import load_config
+
+        return make_engine(load_config(self.data).db)
+
+    def counts(self) -> dict[str, int]:
+        """Rows in the log, envelopes and outbox tables, read straight from the node's database."""
+        engine = self.engine()
+        try:
+            with engine.connect() as conn:
+                return {
+                    name: int(conn.execute(select(func.count()).select_from(table)).scalar() or 0)
+                    for name, table in (("log", log), ("envelopes", envelopes), ("outbox", outbox))
+                }
+        finally:
+            engine.dispose()
+
+
+class Cluster:
+    """Two nodes, pk and ir, prepared like the demo and started as real processes."""
+
+    def __init__(self, workdir: Path, *, db_urls: dict[str, str] | None = None, link_test_seconds: float = 1.0):
+        self.workdir = workdir
+        self.info = setup_demo(
+            workdir / "nodes", test_agreement(workdir), db_urls=db_urls, link_test_seconds=link_test_seconds
+        )
+        self.nodes = {p: NodeProc(n, workdir / f"{p}.log") for p, n in self.info["nodes"].items()}
+
+    def __getitem__(self, party: str) -> NodeProc:
+        return self.nodes[party]
+
+    def start(self) -> Cluster:
+        for node in self.nodes.values():
+            node.start(wait=False)
+        for node in self.nodes.values():
+            wait_for(node.is_up, 30, 0.1, f"node {node.party}")
+        return self
+
+    def stop(self) -> None:
+        for node in self.nodes.values():
+            node.stop()
+
+
+def sqlite_engine(path: Path) -> Engine:
+    return create_engine(f"sqlite:///{path}")
