@@ -145,3 +145,34 @@ class Cluster:
 
 def sqlite_engine(path: Path) -> Engine:
     return create_engine(f"sqlite:///{path}")
+
+
+def service_free_counts(node: NodeProc) -> dict[str, int]:
+    """Rows of envelopes, log entries and outbox rows, leaving out link tests (they run on a timer)."""
+    engine = node.engine()
+    try:
+        with engine.connect() as conn:
+            env = int(
+                conn.execute(
+                    select(func.count()).select_from(envelopes).where(envelopes.c.type != "link.test")
+                ).scalar()
+                or 0
+            )
+            logged = int(
+                conn.execute(
+                    select(func.count())
+                    .select_from(log.join(envelopes, envelopes.c.id == log.c.envelope_id, isouter=True))
+                    .where((envelopes.c.type != "link.test") | envelopes.c.type.is_(None))
+                ).scalar()
+                or 0
+            )
+            queued = int(conn.execute(select(func.count()).select_from(outbox)).scalar() or 0)
+        return {"envelopes": env, "log": logged, "outbox": queued}
+    finally:
+        engine.dispose()
+
+
+def quiet(cluster: Cluster) -> None:
+    """Wait until no node has anything left to deliver."""
+    for node in cluster.nodes.values():
+        wait_for(lambda n=node: n.counts()["outbox"] == 0, what=f"{node.party}'s outbox to drain")

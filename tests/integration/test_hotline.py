@@ -211,8 +211,9 @@ def test_cli_send_inbox_ack_links(pair: Cluster) -> None:
         assert result.returncode == 0, result.stderr
         return result.stdout
 
-    out = cli("send", "--node", str(pk.data), "--token", pk.token("pk-lo-zahedan"), "--channel", "liaison",
-              "--to", "ir:lo-turbat", "--precedence", "ROUTINE", "--text", "Liaison officer arriving 0900Z")  # fmt: skip
+    token = pk.token("pk-lo-zahedan")
+    out = cli("send", "--node", str(pk.data), "--token", token, "--channel", "liaison", "--to", "ir:lo-turbat",
+              "--precedence", "ROUTINE", "--text", "Liaison officer arriving 0900Z")  # fmt: skip
     message_id = out.split()[0]
     wait_for(lambda: state_is(ir, "ir-lo-turbat", message_id, "delivered"))
     listed = json.loads(cli("inbox", "--node", str(ir.data), "--token", ir.token("ir-lo-turbat"), "--json"))

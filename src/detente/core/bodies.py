@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, model_validator
 from pydantic_core import PydanticCustomError
 
 from detente.core.precedence import parse_time
@@ -192,9 +192,19 @@ class Statement(Body):
     text: str = Field(min_length=1, max_length=10_000)
 
 
+def _scalar(value: object) -> str | int | float:
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        return value
+    raise PydanticCustomError("param_value", "must be a string or a number")
+
+
+# A codebook parameter: its type is checked against the entry (codebook.check_params).
+ParamValue = Annotated[str | int | float, PlainValidator(_scalar), WithJsonSchema({"type": ["string", "number"]})]
+
+
 class Code(Body):
     """A pre-agreed codebook message, rendered in the reader's language from the agreement."""
 
     code: str = Field(pattern=r"^[A-Z][A-Z0-9]*(?:-[A-Z0-9]+)*$", max_length=48)
-    params: dict[Annotated[str, Field(max_length=32)], str | int | float] = Field(default_factory=dict, max_length=16)
+    params: dict[Annotated[str, Field(max_length=32)], ParamValue] = Field(default_factory=dict, max_length=16)
     note: Note = ""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from detente.core.bodies import Body, Casualties, Level, Lines, Long, Note, OfficeId, Sha256, Short, UtcTime
@@ -163,12 +163,13 @@ class ConsultationMinutes(Body):
     text: Annotated[str, Field(min_length=1, max_length=30_000)]
     items: list[ActionItem] = Field(default_factory=list, max_length=50)
 
-    @model_validator(mode="after")
-    def _unique_items(self) -> ConsultationMinutes:
-        ids = [item.id for item in self.items]
+    @field_validator("items")
+    @classmethod
+    def _unique_items(cls, items: list[ActionItem]) -> list[ActionItem]:
+        ids = [item.id for item in items]
         if len(set(ids)) != len(ids):
             raise PydanticCustomError("duplicate_item", "action item ids must be distinct")
-        return self
+        return items
 
 
 class ConsultationCosign(Body):

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, RowMapping, and_, delete, func, insert, or_, select, update
 
+from detente.store import tlog
 from detente.store.tables import envelopes, log, outbox, sequences
 
 STATES = ("accepted", "delivered", "acknowledged", "declined", "overdue")
@@ -29,9 +30,10 @@ def log_size(conn: Connection) -> int:
 
 
 def append_log(conn: Connection, leaf: bytes, envelope_id: str) -> int:
-    """Append one leaf to the log and return its index."""
+    """Append one leaf to the log, with its stored Merkle hashes, and return its index."""
     index = next_log_index(conn)
     conn.execute(insert(log).values(idx=index, leaf=leaf, envelope_id=envelope_id))
+    tlog.append_hashes(conn, index, leaf)
     return index
 
 

@@ -53,6 +53,11 @@ envelopes = Table(
     Column("response_note", Text),
     Column("overdue_at", String(32)),
     Column("recorded_at", String(32), nullable=False),
+    # Proof of delivery (migration 0002): the peer's inclusion proof, verified against a checkpoint
+    # of the peer's log that this node cosigned ("out" only).
+    Column("verified_at", String(32)),
+    Column("verified_size", Integer),
+    Column("peer_proof", Text),  # JSON list of hex hashes
 )
 Index("ix_envelopes_box", envelopes.c.direction, envelopes.c.state)
 Index("ix_envelopes_deadline", envelopes.c.deadline)
@@ -150,4 +155,76 @@ link_events = Table(
     Column("state", String(10), nullable=False),
     Column("at", String(32), nullable=False),
     Column("reason", Text),
+)
+
+
+# --- The transparency log (migration 0002) ---
+
+# Go-tlog stored-hash layout (core/merkle.py): filled in the transaction of each log append.
+tree_hashes = Table(
+    "tree_hashes",
+    metadata,
+    Column("idx", Integer, primary_key=True, autoincrement=False),
+    Column("hash", LargeBinary, nullable=False),
+)
+
+# This node's own signed checkpoints, one per tree size it signed.
+checkpoints = Table(
+    "checkpoints",
+    metadata,
+    Column("size", Integer, primary_key=True, autoincrement=False),
+    Column("root", LargeBinary, nullable=False),
+    Column("note", LargeBinary, nullable=False),  # the signed note, without cosignatures
+    Column("created", String(32), nullable=False),
+)
+
+# Cosignatures that peers (as witnesses) returned on this node's checkpoints.
+cosignatures = Table(
+    "cosignatures",
+    metadata,
+    Column("size", Integer, primary_key=True, autoincrement=False),
+    Column("witness", String(8), primary_key=True),  # the peer party
+    Column("name", Text, nullable=False),  # the witness key name
+    Column("line", Text, nullable=False),  # the signature line, without the newline
+    Column("received_at", String(32), nullable=False),
+)
+
+# Witness state: the latest checkpoint of each peer's log that this node cosigned.
+witness_state = Table(
+    "witness_state",
+    metadata,
+    Column("origin", Text, primary_key=True),
+    Column("peer", String(8), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("root", LargeBinary, nullable=False),
+    Column("note", LargeBinary, nullable=False),  # the peer's note as submitted
+    Column("updated_at", String(32), nullable=False),
+)
+
+# History of the peer checkpoints this node cosigned.
+witnessed = Table(
+    "witnessed",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("origin", Text, nullable=False),
+    Column("peer", String(8), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("root", LargeBinary, nullable=False),
+    Column("note", LargeBinary, nullable=False),
+    Column("cosignature", Text, nullable=False),  # our signature line
+    Column("cosigned_at", String(32), nullable=False),
+)
+Index("ix_witnessed_origin", witnessed.c.origin, witnessed.c.size)
+
+# Alarms (fork alarms): evidence is JSON that stands on its own (both notes and the proof).
+alarms = Table(
+    "alarms",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("peer", String(8), nullable=False),
+    Column("origin", Text, nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("evidence", Text, nullable=False),
+    Column("created", String(32), nullable=False),
 )

@@ -1,0 +1,148 @@
+"""Throughput: concurrent senders on pk across three channels, everything delivered to ir, nothing lost.
+
+Each sender is an operator client (pk-dgmo, pk-fs, pk-lo-zahedan in turn) POSTing ROUTINE
+`hotline.text` messages back to back for the duration. A sampler reads pk's outbox depth and ir's
+incoming count straight from the databases, and both nodes' RSS, every `SAMPLE` seconds. When the
+senders stop, the bench waits for the outbox to drain, then checks every accepted id against both
+`envelopes` tables (pk's row must carry ir's receipt) and both `log` tables.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import func, select
+
+from bench.client import StreamWatcher, api_client, message_request
+from bench.nodes import Cluster, Node
+from detente.store.tables import envelopes, log
+
+CHANNELS = (("dgmo", "ir:dgmo", "pk-dgmo"), ("fs", "ir:fs", "pk-fs"), ("liaison", "ir:lo-turbat", "pk-lo-zahedan"))
+SAMPLE = 0.25
+PRECEDENCE = "ROUTINE"  # six-hour deadline: nothing turns overdue while the bench runs
+
+
+def _incoming(node: Node) -> int:
+    with node.engine().connect() as conn:
+        query = select(func.count()).select_from(envelopes).where(envelopes.c.direction == "in")
+        return int(conn.execute(query).scalar() or 0)
+
+
+async def measure(
+    cluster: Cluster, senders: int, duration: float, drain_timeout: float, update: Callable[[float], None]
+) -> dict[str, Any]:
+    """Run the load; return rates, the outbox series, RSS samples and the loss check."""
+    pk, ir = cluster["pk"], cluster["ir"]
+    accepted: list[tuple[float, str]] = []
+    errors: list[str] = []
+    ir_before = await asyncio.to_thread(_incoming, ir)
+    series: list[dict[str, float]] = []
+    start = time.perf_counter()
+    stop_at = start + duration
+
+    async def sender(k: int) -> None:
+        channel, to, operator = CHANNELS[k % len(CHANNELS)]
+        async with api_client(pk.url, pk.context, pk.token(operator)) as client:
+            i = 0
+            while time.perf_counter() < stop_at:
+                request = message_request(channel, to, PRECEDENCE, f"sender {k} message {i}: status report")
+                try:
+                    response = await client.post("/api/v1/messages", json=request)
+                except Exception as exc:  # counted and reported; the run goes on
+                    errors.append(f"{type(exc).__name__}: {exc}")
+                    continue
+                finally:
+                    i += 1
+                if response.status_code == 201:
+                    accepted.append((time.perf_counter() - start, response.json()["id"]))
+                else:
+                    errors.append(f"HTTP {response.status_code}: {response.text[:200]}")
+
+    sending = [asyncio.create_task(sender(k)) for k in range(senders)]
+    drained_at: float | None = None
+    async with StreamWatcher(ir.ws_url, ir.context, ir.token("ir-supervisor")) as ir_stream:
+        hard_stop = stop_at + drain_timeout
+        while time.perf_counter() < hard_stop:
+            await asyncio.sleep(SAMPLE)
+            now = time.perf_counter() - start
+            depth = await asyncio.to_thread(pk.outbox_depth)
+            arrived = await asyncio.to_thread(_incoming, ir) - ir_before
+            pk_mem, ir_mem = pk.memory(), ir.memory()
+            series.append(
+                {
+                    "t": round(now, 2),
+                    "accepted": len(accepted),
+                    "outbox": depth,
+                    "ir_received": arrived,
+                    "pk_rss_mb": pk_mem.get("VmRSS", 0.0),
+                    "ir_rss_mb": ir_mem.get("VmRSS", 0.0),
+                }
+            )
+            update(now)
+            if all(task.done() for task in sending) and depth == 0 and arrived >= len(accepted):
+                drained_at = now
+                break
+        pushed = ir_stream.counts.get("message", 0)
+    for task in sending:
+        task.cancel()
+    await asyncio.gather(*sending, return_exceptions=True)
+    sent_for = max((t for t, _ in accepted), default=duration)
+    check = await asyncio.to_thread(_loss_check, cluster, [i for _, i in accepted])
+    delivered = check["on_both"]
+    in_window = [s for s in series if s["t"] <= duration]
+    window_received = in_window[-1]["ir_received"] if in_window else 0
+    return {
+        "senders": senders,
+        "duration_s": duration,
+        "precedence": PRECEDENCE,
+        "channels": [c for c, _, _ in CHANNELS],
+        "accepted": len(accepted),
+        "errors": len(errors),
+        "first_errors": errors[:5],
+        "accepted_per_s": round(len(accepted) / sent_for, 1) if accepted else 0.0,
+        "received_per_s_while_sending": round(window_received / duration, 1),
+        "drained": drained_at is not None,
+        "drain_s": None if drained_at is None else round(max(0.0, drained_at - sent_for), 2),
+        "delivered_per_s": round(delivered / drained_at, 1) if drained_at else None,
+        "max_outbox": max((s["outbox"] for s in series), default=0),
+        "pushed_on_ir_stream": pushed,
+        "loss": check,
+        "series": series,
+        "peak_rss_mb": {"pk": pk.memory().get("VmHWM"), "ir": ir.memory().get("VmHWM")},
+    }
+
+
+def _ids(node: Node, query: Any) -> set[str]:
+    with node.engine().connect() as conn:
+        return {str(r[0]) for r in conn.execute(query)}
+
+
+def _loss_check(cluster: Cluster, accepted: list[str]) -> dict[str, Any]:
+    """Count the accepted ids present in each table; `lost` must be 0."""
+    pk, ir = cluster["pk"], cluster["ir"]
+    wanted = set(accepted)
+    receipted = _ids(pk, select(envelopes.c.id).where(envelopes.c.receipt.is_not(None))) & wanted
+    pk_log = _ids(pk, select(log.c.envelope_id)) & wanted
+    ir_env = _ids(ir, select(envelopes.c.id).where(envelopes.c.direction == "in")) & wanted
+    ir_log = _ids(ir, select(log.c.envelope_id)) & wanted
+    both = receipted & pk_log & ir_env & ir_log
+    return {
+        "accepted": len(wanted),
+        "pk_receipted": len(receipted),
+        "pk_logged": len(pk_log),
+        "ir_stored": len(ir_env),
+        "ir_logged": len(ir_log),
+        "on_both": len(both),
+        "lost": len(wanted - both),
+        "duplicates": len(accepted) - len(wanted),
+    }
+
+
+def run(
+    cluster: Cluster, senders: int, duration: float, drain_timeout: float, update: Callable[[float], None]
+) -> dict[str, Any]:
+    """Blocking entry point (runs its own event loop)."""
+    return asyncio.run(measure(cluster, senders, duration, drain_timeout, update))

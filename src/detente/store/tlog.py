@@ -1,0 +1,233 @@
+"""Queries on the transparency log: stored Merkle hashes, checkpoints, cosignatures, witness state, alarms.
+
+`tree_hashes` holds the Go-tlog stored-hash layout of `core.merkle` (index -> 32-byte hash). It is
+written by `append_hashes` in the same transaction as the log row it hashes, so the two can never
+disagree after a crash. Every function takes an open connection; the caller owns the transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, Engine, RowMapping, func, insert, select, update
+
+from detente.core import merkle
+from detente.errors import Error
+from detente.store.tables import alarms, checkpoints, cosignatures, envelopes, tree_hashes, witness_state, witnessed
+
+# SQLite allows 32766 bound parameters per statement; stay well below for any backend.
+_CHUNK = 5000
+
+
+class TableHashReader:
+    """A `merkle.HashReader` over the `tree_hashes` table, read through `conn`.
+
+    `cache` (stored index -> hash) is consulted first and filled with what is read. Its
+    `read_hashes` raises `Error` if a stored hash is missing (a tree larger than the table).
+    """
+
+    def __init__(self, conn: Connection, cache: dict[int, bytes] | None = None) -> None:
+        self.conn = conn
+        self.cache = {} if cache is None else cache
+
+    def read_hashes(self, indexes: Sequence[int]) -> list[bytes]:
+        """Return the stored hashes at `indexes`, in order. Raises `Error` if one is missing."""
+        missing = sorted({i for i in indexes if i not in self.cache})
+        for start in range(0, len(missing), _CHUNK):
+            chunk = missing[start : start + _CHUNK]
+            rows = self.conn.execute(select(tree_hashes.c.idx, tree_hashes.c.hash).where(tree_hashes.c.idx.in_(chunk)))
+            for idx, value in rows:
+                self.cache[int(idx)] = bytes(value)
+        try:
+            return [self.cache[i] for i in indexes]
+        except KeyError as exc:
+            raise Error(f"stored Merkle hash {exc.args[0]} is missing: the tree_hashes table is damaged") from None
+
+
+@dataclass
+class _Edge:
+    """The hashes on the right edge of the tree after `size` records (stored index -> hash)."""
+
+    size: int
+    hashes: dict[int, bytes] = field(default_factory=dict)
+
+
+# One right-edge cache per engine. It is only an optimisation: it is trusted only when its size is
+# the size the database reports inside the appending transaction, and it is re-read from the table
+# otherwise (after a restart, or when a rolled-back SAVEPOINT or batch left it one record ahead).
+_edges: weakref.WeakKeyDictionary[Engine, _Edge] = weakref.WeakKeyDictionary()
+_edges_lock = threading.Lock()
+
+
+def append_hashes(conn: Connection, index: int, entry: bytes) -> None:
+    """Store the Merkle hashes that appending `entry` as record `index` adds (same transaction).
+
+    The table must already hold the hashes of records 0 .. index - 1. Raises `Error` if it does
+    not, and whatever the database raises.
+    """
+    with _edges_lock:
+        edge = _edges.get(conn.engine)
+        if edge is None or edge.size != index:
+            edge = _Edge(index)
+            _edges[conn.engine] = edge
+        try:
+            hashes = merkle.stored_hashes_for_append(index, merkle.leaf_hash(entry), TableHashReader(conn, edge.hashes))
+        except BaseException:
+            _edges.pop(conn.engine, None)
+            raise
+        start = merkle.stored_hash_count(index)
+        conn.execute(insert(tree_hashes), [{"idx": start + i, "hash": h} for i, h in enumerate(hashes)])
+        # The m subtrees merged by this append leave the edge; the new root of height m joins it.
+        m = len(hashes) - 1
+        for level in range(m):
+            edge.hashes.pop(merkle.stored_hash_index(level, (index >> level) - 1), None)
+        edge.hashes[merkle.stored_hash_index(m, index >> m)] = hashes[-1]
+        edge.size = index + 1
+
+
+def forget_edge(engine: Engine) -> None:
+    """Drop the cached right edge of `engine`'s tree (after the log was changed behind our back)."""
+    with _edges_lock:
+        _edges.pop(engine, None)
+
+
+def tree_root(conn: Connection, size: int) -> bytes:
+    """Return the RFC 6962 root of the first `size` records. Raises `Error` if hashes are missing."""
+    return merkle.tree_hash(size, TableHashReader(conn))
+
+
+# --- own checkpoints and the cosignatures peers returned on them ---
+
+
+def latest_checkpoint(conn: Connection) -> RowMapping | None:
+    """Return the newest checkpoint this node signed, or None."""
+    return conn.execute(select(checkpoints).order_by(checkpoints.c.size.desc()).limit(1)).mappings().first()
+
+
+def checkpoint_at(conn: Connection, size: int) -> RowMapping | None:
+    """Return the checkpoint this node signed for `size`, or None."""
+    return conn.execute(select(checkpoints).where(checkpoints.c.size == size)).mappings().first()
+
+
+def all_checkpoints(conn: Connection) -> list[RowMapping]:
+    """Return every checkpoint this node signed, oldest first."""
+    return list(conn.execute(select(checkpoints).order_by(checkpoints.c.size)).mappings())
+
+
+def insert_checkpoint(conn: Connection, size: int, root: bytes, note: bytes, created: str) -> None:
+    """Record a checkpoint this node signed."""
+    conn.execute(insert(checkpoints).values(size=size, root=root, note=note, created=created))
+
+
+def add_cosignature(conn: Connection, size: int, witness: str, name: str, line: str, at: str) -> None:
+    """Record a peer's cosignature line on our checkpoint of `size` (the first one stays)."""
+    key = (cosignatures.c.size == size) & (cosignatures.c.witness == witness)
+    if conn.execute(select(cosignatures.c.size).where(key)).first() is None:
+        conn.execute(insert(cosignatures).values(size=size, witness=witness, name=name, line=line, received_at=at))
+
+
+def cosignature_lines(conn: Connection, size: int) -> list[str]:
+    """Return the cosignature lines (without newline) peers gave our checkpoint of `size`."""
+    rows = conn.execute(select(cosignatures.c.line).where(cosignatures.c.size == size).order_by(cosignatures.c.witness))
+    return [str(r[0]) for r in rows]
+
+
+def cosigned_sizes(conn: Connection) -> dict[int, list[str]]:
+    """Return {size: cosignature lines} for every checkpoint of ours that peers cosigned."""
+    out: dict[int, list[str]] = {}
+    for size, line in conn.execute(select(cosignatures.c.size, cosignatures.c.line).order_by(cosignatures.c.witness)):
+        out.setdefault(int(size), []).append(str(line))
+    return out
+
+
+def last_cosigned_size(conn: Connection, witness: str) -> int | None:
+    """Return the largest size of ours that `witness` cosigned, or None if it never did."""
+    value = conn.execute(select(func.max(cosignatures.c.size)).where(cosignatures.c.witness == witness)).scalar()
+    return None if value is None else int(value)
+
+
+# --- witness side: what this node cosigned of its peers' logs ---
+
+
+def get_witness_state(conn: Connection, origin: str) -> RowMapping | None:
+    """Return the latest checkpoint of `origin` this node cosigned, or None."""
+    return conn.execute(select(witness_state).where(witness_state.c.origin == origin)).mappings().first()
+
+
+def set_witness_state(
+    conn: Connection, origin: str, peer: str, size: int, root: bytes, note: bytes, cosignature: str, at: str
+) -> None:
+    """Make (size, root) the latest cosigned checkpoint of `origin` and keep it in the history."""
+    values = {"peer": peer, "size": size, "root": root, "note": note, "updated_at": at}
+    if conn.execute(update(witness_state).where(witness_state.c.origin == origin).values(**values)).rowcount == 0:
+        conn.execute(insert(witness_state).values(origin=origin, **values))
+    conn.execute(
+        insert(witnessed).values(
+            origin=origin, peer=peer, size=size, root=root, note=note, cosignature=cosignature, cosigned_at=at
+        )
+    )
+
+
+def witnessed_at(conn: Connection, origin: str, size: int) -> RowMapping | None:
+    """Return the newest checkpoint of `origin` at `size` that this node cosigned, or None."""
+    query = (
+        select(witnessed)
+        .where(witnessed.c.origin == origin, witnessed.c.size == size)
+        .order_by(witnessed.c.id.desc())
+        .limit(1)
+    )
+    return conn.execute(query).mappings().first()
+
+
+# --- alarms ---
+
+
+def insert_alarm(
+    conn: Connection, alarm_id: str, kind: str, peer: str, origin: str, summary: str, evidence: dict[str, Any], at: str
+) -> None:
+    """Store an alarm with its evidence (JSON)."""
+    conn.execute(
+        insert(alarms).values(
+            id=alarm_id, kind=kind, peer=peer, origin=origin, summary=summary,
+            evidence=json.dumps(evidence, sort_keys=True), created=at,
+        )  # fmt: skip
+    )
+
+
+def list_alarms(conn: Connection, limit: int = 100) -> list[dict[str, Any]]:
+    """Return the newest alarms first, each with its decoded evidence."""
+    rows = conn.execute(select(alarms).order_by(alarms.c.created.desc(), alarms.c.id.desc()).limit(limit)).mappings()
+    return [{**dict(r), "evidence": json.loads(r["evidence"])} for r in rows]
+
+
+# --- proof of delivery ---
+
+
+def unverified_sent(conn: Connection, peer: str, limit: int) -> list[RowMapping]:
+    """Return envelopes sent to `peer` that have a receipt but no verified inclusion proof yet."""
+    query = (
+        select(envelopes.c.id, envelopes.c.raw, envelopes.c.receipt, envelopes.c.from_office, envelopes.c.type)
+        .where(
+            envelopes.c.direction == "out",
+            envelopes.c.peer == peer,
+            envelopes.c.receipt.is_not(None),
+            envelopes.c.verified_at.is_(None),
+        )
+        .order_by(envelopes.c.log_index)
+        .limit(limit)
+    )
+    return list(conn.execute(query).mappings())
+
+
+def mark_verified(conn: Connection, envelope_id: str, size: int, proof: Sequence[bytes], at: str) -> None:
+    """Record that `envelope_id` was proven included in the peer's log of `size` (proof kept, hex)."""
+    conn.execute(
+        update(envelopes)
+        .where(envelopes.c.id == envelope_id, envelopes.c.verified_at.is_(None))
+        .values(verified_at=at, verified_size=size, peer_proof=json.dumps([p.hex() for p in proof]))
+    )

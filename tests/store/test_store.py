@@ -1,0 +1,166 @@
+"""One storage suite, run against SQLite and a real PostgreSQL the test run starts."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Connection, Engine, inspect, select
+
+from detente.errors import Conflict
+from detente.store import messages as db
+from detente.store import operators as operators_db
+from detente.store.db import make_engine, migrate, sqlite_url
+from detente.store.tables import envelopes, log, sequences
+from detente.store.writer import Writer
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    if request.param == "sqlite":
+        url = sqlite_url(tmp_path / "node.db")
+    else:
+        url = request.getfixturevalue("pg_database")("store")
+    eng = make_engine(url)
+    migrate(eng)
+    try:
+        yield eng
+    finally:
+        eng.dispose()
+
+
+def _row(n: int, **extra: Any) -> dict[str, Any]:
+    values = {
+        "id": f"01a20000-0000-7000-8000-{n:012d}", "direction": "out", "peer": "ir", "channel": "dgmo",
+        "from_office": "pk:dgmo", "to_office": "ir:dgmo", "seq": n, "type": "hotline.text", "precedence": "FLASH",
+        "author": "a", "created": "2024-01-16T13:05:00.000Z", "raw": b"{}", "log_index": n, "needs_ack": True,
+        "deadline": "2024-01-16T13:15:00.000Z", "state": "accepted", "recorded_at": "2024-01-16T13:05:00.000Z",
+    }  # fmt: skip
+    values.update(extra)
+    return values
+
+
+def test_migrations_create_every_table_and_are_idempotent(engine: Engine) -> None:
+    migrate(engine)  # a second run changes nothing
+    names = set(inspect(engine).get_table_names())
+    assert {"envelopes", "log", "outbox", "sequences", "operators", "ratifications", "links"} <= names
+
+
+def test_sequences_count_per_peer_and_channel(engine: Engine) -> None:
+    with engine.begin() as conn:
+        assert [db.next_seq(conn, "ir", "dgmo") for _ in range(3)] == [1, 2, 3]
+        assert db.next_seq(conn, "ir", "fs") == 1
+        assert db.last_in_seq(conn, "ir", "dgmo") == 0
+        db.set_in_seq(conn, "ir", "dgmo", 5)
+        db.set_in_seq(conn, "ir", "dgmo", 6)
+        assert db.last_in_seq(conn, "ir", "dgmo") == 6
+
+
+def test_log_appends_are_dense_and_readable(engine: Engine) -> None:
+    with engine.begin() as conn:
+        indexes = [db.append_log(conn, f"leaf {n}".encode(), f"id-{n}") for n in range(5)]
+        assert indexes == [0, 1, 2, 3, 4]
+        assert db.read_leaves(conn, 1, 3) == [b"leaf 1", b"leaf 2"]
+        assert db.log_size(conn) == 5
+
+
+def test_outbox_orders_by_channel_sequence_and_is_idempotent(engine: Engine) -> None:
+    with engine.begin() as conn:
+        for n in (3, 1, 2):
+            db.insert_envelope(conn, **_row(n, raw=f'{{"n":{n}}}'.encode()))
+            db.enqueue(conn, _row(n)["id"], "ir", "dgmo", n)
+        db.enqueue(conn, _row(1)["id"], "ir", "dgmo", 1)
+        assert [seq for _, _, _, seq in db.outbox_batch(conn, "ir", 10)] == [1, 2, 3]
+        assert db.outbox_depth(conn, "ir") == 3
+        db.dequeue(conn, _row(1)["id"])
+        assert db.outbox_depth(conn) == 2
+        assert db.requeue_from(conn, "ir", "dgmo", 1) == 3
+        assert db.outbox_depth(conn) == 3
+
+
+def test_sequence_numbers_are_unique_per_direction_peer_and_channel(engine: Engine) -> None:
+    with pytest.raises(Exception), engine.begin() as conn:  # noqa: B017 - any integrity error
+        db.insert_envelope(conn, **_row(1))
+        db.insert_envelope(conn, **_row(2, seq=1, log_index=2))
+    with engine.begin() as conn:  # link tests are unsequenced: many seq 0 rows are fine
+        db.insert_envelope(conn, **_row(1, seq=0))
+        db.insert_envelope(conn, **_row(2, seq=0, log_index=2))
+
+
+def test_overdue_query_finds_only_unanswered_past_deadlines(engine: Engine) -> None:
+    with engine.begin() as conn:
+        db.insert_envelope(conn, **_row(1))
+        db.insert_envelope(conn, **_row(2, deadline="2099-01-01T00:00:00.000Z"))
+        db.insert_envelope(conn, **_row(3, response_id="x"))
+        db.insert_envelope(conn, **_row(4, needs_ack=False))
+        due = db.due_for_overdue(conn, "2024-01-16T14:00:00.000Z")
+        assert [r["seq"] for r in due] == [1]
+        assert db.next_deadline(conn) == "2024-01-16T13:15:00.000Z"
+
+
+def test_writer_commits_batches_and_isolates_a_failing_job(engine: Engine) -> None:
+    writer = Writer(engine)
+    writer.start()
+    try:
+
+        def good(n: int) -> Any:
+            return lambda conn: db.append_log(conn, f"w{n}".encode(), f"w{n}")
+
+        def bad(conn: Connection) -> None:
+            db.append_log(conn, b"doomed", "doomed")
+            raise Conflict("refused")
+
+        futures = [writer.submit(good(n)) for n in range(50)]
+        failing = writer.submit(bad)
+        futures += [writer.submit(good(n)) for n in range(50, 100)]
+        results = [f.result(timeout=30) for f in futures]
+        with pytest.raises(Conflict):
+            failing.result(timeout=30)
+        assert sorted(results) == list(range(100))
+        with engine.connect() as conn:
+            leaves = [r[0] for r in conn.execute(select(log.c.envelope_id).order_by(log.c.idx))]
+        assert "doomed" not in leaves and len(leaves) == 100
+        assert writer.batches < 100  # group commit did batch
+    finally:
+        writer.stop()
+
+
+def test_writer_serialises_concurrent_callers(engine: Engine) -> None:
+    writer = Writer(engine)
+    writer.start()
+    out: list[int] = []
+    lock = threading.Lock()
+
+    def caller() -> None:
+        for _ in range(25):
+            index = writer.run_sync(lambda conn: db.append_log(conn, b"x", "x"))
+            with lock:
+                out.append(index)
+
+    threads = [threading.Thread(target=caller) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    writer.stop()
+    assert sorted(out) == list(range(200))
+
+
+def test_operators_and_ratifications(engine: Engine) -> None:
+    with engine.begin() as conn:
+        operators_db.add_operator(
+            conn, operator_id="op1", name="pk-dgmo", token_hash="h" * 64, password_hash=None, roles=["operator"],
+            offices=["pk:dgmo"], lang="en", created="2024-01-16T13:05:00.000Z",
+        )  # fmt: skip
+        op = operators_db.by_token_hash(conn, "h" * 64)
+        assert op is not None and op.offices == ("pk:dgmo",) and op.has("operator")
+        assert operators_db.by_name(conn, "nobody") is None
+        operators_db.save_ratification(conn, "pk", "a" * 64, "sig1", "t")
+        operators_db.save_ratification(conn, "pk", "a" * 64, "sig2", "t")
+        assert operators_db.ratifications_of(conn, "a" * 64) == {"pk": "sig2"}
+    with engine.connect() as conn:
+        assert conn.execute(select(sequences)).first() is None
+        assert conn.execute(select(envelopes)).first() is None

@@ -1,0 +1,97 @@
+"""Signed federation requests and receipts."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import pytest
+
+from detente.core import agreement as agreement_mod
+from detente.core import wire
+from detente.core.envelope import seal
+from detente.core.keys import Signer
+from detente.errors import Forbidden, NotRatified, Unauthorized, VerificationError
+
+SHIPPED = Path(__file__).resolve().parents[3] / "agreements" / "pk-ir.toml"
+PK = Signer.from_seed("pk.detente/log", b"p" * 32)
+IR = Signer.from_seed("ir.detente/log", b"i" * 32)
+
+
+def agreement() -> agreement_mod.Agreement:
+    text = SHIPPED.read_text(encoding="utf-8")
+    for party, signer in (("pk", PK), ("ir", IR)):
+        marker = f"[parties.{party}]"
+        head, tail = text.split(marker, 1)
+        tail = tail.replace('url = ""', f'url = "https://{party}.example"', 1)
+        tail = tail.replace('vkey = ""', f'vkey = "{signer.verifier.vkey()}"', 1)
+        tail = tail.replace('tls_fingerprint = ""', f'tls_fingerprint = "{"ab" * 32}"', 1)
+        text = head + marker + tail
+    return agreement_mod.load(text)
+
+
+DOC = agreement()
+HEADERS = wire.sign_request(PK, "pk", wire.ratify(DOC, PK), DOC, "POST", "/federation/v1/envelopes", b"{}", 1000)
+
+
+def lower(headers: dict[str, str]) -> dict[str, str]:
+    return {k.lower(): v for k, v in headers.items()}
+
+
+def test_a_signed_request_verifies() -> None:
+    party = wire.verify_request(DOC, "ir", lower(HEADERS), "POST", "/federation/v1/envelopes", b"{}", 1100)
+    assert party == "pk"
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        ({"method": "PUT"}, Unauthorized),
+        ({"path": "/federation/v1/other"}, Unauthorized),
+        ({"body": b"{ }"}, Unauthorized),
+        ({"now": 1000 + 301}, Unauthorized),
+        ({"now": 1000 - 301}, Unauthorized),
+        ({"own": "pk"}, Forbidden),
+    ],
+)
+def test_any_change_is_refused(change: dict[str, object], error: type[Exception]) -> None:
+    args = {"method": "POST", "path": "/federation/v1/envelopes", "body": b"{}", "now": 1000, "own": "ir"}
+    args.update(change)
+    with pytest.raises(error):
+        wire.verify_request(
+            DOC,
+            str(args["own"]),
+            lower(HEADERS),
+            str(args["method"]),
+            str(args["path"]),
+            args["body"],  # type: ignore[arg-type]
+            int(args["now"]),  # type: ignore[call-overload]
+        )
+
+
+def test_missing_headers_and_bad_ratification() -> None:
+    with pytest.raises(Unauthorized):
+        wire.verify_request(DOC, "ir", {}, "POST", "/", b"", 1000)
+    forged = {**lower(HEADERS), "detente-ratification": base64.b64encode(IR.sign(DOC.ratification_message())).decode()}
+    with pytest.raises(NotRatified):
+        wire.verify_request(DOC, "ir", forged, "POST", "/federation/v1/envelopes", b"{}", 1000)
+    with pytest.raises(Unauthorized):
+        wire.verify_request(DOC, "ir", {**lower(HEADERS), "detente-time": "12a"}, "POST", "/", b"{}", 1000)
+
+
+def test_receipts_verify_and_bind_the_envelope() -> None:
+    env = seal(
+        {"v": 1, "id": "01a20000-0000-7000-8000-000000000001", "agreement": DOC.hash, "channel": "dgmo",
+         "from": "pk:dgmo", "to": "ir:dgmo", "seq": 1, "author": "a", "precedence": "FLASH", "type": "hotline.text",
+         "lang": "en", "refs": [], "case": None, "created": "2024-01-16T13:05:00.000Z", "body": {"text": "x"}},
+        PK,
+    )  # fmt: skip
+    receipt = wire.make_receipt(IR, "ir", env, 7, "2024-01-16T13:05:01.000Z")
+    assert wire.verify_receipt(receipt, IR.verifier, "ir", env) == 7
+    for key, value in [("log_index", 8), ("node", "pk"), ("digest", "0" * 64), ("received", "x")]:
+        with pytest.raises(VerificationError):
+            wire.verify_receipt({**receipt, key: value}, IR.verifier, "ir", env)
+    with pytest.raises(VerificationError):
+        wire.verify_receipt(receipt, PK.verifier, "ir", env)
+    with pytest.raises(VerificationError):
+        wire.verify_receipt({**receipt, "extra": 1}, IR.verifier, "ir", env)
