@@ -1,0 +1,195 @@
+"""Turning envelope rows into what a page shows: message cards, body lines, badges and times.
+
+Everything here is a pure function of a row, the agreement and the interface language, so that the
+same card is rendered on a full page and in the fragments the live updates fetch.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import RowMapping
+
+from detente.core import codebook as codebook_mod
+from detente.core import notifications
+from detente.core.agreement import Agreement
+from detente.errors import Error
+from detente.store.operators import Operator
+from detente.web.console import forms
+from detente.web.console.i18n import Locale, Stamp, Zone, stamp
+from detente.web.console.labels import Labels, humanise
+
+
+@dataclass(frozen=True)
+class BodyLine:
+    """One field of a message body, labelled."""
+
+    label: str
+    value: str
+    long: bool = False
+
+
+@dataclass(frozen=True)
+class Badge:
+    """One step of a message's delivery: accepted, delivered, acknowledged (or declined), verified."""
+
+    key: str
+    label: str
+    done: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Card:
+    """A message as the console shows it."""
+
+    id: str
+    direction: str
+    type: str
+    type_label: str
+    precedence: str
+    sender: str
+    recipient: str
+    author: str
+    channel: str
+    created: Stamp | None
+    deadline: Stamp | None
+    state: str
+    state_label: str
+    lines: tuple[BodyLine, ...]
+    code_text: str
+    case: str | None
+    refs: tuple[str, ...]
+    answerable: bool
+    overdue: bool
+    badges: tuple[Badge, ...]
+    response_by: str | None
+    response_at: Stamp | None
+    response_note: str | None
+    log_index: int
+    peer_log_index: int | None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def unanswered(self) -> bool:
+        """Whether a person still owes this message an acknowledgement."""
+        return self.state in ("accepted", "delivered", "overdue") and self.deadline is not None
+
+
+class Presenter:
+    """Renders rows for one viewer: their language, their party's clock and the agreement."""
+
+    def __init__(self, agreement: Agreement, party: str, locale: Locale) -> None:
+        self.agreement = agreement
+        self.party = party
+        self.locale = locale
+        self.labels = Labels(locale)
+        own = agreement.parties[party]
+        others = agreement.peers(party)
+        self.own_zone = (Zone(own.id, own.utc_offset),)
+        self.all_zones = self.own_zone + tuple(Zone(p.id, p.utc_offset) for p in others)
+
+    def when(self, iso: str | None) -> Stamp | None:
+        """Return a time in UTC with this party's local time beside it."""
+        return stamp(iso, self.own_zone, self.locale)
+
+    def when_everywhere(self, iso: str | None) -> Stamp | None:
+        """Return a time in UTC with every party's local time (for case timelines)."""
+        return stamp(iso, self.all_zones, self.locale)
+
+    def office(self, office_id: str) -> str:
+        """Return an office's title from the agreement (its id if the agreement does not name it)."""
+        office = self.agreement.offices.get(office_id)
+        return office.title if office else office_id
+
+    def code_text(self, body: dict[str, Any], lang: str | None = None) -> str:
+        """Return a codebook message in the viewer's language (else the first the entry has)."""
+        entry = codebook_mod.codebook(self.agreement.raw).get(str(body.get("code", "")))
+        if entry is None:
+            return str(body.get("code", ""))
+        language = lang or self.locale.code
+        if language not in entry.text:
+            language = next(iter(entry.text))
+        try:
+            return notifications.render_code(body, self.agreement, language)
+        except Error:
+            return f"{entry.code} {json.dumps(body.get('params', {}), ensure_ascii=False)}"
+
+    def lines(self, kind: str, body: dict[str, Any]) -> tuple[BodyLine, ...]:
+        """Return a body as labelled lines, nested members as `Location · Place`."""
+        titles: dict[str, str] = {}
+        enums: set[str] = set()
+        if kind in notifications.CATALOG:
+            schema_fields = forms.fields_for(notifications.CATALOG[kind].json_schema())
+            titles = {f.path: f.title for f in schema_fields}
+            enums = {f.path for f in schema_fields if f.kind == "select"}
+        out: list[BodyLine] = []
+
+        def walk(value: Any, path: str, label: str) -> None:
+            if isinstance(value, dict) and value and all(not isinstance(v, dict | list) for v in value.values()):
+                if set(value) <= {"lat", "lon"} and path not in titles:
+                    out.append(BodyLine(label, f"{value.get('lat')}, {value.get('lon')}"))
+                    return
+            if isinstance(value, dict):
+                for key, item in value.items():
+                    sub = f"{path}.{key}" if path else key
+                    name = self.labels.field(titles.get(sub, humanise(key)))
+                    walk(item, sub, f"{label} · {name}" if label else name)
+                return
+            if isinstance(value, list):
+                parts = [str(v) if not isinstance(v, dict | list) else json.dumps(v, ensure_ascii=False) for v in value]
+                out.append(BodyLine(label, "\n".join(parts), True))
+                return
+            if value is None or value == "":
+                return
+            text = self.labels.value(value) if path in enums else str(value)
+            out.append(BodyLine(label, text, len(text) > 80 or "\n" in text))
+
+        walk(body, "", "")
+        return tuple(out)
+
+    def badges(self, row: RowMapping, receipt: dict[str, Any] | None) -> tuple[Badge, ...]:
+        """Return the delivery steps of a message and which are done."""
+        lab = self.labels.value
+        answered = row["response_type"]
+        answer_key = "declined" if answered == "decline" else "acknowledged"
+        peer_index = receipt.get("log_index") if receipt else None
+        delivered_detail = f"#{peer_index}" if peer_index is not None else ""
+        steps = [
+            Badge("accepted", lab("accepted"), True, f"#{row['log_index']}"),
+            Badge("delivered", lab("delivered"), row["delivered_at"] is not None, delivered_detail),
+        ]
+        if row["needs_ack"]:
+            steps.append(Badge(answer_key, lab(answer_key), answered is not None, row["response_by"] or ""))
+        steps.append(Badge("verified", lab("verified"), False))
+        return tuple(steps)
+
+    def card(self, row: RowMapping, operator: Operator, escalated: list[str] | None = None) -> Card:
+        """Return the card of one envelope row, as `operator` sees it."""
+        envelope = json.loads(row["raw"])
+        body = envelope.get("body", {})
+        receipt = json.loads(row["receipt"]) if row["receipt"] else None
+        offices = set(operator.offices)
+        may_answer = row["to_office"] in offices or (
+            row["overdue_at"] is not None and row["to_office"] in set(escalated or ())
+        )
+        answerable = (
+            row["direction"] == "in" and bool(row["needs_ack"]) and row["response_id"] is None and may_answer
+            and any(operator.has(r) for r in ("operator", "supervisor"))
+        )  # fmt: skip
+        return Card(
+            id=row["id"], direction=row["direction"], type=row["type"], type_label=self.labels.type(row["type"]),
+            precedence=row["precedence"], sender=row["from_office"], recipient=row["to_office"],
+            author=row["author"], channel=row["channel"], created=self.when(row["created"]),
+            deadline=self.when(row["deadline"]) if row["needs_ack"] and row["response_id"] is None else None,
+            state=row["state"], state_label=self.labels.value(row["state"]),
+            lines=() if row["type"] == "code" else self.lines(row["type"], body),
+            code_text=self.code_text(body) if row["type"] == "code" else "",
+            case=row["case_id"], refs=tuple(envelope.get("refs", [])), answerable=answerable,
+            overdue=row["overdue_at"] is not None, badges=self.badges(row, receipt),
+            response_by=row["response_by"], response_at=self.when(row["response_at"]),
+            response_note=row["response_note"], log_index=row["log_index"],
+            peer_log_index=receipt.get("log_index") if receipt else None,
+        )  # fmt: skip
