@@ -81,6 +81,16 @@ def proc_memory(pid: int) -> dict[str, float]:
     return out
 
 
+def proc_cpu(pid: int) -> float:
+    """Return the CPU seconds (user + system, all threads) a process has used so far (0 if gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    # Fields 14 and 15 of /proc/<pid>/stat (utime, stime); [0] here is field 3.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def machine() -> dict[str, Any]:
     """Describe the machine: cores, memory, CPU model, Python, OS, load."""
     mem_mb = 0

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from bench.client import StreamWatcher, api_client, message_request
+from bench.common import proc_cpu
 from bench.nodes import Cluster, Node
 from detente.store.tables import envelopes, log
 
@@ -40,6 +41,7 @@ async def measure(
     errors: list[str] = []
     ir_before = await asyncio.to_thread(_incoming, ir)
     series: list[dict[str, float]] = []
+    cpu_before = {"pk": proc_cpu(pk.pid), "ir": proc_cpu(ir.pid), "bench": time.process_time()}
     start = time.perf_counter()
     stop_at = start + duration
 
@@ -86,6 +88,7 @@ async def measure(
                 drained_at = now
                 break
         pushed = ir_stream.counts.get("message", 0)
+    cpu_after = {"pk": proc_cpu(pk.pid), "ir": proc_cpu(ir.pid), "bench": time.process_time()}
     for task in sending:
         task.cancel()
     await asyncio.gather(*sending, return_exceptions=True)
@@ -108,6 +111,9 @@ async def measure(
         "drain_s": None if drained_at is None else round(max(0.0, drained_at - sent_for), 2),
         "delivered_per_s": round(delivered / drained_at, 1) if drained_at else None,
         "max_outbox": max((s["outbox"] for s in series), default=0),
+        "cpu_ms_per_message": {
+            k: round((cpu_after[k] - cpu_before[k]) / max(delivered, 1) * 1000, 3) for k in cpu_before
+        },
         "pushed_on_ir_stream": pushed,
         "loss": check,
         "series": series,

@@ -10,16 +10,17 @@ same envelopes derive the same states. Only `overdue` questions take an explicit
     fold(envelopes) -> Projection       every state from a set of envelopes (`detente rebuild`)
 
 Openers and ids: `incident.report` and `case.open` open a case (id = their envelope id) unless
-their envelope's `case` names another case, which an `incident.report` then joins; `clarification
-.request` opens a clarification, `operation.prenotify` an action (`workflows_action`),
-`consultation.propose` a consultation (`workflows_consultation`), each with the opener's id.
-`clarification.response`, `action.*` and `consultation.*` carry that id as `refs[0]`. Any envelope
-whose `case` names a case joins that case's timeline.
+their envelope's `case` names another case, which an `incident.report` then joins (a `case.open`
+may not); `clarification.request` opens a clarification, `operation.prenotify` an action
+(`workflows_action`), `consultation.propose` a consultation (`workflows_consultation`), each with
+the opener's id. `clarification.response`, `action.*` and `consultation.*` carry that id as
+`refs[0]`. Any envelope whose `case` names a case joins that case's timeline.
 
-Case:  open <-> contained -> resolved -> open (reopened), by `case.update` from either side, which
-may also set the sender's side's escalation level (0-5); an `incident.report` joining the case
-may set it too.  Clarification:  open -> answered, by one `clarification.response` from the
-addressee's side with one answer per question; `late` if created after the deadline.
+Case: open -> contained | resolved, contained -> open | resolved, resolved -> open (reopened),
+by `case.update` from either side, which may also set the sender's side's escalation level
+(0-5); an `incident.report` may set it too. Clarification: open -> answered, by one
+`clarification.response` from the addressee's side with one answer per question, `late` if
+created after the deadline (the request's, else 48 h after it).
 
 Two nodes may apply the same envelopes in different orders (both sides write at once). `fold`
 puts them in one canonical order first (refs and case before the envelopes that name them, then

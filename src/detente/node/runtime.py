@@ -17,6 +17,7 @@ from detente.node.context import NodeContext
 from detente.node.deliver import Deliverer
 from detente.node.events import EventBus
 from detente.node.peers import PeerClient
+from detente.node.record import Record
 from detente.node.schedule import Scheduler
 from detente.store import operators as operators_db
 from detente.store.db import make_engine, migrate
@@ -58,6 +59,7 @@ class Node:
         self.deliverers: dict[str, Deliverer] = {}
         self._tasks: list[asyncio.Task[Any]] = []
         self.ratification = ""
+        self.record: Record | None = None  # checkpoints, witnessing, proofs of delivery (once started)
 
     @classmethod
     def open(cls, data: Path) -> Node:
@@ -83,6 +85,8 @@ class Node:
             self.deliverers[party.id] = Deliverer(self.ctx, client)
         self._tasks = [asyncio.create_task(d.run(), name=f"deliver-{p}") for p, d in self.deliverers.items()]
         self._tasks.append(asyncio.create_task(Scheduler(self.ctx, self.clients).run(), name="scheduler"))
+        self.record = Record(self.ctx, self.clients)
+        self._tasks += self.record.start()
 
     def wake(self, peer: str | None = None) -> None:
         """Tell the deliverer of `peer` (or every deliverer) that the outbox has new rows."""

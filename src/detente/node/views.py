@@ -30,6 +30,9 @@ def summary(row: RowMapping) -> dict[str, Any]:
         "state": row["state"],
         "log_index": row["log_index"],
         "delivered_at": row["delivered_at"],
+        # Proven included in the peer's log at a checkpoint this node cosigned (sent messages only).
+        "verified": row["verified_at"] is not None,
+        "verified_at": row["verified_at"],
         "response": None
         if row["response_id"] is None
         else {

@@ -101,6 +101,21 @@ def tree_root(conn: Connection, size: int) -> bytes:
     return merkle.tree_hash(size, TableHashReader(conn))
 
 
+def leaf_index_of(conn: Connection, leaf_hash: bytes) -> int | None:
+    """Return the index of the first entry whose leaf hash is `leaf_hash`, or None.
+
+    This scans `tree_hashes` (there is no index on hash values): it is meant for occasional lookups
+    by auditors; the nodes themselves ask by index or envelope id.
+    """
+    for (idx,) in conn.execute(
+        select(tree_hashes.c.idx).where(tree_hashes.c.hash == leaf_hash).order_by(tree_hashes.c.idx)
+    ):
+        level, n = merkle.split_stored_hash_index(int(idx))
+        if level == 0:
+            return n
+    return None
+
+
 # --- own checkpoints and the cosignatures peers returned on them ---
 
 
@@ -193,8 +208,13 @@ def insert_alarm(
     """Store an alarm with its evidence (JSON)."""
     conn.execute(
         insert(alarms).values(
-            id=alarm_id, kind=kind, peer=peer, origin=origin, summary=summary,
-            evidence=json.dumps(evidence, sort_keys=True), created=at,
+            id=alarm_id,
+            kind=kind,
+            peer=peer,
+            origin=origin,
+            summary=summary,
+            evidence=json.dumps(evidence, sort_keys=True),
+            created=at,
         )  # fmt: skip
     )
 

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from detente import __version__
 from detente.node.runtime import Node, own_ratification
-from detente.web import api, errors, federation, stream
+from detente.web import api, console, errors, federation, record, record_api, stream
 from detente.web.limits import BodyLimit
 
 
@@ -38,7 +38,10 @@ def create_app(node: Node, *, start_background: bool = True) -> FastAPI:
     errors.install(app)
     app.include_router(api.router)
     app.include_router(federation.router)
+    app.include_router(record.router)
+    app.include_router(record_api.router)
     app.include_router(stream.router)
+    console.install(app, node)  # the web console at / (its session cookie also works on the API)
     app.add_middleware(BodyLimit)
     app.add_middleware(federation.RatificationHeader, signature=node.ratification)
     return app

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request, WebSocket
+from starlette.requests import HTTPConnection
 
 from detente.errors import Unauthorized
 from detente.node.auth import token_hash
@@ -32,32 +33,31 @@ def operator_from_token(node: Node, authorization: str) -> Operator:
     return operator
 
 
-async def get_operator(request: Request) -> Operator:
-    """Authenticate the request by bearer token (or by console session, when the console is on)."""
-    node: Node = request.app.state.node
-    authorization = request.headers.get("authorization", "")
+def connection_operator(connection: HTTPConnection) -> Operator:
+    """Authenticate a request or WebSocket by bearer token, or by console session when the console is on.
+
+    Raises `Unauthorized` when neither identifies an enabled operator.
+    """
+    node: Node = connection.app.state.node
+    authorization = connection.headers.get("authorization", "")
     if authorization:
         return operator_from_token(node, authorization)
-    session_lookup = getattr(request.app.state, "session_operator", None)
+    session_lookup = getattr(connection.app.state, "session_operator", None)
     if session_lookup is not None:
-        operator: Operator | None = session_lookup(request)
+        operator: Operator | None = session_lookup(connection)
         if operator is not None:
             return operator
     raise Unauthorized("send 'Authorization: Bearer <token>'")
+
+
+async def get_operator(request: Request) -> Operator:
+    """The authenticated operator of an HTTP request (a FastAPI dependency)."""
+    return connection_operator(request)
 
 
 def websocket_operator(websocket: WebSocket) -> Operator:
-    """Authenticate a WebSocket by bearer token or console session. Raises `Unauthorized`."""
-    node: Node = websocket.app.state.node
-    authorization = websocket.headers.get("authorization", "")
-    if authorization:
-        return operator_from_token(node, authorization)
-    session_lookup = getattr(websocket.app.state, "session_operator", None)
-    if session_lookup is not None:
-        operator: Operator | None = session_lookup(websocket)
-        if operator is not None:
-            return operator
-    raise Unauthorized("send 'Authorization: Bearer <token>'")
+    """The authenticated operator of a WebSocket. Raises `Unauthorized`."""
+    return connection_operator(websocket)
 
 
 OperatorDep = Annotated[Operator, Depends(get_operator)]

@@ -120,6 +120,16 @@ def thread(conn: Connection, channel: str, offices: list[str] | None, limit: int
     return db.list_envelopes(conn, offices=offices, channel=channel, exclude_types=service_types(), limit=limit)
 
 
+def thread_all(conn: Connection, offices: list[str] | None, limit: int) -> list[RowMapping]:
+    """Return the latest messages of every channel the operator may see, oldest first."""
+    return db.list_envelopes(conn, offices=offices, exclude_types=service_types(), limit=limit)
+
+
+def thread_by_case(conn: Connection, case_id: str, offices: list[str] | None) -> list[RowMapping]:
+    """Return the messages that name `case_id` as their case, oldest first."""
+    return db.list_envelopes(conn, offices=offices, case_id=case_id, exclude_types=service_types(), limit=500)
+
+
 def message(conn: Connection, message_id: str, offices: list[str] | None) -> RowMapping | None:
     """Return one envelope row if the operator may see it."""
     row = db.get_envelope(conn, message_id)

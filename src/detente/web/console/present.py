@@ -163,7 +163,9 @@ class Presenter:
         ]
         if row["needs_ack"]:
             steps.append(Badge(answer_key, lab(answer_key), answered is not None, row["response_by"] or ""))
-        steps.append(Badge("verified", lab("verified"), False))
+        # Set by the record feature once the peer's log is proven to hold the envelope (sent messages).
+        verified_at = row["verified_at"] if "verified_at" in row else None
+        steps.append(Badge("verified", lab("verified"), verified_at is not None, verified_at or ""))
         return tuple(steps)
 
     def card(self, row: RowMapping, operator: Operator, escalated: list[str] | None = None) -> Card:

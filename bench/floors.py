@@ -1,0 +1,219 @@
+"""Floors, measured in the same run: what the hops of a Détente figure cost with nothing of Détente in them.
+
+- HTTPS POST round trip to the same stack (uvicorn + FastAPI + TLS, a trivial endpoint, own process),
+  one at a time and with 16 concurrent clients;
+- HTTP POST → WebSocket push on that one server;
+- one SQLite insert + commit in WAL with synchronous=FULL, and batched inserts (256 per commit);
+- Ed25519 sign and verify (400-byte message, keys already loaded), SHA-256 of 64 bytes;
+- for comparison, the same operations through Détente's own code (seal, parse + verify, receipts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from bench.client import RawClient, Response, StreamWatcher
+from bench.common import free_port, per_op, proc_cpu, proc_memory, summary_ms
+from detente.core import envelope as envelope_mod
+from detente.core import wire
+from detente.core.keys import Signer
+from detente.node.tls import make_certificate, trust_exactly
+
+MESSAGE = b"m" * 400
+
+
+async def _http_floors(url: str, cert: str, n: int) -> dict[str, Any]:
+    context = trust_exactly(cert)
+    out: dict[str, Any] = {}
+    async with RawClient(url, context) as client, RawClient(url, context) as pusher:
+        payload = {"channel": "dgmo", "to": "ir:dgmo", "body": {"text": "x" * 80}}
+        for _ in range(20):
+            await client.post("/echo", json=payload)
+        samples = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            response = await client.post("/echo", json=payload)
+            samples.append(time.perf_counter() - t0)
+            _ok(response)
+        out["https_post"] = summary_ms(samples)
+        ws_url = url.replace("https://", "wss://", 1) + "/ws"
+        async with StreamWatcher(ws_url, context, "floor") as stream:
+            samples = []
+            for i in range(n + 20):
+                t0 = time.perf_counter()
+                posting = asyncio.create_task(pusher.post("/push", json={"id": str(i)}))
+                arrived = await stream.wait("message", str(i))
+                _ok(await posting)
+                if i >= 20:
+                    samples.append(arrived - t0)
+        out["post_ws_push"] = summary_ms(samples)
+    return out
+
+
+def _concurrent(url: str, cert: str, pid: int, senders: int, seconds: float) -> dict[str, float]:
+    """POSTs/s with `senders` concurrent clients, and the CPU each side spent per POST."""
+    server_cpu, client_cpu = proc_cpu(pid), time.process_time()
+    done, elapsed = asyncio.run(_concurrent_posts(url, trust_exactly(cert), senders, seconds))
+    server_cpu, client_cpu = proc_cpu(pid) - server_cpu, time.process_time() - client_cpu
+    return {
+        "https_post_concurrent_per_s": round(done / elapsed, 1),
+        "server_cpu_ms_per_post": round(server_cpu / max(done, 1) * 1000, 3),
+        "client_cpu_ms_per_post": round(client_cpu / max(done, 1) * 1000, 3),
+    }
+
+
+async def _concurrent_posts(url: str, context: Any, senders: int, seconds: float) -> tuple[int, float]:
+    done = 0
+    stop_at = time.perf_counter() + seconds
+
+    async def sender() -> None:
+        nonlocal done
+        async with RawClient(url, context) as client:
+            while time.perf_counter() < stop_at:
+                _ok(await client.post("/echo", json={"text": "status report"}))
+                done += 1
+
+    start = time.perf_counter()
+    await asyncio.gather(*(sender() for _ in range(senders)))
+    return done, time.perf_counter() - start
+
+
+def _ok(response: Response) -> None:
+    if response.status_code >= 300:
+        raise RuntimeError(f"floor server answered {response.status_code}: {response.text[:200]}")
+
+
+def _sqlite_floors(tmp: Path, n: int) -> dict[str, Any]:
+    conn = sqlite3.connect(tmp / "floor.db", isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, data BLOB NOT NULL)")
+        samples = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            conn.execute("BEGIN")
+            conn.execute("INSERT INTO t (data) VALUES (?)", (MESSAGE,))
+            conn.execute("COMMIT")
+            samples.append(time.perf_counter() - t0)
+        batches, batch = 40, 256
+        t0 = time.perf_counter()
+        for _ in range(batches):
+            conn.execute("BEGIN")
+            conn.executemany("INSERT INTO t (data) VALUES (?)", [(MESSAGE,)] * batch)
+            conn.execute("COMMIT")
+        rate = batches * batch / (time.perf_counter() - t0)
+    finally:
+        conn.close()
+    return {"sqlite_commit": summary_ms(samples), "sqlite_batch_insert_per_s": round(rate, 1)}
+
+
+def _crypto_floors(budget: float) -> dict[str, float]:
+    key = Ed25519PrivateKey.generate()
+    public = key.public_key()
+    sig = key.sign(MESSAGE)
+    block = b"\x00" * 64
+    return {
+        "ed25519_sign_us": round(per_op(lambda: key.sign(MESSAGE), budget=budget) * 1e6, 2),
+        "ed25519_verify_us": round(per_op(lambda: public.verify(sig, MESSAGE), budget=budget) * 1e6, 2),
+        "sha256_64_us": round(per_op(lambda: hashlib.sha256(block).digest(), budget=budget) * 1e6, 3),
+    }
+
+
+def detente_primitives(budget: float) -> dict[str, float]:
+    """The same work through Détente's code: what it adds over the raw primitives."""
+    signer = Signer.generate("pk.detente/log")
+    fields = {
+        "v": 1, "id": envelope_mod.uuid7(), "agreement": "ab" * 32, "channel": "dgmo", "from": "pk:dgmo",
+        "to": "ir:dgmo", "seq": 42, "author": "0190f0a0-0000-7000-8000-000000000000", "precedence": "FLASH",
+        "type": "hotline.text", "lang": "en", "refs": [], "case": None, "created": "2024-01-16T13:05:00.000Z",
+        "body": {"text": "FLASH: explosions reported near Panjgur. Request immediate clarification."},
+    }  # fmt: skip
+    env = envelope_mod.seal(fields, signer)
+    verifier = signer.verifier
+    receipt = wire.make_receipt(signer, "ir", env, 12345, "2024-01-16T13:05:00.100Z")
+    sig = signer.sign(MESSAGE)
+
+    def parse_verify() -> None:
+        envelope_mod.parse(env.raw).verify(verifier)
+
+    return {
+        "jcs_canonical_us": round(per_op(lambda: envelope_mod.canonical(fields), budget=budget) * 1e6, 1),
+        "envelope_seal_us": round(per_op(lambda: envelope_mod.seal(fields, signer), budget=budget) * 1e6, 1),
+        "envelope_parse_verify_us": round(per_op(parse_verify, budget=budget) * 1e6, 1),
+        "keys_verifier_verify_us": round(per_op(lambda: verifier.verify(sig, MESSAGE), budget=budget) * 1e6, 1),
+        "receipt_make_us": round(
+            per_op(lambda: wire.make_receipt(signer, "ir", env, 1, "2024-01-16T13:05:00.100Z"), budget=budget) * 1e6,
+            1,
+        ),
+        "receipt_verify_us": round(
+            per_op(lambda: wire.verify_receipt(receipt, verifier, "ir", env), budget=budget) * 1e6, 1
+        ),
+    }
+
+
+def measure(n: int, concurrent: int, seconds: float, budget: float, step: Callable[[str], None]) -> dict[str, Any]:
+    """Measure every floor; `step` is told what is being measured."""
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="detente-floor-") as tmpdir:
+        tmp = Path(tmpdir)
+        cert_path, key_path = tmp / "tls.crt", tmp / "tls.key"
+        make_certificate("floor", "127.0.0.1", cert_path, key_path)
+        port = free_port()
+        step("HTTPS and WebSocket floors")
+        log = (tmp / "server.log").open("wb")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.floor_server", "--port", str(port), "--cert", str(cert_path),
+             "--key", str(key_path)],
+            stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[1],
+        )  # fmt: skip
+        try:
+            url = f"https://127.0.0.1:{port}"
+            _wait_up(url, cert_path.read_text(), proc)
+            out["stack_idle_rss_mb"] = proc_memory(proc.pid).get("VmRSS")
+            out.update(asyncio.run(_http_floors(url, cert_path.read_text(), n)))
+            out.update(_concurrent(url, cert_path.read_text(), proc.pid, concurrent, seconds))
+            out["stack_peak_rss_mb"] = proc_memory(proc.pid).get("VmHWM")
+        finally:
+            os.kill(proc.pid, signal.SIGINT)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=5)
+            log.close()
+        out["ws_push_only_ms"] = round(max(0.0, out["post_ws_push"]["p50"] - out["https_post"]["p50"]), 3)
+        step("SQLite floors")
+        out.update(_sqlite_floors(tmp, max(50, n // 2)))
+    step("crypto floors")
+    out.update(_crypto_floors(budget))
+    out["detente_primitives"] = detente_primitives(budget)
+    return out
+
+
+def _wait_up(url: str, cert: str, proc: subprocess.Popen[bytes]) -> None:
+    context = trust_exactly(cert)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("the floor server exited")
+        try:
+            if httpx.get(url + "/health", verify=context, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError("the floor server did not start")

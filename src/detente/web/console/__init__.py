@@ -1,0 +1,75 @@
+"""The crisis-room console each node serves at `/`: server-rendered pages in English, Urdu and Persian.
+
+    /login /logout                  password login (argon2, rate-limited), signed session cookie
+    /                               Now: links, messages waiting, cases, actions, consultations, alarms
+    /channel/<name>                 the thread with the other office, compose, codebook, ack/decline
+    /cases  /case/<id>              cases: timeline in every party's time, escalation, actions, evidence
+    /record                         the log, its latest checkpoint and cosignatures, alarms, proofs
+    /admin                          operators, the agreement in force and its ratifications
+    /static/...                     the console's own CSS and script (nothing is fetched from elsewhere)
+
+Live updates come over the operator stream (`WS /api/v1/stream`), which accepts the session cookie
+through the hook `install` sets on `app.state.session_operator`.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from detente.node.runtime import Node
+from detente.web.console import auth_routes, record, routes
+from detente.web.console.site import STATIC, Console
+
+# No inline script or style anywhere; the stream is same-origin (CSP 3 lets 'self' match wss:).
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "font-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+PAGE_HEADERS = [
+    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"same-origin"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+    (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
+]
+NO_STORE = (b"cache-control", b"no-store")
+
+
+class SecurityHeaders:
+    """Add the console's security headers to every response outside `/api/` and `/federation/`."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or path.startswith(("/api/", "/federation/")):
+            await self.app(scope, receive, send)
+            return
+        extra = PAGE_HEADERS if path.startswith("/static/") else [*PAGE_HEADERS, NO_STORE]
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+def install(app: FastAPI, node: Node) -> Console:
+    """Serve the console on `app` and let console sessions use the operator API and stream."""
+    console = Console(node)
+    app.state.console = console
+    app.state.session_operator = console.session_operator
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.include_router(auth_routes.router)
+    app.include_router(routes.router)
+    app.include_router(record.router)
+    app.add_middleware(SecurityHeaders)
+    return console
+
+
+__all__ = ["Console", "install"]

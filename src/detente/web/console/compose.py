@@ -1,0 +1,161 @@
+"""The compose panel of a channel: the type's generated form, precedence, case, refs, and the codebook.
+
+A message is sent through the operator API's own function (`api.send_message`), so the console
+checks nothing the API would not and the API's errors, with their `fields`, come back to the form.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from detente.core import codebook as codebook_mod
+from detente.core import notifications
+from detente.core.agreement import Agreement, Channel
+from detente.core.precedence import Precedence
+from detente.errors import Error, Invalid
+from detente.web import api
+from detente.web.console import forms
+from detente.web.console.forms import FormField
+from detente.web.console.i18n import AUTONYMS
+from detente.web.console.site import Viewer
+
+DEFAULT_TYPE = "hotline.text"
+CODE_TYPE = "code"
+
+
+@dataclass(frozen=True)
+class CodeView:
+    """A codebook entry as a button: its parameters and its text in every language."""
+
+    code: str
+    params: tuple[tuple[str, str], ...]  # (name, kind)
+    precedence: str
+    texts: tuple[tuple[str, str, str], ...]  # (lang, autonym, template), the viewer's language first
+
+
+@dataclass
+class Compose:
+    """Everything the compose panel shows, including what was typed and what the node objected to."""
+
+    type: str
+    types: list[tuple[str, str]]
+    precedences: list[str]
+    precedence: str
+    fields: list[FormField]
+    values: dict[str, str] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    general: list[str] = field(default_factory=list)
+    case: str = ""
+    refs: str = ""
+    codes: list[CodeView] = field(default_factory=list)
+    code_errors: dict[str, str] = field(default_factory=dict)
+    code_values: dict[str, str] = field(default_factory=dict)
+    failed_code: str = ""
+
+
+def channel_types(agreement: Agreement, channel: Channel) -> list[str]:
+    """Return the types an operator may compose on a channel (not service types, not `code`)."""
+    names = channel.types if channel.types is not None else tuple(notifications.CATALOG)
+    return [n for n in names if n in notifications.CATALOG and not notifications.CATALOG[n].service
+            and n != CODE_TYPE]  # fmt: skip
+
+
+def codes(agreement: Agreement, channel: Channel, lang: str) -> list[CodeView]:
+    """Return the codebook entries usable on the channel (none if it does not carry `code`)."""
+    if channel.types is not None and CODE_TYPE not in channel.types:
+        return []
+    try:
+        entries = codebook_mod.codebook(agreement.raw)
+    except Error:
+        return []
+    out = []
+    for entry in entries.values():
+        langs = sorted(entry.text, key=lambda x: (x != lang, agreement.languages.index(x)
+                                                     if x in agreement.languages else 99))  # fmt: skip
+        out.append(
+            CodeView(
+                code=entry.code,
+                params=tuple(entry.params.items()),
+                precedence=(entry.precedence or Precedence.IMMEDIATE).value,
+                texts=tuple((x, AUTONYMS.get(x, x), entry.text[x]) for x in langs),
+            )
+        )
+    return out
+
+
+def compose_for(
+    viewer: Viewer, channel: Channel, kind: str | None, precedence: str | None = None, **extra: Any
+) -> Compose:
+    """Return the compose panel for `kind` (the default type if unknown or not carried here)."""
+    agreement = viewer.presenter.agreement
+    allowed = channel_types(agreement, channel)
+    chosen = kind if kind in allowed else (DEFAULT_TYPE if DEFAULT_TYPE in allowed else allowed[0])
+    spec = notifications.CATALOG[chosen]
+    precedences = [p.value for p in Precedence if p in spec.precedences]
+    pick = precedence if precedence in precedences else ("IMMEDIATE" if "IMMEDIATE" in precedences else precedences[0])
+    labels = viewer.presenter.labels
+    return Compose(
+        type=chosen,
+        types=[(n, labels.type(n)) for n in allowed],
+        precedences=precedences,
+        precedence=pick,
+        fields=forms.fields_for(spec.json_schema()),
+        codes=codes(agreement, channel, viewer.locale.code),
+        **extra,
+    )
+
+
+def _refs(text: str) -> list[str]:
+    return [r for r in text.replace(",", " ").split() if r]
+
+
+async def send(viewer: Viewer, node: Any, channel: Channel, form: Mapping[str, str]) -> tuple[str | None, Compose]:
+    """Send what the form describes; return (the new message id or None, the compose panel).
+
+    On refusal the panel carries the typed values and the node's errors, each on its field.
+    """
+    party = viewer.presenter.party
+    to = next(o for o in channel.offices if o.split(":", 1)[0] != party)
+    kind = form.get("type", DEFAULT_TYPE)
+    case = form.get("case", "").strip()
+    refs = form.get("refs", "").strip()
+    is_code = kind == CODE_TYPE
+    panel = compose_for(viewer, channel, None if is_code else kind, form.get("precedence"), case=case, refs=refs)
+    if is_code:
+        code = form.get("code", "")
+        entry = codebook_mod.codebook(viewer.presenter.agreement.raw).get(code)
+        params = forms.code_params(entry.params if entry else {}, form)
+        body: dict[str, Any] = {"code": code, "params": params}
+        if form.get("b.note", "").strip():
+            body["note"] = form["b.note"].strip()
+        panel.failed_code = code
+        panel.code_values = {k[2:]: v for k, v in form.items() if k.startswith(forms.PARAM_PREFIX)}
+    else:
+        body = forms.body_from_form(panel.fields, form)
+        panel.values = forms.values_of(form)
+    try:
+        request = api.SendRequest(
+            channel=channel.name, to=to, precedence=form.get("precedence", panel.precedence), type=kind,
+            body=body, refs=_refs(refs), case=case or None,
+        )  # fmt: skip
+        sent = await api.send_message(request, node, viewer.operator)
+    except Invalid as exc:
+        fields = exc.extra.get("fields") if isinstance(exc.extra.get("fields"), dict) else {}
+        if is_code:
+            panel.code_errors = {k.removeprefix("params."): v for k, v in fields.items()} or {"": exc.detail}
+        else:
+            placed, rest = forms.place_errors([f.path for f in panel.fields], fields)
+            panel.errors = placed
+            panel.general = rest or ([] if placed else [exc.detail])
+        return None, panel
+    except Error as exc:
+        panel.general = [exc.detail]
+        if is_code:
+            panel.code_errors = {"": exc.detail}
+        return None, panel
+    except ValueError as exc:  # pydantic refused the request itself (a bad precedence or a long value)
+        panel.general = [str(exc).splitlines()[0]]
+        return None, panel
+    return str(sent["id"]), panel

@@ -1,0 +1,165 @@
+"""The console's screens and the forms posted from them: Now, Channel, Cases, Case.
+
+Every page is server-rendered; `?fragment=1` returns only its live block, which the page's script
+fetches again whenever the stream says something changed. Every POST checks the session's CSRF
+token and then calls the same function the operator API calls, and answers with a redirect
+(post/redirect/get), or with the page again and the node's errors on the form.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from starlette.responses import RedirectResponse, Response
+
+from detente.core.agreement import Channel
+from detente.errors import Forbidden, Invalid, NotFound
+from detente.web import api
+from detente.web.console import compose, csrf, data, record, screens
+from detente.web.console.site import ConsoleRoute, Viewer, console_of, safe_next
+
+router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
+Token = Annotated[str, Form(alias=csrf.FIELD, max_length=128)]
+Next = Annotated[str, Form(alias="next", max_length=512)]
+
+
+async def _form_viewer(request: Request, token: str) -> Viewer:
+    """Return the viewer of a POST whose CSRF token and origin are right. Raises `Forbidden`."""
+    console = console_of(request)
+    viewer = await console.viewer(request)
+    if not csrf.origin_allowed(request) or not csrf.check_session_token(console.signer, viewer.session, token):
+        raise Forbidden("this form has no valid CSRF token; reload the page and try again")
+    return viewer
+
+
+def _channel(viewer: Viewer, name: str) -> Channel:
+    """Return a channel the viewer may open. Raises `NotFound` or `Forbidden`."""
+    agreement = viewer.presenter.agreement
+    channel = agreement.channels.get(name)
+    if channel is None:
+        raise NotFound(f"no channel {name!r} in the agreement")
+    if channel not in data.channels_for(agreement, viewer.presenter.party, viewer.operator):
+        raise Forbidden(f"channel {name!r} is not one of your offices' channels")
+    return channel
+
+
+@router.get("/")
+async def now_page(request: Request) -> Response:
+    """The Now screen: links, messages waiting for an answer, cases, actions, consultations."""
+    console = console_of(request)
+    viewer = await console.viewer(request)
+    peers = console.node.ctx.peers
+    screen = await console.node.aread(lambda conn: screens.now_screen(conn, viewer, peers))
+    alarms = await record.optional_json(console, request, "alarms")
+    return console.page(request, "now.html", viewer, page="now", title=viewer.locale.gettext("Now"),
+                        live_url="/?fragment=1", alarms=alarms, **screen)  # fmt: skip
+
+
+async def _channel_page(request: Request, viewer: Viewer, channel: Channel, panel: compose.Compose,
+                        status: int = 200) -> Response:  # fmt: skip
+    console = console_of(request)
+    offices = viewer.offices
+    party = viewer.presenter.party
+
+    def read(conn: Any) -> dict[str, Any]:
+        escalated = data.escalated_to(viewer.presenter.agreement, viewer.operator)
+        rows = data.thread(conn, channel.name, offices)
+        cards = [viewer.presenter.card(r, viewer.operator, escalated) for r in rows]
+        proj = data.projection(conn, offices)
+        cases = [(c.id, c.title) for c in proj.cases.values() if c.status != "resolved"]
+        return {"cards": cards, "followups": screens.followups(viewer, proj, {c.id for c in cards}), "cases": cases}
+
+    thread = await console.node.aread(read)
+    own = data.own_end(channel, party)
+    return console.page(
+        request, "channel.html", viewer, status=status, page="channel", channel=channel, own=own,
+        other=channel.other(own), can_send=data.may_send(viewer.operator) and own in viewer.operator.offices,
+        compose=panel, title=channel.name, live_url=f"/channel/{channel.name}?fragment=1",
+        sent=request.query_params.get("sent", ""), **thread,
+    )  # fmt: skip
+
+
+@router.get("/channel/{name}")
+async def channel_page(request: Request, name: str) -> Response:
+    """A channel: the thread with the other office, newest last, and the compose panel."""
+    viewer = await console_of(request).viewer(request)
+    channel = _channel(viewer, name)
+    q = request.query_params
+    panel = compose.compose_for(viewer, channel, q.get("type"), q.get("precedence"), case=q.get("case", ""),
+                                refs=q.get("refs", ""))  # fmt: skip
+    return await _channel_page(request, viewer, channel, panel)
+
+
+@router.post("/channel/{name}/send")
+async def channel_send(request: Request, name: str) -> Response:
+    """Send a message from the compose panel (a generated form or a codebook button)."""
+    form = {k: v for k, v in (await request.form()).multi_items() if isinstance(v, str)}
+    viewer = await _form_viewer(request, form.get(csrf.FIELD, ""))
+    channel = _channel(viewer, name)
+    sent, panel = await compose.send(viewer, console_of(request).node, channel, form)
+    if sent is None:
+        return await _channel_page(request, viewer, channel, panel, status=422)
+    return RedirectResponse(f"/channel/{channel.name}?sent={sent}#m-{sent}", status_code=303)
+
+
+@router.post("/messages/{message_id}/ack")
+async def acknowledge(request: Request, message_id: str, token: Token = "", next_url: Next = "/",
+                      note: Annotated[str, Form(max_length=2000)] = "") -> Response:  # fmt: skip
+    """Acknowledge a received message (a signed `ack` travels back to the sender)."""
+    viewer = await _form_viewer(request, token)
+    node = console_of(request).node
+    await api.ack_message(message_id, node, viewer.operator, api.AckRequest(note=note.strip()))
+    return RedirectResponse(safe_next(next_url), status_code=303)
+
+
+@router.post("/messages/{message_id}/decline")
+async def decline(request: Request, message_id: str, token: Token = "", next_url: Next = "/",
+                  reason: Annotated[str, Form(max_length=2000)] = "") -> Response:  # fmt: skip
+    """Decline a received message with a reason."""
+    viewer = await _form_viewer(request, token)
+    if not reason.strip():
+        raise Invalid(viewer.locale.gettext("Say why you decline: the reason travels with the answer."))
+    node = console_of(request).node
+    await api.decline_message(message_id, api.DeclineRequest(reason=reason.strip()), node, viewer.operator)
+    return RedirectResponse(safe_next(next_url), status_code=303)
+
+
+@router.post("/status")
+async def send_status(request: Request, token: Token = "", peer: Annotated[str, Form(max_length=8)] = "",
+                      code: Annotated[str, Form(max_length=24)] = "", note: Annotated[str, Form(max_length=2000)] = "",
+                      office: Annotated[str, Form(max_length=48)] = "") -> Response:  # fmt: skip
+    """Tell a peer why this side is (not) answering."""
+    viewer = await _form_viewer(request, token)
+    try:
+        status_request = api.StatusRequest(peer=peer, code=code, note=note.strip(), office=office or None)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise Invalid(str(exc).splitlines()[0]) from None
+    await api.send_status(status_request, console_of(request).node, viewer.operator)
+    return RedirectResponse("/", status_code=303)
+
+
+@router.get("/cases")
+async def cases_page(request: Request) -> Response:
+    """Every case this operator may see, open ones first."""
+    console = console_of(request)
+    viewer = await console.viewer(request)
+    proj = await console.node.aread(lambda conn: data.projection(conn, viewer.offices))
+    cases = sorted(proj.cases.values(), key=lambda c: (c.status == "resolved", c.created), reverse=False)
+    return console.page(request, "cases.html", viewer, page="cases", title=viewer.locale.gettext("Cases"),
+                        live_url="/cases?fragment=1", cases=cases, parties=sorted(viewer.presenter.agreement.parties))  # fmt: skip
+
+
+@router.get("/case/{case_id}")
+async def case_page(request: Request, case_id: str) -> Response:
+    """A case: timeline in every party's time, escalation over time, actions, evidence, badges."""
+    console = console_of(request)
+    viewer = await console.viewer(request)
+    if len(case_id) > 64:
+        raise NotFound("no such case")
+    screen = await console.node.aread(lambda conn: screens.case_screen(conn, viewer, case_id))
+    if screen is None:
+        raise NotFound(f"no case {case_id} among your offices' messages")
+    title = screen["case"].title if screen["case"] else case_id
+    return console.page(request, "case.html", viewer, page="case", title=title,
+                        live_url=f"/case/{case_id}?fragment=1", **screen)  # fmt: skip

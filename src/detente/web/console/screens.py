@@ -1,0 +1,210 @@
+"""What each screen holds, assembled from the tables in one read: the Now screen, a thread, a case.
+
+Builders take an open connection and the viewer and return plain dictionaries for the templates;
+they run off the event loop (`Node.aread`). The workflow views come from `data.projection`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection
+
+from detente.core import codebook as codebook_mod
+from detente.core.agreement import Agreement
+from detente.core.workflow_base import party as party_of
+from detente.core.workflows import Action, Case, Clarification, Consultation, Projection, allowed_types, apply_case
+from detente.core.workflows import ordered as in_order
+from detente.core.workflows_consultation import overdue_items
+from detente.errors import Error
+from detente.web.console import data
+from detente.web.console.i18n import Stamp
+from detente.web.console.site import Viewer
+
+ACTION_WAITING = {
+    "counterpart": frozenset({"proposed", "info_requested", "reported"}),
+    "proposer": frozenset({"info_requested"}),
+}
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """Something the other side waits for this side to do: decide, answer, verify, agree."""
+
+    kind: str  # action | clarification | consultation
+    id: str
+    title: str
+    status: str
+    due: Stamp | None
+    channel: str | None
+    types: tuple[str, ...]  # the messages this side may send about it now
+    case: str | None
+
+
+def _own_office(agreement: Agreement, viewer: Viewer, opener_offices: tuple[str, str]) -> str | None:
+    party = viewer.presenter.party
+    for office in opener_offices:
+        if party_of(office) == party:
+            return office
+    return next((o for o in viewer.operator.offices if party_of(o) == party), None)
+
+
+def waiting_for_us(conn: Connection, viewer: Viewer, proj: Projection) -> list[Waiting]:
+    """Return the actions, clarifications and consultations that wait on this side."""
+    p, party = viewer.presenter, viewer.presenter.party
+    rows = data.rows_by_id(conn, list(proj.actions) + list(proj.clarifications) + list(proj.consultations))
+    out: list[Waiting] = []
+    for action in proj.actions.values():
+        side = "counterpart" if party_of(action.counterpart) == party else "proposer"
+        if action.status not in ACTION_WAITING[side]:
+            continue
+        office = _own_office(p.agreement, viewer, (action.counterpart, action.proposer))
+        types = tuple(allowed_types(action, office)) if office else ()
+        if side == "counterpart" and action.status == "reported":
+            types = tuple(t for t in types if t in ("action.verify", "action.dispute"))
+        row = rows.get(action.id)
+        out.append(Waiting("action", action.id, action.target_group, action.status, p.when(action.respond_by),
+                           row["channel"] if row else None, types, action.case))  # fmt: skip
+    for clar in proj.clarifications.values():
+        if clar.status == "open" and party_of(clar.addressee) == party:
+            row = rows.get(clar.id)
+            out.append(Waiting("clarification", clar.id, p.labels.type("clarification.request"), clar.status,
+                               p.when(clar.deadline), row["channel"] if row else None,
+                               ("clarification.response",), clar.case))  # fmt: skip
+    for cons in proj.consultations.values():
+        office = _own_office(p.agreement, viewer, (cons.counterpart, cons.proposer))
+        types = tuple(allowed_types(cons, office)) if office else ()
+        waiting = (cons.status == "proposed" and party_of(cons.counterpart) == party) or (
+            cons.status == "minutes_proposed" and "consultation.cosign" in types
+        )
+        if waiting:
+            row = rows.get(cons.id)
+            out.append(Waiting("consultation", cons.id, cons.title, cons.status, p.when(cons.start),
+                               row["channel"] if row else None, types, cons.case))  # fmt: skip
+    return out
+
+
+def upcoming_consultations(viewer: Viewer, proj: Projection, now: datetime) -> list[dict[str, Any]]:
+    """Return proposed or agreed consultations to come, and the agreement's next scheduled ones."""
+    p = viewer.presenter
+    out: list[dict[str, Any]] = []
+    for cons in sorted(proj.consultations.values(), key=lambda c: c.start):
+        if cons.status in ("proposed", "agreed") and cons.start >= now.strftime("%Y-%m-%dT%H:%M:%S"):
+            out.append({"title": cons.title, "start": p.when(cons.start), "venue": cons.venue,
+                        "status": cons.status, "id": cons.id, "case": cons.case})  # fmt: skip
+    channels = {c.name for c in data.channels_for(p.agreement, p.party, viewer.operator)}
+    try:
+        schedules = codebook_mod.consultations(p.agreement.raw)
+    except Error:
+        schedules = {}
+    for schedule in schedules.values():
+        if schedule.channel in channels:
+            start = schedule.next_after(now).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+            out.append({"title": schedule.title, "start": p.when(start), "venue": schedule.venue,
+                        "status": "scheduled", "id": None, "case": None})  # fmt: skip
+    return out
+
+
+def overdue_action_items(viewer: Viewer, proj: Projection, now: datetime) -> list[dict[str, Any]]:
+    """Return the open action items of co-signed minutes that are past their due time."""
+    p = viewer.presenter
+    return [
+        {"title": item.title, "owner": item.owner, "due": p.when(item.due), "consultation": cons.title}
+        for cons in proj.consultations.values()
+        for item in overdue_items(cons, now)
+    ]
+
+
+def now_screen(conn: Connection, viewer: Viewer, peers: list[str]) -> dict[str, Any]:
+    """Return everything the Now screen shows."""
+    p, operator, offices = viewer.presenter, viewer.operator, viewer.offices
+    escalated = data.escalated_to(p.agreement, operator)
+    incoming = [p.card(r, operator, escalated) for r in data.pending_in(conn, offices, escalated)]
+    outgoing = [p.card(r, operator) for r in data.pending_out(conn, offices)]
+    proj = data.projection(conn, offices)
+    now = datetime.now(UTC)
+    cases = sorted((c for c in proj.cases.values() if c.status != "resolved"), key=lambda c: c.created, reverse=True)
+    return {
+        "links": data.links(conn, peers),
+        "incoming": incoming,
+        "outgoing": outgoing,
+        "cases": cases,
+        "waiting": waiting_for_us(conn, viewer, proj),
+        "consultations": upcoming_consultations(viewer, proj, now),
+        "overdue_items": overdue_action_items(viewer, proj, now),
+        "flash": [c for c in incoming if c.precedence == "FLASH" and c.answerable],
+    }
+
+
+def followups(viewer: Viewer, proj: Projection, ids: set[str]) -> dict[str, list[str]]:
+    """Return, per message id that opened a workflow, the types this side may send about it now."""
+    out: dict[str, list[str]] = {}
+    states: dict[str, Action | Case | Clarification | Consultation] = proj.states()
+    for state_id in ids & set(states):
+        state = states[state_id]
+        ends = _ends(state)
+        office = _own_office(viewer.presenter.agreement, viewer, ends)
+        if office and office in viewer.operator.offices:
+            out[state_id] = allowed_types(state, office)
+    return out
+
+
+def _ends(state: Action | Case | Clarification | Consultation) -> tuple[str, str]:
+    if isinstance(state, Action | Consultation):
+        return state.counterpart, state.proposer
+    if isinstance(state, Clarification):
+        return state.addressee, state.requester
+    return state.opened_by, state.opened_by
+
+
+def escalation_history(conn: Connection, viewer: Viewer, case: Case) -> list[dict[str, Any]]:
+    """Return each moment the case's escalation levels changed, with the levels after it."""
+    envelopes = data.workflow_envelopes(conn, viewer.offices, case.id)
+    state: Case | None = None
+    out: list[dict[str, Any]] = []
+    for envelope in in_order(envelopes):
+        if envelope.case not in (None, case.id) or (envelope.case is None and envelope.id != case.id):
+            continue
+        try:
+            after = apply_case(state, envelope)
+        except Error:
+            continue
+        if state is None or after.escalation != state.escalation:
+            out.append({"at": viewer.presenter.when_everywhere(envelope.created), "levels": dict(after.escalation),
+                        "by": envelope.sender, "type": envelope.type})  # fmt: skip
+        state = after
+    return out
+
+
+def case_screen(conn: Connection, viewer: Viewer, case_id: str) -> dict[str, Any] | None:
+    """Return the case page: the case, its timeline with badges, escalation over time, actions."""
+    proj = data.projection(conn, viewer.offices, case_id)
+    case = proj.cases.get(case_id)
+    p = viewer.presenter
+    rows = data.rows_by_id(conn, [e.id for e in case.timeline] if case else [])
+    if case is None:
+        # No case workflow (yet): show the messages that name this id as their case.
+        loose = data.thread_by_case(conn, case_id, viewer.offices)
+        if not loose:
+            return None
+        rows = {r["id"]: r for r in loose}
+    timeline = []
+    for entry_id, row in ((e.id, rows.get(e.id)) for e in case.timeline) if case else rows.items():
+        if row is None:
+            continue
+        timeline.append({"card": p.card(row, viewer.operator), "at": p.when_everywhere(row["created"]),
+                         "note": next((e.note for e in case.timeline if e.id == entry_id), "") if case else ""})  # fmt: skip
+    actions = [a for a in proj.actions.values() if a.case == case_id]
+    return {
+        "case": case,
+        "case_id": case_id,
+        "timeline": timeline,
+        "escalation": escalation_history(conn, viewer, case) if case else [],
+        "actions": actions,
+        "clarifications": [c for c in proj.clarifications.values() if c.case == case_id],
+        "consultations": [c for c in proj.consultations.values() if c.case == case_id],
+        "conflicts": [c for c in proj.conflicts if c.target == case_id],
+        "parties": sorted(p.agreement.parties),
+    }
