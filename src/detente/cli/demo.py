@@ -22,7 +22,7 @@ from detente.errors import Unavailable
 from detente.node.demo import setup_demo
 from detente.node.tls import trust_exactly
 
-out = Console(highlight=False)
+out = Console(highlight=False, soft_wrap=True)
 DEFAULT_AGREEMENT = Path(__file__).resolve().parents[3] / "agreements" / "pk-ir.toml"
 COLOURS = {"pk": "green", "ir": "cyan"}
 

@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import random
+import time
 from typing import Any
 
 from detente.core import envelope as envelope_mod
@@ -38,6 +39,7 @@ class Deliverer:
         self.peer = client.peer.id
         self.wake = asyncio.Event()
         self._failures = 0
+        self._last_ok_written = 0.0
 
     async def run(self) -> None:
         """Deliver until cancelled."""
@@ -64,7 +66,15 @@ class Deliverer:
             self.wake.clear()
 
     async def _contact(self, ok: bool, error: str | None = None) -> None:
+        was_failing = self._failures > 0
         self._failures = 0 if ok else self._failures + 1
+        # A success only needs recording when it changes something or once a second: writing it
+        # after every batch would cost a commit per batch under load.
+        moment = time.monotonic()
+        if ok and not was_failing and moment - self._last_ok_written < 1.0:
+            return
+        if ok:
+            self._last_ok_written = moment
         event = await self.ctx.writer.run(contact_job(self.peer, ok, error=error))
         if event is not None:
             self.ctx.bus.publish(event)

@@ -15,6 +15,7 @@ from detente.node.incoming import receipts_job
 from detente.node.linkstate import contact_job
 from detente.node.outgoing import link_test_job, overdue_job
 from detente.node.peers import PeerClient
+from detente.store import messages as db
 
 log = logging.getLogger("detente.schedule")
 TICK = 0.5
@@ -47,8 +48,16 @@ class Scheduler:
 
     async def check_deadlines(self) -> None:
         """Mark every message past its deadline as overdue and tell the alternates."""
-        events = await self.ctx.writer.run(overdue_job(self.ctx, format_time(now())))
+        at = format_time(now())
+        earliest = await asyncio.to_thread(self._earliest_deadline)
+        if earliest is None or earliest >= at:
+            return  # nothing due: no write transaction at all
+        events = await self.ctx.writer.run(overdue_job(self.ctx, at))
         self.ctx.bus.publish(*events)
+
+    def _earliest_deadline(self) -> str | None:
+        with self.ctx.engine.connect() as conn:
+            return db.next_deadline(conn)
 
     async def link_test(self, peer: str) -> None:
         """Send one link test to `peer` and record the answer, or the silence."""
