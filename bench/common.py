@@ -162,8 +162,10 @@ class Results:
             if value is not None:
                 met = {"<=": value <= bound, "<": value < bound, ">=": value >= bound}[op]
         ratio = None
-        if floor and value is not None:
-            ratio = round(value / floor, 1)
+        if floor and value:
+            # For a rate, how many times slower than the floor's rate; otherwise how many times the floor.
+            ratio = floor / value if unit.endswith("/s") else value / floor
+            ratio = round(ratio, 2 if ratio < 10 else 1)
         row = Row(section, metric, value, unit, text, met, floor, ratio, floor_of, note)
         self.rows.append(row)
         return row

@@ -138,11 +138,22 @@ def detente_primitives(budget: float) -> dict[str, float]:
     """The same work through Détente's code: what it adds over the raw primitives."""
     signer = Signer.generate("pk.detente/log")
     fields = {
-        "v": 1, "id": envelope_mod.uuid7(), "agreement": "ab" * 32, "channel": "dgmo", "from": "pk:dgmo",
-        "to": "ir:dgmo", "seq": 42, "author": "0190f0a0-0000-7000-8000-000000000000", "precedence": "FLASH",
-        "type": "hotline.text", "lang": "en", "refs": [], "case": None, "created": "2024-01-16T13:05:00.000Z",
+        "v": 1,
+        "id": envelope_mod.uuid7(),
+        "agreement": "ab" * 32,
+        "channel": "dgmo",
+        "from": "pk:dgmo",
+        "to": "ir:dgmo",
+        "seq": 42,
+        "author": "0190f0a0-0000-7000-8000-000000000000",
+        "precedence": "FLASH",
+        "type": "hotline.text",
+        "lang": "en",
+        "refs": [],
+        "case": None,
+        "created": "2024-01-16T13:05:00.000Z",
         "body": {"text": "FLASH: explosions reported near Panjgur. Request immediate clarification."},
-    }  # fmt: skip
+    }
     env = envelope_mod.seal(fields, signer)
     verifier = signer.verifier
     receipt = wire.make_receipt(signer, "ir", env, 12345, "2024-01-16T13:05:00.100Z")
@@ -177,10 +188,21 @@ def measure(n: int, concurrent: int, seconds: float, budget: float, step: Callab
         step("HTTPS and WebSocket floors")
         log = (tmp / "server.log").open("wb")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.floor_server", "--port", str(port), "--cert", str(cert_path),
-             "--key", str(key_path)],
-            stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[1],
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "bench.floor_server",
+                "--port",
+                str(port),
+                "--cert",
+                str(cert_path),
+                "--key",
+                str(key_path),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=Path(__file__).resolve().parents[1],
+        )
         try:
             url = f"https://127.0.0.1:{port}"
             _wait_up(url, cert_path.read_text(), proc)

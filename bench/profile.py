@@ -37,10 +37,25 @@ class Profiler:
         out.mkdir(parents=True, exist_ok=True)
         for name, pid in pids.items():
             self.procs[name] = subprocess.Popen(
-                [exe, "record", "--pid", str(pid), "--duration", str(max(1, int(seconds))), "--rate", str(RATE),
-                 "--format", "raw", "--nonblocking", "--threads", "-o", str(out / f"{name}.collapsed")],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            )  # fmt: skip
+                [
+                    exe,
+                    "record",
+                    "--pid",
+                    str(pid),
+                    "--duration",
+                    str(max(1, int(seconds))),
+                    "--rate",
+                    str(RATE),
+                    "--format",
+                    "raw",
+                    "--nonblocking",
+                    "--threads",
+                    "-o",
+                    str(out / f"{name}.collapsed"),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
 
     def finish(self, timeout: float = 60.0) -> dict[str, Path]:
         """Wait for the recorders (ending them by pid after `timeout`) and write the summaries."""

@@ -4,4 +4,6 @@ from __future__ import annotations
 
 from detente.cli import main
 
-main()
+# Guarded: worker processes of `detente audit` (spawned) import the main module again.
+if __name__ == "__main__":
+    main()

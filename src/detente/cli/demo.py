@@ -60,7 +60,8 @@ def describe(party: str, event: dict[str, Any]) -> str | None:
     if kind == "hello":
         return None
     if kind == "message":
-        return f"received {event['precedence']} {event['type']} {event['from']} → {event['to']} …{short}"
+        text = f': "{event["rendered"]["en"]}"' if event.get("rendered") else ""
+        return f"received {event['precedence']} {event['type']} {event['from']} → {event['to']} …{short}{text}"
     if kind == "sent":
         return f"sent {event['precedence']} {event['type']} to {event['to']} …{short}"
     if kind == "receipt":
@@ -73,7 +74,36 @@ def describe(party: str, event: dict[str, Any]) -> str | None:
         return f"link to {event['peer']} is {event['state']} ({event.get('reason')})"
     if kind == "status":
         return f"status from {event['peer']}: {event['code']} {event.get('note', '')}"
+    if kind in ("case", "action", "consultation", "clarification", "conflict", "evidence"):
+        return describe_workflow(kind, event, short)
     return f"{kind} …{short}"
+
+
+def describe_workflow(kind: str, event: dict[str, Any], short: str) -> str | None:
+    """Return the feed line of a workflow event (cases, actions, consultations, evidence), or None."""
+    if kind == "conflict":
+        target = event["target"][-8:]
+        return f"CONFLICT {event['type']} …{short} refused by {event['workflow']} …{target}: {event['reason']}"
+    if kind == "evidence":
+        if event.get("state") == "missing":
+            return f"evidence {event['sha256'][:12]}… referenced; fetching it from {event['peer']}"
+        return f"evidence {event['sha256'][:12]}… fetched from {event['peer']}, SHA-256 checked ({event['size']} bytes)"
+    status, previous, step = event["status"], event.get("previous"), event["type"]
+    move = f"{previous} → {status}" if previous else f"opened ({status})"
+    if kind == "case":
+        levels = ", ".join(f"{p} {v if v is not None else '-'}" for p, v in sorted(event["escalation"].items()))
+        if not event.get("changed") and step != "case.update":
+            return None
+        return f"CASE …{short} {move}: {event['title']} (escalation {levels}) by {step}"
+    if kind == "action":
+        flag = f" UNILATERAL: {event['unilateral_reason']}" if event.get("unilateral") and status == "executed" else ""
+        return f"ACTION …{short} {move} by {step} from {event['from']} ({event['target_group']}){flag}"
+    if kind == "consultation":
+        if not event.get("changed") and step not in ("consultation.cosign", "consultation.item_done"):
+            return None
+        signed = f" co-signed by {', '.join(event['cosigned_by'])}" if event.get("cosigned_by") else ""
+        return f"CONSULTATION …{short} {move} by {step}: {event['title']}{signed}"
+    return f"clarification …{short} {move}" + (" (late)" if event.get("late") else "")
 
 
 async def feed(info: dict[str, Any], stop: asyncio.Event) -> None:

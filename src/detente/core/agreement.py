@@ -6,7 +6,7 @@ It is a TOML file (see `agreements/pk-ir.toml`) with these tables:
     [parties.<id>]  name, utc_offset, url, vkey, tls_fingerprint
     [offices."<party>:<desk>"]  title, alternate
     [channels.<name>]  offices = [a, b], types = [...], [channels.<name>.deadlines] FLASH = seconds
-    (later issues add lead times, the codebook and the consultation schedule in their own tables)
+    [[codebook]] [lead_times] [response_deadlines] [consultations.<key>]   see `core.codebook`
 
 Its hash is the SHA-256 of the RFC 8785 canonical JSON of the parsed document, so formatting and
 comments do not change it, but any value does. Each party's node signs that hash (ratification);
@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from detente.core import codebook
 from detente.core.envelope import canonical
 from detente.core.keys import Verifier, parse_vkey
 from detente.core.precedence import Precedence
@@ -270,6 +271,8 @@ def from_dict(raw: dict[str, Any]) -> Agreement:
             deadlines[Precedence(prec)] = timedelta(seconds=seconds)
         channels[name] = Channel(name, (ends[0], ends[1]), tuple(types) if types else None, deadlines)
 
+    # The vocabulary tables (codebook, lead times, response deadlines, consultations).
+    codebook.validate_extensions(raw)
     return Agreement(
         raw=raw,
         id=agreement_id,

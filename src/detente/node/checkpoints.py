@@ -92,12 +92,8 @@ def covering_checkpoint(conn: Connection, index: int) -> tuple[int, bytes] | Non
     The newest checkpoint that peers cosigned is preferred; otherwise the newest one. None if no
     checkpoint covers `index` yet.
     """
-    cosigned = [s for s in tlog.cosigned_sizes(conn) if s > index]
-    if cosigned:
-        size = max(cosigned)
-        row = tlog.checkpoint_at(conn, size)
-    else:
-        row = tlog.latest_checkpoint(conn)
+    cosigned = tlog.newest_cosigned_size(conn, above=index)
+    row = tlog.latest_checkpoint(conn) if cosigned is None else tlog.checkpoint_at(conn, cosigned)
     if row is None or int(row["size"]) <= index:
         return None
     size = int(row["size"])

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from detente.core import agreement as agreement_mod
+from detente.core import notifications
 from detente.core.agreement import Agreement
 from detente.core.keys import Signer
 from detente.errors import BadRequest, NotFound
@@ -59,8 +60,10 @@ class NodeConfig:
         return Signer.from_pem(self.key_name, self.key_path.read_bytes())
 
     def agreement(self) -> Agreement:
-        """Load and validate the agreement in force."""
-        return agreement_mod.load(self.agreement_path.read_text(encoding="utf-8"))
+        """Load and validate the agreement in force (its vocabulary too). Raises `Invalid`."""
+        doc = agreement_mod.load(self.agreement_path.read_text(encoding="utf-8"))
+        notifications.check_agreement(doc)
+        return doc
 
 
 def write_config(data: Path, party: str, host: str, port: int, db: str | None) -> NodeConfig:

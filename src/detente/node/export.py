@@ -82,7 +82,9 @@ def export_log(data: Path, out: Path) -> Exported:
             bundles = tiles.entry_bundles_for_size(size)
             for n, width in bundles:
                 start = n * tiles.TILE_WIDTH
-                _write(out, tiles.entries_path(n, width), tiles.entry_bundle(db.read_leaves(conn, start, start + width)))
+                _write(
+                    out, tiles.entries_path(n, width), tiles.entry_bundle(db.read_leaves(conn, start, start + width))
+                )
             history = [row for row in tlog.all_checkpoints(conn) if int(row["size"]) <= size]
             with (out / HISTORY_FILE).open("w", encoding="utf-8") as f:
                 for row in history:

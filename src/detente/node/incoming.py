@@ -22,6 +22,7 @@ from detente.core.agreement import LINK_CHANNEL, NODE_CHANNEL
 from detente.core.envelope import Envelope
 from detente.core.precedence import deadline_for, format_time, now, parse_time
 from detente.errors import Conflict, Error, Invalid, SequenceGap
+from detente.node import codes, evidence, workflow
 from detente.node.context import NodeContext
 from detente.node.events import Event
 from detente.store import links as links_db
@@ -59,8 +60,8 @@ def check_envelope(ctx: NodeContext, party: str, raw: Any) -> Envelope:
         chan = ctx.agreement.channel(env.channel)
         if {env.sender, env.recipient} != set(chan.offices):
             raise Invalid(f"{env.sender} → {env.recipient} is not channel {env.channel!r}")
-    notifications.check_route(env.type, env.channel, env.precedence, env.refs, ctx.agreement)
-    notifications.validate_body(env.type, env.body, ctx.agreement)
+    # The sender's rules, measured from the envelope's own `created` (lead times, deadlines).
+    notifications.validate_envelope(env, ctx.agreement)
     if (env.seq == 0) != (env.type == "link.test"):
         raise Invalid("only link tests are unsequenced (seq 0)")
     return env
@@ -150,7 +151,11 @@ def _store_one(conn: Connection, ctx: NodeContext, party: str, env: Envelope, ev
         )  # fmt: skip
         events.append(Event("status", env.id, (), {**summary, **env.body, "peer": party}, everyone=True))
     elif env.type != "link.test":
-        events.append(Event("message", env.id, (env.recipient,), {**summary, "deadline": deadline}))
+        rendered = codes.view(ctx.agreement, env.type, env.body, None)
+        events.append(Event("message", env.id, (env.recipient,), {**summary, "deadline": deadline, **rendered}))
+    # Workflows never refuse a stored envelope: a refusal is recorded as a conflict.
+    events.extend(workflow.record(conn, ctx, env, strict=False))
+    events.extend(evidence.note_incoming(conn, env, party))
     return receipt
 
 

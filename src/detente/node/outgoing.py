@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, RowMapping
@@ -19,6 +20,7 @@ from detente.core.agreement import LINK_CHANNEL, NODE_CHANNEL
 from detente.core.envelope import Envelope, uuid7
 from detente.core.precedence import Precedence, deadline_for, format_time, now, parse_precedence
 from detente.errors import Conflict, Forbidden, Invalid, NotFound
+from detente.node import evidence, workflow
 from detente.node.auth import SENDING_ROLES
 from detente.node.context import NodeContext
 from detente.node.events import Event
@@ -61,11 +63,19 @@ def record_outgoing(
     case: str | None,
     lang: str,
     queue: bool = True,
+    created: datetime | None = None,
+    strict: bool = False,
+    events: list[Event] | None = None,
 ) -> tuple[Envelope, int]:
-    """Seal, log, store and (if `queue`) queue one outgoing envelope inside the caller's transaction."""
+    """Seal, log, store and (if `queue`) queue one outgoing envelope inside the caller's transaction.
+
+    The workflow projections it touches are updated in the same transaction (`node.workflow`), and
+    their events added to `events`. With `strict`, a workflow that refuses the envelope raises
+    `InvalidTransition` before anything is written; otherwise the refusal is recorded as a conflict.
+    """
     peer = recipient.split(":", 1)[0]
     seq = db.next_seq(conn, peer, channel) if kind != "link.test" else 0
-    created = now()
+    created = created or now()
     sealed = envelope_mod.seal(
         {
             "v": 1,
@@ -88,6 +98,7 @@ def record_outgoing(
     )
     needs_ack = notifications.get(kind).needs_ack
     deadline = format_time(deadline_for(created, precedence, ctx.agreement.deadlines(channel))) if needs_ack else None
+    changes = workflow.plan(conn, ctx.agreement, sealed, strict=strict)  # raises before any write
     index = db.append_log(conn, sealed.raw, sealed.id)
     db.insert_envelope(
         conn,
@@ -113,6 +124,9 @@ def record_outgoing(
     )
     if queue:
         db.enqueue(conn, sealed.id, peer, channel, seq)
+    found = workflow.save(conn, changes)
+    if events is not None:
+        events.extend(found)
     return sealed, index
 
 
@@ -163,16 +177,31 @@ def send_job(
     ctx: NodeContext, operator: Operator, *, channel: str, to: str, sender: str, precedence: Precedence,
     kind: str, body: dict[str, Any], refs: list[str], case: str | None, lang: str,
 ) -> Callable[[Connection], Sent]:  # fmt: skip
-    """Return the writer job that records a validated message (see `check_message`)."""
+    """Return the writer job that records a validated message (see `check_message`).
+
+    The job fills in the agreement's default deadlines, then runs every rule of the type against
+    the envelope's actual `created` time (lead times, deadlines), checks the refs and the evidence
+    files, and the workflows the message moves; it raises `Invalid` (with `fields`) or
+    `InvalidTransition` before anything is written.
+    """
 
     def job(conn: Connection) -> Sent:
+        created = now()
+        full = notifications.with_defaults(kind, body, ctx.agreement, created)
+        notifications.validate_message(
+            kind, full, ctx.agreement, created=created, precedence=precedence, refs=refs, case=case
+        )
         _check_refs(conn, refs)
+        evidence.require_stored(conn, kind, full)
+        events: list[Event] = []
         sealed, index = record_outgoing(
             conn, ctx, channel=channel, sender=sender, recipient=to, author=operator.id,
-            precedence=precedence, kind=kind, body=body, refs=refs, case=case, lang=lang,
+            precedence=precedence, kind=kind, body=full, refs=refs, case=case, lang=lang,
+            created=created, strict=True, events=events,
         )  # fmt: skip
+        evidence.link_outgoing(conn, sealed)
         event = Event("sent", sealed.id, (sender,), {"type": kind, "precedence": precedence.value, "to": to})
-        return Sent(sealed, index, "accepted", (event,))
+        return Sent(sealed, index, "accepted", (event, *events))
 
     return job
 

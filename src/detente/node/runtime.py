@@ -16,6 +16,7 @@ from detente.node.config import NodeConfig, load_config
 from detente.node.context import NodeContext
 from detente.node.deliver import Deliverer
 from detente.node.events import EventBus
+from detente.node.evidence import EvidenceFetcher
 from detente.node.peers import PeerClient
 from detente.node.record import Record
 from detente.node.schedule import Scheduler
@@ -87,6 +88,8 @@ class Node:
         self._tasks.append(asyncio.create_task(Scheduler(self.ctx, self.clients).run(), name="scheduler"))
         self.record = Record(self.ctx, self.clients)
         self._tasks += self.record.start()
+        fetcher = EvidenceFetcher(self.ctx, self.clients)  # evidence files the peers' envelopes refer to
+        self._tasks.append(asyncio.create_task(fetcher.run(), name="evidence"))
 
     def wake(self, peer: str | None = None) -> None:
         """Tell the deliverer of `peer` (or every deliverer) that the outbox has new rows."""

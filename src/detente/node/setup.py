@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from detente.core import agreement as agreement_mod
-from detente.core import wire
+from detente.core import notifications, wire
 from detente.core.agreement import Agreement
 from detente.core.envelope import uuid7
 from detente.core.keys import Signer
@@ -35,6 +35,7 @@ def init_node(data: Path, party: str, agreement_file: Path, host: str, port: int
     a node.
     """
     doc = agreement_mod.load(agreement_file.read_text(encoding="utf-8"))
+    notifications.check_agreement(doc)
     if party not in doc.parties:
         raise Invalid(f"the agreement names no party {party!r} (it names {', '.join(doc.parties)})")
     if (data / "node.toml").exists() or (data / "node.key").exists():
@@ -62,6 +63,7 @@ def ratify(data: Path, agreement_file: Path | None = None) -> tuple[Agreement, s
     config = load_config(data)
     text = (agreement_file or config.agreement_path).read_text(encoding="utf-8")
     doc = agreement_mod.load(text)
+    notifications.check_agreement(doc)
     if config.party not in doc.parties:
         raise Invalid(f"the agreement names no party {config.party!r}")
     if not doc.is_complete():

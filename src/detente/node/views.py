@@ -7,11 +7,18 @@ from typing import Any
 
 from sqlalchemy import RowMapping
 
+from detente.core.agreement import Agreement
+from detente.node import codes
 
-def summary(row: RowMapping) -> dict[str, Any]:
-    """Return the operator's view of one envelope row: header, body, state and response."""
+
+def summary(row: RowMapping, agreement: Agreement | None = None, lang: str | None = None) -> dict[str, Any]:
+    """Return the operator's view of one envelope row: header, body, state and response.
+
+    Given the agreement, a `code` message also shows its text in every language (`rendered`) and
+    in the reader's `lang` (`rendered_text`).
+    """
     envelope = json.loads(row["raw"])
-    return {
+    view = {
         "id": row["id"],
         "direction": row["direction"],
         "peer": row["peer"],
@@ -45,3 +52,6 @@ def summary(row: RowMapping) -> dict[str, Any]:
         "overdue_at": row["overdue_at"],
         "body": envelope.get("body", {}),
     }
+    if agreement is not None:
+        view.update(codes.view(agreement, row["type"], view["body"], lang))
+    return view

@@ -7,6 +7,7 @@ updated in the same transaction as the envelope that changes it.
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Float,
@@ -161,10 +162,12 @@ link_events = Table(
 # --- The transparency log (migration 0002) ---
 
 # Go-tlog stored-hash layout (core/merkle.py): filled in the transaction of each log append.
+# About two stored hashes per entry: the index is 64-bit on PostgreSQL (SQLite's INTEGER already is,
+# and stays the rowid).
 tree_hashes = Table(
     "tree_hashes",
     metadata,
-    Column("idx", Integer, primary_key=True, autoincrement=False),
+    Column("idx", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False),
     Column("hash", LargeBinary, nullable=False),
 )
 

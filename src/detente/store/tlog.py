@@ -152,12 +152,10 @@ def cosignature_lines(conn: Connection, size: int) -> list[str]:
     return [str(r[0]) for r in rows]
 
 
-def cosigned_sizes(conn: Connection) -> dict[int, list[str]]:
-    """Return {size: cosignature lines} for every checkpoint of ours that peers cosigned."""
-    out: dict[int, list[str]] = {}
-    for size, line in conn.execute(select(cosignatures.c.size, cosignatures.c.line).order_by(cosignatures.c.witness)):
-        out.setdefault(int(size), []).append(str(line))
-    return out
+def newest_cosigned_size(conn: Connection, above: int = -1) -> int | None:
+    """Return the largest size above `above` of ours that any peer cosigned, or None."""
+    value = conn.execute(select(func.max(cosignatures.c.size)).where(cosignatures.c.size > above)).scalar()
+    return None if value is None else int(value)
 
 
 def last_cosigned_size(conn: Connection, witness: str) -> int | None:

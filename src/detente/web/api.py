@@ -122,7 +122,7 @@ async def list_messages(
             limit=limit,
         )  # fmt: skip
     )
-    return {"messages": [summary(r) for r in rows]}
+    return {"messages": [summary(r, node.ctx.agreement, operator.lang) for r in rows]}
 
 
 @router.get("/messages/{message_id}")
@@ -136,7 +136,7 @@ async def get_message(message_id: str, node: NodeDep, operator: OperatorDep) -> 
             raise NotFound(f"no message {message_id} for your offices")
         response = db.get_envelope(conn, row["response_id"]) if row["response_id"] else None
         return {
-            **summary(row),
+            **summary(row, node.ctx.agreement, operator.lang),
             "envelope": json.loads(row["raw"]),
             "receipt": db.receipt_of(row),
             "acknowledgement": None if response is None else json.loads(response["raw"]),

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from detente import __version__
 from detente.node.runtime import Node, own_ratification
-from detente.web import api, console, errors, federation, record, record_api, stream
+from detente.web import api, api_workflow, console, errors, federation, record, record_api, stream
 from detente.web.limits import BodyLimit
 
 
@@ -41,6 +41,7 @@ def create_app(node: Node, *, start_background: bool = True) -> FastAPI:
     app.include_router(record.router)
     app.include_router(record_api.router)
     app.include_router(stream.router)
+    api_workflow.install(app)  # cases, actions, consultations, codebook, evidence; body schemas in OpenAPI
     console.install(app, node)  # the web console at / (its session cookie also works on the API)
     app.add_middleware(BodyLimit)
     app.add_middleware(federation.RatificationHeader, signature=node.ratification)

@@ -6,10 +6,13 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from detente.core.workflow_bodies import MAX_EVIDENCE_BYTES
 from detente.errors import TooLarge
 
 MAX_BODY = 256 * 1024
 MAX_FEDERATION_BODY = 16 * 1024 * 1024
+MAX_EVIDENCE_BODY = MAX_EVIDENCE_BYTES + 64 * 1024  # an evidence file, with room for multipart framing
+EVIDENCE_PATH = "/api/v1/evidence"
 
 
 class BodyLimit:
@@ -23,6 +26,8 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         limit = MAX_FEDERATION_BODY if scope["path"].startswith("/federation/") else MAX_BODY
+        if scope["path"] == EVIDENCE_PATH:
+            limit = MAX_EVIDENCE_BODY
         for name, value in scope.get("headers", []):
             if name == b"content-length" and value.isdigit() and int(value) > limit:
                 await _too_large(send, limit)

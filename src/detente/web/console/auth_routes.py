@@ -40,6 +40,7 @@ def _login_page(
         "next": safe_next(request.query_params.get("next") or request.query_params.get("next_url")),
         "languages": i18n.LANGUAGES, "expired": request.query_params.get("expired") == "1",
         "bye": request.query_params.get("bye") == "1", "request_path": request.url.path,
+        "request_query": request.url.query, "page": "login", "title": locale.gettext("Log in"),
     }  # fmt: skip
     response = HTMLResponse(console.render("login.html", locale, context), status_code=status)
     response.set_cookie(console.pre_login_cookie, pre, path="/", secure=True, httponly=True, samesite="strict")
@@ -101,10 +102,10 @@ async def login(
         chosen, operator_id = lang, operator.id
         await console.node.run(lambda c: operators_db.set_lang(c, operator_id, chosen))
     session = console.sessions.issue(operator.id, operator.password_hash)
-    response = RedirectResponse(safe_next(next_url), status_code=303)
-    console.set_session_cookie(response, session)
-    response.delete_cookie(console.pre_login_cookie, path="/", secure=True, httponly=True, samesite="strict")
-    return response
+    redirect = RedirectResponse(safe_next(next_url), status_code=303)
+    console.set_session_cookie(redirect, session)
+    redirect.delete_cookie(console.pre_login_cookie, path="/", secure=True, httponly=True, samesite="strict")
+    return redirect
 
 
 @router.post("/logout")
@@ -115,7 +116,7 @@ async def logout(request: Request, token: Annotated[str, Form(alias=csrf.FIELD, 
     if session is not None and csrf.check_session_token(console.signer, session, token):
         console.sessions.revoke(session)
     elif session is not None:
-        return console.error_page(request, 403, "the logout form had no valid CSRF token")
+        return await console.error_page(request, 403, "the logout form had no valid CSRF token")
     response = RedirectResponse("/login?bye=1", status_code=303)
     response.delete_cookie(console.sessions.cookie, path="/", secure=True, httponly=True, samesite="strict")
     return response

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from detente.core import codebook as codebook_mod
@@ -23,6 +24,7 @@ from detente.web.console.site import Viewer
 
 DEFAULT_TYPE = "hotline.text"
 CODE_TYPE = "code"
+NOW_FIELDS = frozenset({"time", "started", "held_at"})
 
 
 @dataclass(frozen=True)
@@ -96,12 +98,17 @@ def compose_for(
     precedences = [p.value for p in Precedence if p in spec.precedences]
     pick = precedence if precedence in precedences else ("IMMEDIATE" if "IMMEDIATE" in precedences else precedences[0])
     labels = viewer.presenter.labels
+    fields = forms.fields_for(spec.json_schema())
+    if not extra.get("values"):
+        # Times of what just happened start at now (UTC, to the minute); the officer corrects them.
+        moment = datetime.now(UTC).strftime("%Y-%m-%d %H:%M")
+        extra["values"] = {f.path: moment for f in fields if f.kind == "datetime" and f.path in NOW_FIELDS}
     return Compose(
         type=chosen,
         types=[(n, labels.type(n)) for n in allowed],
         precedences=precedences,
         precedence=pick,
-        fields=forms.fields_for(spec.json_schema()),
+        fields=fields,
         codes=codes(agreement, channel, viewer.locale.code),
         **extra,
     )
@@ -136,13 +143,14 @@ async def send(viewer: Viewer, node: Any, channel: Channel, form: Mapping[str, s
         body = forms.body_from_form(panel.fields, form)
         panel.values = forms.values_of(form)
     try:
-        request = api.SendRequest(
-            channel=channel.name, to=to, precedence=form.get("precedence", panel.precedence), type=kind,
-            body=body, refs=_refs(refs), case=case or None,
+        request = api.SendRequest.model_validate(
+            {"channel": channel.name, "to": to, "precedence": form.get("precedence", panel.precedence), "type": kind,
+             "body": body, "refs": _refs(refs), "case": case or None}
         )  # fmt: skip
         sent = await api.send_message(request, node, viewer.operator)
     except Invalid as exc:
-        fields = exc.extra.get("fields") if isinstance(exc.extra.get("fields"), dict) else {}
+        found = exc.extra.get("fields")
+        fields: dict[str, str] = {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
         if is_code:
             panel.code_errors = {k.removeprefix("params."): v for k, v in fields.items()} or {"": exc.detail}
         else:

@@ -133,12 +133,12 @@ def _number(text: str, integer: bool) -> Any:
 
 
 def utc_time(text: str) -> str:
-    """Turn a `datetime-local` value (read as UTC) into RFC 3339 UTC; leave anything else as it is."""
-    if re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}", text):
-        return text + ":00Z"
-    if re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?", text):
-        return text + "Z"
-    return text
+    """Turn `2024-01-16 13:05`, `2024-01-16T13:05:09` (read as UTC) into RFC 3339 UTC; leave anything else."""
+    match = re.fullmatch(r"(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2})(:\d{2}(?:\.\d+)?)?(Z)?", text.strip())
+    if not match:
+        return text
+    date, hhmm, seconds, _ = match.groups()
+    return f"{date}T{hhmm}{seconds or ':00'}Z"
 
 
 def convert(kind: FieldKind, raw: str) -> Any:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import gettext
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import jdatetime
@@ -113,10 +113,11 @@ class Stamp:
 
     iso: str
     utc: str  # 2024-01-16 13:05:00Z
-    short: str  # 13:05Z
+    short: str  # 13:05Z today, else 2024-01-16 13:05Z
     dtg: str  # 161305ZJAN24
     local: tuple[tuple[str, str], ...]  # (zone label, "2024-01-16 18:05")
     hijri: str  # Solar Hijri date of the first zone's local day, in a Persian view; else ""
+    today: bool = True  # the UTC date is today's: short forms may leave the date out
 
 
 def stamp(iso: str | None, zones: tuple[Zone, ...], locale: Locale) -> Stamp | None:
@@ -131,11 +132,13 @@ def stamp(iso: str | None, zones: tuple[Zone, ...], locale: Locale) -> Stamp | N
     hijri = ""
     if locale.code == "fa" and zones:
         hijri = locale.solar_hijri((moment + zones[0].offset).replace(tzinfo=None))
+    today = moment.date() == datetime.now(UTC).date()
     return Stamp(
         iso=iso,
         utc=moment.strftime("%Y-%m-%d %H:%M:%SZ"),
-        short=moment.strftime("%H:%MZ"),
+        short=moment.strftime("%H:%MZ" if today else "%Y-%m-%d %H:%MZ"),
         dtg=dtg(moment),
         local=local,
         hijri=hijri,
+        today=today,
     )

@@ -90,6 +90,7 @@ class Presenter:
         others = agreement.peers(party)
         self.own_zone = (Zone(own.id, own.utc_offset),)
         self.all_zones = self.own_zone + tuple(Zone(p.id, p.utc_offset) for p in others)
+        self.parties = (party, *(p.id for p in others))  # this party first
 
     def when(self, iso: str | None) -> Stamp | None:
         """Return a time in UTC with this party's local time beside it."""
@@ -133,7 +134,10 @@ class Presenter:
                     out.append(BodyLine(label, f"{value.get('lat')}, {value.get('lon')}"))
                     return
             if isinstance(value, dict):
-                for key, item in value.items():
+                # Canonical JSON sorts members by name; show them in the order of the type's form.
+                order = {p.rsplit(".", 1)[-1]: i for i, p in enumerate(titles) if p.rsplit(".", 1)[0] == path
+                         or ("." not in p and not path)}  # fmt: skip
+                for key, item in sorted(value.items(), key=lambda kv: order.get(kv[0], len(order))):
                     sub = f"{path}.{key}" if path else key
                     name = self.labels.field(titles.get(sub, humanise(key)))
                     walk(item, sub, f"{label} · {name}" if label else name)
@@ -162,10 +166,12 @@ class Presenter:
             Badge("delivered", lab("delivered"), row["delivered_at"] is not None, delivered_detail),
         ]
         if row["needs_ack"]:
-            steps.append(Badge(answer_key, lab(answer_key), answered is not None, row["response_by"] or ""))
+            who = row["to_office"] if row["direction"] == "out" else (row["response_by"] or "")
+            steps.append(Badge(answer_key, lab(answer_key), answered is not None, who))
         # Set by the record feature once the peer's log is proven to hold the envelope (sent messages).
         verified_at = row["verified_at"] if "verified_at" in row else None
-        steps.append(Badge("verified", lab("verified"), verified_at is not None, verified_at or ""))
+        stamp_ = self.when(verified_at)
+        steps.append(Badge("verified", lab("verified"), verified_at is not None, stamp_.short if stamp_ else ""))
         return tuple(steps)
 
     def card(self, row: RowMapping, operator: Operator, escalated: list[str] | None = None) -> Card:
@@ -191,7 +197,10 @@ class Presenter:
             code_text=self.code_text(body) if row["type"] == "code" else "",
             case=row["case_id"], refs=tuple(envelope.get("refs", [])), answerable=answerable,
             overdue=row["overdue_at"] is not None, badges=self.badges(row, receipt),
-            response_by=row["response_by"], response_at=self.when(row["response_at"]),
+            # The peer's answer names its author by their id on the peer's node: show the office instead.
+            response_by=(row["to_office"] if row["direction"] == "out" else row["response_by"])
+            if row["response_id"] else None,
+            response_at=self.when(row["response_at"]),
             response_note=row["response_note"], log_index=row["log_index"],
             peer_log_index=receipt.get("log_index") if receipt else None,
         )  # fmt: skip

@@ -25,6 +25,8 @@ from detente.web.console import csrf, data
 from detente.web.console.site import Console, ConsoleRoute, Viewer, console_of
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
+
+
 async def fetch(request: Request, path: str) -> httpx.Response | None:
     """GET one of this node's own endpoints in-process, as the viewer; None if it cannot be reached."""
     transport = httpx.ASGITransport(app=request.app)
@@ -38,7 +40,7 @@ async def fetch(request: Request, path: str) -> httpx.Response | None:
 
 async def optional_json(console: Console, request: Request, name: str) -> Any:
     """Return the JSON of an optional endpoint, or None if the node lacks it or refuses the viewer."""
-    extras = console.discover(request.app.routes)
+    extras = console.discover(request.app)
     if name not in extras:
         return None
     response = await fetch(request, extras[name])
@@ -48,6 +50,28 @@ async def optional_json(console: Console, request: Request, name: str) -> Any:
         return response.json()
     except ValueError:
         return None
+
+
+def alarm_list(doc: Any) -> list[dict[str, Any]] | None:
+    """Return the alarms of a `GET /api/v1/alarms` answer with every field the page shows (None: no answer)."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("alarms"), list):
+        return None
+    keys = ("id", "kind", "peer", "origin", "summary", "created")
+    return [{**{k: str(a.get(k) or "") for k in keys}, "evidence": a.get("evidence")}
+            for a in doc["alarms"] if isinstance(a, dict)]  # fmt: skip
+
+
+def log_view(doc: Any) -> dict[str, Any] | None:
+    """Return the parts of a `GET /api/v1/log` answer the page shows, each defaulted (None: no answer)."""
+    if not isinstance(doc, dict):
+        return None
+    peers = {}
+    for peer, state in (doc.get("peers") or {}).items():
+        state = state if isinstance(state, dict) else {}
+        keys = ("cosigned_size", "cosigned_root", "cosigned_at", "our_size_cosigned", "witnessing_error")
+        peers[str(peer)] = {k: state.get(k) for k in keys}
+    note = doc.get("checkpoint", {}).get("note") if isinstance(doc.get("checkpoint"), dict) else None
+    return {"origin": str(doc.get("origin") or ""), "peers": peers, "note": note}
 
 
 def checkpoint_view(text: str) -> dict[str, Any] | None:
@@ -74,18 +98,16 @@ async def record_page(request: Request) -> Response:
     console = console_of(request)
     viewer = await console.viewer(request)
     size = await console.node.aread(messages_db.log_size)
-    log = await optional_json(console, request, "log")
-    checkpoint = None
-    if isinstance(log, dict) and isinstance(log.get("checkpoint"), dict):
-        checkpoint = checkpoint_view(str(log["checkpoint"].get("note", "")))
-    alarms = await optional_json(console, request, "alarms")
+    log = log_view(await optional_json(console, request, "log"))
+    checkpoint = checkpoint_view(str(log["note"])) if log and log["note"] else None
+    alarms = alarm_list(await optional_json(console, request, "alarms"))
 
     def recent(conn: Any) -> list[Any]:
         rows = data.thread_all(conn, viewer.offices, 30)
         return [viewer.presenter.card(r, viewer.operator) for r in reversed(rows)]
 
     cards = await console.node.aread(recent)
-    return console.page(request, "record.html", viewer, page="record", title=viewer.locale.gettext("Record"),
+    return await console.page(request, "record.html", viewer, page="record", title=viewer.locale.gettext("Record"),
                         live_url="/record?fragment=1", log_size=size, checkpoint=checkpoint, alarms=alarms,
                         cards=cards, log=log, peers=console.node.ctx.peers)  # fmt: skip
 
@@ -122,7 +144,7 @@ async def admin_page(request: Request) -> Response:
             except Error:
                 valid = False
         ratifications.append({"party": party, "signature": signature, "valid": valid})
-    return console.page(
+    return await console.page(
         request, "admin.html", viewer, page="admin", title=viewer.locale.gettext("Admin"), live_url="",
         operators=found["operators"], disabled=found["disabled"], agreement=agreement,
         ratifications=ratifications, agreement_json=json.dumps(agreement.raw.get("agreement", {}), ensure_ascii=False),

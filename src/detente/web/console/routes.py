@@ -11,9 +11,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from detente.core.agreement import Channel
+from detente.core.precedence import format_time, now
 from detente.errors import Forbidden, Invalid, NotFound
 from detente.web import api
 from detente.web.console import compose, csrf, data, record, screens
@@ -51,9 +52,21 @@ async def now_page(request: Request) -> Response:
     viewer = await console.viewer(request)
     peers = console.node.ctx.peers
     screen = await console.node.aread(lambda conn: screens.now_screen(conn, viewer, peers))
-    alarms = await record.optional_json(console, request, "alarms")
-    return console.page(request, "now.html", viewer, page="now", title=viewer.locale.gettext("Now"),
-                        live_url="/?fragment=1", alarms=alarms, **screen)  # fmt: skip
+    alarms = record.alarm_list(await record.optional_json(console, request, "alarms"))
+    return await console.page(
+        request, "now.html", viewer, page="now", title=viewer.locale.gettext("Now"), live_url="/?fragment=1",
+        alarms=alarms, now_iso=format_time(now()), parties=viewer.presenter.parties,
+        can_status=data.may_send(viewer.operator), **screen,
+    )  # fmt: skip
+
+
+@router.get("/strip")
+async def strip(request: Request) -> Response:
+    """The status strip alone (link states, waiting FLASH messages), for the live updates."""
+    console = console_of(request)
+    viewer = await console.viewer(request)
+    context = {**console.chrome(viewer), "strip": await console.strip(viewer)}
+    return HTMLResponse(console.render("_strip.html", viewer.locale, context))
 
 
 async def _channel_page(request: Request, viewer: Viewer, channel: Channel, panel: compose.Compose,
@@ -72,7 +85,7 @@ async def _channel_page(request: Request, viewer: Viewer, channel: Channel, pane
 
     thread = await console.node.aread(read)
     own = data.own_end(channel, party)
-    return console.page(
+    return await console.page(
         request, "channel.html", viewer, status=status, page="channel", channel=channel, own=own,
         other=channel.other(own), can_send=data.may_send(viewer.operator) and own in viewer.operator.offices,
         compose=panel, title=channel.name, live_url=f"/channel/{channel.name}?fragment=1",
@@ -146,8 +159,8 @@ async def cases_page(request: Request) -> Response:
     viewer = await console.viewer(request)
     proj = await console.node.aread(lambda conn: data.projection(conn, viewer.offices))
     cases = sorted(proj.cases.values(), key=lambda c: (c.status == "resolved", c.created), reverse=False)
-    return console.page(request, "cases.html", viewer, page="cases", title=viewer.locale.gettext("Cases"),
-                        live_url="/cases?fragment=1", cases=cases, parties=sorted(viewer.presenter.agreement.parties))  # fmt: skip
+    return await console.page(request, "cases.html", viewer, page="cases", title=viewer.locale.gettext("Cases"),
+                        live_url="/cases?fragment=1", cases=cases, parties=viewer.presenter.parties)  # fmt: skip
 
 
 @router.get("/case/{case_id}")
@@ -161,5 +174,5 @@ async def case_page(request: Request, case_id: str) -> Response:
     if screen is None:
         raise NotFound(f"no case {case_id} among your offices' messages")
     title = screen["case"].title if screen["case"] else case_id
-    return console.page(request, "case.html", viewer, page="case", title=title,
+    return await console.page(request, "case.html", viewer, page="case", title=title,
                         live_url=f"/case/{case_id}?fragment=1", **screen)  # fmt: skip

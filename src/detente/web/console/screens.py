@@ -23,6 +23,8 @@ from detente.web.console import data
 from detente.web.console.i18n import Stamp
 from detente.web.console.site import Viewer
 
+OPENER_OF = {"action": "operation.prenotify", "clarification": "clarification.request",
+             "consultation": "consultation.propose"}  # fmt: skip
 ACTION_WAITING = {
     "counterpart": frozenset({"proposed", "info_requested", "reported"}),
     "proposer": frozenset({"info_requested"}),
@@ -70,7 +72,7 @@ def waiting_for_us(conn: Connection, viewer: Viewer, proj: Projection) -> list[W
     for clar in proj.clarifications.values():
         if clar.status == "open" and party_of(clar.addressee) == party:
             row = rows.get(clar.id)
-            out.append(Waiting("clarification", clar.id, p.labels.type("clarification.request"), clar.status,
+            out.append(Waiting("clarification", clar.id, "", clar.status,
                                p.when(clar.deadline), row["channel"] if row else None,
                                ("clarification.response",), clar.case))  # fmt: skip
     for cons in proj.consultations.values():
@@ -135,6 +137,7 @@ def now_screen(conn: Connection, viewer: Viewer, peers: list[str]) -> dict[str, 
         "consultations": upcoming_consultations(viewer, proj, now),
         "overdue_items": overdue_action_items(viewer, proj, now),
         "flash": [c for c in incoming if c.precedence == "FLASH" and c.answerable],
+        "opener_of": OPENER_OF,
     }
 
 
@@ -194,8 +197,8 @@ def case_screen(conn: Connection, viewer: Viewer, case_id: str) -> dict[str, Any
     for entry_id, row in ((e.id, rows.get(e.id)) for e in case.timeline) if case else rows.items():
         if row is None:
             continue
-        timeline.append({"card": p.card(row, viewer.operator), "at": p.when_everywhere(row["created"]),
-                         "note": next((e.note for e in case.timeline if e.id == entry_id), "") if case else ""})  # fmt: skip
+        note = next((e.note for e in case.timeline if e.id == entry_id), "") if case else ""
+        timeline.append({"card": p.card(row, viewer.operator), "at": p.when_everywhere(row["created"]), "note": note})
     actions = [a for a in proj.actions.values() if a.case == case_id]
     return {
         "case": case,
@@ -206,5 +209,5 @@ def case_screen(conn: Connection, viewer: Viewer, case_id: str) -> dict[str, Any
         "clarifications": [c for c in proj.clarifications.values() if c.case == case_id],
         "consultations": [c for c in proj.consultations.values() if c.case == case_id],
         "conflicts": [c for c in proj.conflicts if c.target == case_id],
-        "parties": sorted(p.agreement.parties),
+        "parties": p.parties,
     }

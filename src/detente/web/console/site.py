@@ -8,8 +8,10 @@ for an unsafe API request the hook also demands the session's CSRF token in `X-C
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -19,9 +21,10 @@ from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
-from starlette.routing import BaseRoute
 
 from detente import __version__
+from detente.core import notifications
+from detente.core.precedence import format_time
 from detente.errors import Error
 from detente.node.runtime import Node
 from detente.store.operators import Operator
@@ -37,6 +40,7 @@ from detente.web.console.sessions import (
     name_limiter,
 )
 
+log = logging.getLogger("detente.console")
 WEB = Path(__file__).resolve().parents[1]
 TEMPLATES = WEB / "templates"
 STATIC = WEB / "static"
@@ -45,7 +49,10 @@ OPTIONAL = {
     "alarms": "/api/v1/alarms",
     "proof": "/api/v1/messages/{message_id}/proof",
     "log": "/api/v1/log",
+    "evidence": "/api/v1/evidence/{sha256}",
+    "upload": "/api/v1/evidence",
 }
+UNEXPECTED = N_("Something went wrong")
 ERROR_TITLES = {
     400: N_("The request could not be understood"),
     401: N_("Please log in"),
@@ -119,12 +126,18 @@ class Console:
         self.env.globals["version"] = __version__
         self.env.globals["autonyms"] = i18n.AUTONYMS
         self.env.globals["quote"] = quote
+        self.env.filters["utc_from_epoch"] = utc_from_epoch
+        self.env.filters["offset"] = offset_text
         self.extras: dict[str, str] | None = None  # optional endpoints the node serves: name -> path
 
-    def discover(self, routes: list[BaseRoute]) -> dict[str, str]:
-        """Return (finding them on first use) the optional endpoints among the application's routes."""
+    def discover(self, app: Any) -> dict[str, str]:
+        """Return (finding them on first use) the optional endpoints this node serves, from its OpenAPI paths."""
         if self.extras is None:
-            paths = {getattr(r, "path", "") for r in routes}
+            paths = {getattr(r, "path", "") for r in app.routes}
+            try:
+                paths |= set(app.openapi().get("paths", {}))
+            except Exception:  # a broken schema elsewhere must not take the console down
+                log.exception("the OpenAPI document could not be built")
             self.extras = {name: path for name, path in OPTIONAL.items() if path in paths}
         return self.extras
 
@@ -189,39 +202,89 @@ class Console:
         tmpl = self.env.get_template(template)
         full = {
             "_": locale.gettext, "ngettext": locale.ngettext, "locale": locale, "party": self.node.ctx.party,
+            "arrow": "←" if locale.dir == "rtl" else "→", "lang_url": _lang_url_for(context.get("request_query", "")),
             "party_name": self.node.ctx.agreement.parties[self.node.ctx.party].name, "extras": self.extras or {},
             **context,
         }  # fmt: skip
+        # The macros see the same context (translations, labels, CSRF token) as the page using them.
+        full["m"] = self.env.get_template("macros.html").make_module(full)
         if block is None:
             return tmpl.render(full)
         return "".join(tmpl.blocks[block](tmpl.new_context(full)))
 
-    def page(
-        self, request: Request, template: str, viewer: Viewer | None, status: int = 200, **context: Any
+    def chrome(self, viewer: Viewer) -> dict[str, Any]:
+        """Return what every signed-in page shows around its content (menu, presenter, labels)."""
+        return {
+            "viewer": viewer, "csrf": viewer.csrf, "p": viewer.presenter, "labels": viewer.presenter.labels,
+            "nav_channels": data.channels_for(self.node.ctx.agreement, self.node.ctx.party, viewer.operator),
+            "type_labels": {name: viewer.presenter.labels.type(name) for name in notifications.CATALOG},
+        }  # fmt: skip
+
+    async def strip(self, viewer: Viewer) -> dict[str, Any]:
+        """Return the status strip: every link's state and the FLASH messages waiting for this operator."""
+        peers = self.node.ctx.peers
+
+        def read(conn: Any) -> dict[str, Any]:
+            escalated = data.escalated_to(self.node.ctx.agreement, viewer.operator)
+            rows = [r for r in data.pending_in(conn, viewer.offices, escalated) if r["precedence"] == "FLASH"]
+            cards = [viewer.presenter.card(r, viewer.operator, escalated) for r in rows]
+            return {"links": data.links(conn, peers), "flash": [c for c in cards if c.answerable]}
+
+        return await self.node.aread(read)
+
+    async def page(
+        self, request: Request, template: str, viewer: Viewer, status: int = 200, **context: Any
     ) -> HTMLResponse:
         """Render a full page, or only its `live` block when the live updates ask (`?fragment=1`)."""
-        locale = viewer.locale if viewer else self.language(request, None)
-        base: dict[str, Any] = {"viewer": viewer, "csrf": viewer.csrf if viewer else "", "request_path": request.url.path}
-        if viewer is not None:
-            base["p"] = viewer.presenter
-            base["labels"] = viewer.presenter.labels
-            base["nav_channels"] = data.channels_for(self.node.ctx.agreement, self.node.ctx.party, viewer.operator)
-        base.update(context)
+        base: dict[str, Any] = {**self.chrome(viewer), "request_path": request.url.path,
+                                "request_query": request.url.query}  # fmt: skip
         fragment = request.query_params.get("fragment") == "1"
-        html = self.render(template, locale, base, block="live" if fragment else None)
+        if not fragment:
+            base["strip"] = await self.strip(viewer)
+        base.update(context)
+        html = self.render(template, viewer.locale, base, block="live" if fragment else None)
         return HTMLResponse(html, status_code=status)
 
-    def error_page(self, request: Request, status: int, detail: str) -> HTMLResponse:
-        """Render an error as an HTML page in the viewer's language."""
+    async def error_page(self, request: Request, status: int, detail: str) -> HTMLResponse:
+        """Render an error as an HTML page in the viewer's language (with the menu, if signed in)."""
         session = self.sessions.read(request)
         operator = self._account(session) if session else None
         locale = self.language(request, operator)
-        title = locale.gettext(ERROR_TITLES.get(status, N_("Something went wrong")))
-        html = self.render(
-            "error.html", locale, {"viewer": None, "csrf": "", "status": status, "title": title, "detail": detail,
-                                   "signed_in": operator is not None, "request_path": request.url.path},
-        )  # fmt: skip
+        title = locale.gettext(ERROR_TITLES.get(status, UNEXPECTED))
+        context: dict[str, Any] = {"viewer": None, "csrf": ""}
+        if session is not None and operator is not None:
+            presenter = Presenter(self.node.ctx.agreement, self.node.ctx.party, locale)
+            viewer = Viewer(operator, session, locale, presenter, csrf.session_token(self.signer, session))
+            context = {**self.chrome(viewer), "strip": await self.strip(viewer)}
+        context.update({"status": status, "title": title, "detail": detail, "signed_in": operator is not None,
+                        "request_path": request.url.path, "request_query": request.url.query,
+                        "page": "error"})  # fmt: skip
+        html = self.render("error.html", locale, context)
         return HTMLResponse(html, status_code=status)
+
+
+def _lang_url_for(query: str) -> Any:
+    """Return a template function: the current page's address with `lang` set (other parameters kept)."""
+    from urllib.parse import parse_qsl
+
+    kept = [(k, v) for k, v in parse_qsl(query) if k not in ("lang", "fragment")]
+
+    def lang_url(path: str, code: str) -> str:
+        return f"{path}?{urlencode([*kept, ('lang', code)])}"
+
+    return lang_url
+
+
+def utc_from_epoch(seconds: int) -> str:
+    """Return an RFC 3339 UTC time for a Unix time (cosignature timestamps)."""
+    return format_time(datetime.fromtimestamp(int(seconds), UTC))
+
+
+def offset_text(delta: timedelta) -> str:
+    """Return a UTC offset as `UTC+05:00`."""
+    minutes = int(delta.total_seconds() // 60)
+    sign = "+" if minutes >= 0 else "-"
+    return f"UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
 def console_of(request: HTTPConnection) -> Console:
@@ -238,7 +301,7 @@ class ConsoleRoute(APIRoute):
 
         async def handler(request: Request) -> Response:
             console = console_of(request)
-            console.discover(request.app.routes)
+            console.discover(request.app)
             try:
                 if request.method == "GET" and request.query_params.get("lang") in i18n.LANGUAGES:
                     operator = console.session_operator(request)
@@ -248,9 +311,13 @@ class ConsoleRoute(APIRoute):
             except LoginRequired as exc:
                 return RedirectResponse(f"/login?next={quote(safe_next(exc.next_url))}", status_code=303)
             except Error as exc:
-                return console.error_page(request, exc.status_code, exc.detail)
+                return await console.error_page(request, exc.status_code, exc.detail)
             except RequestValidationError:
-                return console.error_page(request, 400, "the request is missing a field or has a malformed one")
+                return await console.error_page(request, 400, "the request is missing a field or has a malformed one")
+            except Exception:  # never a bare disconnect or a traceback: log it and say so, in the page's language
+                log.exception("console page %s failed", request.url.path)
+                detail = "the node could not show this page; the error is in its log"
+                return await console.error_page(request, 500, detail)
             refreshed = getattr(request.state, "refreshed_session", None)
             if refreshed is not None and console.sessions.cookie not in response.headers.get("set-cookie", ""):
                 console.set_session_cookie(response, refreshed)

@@ -1,0 +1,189 @@
+"""A node with a 10^6-entry log: fill a stopped node's database, restart it, measure it.
+
+The fill writes what the node itself would have written for that many link tests to its peer
+(`link.test` envelopes, unsequenced, each signed with the node's own key and canonicalised): the
+`log` rows, the `envelopes` rows, and the Merkle `tree_hashes` continuing the existing tree, in
+batches of `CHUNK` per transaction. It bypasses the writer only for speed (a million writer jobs
+would take far longer than the bench may); the first envelope of every chunk is checked against
+`core.envelope` (canonical bytes and signature) so the fast path cannot drift from the real one.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import multiprocessing
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, select
+
+from detente.core import envelope as envelope_mod
+from detente.core import merkle
+from detente.core.agreement import LINK_CHANNEL
+from detente.core.keys import Signer
+from detente.core.precedence import format_time, now
+from detente.node.config import load_config
+from detente.store import messages, tables
+from detente.store.db import make_engine
+
+CHUNK = 20_000
+
+
+def _jcs(value: dict[str, Any]) -> bytes:
+    # Equal to RFC 8785 for what is written here: ASCII strings, small integers, null, lists.
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def make_chunk(args: tuple[bytes, str, str, str, str, int, int]) -> list[tuple[str, bytes, str]]:
+    """Sign `count` link-test envelopes; return (id, canonical bytes, created) for each (pool worker)."""
+    pem, key_name, agreement_hash, sender, recipient, start, count = args
+    signer = Signer.from_pem(key_name, pem)
+    created = format_time(now())
+    out = []
+    for i in range(start, start + count):
+        fields = {
+            "v": 1,
+            "id": envelope_mod.uuid7(),
+            "agreement": agreement_hash,
+            "channel": LINK_CHANNEL,
+            "from": sender,
+            "to": recipient,
+            "seq": 0,
+            "author": "system",
+            "precedence": "ROUTINE",
+            "type": "link.test",
+            "lang": "en",
+            "refs": [],
+            "case": None,
+            "created": created,
+            "body": {"nonce": f"bench{i:011d}"},
+        }
+        fields["sig"] = base64.b64encode(signer.sign(_jcs(fields))).decode()
+        out.append((str(fields["id"]), _jcs(fields), created))
+    first = envelope_mod.parse(out[0][1])
+    if first.raw != out[0][1]:
+        raise AssertionError("the bench's canonical JSON differs from core.envelope's")
+    first.verify(signer.verifier)
+    return out
+
+
+def _envelope_row(
+    envelope_id: str, raw: bytes, created: str, index: int, peer: str, sender: str, to: str
+) -> dict[str, Any]:
+    return {
+        "id": envelope_id,
+        "direction": "out",
+        "peer": peer,
+        "channel": LINK_CHANNEL,
+        "from_office": sender,
+        "to_office": to,
+        "seq": 0,
+        "type": "link.test",
+        "precedence": "ROUTINE",
+        "author": "system",
+        "case_id": None,
+        "ref": None,
+        "created": created,
+        "raw": raw,
+        "log_index": index,
+        "needs_ack": False,
+        "deadline": None,
+        "state": "delivered",
+        "receipt": None,
+        "delivered_at": created,
+        "recorded_at": created,
+    }
+
+
+def _check_columns(row: dict[str, Any]) -> None:
+    for column in tables.envelopes.columns:
+        if not column.nullable and column.server_default is None and column.name not in row:
+            raise RuntimeError(f"the bench's fill does not know the new column envelopes.{column.name}")
+
+
+def fill(data: Path, total: int, step: Callable[[int], None]) -> dict[str, Any]:
+    """Grow the log of the (stopped) node in `data` to `total` entries; return what was done."""
+    config = load_config(data)
+    signer = config.signer()
+    agreement = config.agreement()
+    peer = next(p for p in agreement.parties if p != config.party)
+    sender, recipient = agreement.party(config.party).node_office, agreement.party(peer).node_office
+    if not config.db.startswith("sqlite"):
+        raise RuntimeError("the 10^6-entry fill is written for SQLite nodes")
+    engine = make_engine(config.db)
+    started = time.perf_counter()
+    try:
+        with engine.connect() as conn:
+            existing = messages.log_size(conn)
+            store = merkle.MemoryHashStore(messages.read_leaves(conn, 0, existing))
+            _check_tree(conn, store)
+        need = max(0, total - existing)
+        jobs = [
+            (signer.to_pem(), signer.name, agreement.hash, sender, recipient, start, min(CHUNK, need - start))
+            for start in range(0, need, CHUNK)
+        ]
+        index = existing
+        with multiprocessing.get_context("spawn").Pool(max(1, os.cpu_count() or 1)) as pool:
+            for chunk in pool.imap(make_chunk, jobs):  # imap keeps the jobs' order: log indexes follow it
+                first_hash = merkle.stored_hash_count(index)
+                log_rows, env_rows = [], []
+                for envelope_id, raw, created in chunk:
+                    store.append(raw)
+                    log_rows.append((index, raw, envelope_id))
+                    env_rows.append(_envelope_row(envelope_id, raw, created, index, peer, sender, recipient))
+                    index += 1
+                hashes = store.read_hashes(range(first_hash, merkle.stored_hash_count(index)))
+                _insert(engine, log_rows, env_rows, [(first_hash + k, h) for k, h in enumerate(hashes)])
+                step(len(chunk))
+    finally:
+        engine.dispose()
+    return {
+        "entries_before": existing,
+        "entries_after": index,
+        "added": index - existing,
+        "fill_s": round(time.perf_counter() - started, 1),
+        "root": store.root().hex(),
+        "db_mb": _db_size(config.db),
+    }
+
+
+def _insert(engine: Engine, log_rows: list[Any], env_rows: list[dict[str, Any]], hash_rows: list[Any]) -> None:
+    """Insert one chunk in one transaction through the DB-API connection (SQLAlchemy's executemany
+    costs more than the inserts themselves at this volume)."""
+    _check_columns(env_rows[0])
+    names = list(env_rows[0])
+    env_sql = f"INSERT INTO envelopes ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
+    raw = engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        cur.execute("BEGIN")
+        cur.executemany("INSERT INTO log (idx, leaf, envelope_id) VALUES (?, ?, ?)", log_rows)
+        cur.executemany(env_sql, [tuple(row[n] for n in names) for row in env_rows])
+        if hasattr(tables, "tree_hashes"):
+            cur.executemany("INSERT INTO tree_hashes (idx, hash) VALUES (?, ?)", hash_rows)
+        cur.execute("COMMIT")
+        cur.close()
+    finally:
+        raw.close()
+
+
+def _check_tree(conn: Connection, store: merkle.MemoryHashStore) -> None:
+    """The stored tree must be the tree of the stored leaves before the bench extends it."""
+    if not hasattr(tables, "tree_hashes") or store.size == 0:
+        return
+    count = merkle.stored_hash_count(store.size)
+    rows = conn.execute(select(tables.tree_hashes.c.hash).order_by(tables.tree_hashes.c.idx)).all()
+    if [bytes(r[0]) for r in rows] != store.read_hashes(range(count)):
+        raise RuntimeError("the node's tree_hashes do not match its log; refusing to extend them")
+
+
+def _db_size(url: str) -> float | None:
+    if not url.startswith("sqlite:///"):
+        return None
+    path = Path(url[len("sqlite:///") :])
+    total = sum(p.stat().st_size for p in path.parent.glob(path.name + "*") if p.is_file())
+    return round(total / 1e6, 1)

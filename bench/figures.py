@@ -1,0 +1,277 @@
+"""Turn each section's raw measurements into report rows: value, target, floor of its hops, ratio.
+
+Floors are medians (p50) measured in the same run. The floor of a Détente figure is the sum of
+the floors of the hops it cannot avoid (see `FORMULAS`); the ratio says how many times the floor
+the figure is (for rates: how many times slower than the floor's rate).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from bench.common import Results
+
+FORMULAS = {
+    "accept": "POST + commit + sign",
+    "deliver": "POST + POST→WS push + 2 commits + 3 signs + 2 verifies",
+    "receipt": "2 POSTs + WS push + 3 commits + 3 signs + 3 verifies",
+}
+FLASH_P99_MS = 10.0
+DELIVERED_PER_S = 1500.0
+APPENDS_PER_S = 20_000.0
+PROOF_MS = 1.0
+AUDIT_S = 10.0
+RSS_MB = 250.0
+
+
+def hop_floors(f: dict[str, Any], commit_ms: float | None = None) -> dict[str, float]:
+    """Return the floor (ms) of each latency figure from the measured floors."""
+    post, push, ws_only = f["https_post"]["p50"], f["post_ws_push"]["p50"], f["ws_push_only_ms"]
+    commit = f["sqlite_commit"]["p50"] if commit_ms is None else commit_ms
+    sign, verify = f["ed25519_sign_us"] / 1000, f["ed25519_verify_us"] / 1000
+    return {
+        "accept": post + commit + sign,
+        "deliver": post + push + 2 * commit + 3 * sign + 2 * verify,
+        "receipt": 2 * post + ws_only + 3 * commit + 3 * sign + 3 * verify,
+    }
+
+
+def floor_rows(r: Results, f: dict[str, Any]) -> None:
+    s = "floors (same run)"
+    r.add(s, "HTTPS POST round trip p50 (uvicorn+FastAPI+TLS, trivial)", f["https_post"]["p50"], "ms")
+    r.add(s, "HTTP POST → WebSocket push p50 (one server)", f["post_ws_push"]["p50"], "ms")
+    r.add(
+        s,
+        "HTTPS POSTs/s, 16 concurrent clients",
+        f["https_post_concurrent_per_s"],
+        "/s",
+        note=f"server CPU {f['server_cpu_ms_per_post']} ms/POST",
+    )
+    r.add(s, "SQLite insert + commit p50 (WAL, synchronous=FULL)", f["sqlite_commit"]["p50"], "ms")
+    r.add(s, "SQLite inserts/s, 256 per commit", f["sqlite_batch_insert_per_s"], "/s")
+    r.add(s, "Ed25519 sign (400 B)", f["ed25519_sign_us"], "µs")
+    r.add(s, "Ed25519 verify (400 B)", f["ed25519_verify_us"], "µs")
+    r.add(s, "SHA-256 of 64 B", f["sha256_64_us"], "µs")
+    r.add(s, "idle RSS of the same stack", f["stack_idle_rss_mb"], "MB")
+    p = f["detente_primitives"]
+    s = "Détente primitives vs floors"
+    sign, verify = f["ed25519_sign_us"], f["ed25519_verify_us"]
+    r.add(s, "JCS canonicalisation of an envelope (rfc8785)", p["jcs_canonical_us"], "µs")
+    r.add(s, "envelope seal (2× JCS + sign)", p["envelope_seal_us"], "µs", floor=sign, floor_of="sign")
+    r.add(s, "envelope parse + verify", p["envelope_parse_verify_us"], "µs", floor=verify, floor_of="verify")
+    r.add(
+        s,
+        "keys.Verifier.verify (loads the key each call)",
+        p["keys_verifier_verify_us"],
+        "µs",
+        floor=verify,
+        floor_of="verify",
+    )
+    r.add(s, "receipt make", p["receipt_make_us"], "µs", floor=sign, floor_of="sign")
+    r.add(s, "receipt verify", p["receipt_verify_us"], "µs", floor=verify, floor_of="verify")
+
+
+def latency_rows(
+    r: Results, lat: dict[str, Any], f: dict[str, Any], label: str, commit_ms: float | None = None
+) -> None:
+    s = f"FLASH latency ({label}, n={lat['n']})"
+    hops = hop_floors(f, commit_ms)
+    target = ("<=", FLASH_P99_MS)
+    a, d, rc = lat["accept"], lat["deliver"], lat["receipt"]
+    r.add(s, "send accepted (POST → 201) p50", a.get("p50"), "ms", floor=hops["accept"], floor_of=FORMULAS["accept"])
+    r.add(s, "send accepted p99", a.get("p99"), "ms", floor=hops["accept"], floor_of=FORMULAS["accept"])
+    for q in ("p50", "p95", "p99", "max"):
+        r.add(
+            s,
+            f"delivered (POST on pk → WS on ir) {q}",
+            d.get(q),
+            "ms",
+            target=target if q == "p99" else None,
+            floor=hops["deliver"],
+            floor_of=FORMULAS["deliver"],
+        )
+    r.add(s, "receipt back on pk's WS p50", rc.get("p50"), "ms", floor=hops["receipt"], floor_of=FORMULAS["receipt"])
+    r.add(
+        s,
+        "ack accepted on ir p50",
+        lat["ack_accept"].get("p50"),
+        "ms",
+        floor=hops["accept"],
+        floor_of=FORMULAS["accept"],
+    )
+    for q in ("p50", "p95", "p99", "max"):
+        r.add(
+            s,
+            f"ack seen (ack POST on ir → WS on pk) {q}",
+            lat["ack_seen"].get(q),
+            "ms",
+            target=target if q == "p99" else None,
+            floor=hops["deliver"],
+            floor_of=FORMULAS["deliver"],
+        )
+    if lat["failures"]:
+        r.add(s, "round trips that timed out", len(lat["failures"]), "", note=lat["failures"][0][:80])
+
+
+def throughput_rows(r: Results, t: dict[str, Any], f: dict[str, Any], label: str) -> None:
+    s = f"throughput ({label}, {t['senders']} senders × {t['duration_s']:g} s)"
+    floor_rate = f["https_post_concurrent_per_s"]
+    r.add(s, "accepted (201) per second", t["accepted_per_s"], "/s", floor=floor_rate, floor_of="concurrent POSTs/s")
+    r.add(
+        s,
+        "delivered, receipted, logged on both, per second",
+        t["delivered_per_s"],
+        "/s",
+        target=(">=", DELIVERED_PER_S),
+        floor=floor_rate,
+        floor_of="concurrent POSTs/s",
+        note="accepted ÷ time until the outbox drained",
+    )
+    r.add(s, "received on ir per second while sending", t["received_per_s_while_sending"], "/s")
+    r.add(s, "outbox: max depth", t["max_outbox"], "")
+    r.add(s, "outbox: drain time after the senders stop", t["drain_s"], "s")
+    r.add(
+        s,
+        "lost (accepted but not on both nodes)",
+        t["loss"]["lost"],
+        "",
+        target=("<=", 0),
+        note=f"{t['loss']['on_both']} of {t['loss']['accepted']} on both logs",
+    )
+    r.add(s, "send errors", t["errors"], "", note="; ".join(t["first_errors"])[:80])
+    cpu = t["cpu_ms_per_message"]
+    r.add(s, "pk CPU per message", cpu["pk"], "ms", floor=f["server_cpu_ms_per_post"], floor_of="server CPU/POST")
+    r.add(s, "ir CPU per message", cpu["ir"], "ms")
+    r.add(s, "bench client CPU per message", cpu["bench"], "ms")
+    for party in ("pk", "ir"):
+        r.add(s, f"{party} peak RSS (VmHWM) after the run", t["peak_rss_mb"][party], "MB", target=("<", RSS_MB))
+
+
+def log_rows(r: Results, lg: dict[str, Any], f: dict[str, Any]) -> None:
+    s = "log"
+    a = lg.get("appends")
+    if a:
+        r.add(
+            s,
+            "appends/s (writer + append_log, group commit)",
+            a["appends_per_s"],
+            "/s",
+            target=(">=", APPENDS_PER_S),
+            floor=f["sqlite_batch_insert_per_s"],
+            floor_of="SQLite inserts/s (256/commit)",
+            note=f"mean batch {a['mean_batch']}; tree hashes {'on' if a['with_tree_hashes'] else 'absent'}",
+        )
+        r.add(
+            s,
+            "CPU per append (all threads)",
+            a.get("cpu_us_per_append"),
+            "µs",
+            floor=1e6 / f["sqlite_batch_insert_per_s"],
+            floor_of="SQLite insert per row (256/commit)",
+        )
+    c = lg.get("checkpoints")
+    if c:
+        r.add(
+            s,
+            "checkpoints signed/s (core)",
+            c["checkpoints_per_s"],
+            "/s",
+            floor=1e6 / f["ed25519_sign_us"],
+            floor_of="signs/s",
+        )
+    for size, res in (lg.get("proofs") or {}).items():
+        n = int(size)
+        floor = math.ceil(math.log2(n)) * f["sha256_64_us"] / 1000
+        label = f"10^{round(math.log10(n))}"
+        target = ("<", PROOF_MS) if n >= 10**6 else None
+        for kind in ("inclusion", "consistency"):
+            r.add(
+                s,
+                f"{kind} proof build+verify p50, {label}, memory",
+                res["memory"][f"{kind}_total"]["p50"],
+                "ms",
+                target=target,
+                floor=floor,
+                floor_of="⌈log2 n⌉ SHA-256",
+            )
+            if "sql" in res:
+                r.add(
+                    s,
+                    f"{kind} proof build+verify p50, {label}, SQL tree_hashes",
+                    res["sql"][f"{kind}_total"]["p50"],
+                    "ms",
+                    target=target,
+                    floor=floor,
+                    floor_of="⌈log2 n⌉ SHA-256",
+                )
+        if "sql_root_ms" in res:
+            r.add(s, f"tree root from SQL, {label}", res["sql_root_ms"], "ms")
+
+
+def memory_rows(r: Results, m: dict[str, Any], f: dict[str, Any]) -> None:
+    s = "memory (SQLite)"
+    base = f["stack_idle_rss_mb"]
+    for party in ("pk", "ir"):
+        r.add(
+            s,
+            f"{party} idle RSS after start",
+            m["idle"][party].get("VmRSS"),
+            "MB",
+            target=("<", RSS_MB),
+            floor=base,
+            floor_of="stack idle RSS",
+        )
+
+
+def biglog_rows(r: Results, b: dict[str, Any], f: dict[str, Any]) -> None:
+    s = f"memory with a {b['fill']['entries_after']:,}-entry log (pk)"
+    r.add(s, "fill (signed link tests + tree hashes)", b["fill"]["fill_s"], "s", note=f"db {b['fill']['db_mb']} MB")
+    r.add(
+        s,
+        "pk RSS after restart, idle",
+        b["idle"].get("VmRSS"),
+        "MB",
+        target=("<", RSS_MB),
+        floor=f["stack_idle_rss_mb"],
+        floor_of="stack idle RSS",
+    )
+    r.add(s, "pk peak RSS (VmHWM) after traffic", b["peak"]["pk"].get("VmHWM"), "MB", target=("<", RSS_MB))
+    r.add(s, "ir peak RSS (VmHWM)", b["peak"]["ir"].get("VmHWM"), "MB", target=("<", RSS_MB))
+    lat = b.get("latency")
+    if lat:
+        hops = hop_floors(f)
+        for q in ("p50", "p99"):
+            r.add(
+                s,
+                f"FLASH delivered {q} with the big log",
+                lat["deliver"].get(q),
+                "ms",
+                target=("<=", FLASH_P99_MS) if q == "p99" else None,
+                floor=hops["deliver"],
+                floor_of=FORMULAS["deliver"],
+            )
+    small, big = b.get("audit_small"), b.get("audit")
+    rate = None
+    if small and small.get("audit_s") and small.get("entries"):
+        rate = small["entries"] / small["audit_s"]
+        r.add(
+            s,
+            f"detente audit of {small['entries']:,} entries (before the fill)",
+            small["audit_s"],
+            "s",
+            note=f"{rate:,.0f} entries/s; {small.get('note', '')}",
+        )
+    if big:
+        size = b["fill"]["entries_after"]
+        r.add(
+            s,
+            f"detente log export of {size:,} entries",
+            big.get("export_s"),
+            "s",
+            note=big.get("note", "") if big.get("export_s") is None else "",
+        )
+        note = big.get("note", "")
+        if big.get("audit_s") is None and rate:
+            note += f"; at the rate above {size / rate:,.0f} s"
+        r.add(s, f"detente audit of {size:,} entries", big.get("audit_s"), "s", target=("<", AUDIT_S), note=note)

@@ -1,0 +1,255 @@
+"""Commands for the agreement's vocabulary: codebook messages, cases, actions, consultations, rebuild.
+
+Every command but `rebuild` talks to a running node through its operator API:
+
+    detente code send --code NO-HOSTILE-INTENT --param place=Panjgur --channel dgmo --to ir:dgmo
+    detente codebook [--lang fa]
+    detente case list|show, detente action list|show, detente consultation list|show,
+    detente clarification list                     (operator API, like `detente inbox`)
+    detente evidence upload FILE                   prints the item an action.report lists
+    detente rebuild --data DIR [--write]           projections from the log (node stopped to write)
+"""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from detente.cli.app import DataOpt, app
+from detente.cli.client import CertOpt, NodeOpt, TokenOpt, UrlOpt, api, call, out
+from detente.errors import BadRequest
+
+code_app = typer.Typer(help="Codebook messages: pre-agreed text in every language.", no_args_is_help=True)
+case_app = typer.Typer(help="Cases: incident threads.", no_args_is_help=True)
+action_app = typer.Typer(help="Coordinated actions.", no_args_is_help=True)
+consultation_app = typer.Typer(help="Consultations: meetings, minutes, action items.", no_args_is_help=True)
+clarification_app = typer.Typer(help="Clarification requests.", no_args_is_help=True)
+evidence_app = typer.Typer(help="Evidence files.", no_args_is_help=True)
+app.add_typer(code_app, name="code")
+app.add_typer(case_app, name="case")
+app.add_typer(action_app, name="action")
+app.add_typer(consultation_app, name="consultation")
+app.add_typer(clarification_app, name="clarification")
+app.add_typer(evidence_app, name="evidence")
+JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
+
+
+def _params(pairs: list[str], types: dict[str, str]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise BadRequest(f"--param must be NAME=VALUE, not {pair!r}")
+        try:
+            kind = types.get(name, "text")
+            params[name] = int(value) if kind == "int" else float(value) if kind == "number" else value
+        except ValueError:
+            raise BadRequest(f"--param {name} must be a {types[name]}, not {value!r}") from None
+    return params
+
+
+@code_app.command("send")
+def code_send(
+    token: TokenOpt,
+    code: Annotated[str, typer.Option(help="the code, e.g. NO-HOSTILE-INTENT")],
+    channel: Annotated[str, typer.Option(help="channel, e.g. dgmo")],
+    to: Annotated[str, typer.Option(help="addressee office, e.g. ir:dgmo")],
+    param: Annotated[list[str] | None, typer.Option(help="NAME=VALUE, repeatable")] = None,
+    precedence: Annotated[str | None, typer.Option(help="default: the entry's")] = None,
+    lang: Annotated[str | None, typer.Option(help="the language you write in")] = None,
+    note: Annotated[str, typer.Option(help="an optional free-text note")] = "",
+    case: Annotated[str | None, typer.Option(help="the case it belongs to")] = None,
+    node: NodeOpt = None,
+    url: UrlOpt = None,
+    cacert: CertOpt = None,
+) -> None:
+    """Send a codebook message; prints its id and its text in every language."""
+    with api(node, url, cacert, token) as client:
+        entries = {e["code"]: e for e in call(client, "GET", "/codebook")["entries"]}
+        types = entries.get(code, {}).get("params", {})
+        request: dict[str, Any] = {"channel": channel, "to": to, "code": code, "params": _params(param or [], types)}
+        for key, value in (("precedence", precedence and precedence.upper()), ("lang", lang), ("case", case)):
+            if value:
+                request[key] = value
+        if note:
+            request["note"] = note
+        result = call(client, "POST", "/codes", json=request)
+    print(f"{result['id']} seq {result['seq']} log {result['log_index']} {result['precedence']} {result['state']}")
+    for language, text in (result.get("rendered") or {}).items():
+        print(f"  {language}: {text}")
+
+
+@app.command("codebook")
+def show_codebook(
+    token: TokenOpt,
+    lang: Annotated[str | None, typer.Option(help="show only this language")] = None,
+    as_json: JsonOpt = False,
+    node: NodeOpt = None,
+    url: UrlOpt = None,
+    cacert: CertOpt = None,
+) -> None:
+    """List the agreement's codebook: codes, parameters and their text."""
+    with api(node, url, cacert, token) as client:
+        book = call(client, "GET", "/codebook", params={"lang": lang} if lang else {})
+    if as_json:
+        print(json.dumps(book, indent=2, ensure_ascii=False))
+        return
+    for entry in book["entries"]:
+        params = ", ".join(f"{k}:{v}" for k, v in entry["params"].items())
+        out.print(f"[bold]{entry['code']}[/] {entry['precedence'] or ''} {params}", highlight=False)
+        for language in [lang] if lang else book["languages"]:
+            print(f"  {language}: {entry['text'][language]}")
+
+
+def _get(token: str, node: Path | None, url: str | None, cacert: Path | None, path: str, **params: Any) -> Any:
+    with api(node, url, cacert, token) as client:
+        return call(client, "GET", path, params={k: v for k, v in params.items() if v is not None})
+
+
+def _table(items: list[dict[str, Any]], columns: list[tuple[str, str]]) -> None:
+    table = Table(*(title for title, _ in columns))
+    for item in items:
+        table.add_row(*(str(item.get(key) if item.get(key) is not None else "") for _, key in columns))
+    out.print(table)
+
+
+def _timeline(detail: dict[str, Any]) -> None:
+    for step in detail.get("timeline", []):
+        local = "  ".join(f"{p} {t[11:16]}" for p, t in step["at"]["local"].items())
+        status = step.get("status") or step.get("note") or ""
+        print(f"  {step['at']['dtg']}  {local}  {step['type']:<24} {step['sender']:<16} {status}")
+    for conflict in detail.get("conflicts", []):
+        print(f"  CONFLICT {conflict['type']} {conflict['envelope']}: {conflict['reason']}")
+
+
+def _lister(path: str, key: str, columns: list[tuple[str, str]]) -> Any:
+    def command(
+        token: TokenOpt,
+        status: Annotated[str | None, typer.Option(help="only this status")] = None,
+        as_json: JsonOpt = False,
+        node: NodeOpt = None,
+        url: UrlOpt = None,
+        cacert: CertOpt = None,
+    ) -> None:
+        items = _get(token, node, url, cacert, path, status=status)[key]
+        if as_json:
+            print(json.dumps(items, indent=2, ensure_ascii=False))
+        else:
+            _table(items, columns)
+
+    command.__doc__ = f"List {key}, newest first."
+    return command
+
+
+def _shower(path: str, key: str, fields: list[str]) -> Any:
+    def command(
+        token: TokenOpt,
+        target: Annotated[str, typer.Argument(help="its id")],
+        as_json: JsonOpt = False,
+        node: NodeOpt = None,
+        url: UrlOpt = None,
+        cacert: CertOpt = None,
+    ) -> None:
+        detail = _get(token, node, url, cacert, f"{path}/{target}")
+        if as_json:
+            print(json.dumps(detail, indent=2, ensure_ascii=False))
+            return
+        state = detail[key]
+        print("  ".join(f"{f}: {json.dumps(state.get(f), ensure_ascii=False)}" for f in fields if f in state))
+        _timeline(detail)
+        for office, types in (detail.get("allowed") or {}).items():
+            print(f"  {office} may send: {', '.join(types) or 'nothing now'}")
+
+    command.__doc__ = f"Show one {key}: state and timeline (UTC, each party's local time, DTG)."
+    return command
+
+
+COMMON = [("id", "id"), ("status", "status"), ("created", "created"), ("updated", "updated_at")]
+case_app.command("list")(_lister("/cases", "cases", [*COMMON, ("title", "title"), ("opened by", "opened_by")]))
+case_app.command("show")(_shower("/cases", "case", ["title", "status", "escalation", "opened_by"]))
+action_app.command("list")(
+    _lister(
+        "/actions",
+        "actions",
+        [*COMMON, ("proposer", "proposer"), ("target", "target_group"), ("unilateral", "unilateral")],
+    )  # fmt: skip
+)
+action_app.command("show")(
+    _shower(
+        "/actions",
+        "action",
+        [
+            "status",
+            "proposer",
+            "counterpart",
+            "window_start",
+            "window_end",
+            "unilateral",
+            "unilateral_reason",
+            "outside_window",
+            "evidence",
+        ],
+    )  # fmt: skip
+)
+consultation_app.command("list")(_lister("/consultations", "consultations", [*COMMON, ("title", "title")]))
+consultation_app.command("show")(
+    _shower(
+        "/consultations",
+        "consultation",
+        ["title", "status", "start", "venue", "minutes_sha256", "cosigned_by", "items"],
+    )  # fmt: skip
+)
+clarification_app.command("list")(
+    _lister(
+        "/clarifications",
+        "clarifications",
+        [*COMMON, ("requester", "requester"), ("deadline", "deadline"), ("late", "late"), ("overdue", "overdue")],
+    )  # fmt: skip
+)
+
+
+@evidence_app.command("upload")
+def evidence_upload(
+    token: TokenOpt,
+    file: Annotated[Path, typer.Argument(help="the file", exists=True, dir_okay=False)],
+    media_type: Annotated[str | None, typer.Option(help="default: from the file name")] = None,
+    node: NodeOpt = None,
+    url: UrlOpt = None,
+    cacert: CertOpt = None,
+) -> None:
+    """Upload an evidence file; prints the JSON item to list in an action.report's evidence."""
+    kind = media_type or mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+    with api(node, url, cacert, token) as client:
+        result = call(client, "POST", "/evidence", params={"name": file.name}, content=file.read_bytes(),
+                      headers={"Content-Type": kind})  # fmt: skip
+    print(json.dumps(result["evidence"], ensure_ascii=False))
+
+
+@app.command("rebuild")
+def rebuild_command(
+    data: DataOpt,
+    write: Annotated[bool, typer.Option("--write", help="replace the tables by what the log says")] = False,
+) -> None:
+    """Rebuild the workflow projections from the log and report whether they match the tables."""
+    from detente.node.rebuild import rebuild
+
+    report = rebuild(data, write=write)
+    counts = ", ".join(f"{n} {kind}(s)" for kind, n in report.counts.items())
+    print(f"folded {report.envelopes} envelopes from the log: {counts}")
+    for line in report.differences[:200]:
+        print(f"  differs: {line}")
+    if len(report.differences) > 200:
+        print(f"  ... and {len(report.differences) - 200} more")
+    if report.matches:
+        print("the projection tables match the log")
+    elif report.written:
+        print(f"replaced the projection tables ({len(report.differences)} difference(s) fixed)")
+    else:
+        print(f"{len(report.differences)} difference(s); run again with --write (node stopped) to replace them")
+        sys.exit(1)

@@ -1,0 +1,358 @@
+"""The drill report: figures computed from the envelopes of a run, each traced to those envelopes.
+
+`compute(facts)` works only from the facts document the engine collected (`node.drill_collect`):
+the plan's incidents and steps, the clock's (wall, drill) breakpoints, and one record per envelope
+with its `created` time and its log index on each node. Every figure names the envelopes it comes
+from (id, type, both log indexes), so it can be checked against either node's log, and gives its
+value in drill time (the scenario's clock, via the breakpoints) and in wall-clock seconds.
+
+What a message is "about": the incident its scripted step names (`about:`), else the incident of
+the first envelope it refers to (`refs`) or of its case, recursively; messages people send from a
+console count for an incident when they refer to (or join the case of) a message about it.
+
+Figures per incident: advance notice (the first message about it sent before it), the first message
+after it, that message's acknowledgement, and the first clarification answer about it. For the run:
+every message that needed an answer, answered or not, and whether it was answered within its
+precedence's deadline *in drill time* (the nodes' own overdue records run on the wall clock and are
+listed apart), link outages as each node saw them, and the time from the first strike to the first
+de-escalation proposal the other side acknowledged. Pure.
+"""
+
+from __future__ import annotations
+
+import statistics
+from datetime import datetime, timedelta
+from typing import Any
+
+from detente.core.drill_clock import to_drill, to_wall
+from detente.core.precedence import format_time, parse_time
+from detente.core.scenario import format_duration
+
+SERVICE = ("ack", "decline", "overdue", "status", "link.test")
+
+
+def _t(value: str) -> datetime:
+    return parse_time(value)
+
+
+def _secs(delta: timedelta) -> float:
+    return round(delta.total_seconds(), 3)
+
+
+class _Run:
+    def __init__(self, facts: dict[str, Any]) -> None:
+        self.facts = facts
+        self.samples = [(_t(w), _t(d)) for w, d in facts["clock"]["samples"]]
+        self.envelopes: list[dict[str, Any]] = facts["envelopes"]
+        self.by_id = {e["id"]: e for e in self.envelopes}
+        self.steps: list[dict[str, Any]] = facts["steps"]
+        self.end = self.samples[-1][1] if self.samples else _t(facts["run"]["drill_end"])
+        self.about = self._about()
+
+    def _about(self) -> dict[str, str]:
+        about: dict[str, str] = {s["id"]: s["about"] for s in self.steps if s.get("id") and s.get("about")}
+        for envelope in self.envelopes:  # oldest first, so what it refers to is known
+            if envelope["id"] in about:
+                continue
+            for ref in (*envelope.get("refs", []), envelope.get("case")):
+                if ref and ref in about:
+                    about[envelope["id"]] = about[ref]
+                    break
+        return about
+
+    def drill(self, envelope: dict[str, Any]) -> datetime:
+        return _t(envelope["drill"])
+
+    def wall_at(self, drill: datetime) -> datetime:
+        return to_wall(self.samples, drill)
+
+    def trace(self, envelope: dict[str, Any] | None) -> dict[str, Any] | None:
+        if envelope is None:
+            return None
+        return {
+            "id": envelope["id"], "type": envelope["type"], "from": envelope["from"], "to": envelope["to"],
+            "precedence": envelope["precedence"], "created": envelope["created"], "drill": envelope["drill"],
+            "log": dict(envelope.get("log", {})), "step": envelope.get("step"), "line": envelope.get("line"),
+        }  # fmt: skip
+
+    def figure(
+        self, start_drill: datetime, end: dict[str, Any] | None, *, start: dict[str, Any] | None = None,
+        via: dict[str, Any] | None = None,
+    ) -> dict[str, Any] | None:  # fmt: skip
+        """A duration from a drill time (an incident, or the envelope `start`) to the envelope `end`."""
+        if end is None:
+            return None
+        start_wall = _t(start["created"]) if start is not None else self.wall_at(start_drill)
+        drill_seconds = _secs(self.drill(end) - start_drill)
+        return {
+            "drill_seconds": drill_seconds,
+            "drill": format_duration(drill_seconds),
+            "wall_seconds": _secs(_t(end["created"]) - start_wall),
+            "from": self.trace(start) if start is not None else {"drill": format_time(start_drill)},
+            "via": self.trace(via),
+            "to": self.trace(end),
+        }
+
+    def messages_about(self, label: str) -> list[dict[str, Any]]:
+        return [e for e in self.envelopes if self.about.get(e["id"]) == label and e["type"] not in SERVICE]
+
+    def response_of(self, envelope: dict[str, Any]) -> dict[str, Any] | None:
+        response = envelope.get("response")
+        if not response:
+            return None
+        return self.by_id.get(response["id"])
+
+
+def compute(facts: dict[str, Any]) -> dict[str, Any]:
+    """Return the report: the facts plus `figures` computed from them."""
+    run = _Run(facts)
+    messages = _messages(run, facts)
+    figures = {
+        "incidents": [_incident(run, incident) for incident in facts["incidents"]],
+        "messages": messages,
+        "unanswered": [m for m in messages if m["status"] == "unanswered"],
+        "overdue": [m for m in messages if m["overdue"]],
+        "node_overdue": [m for m in messages if m["node_overdue_at"]],
+        "links": _outages(run, facts),
+        "deescalation": _deescalation(run, facts),
+        "parties": _parties(run, messages),
+        "steps": _steps(facts),
+    }
+    figures["summary"] = _summary(run, figures)
+    return {**facts, "figures": figures}
+
+
+def _incident(run: _Run, incident: dict[str, Any]) -> dict[str, Any]:
+    t0 = _t(incident["drill"])
+    about = run.messages_about(incident["label"])
+    before = [e for e in about if run.drill(e) < t0]
+    after = [e for e in about if run.drill(e) >= t0]
+    notice = None
+    if before:
+        first = before[0]
+        notice = {
+            "drill_seconds": _secs(t0 - run.drill(first)), "drill": format_duration(t0 - run.drill(first)),
+            "to": run.trace(first),
+        }  # fmt: skip
+    first_after = after[0] if after else None
+    ack = None
+    declined = None
+    if first_after is not None:
+        response = run.response_of(first_after)
+        if response is not None and response["type"] == "ack":
+            ack = run.figure(t0, response, via=first_after)
+        elif response is not None:
+            declined = run.figure(t0, response, via=first_after)
+    answers = [e for e in after if e["type"] == "clarification.response"]
+    clarification = None
+    if answers:
+        request = run.by_id.get(answers[0]["refs"][0]) if answers[0].get("refs") else None
+        clarification = run.figure(t0, answers[0], via=request)
+    return {
+        **incident,
+        "wall": format_time(run.wall_at(t0)),
+        "notice": notice,
+        "first_message": run.figure(t0, first_after),
+        "acknowledged": ack,
+        "declined": declined,
+        "clarified": clarification,
+        "messages": len(about),
+    }
+
+
+def _messages(run: _Run, facts: dict[str, Any]) -> list[dict[str, Any]]:
+    silences = {s["target"] for s in facts["steps"] if s["kind"] == "silence"}
+    overdue_records = {e["refs"][0]: e for e in run.envelopes if e["type"] == "overdue" and e.get("refs")}
+    out = []
+    for envelope in run.envelopes:
+        if envelope["type"] in SERVICE or not envelope.get("needs_ack"):
+            continue
+        sent = run.drill(envelope)
+        limit = facts["deadlines"].get(envelope["channel"], {}).get(envelope["precedence"])
+        deadline = sent + timedelta(seconds=limit) if limit is not None else None
+        response = run.response_of(envelope)
+        kind = (envelope.get("response") or {}).get("type")
+        status = {"ack": "acknowledged", "decline": "declined"}.get(kind or "", "unanswered")
+        answered = run.drill(response) if response is not None else None
+        if answered is None and envelope.get("response"):  # answered, but the answer is not among the records
+            answered = to_drill(run.samples, _t(envelope["response"]["at"]))
+        if deadline is None:
+            late = False
+        elif answered is not None:
+            late = answered > deadline
+        else:
+            late = run.end > deadline
+        node_record = overdue_records.get(envelope["id"])
+        out.append(
+            {
+                "envelope": run.trace(envelope), "about": run.about.get(envelope["id"]), "status": status,
+                "deadline_drill": format_time(deadline) if deadline else None,
+                "deadline_seconds": limit,
+                "response": run.figure(sent, response, start=envelope) if response is not None else None,
+                "overdue": bool(late),
+                "silent_by_script": envelope.get("step") in silences if envelope.get("step") else False,
+                "node_overdue_at": envelope.get("overdue_at"),
+                "node_overdue_record": run.trace(node_record),
+            }
+        )  # fmt: skip
+    return out
+
+
+def _outages(run: _Run, facts: dict[str, Any]) -> list[dict[str, Any]]:
+    wall_end = _t(facts["run"]["wall_end"])
+    state: dict[tuple[str, str], tuple[str, datetime]] = {}
+    wall_start = _t(facts["run"]["wall_start"])
+    for node, links in facts["links"].get("before", {}).items():
+        for link in links:
+            # a link never answered before the run is a node starting up, not an outage
+            if "peer" in link and link.get("state") != "UP" and link.get("last_ok_at"):
+                state[(node, link["peer"])] = (link["state"], wall_start)
+    outages = []
+    for event in sorted(facts["links"]["events"], key=lambda e: e["wall"]):
+        key = (event["node"], event["peer"])
+        at = _t(event["wall"])
+        if event["state"] == "UP":
+            if key in state:
+                worst, since = state.pop(key)
+                outages.append(_outage(run, key, since, at, worst, False))
+        elif key not in state:
+            state[key] = (event["state"], at)
+        elif event["state"] == "DOWN":
+            state[key] = ("DOWN", state[key][1])
+    for key, (worst, since) in state.items():
+        outages.append(_outage(run, key, since, wall_end, worst, True))
+    return sorted(outages, key=lambda o: o["wall_from"])
+
+
+def _outage(
+    run: _Run, key: tuple[str, str], since: datetime, until: datetime, worst: str, ongoing: bool
+) -> dict[str, Any]:
+    d0, d1 = to_drill(run.samples, since), to_drill(run.samples, until)
+    return {
+        "node": key[0], "peer": key[1], "worst": worst, "ongoing": ongoing,
+        "wall_from": format_time(since), "wall_to": format_time(until), "wall_seconds": _secs(until - since),
+        "drill_from": format_time(d0), "drill_to": format_time(d1), "drill_seconds": _secs(d1 - d0),
+        "drill": format_duration(d1 - d0),
+    }  # fmt: skip
+
+
+def _deescalation(run: _Run, facts: dict[str, Any]) -> dict[str, Any]:
+    incidents = sorted(facts["incidents"], key=lambda i: i["drill"])
+    strikes = [i for i in incidents if i["kind"] == "strike"] or incidents  # no strike: the first incident
+    proposals = [e for e in run.envelopes if e["type"] == "deescalation.proposal"]
+    out: dict[str, Any] = {
+        "first_strike": strikes[0] if strikes else None,
+        "measured_from": "strike" if strikes and strikes[0]["kind"] == "strike" else "incident",
+        "proposals": [],
+        "accepted": None,
+    }
+    for proposal in proposals:
+        response = run.response_of(proposal)
+        entry = {
+            "proposal": run.trace(proposal),
+            "answer": run.trace(response),
+            "status": {"ack": "accepted", "decline": "declined"}.get((response or {}).get("type", ""), "unanswered"),
+        }
+        out["proposals"].append(entry)
+        if out["accepted"] is None and response is not None and response["type"] == "ack" and strikes:
+            t0 = _t(strikes[0]["drill"])
+            if run.drill(response) >= t0:
+                out["accepted"] = run.figure(t0, response, via=proposal)
+    return out
+
+
+def _parties(run: _Run, messages: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    parties: dict[str, dict[str, Any]] = {}
+    for envelope in run.envelopes:
+        if envelope["type"] in SERVICE:
+            continue
+        sender = parties.setdefault(envelope["from"].split(":")[0], _blank())
+        sender["sent"] += 1
+    for message in messages:
+        party = message["envelope"]["to"].split(":")[0]
+        entry = parties.setdefault(party, _blank())
+        entry["to_answer"] += 1
+        if message["status"] == "unanswered":
+            entry["unanswered"] += 1
+        if message["overdue"]:
+            entry["overdue"] += 1
+        if message["response"] is not None:
+            entry["answer_seconds"].append(message["response"]["drill_seconds"])
+    for entry in parties.values():
+        times = entry.pop("answer_seconds")
+        entry["median_answer_seconds"] = statistics.median(times) if times else None
+        entry["median_answer"] = format_duration(entry["median_answer_seconds"])
+    return dict(sorted(parties.items()))
+
+
+def _blank() -> dict[str, Any]:
+    return {"sent": 0, "to_answer": 0, "unanswered": 0, "overdue": 0, "answer_seconds": []}
+
+
+def _steps(facts: dict[str, Any]) -> dict[str, Any]:
+    counts: dict[str, int] = {}
+    for step in facts["steps"]:
+        counts[step["status"]] = counts.get(step["status"], 0) + 1
+    problems = [s for s in facts["steps"] if s["status"] in ("failed", "skipped") or s.get("notes")]
+    return {"counts": counts, "problems": problems}
+
+
+def _summary(run: _Run, figures: dict[str, Any]) -> dict[str, Any]:
+    wall = _t(run.facts["run"]["wall_end"]) - _t(run.facts["run"]["wall_start"])
+    drill = run.end - _t(run.facts["run"]["drill_start"])
+    sent = [e for e in run.envelopes if e["type"] not in SERVICE]
+    return {
+        "messages": len(sent),
+        "envelopes": len(run.envelopes),
+        "unanswered": len(figures["unanswered"]),
+        "overdue": len(figures["overdue"]),
+        "node_overdue": len(figures["node_overdue"]),
+        "outages": len(figures["links"]),
+        "outage_drill_seconds": sum(o["drill_seconds"] for o in figures["links"]),
+        "wall_seconds": _secs(wall),
+        "drill_seconds": _secs(drill),
+        "failed_steps": figures["steps"]["counts"].get("failed", 0) + figures["steps"]["counts"].get("skipped", 0),
+    }
+
+
+def headline(report: dict[str, Any]) -> list[tuple[str, str, float | None]]:
+    """Return the report's main figures as (name, text, seconds), the rows a comparison lines up."""
+    figures = report["figures"]
+    rows: list[tuple[str, str, float | None]] = []
+    for incident in figures["incidents"]:
+        name = f"{incident['label']} ({incident['kind']}, {_day(incident['drill'])})"
+        notice = incident["notice"]
+        rows.append((f"{name}: advance notice", _fig(notice), notice["drill_seconds"] if notice else None))
+        for key, what in (("first_message", "first message"), ("acknowledged", "acknowledged"),
+                          ("clarified", "clarification answered")):  # fmt: skip
+            value = incident[key]
+            rows.append((f"{name}: {what}", _fig(value), value["drill_seconds"] if value else None))
+    accepted = figures["deescalation"]["accepted"]
+    rows.append(
+        ("first strike → de-escalation accepted", _fig(accepted), accepted["drill_seconds"] if accepted else None)
+    )
+    summary = figures["summary"]
+    for key, what in (("messages", "messages sent"), ("unanswered", "messages never answered"),
+                      ("overdue", "answered late or never (drill time)"), ("outages", "link outages")):  # fmt: skip
+        rows.append((what, str(summary[key]), float(summary[key])))
+    for party, entry in figures["parties"].items():
+        rows.append((f"{party}: median time to answer", entry["median_answer"], entry["median_answer_seconds"]))
+    return rows
+
+
+def _fig(value: dict[str, Any] | None) -> str:
+    if value is None:
+        return "never"
+    return str(value["drill"])
+
+
+def _day(value: str) -> str:
+    return _t(value).strftime("%d %b")
+
+
+def compare(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """Return (figure, value in A, value in B) for the union of both reports' headline figures."""
+    left = {name: text for name, text, _ in headline(a)}
+    right = {name: text for name, text, _ in headline(b)}
+    names = list(left) + [n for n in right if n not in left]
+    return [(name, left.get(name, "—"), right.get(name, "—")) for name in names]

@@ -1,0 +1,486 @@
+"""The drill engine: plays a scenario's plan through real nodes, through their operator API.
+
+For each step, when the drill clock reaches its time, the engine acts as the demo operator of the
+step's office: it sends the message (`POST /api/v1/messages`), acknowledges or declines
+(`POST /api/v1/messages/{id}/ack|decline`), sends a `status`, or shows a situation update. It does
+nothing for offices without scripted steps, so people can play them in the consoles; it watches
+both nodes' streams as a supervisor and measures everyone alike. While one of its own messages is
+in flight the clock holds, so the compression does not magnify the transport's latency
+(`core.drill_clock`). When the plan is done it waits for the outboxes to drain, then collects every
+envelope of the run from both nodes (`node.drill_collect`) for the report (`core.drill_report`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from detente.core import codebook, notifications
+from detente.core.drill_clock import ClockPlan, ClockRun
+from detente.core.precedence import format_time, parse_time
+from detente.core.scenario import format_duration
+from detente.core.scenario_plan import Plan, Step, with_times
+from detente.core.workflows_consultation import minutes_digest
+from detente.errors import Error, Invalid
+from detente.node.drill_client import Clients, NodeRefused, Target, collect_links, utcnow
+
+FUTURE_MARGIN = timedelta(seconds=2)  # a future time in a body lies at least this far ahead of sending
+OUTAGE_REAL_SECONDS = 8.0  # an outage lasts at least this long on the wall clock, so link tests notice it
+
+
+@dataclass(frozen=True)
+class DrillOptions:
+    """How to run: compression, time jumps, and how long to wait for the nodes."""
+
+    speed: float
+    skip: bool = True
+    pause: float = 0.5  # real seconds shown at each time jump
+    hold_max: float = 5.0  # longest real wait for one of the drill's messages to arrive
+    settle: float = 15.0  # longest real wait for the outboxes to drain at the end
+    tick: float = 0.02
+
+
+@dataclass(frozen=True)
+class FeedItem:
+    """One line of the live feed."""
+
+    kind: str  # situation | sent | answer | silence | status | jump | seen | overdue | link | outage | error
+    drill: datetime
+    wall: datetime
+    party: str | None
+    text: str
+    label: str | None = None
+
+
+@dataclass
+class StepResult:
+    """What happened to one step."""
+
+    n: int
+    label: str | None
+    kind: str
+    line: int
+    office: str | None
+    operator: str | None
+    drill: str  # the scheduled drill time
+    wall: str | None = None  # when the engine acted
+    status: str = "pending"  # shown | done | failed | skipped
+    id: str | None = None
+    log_index: int | None = None
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class RunRecord:
+    """Everything a run leaves for the report: the clock, the steps, the streams."""
+
+    plan: Plan
+    options: DrillOptions
+    clock: ClockPlan
+    wall_start: datetime
+    wall_end: datetime | None = None
+    samples: list[tuple[datetime, datetime]] = field(default_factory=list)
+    steps: list[StepResult] = field(default_factory=list)
+    events: list[tuple[str, datetime, dict[str, Any]]] = field(default_factory=list)
+    links_before: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    links_after: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    ids: dict[str, str] = field(default_factory=dict)  # step label -> envelope id
+
+
+def preflight(plan: Plan, target: Target, *, can_pause: bool) -> None:
+    """Check that the target can play the plan. Raises `Invalid` listing every problem; touches nothing."""
+    problems: list[str] = []
+    agreement = target.agreement
+    for step in plan.steps:
+        where = f"line {step.line}"
+        if step.kind == "outage" and not can_pause:
+            problems.append(f"{where}: an outage needs nodes the drill started itself (--self-hosted)")
+        if step.kind == "outage" and step.party not in target.parties:
+            problems.append(f"{where}: no node for party {step.party}")
+        if step.office is None:
+            continue
+        party = step.office.split(":")[0]
+        operator = plan.scenario.operator_for(step.office)
+        node = target.parties.get(party)
+        if step.office not in agreement.offices:
+            problems.append(f"{where}: the nodes' agreement has no office {step.office}")
+        elif node is None:
+            problems.append(f"{where}: no node for party {party}")
+        elif operator not in node.tokens:
+            problems.append(f"{where}: {party}'s node has no operator {operator!r} for {step.office}")
+        elif step.office not in node.offices.get(operator, []):
+            problems.append(f"{where}: operator {operator!r} is not bound to {step.office}")
+        if step.message is not None:
+            m = step.message
+            try:
+                notifications.check_route(m.type, m.channel, m.precedence, list(m.refs), agreement)
+            except Invalid as exc:
+                problems.append(f"{where}: on the nodes' agreement: {exc.detail}")
+    if problems:
+        raise Invalid("the nodes cannot play this scenario:\n" + "\n".join(sorted(set(problems))))
+
+
+def clock_plan(plan: Plan, options: DrillOptions) -> ClockPlan:
+    """Return the clock plan of a run: slow around each step, outages long enough to be seen."""
+    return ClockPlan.build(
+        plan.start, plan.end, plan.time_points(), speed=options.speed, skip=options.skip, pause=options.pause,
+        spans=plan.spans(OUTAGE_REAL_SECONDS), gaps=plan.gaps((FUTURE_MARGIN * 1.5).total_seconds()),
+    )  # fmt: skip
+
+
+class Drill:
+    """One run of one plan against one target."""
+
+    def __init__(
+        self, plan: Plan, target: Target, options: DrillOptions, *,
+        feed: Callable[[FeedItem], None] | None = None,
+        progress: Callable[[datetime, float], None] | None = None,
+    ) -> None:  # fmt: skip
+        self.plan = plan
+        self.target = target
+        self.options = options
+        self.feed_cb = feed
+        self.progress_cb = progress
+        self.clock_plan = clock_plan(plan, options)
+        self.clock = ClockRun(self.clock_plan, utcnow())
+        self.record = RunRecord(plan, options, self.clock_plan, self.clock.wall_start)
+        self.bodies: dict[str, dict[str, Any]] = {}
+        self.seen: set[tuple[str, str, str]] = set()
+        self.waiters: dict[tuple[str, str, str], asyncio.Future[None]] = {}
+        self.paused: set[str] = set()
+        self.overdue_shown: set[str] = set()
+        self.answering: set[str] = set()  # messages the drill itself answers
+        self.timers: list[tuple[datetime, str]] = []  # (drill time, party to resume)
+        self.clients: Clients | None = None
+
+    # --- feed -------------------------------------------------------------------------------------
+
+    def feed(self, kind: str, party: str | None, text: str, label: str | None = None) -> None:
+        if self.feed_cb is not None:
+            self.feed_cb(FeedItem(kind, self.clock.now, utcnow(), party, text, label))
+
+    async def on_event(self, party: str, wall: datetime, event: dict[str, Any]) -> None:
+        kind = str(event.get("event"))
+        if kind == "hello":
+            return
+        self.record.events.append((party, wall, event))
+        key = (party, kind, str(event.get("id")))
+        self.seen.add(key)
+        waiter = self.waiters.pop(key, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        ours = set(self.record.ids.values())
+        if kind == "message" and event.get("id") not in ours:
+            text = (
+                f"{event.get('from')} → {event.get('to')}: {event.get('precedence')} {event.get('type')} (not scripted)"
+            )
+            self.feed("seen", party, text)
+        elif kind in ("acknowledged", "declined") and key[2] not in self.answering:
+            self.feed("seen", party, f"{kind} …{str(event.get('id'))[-8:]} by {event.get('by')} (not scripted)")
+        elif kind == "overdue" and key[2] not in self.overdue_shown:
+            self.overdue_shown.add(key[2])
+            self.feed("overdue", party, f"OVERDUE on the node: …{str(event.get('id'))[-8:]} (real-time deadline)")
+        elif kind == "link":
+            self.feed("link", party, f"link to {event.get('peer')} is {event.get('state')} ({event.get('reason')})")
+        elif kind == "status" and event.get("id") not in ours:
+            self.feed("seen", party, f"status from {event.get('peer')}: {event.get('code')} {event.get('note', '')}")
+
+    async def wait_for(self, key: tuple[str, str, str], timeout: float) -> bool:
+        if key in self.seen:
+            return True
+        if key[0] in self.paused:
+            timeout = min(timeout, 0.3)
+        future = self.waiters.setdefault(key, asyncio.get_running_loop().create_future())
+        try:
+            await asyncio.wait_for(asyncio.shield(future), timeout)
+        except TimeoutError:
+            return key in self.seen
+        return True
+
+    # --- the run ----------------------------------------------------------------------------------
+
+    async def run(self) -> RunRecord:
+        """Play the plan; return the record (the caller collects the envelopes and writes the report)."""
+        stop = asyncio.Event()
+        async with Clients(self.target) as clients:
+            self.clients = clients
+            connected = {p: asyncio.Event() for p in self.target.parties}
+            streams = [
+                asyncio.create_task(clients.stream(p, self.on_event, stop, connected[p])) for p in self.target.parties
+            ]
+            try:
+                await asyncio.wait_for(asyncio.gather(*(e.wait() for e in connected.values())), 15)
+            except TimeoutError:
+                raise Error("the drill could not open both nodes' streams within 15 s") from None
+            await self._links_up(clients)
+            self.record.links_before = await collect_links(clients)
+            try:
+                await self._loop()
+                await self._settle(clients)
+            finally:
+                for party in list(self.paused):
+                    self._resume(party)
+                self.record.wall_end = utcnow()
+                self.clock.advance(self.record.wall_end)
+                self.record.samples = list(self.clock.samples)
+                self.record.links_after = await collect_links(clients)
+                stop.set()
+                await asyncio.gather(*streams, return_exceptions=True)
+        return self.record
+
+    async def _loop(self) -> None:
+        self.clock = ClockRun(self.clock_plan, utcnow())
+        self.record.wall_start = self.clock.wall_start
+        pending = deque(self.plan.steps)
+        self.feed("situation", None, f"STARTEX {self.plan.scenario.title}" + self._variant())
+        while True:
+            for before, after in self.clock.advance(utcnow(), until=_next(pending, self.timers)):
+                self.feed(
+                    "jump", None, f"time jump {_short(before)} → {_short(after)} ({format_duration(after - before)})"
+                )
+            if self.progress_cb is not None:
+                self.progress_cb(self.clock.now, min(1.0, self.clock.e / max(self.clock_plan.duration, 1e-9)))
+            for when, party in [t for t in self.timers if t[0] <= self.clock.now]:
+                self.timers.remove((when, party))
+                self._resume(party)
+            while pending and pending[0].at <= self.clock.now:
+                await self.execute(pending.popleft())
+            if not pending and self.clock.done and not self.timers:
+                break
+            await asyncio.sleep(self.options.tick)
+        self.feed("situation", None, "ENDEX")
+
+    def _variant(self) -> str:
+        return f" — {self.plan.variant}" if self.plan.variant else ""
+
+    async def _links_up(self, clients: Clients, timeout: float = 20.0) -> None:
+        """STARTEX only once every node sees every link UP (or after `timeout`, with a warning)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline:
+            states = [link.get("state") for links in (await collect_links(clients)).values() for link in links]
+            if states and all(state == "UP" for state in states):
+                return
+            await asyncio.sleep(0.2)
+        self.feed("error", None, f"the links were not all UP after {timeout:.0f} s; starting anyway")
+
+    async def _settle(self, clients: Clients) -> None:
+        deadline = asyncio.get_running_loop().time() + self.options.settle
+        while asyncio.get_running_loop().time() < deadline:
+            depths: list[int] = []
+            for party in self.target.parties:
+                try:
+                    depths.extend(link["outbox"] for link in await clients.links(party))
+                except Error:
+                    depths.append(1)
+            if not any(depths):
+                return
+            await asyncio.sleep(0.1)
+
+    async def execute(self, step: Step) -> None:
+        operator = self.plan.scenario.operator_for(step.office) if step.office else None
+        result = StepResult(step.n, step.label, step.kind, step.line, step.office, operator, format_time(step.at))
+        self.record.steps.append(result)
+        self.clock.hold(utcnow())
+        result.wall = format_time(utcnow())
+        try:
+            if step.kind == "situation":
+                self._situation(step)
+                result.status = "shown"
+            elif step.kind == "silence":
+                self.feed("silence", _party(step.office), f"{step.office} stays silent on {step.target}", step.label)
+                result.status = "shown"
+            elif step.kind == "outage":
+                self._outage(step)
+                result.status = "done"
+            elif step.office is not None and _party(step.office) in self.paused:
+                result.status, result.error = "skipped", f"{_party(step.office)}'s node is down (outage)"
+                self.feed("error", _party(step.office), f"{step.office} cannot act: its node is down", step.label)
+            elif step.kind == "message":
+                await self._send(step, result)
+            elif step.kind in ("ack", "decline"):
+                await self._answer(step, result)
+            elif step.kind == "status":
+                await self._status(step, result)
+        except Error as exc:
+            result.status, result.error = "failed", exc.detail
+            self.feed("error", _party(step.office), f"line {step.line}: {exc.detail}", step.label)
+        finally:
+            self.clock.release(utcnow())
+
+    def _situation(self, step: Step) -> None:
+        incident = step.inject.incident
+        for party, text in step.inject.situation.items():
+            prefix = f"INCIDENT ({incident.kind}, {incident.place}) " if incident else ""
+            self.feed("situation", None if party == "all" else party, prefix + text.strip(), step.label)
+
+    def _outage(self, step: Step) -> None:
+        party = step.party or ""
+        pid = self.target.parties[party].pid
+        if pid is None:
+            raise Error(f"cannot take {party}'s node down: the drill did not start it")
+        os.kill(pid, signal.SIGSTOP)
+        self.paused.add(party)
+        self.timers.append((step.at + step.duration, party))
+        self.feed("outage", party, f"{party}'s node goes dark for {format_duration(step.duration)}", step.label)
+
+    def _resume(self, party: str) -> None:
+        pid = self.target.parties[party].pid
+        if pid is not None and party in self.paused:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+            self.paused.discard(party)
+            self.feed("outage", party, f"{party}'s node is back")
+
+    async def _send(self, step: Step, result: StepResult) -> None:
+        assert self.clients is not None and step.message is not None and result.operator is not None
+        m = step.message
+        party = _party(m.sender)
+        needed = [*m.refs, *([m.case] if m.case else [])]
+        missing = [label for label in needed if label not in self.record.ids]
+        if missing:
+            result.status, result.error = "skipped", f"needs {', '.join(missing)}, which was not sent"
+            self.feed("error", party, f"line {step.line}: skipped: {result.error}", step.label)
+            return
+        for label in needed:
+            if label in self.bodies and _party(self._sender_of(label)) != party:
+                await self.wait_for((party, "message", self.record.ids[label]), self.options.hold_max)
+        wall = utcnow()
+        body = self._body(step, wall, result)
+        request: dict[str, Any] = {
+            "channel": m.channel, "to": m.to, "precedence": m.precedence.value, "type": m.type, "body": body,
+            "refs": [self.record.ids[r] for r in m.refs], "case": self.record.ids[m.case] if m.case else None,
+        }  # fmt: skip
+        if m.lang:
+            request["lang"] = m.lang
+        sent = await self.clients.call(party, result.operator, "POST", "/messages", json=request)
+        result.status, result.id, result.log_index = "done", str(sent["id"]), int(sent["log_index"])
+        if step.label:
+            self.record.ids[step.label] = result.id
+            self.bodies[step.label] = body
+        self.feed("sent", party, f"{m.sender} → {m.to}  {m.precedence.value} {m.type}{_gist(m.type, body)}", step.label)
+
+    def _sender_of(self, label: str) -> str:
+        step = self.plan.by_label().get(label)
+        return step.message.sender if step is not None and step.message is not None else ""
+
+    async def _answer(self, step: Step, result: StepResult) -> None:
+        assert self.clients is not None and step.office is not None and result.operator is not None
+        target_id = self.record.ids.get(step.target or "")
+        if target_id is None:
+            result.status, result.error = "skipped", f"{step.target} was not sent"
+            self.feed("error", _party(step.office), f"line {step.line}: skipped: {result.error}", step.label)
+            return
+        party = _party(step.office)
+        if not await self.wait_for((party, "message", target_id), self.options.hold_max):
+            result.notes.append(f"{step.target} had not reached {party}'s node; answered it anyway")
+        if step.kind == "ack":
+            payload: dict[str, Any] = {"note": step.text}
+        else:
+            payload = {"reason": step.text}
+        path = f"/messages/{target_id}/{'ack' if step.kind == 'ack' else 'decline'}"
+        self.answering.add(target_id)
+        try:
+            sent = await self.clients.call(party, result.operator, "POST", path, json=payload)
+        except NodeRefused as exc:
+            if exc.status_code == 409:  # someone in a console answered first
+                result.status, result.error = "skipped", exc.detail
+                self.feed("seen", party, f"{step.target} was already answered: {exc.detail}", step.label)
+                return
+            raise
+        result.status, result.id, result.log_index = "done", str(sent["id"]), int(sent["log_index"])
+        if step.label:
+            self.record.ids[step.label] = result.id
+        verb = "acknowledges" if step.kind == "ack" else "DECLINES"
+        note = f": {step.text}" if step.text else ""
+        self.feed("answer", party, f"{step.office} {verb} {step.target}{note}", step.label)
+
+    async def _status(self, step: Step, result: StepResult) -> None:
+        assert self.clients is not None and step.office is not None and result.operator is not None
+        party = _party(step.office)
+        payload = {"peer": step.party, "code": step.code, "note": step.text, "office": step.office}
+        sent = await self.clients.call(party, result.operator, "POST", "/status", json=payload)
+        result.status, result.id, result.log_index = "done", str(sent["id"]), int(sent["log_index"])
+        if step.label:
+            self.record.ids[step.label] = result.id
+        self.feed("status", party, f"{step.office} tells {step.party}: {step.code} {step.text}".rstrip(), step.label)
+
+    def _body(self, step: Step, wall: datetime, result: StepResult) -> dict[str, Any]:
+        """The step's body with drill times turned into wall times (see `ClockRun.body_time`)."""
+        m = step.message
+        assert m is not None
+
+        def convert(path: tuple[str, ...], moment: datetime) -> str:
+            value = self.clock.body_time(moment, wall)
+            if moment > step.at:
+                value = max(value, wall + FUTURE_MARGIN)
+            return format_time(value)
+
+        body = with_times(m.body, m.time_paths, convert)
+        window = body.get("window")
+        if isinstance(window, dict) and "start" in window and "end" in window:
+            start, end = parse_time(window["start"]), parse_time(window["end"])
+            original = m.body["window"]
+            if end <= start:
+                length = (parse_time(original["end"]) - parse_time(original["start"])) / self.options.speed
+                window["end"] = format_time(start + max(length, timedelta(seconds=1)))
+            lead = codebook.lead_time(self.target.agreement.raw, m.type)
+            if lead is not None and start - wall < lead + FUTURE_MARGIN:
+                shift = lead + FUTURE_MARGIN - (start - wall)
+                window["start"] = format_time(start + shift)
+                window["end"] = format_time(parse_time(window["end"]) + shift)
+                result.notes.append(
+                    f"window moved {format_duration(shift)} later on the wall clock: the nodes' agreement asks "
+                    f"{format_duration(lead)} of real lead time for {m.type}"
+                )
+        if m.type == "action.execute":
+            opener = self.bodies.get(m.refs[0], {}).get("window", {})
+            if "start" in opener and "end" in opener:
+                started = parse_time(body["started"])
+                low, high = parse_time(opener["start"]), min(parse_time(opener["end"]), wall)
+                clamped = max(low, min(started, high)) if low <= high else wall
+                body["started"] = format_time(clamped)
+                if low > high:
+                    result.notes.append("executed before its (moved) window on the wall clock: compression artefact")
+        if m.digest_of is not None:
+            body["sha256"] = minutes_digest(self.bodies[m.digest_of])
+        return body
+
+
+def _next(pending: deque[Step], timers: list[tuple[datetime, str]]) -> datetime | None:
+    times = [t for t, _ in timers] + ([pending[0].at] if pending else [])
+    return min(times) if times else None
+
+
+def _party(office: str | None) -> str:
+    return (office or "").split(":")[0]
+
+
+def _short(moment: datetime) -> str:
+    return moment.strftime("%d %b %H:%MZ")
+
+
+def _gist(kind: str, body: dict[str, Any]) -> str:
+    for key in ("code", "text", "event", "description", "objective", "summary", "reason", "title"):
+        value = body.get(key)
+        if isinstance(value, str) and value:
+            text = " ".join(value.split())
+            return f" — {text[:90]}{'…' if len(text) > 90 else ''}"
+    if isinstance(body.get("questions"), list):
+        return f" — {len(body['questions'])} question(s)"
+    if isinstance(body.get("answers"), list):
+        return f" — {len(body['answers'])} answer(s)"
+    if isinstance(body.get("measures"), list):
+        return f" — {body['measures'][0][:90]}"
+    return ""

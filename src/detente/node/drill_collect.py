@@ -1,0 +1,166 @@
+"""After a drill: collect every envelope of the run from both nodes, and the facts the report needs.
+
+Each node is read through its operator API as a supervisor: `GET /api/v1/messages?since=...&
+all_types=true` lists what it sent and received since the run began (acknowledgements, declines,
+overdue records and status messages included; link tests left out), each with the node's own log
+index; anything the drill knows of but the listing missed is fetched by id. An envelope's record
+names its log index on every node that holds it, so each figure of the report can be checked
+against both logs. `facts` gathers these with the plan, the clock and the link events into the
+JSON document `core.drill_report.compute` works from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from detente.core.drill_clock import to_drill
+from detente.core.precedence import DEFAULT_DEADLINES, format_time
+from detente.core.scenario_plan import Plan
+from detente.node.drill import Drill, DrillOptions, FeedItem, RunRecord
+from detente.node.drill_client import Clients, Target
+
+LISTING_LIMIT = 1000
+
+
+async def collect_envelopes(clients: Clients, record: RunRecord) -> list[dict[str, Any]]:
+    """Return one record per envelope of the run (link tests left out), merged across the nodes."""
+    since = format_time(record.wall_start - timedelta(seconds=1))
+    views: dict[str, dict[str, dict[str, Any]]] = {}
+    for party in clients.target.parties:
+        rows = await clients.list_messages(party, since, LISTING_LIMIT)
+        views[party] = {str(r["id"]): r for r in rows if r["type"] != "link.test"}
+    wanted = set(record.ids.values())
+    for _, _, event in record.events:
+        for key in ("id", "response", "overdue"):
+            value = event.get(key)
+            if isinstance(value, str) and event.get("event") != "link":
+                wanted.add(value)
+    for envelope_id in sorted(wanted):
+        for party in clients.target.parties:
+            if envelope_id not in views[party]:
+                found = await clients.get_message(party, envelope_id)
+                if found is not None:
+                    views[party][envelope_id] = found
+    merged: dict[str, dict[str, Any]] = {}
+    for party, view in views.items():
+        for envelope_id, row in view.items():
+            entry = merged.setdefault(envelope_id, _base(row))
+            entry["log"][party] = row["log_index"]
+            if row.get("direction") == "out" or entry["sender_view"] is None:
+                _take_sender_view(entry, row, party)
+            if row.get("overdue_at") and (entry["overdue_at"] is None or row["overdue_at"] < entry["overdue_at"]):
+                entry["overdue_at"] = row["overdue_at"]
+    return sorted(merged.values(), key=lambda e: (e["created"], e["id"]))
+
+
+def _base(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"], "type": row["type"], "channel": row["channel"], "from": row["from"], "to": row["to"],
+        "precedence": row["precedence"], "created": row["created"], "refs": list(row.get("refs") or []),
+        "case": row.get("case"), "body": row.get("body", {}), "deadline": row.get("deadline"),
+        "needs_ack": row.get("deadline") is not None, "state": row.get("state"), "response": row.get("response"),
+        "delivered_at": row.get("delivered_at"), "overdue_at": None, "author": row.get("author"), "log": {},
+        "sender_view": None,
+    }  # fmt: skip
+
+
+def _take_sender_view(entry: dict[str, Any], row: dict[str, Any], party: str) -> None:
+    entry["sender_view"] = party
+    for key in ("state", "response", "delivered_at", "deadline"):
+        if row.get(key) is not None or key == "state":
+            entry[key] = row.get(key)
+    entry["needs_ack"] = entry["deadline"] is not None
+
+
+def facts(plan: Plan, record: RunRecord, target: Target, envelopes: list[dict[str, Any]]) -> dict[str, Any]:
+    """Return everything the report is computed from, as one JSON document."""
+    scenario = plan.scenario
+    agreement = target.agreement
+    deadlines = {
+        name: {p.value: (chan.deadlines.get(p) or DEFAULT_DEADLINES[p]).total_seconds() for p in DEFAULT_DEADLINES}
+        for name, chan in agreement.channels.items()
+    }
+    samples = record.samples
+    by_id = {r.id: r for r in record.steps if r.id}
+    steps = []
+    for step, result in zip(_steps_in_order(plan, record), record.steps, strict=False):
+        message = step.message
+        steps.append(
+            {
+                **result.to_json(),
+                "type": message.type if message else None,
+                "to": message.to if message else None,
+                "target": step.target,
+                "about": step.about,
+                "incident": step.inject.incident is not None,
+                "situation": step.inject.situation,
+            }
+        )
+    links = [
+        {"node": party, "peer": event.get("peer"), "state": event.get("state"), "wall": format_time(wall),
+         "reason": event.get("reason")}
+        for party, wall, event in record.events if event.get("event") == "link"
+    ]  # fmt: skip
+    for envelope in envelopes:
+        step = by_id.get(envelope["id"])
+        envelope["step"] = step.label if step else None
+        envelope["line"] = step.line if step else None
+        envelope["drill"] = format_time(to_drill(samples, _time(envelope["created"])))
+    return {
+        "format": "detente-drill-report/1",
+        "scenario": {
+            "title": scenario.title, "source": scenario.source, "description": scenario.description,
+            "variant": plan.variant, "variant_title": scenario.variants.get(plan.variant or "", ""),
+            "seed": scenario.seed, "notices": list(plan.notices),
+        },
+        "run": {
+            "speed": record.options.speed, "skip": record.options.skip, "pause": record.options.pause,
+            "target": target.source, "nodes": {p: n.url for p, n in target.parties.items()},
+            "agreement": agreement.hash, "agreement_file": target.agreement_path,
+            "wall_start": format_time(record.wall_start),
+            "wall_end": format_time(record.wall_end or record.wall_start),
+            "drill_start": format_time(plan.start), "drill_end": format_time(plan.end),
+        },
+        "clock": {
+            "samples": [[format_time(w), format_time(d)] for w, d in samples],
+            "jumps": [[format_time(a), format_time(b)] for a, b in record.clock.jumps()],
+        },
+        "deadlines": deadlines,
+        "incidents": [
+            {"label": s.label, "kind": i.kind, "place": i.place, "by": i.by, "where": i.where,
+             "drill": format_time(s.at), "line": s.line, "text": _text(s.inject.situation)}
+            for s, i in plan.incidents
+        ],
+        "steps": steps,
+        "envelopes": envelopes,
+        "links": {"events": links, "before": record.links_before, "after": record.links_after},
+    }  # fmt: skip
+
+
+def _steps_in_order(plan: Plan, record: RunRecord) -> list[Any]:
+    by_n = {s.n: s for s in plan.steps}
+    return [by_n[r.n] for r in record.steps]
+
+
+def _text(situation: dict[str, str]) -> str:
+    return situation.get("all") or next(iter(situation.values()), "")
+
+
+def _time(value: str) -> Any:
+    from detente.core.precedence import parse_time
+
+    return parse_time(value)
+
+
+async def play(
+    plan: Plan, target: Target, options: DrillOptions, *,
+    feed: Callable[[FeedItem], None] | None = None, progress: Callable[[datetime, float], None] | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Run `plan` against `target`, collect the envelopes, and return the facts for the report."""
+    drill = Drill(plan, target, options, feed=feed, progress=progress)
+    record = await drill.run()
+    async with Clients(target) as clients:
+        envelopes = await collect_envelopes(clients, record)
+    return facts(plan, record, target, envelopes)

@@ -1,0 +1,181 @@
+"""The drill report as one self-contained HTML page: figures, traces and an inline SVG timeline.
+
+No external assets: the styles are inline and the chart is SVG drawn here. The timeline's axis is
+drill time with quiet stretches (longer than `GAP`) folded to a narrow break, so a six-week crisis
+and its five-minute exchanges are both readable. Rows: the world (incidents, situation updates),
+one row per direction of traffic (each message a mark at its send time, a bar to its answer, red
+and dashed to the end when it was never answered), and each node's link outages. Every mark's
+tooltip names the envelope id and its log index on each node.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
+
+from detente.core.drill_report import compare
+from detente.core.precedence import parse_time
+from detente.core.scenario import format_duration
+
+GAP = timedelta(hours=6)
+WIDTH, LEFT, RIGHT = 1160, 120, 20
+PRECEDENCE_COLOURS = {"FLASH": "#c0392b", "IMMEDIATE": "#d35400", "PRIORITY": "#2874a6", "ROUTINE": "#7f8c8d"}
+_env = Environment(
+    loader=FileSystemLoader(str(Path(__file__).parent / "templates")),
+    autoescape=select_autoescape(["html"]),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+class Axis:
+    """Drill time -> x, with quiet stretches folded."""
+
+    def __init__(self, moments: list[datetime], start: datetime, end: datetime) -> None:
+        points = sorted({start, end, *moments})
+        clusters: list[list[datetime]] = [[points[0], points[0]]]
+        for point in points[1:]:
+            if point - clusters[-1][1] > GAP:
+                clusters.append([point, point])
+            else:
+                clusters[-1][1] = point
+        pad = timedelta(minutes=30)
+        spans = [(a - pad, b + pad) for a, b in clusters]
+        fold = 26.0
+        usable = WIDTH - LEFT - RIGHT - fold * (len(spans) - 1)
+        total = sum((b - a).total_seconds() for a, b in spans)
+        self.segments: list[tuple[datetime, datetime, float, float]] = []
+        x = float(LEFT)
+        for a, b in spans:
+            width = usable * (b - a).total_seconds() / total
+            self.segments.append((a, b, x, x + width))
+            x += width + fold
+
+    def x(self, moment: datetime) -> float:
+        for index, (a, b, x0, x1) in enumerate(self.segments):
+            if moment <= b:
+                if moment < a:
+                    prev = self.segments[index - 1][3] if index else x0
+                    return (prev + x0) / 2
+                return x0 + (x1 - x0) * (moment - a).total_seconds() / max((b - a).total_seconds(), 1)
+        return self.segments[-1][3]
+
+    def breaks(self) -> list[float]:
+        return [(self.segments[i][3] + self.segments[i + 1][2]) / 2 for i in range(len(self.segments) - 1)]
+
+
+def _t(value: str) -> datetime:
+    return parse_time(value)
+
+
+def _logs(trace: dict[str, Any] | None) -> str:
+    if not trace:
+        return ""
+    return ", ".join(f"{party} log #{index}" for party, index in sorted(trace.get("log", {}).items()))
+
+
+def timeline(report: dict[str, Any]) -> Markup:
+    """Return the report's timeline as an inline SVG."""
+    figures = report["figures"]
+    run = report["run"]
+    start, end = _t(run["drill_start"]), _t(run["drill_end"])
+    envelopes = [e for e in report["envelopes"] if e["type"] not in ("link.test",)]
+    moments = [_t(e["drill"]) for e in envelopes] + [_t(i["drill"]) for i in report["incidents"]]
+    moments += [_t(s["drill"]) for s in report["steps"] if s["kind"] == "situation"]
+    axis = Axis([m for m in moments if start <= m <= end], start, end)
+    parties = sorted(run["nodes"])
+    lanes = (
+        ["world"] + [f"{a} → {b}" for a in parties for b in parties if a != b] + [f"links seen by {p}" for p in parties]
+    )
+    lane_y: dict[str, int] = {name: 46 + 46 * i for i, name in enumerate(lanes)}
+    height = 46 + 46 * len(lanes) + 10
+    parts: list[str] = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" width="100%" role="img" '
+        f'aria-label="Timeline of the drill" class="timeline">'
+    ]
+    for name, lane in lane_y.items():
+        parts.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{lane}" y2="{lane}" class="lane"/>')
+        parts.append(f'<text x="8" y="{lane + 4}" class="lane-label">{escape(name)}</text>')
+    for a, _, x0, _ in axis.segments:
+        parts.append(f'<text x="{x0:.1f}" y="18" class="tick">{escape(a.strftime("%d %b %H:%MZ"))}</text>')
+        parts.append(f'<line x1="{x0:.1f}" x2="{x0:.1f}" y1="24" y2="{height - 8}" class="grid"/>')
+    for x in axis.breaks():
+        parts.append(f'<text x="{x - 5:.1f}" y="{height - 10}" class="break">⫽</text>')
+    world = lane_y["world"]
+    for step in report["steps"]:
+        if step["kind"] != "situation":
+            continue
+        x = axis.x(_t(step["drill"]))
+        text = next(iter(step.get("situation", {}).values()), "")
+        if step.get("incident"):
+            parts.append(
+                f'<path d="M{x:.1f},{world - 9} l7,9 l-7,9 l-7,-9 z" class="incident">'
+                f"<title>{escape(step.get('label') or '')}: {escape(text)}</title></path>"
+            )
+        else:
+            parts.append(
+                f'<circle cx="{x:.1f}" cy="{world}" r="4" class="situation"><title>{escape(text)}</title></circle>'
+            )
+    by_id = {e["id"]: e for e in envelopes}
+    for envelope in envelopes:
+        if envelope["type"] in ("ack", "decline", "overdue", "status"):
+            continue
+        sender, recipient = envelope["from"].split(":")[0], envelope["to"].split(":")[0]
+        y = lane_y.get(f"{sender} → {recipient}")
+        if y is None:
+            continue
+        x = axis.x(_t(envelope["drill"]))
+        colour = PRECEDENCE_COLOURS.get(envelope["precedence"], "#555")
+        response = by_id.get((envelope.get("response") or {}).get("id", ""))
+        tip = (
+            f"{envelope['precedence']} {envelope['type']} {envelope['from']} → {envelope['to']}\n"
+            f"sent {envelope['drill']} (drill)\n{envelope['id']}: {_logs(envelope)}"
+        )
+        if envelope.get("needs_ack"):
+            if response is not None:
+                x2 = axis.x(_t(response["drill"]))
+                kind = "answered" if response["type"] == "ack" else "declined"
+                tip += f"\n{response['type']} {response['drill']}: {response['id']} ({_logs(response)})"
+                parts.append(f'<line x1="{x:.1f}" x2="{x2:.1f}" y1="{y}" y2="{y}" class="{kind}"/>')
+                parts.append(f'<line x1="{x2:.1f}" x2="{x2:.1f}" y1="{y - 6}" y2="{y + 6}" class="{kind}"/>')
+            else:
+                parts.append(f'<line x1="{x:.1f}" x2="{WIDTH - RIGHT}" y1="{y}" y2="{y}" class="unanswered"/>')
+                tip += "\nnever answered"
+        parts.append(
+            f'<circle cx="{x:.1f}" cy="{y}" r="5" fill="{colour}" class="msg"><title>{escape(tip)}</title></circle>'
+        )
+    for outage in figures["links"]:
+        y = lane_y.get(f"links seen by {outage['node']}")
+        if y is None:
+            continue
+        x1, x2 = axis.x(_t(outage["drill_from"])), axis.x(_t(outage["drill_to"]))
+        tip = f"{outage['node']} saw {outage['peer']} {outage['worst']} for {outage['drill']}"
+        tip += f" ({outage['wall_seconds']} s real)"
+        parts.append(
+            f'<rect x="{x1:.1f}" y="{y - 7}" width="{max(x2 - x1, 3):.1f}" height="14" class="outage">'
+            f"<title>{escape(tip)}</title></rect>"
+        )
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def render_report(report: dict[str, Any]) -> str:
+    """Return the report as a self-contained HTML page."""
+    return _env.get_template("drill_report.html").render(
+        report=report, figures=report["figures"], chart=timeline(report), logs=_logs, duration=format_duration,
+        comparison=None,
+    )  # fmt: skip
+
+
+def render_comparison(a: dict[str, Any], b: dict[str, Any]) -> str:
+    """Return two reports side by side (headline figures and both timelines) as one HTML page."""
+    rows = compare(a, b)
+    return _env.get_template("drill_report.html").render(
+        report=a, figures=a["figures"], chart=timeline(a), logs=_logs, duration=format_duration,
+        comparison={"rows": rows, "a": a, "b": b, "chart_b": timeline(b)},
+    )  # fmt: skip

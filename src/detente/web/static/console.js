@@ -1,0 +1,261 @@
+/* Détente console: live updates, countdowns, FLASH alerts, keyboard, codebook previews.
+ *
+ * Everything here enhances server-rendered pages that work without it. The page names what to
+ * refresh: <body data-live-url> (the page's live block) and data-strip-url (links and FLASH).
+ * Events come from the operator stream (WS /api/v1/stream), authenticated by the session cookie.
+ * User-visible words come from the page (#strings, data-* attributes): this file holds none.
+ */
+(function () {
+  "use strict";
+  var body = document.body;
+  var strings = document.getElementById("strings");
+  var baseTitle = document.title;
+  var audio = null;
+  var refreshTimer = null;
+  var pendingRefresh = false;
+  var lastHtml = {};
+
+  function say(name, values) {
+    var text = (strings && strings.dataset[name]) || "";
+    Object.keys(values || {}).forEach(function (k) { text = text.split("%(" + k + ")s").join(values[k]); });
+    return text;
+  }
+
+  function typeName(type) {
+    try { return JSON.parse(strings.dataset.types || "{}")[type] || type; } catch (e) { return type; }
+  }
+
+  function toast(text, flash) {
+    var box = document.getElementById("toasts");
+    if (!box || !text) { return; }
+    var item = document.createElement("div");
+    item.className = "toast" + (flash ? " flash" : "");
+    item.textContent = text;
+    box.appendChild(item);
+    setTimeout(function () { item.remove(); }, flash ? 20000 : 8000);
+  }
+
+  /* ---- sound (WebAudio beeps; off until the operator turns it on, which unlocks audio) ---- */
+  var soundButton = document.getElementById("sound-toggle");
+  function soundOn() { return localStorage.getItem("detente-sound") === "on"; }
+  function showSound() {
+    if (!soundButton) { return; }
+    soundButton.setAttribute("aria-pressed", soundOn() ? "true" : "false");
+    soundButton.textContent = soundOn() ? soundButton.dataset.on : soundButton.dataset.off;
+  }
+  function toggleSound() {
+    localStorage.setItem("detente-sound", soundOn() ? "off" : "on");
+    showSound();
+    if (soundOn()) { beep(1); }
+  }
+  function beep(times) {
+    if (!soundOn()) { return; }
+    try {
+      audio = audio || new (window.AudioContext || window.webkitAudioContext)();
+      for (var i = 0; i < times; i++) {
+        var osc = audio.createOscillator(), gain = audio.createGain(), t = audio.currentTime + i * 0.35;
+        osc.frequency.value = 880; osc.connect(gain); gain.connect(audio.destination);
+        gain.gain.setValueAtTime(0.25, t); gain.gain.setValueAtTime(0, t + 0.2);
+        osc.start(t); osc.stop(t + 0.22);
+      }
+    } catch (e) { /* no audio device: the banner and title still show */ }
+  }
+  if (soundButton) { soundButton.addEventListener("click", toggleSound); showSound(); }
+
+  /* ---- countdowns to acknowledgement deadlines ---- */
+  function pad(n) { return (n < 10 ? "0" : "") + n; }
+  function span(seconds) {
+    var s = Math.abs(Math.floor(seconds)), h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60);
+    return (h ? h + ":" + pad(m) : m) + ":" + pad(s % 60);
+  }
+  function tick() {
+    var now = Date.now();
+    document.querySelectorAll(".countdown[data-deadline]").forEach(function (el) {
+      var left = (Date.parse(el.dataset.deadline) - now) / 1000;
+      el.textContent = left >= 0 ? say("left", { t: span(left) }) : say("late", { t: span(left) });
+      el.classList.toggle("urgent", left < 120);
+      el.classList.toggle("late", left < 0);
+    });
+  }
+
+  /* ---- FLASH: banner (server-rendered strip), title, sound ---- */
+  function flashTitle() {
+    var strip = document.querySelector("#strip .strip-inner");
+    var n = strip ? parseInt(strip.dataset.flashCount || "0", 10) : 0;
+    document.title = n > 0 ? "⚠ FLASH (" + n + ") · " + baseTitle : baseTitle;
+  }
+
+  /* ---- live refresh of the page's live block and the strip ---- */
+  function busy(region) {
+    var el = document.activeElement;
+    if (!region || !el || !region.contains(el)) { return false; }
+    if (el.matches("textarea, input, select")) { return true; }
+    return !!region.querySelector("details.decline[open]");
+  }
+  function swap(url, target) {
+    return fetch(url, { credentials: "same-origin", headers: { "X-Requested-With": "fetch" } }).then(function (r) {
+      if (r.redirected && r.url.indexOf("/login") >= 0) { location.href = r.url; return; }
+      if (!r.ok) { return; }
+      return r.text().then(function (html) {
+        if (html === lastHtml[url]) { return; }  /* nothing changed: keep the DOM (and screen readers) quiet */
+        lastHtml[url] = html;
+        var focused = document.activeElement && document.activeElement.id;
+        target.innerHTML = html;
+        if (focused) { var again = document.getElementById(focused); if (again) { again.focus({ preventScroll: true }); } }
+        tick(); flashTitle(); bindPage(target);
+      });
+    }).catch(function () { /* the next event or reconnect refreshes again */ });
+  }
+  function refresh() {
+    var live = document.getElementById("live"), strip = document.getElementById("strip");
+    if (live && body.dataset.liveUrl) {
+      if (busy(live)) { pendingRefresh = true; } else { swap(body.dataset.liveUrl, live); }
+    }
+    if (strip && body.dataset.stripUrl) { swap(body.dataset.stripUrl, strip); }
+  }
+  function soon() { clearTimeout(refreshTimer); refreshTimer = setTimeout(refresh, 150); }
+  document.addEventListener("focusout", function () {
+    setTimeout(function () {
+      if (pendingRefresh && !busy(document.getElementById("live"))) { pendingRefresh = false; refresh(); }
+    }, 50);
+  });
+
+  /* ---- the event stream ---- */
+  var conn = document.getElementById("conn");
+  function status(kind) {
+    if (!conn) { return; }
+    conn.className = "conn " + kind;
+    conn.textContent = conn.dataset[kind] || "";
+    body.setAttribute("data-connection", kind);
+  }
+  function onEvent(ev) {
+    if (ev.event === "hello") { return; }
+    if (ev.event === "message") {
+      var flash = ev.precedence === "FLASH";
+      toast(flash ? say("flash", { from: ev.from, type: typeName(ev.type) }) : say("arrived", { prec: ev.precedence, from: ev.from }), flash);
+      beep(flash ? 3 : ev.precedence === "IMMEDIATE" ? 1 : 0);
+    } else if (ev.event === "acknowledged" || ev.event === "declined") {
+      toast(say(ev.event === "acknowledged" ? "acked" : "declined", { id: "…" + (ev.id || "").slice(-8), by: ev.by || "" }));
+    } else if (ev.event === "link") {
+      toast(say("link", { peer: (ev.peer || "").toUpperCase(), state: ev.state }));
+    }
+    soon();
+  }
+  var backoff = 1000;
+  function connect() {
+    if (!body.dataset.stream || !window.WebSocket) { return; }
+    status("connecting");
+    var ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + body.dataset.stream);
+    ws.onopen = function () { backoff = 1000; status("live"); soon(); };
+    ws.onmessage = function (m) { try { onEvent(JSON.parse(m.data)); } catch (e) { /* ignore a malformed event */ } };
+    ws.onclose = function (e) {
+      if (e.code === 4401) {
+        status("expired");
+        location.href = "/login?expired=1&next=" + encodeURIComponent(location.pathname + location.search);
+        return;
+      }
+      status("lost");
+      setTimeout(connect, backoff);
+      backoff = Math.min(backoff * 2, 15000);
+    };
+  }
+
+  /* ---- keyboard ---- */
+  function messages() { return Array.prototype.slice.call(document.querySelectorAll("article.msg")); }
+  function current() { var el = document.activeElement; return el && el.closest ? el.closest("article.msg") : null; }
+  function move(step) {
+    var list = messages(); if (!list.length) { return; }
+    var at = list.indexOf(current());
+    var next = at < 0 ? (step > 0 ? 0 : list.length - 1) : Math.max(0, Math.min(list.length - 1, at + step));
+    list[next].focus(); list[next].scrollIntoView({ block: "nearest" });
+  }
+  document.addEventListener("keydown", function (e) {
+    if (e.ctrlKey || e.metaKey || e.altKey) { return; }
+    var t = e.target;
+    if (t && t.matches && t.matches("input, textarea, select, [contenteditable]")) { return; }
+    var msg = current(), help = document.getElementById("help");
+    switch (e.key) {
+      case "j": move(1); break;
+      case "k": move(-1); break;
+      case "a":
+        var ack = msg && msg.querySelector(".ack-form");
+        if (ack) { ack.requestSubmit ? ack.requestSubmit() : ack.submit(); } else { return; }
+        break;
+      case "d":
+        var dec = msg && msg.querySelector("details.decline");
+        if (dec) { dec.open = true; dec.querySelector("textarea").focus(); } else { return; }
+        break;
+      case "c":
+        var first = document.querySelector("#compose-form select, #compose-form input:not([type=hidden]), #compose-form textarea");
+        if (first) { first.focus(); first.scrollIntoView({ block: "center" }); } else { return; }
+        break;
+      case "g": location.href = "/"; break;
+      case "s": if (soundButton) { toggleSound(); } break;
+      case "?": if (help) { help.open ? help.close() : help.showModal(); } break;
+      default: return;
+    }
+    e.preventDefault();
+  });
+
+  /* ---- per-page behaviour, re-bound after each live swap ---- */
+  function fill(form) {
+    form.querySelectorAll(".preview .text[data-template]").forEach(function (el) {
+      var text = el.dataset.template;
+      form.querySelectorAll("[data-param]").forEach(function (input) {
+        var v = input.value.trim();
+        if (v && input.dataset.kind === "time") { v = v.replace("T", " ").replace(/Z$/, "").slice(0, 16) + " UTC"; }
+        if (v) { text = text.split("{" + input.dataset.param + "}").join(v); }
+      });
+      el.textContent = text;
+    });
+  }
+  /* Evidence files go straight to POST /api/v1/evidence (the session's CSRF token in the header);
+     the item it answers is added to the JSON list of the form's evidence field. */
+  function upload(input) {
+    var target = document.getElementById(input.dataset.evidenceFor);
+    var token = document.querySelector("meta[name=csrf-token]").content;
+    Array.prototype.forEach.call(input.files, function (file) {
+      var data = new FormData();
+      data.append("file", file);
+      toast(input.dataset.busy + " " + file.name);
+      fetch("/api/v1/evidence?name=" + encodeURIComponent(file.name), {
+        method: "POST", body: data, credentials: "same-origin", headers: { "X-CSRF-Token": token }
+      }).then(function (r) { return r.json().then(function (j) { return [r.ok, j]; }); }).then(function (res) {
+        if (!res[0]) { toast(input.dataset.failed + " " + (res[1].detail || ""), true); return; }
+        var list = [];
+        try { list = JSON.parse(target.value || "[]"); } catch (e) { list = []; }
+        if (!Array.isArray(list)) { list = []; }
+        list.push(res[1].evidence);
+        target.value = JSON.stringify(list, null, 1);
+      }).catch(function (e) { toast(input.dataset.failed + " " + e, true); });
+    });
+    input.value = "";
+  }
+  function bindPage(root) {
+    root.querySelectorAll("input[data-evidence-for]").forEach(function (input) {
+      input.addEventListener("change", function () { upload(input); });
+    });
+    root.querySelectorAll("select[data-autosubmit]").forEach(function (sel) {
+      sel.addEventListener("change", function () { sel.form.submit(); });
+    });
+    root.querySelectorAll(".code-form").forEach(function (form) {
+      form.addEventListener("input", function () { fill(form); });
+      fill(form);
+    });
+  }
+
+  document.documentElement.classList.add("js");
+  bindPage(document);
+  tick(); flashTitle();
+  setInterval(tick, 1000);
+  var invalid = document.querySelector("[aria-invalid=true]");
+  var target = location.hash && document.getElementById(location.hash.slice(1));
+  var newest = document.querySelector(".thread article.msg:last-of-type");
+  if (invalid) { invalid.focus(); } else if (target && target.tabIndex >= 0) { target.focus(); }
+  else if (newest && !location.hash) { newest.scrollIntoView({ block: "nearest" }); }
+  window.addEventListener("hashchange", function () {
+    var el = document.getElementById(location.hash.slice(1));
+    if (el && el.tabIndex >= 0) { el.focus(); }
+  });
+  connect();
+})();

@@ -1,0 +1,33 @@
+"""`make bench-quick` runs to the end and writes its JSON (nothing here is about speed)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.slow
+
+
+def test_quick_bench_runs_and_writes_its_json(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--results", str(results), "--no-docs"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    document = json.loads((results / "latest-quick.json").read_text(encoding="utf-8"))
+    assert document["quick"] is True and document["errors"] == []
+    metrics = {row["metric"] for row in document["rows"]}
+    assert "delivered (POST on pk → WS on ir) p99" in metrics
+    assert "lost (accepted but not on both nodes)" in metrics
