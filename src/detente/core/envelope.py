@@ -53,8 +53,49 @@ def uuid7() -> str:
     return str(uuid.UUID(int=value))
 
 
+_SAFE_INT = 2**53
+
+
+def _plain(obj: Any) -> bool:
+    """Whether `obj` holds only values whose RFC 8785 form equals Python's sorted compact JSON.
+
+    That is: no floats (ES6 number formatting differs from Python's), integers within ±2^53, and
+    ASCII object keys (RFC 8785 sorts keys by UTF-16 code units, Python by code points; the two
+    orders agree on ASCII). Strings may hold any text: both escape exactly `"`, `\\` and C0 controls.
+    """
+    stack = [obj]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is str or kind is bool or item is None:
+            continue
+        if kind is int:
+            if not -_SAFE_INT < item < _SAFE_INT:
+                return False
+        elif kind is dict:
+            for key, value in item.items():
+                if type(key) is not str or not key.isascii():
+                    return False
+                stack.append(value)
+        elif kind is list:
+            stack.extend(item)
+        else:
+            return False
+    return True
+
+
 def canonical(obj: Any) -> bytes:
-    """Return the RFC 8785 canonical JSON bytes of `obj`. Raises `Invalid` if it cannot be."""
+    """Return the RFC 8785 canonical JSON bytes of `obj`. Raises `Invalid` if it cannot be.
+
+    Most envelopes hold no floats, and for those the C JSON encoder gives the same bytes as RFC 8785
+    ten times faster; anything else goes through the `rfc8785` package. A property test checks
+    that both paths agree.
+    """
+    if _plain(obj):
+        try:
+            return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            pass  # a lone surrogate: let rfc8785 refuse it with its own message
     try:
         return rfc8785.dumps(obj)
     except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
