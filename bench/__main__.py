@@ -23,8 +23,8 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn
 
 from bench import report
 from bench.common import ROOT, Results, machine
-from bench.plan import FULL, QUICK
-from bench.runs import Runner
+from bench.profile import py_spy
+from bench.runs import FULL, QUICK, Runner
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -48,6 +48,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
+    if args.profile is not None and py_spy() is None:
+        print("--profile needs py-spy: .venv/bin/pip install py-spy", file=sys.stderr)
+        return 2
     plan = QUICK if args.quick else FULL
     skips = []
     if args.quick:
@@ -121,6 +124,9 @@ def _finish(
     report.print_table(console, results.rows, f"Détente bench ({mode}) — {document['date']}")
     report.write_json(results_file, document)
     console.print(f"JSON: {results_file}")
+    if not args.quick:  # full runs are also kept by date, so that later runs can be compared with them
+        dated = args.results / f"full-{document['date'].replace(':', '-')}.json"
+        report.write_json(dated, {**document, "results_file": _relative(dated)})
     docs = None if args.no_docs else (args.docs or (None if args.quick else ROOT / "docs" / "benchmarks.md"))
     if docs is not None:
         docs.parent.mkdir(parents=True, exist_ok=True)

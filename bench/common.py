@@ -48,23 +48,31 @@ def summary_ms(samples: list[float]) -> dict[str, float]:
     }
 
 
-def per_op(fn: Callable[[], object], *, budget: float = 0.5, rounds: int = 7, max_ops: int = 200_000) -> float:
-    """Return the median seconds per call of `fn` over `rounds` timed batches.
+def per_op(
+    fns: dict[str, Callable[[], object]], *, budget: float = 0.5, rounds: int = 9, max_ops: int = 200_000
+) -> dict[str, float]:
+    """Return the median seconds per call of each function, measured interleaved.
 
-    The batch size is chosen so that all rounds together take about `budget` seconds; the median of
-    the rounds resists the noise of a shared machine. Every loop is bounded by `max_ops`.
+    Each round times one batch of every function in turn, so a floor and the Détente operation
+    compared with it see the same load on a shared machine; the median of the rounds resists the
+    rest of the noise. Batch sizes make all rounds together take about `budget` seconds per
+    function. Every loop is bounded by `max_ops`.
     """
-    start = time.perf_counter()
-    fn()
-    once = max(time.perf_counter() - start, 1e-7)
-    batch = int(max(1, min(max_ops, budget / rounds / once)))
-    results = []
-    for _ in range(rounds):
+    batch: dict[str, int] = {}
+    for name, fn in fns.items():
         start = time.perf_counter()
-        for _ in range(batch):
+        for _ in range(3):
             fn()
-        results.append((time.perf_counter() - start) / batch)
-    return statistics.median(results)
+        once = max((time.perf_counter() - start) / 3, 1e-7)
+        batch[name] = int(max(1, min(max_ops, budget / rounds / once)))
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            for _ in range(batch[name]):
+                fn()
+            samples[name].append((time.perf_counter() - start) / batch[name])
+    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def proc_memory(pid: int) -> dict[str, float]:
@@ -158,7 +166,7 @@ class Results:
         text, met = "", None
         if target is not None:
             op, bound = target
-            text = f"{op} {bound:,g} {unit}"
+            text = f"{op} {bound:,g} {unit}".strip()
             if value is not None:
                 met = {"<=": value <= bound, "<": value < bound, ">=": value >= bound}[op]
         ratio = None

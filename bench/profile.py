@@ -85,10 +85,52 @@ def _frame_name(frame: str) -> str:
     return f"{func} ({path})"
 
 
+_TASKS = (
+    "Deliverer.run",
+    "ProofFetcher.run",
+    "WitnessClient.run",
+    "Checkpointer.run",
+    "Scheduler.run",
+    "EvidenceFetcher.run",
+    "stream (detente",
+)
+
+
+def _after(frames: list[str], marker: str) -> str | None:
+    for i, frame in enumerate(frames[:-1]):
+        if marker in frame:
+            return frames[i + 1].split(" (")[0]
+    return None
+
+
+def activity(frames: list[str]) -> str:
+    """Name what a stack is doing: a writer job, an endpoint, a background task, a pool thread, or idle."""
+    text = ";".join(frames)
+    leaf = frames[-1]
+    if "EpollSelector.select" in leaf or "Condition.wait" in leaf or "lock.acquire" in leaf:
+        return "(idle)"
+    if "Writer._commit" in text:
+        return "writer job: " + (_after(frames, "Writer._commit") or "?")
+    if "_WorkItem.run" in text:
+        return "thread pool: " + (_after(frames, "_WorkItem.run") or "?")
+    endpoint = _after(frames, "run_endpoint_function")
+    if endpoint:
+        return "endpoint: " + endpoint
+    if "solve_dependencies" in text:
+        return "endpoint dependencies (auth, body parsing)"
+    for task in _TASKS:
+        if task in text:
+            return "task: " + task.split(" ")[0]
+    if any(k in text for k in ("uvicorn", "starlette", "fastapi", "h11")):
+        return "HTTP stack outside endpoints"
+    return "other: " + leaf
+
+
 def summarize(collapsed: str, top: int = 40) -> str:
-    """Return the functions with the most inclusive and self samples, as text."""
+    """Return busy samples by activity, then the functions with the most inclusive and self samples."""
     inclusive: Counter[str] = Counter()
     own: Counter[str] = Counter()
+    doing: Counter[str] = Counter()
     total = 0
     for line in collapsed.splitlines():
         stack, _, count_text = line.rpartition(" ")
@@ -100,9 +142,13 @@ def summarize(collapsed: str, top: int = 40) -> str:
             continue
         total += count
         own[frames[-1]] += count
+        doing[activity(frames)] += count
         for name in set(frames):
             inclusive[name] += count
-    lines = [f"{total} samples", "", "inclusive %  function"]
+    busy = total - doing.pop("(idle)", 0)
+    lines = [f"{total} samples, {busy} busy", "", "busy %      activity"]
+    lines += [f"{100 * c / busy:10.1f}  {name}" for name, c in doing.most_common(top)] if busy else []
+    lines += ["", "inclusive %  function"]
     lines += [f"{100 * c / total:10.1f}  {name}" for name, c in inclusive.most_common(top)] if total else []
     lines += ["", "self %      function"]
     lines += [f"{100 * c / total:10.1f}  {name}" for name, c in own.most_common(top)] if total else []

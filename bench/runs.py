@@ -9,19 +9,79 @@ from __future__ import annotations
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from rich.progress import Progress, TaskID
 
-from bench import audit, biglog, figures, floors, latency, log, throughput
+from bench import biglog, figures, floors, latency, log, throughput
 from bench.common import Results
 from bench.nodes import Cluster
-from bench.plan import Plan
 from bench.postgres import Postgres, commit_floor
 from bench.profile import Profiler
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Sizes and durations of every section."""
+
+    floor_samples: int
+    floor_seconds: float
+    crypto_budget: float
+    latency_n: int
+    latency_warmup: int
+    senders: int
+    seconds: float
+    drain_timeout: float
+    appends: int
+    proof_sizes: tuple[int, ...]
+    proof_samples: int
+    biglog_entries: int  # 0: skip the big-log section
+    biglog_latency_n: int
+    postgres: bool
+    settle: float  # seconds a freshly started node gets before its idle memory is read
+    audit_timeout: float
+
+
+FULL = Plan(
+    floor_samples=500,
+    floor_seconds=4.0,
+    crypto_budget=0.4,
+    latency_n=1000,
+    latency_warmup=20,
+    senders=16,
+    seconds=20.0,
+    drain_timeout=180.0,
+    appends=20_000,
+    proof_sizes=(10**4, 10**5, 10**6),
+    proof_samples=300,
+    biglog_entries=10**6,
+    biglog_latency_n=200,
+    postgres=True,
+    settle=3.0,
+    audit_timeout=60.0,
+)
+QUICK = Plan(
+    floor_samples=60,
+    floor_seconds=1.0,
+    crypto_budget=0.1,
+    latency_n=30,
+    latency_warmup=5,
+    senders=16,
+    seconds=3.0,
+    drain_timeout=30.0,
+    appends=2_000,
+    proof_sizes=(10**4, 10**5),
+    proof_samples=100,
+    biglog_entries=0,
+    biglog_latency_n=0,
+    postgres=False,
+    settle=1.0,
+    audit_timeout=60.0,
+)
 
 
 class Tick:
@@ -131,13 +191,13 @@ class Runner:
         entries = self.plan.biglog_entries
         pk, ir = cluster["pk"], cluster["ir"]
         out: dict[str, Any] = {}
-        can_audit = audit.available()
+        can_audit = biglog.audit_available()
         agreement = Path(cluster.info["agreement"])
         if can_audit:  # first the log as the runs above left it: a rate to compare the big audit with
             out["audit_small"] = self.section(
                 "detente log export + audit (before the fill)",
                 None,
-                lambda _: audit.export_and_audit(pk.data, agreement, self.workdir / "export-small", 120),
+                lambda _: biglog.export_and_audit(pk.data, agreement, self.workdir / "export-small", 120),
             )
 
         def grow(t: Tick) -> dict[str, Any]:
@@ -162,7 +222,7 @@ class Runner:
             out["audit"] = self.section(
                 f"detente log export + audit ({entries:,} entries)",
                 None,
-                lambda _: audit.export_and_audit(pk.data, agreement, self.workdir / "export", self.plan.audit_timeout),
+                lambda _: biglog.export_and_audit(pk.data, agreement, self.workdir / "export", self.plan.audit_timeout),
             )
         else:
             self.results.skip("log", "detente audit of 10^6 entries", "not available yet (no `detente audit` CLI)")

@@ -176,3 +176,28 @@ def quiet(cluster: Cluster) -> None:
     """Wait until no node has anything left to deliver."""
     for node in cluster.nodes.values():
         wait_for(lambda n=node: n.counts()["outbox"] == 0, what=f"{node.party}'s outbox to drain")
+
+
+def run_async(coro: Any) -> Any:
+    """Run a coroutine to completion in a thread of its own.
+
+    `asyncio.run` refuses to start while an event loop runs in the calling thread, and the
+    browser tests' Playwright keeps one running in the main thread for the rest of the session.
+    """
+    import asyncio
+    import threading
+
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = asyncio.run(coro)
+        except BaseException as exc:  # handed back to the test's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]

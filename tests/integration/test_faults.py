@@ -14,7 +14,7 @@ import websockets
 from sqlalchemy import delete, select
 
 from detente.store.tables import envelopes, link_events, outbox
-from support import Cluster, NodeProc, wait_for
+from support import Cluster, NodeProc, run_async, wait_for
 
 pytestmark = pytest.mark.slow
 CHANNELS = [("dgmo", "ir:dgmo", "pk-dgmo"), ("fs", "ir:fs", "pk-fs"), ("liaison", "ir:lo-turbat", "pk-lo-zahedan")]
@@ -223,7 +223,7 @@ def test_overdue_on_both_sides_and_alternates_are_told(fresh_pair: Cluster) -> N
             found.append(events)
         return message_id, found[0], found[1]
 
-    message_id, pk_events, ir_events = asyncio.run(scenario())
+    message_id, pk_events, ir_events = run_async(scenario())
     assert pk_events[-1]["event"] == "overdue" and "pk:dgmo" in pk_events[-1]["offices"]
     assert ir_events[-1]["event"] == "overdue" and "ir:dgmo" in ir_events[-1]["offices"]
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import websockets
 
-from support import Cluster, NodeProc, wait_for
+from support import Cluster, NodeProc, run_async, wait_for
 
 
 def send(node: NodeProc, operator: str, **fields: Any) -> dict[str, Any]:
@@ -105,7 +105,7 @@ def test_stream_shows_arrival_and_acknowledgement_live(pair: Cluster) -> None:
             pk_events = await _collect(pk_ws, lambda e: e["event"] == "acknowledged" and e["id"] == sent["id"])
             return ir_events, pk_events, sent["id"]
 
-    ir_events, pk_events, sent_id = asyncio.run(scenario())
+    ir_events, pk_events, sent_id = run_async(scenario())
     arrival = ir_events[-1]
     assert arrival["precedence"] == "FLASH" and arrival["from"] == "pk:dgmo" and arrival["deadline"]
     assert any(e["event"] == "receipt" and e["id"] == sent_id for e in pk_events)
@@ -134,7 +134,7 @@ def test_stream_refuses_without_a_token(pair: Cluster) -> None:
                 return closed.rcvd.code if closed.rcvd else None
         return None
 
-    assert asyncio.run(attempt()) == 4401
+    assert run_async(attempt()) == 4401
 
 
 def test_operators_see_only_their_offices(pair: Cluster) -> None:

@@ -39,7 +39,7 @@ from detente.core.checkpoint import (
 from detente.core.note import add_signatures, open_note, parse_note, parse_signature_lines
 from detente.node.config import load_config
 from detente.store.tables import log
-from support import Cluster, NodeProc, wait_for
+from support import Cluster, NodeProc, run_async, wait_for
 
 ADD_CHECKPOINT = "/federation/v1/add-checkpoint"
 
@@ -137,7 +137,7 @@ def test_messages_both_ways_are_cosigned_and_verified(pair: Cluster) -> None:
                     pass
         return sent, event
 
-    to_ir, event = asyncio.run(send_and_watch())
+    to_ir, event = run_async(send_and_watch())
     assert event["peer"] == "ir" and event["offices"] == ["pk:dgmo"] and event["log_index"] < event["size"]
     to_pk = send(ir, "ir-dgmo", "pk:dgmo", "Record test: ir to pk")
     assert is_verified(pk, "pk-dgmo", to_ir)
@@ -333,7 +333,7 @@ def test_forked_history_is_refused_alarmed_and_nothing_cosigned_is_lost(stopped:
                     pass
         return response, event
 
-    response, event = asyncio.run(submit_and_watch())
+    response, event = run_async(submit_and_watch())
     assert response.status_code == 422, response.text
     alarm_id = response.json()["alarm"]
     assert event["id"] == alarm_id and event["kind"] == "fork" and event["peer"] == "pk"

@@ -160,9 +160,15 @@ def demo(
     setup_only: Annotated[bool, typer.Option("--setup-only", help="prepare the nodes and stop")] = False,
     agreement: Annotated[Path, typer.Option(help="the agreement template")] = DEFAULT_AGREEMENT,
     fresh: Annotated[bool, typer.Option(help="start again from an empty workdir")] = True,
+    drill: Annotated[
+        bool | None,
+        typer.Option("--drill/--no-drill", help="play the January 2024 drill, with the hotline (default: on)"),
+    ] = None,
+    drill_speed: Annotated[float, typer.Option(help="drill seconds per real second")] = 240,
 ) -> None:
     """Prepare (and run) two nodes, Pakistan and Iran, on loopback, with a live feed of the link."""
     info_path = workdir / "demo.json"
+    drilling = (not setup_only) if drill is None else drill
     if fresh and workdir.exists():
         import shutil
 
@@ -170,7 +176,7 @@ def demo(
     if info_path.exists():
         info = json.loads(info_path.read_text())
     else:
-        info = setup_demo(workdir, agreement)
+        info = setup_demo(workdir, drill_template(workdir, agreement) if drilling else agreement)
     if setup_only:
         print(f"prepared {workdir}; start each node with: detente serve --data {workdir}/<party>")
         print(info_path)
@@ -180,6 +186,8 @@ def demo(
         for node in info["nodes"].values():
             wait_until_up(node)
         print_info(info)
+        if drilling:
+            play_demo_drill(workdir, drill_speed)
         out.print("\n[bold]Live feed[/] (Ctrl-C stops both nodes):")
         asyncio.run(_run_feed(info))
     finally:
@@ -192,6 +200,27 @@ def demo(
             except subprocess.TimeoutExpired:
                 child.kill()
         out.print("both nodes stopped")
+
+
+def drill_template(workdir: Path, agreement: Path) -> Path:
+    """Write the drill copy of the agreement template (`node.drill_nodes.drill_agreement`) and return it."""
+    from detente.node.drill_nodes import drill_agreement
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    path = workdir / "agreement-template.toml"
+    path.write_text(drill_agreement(agreement.read_text(encoding="utf-8")), encoding="utf-8")
+    return path
+
+
+def play_demo_drill(workdir: Path, speed: float) -> None:
+    """Play the January 2024 scenario, with the hotline, on the demo nodes (Ctrl-C stops everything)."""
+    from detente.cli.drill import DEMO_SCENARIO, run_on
+
+    out.print(f"\n[bold]Drill[/]: {DEMO_SCENARIO.name}, with the hotline, at {speed:g}× (--no-drill to skip it)")
+    try:
+        run_on(DEMO_SCENARIO, workdir / "demo.json", "with-hotline", speed, workdir / "drill-reports")
+    except Unavailable as exc:
+        out.print(f"[red]the drill stopped: {exc.detail}[/]")
 
 
 async def _run_feed(info: dict[str, Any]) -> None:

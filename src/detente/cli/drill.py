@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import signal
 import tempfile
 import time
 from datetime import datetime
@@ -161,6 +162,17 @@ def run(
         out.print(f"comparison: {html}")
 
 
+DEMO_SCENARIO = Path(__file__).resolve().parents[3] / "scenarios" / "jan-2024-iran-pakistan.yaml"
+
+
+def run_on(scenario: Path, demo_json: Path, variant: str, speed: float, report_dir: Path) -> Path:
+    """Play one variant of a scenario on running nodes (`detente demo` uses it); return the JSON report."""
+    _, [p] = load_plans(scenario, [variant])
+    target = load_target(demo_json)
+    preflight(p, target, can_pause=False)
+    return _run_one(p, target, DrillOptions(speed=speed, pause=1.0), report_dir, quiet=False)
+
+
 def _run_one(p: Plan, target: Target, options: DrillOptions, report_dir: Path, quiet: bool) -> Path:
     scenario = p.scenario
     title = f"{scenario.title}" + (f" — {p.variant}" if p.variant else "")
@@ -180,7 +192,11 @@ def _run_one(p: Plan, target: Target, options: DrillOptions, report_dir: Path, q
         def tick(now: datetime, fraction: float) -> None:
             progress.update(task, completed=fraction, description=f"{title[:40]}  {_day(now)}")
 
-        facts = asyncio.run(play(p, target, options, feed=feed, progress=tick))
+        previous = signal.signal(signal.SIGTERM, _terminate)
+        try:
+            facts = asyncio.run(play(p, target, options, feed=feed, progress=tick))
+        finally:
+            signal.signal(signal.SIGTERM, previous)
     result = drill_report.compute(facts)
     report_dir.mkdir(parents=True, exist_ok=True)
     stem = Path(scenario.source).stem + (f".{p.variant}" if p.variant else "")
@@ -190,6 +206,10 @@ def _run_one(p: Plan, target: Target, options: DrillOptions, report_dir: Path, q
     print_summary(result)
     out.print(f"report: {json_path}  {html_path}")
     return json_path
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops a drill like Ctrl-C: nodes it started are stopped by their pid
 
 
 def format_feed(item: FeedItem, started: float) -> str:
@@ -240,6 +260,13 @@ def print_summary(result: dict[str, Any]) -> None:
         out.print(
             f"  outage: {outage['node']} saw {outage['peer']} {outage['worst']} for {outage['drill']} drill time "
             f"({outage['wall_seconds']:.1f} s real){' — still down at the end' if outage['ongoing'] else ''}"
+        )
+    flows = figures.get("workflows", [])
+    if flows:
+        unilateral = sum(1 for w in flows if any(v.get("unilateral") for v in w["nodes"].values()))
+        out.print(
+            f"workflows: {len(flows)} (cases, actions, clarifications, consultations); "
+            f"the nodes disagree on {summary.get('workflows_disagreeing', 0)}; executed without consent: {unilateral}"
         )
     for step in figures["steps"]["problems"][:12]:
         detail = step.get("error") or "; ".join(step.get("notes", []))

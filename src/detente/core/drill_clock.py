@@ -6,9 +6,10 @@ jumps over the quiet stretches between them (an exercise's "time jump"), pausing
 seconds at each jump so people can follow. Planned real offsets map to drill times by a
 non-decreasing piecewise-linear function.
 
-At run time (`ClockRun`) the clock follows the plan but *holds* (stops) while the drill's own
-messages are in flight, so that the transport's real milliseconds are not multiplied by the speed;
-time lost to holds is caught up during jump pauses. Every stretch of the clock as it actually ran
+At run time (`ClockRun`) the clock follows the plan but *holds* (stops) while the drill acts on a
+node, so that the real milliseconds of a request are not multiplied by the speed; the run then
+lasts that much longer than planned (the time is never "caught up", so a time promised in a body,
+such as the start of a notified window, is never reached early). Every stretch of the clock as it actually ran
 is kept (`ClockRun.samples`: wall time -> drill time breakpoints) and goes into the report, so any
 envelope's `created` time converts to drill time by the same table (`to_drill`).
 
@@ -84,13 +85,16 @@ class ClockPlan:
                 # a quiet stretch: pause, then jump to `low`
                 segments.append(Segment(r, r + pause, cur, cur))
                 r += pause
-            rate = speed
-            for a, b, real in spans:
-                if a < high and b > low and real > 0 and b > a:
-                    rate = min(rate, _secs(b - a) / real)
-            length = _secs(high - low) / rate
-            segments.append(Segment(r, r + length, low, high))
-            r, cur = r + length, high
+            cuts = sorted({low, high, *(t for a, b, _ in spans for t in (a, b) if low < t < high)})
+            for d0, d1 in zip(cuts, cuts[1:], strict=False):
+                rate = speed  # slower only inside a span, so that it lasts its real seconds
+                for a, b, real in spans:
+                    if a <= d0 and d1 <= b and real > 0 and b > a:
+                        rate = min(rate, _secs(b - a) / real)
+                length = _secs(d1 - d0) / rate
+                segments.append(Segment(r, r + length, d0, d1))
+                r += length
+            cur = high
         plan = cls(start, end, speed, tuple(s for s in segments if s.r1 > s.r0 or not s.pause))
         for d_from, d_to, real in sorted(gaps, key=lambda g: g[1]):
             plan = plan._stretched(d_from, d_to, real)
@@ -116,7 +120,7 @@ class ClockPlan:
             segments[i : i + 1] = [
                 Segment(seg.r0, r_at, seg.d0, at),
                 Segment(r_at, r_at + deficit, at, at),
-                Segment(r_at + deficit, seg.r1 + deficit, at, seg.d1),
+                Segment(r_at, seg.r1, at, seg.d1),  # shifted with the rest below
             ]
             i += 1
         shifted = [
@@ -219,19 +223,15 @@ class ClockRun:
                     self.e, t, remaining = stop, t + timedelta(seconds=left), 0.0
                     self._point(t, self.now)
                     break
-            need = left
-            if seg.pause:
-                # time lost to holds is caught up in pauses: a pause shortens by how far behind we are
-                need = max(0.0, left - max(0.0, self.lag(t)))
-            if need <= remaining:
-                self.e, t, remaining = seg.r1, t + timedelta(seconds=need), remaining - need
+            if left <= remaining:
+                self.e, t, remaining = seg.r1, t + timedelta(seconds=left), remaining - left
                 self._point(t, seg.d1)
                 nxt = self.plan.segment_at(self.e)
                 if nxt is not None and nxt.d0 > seg.d1:
                     jumps.append((seg.d1, nxt.d0))
                     self._point(t, nxt.d0)
             else:
-                self.e += remaining * (left / need)
+                self.e += remaining
                 t, remaining = wall, 0.0
         self.last = wall
         self._sample(wall)

@@ -117,6 +117,7 @@ def compute(facts: dict[str, Any]) -> dict[str, Any]:
         "deescalation": _deescalation(run, facts),
         "parties": _parties(run, messages),
         "steps": _steps(facts),
+        "workflows": _workflows(run, facts),
     }
     figures["summary"] = _summary(run, figures)
     return {**facts, "figures": figures}
@@ -261,6 +262,22 @@ def _deescalation(run: _Run, facts: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _workflows(run: _Run, facts: dict[str, Any]) -> list[dict[str, Any]]:
+    """Where each workflow of the run stands on each node, and whether the nodes agree."""
+    out = []
+    for kind, states in sorted(facts.get("workflows", {}).items()):
+        for target, views in states.items():
+            opener = run.by_id.get(target)
+            distinct = {repr(sorted(v.items())) for v in views.values()}
+            out.append(
+                {
+                    "kind": kind, "id": target, "opener": run.trace(opener), "about": run.about.get(target),
+                    "nodes": views, "agree": len(distinct) == 1 and len(views) == len(facts["run"]["nodes"]),
+                }
+            )  # fmt: skip
+    return sorted(out, key=lambda w: (w["opener"] or {}).get("created", ""))
+
+
 def _parties(run: _Run, messages: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     parties: dict[str, dict[str, Any]] = {}
     for envelope in run.envelopes:
@@ -312,6 +329,8 @@ def _summary(run: _Run, figures: dict[str, Any]) -> dict[str, Any]:
         "wall_seconds": _secs(wall),
         "drill_seconds": _secs(drill),
         "failed_steps": figures["steps"]["counts"].get("failed", 0) + figures["steps"]["counts"].get("skipped", 0),
+        "workflows": len(figures["workflows"]),
+        "workflows_disagreeing": sum(1 for w in figures["workflows"] if not w["agree"]),
     }
 
 

@@ -19,7 +19,7 @@ from detente.core.drill_clock import to_drill
 from detente.core.precedence import DEFAULT_DEADLINES, format_time
 from detente.core.scenario_plan import Plan
 from detente.node.drill import Drill, DrillOptions, FeedItem, RunRecord
-from detente.node.drill_client import Clients, Target
+from detente.node.drill_client import Clients, NodeRefused, Target
 
 LISTING_LIMIT = 1000
 
@@ -55,6 +55,39 @@ async def collect_envelopes(clients: Clients, record: RunRecord) -> list[dict[st
     return sorted(merged.values(), key=lambda e: (e["created"], e["id"]))
 
 
+WORKFLOW_KINDS = {
+    "cases": "case",
+    "actions": "action",
+    "clarifications": "clarification",
+    "consultations": "consultation",
+}
+WORKFLOW_FIELDS = ("status", "unilateral", "outside_window", "late", "executed_at", "answered_at")
+
+
+async def collect_workflows(clients: Clients, ids: set[str]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Return where each case, action, clarification and consultation of the run stands on each node.
+
+    Reads `GET /api/v1/cases|actions|clarifications|consultations` where the nodes have them;
+    returns {kind: {id: {party: {status, flags...}}}}, empty when the nodes have no such endpoints.
+    """
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for plural, kind in WORKFLOW_KINDS.items():
+        for party in clients.target.parties:
+            try:
+                body = await clients.call(
+                    party, clients.target.parties[party].watcher, "GET", f"/{plural}", params={"limit": 500}
+                )
+            except NodeRefused as exc:
+                if exc.status_code in (404, 405, 422):
+                    continue
+                raise
+            for state in body.get(plural, []):
+                if state.get("id") in ids:
+                    entry = {k: state[k] for k in WORKFLOW_FIELDS if k in state}
+                    out.setdefault(kind, {}).setdefault(str(state["id"]), {})[party] = entry
+    return out
+
+
 def _base(row: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": row["id"], "type": row["type"], "channel": row["channel"], "from": row["from"], "to": row["to"],
@@ -74,7 +107,10 @@ def _take_sender_view(entry: dict[str, Any], row: dict[str, Any], party: str) ->
     entry["needs_ack"] = entry["deadline"] is not None
 
 
-def facts(plan: Plan, record: RunRecord, target: Target, envelopes: list[dict[str, Any]]) -> dict[str, Any]:
+def facts(
+    plan: Plan, record: RunRecord, target: Target, envelopes: list[dict[str, Any]],
+    workflows: dict[str, dict[str, dict[str, Any]]] | None = None,
+) -> dict[str, Any]:  # fmt: skip
     """Return everything the report is computed from, as one JSON document."""
     scenario = plan.scenario
     agreement = target.agreement
@@ -136,6 +172,7 @@ def facts(plan: Plan, record: RunRecord, target: Target, envelopes: list[dict[st
         "steps": steps,
         "envelopes": envelopes,
         "links": {"events": links, "before": record.links_before, "after": record.links_after},
+        "workflows": workflows or {},
     }  # fmt: skip
 
 
@@ -163,4 +200,5 @@ async def play(
     record = await drill.run()
     async with Clients(target) as clients:
         envelopes = await collect_envelopes(clients, record)
-    return facts(plan, record, target, envelopes)
+        workflows = await collect_workflows(clients, {e["id"] for e in envelopes})
+    return facts(plan, record, target, envelopes, workflows)

@@ -18,7 +18,7 @@ from detente.node.auth import ROLES, hash_password, new_token, token_hash
 from detente.node.config import NodeConfig, load_config, write_config
 from detente.node.tls import make_certificate
 from detente.store import operators as operators_db
-from detente.store.db import make_engine, migrate
+from detente.store.db import make_engine, migrate, write_transaction
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ def ratify(data: Path, agreement_file: Path | None = None) -> tuple[Agreement, s
     engine = make_engine(config.db)
     try:
         migrate(engine)
-        with engine.begin() as conn:
+        with write_transaction(engine) as conn:
             operators_db.save_ratification(conn, config.party, doc.hash, signature, format_time(now()))
     finally:
         engine.dispose()
@@ -122,7 +122,7 @@ def add_user(
     operator_id = uuid7()
     engine = make_engine(config.db)
     try:
-        with engine.begin() as conn:
+        with write_transaction(engine) as conn:
             if operators_db.by_name(conn, name) is not None:
                 raise Conflict(f"an operator called {name!r} exists already")
             operators_db.add_operator(

@@ -6,12 +6,14 @@ SQLite runs in WAL mode with `synchronous=FULL`, so a commit is on disk before t
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -40,12 +42,23 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN")
+            # Writers ask for BEGIN IMMEDIATE (execution option `begin`): a deferred transaction that
+            # reads and then writes fails at once with "database is locked" when another process
+            # writes meanwhile, instead of waiting out the busy timeout.
+            mode = conn.get_execution_options().get("begin", "")
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if mode == "immediate" else "BEGIN")
 
         return engine
     if url.startswith("postgresql://"):
         url = url.replace("postgresql://", "postgresql+psycopg://", 1)
     return create_engine(url, pool_size=8, max_overflow=8, pool_pre_ping=True)
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """Open one write transaction (BEGIN IMMEDIATE on SQLite); commit it unless the block raises."""
+    with engine.connect().execution_options(begin="immediate") as conn, conn.begin():
+        yield conn
 
 
 def alembic_config(engine: Engine) -> Config:

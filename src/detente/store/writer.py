@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine
 
+from detente.store.db import write_transaction
+
 T = TypeVar("T")
 Job = Callable[[Connection], Any]
 _STOP = object()
@@ -86,7 +88,7 @@ class Writer:
     def _commit(self, batch: list[tuple[Job, Future[Any]]]) -> None:
         outcomes: list[tuple[bool, Any]] = []
         try:
-            with self.engine.begin() as conn:
+            with write_transaction(self.engine) as conn:
                 for job, _ in batch:
                     savepoint = conn.begin_nested()
                     try:

@@ -101,11 +101,18 @@ def timeline(report: dict[str, Any]) -> Markup:
     for name, lane in lane_y.items():
         parts.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{lane}" y2="{lane}" class="lane"/>')
         parts.append(f'<text x="8" y="{lane + 4}" class="lane-label">{escape(name)}</text>')
+    last_label = -1000.0
     for a, _, x0, _ in axis.segments:
-        parts.append(f'<text x="{x0:.1f}" y="18" class="tick">{escape(a.strftime("%d %b %H:%MZ"))}</text>')
         parts.append(f'<line x1="{x0:.1f}" x2="{x0:.1f}" y1="24" y2="{height - 8}" class="grid"/>')
-    for x in axis.breaks():
-        parts.append(f'<text x="{x - 5:.1f}" y="{height - 10}" class="break">⫽</text>')
+        if x0 - last_label >= 78:  # label a stretch only where there is room
+            label = (a + timedelta(minutes=30)).strftime("%d %b %H:%MZ")
+            parts.append(f'<text x="{x0:.1f}" y="18" class="tick">{escape(label)}</text>')
+            last_label = x0
+    for x in axis.breaks():  # a folded quiet stretch: two slanted strokes across the axis
+        for dx in (-3, 3):
+            parts.append(
+                f'<line x1="{x + dx - 3:.1f}" x2="{x + dx + 3:.1f}" y1="{height - 4}" y2="{height - 16}" class="fold"/>'
+            )
     world = lane_y["world"]
     for step in report["steps"]:
         if step["kind"] != "situation":
@@ -162,6 +169,16 @@ def timeline(report: dict[str, Any]) -> Markup:
         )
     parts.append("</svg>")
     return Markup("".join(parts))
+
+
+def when(value: str | None) -> str:
+    """Return an RFC 3339 time as people read it in the report: `16 Jan 2024 13:15:00Z`."""
+    if not value:
+        return "—"
+    return _t(value).strftime("%d %b %Y %H:%M:%SZ")
+
+
+_env.filters["when"] = when
 
 
 def render_report(report: dict[str, Any]) -> str:

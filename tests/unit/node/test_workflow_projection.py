@@ -88,6 +88,21 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
         eng.dispose()
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def any_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """SQLite, and a real PostgreSQL database of the test run's server."""
+    if request.param == "sqlite":
+        url = sqlite_url(tmp_path / "node.db")
+    else:
+        url = request.getfixturevalue("pg_database")("wf")
+    eng = make_engine(url)
+    migrate(eng)
+    try:
+        yield eng
+    finally:
+        eng.dispose()
+
+
 def store_envelope(conn: Connection, envelope: Envelope) -> None:
     index = db.append_log(conn, envelope.raw, envelope.id)
     db.insert_envelope(
@@ -111,9 +126,9 @@ def clear(conn: Connection) -> None:
         conn.execute(delete(table))
 
 
-def test_in_order_arrival_equals_fold(engine: Engine) -> None:
+def test_in_order_arrival_equals_fold(any_engine: Engine) -> None:
     envs = scenario()
-    with engine.begin() as conn:
+    with any_engine.begin() as conn:
         for envelope in envs:
             receive(conn, envelope)
         assert differences(conn, workflow.derive(envs, AGREEMENT)) == []
@@ -145,13 +160,13 @@ def test_any_arrival_order_equals_fold(engine: Engine, seed: int) -> None:
                                                     "conflict": 2}  # fmt: skip
 
 
-def test_crossed_envelopes_converge_on_both_sides(engine: Engine) -> None:
+def test_crossed_envelopes_converge_on_both_sides(any_engine: Engine) -> None:
     """pk applies its withdrawal then the consent; ir its consent then the withdrawal: one result."""
     envs = scenario()
     prenotify, withdraw, consent = envs[2], envs[3], envs[4]
     sides: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
     for side, order in (("pk", [prenotify, withdraw, consent]), ("ir", [prenotify, consent, withdraw])):
-        with engine.begin() as conn:
+        with any_engine.begin() as conn:
             clear(conn)
             for envelope in [envs[0], *order]:
                 receive(conn, envelope)
@@ -203,9 +218,9 @@ def test_states_survive_their_json() -> None:
         state_from_json("drill", {})
 
 
-def test_rebuild_write_replaces_spoiled_tables(engine: Engine) -> None:
+def test_rebuild_write_replaces_spoiled_tables(any_engine: Engine) -> None:
     envs = scenario()
-    with engine.begin() as conn:
+    with any_engine.begin() as conn:
         for envelope in envs:
             receive(conn, envelope)
         conn.execute(store.actions.update().values(status="verified"))
