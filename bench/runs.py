@@ -145,7 +145,7 @@ class Runner:
         if cluster is None:
             return
         try:
-            if self.section("start the nodes", 1, lambda _: cluster.start()) is None:
+            if self.section("start the SQLite nodes", 1, lambda _: cluster.start()) is None:
                 return
             time.sleep(self.plan.settle)
             idle = {p: cluster[p].memory() for p in ("pk", "ir")}
@@ -266,7 +266,7 @@ class Runner:
             cluster = self.section(
                 "prepare two PostgreSQL nodes", 1, lambda _: Cluster(self.workdir / "pg", db_urls=urls)
             )
-            if cluster is None or self.section("start the nodes", 1, lambda _: cluster.start()) is None:
+            if cluster is None or self.section("start the PostgreSQL nodes", 1, lambda _: cluster.start()) is None:
                 return
             self.latency(cluster, f, "PostgreSQL", "postgresql", commit)
             self.throughput(cluster, f, "PostgreSQL", "postgresql")

@@ -6,7 +6,6 @@ here; each drill's report only counts the envelopes of its own run.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
@@ -31,6 +30,7 @@ from detente.node.drill_nodes import SelfHosted
 from detente.store.db import make_engine
 from detente.store.tables import envelopes, log
 from detente.web.drill_report import render_comparison, render_report
+from support import run_async
 
 ROOT = Path(__file__).resolve().parents[2]
 SHORT = ROOT / "scenarios" / "border-drone.yaml"
@@ -50,7 +50,7 @@ def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SelfHosted]:
 def drill(hosted: SelfHosted, path: Path, variant: str | None, speed: float) -> dict[str, Any]:
     _, plans = load_plans(path, [variant] if variant else None)
     preflight(plans[0], hosted.target, can_pause=True)
-    facts = asyncio.run(play(plans[0], hosted.target, DrillOptions(speed=speed, pause=0.0)))
+    facts = run_async(play(plans[0], hosted.target, DrillOptions(speed=speed, pause=0.0)))
     return drill_report.compute(json.loads(json.dumps(facts)))  # exactly what the JSON report holds
 
 

@@ -110,6 +110,10 @@ async def feed(info: dict[str, Any], stop: asyncio.Event) -> None:
     """Print every node's stream (as its supervisor) until `stop` is set."""
     import websockets
 
+    def show(party: str, line: str) -> None:
+        stamp = time.strftime("%H:%M:%S", time.gmtime())
+        out.print(f"{stamp}Z [{COLOURS.get(party, 'white')}]{party}[/] {line}")
+
     async def follow(party: str, node: dict[str, Any]) -> None:
         supervisor = next(o for o in node["operators"] if o["name"].endswith("-supervisor"))
         context = trust_exactly(Path(node["cert"]).read_text())
@@ -119,12 +123,18 @@ async def feed(info: dict[str, Any], stop: asyncio.Event) -> None:
                 async with websockets.connect(
                     uri, ssl=context, additional_headers={"Authorization": f"Bearer {supervisor['token']}"}
                 ) as ws:
+                    # Start with where each link stands: it may have come up before the feed did.
+                    async with httpx.AsyncClient(verify=context, timeout=5) as client:
+                        answer = await client.get(
+                            node["api"] + "/links", headers={"Authorization": f"Bearer {supervisor['token']}"}
+                        )
+                    for link in answer.json().get("links", []) if answer.status_code == 200 else []:
+                        show(party, f"link to {link['peer']} is {link['state']} (last test {link['last_test_at']})")
                     async for raw in ws:
                         line = describe(party, json.loads(raw))
                         if line:
-                            stamp = time.strftime("%H:%M:%S", time.gmtime())
-                            out.print(f"{stamp}Z [{COLOURS.get(party, 'white')}]{party}[/] {line}")
-            except (OSError, websockets.WebSocketException):
+                            show(party, line)
+            except (OSError, httpx.HTTPError, websockets.WebSocketException):
                 await asyncio.sleep(1)
 
     tasks = [asyncio.create_task(follow(p, n)) for p, n in info["nodes"].items()]

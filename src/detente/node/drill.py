@@ -6,8 +6,9 @@ step's office: it sends the message (`POST /api/v1/messages`), acknowledges or d
 nothing for offices without scripted steps, so people can play them in the consoles; it watches
 both nodes' streams as a supervisor and measures everyone alike. While it acts on a node the clock
 holds, so the compression does not magnify a request's latency, and a reaction waits, the clock
-held, until what it reacts to has reached its node (`core.drill_clock`). When the plan is done it waits for the outboxes to drain, then collects every
-envelope of the run from both nodes (`node.drill_collect`) for the report (`core.drill_report`).
+held, until what it reacts to has reached its node (`core.drill_clock`). When the plan is done it
+waits for the outboxes to drain; `node.drill_collect` then collects every envelope of the run from
+both nodes for the report (`core.drill_report`).
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ class Drill:
         self.paused: set[str] = set()
         self.overdue_shown: set[str] = set()
         self.answering: set[str] = set()  # messages the drill itself answers
+        self.shown: set[tuple[str, str]] = set()
         self.timers: list[tuple[datetime, str]] = []  # (drill time, party to resume)
         self.clients: Clients | None = None
 
@@ -81,6 +83,10 @@ class Drill:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
         ours = set(self.record.ids.values())
+        if kind in ("message", "acknowledged", "declined", "status"):
+            if (kind, key[2]) in self.shown:
+                return  # each act once in the feed, though both nodes' streams report it
+            self.shown.add((kind, key[2]))
         if kind == "message" and event.get("id") not in ours:
             text = (
                 f"{event.get('from')} → {event.get('to')}: {event.get('precedence')} {event.get('type')} (not scripted)"
