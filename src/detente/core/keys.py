@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import unicodedata
 from dataclasses import dataclass
@@ -74,12 +75,19 @@ class Verifier:
     def verify(self, signature: bytes, message: bytes) -> bool:
         """Return whether `signature` is this key's Ed25519 signature over `message`."""
         try:
-            Ed25519PublicKey.from_public_bytes(self.public).verify(signature, message)
+            _public_key(self.public).verify(signature, message)
         except (InvalidSignature, ValueError):
             return False
         return True
 
 
+@functools.lru_cache(maxsize=1024)
+def _public_key(raw: bytes) -> Ed25519PublicKey:
+    # Loading a key costs about as much as a verification; a node checks the same few keys forever.
+    return Ed25519PublicKey.from_public_bytes(raw)
+
+
+@functools.lru_cache(maxsize=1024)
 def parse_vkey(vkey: str) -> Verifier:
     """Parse a C2SP vkey string (Ed25519 note or cosignature key).
 

@@ -58,14 +58,27 @@ def ratify(agreement: Agreement, signer: Signer) -> str:
     return _b64(signer.sign(agreement.ratification_message()))
 
 
+_RATIFIED: set[tuple[str, str, str]] = set()  # (agreement hash, party, signature) already checked
+
+
 def check_ratification(agreement: Agreement, party: str, signature: str) -> None:
-    """Check a party's ratification signature. Raises `NotRatified` if it is not valid."""
+    """Check a party's ratification signature. Raises `NotRatified` if it is not valid.
+
+    Every federation request and response carries one; a good one is remembered, so that the same
+    signature is not verified again on each round trip.
+    """
+    key = (agreement.hash, party, signature)
+    if key in _RATIFIED:
+        return
     try:
         sig = base64.b64decode(signature, validate=True)
     except (binascii.Error, ValueError):
         raise NotRatified(f"party {party!r} has not ratified agreement {agreement.hash[:12]}…") from None
     if not agreement.party(party).verifier().verify(sig, agreement.ratification_message()):
         raise NotRatified(f"party {party!r} has not ratified agreement {agreement.hash[:12]}…")
+    if len(_RATIFIED) > 1024:
+        _RATIFIED.clear()
+    _RATIFIED.add(key)
 
 
 def sign_request(

@@ -1,9 +1,9 @@
 """One writer per node: every write runs on one thread, and jobs are committed in batches.
 
 Callers hand a job (a function of a SQLAlchemy connection) to `Writer.run`; the writer thread
-takes every job waiting, runs each inside its own SAVEPOINT of one transaction, commits once,
-and only then answers each caller (group commit). A job that raises is rolled back alone; the
-others in its batch still commit. Because there is a single writer, log indexes and sequence
+takes every job waiting, runs them in one transaction, commits once, and only then answers each
+caller (group commit). A job that raises is rolled back alone: the batch is run again with a
+SAVEPOINT per job, and the others in it still commit. Because there is a single writer, log indexes and sequence
 numbers are allocated without races.
 """
 
@@ -86,27 +86,50 @@ class Writer:
                 return
 
     def _commit(self, batch: list[tuple[Job, Future[Any]]]) -> None:
-        outcomes: list[tuple[bool, Any]] = []
+        # Most batches succeed whole: run them without per-job SAVEPOINTs, which cost as much as the
+        # jobs' own statements. Only when a job raises is the batch rolled back and run again with a
+        # SAVEPOINT per job, so that the failing job fails alone.
         try:
-            with write_transaction(self.engine) as conn:
-                for job, _ in batch:
-                    savepoint = conn.begin_nested()
-                    try:
-                        result = job(conn)
-                    except BaseException as exc:  # noqa: B036 - handed back to the caller
-                        savepoint.rollback()
-                        outcomes.append((False, exc))
-                    else:
-                        savepoint.commit()
-                        outcomes.append((True, result))
-        except BaseException as exc:  # noqa: B036 - the commit itself failed: nothing was written
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
+            results = self._run(batch, savepoints=False)
+        except BaseException as exc:  # noqa: B036 - nothing was written
+            if len(batch) == 1:
+                self._settle(batch, [(False, exc)])
+                return
+        else:
+            self._settle(batch, [(True, r) for r in results])
             return
+        try:
+            outcomes = self._run(batch, savepoints=True)
+        except BaseException as exc:  # noqa: B036 - the commit itself failed: nothing was written
+            self._settle(batch, [(False, exc)] * len(batch))
+            return
+        self._settle(batch, outcomes)
+
+    def _run(self, batch: list[tuple[Job, Future[Any]]], *, savepoints: bool) -> list[Any]:
+        """Run the jobs in one transaction and commit it; with `savepoints`, return (ok, value) per job."""
+        out: list[Any] = []
+        with write_transaction(self.engine) as conn:
+            for job, _ in batch:
+                if not savepoints:
+                    out.append(job(conn))
+                    continue
+                savepoint = conn.begin_nested()
+                try:
+                    result = job(conn)
+                except BaseException as exc:  # noqa: B036 - handed back to the caller
+                    savepoint.rollback()
+                    out.append((False, exc))
+                else:
+                    savepoint.commit()
+                    out.append((True, result))
+        return out
+
+    def _settle(self, batch: list[tuple[Job, Future[Any]]], outcomes: list[tuple[bool, Any]]) -> None:
         self.batches += 1
         self.jobs += len(batch)
         for (ok, value), (_, future) in zip(outcomes, batch, strict=True):
+            if future.done():
+                continue
             if ok:
                 future.set_result(value)
             else:
