@@ -71,6 +71,30 @@ async def fetch_inclusion(client: PeerClient, size: int, **key: Any) -> tuple[in
     return parse_proof_reply(doc, key.get("index"), size)
 
 
+async def fetch_inclusions(client: PeerClient, size: int, indexes: list[int]) -> list[list[bytes]]:
+    """Ask the peer for the inclusion proofs of `indexes` at `size`, in one request.
+
+    Raises `Unavailable` if it cannot be reached or refuses, `NotFound` if it lacks an entry or the
+    size, and `MalformedError` for a reply that does not answer exactly what was asked.
+    """
+    body = json.dumps({"size": size, "indexes": indexes}).encode()
+    response = await client.request("POST", "/federation/v1/log/proof/inclusions", body)
+    if response.status_code != 200:
+        detail = f"{client.peer.id} gave no inclusion proofs: HTTP {response.status_code}: {response.text[:200]}"
+        raise NotFound(detail) if response.status_code == 404 else Unavailable(detail)
+    try:
+        doc = response.json()
+        items = doc["proofs"]
+        if doc["size"] != size or len(items) != len(indexes):
+            raise MalformedError("inclusion proofs reply does not answer what was asked")
+        return [
+            parse_proof_reply({**item, "size": size}, index, size)[1]
+            for item, index in zip(items, indexes, strict=True)
+        ]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise MalformedError("malformed inclusion proofs reply") from exc
+
+
 class ProofFetcher:
     """Verifies the delivery of this node's envelopes into one peer's log."""
 
@@ -114,22 +138,24 @@ class ProofFetcher:
         size, root = int(state["size"]), bytes(state["root"])
         done: list[tuple[Any, int, list[bytes]]] = []
         failed: list[tuple[Any, int, list[bytes], str]] = []
+        wanted: list[tuple[Any, int]] = []
         for row in rows:
             if row["id"] in self._alarmed:
                 continue
             index = int(json.loads(row["receipt"])["log_index"])
-            if index >= size:
-                continue  # not covered by a checkpoint we cosigned yet
-            got, proof = await fetch_inclusion(self.client, size, index=index)
+            if index < size:  # else not covered by a checkpoint we cosigned yet
+                wanted.append((row, index))
+            if len(wanted) >= BATCH:
+                break
+        proofs = await fetch_inclusions(self.client, size, [index for _, index in wanted]) if wanted else []
+        for (row, index), proof in zip(wanted, proofs, strict=True):
             try:
-                merkle.verify_inclusion(got, size, merkle.leaf_hash(bytes(row["raw"])), proof, root)
+                merkle.verify_inclusion(index, size, merkle.leaf_hash(bytes(row["raw"])), proof, root)
             except VerificationError as exc:
                 failed.append((row, index, proof, exc.detail))
                 self._alarmed.add(str(row["id"]))
             else:
                 done.append((row, index, proof))
-            if len(done) + len(failed) >= BATCH:
-                break
         if done or failed:
             events = await self.ctx.writer.run(self._store_job(size, state, done, failed))
             self.ctx.bus.publish(*events)

@@ -5,6 +5,7 @@
     GET  /federation/v1/log/tile/<L>/<N>[.p/<W>]       c2sp.org/tlog-tiles hash tile
     GET  /federation/v1/log/tile/entries/<N>[.p/<W>]   c2sp.org/tlog-tiles entry bundle
     GET  /federation/v1/log/proof/inclusion?index=|hash=|id=…&size=…   {"index","size","proof"}
+    POST /federation/v1/log/proof/inclusions {"size","indexes"}        {"size","proofs":[...]}
     GET  /federation/v1/log/proof/consistency?old=…&size=…             {"old","size","proof"}
 
 `add-checkpoint` takes only requests signed by a peer node (`web.federation.authenticate`). The
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import json
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
@@ -154,6 +156,44 @@ async def inclusion_proof(
             raise NotFound(f"entry {leaf} is not in the tree of size {size}")
         proof = merkle.prove_inclusion(leaf, size, tlog.TableHashReader(conn))
         return {"index": leaf, "size": size, "proof": [base64.b64encode(p).decode() for p in proof]}
+
+    result: dict[str, Any] = await node.aread(read)
+    return result
+
+
+MAX_PROOFS = 256
+
+
+@router.post("/log/proof/inclusions")
+async def inclusion_proofs(request: Request, node: NodeDep) -> dict[str, Any]:
+    """Return the inclusion proofs of many entries in the tree of one size, in one answer.
+
+    The body is `{"size": S, "indexes": [i, ...]}` (at most 256); the answer
+    `{"size": S, "proofs": [{"index": i, "proof": [base64 hash, ...]}, ...]}` in the same order.
+    A sender proving its deliveries asks once per batch instead of once per envelope.
+    """
+    await authenticate_reader(request, node)
+    try:
+        doc = json.loads(await request.body())
+        size, indexes = doc["size"], doc["indexes"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise MalformedError('the body must be {"size": S, "indexes": [...]}') from exc
+    if not isinstance(size, int) or isinstance(size, bool) or not 1 <= size <= MAX_SIZE:
+        raise BadRequest("size must be a positive integer")
+    if not isinstance(indexes, list) or not 1 <= len(indexes) <= MAX_PROOFS:
+        raise BadRequest(f"indexes must list 1 to {MAX_PROOFS} entries")
+    if any(not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < size for i in indexes):
+        raise NotFound(f"every index must be an entry of the tree of size {size}")
+
+    def read(conn: Connection) -> dict[str, Any]:
+        if size > _published_size(conn):
+            raise NotFound(f"no checkpoint of size {size} or larger yet")
+        reader = tlog.TableHashReader(conn)  # one cache across the batch: proofs share their upper hashes
+        proofs = [
+            {"index": i, "proof": [base64.b64encode(p).decode() for p in merkle.prove_inclusion(i, size, reader)]}
+            for i in indexes
+        ]
+        return {"size": size, "proofs": proofs}
 
     result: dict[str, Any] = await node.aread(read)
     return result
