@@ -70,28 +70,43 @@ def visible_offices(node: Node, operator: Operator) -> list[str] | None:
 @router.post("/messages", status_code=201, response_model=SendResponse)
 async def send_message(request: SendRequest, node: NodeDep, operator: OperatorDep) -> dict[str, Any]:
     """Send a message; answers 201 only after the envelope is durably committed and logged."""
-    sender, precedence, lang = outgoing.check_message(
-        node.ctx, operator, channel=request.channel, to=request.to, precedence=request.precedence,
-        kind=request.type, body=request.body, refs=request.refs, lang=request.lang,
+    sent = await send_checked(
+        node, operator, channel=request.channel, to=request.to, precedence=request.precedence, kind=request.type,
+        body=request.body, refs=request.refs, case=request.case, lang=request.lang,
+    )  # fmt: skip
+    return sent.to_json()
+
+
+async def send_checked(
+    node: Node, operator: Operator, *, channel: str, to: str, precedence: str, kind: str, body: dict[str, Any],
+    refs: list[str], case: str | None, lang: str | None,
+) -> outgoing.Sent:  # fmt: skip
+    """Validate, record and queue one message; publish its events and wake its deliverer.
+
+    Raises what `outgoing.check_message` and the send job raise (`Invalid`, `Forbidden`, ...).
+    """
+    sender, prec, language = outgoing.check_message(
+        node.ctx, operator, channel=channel, to=to, precedence=precedence, kind=kind, body=body, refs=refs,
+        lang=lang,
     )  # fmt: skip
     sent = await node.run(
         outgoing.send_job(
             node.ctx,
             operator,
-            channel=request.channel,
-            to=request.to,
+            channel=channel,
+            to=to,
             sender=sender,
-            precedence=precedence,
-            kind=request.type,
-            body=request.body,
-            refs=request.refs,
-            case=request.case,
-            lang=lang,
+            precedence=prec,
+            kind=kind,
+            body=body,
+            refs=refs,
+            case=case,
+            lang=language,
         )  # fmt: skip
     )
     node.ctx.bus.publish(*sent.events)
-    node.wake(request.to.split(":", 1)[0])
-    return sent.to_json()
+    node.wake(to.split(":", 1)[0])
+    return sent
 
 
 @router.get("/messages")

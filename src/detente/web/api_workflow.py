@@ -28,12 +28,12 @@ from pydantic.json_schema import models_json_schema
 
 from detente.core import codebook, notifications
 from detente.errors import Invalid
-from detente.node import codes, outgoing
+from detente.node import codes
 from detente.node import workflow_views as views
 from detente.node.runtime import Node
 from detente.store.operators import Operator
 from detente.web import api_evidence
-from detente.web.api import visible_offices
+from detente.web.api import send_checked, visible_offices
 from detente.web.deps import NodeDep, OperatorDep
 
 router = APIRouter(prefix="/api/v1", tags=["workflows"])
@@ -159,27 +159,12 @@ async def send_code(request: CodeRequest, node: NodeDep, operator: OperatorDep) 
     body: dict[str, Any] = {"code": request.code, "params": request.params}
     if request.note:
         body["note"] = request.note
-    sender, prec, lang = outgoing.check_message(
-        node.ctx, operator, channel=request.channel, to=request.to, precedence=precedence, kind="code",
-        body=body, refs=request.refs, lang=request.lang,
+    sent = await send_checked(
+        node, operator, channel=request.channel, to=request.to, precedence=precedence, kind="code", body=body,
+        refs=request.refs, case=request.case, lang=request.lang,
     )  # fmt: skip
-    sent = await node.run(
-        outgoing.send_job(
-            node.ctx,
-            operator,
-            channel=request.channel,
-            to=request.to,
-            sender=sender,
-            precedence=prec,
-            kind="code",
-            body=body,
-            refs=request.refs,
-            case=request.case,
-            lang=lang,
-        )  # fmt: skip
-    )
-    node.ctx.bus.publish(*sent.events)
-    node.wake(request.to.split(":", 1)[0])
+    lang = sent.envelope.data["lang"]
+    prec = sent.envelope.precedence
     return {**sent.to_json(), "precedence": prec.value, **codes.view(agreement, "code", body, lang)}
 
 

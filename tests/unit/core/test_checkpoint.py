@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterator
 from functools import cache
 
 import pytest
@@ -12,6 +11,7 @@ import pytest
 from detente.core import checkpoint as ckpt
 from detente.core import keys, note
 from detente.errors import MalformedError, VerificationError
+from mangling import mangled
 
 # ledger.md §2.2 golden example; Go `note.Sign` with the same seeds gives the same bytes.
 LOG_NAME = "example.com/research-log"
@@ -48,18 +48,6 @@ def witness_signer() -> keys.Signer:
 
 def witness_verifier() -> keys.Verifier:
     return keys.parse_vkey(WITNESS_VKEY)
-
-
-def mangled(data: bytes) -> Iterator[bytes]:
-    """Yield every proper substring of `data` and every single-byte +1 (mod 256) change of it."""
-    n = len(data)
-    yield b""
-    for i in range(n):
-        for j in range(i + 1, n + 1):
-            if j - i < n:
-                yield data[i:j]
-    for i in range(n):
-        yield data[:i] + bytes([(data[i] + 1) % 256]) + data[i + 1 :]
 
 
 # A tiny RFC 6962 §2.1 reference, independent of core.merkle.

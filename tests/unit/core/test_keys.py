@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterator
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -12,6 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from detente.core import keys
 from detente.errors import MalformedError
+from mangling import mangled
 
 SPEC_VKEY = "example.com/foo+530d903a+AekyeRrm56hApGFkyQR4ZCbV54Id2LKaANYcrnKv3U2k"
 # ledger.md §2.2: seeds SHA-256(b"log-seed") and SHA-256(b"witness-seed").
@@ -25,18 +25,6 @@ def log_signer() -> keys.Signer:
 
 def witness_signer() -> keys.Signer:
     return keys.Signer.from_seed("witness.example/w1", hashlib.sha256(b"witness-seed").digest())
-
-
-def mangled(data: bytes) -> Iterator[bytes]:
-    """Yield every proper substring of `data` and every single-byte +1 (mod 256) change of it."""
-    n = len(data)
-    yield b""
-    for i in range(n):
-        for j in range(i + 1, n + 1):
-            if j - i < n:
-                yield data[i:j]
-    for i in range(n):
-        yield data[:i] + bytes([(data[i] + 1) % 256]) + data[i + 1 :]
 
 
 def test_parse_spec_vkey() -> None:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterator
 
 import pytest
 
 from detente.core import keys, note
 from detente.errors import MalformedError, VerificationError
+from mangling import mangled
 
 # c2sp.org/signed-note test vector (ledger.md §2.1).
 SPEC_VKEY = "example.com/foo+530d903a+AekyeRrm56hApGFkyQR4ZCbV54Id2LKaANYcrnKv3U2k"
@@ -42,18 +42,6 @@ def cosigner(name: str = "witness.example/w1", seed: bytes = b"witness") -> keys
 
 def cosig_verifier(s: keys.Signer) -> keys.Verifier:
     return s.verifier.with_alg(keys.ALG_COSIGNATURE_V1)
-
-
-def mangled(data: bytes) -> Iterator[bytes]:
-    """Yield every proper substring of `data` and every single-byte +1 (mod 256) change of it."""
-    n = len(data)
-    yield b""
-    for i in range(n):
-        for j in range(i + 1, n + 1):
-            if j - i < n:
-                yield data[i:j]
-    for i in range(n):
-        yield data[:i] + bytes([(data[i] + 1) % 256]) + data[i + 1 :]
 
 
 def fake_sig(name: str, i: int) -> note.NoteSignature:
