@@ -235,7 +235,10 @@ class Runner:
         plan = self.plan
         out: dict[str, Any] = {}
         out["appends"] = self.section(
-            f"log: {plan.appends:,} appends", 1, lambda _: log.appends(self.workdir, plan.appends)
+            f"log: {plan.appends:,} appends, 64 per job", 1, lambda _: log.appends(self.workdir, plan.appends, 64)
+        )
+        out["appends_single"] = self.section(
+            f"log: {plan.appends:,} appends, 1 per job", 1, lambda _: log.appends(self.workdir, plan.appends, 1)
         )
         out["checkpoints"] = self.section(
             "log: checkpoint signing", 1, lambda _: log.checkpoint_signing(plan.crypto_budget)

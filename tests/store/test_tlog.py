@@ -11,8 +11,9 @@ from sqlalchemy import Connection
 
 from detente.core import merkle
 from detente.errors import Error
-from detente.store import messages, tlog
+from detente.store import logtail, messages, tlog
 from detente.store.db import alembic_config, make_engine, migrate, sqlite_url
+from detente.store.tables import log
 from detente.store.writer import Writer
 
 
@@ -91,7 +92,7 @@ def test_missing_hashes_are_an_error(url: str) -> None:
             messages.append_log(conn, b"e%d" % i, str(i))
         # Stored hash 6 is the root of entries 0..3: appending entry 7 needs it, and so does any root.
         conn.execute(sa.delete(tlog.tree_hashes).where(tlog.tree_hashes.c.idx == merkle.stored_hash_index(2, 0)))
-    tlog.forget_edge(engine)
+    logtail.forget(engine)
     with engine.begin() as conn, pytest.raises(Error, match="tree_hashes table is damaged"):
         tlog.tree_root(conn, 5)
     with engine.begin() as conn, pytest.raises(Error, match="tree_hashes table is damaged"):
@@ -112,4 +113,71 @@ def test_migration_0002_backfills_an_existing_log(url: str) -> None:
     with engine.begin() as conn:  # and appending goes on where the backfill stopped
         assert messages.append_log(conn, b"new", "new") == 77
     assert _check(engine) == 78
+    engine.dispose()
+
+
+def test_pending_appends_are_seen_in_their_transaction_and_dropped_with_a_savepoint(url: str) -> None:
+    engine = make_engine(url)
+    migrate(engine)
+    with engine.begin() as conn:
+        assert [messages.append_log(conn, b"a%d" % i, f"a{i}") for i in range(3)] == [0, 1, 2]
+        # Not committed yet, but every read in the same transaction finds the rows.
+        assert messages.log_size(conn) == 3
+        assert messages.read_leaves(conn, 0, 10) == [b"a0", b"a1", b"a2"]
+        assert tlog.tree_root(conn, 3) == merkle.MemoryHashStore([b"a0", b"a1", b"a2"]).root()
+        nested = conn.begin_nested()
+        assert messages.append_log(conn, b"gone", "gone") == 3
+        nested.rollback()
+        # The rolled-back entry left no trace: the next one takes its index.
+        assert messages.append_log(conn, b"a3", "a3") == 3
+        nested = conn.begin_nested()
+        assert messages.append_log(conn, b"a4", "a4") == 4
+        nested.commit()
+    assert _check(engine) == 5
+    with engine.begin() as conn:  # a whole transaction rolled back after its rows were written
+        messages.append_log(conn, b"lost", "lost")
+        assert messages.log_size(conn) == 6
+        conn.rollback()
+    with engine.begin() as conn:
+        assert messages.append_log(conn, b"a5", "a5") == 5
+    assert _check(engine) == 6
+    engine.dispose()
+
+
+def test_appends_by_another_engine_are_noticed(url: str) -> None:
+    """Two engines (two processes, say) on one database: each re-reads the tail the other moved."""
+    first, second = make_engine(url), make_engine(url)
+    migrate(first)
+    leaves = []
+    for i in range(40):
+        engine = first if (i // 7) % 2 == 0 else second
+        with engine.begin() as conn:
+            leaves.append(b"x%d" % i)
+            assert messages.append_log(conn, leaves[-1], f"x{i}") == i
+    assert _check(first) == 40
+    first.dispose()
+    second.dispose()
+
+
+def test_a_log_row_that_cannot_be_written_fails_its_job_alone(url: str) -> None:
+    engine = make_engine(url)
+    migrate(engine)
+    writer = Writer(engine)
+
+    def clash(conn: Connection) -> int:
+        index = messages.append_log(conn, b"clash", "clash")
+        # A row written behind the tail's back at the index the next append takes: writing the
+        # pending rows of that append must fail, and fail this job only.
+        conn.execute(sa.insert(log).values(idx=index + 1, leaf=b"dup", envelope_id="dup"))
+        messages.append_log(conn, b"after", "after")
+        conn.execute(sa.select(1))  # the next statement writes the pending rows
+        return index
+
+    futures = [writer.submit(_append(0)), writer.submit(clash), writer.submit(_append(2))]
+    assert futures[0].result() == 0
+    with pytest.raises(sa.exc.IntegrityError):
+        futures[1].result()
+    assert futures[2].result() == 1
+    writer.stop()
+    assert _check(engine) == 2
     engine.dispose()

@@ -15,6 +15,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event
 
+from detente.store import logtail
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -48,10 +50,12 @@ def make_engine(url: str) -> Engine:
             mode = conn.get_execution_options().get("begin", "")
             conn.exec_driver_sql("BEGIN IMMEDIATE" if mode == "immediate" else "BEGIN")
 
-        return engine
-    if url.startswith("postgresql://"):
-        url = url.replace("postgresql://", "postgresql+psycopg://", 1)
-    return create_engine(url, pool_size=8, max_overflow=8, pool_pre_ping=True)
+    else:
+        if url.startswith("postgresql://"):
+            url = url.replace("postgresql://", "postgresql+psycopg://", 1)
+        engine = create_engine(url, pool_size=8, max_overflow=8, pool_pre_ping=True)
+    logtail.install(engine)
+    return engine
 
 
 @contextmanager

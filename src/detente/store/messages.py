@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, RowMapping, and_, delete, func, insert, or_, select, update
 
-from detente.store import tlog
+from detente.store import logtail
 from detente.store.tables import envelopes, log, outbox, sequences
 
 STATES = ("accepted", "delivered", "acknowledged", "declined", "overdue")
@@ -30,11 +30,11 @@ def log_size(conn: Connection) -> int:
 
 
 def append_log(conn: Connection, leaf: bytes, envelope_id: str) -> int:
-    """Append one leaf to the log, with its stored Merkle hashes, and return its index."""
-    index = next_log_index(conn)
-    conn.execute(insert(log).values(idx=index, leaf=leaf, envelope_id=envelope_id))
-    tlog.append_hashes(conn, index, leaf)
-    return index
+    """Append one leaf to the log, with its stored Merkle hashes, and return its index.
+
+    The rows are written before the next statement on `conn` or its commit (`store.logtail`).
+    """
+    return logtail.append(conn, leaf, envelope_id)
 
 
 def read_leaves(conn: Connection, start: int, end: int) -> list[bytes]:

@@ -1,99 +1,23 @@
 """Queries on the transparency log: stored Merkle hashes, checkpoints, cosignatures, witness state, alarms.
 
 `tree_hashes` holds the Go-tlog stored-hash layout of `core.merkle` (index -> 32-byte hash). It is
-written by `append_hashes` in the same transaction as the log row it hashes, so the two can never
+written by `store.logtail` in the same transaction as the log row it hashes, so the two can never
 disagree after a crash. Every function takes an open connection; the caller owns the transaction.
 """
 
 from __future__ import annotations
 
 import json
-import threading
-import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, RowMapping, func, insert, select, update
+from sqlalchemy import Connection, RowMapping, func, insert, select, update
 
 from detente.core import merkle
-from detente.errors import Error
+from detente.store.logtail import TableHashReader
 from detente.store.tables import alarms, checkpoints, cosignatures, envelopes, tree_hashes, witness_state, witnessed
 
-# SQLite allows 32766 bound parameters per statement; stay well below for any backend.
-_CHUNK = 5000
-
-
-class TableHashReader:
-    """A `merkle.HashReader` over the `tree_hashes` table, read through `conn`.
-
-    `cache` (stored index -> hash) is consulted first and filled with what is read. Its
-    `read_hashes` raises `Error` if a stored hash is missing (a tree larger than the table).
-    """
-
-    def __init__(self, conn: Connection, cache: dict[int, bytes] | None = None) -> None:
-        self.conn = conn
-        self.cache = {} if cache is None else cache
-
-    def read_hashes(self, indexes: Sequence[int]) -> list[bytes]:
-        """Return the stored hashes at `indexes`, in order. Raises `Error` if one is missing."""
-        missing = sorted({i for i in indexes if i not in self.cache})
-        for start in range(0, len(missing), _CHUNK):
-            chunk = missing[start : start + _CHUNK]
-            rows = self.conn.execute(select(tree_hashes.c.idx, tree_hashes.c.hash).where(tree_hashes.c.idx.in_(chunk)))
-            for idx, value in rows:
-                self.cache[int(idx)] = bytes(value)
-        try:
-            return [self.cache[i] for i in indexes]
-        except KeyError as exc:
-            raise Error(f"stored Merkle hash {exc.args[0]} is missing: the tree_hashes table is damaged") from None
-
-
-@dataclass
-class _Edge:
-    """The hashes on the right edge of the tree after `size` records (stored index -> hash)."""
-
-    size: int
-    hashes: dict[int, bytes] = field(default_factory=dict)
-
-
-# One right-edge cache per engine. It is only an optimisation: it is trusted only when its size is
-# the size the database reports inside the appending transaction, and it is re-read from the table
-# otherwise (after a restart, or when a rolled-back SAVEPOINT or batch left it one record ahead).
-_edges: weakref.WeakKeyDictionary[Engine, _Edge] = weakref.WeakKeyDictionary()
-_edges_lock = threading.Lock()
-
-
-def append_hashes(conn: Connection, index: int, entry: bytes) -> None:
-    """Store the Merkle hashes that appending `entry` as record `index` adds (same transaction).
-
-    The table must already hold the hashes of records 0 .. index - 1. Raises `Error` if it does
-    not, and whatever the database raises.
-    """
-    with _edges_lock:
-        edge = _edges.get(conn.engine)
-        if edge is None or edge.size != index:
-            edge = _Edge(index)
-            _edges[conn.engine] = edge
-        try:
-            hashes = merkle.stored_hashes_for_append(index, merkle.leaf_hash(entry), TableHashReader(conn, edge.hashes))
-        except BaseException:
-            _edges.pop(conn.engine, None)
-            raise
-        start = merkle.stored_hash_count(index)
-        conn.execute(insert(tree_hashes), [{"idx": start + i, "hash": h} for i, h in enumerate(hashes)])
-        # The m subtrees merged by this append leave the edge; the new root of height m joins it.
-        m = len(hashes) - 1
-        for level in range(m):
-            edge.hashes.pop(merkle.stored_hash_index(level, (index >> level) - 1), None)
-        edge.hashes[merkle.stored_hash_index(m, index >> m)] = hashes[-1]
-        edge.size = index + 1
-
-
-def forget_edge(engine: Engine) -> None:
-    """Drop the cached right edge of `engine`'s tree (after the log was changed behind our back)."""
-    with _edges_lock:
-        _edges.pop(engine, None)
+__all__ = ["TableHashReader"]  # re-exported: readers of the tree know it from here
 
 
 def tree_root(conn: Connection, size: int) -> bytes:

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine
 
+from detente.store import logtail
 from detente.store.db import write_transaction
 
 T = TypeVar("T")
@@ -116,12 +117,14 @@ class Writer:
                 savepoint = conn.begin_nested()
                 try:
                     result = job(conn)
+                    logtail.flush(conn)  # a job's log rows fail with the job, not at its RELEASE
                 except BaseException as exc:  # noqa: B036 - handed back to the caller
                     savepoint.rollback()
                     out.append((False, exc))
                 else:
                     savepoint.commit()
                     out.append((True, result))
+            logtail.flush(conn)  # log rows still pending fail here, where the batch can be retried
         return out
 
     def _settle(self, batch: list[tuple[Job, Future[Any]]], outcomes: list[tuple[bool, Any]]) -> None:
