@@ -226,3 +226,31 @@ def test_cli_send_inbox_ack_links(pair: Cluster) -> None:
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert bad.returncode == 1 and "Unauthorized" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_tokens_can_be_rotated_and_operators_disabled_while_the_node_runs(pair: Cluster) -> None:
+    pk = pair["pk"]
+
+    def cli(*args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run([sys.executable, "-m", "detente", *args], capture_output=True, text=True, timeout=60)
+        assert done.returncode == code, done.stdout + done.stderr
+        return done
+
+    def status(token: str) -> int:
+        with pk.client(token=token) as client:
+            return client.get("/api/v1/links").status_code
+
+    data = ("--data", str(pk.data))
+    added = cli("user", "add", *data, "--name", "pk-relief", "--office", "pk:dgmo", "--role", "operator")
+    first = added.stdout.split("token ", 1)[1].strip()
+    assert status(first) == 200
+    second = cli("user", "token", *data, "--name", "pk-relief").stdout.split("token ", 1)[1].strip()
+    assert second != first and status(second) == 200
+    # The node trusts a token it has just seen for at most TOKEN_TTL (2 s): then the old one is refused.
+    wait_for(lambda: status(first) == 401, timeout=5, what="the replaced token to be refused")
+    assert "disabled" in cli("user", "disable", *data, "--name", "pk-relief").stdout
+    wait_for(lambda: status(second) == 401, timeout=5, what="the disabled operator's token to be refused")
+    cli("user", "enable", *data, "--name", "pk-relief")
+    assert status(second) == 200  # an unknown token is never cached: enabling works at once
+    unknown = cli("user", "disable", *data, "--name", "nobody", code=1)
+    assert "NotFound" in unknown.stderr and "nobody" in unknown.stderr and "Traceback" not in unknown.stderr

@@ -121,6 +121,26 @@ def user_add(
     print(f"token {op.token}")
 
 
+@user_app.command("disable")
+def user_disable(data: DataOpt, name: Annotated[str, typer.Option(help="login name")]) -> None:
+    """Disable an operator: their API token and console login stop working (within 2 s on a running node)."""
+    setup.set_user_enabled(data, name, enabled=False)
+    print(f"operator {name} disabled")
+
+
+@user_app.command("enable")
+def user_enable(data: DataOpt, name: Annotated[str, typer.Option(help="login name")]) -> None:
+    """Enable a disabled operator again."""
+    setup.set_user_enabled(data, name, enabled=True)
+    print(f"operator {name} enabled")
+
+
+@user_app.command("token")
+def user_token(data: DataOpt, name: Annotated[str, typer.Option(help="login name")]) -> None:
+    """Give an operator a new API token (printed once); the old token stops working."""
+    print(f"token {setup.rotate_token(data, name)}")
+
+
 @user_app.command("list")
 def user_list(data: DataOpt) -> None:
     """List the node's operators."""

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from sqlalchemy import Connection
 
 from detente.core import agreement as agreement_mod
 from detente.core import notifications, wire
@@ -13,7 +16,7 @@ from detente.core.agreement import Agreement
 from detente.core.envelope import uuid7
 from detente.core.keys import Signer
 from detente.core.precedence import format_time, now
-from detente.errors import BadRequest, Conflict, Invalid
+from detente.errors import BadRequest, Conflict, Invalid, NotFound
 from detente.node.auth import ROLES, hash_password, new_token, token_hash
 from detente.node.config import NodeConfig, load_config, write_config
 from detente.node.tls import make_certificate
@@ -133,6 +136,35 @@ def add_user(
     finally:
         engine.dispose()
     return NewOperator(operator_id, name, token, tuple(offices), tuple(roles))
+
+
+def set_user_enabled(data: Path, name: str, enabled: bool) -> None:
+    """Enable or disable an operator (API token and console login). Raises `NotFound` for an unknown name.
+
+    A running node stops accepting a disabled operator's token within `web.deps.TOKEN_TTL` seconds
+    and refuses its console session at the next request.
+    """
+    _change_user(data, name, lambda conn: operators_db.set_disabled(conn, name, not enabled))
+
+
+def rotate_token(data: Path, name: str) -> str:
+    """Give an operator a new API token and return it (shown once); the old one stops working.
+
+    Raises `NotFound` for an unknown name.
+    """
+    token = new_token()
+    _change_user(data, name, lambda conn: operators_db.set_token_hash(conn, name, token_hash(token)))
+    return token
+
+
+def _change_user(data: Path, name: str, change: Callable[[Connection], bool]) -> None:
+    engine = make_engine(load_config(data).db)
+    try:
+        with write_transaction(engine) as conn:
+            if not change(conn):
+                raise NotFound(f"no operator called {name!r}")
+    finally:
+        engine.dispose()
 
 
 def operators_json(data: Path) -> str:

@@ -60,6 +60,7 @@ class _Pending:
     flushing: bool = False
 
 
+_LOG_MAX = select(func.max(log.c.idx))
 _tails: weakref.WeakKeyDictionary[Engine, _Tail] = weakref.WeakKeyDictionary()
 _lock = threading.Lock()
 _installed: weakref.WeakSet[Engine] = weakref.WeakSet()
@@ -162,7 +163,7 @@ def forget(engine: Engine) -> None:
 
 def _current_tail(conn: Connection) -> _Tail:
     """Return the engine's tail if it agrees with the log size in this transaction, else a new one."""
-    value = conn.execute(select(func.max(log.c.idx))).scalar()
+    value = conn.execute(_LOG_MAX).scalar()
     size = 0 if value is None else int(value) + 1
     with _lock:
         tail = _tails.get(conn.engine)

@@ -10,7 +10,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Integer, RowMapping, and_, bindparam, delete, func, insert, or_, select, update
 
 from detente.store import logtail
 from detente.store.tables import envelopes, log, outbox, sequences
@@ -18,9 +18,35 @@ from detente.store.tables import envelopes, log, outbox, sequences
 STATES = ("accepted", "delivered", "acknowledged", "declined", "overdue")
 
 
+# The statements of the hot path are built once with bound parameters: SQLAlchemy then finds them
+# in its compiled cache by identity instead of building and keying a new statement per call.
+_SEQ_KEY = and_(
+    sequences.c.direction == bindparam("k_direction"),
+    sequences.c.peer == bindparam("k_peer"),
+    sequences.c.channel == bindparam("k_channel"),
+)
+_SEQ_GET = select(sequences.c.last).where(_SEQ_KEY)
+_SEQ_SET = update(sequences).where(_SEQ_KEY).values(last=bindparam("last"))
+_SEQ_NEW = insert(sequences)
+_ENVELOPE_NEW = insert(envelopes)
+_ENVELOPE_SET = update(envelopes).where(envelopes.c.id == bindparam("target_id"))
+_ENVELOPE_GET = select(envelopes).where(envelopes.c.id == bindparam("envelope_id"))
+_OUTBOX_HAS = select(outbox.c.id).where(outbox.c.envelope_id == bindparam("envelope_id"))
+_OUTBOX_NEW = insert(outbox)
+_OUTBOX_DEL = delete(outbox).where(outbox.c.envelope_id == bindparam("envelope_id"))
+_LOG_MAX = select(func.max(log.c.idx))
+_OUTBOX_BATCH = (
+    select(outbox.c.id, envelopes.c.raw, outbox.c.channel, outbox.c.seq)
+    .join(envelopes, envelopes.c.id == outbox.c.envelope_id)
+    .where(outbox.c.peer == bindparam("peer"))
+    .order_by(outbox.c.channel, outbox.c.seq)
+    .limit(bindparam("limit", type_=Integer))
+)
+
+
 def next_log_index(conn: Connection) -> int:
     """Return the index the next log entry will take (the current log size)."""
-    value = conn.execute(select(func.max(log.c.idx))).scalar()
+    value = conn.execute(_LOG_MAX).scalar()
     return 0 if value is None else int(value) + 1
 
 
@@ -45,42 +71,41 @@ def read_leaves(conn: Connection, start: int, end: int) -> list[bytes]:
 
 def next_seq(conn: Connection, peer: str, channel: str) -> int:
     """Allocate the next outgoing sequence number for (peer, channel)."""
-    key = and_(sequences.c.direction == "out", sequences.c.peer == peer, sequences.c.channel == channel)
-    last = conn.execute(select(sequences.c.last).where(key)).scalar()
+    key = {"k_direction": "out", "k_peer": peer, "k_channel": channel}
+    last = conn.execute(_SEQ_GET, key).scalar()
     if last is None:
-        conn.execute(insert(sequences).values(direction="out", peer=peer, channel=channel, last=1))
+        conn.execute(_SEQ_NEW, {"direction": "out", "peer": peer, "channel": channel, "last": 1})
         return 1
-    conn.execute(update(sequences).where(key).values(last=last + 1))
+    conn.execute(_SEQ_SET, {**key, "last": last + 1})
     return int(last) + 1
 
 
 def last_in_seq(conn: Connection, peer: str, channel: str) -> int:
     """Return the last sequence number accepted from `peer` on `channel` (0 if none)."""
-    key = and_(sequences.c.direction == "in", sequences.c.peer == peer, sequences.c.channel == channel)
-    value = conn.execute(select(sequences.c.last).where(key)).scalar()
+    value = conn.execute(_SEQ_GET, {"k_direction": "in", "k_peer": peer, "k_channel": channel}).scalar()
     return 0 if value is None else int(value)
 
 
 def set_in_seq(conn: Connection, peer: str, channel: str, seq: int) -> None:
     """Record `seq` as the last sequence number accepted from `peer` on `channel`."""
-    key = and_(sequences.c.direction == "in", sequences.c.peer == peer, sequences.c.channel == channel)
-    if conn.execute(update(sequences).where(key).values(last=seq)).rowcount == 0:
-        conn.execute(insert(sequences).values(direction="in", peer=peer, channel=channel, last=seq))
+    if conn.execute(_SEQ_SET, {"k_direction": "in", "k_peer": peer, "k_channel": channel, "last": seq}).rowcount == 0:
+        conn.execute(_SEQ_NEW, {"direction": "in", "peer": peer, "channel": channel, "last": seq})
 
 
 def insert_envelope(conn: Connection, **values: Any) -> None:
     """Insert one envelope row (see `tables.envelopes` for the columns)."""
-    conn.execute(insert(envelopes).values(**values))
+    conn.execute(_ENVELOPE_NEW, values)
 
 
 def get_envelope(conn: Connection, envelope_id: str) -> RowMapping | None:
     """Return the envelope row with this id, or None."""
-    return conn.execute(select(envelopes).where(envelopes.c.id == envelope_id)).mappings().first()
+    return conn.execute(_ENVELOPE_GET, {"envelope_id": envelope_id}).mappings().first()
 
 
 def update_envelope(conn: Connection, envelope_id: str, **values: Any) -> None:
     """Update columns of one envelope row."""
-    conn.execute(update(envelopes).where(envelopes.c.id == envelope_id).values(**values))
+    # The SET clause comes from the keys of the parameters; the WHERE binds `target_id`.
+    conn.execute(_ENVELOPE_SET, {"target_id": envelope_id, **values})
 
 
 def list_envelopes(
@@ -152,9 +177,8 @@ def next_deadline(conn: Connection) -> str | None:
 
 def enqueue(conn: Connection, envelope_id: str, peer: str, channel: str, seq: int) -> None:
     """Queue an envelope for delivery to `peer` (ignored if it is already queued)."""
-    exists = conn.execute(select(outbox.c.id).where(outbox.c.envelope_id == envelope_id)).first()
-    if exists is None:
-        conn.execute(insert(outbox).values(envelope_id=envelope_id, peer=peer, channel=channel, seq=seq))
+    if conn.execute(_OUTBOX_HAS, {"envelope_id": envelope_id}).first() is None:
+        conn.execute(_OUTBOX_NEW, {"envelope_id": envelope_id, "peer": peer, "channel": channel, "seq": seq})
 
 
 def outbox_batch(conn: Connection, peer: str, limit: int) -> list[tuple[int, bytes, str, int]]:
@@ -162,14 +186,8 @@ def outbox_batch(conn: Connection, peer: str, limit: int) -> list[tuple[int, byt
 
     Rows come in channel sequence order, so a receiver sees each channel in order.
     """
-    query = (
-        select(outbox.c.id, envelopes.c.raw, outbox.c.channel, outbox.c.seq)
-        .join(envelopes, envelopes.c.id == outbox.c.envelope_id)
-        .where(outbox.c.peer == peer)
-        .order_by(outbox.c.channel, outbox.c.seq)
-        .limit(limit)
-    )
-    return [(int(r[0]), bytes(r[1]), str(r[2]), int(r[3])) for r in conn.execute(query)]
+    rows = conn.execute(_OUTBOX_BATCH, {"peer": peer, "limit": limit})
+    return [(int(r[0]), bytes(r[1]), str(r[2]), int(r[3])) for r in rows]
 
 
 def outbox_depth(conn: Connection, peer: str | None = None) -> int:
@@ -182,7 +200,7 @@ def outbox_depth(conn: Connection, peer: str | None = None) -> int:
 
 def dequeue(conn: Connection, envelope_id: str) -> None:
     """Remove a delivered envelope from the outbox."""
-    conn.execute(delete(outbox).where(outbox.c.envelope_id == envelope_id))
+    conn.execute(_OUTBOX_DEL, {"envelope_id": envelope_id})
 
 
 def note_delivery_error(conn: Connection, envelope_id: str, error: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, RowMapping, insert, select, update
+from sqlalchemy import Connection, RowMapping, bindparam, insert, select, update
 
 from detente.store.tables import operators, ratifications
 
@@ -63,13 +63,13 @@ def add_operator(
     )
 
 
+# Built once: every API request looks its token up.
+_BY_TOKEN = select(operators).where(operators.c.token_hash == bindparam("token_hash"), operators.c.disabled.is_(False))
+
+
 def by_token_hash(conn: Connection, token_hash: str) -> Operator | None:
     """Return the enabled operator whose API token hashes to `token_hash`."""
-    row = (
-        conn.execute(select(operators).where(operators.c.token_hash == token_hash, operators.c.disabled.is_(False)))
-        .mappings()
-        .first()
-    )
+    row = conn.execute(_BY_TOKEN, {"token_hash": token_hash}).mappings().first()
     return None if row is None else _operator(row)
 
 
@@ -99,6 +99,16 @@ def set_password_hash(conn: Connection, name: str, password_hash: str) -> bool:
     return bool(
         conn.execute(update(operators).where(operators.c.name == name).values(password_hash=password_hash)).rowcount
     )
+
+
+def set_disabled(conn: Connection, name: str, disabled: bool) -> bool:
+    """Disable (or enable again) an operator's token and console login; return whether the operator exists."""
+    return bool(conn.execute(update(operators).where(operators.c.name == name).values(disabled=disabled)).rowcount)
+
+
+def set_token_hash(conn: Connection, name: str, token_hash: str) -> bool:
+    """Replace an operator's API token hash; return whether the operator exists."""
+    return bool(conn.execute(update(operators).where(operators.c.name == name).values(token_hash=token_hash)).rowcount)
 
 
 def set_lang(conn: Connection, operator_id: str, lang: str) -> None:

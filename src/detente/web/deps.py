@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+import weakref
 from typing import Annotated
 
 from fastapi import Depends, Request, WebSocket
@@ -22,14 +24,33 @@ def get_node(request: Request) -> Node:
 NodeDep = Annotated[Node, Depends(get_node)]
 
 
+# Tokens found recently, by hash: (operator, monotonic time until which it is trusted). Every API
+# request authenticates, and the lookup costs a connection and a query on the event loop; a token
+# disabled from the command line (another process) therefore stops working within TOKEN_TTL.
+# Unknown tokens are never cached, so a new token works at once and guessing fills nothing.
+TOKEN_TTL = 2.0
+_TOKEN_CACHE_MAX = 1024
+_tokens: weakref.WeakKeyDictionary[Node, dict[str, tuple[Operator, float]]] = weakref.WeakKeyDictionary()
+
+
 def operator_from_token(node: Node, authorization: str) -> Operator:
     """Return the operator holding this bearer token. Raises `Unauthorized` otherwise."""
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("send 'Authorization: Bearer <token>'")
-    operator = node.read(lambda conn: operators_db.by_token_hash(conn, token_hash(token.strip())))
+    digest = token_hash(token.strip())
+    known = _tokens.setdefault(node, {})
+    cached = known.get(digest)
+    now = time.monotonic()
+    if cached is not None and cached[1] > now:
+        return cached[0]
+    operator = node.read(lambda conn: operators_db.by_token_hash(conn, digest))
     if operator is None:
+        known.pop(digest, None)
         raise Unauthorized("unknown or disabled API token")
+    if len(known) >= _TOKEN_CACHE_MAX:
+        known.clear()
+    known[digest] = (operator, now + TOKEN_TTL)
     return operator
 
 
