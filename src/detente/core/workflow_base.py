@@ -9,9 +9,10 @@ office is one whose desk starts with `lo-` (`pk:lo-zahedan`), the convention of 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, Protocol, TypeVar
 
 from pydantic import ValidationError
 
@@ -95,6 +96,47 @@ class Step:
     @classmethod
     def of(cls, envelope: Envelope, status: str) -> Step:
         return cls(envelope.id, envelope.type, envelope.sender, envelope.created, status)
+
+
+class Tracked(Protocol):
+    """A workflow state that opened with an envelope and keeps the steps it accepted."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def history(self) -> tuple[Step, ...]: ...
+
+
+W = TypeVar("W", bound=Tracked)
+
+
+def admit(
+    state: W | None, envelope: Envelope, *, opener: str, noun: str, open_: Callable[[Envelope], W], types: Iterable[str]
+) -> W | None:
+    """The checks every shared workflow makes before its own transitions.
+
+    Returns the state to answer at once (the workflow `envelope` opens, or `state` unchanged when it
+    already holds `envelope`), or None when the caller's transition rules decide. Raises
+    `InvalidTransition` for an opener of another workflow, a message for an unknown workflow, a
+    type that is not one of `types`, and a first ref that is not the workflow's id.
+    """
+    if envelope.type == opener:
+        if state is None:
+            return open_(envelope)
+        if state.id == envelope.id:
+            return state
+        refuse(f"{opener} {envelope.id} opens its own {noun}, not {state.id}")
+    if state is None:
+        ref = envelope.refs[0] if envelope.refs else "none"
+        refuse(f"{envelope.type} refers to {noun} {ref}, which is not known")
+    if envelope.type not in types:
+        refuse(f"{envelope.type} is not {'an' if noun[0] in 'aeiou' else 'a'} {noun} message")
+    if envelope.refs[:1] != [state.id]:
+        refuse(f"{envelope.type} must carry the {noun}'s id {state.id} as its first ref")
+    if any(step.id == envelope.id for step in state.history):
+        return state
+    return None
 
 
 def to_json(value: Any) -> Any:

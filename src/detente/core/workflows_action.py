@@ -33,6 +33,7 @@ from detente.core.workflow_base import (
     LIAISON,
     PROPOSER,
     Step,
+    admit,
     check_role,
     may,
     parse_body,
@@ -117,21 +118,10 @@ def apply_action(state: Action | None, envelope: Envelope) -> Action:
 
     An envelope the action already holds is ignored (the same state is returned).
     """
-    if envelope.type == "operation.prenotify":
-        if state is None:
-            return open_action(envelope)
-        if state.id == envelope.id:
-            return state
-        refuse(f"operation.prenotify {envelope.id} opens its own action, not {state.id}")
-    if state is None:
-        ref = envelope.refs[0] if envelope.refs else "none"
-        refuse(f"{envelope.type} refers to action {ref}, which is not known")
-    if envelope.type not in TRANSITIONS:
-        refuse(f"{envelope.type} is not an action message")
-    if envelope.refs[:1] != [state.id]:
-        refuse(f"{envelope.type} must carry the action's id {state.id} as its only ref")
-    if any(step.id == envelope.id for step in state.history):
-        return state
+    admitted = admit(state, envelope, opener="operation.prenotify", noun="action", open_=open_action, types=TRANSITIONS)
+    if admitted is not None:
+        return admitted
+    assert state is not None  # admit refuses a message for an unknown action
     role, sources, target = TRANSITIONS[envelope.type]
     check_role(role, envelope, state.proposer, state.counterpart, "operation")
     if state.status not in sources:

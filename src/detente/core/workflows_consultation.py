@@ -32,6 +32,7 @@ from detente.core.workflow_base import (
     EITHER,
     OWNER,
     Step,
+    admit,
     check_role,
     may,
     parse_body,
@@ -133,21 +134,12 @@ def apply_consultation(state: Consultation | None, envelope: Envelope) -> Consul
 
     An envelope the consultation already holds is ignored (the same state is returned).
     """
-    if envelope.type == "consultation.propose":
-        if state is None:
-            return open_consultation(envelope)
-        if state.id == envelope.id:
-            return state
-        refuse(f"consultation.propose {envelope.id} opens its own consultation, not {state.id}")
-    if state is None:
-        ref = envelope.refs[0] if envelope.refs else "none"
-        refuse(f"{envelope.type} refers to consultation {ref}, which is not known")
-    if envelope.type not in TRANSITIONS:
-        refuse(f"{envelope.type} is not a consultation message")
-    if envelope.refs[:1] != [state.id]:
-        refuse(f"{envelope.type} must carry the consultation's id {state.id} as its first ref")
-    if any(step.id == envelope.id for step in state.history):
-        return state
+    admitted = admit(
+        state, envelope, opener="consultation.propose", noun="consultation", open_=open_consultation, types=TRANSITIONS
+    )
+    if admitted is not None:
+        return admitted
+    assert state is not None  # admit refuses a message for an unknown consultation
     role, sources = TRANSITIONS[envelope.type]
     if role != OWNER:
         check_role(role, envelope, state.proposer, state.counterpart, "consultation")
