@@ -171,8 +171,8 @@ class ProofFetcher:
         def job(conn: Connection) -> list[Event]:
             at = format_time(now())
             events: list[Event] = []
-            for row, index, proof in done:
-                tlog.mark_verified(conn, str(row["id"]), size, proof, at)
+            tlog.mark_verified(conn, size, at, [(str(row["id"]), proof) for row, _, proof in done])
+            for row, index, _ in done:
                 if row["type"] != "link.test":
                     data = {"peer": self.peer, "log_index": index, "size": size, "verified_at": at}
                     events.append(Event("verified", str(row["id"]), (str(row["from_office"]),), data))

@@ -11,7 +11,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, func, insert, select, update
+from sqlalchemy import Connection, RowMapping, bindparam, func, insert, select, update
 
 from detente.core import merkle
 from detente.store.logtail import TableHashReader
@@ -166,10 +166,22 @@ def unverified_sent(conn: Connection, peer: str, limit: int) -> list[RowMapping]
     return list(conn.execute(query).mappings())
 
 
-def mark_verified(conn: Connection, envelope_id: str, size: int, proof: Sequence[bytes], at: str) -> None:
-    """Record that `envelope_id` was proven included in the peer's log of `size` (proof kept, hex)."""
-    conn.execute(
-        update(envelopes)
-        .where(envelopes.c.id == envelope_id, envelopes.c.verified_at.is_(None))
-        .values(verified_at=at, verified_size=size, peer_proof=json.dumps([p.hex() for p in proof]))
-    )
+# Built once and run with many parameter sets: a proof batch marks up to 64 envelopes at a time.
+_MARK_VERIFIED = (
+    update(envelopes)
+    .where(envelopes.c.id == bindparam("target_id"), envelopes.c.verified_at.is_(None))
+    .values(verified_at=bindparam("v_at"), verified_size=bindparam("v_size"), peer_proof=bindparam("v_proof"))
+)
+
+
+def mark_verified(conn: Connection, size: int, at: str, proven: Sequence[tuple[str, Sequence[bytes]]]) -> None:
+    """Record that each (envelope id, inclusion proof) of `proven` was proven in the peer's log of `size`.
+
+    The proof is kept (hex). An envelope already marked keeps its first proof.
+    """
+    if proven:
+        rows = [
+            {"target_id": envelope_id, "v_at": at, "v_size": size, "v_proof": json.dumps([p.hex() for p in proof])}
+            for envelope_id, proof in proven
+        ]
+        conn.execute(_MARK_VERIFIED, rows)
