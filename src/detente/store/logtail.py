@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, event, func, select
+from sqlalchemy import Connection, Engine, bindparam, event, func, select
 
 from detente.core import merkle
 from detente.errors import Error
@@ -61,6 +61,9 @@ class _Pending:
 
 
 _LOG_MAX = select(func.max(log.c.idx))
+_READ_HASHES = select(tree_hashes.c.idx, tree_hashes.c.hash).where(
+    tree_hashes.c.idx.in_(bindparam("idxs", expanding=True))
+)
 _tails: weakref.WeakKeyDictionary[Engine, _Tail] = weakref.WeakKeyDictionary()
 _lock = threading.Lock()
 _installed: weakref.WeakSet[Engine] = weakref.WeakSet()
@@ -82,7 +85,7 @@ class TableHashReader:
         missing = sorted({i for i in indexes if i not in self.cache})
         for start in range(0, len(missing), CHUNK):
             chunk = missing[start : start + CHUNK]
-            rows = self.conn.execute(select(tree_hashes.c.idx, tree_hashes.c.hash).where(tree_hashes.c.idx.in_(chunk)))
+            rows = self.conn.execute(_READ_HASHES, {"idxs": chunk})
             for idx, value in rows:
                 self.cache[int(idx)] = bytes(value)
         try:
