@@ -237,6 +237,8 @@ async def _run_feed(info: dict[str, Any]) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
+        # Event loops without signal handlers (Windows) raise NotImplementedError: there Ctrl-C
+        # still ends the demo through KeyboardInterrupt, so nothing is left undone.
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     if os.environ.get("DETENTE_DEMO_SECONDS"):
