@@ -99,9 +99,9 @@ def install(engine: Engine) -> None:
     if engine in _installed:
         return
     _installed.add(engine)
+    # SAVEPOINT and RELEASE are statements: `before_cursor_execute` writes the rows before them.
+    # COMMIT is not (it is the driver's `commit()`), hence its own hook.
     event.listen(engine, "before_cursor_execute", _before_execute)
-    event.listen(engine, "savepoint", lambda conn, _name: flush(conn))
-    event.listen(engine, "release_savepoint", lambda conn, _name, _ctx: flush(conn))
     event.listen(engine, "commit", _commit)
     event.listen(engine, "rollback", _drop)
     event.listen(engine, "rollback_savepoint", lambda conn, _name, _ctx: _drop(conn))
@@ -164,10 +164,15 @@ def forget(engine: Engine) -> None:
         _tails.pop(engine, None)
 
 
+def log_size(conn: Connection) -> int:
+    """Return the number of entries in the log as `conn` sees it (pending appends written first)."""
+    value = conn.execute(_LOG_MAX).scalar()
+    return 0 if value is None else int(value) + 1
+
+
 def _current_tail(conn: Connection) -> _Tail:
     """Return the engine's tail if it agrees with the log size in this transaction, else a new one."""
-    value = conn.execute(_LOG_MAX).scalar()
-    size = 0 if value is None else int(value) + 1
+    size = log_size(conn)
     with _lock:
         tail = _tails.get(conn.engine)
         if tail is None or tail.size != size:

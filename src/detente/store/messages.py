@@ -34,7 +34,6 @@ _ENVELOPE_GET = select(envelopes).where(envelopes.c.id == bindparam("envelope_id
 _OUTBOX_HAS = select(outbox.c.id).where(outbox.c.envelope_id == bindparam("envelope_id"))
 _OUTBOX_NEW = insert(outbox)
 _OUTBOX_DEL = delete(outbox).where(outbox.c.envelope_id == bindparam("envelope_id"))
-_LOG_MAX = select(func.max(log.c.idx))
 _OUTBOX_BATCH = (
     select(outbox.c.id, envelopes.c.raw, outbox.c.channel, outbox.c.seq)
     .join(envelopes, envelopes.c.id == outbox.c.envelope_id)
@@ -46,8 +45,7 @@ _OUTBOX_BATCH = (
 
 def next_log_index(conn: Connection) -> int:
     """Return the index the next log entry will take (the current log size)."""
-    value = conn.execute(_LOG_MAX).scalar()
-    return 0 if value is None else int(value) + 1
+    return logtail.log_size(conn)
 
 
 def log_size(conn: Connection) -> int:

@@ -96,19 +96,21 @@ def all_operators(conn: Connection) -> list[Operator]:
 
 def set_password_hash(conn: Connection, name: str, password_hash: str) -> bool:
     """Set an operator's password hash; return whether the operator exists."""
-    return bool(
-        conn.execute(update(operators).where(operators.c.name == name).values(password_hash=password_hash)).rowcount
-    )
+    return _update_by_name(conn, name, password_hash=password_hash)
 
 
 def set_disabled(conn: Connection, name: str, disabled: bool) -> bool:
     """Disable (or enable again) an operator's token and console login; return whether the operator exists."""
-    return bool(conn.execute(update(operators).where(operators.c.name == name).values(disabled=disabled)).rowcount)
+    return _update_by_name(conn, name, disabled=disabled)
 
 
 def set_token_hash(conn: Connection, name: str, token_hash: str) -> bool:
     """Replace an operator's API token hash; return whether the operator exists."""
-    return bool(conn.execute(update(operators).where(operators.c.name == name).values(token_hash=token_hash)).rowcount)
+    return _update_by_name(conn, name, token_hash=token_hash)
+
+
+def _update_by_name(conn: Connection, name: str, **values: object) -> bool:
+    return bool(conn.execute(update(operators).where(operators.c.name == name).values(**values)).rowcount)
 
 
 def set_lang(conn: Connection, operator_id: str, lang: str) -> None:
