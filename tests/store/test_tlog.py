@@ -144,6 +144,31 @@ def test_pending_appends_are_seen_in_their_transaction_and_dropped_with_a_savepo
     engine.dispose()
 
 
+def test_pending_rows_wait_through_statements_on_other_tables(url: str) -> None:
+    """A batch of messages writes its log rows with one statement per table, at the first read of the log."""
+    engine = make_engine(url)
+    migrate(engine)
+    writes: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO LOG"):
+            writes.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", seen)
+    with engine.begin() as conn:
+        for i in range(3):
+            messages.append_log(conn, b"b%d" % i, f"b{i}")
+            messages.enqueue(conn, f"b{i}", "ir", "dgmo", i + 1, new=True)
+            conn.execute(sa.select(1))
+        assert writes == []  # the outbox rows and the SELECTs did not wait for, nor write, the log rows
+        assert messages.log_size(conn) == 3
+        assert len(writes) == 1
+        messages.append_log(conn, b"b3", "b3")
+    assert len(writes) == 2  # the last entry at COMMIT
+    assert _check(engine) == 4
+    engine.dispose()
+
+
 def test_appends_by_another_engine_are_noticed(url: str) -> None:
     """Two engines (two processes, say) on one database: each re-reads the tail the other moved."""
     first, second = make_engine(url), make_engine(url)
@@ -170,7 +195,7 @@ def test_a_log_row_that_cannot_be_written_fails_its_job_alone(url: str) -> None:
         # pending rows of that append must fail, and fail this job only.
         conn.execute(sa.insert(log).values(idx=index + 1, leaf=b"dup", envelope_id="dup"))
         messages.append_log(conn, b"after", "after")
-        conn.execute(sa.select(1))  # the next statement writes the pending rows
+        messages.log_size(conn)  # a statement on the log writes the pending rows
         return index
 
     futures = [writer.submit(_append(0)), writer.submit(clash), writer.submit(_append(2))]

@@ -123,7 +123,7 @@ def record_outgoing(
         recorded_at=sealed.created,
     )
     if queue:
-        db.enqueue(conn, sealed.id, peer, channel, seq)
+        db.enqueue(conn, sealed.id, peer, channel, seq, new=True)
     found = workflow.save(conn, changes)
     if events is not None:
         events.extend(found)

@@ -5,8 +5,9 @@ Appending an entry adds one `log` row and the `tree_hashes` rows it completes (G
 `append` keeps the rows of consecutive appends on the connection and writes them with one
 `executemany` per table at the first moment anything else could see them:
 
-- before any other statement runs on the connection (so a read in the same transaction, or a
-  row that refers to the entry, always finds it);
+- before any statement that names the `log` or `tree_hashes` table runs on the connection (so a
+  read in the same transaction always finds the entry); statements on other tables do not wait
+  for them, which lets a writer batch of many messages write its log rows together;
 - before a SAVEPOINT is opened or released, and before COMMIT;
 - never after a ROLLBACK (TO SAVEPOINT): the pending rows are dropped with the transaction.
 
@@ -17,6 +18,8 @@ rollback, a restart or a change behind our back they are read again from the tab
 
 from __future__ import annotations
 
+import functools
+import re
 import threading
 import weakref
 from collections.abc import Sequence
@@ -60,6 +63,11 @@ class _Pending:
     flushing: bool = False
 
 
+# Statements that can see pending rows: those naming the tables (a false match only writes the rows
+# early), and SAVEPOINT and RELEASE, since a rollback to a savepoint drops every pending row.
+_SEES_PENDING = re.compile(
+    rf"\b({re.escape(log.name)}|{re.escape(tree_hashes.name)})\b|^\s*(SAVEPOINT|RELEASE)\b", re.IGNORECASE
+)
 _LOG_MAX = select(func.max(log.c.idx))
 _READ_HASHES = select(tree_hashes.c.idx, tree_hashes.c.hash).where(
     tree_hashes.c.idx.in_(bindparam("idxs", expanding=True))
@@ -192,5 +200,11 @@ def _drop(conn: Connection) -> None:
         forget(conn.engine)
 
 
-def _before_execute(conn: Connection, _cursor: Any, _statement: Any, _params: Any, _context: Any, _many: bool) -> None:
-    flush(conn)
+@functools.lru_cache(maxsize=1024)
+def _sees_pending(statement: str) -> bool:
+    return _SEES_PENDING.search(statement) is not None
+
+
+def _before_execute(conn: Connection, _cursor: Any, statement: Any, _params: Any, _context: Any, _many: bool) -> None:
+    if _KEY in conn.info and _sees_pending(str(statement)):
+        flush(conn)

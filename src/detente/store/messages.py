@@ -27,6 +27,7 @@ _SEQ_KEY = and_(
 )
 _SEQ_GET = select(sequences.c.last).where(_SEQ_KEY)
 _SEQ_SET = update(sequences).where(_SEQ_KEY).values(last=bindparam("last"))
+_SEQ_BUMP = update(sequences).where(_SEQ_KEY).values(last=sequences.c.last + 1).returning(sequences.c.last)
 _SEQ_NEW = insert(sequences)
 _ENVELOPE_NEW = insert(envelopes)
 _ENVELOPE_SET = update(envelopes).where(envelopes.c.id == bindparam("target_id"))
@@ -69,13 +70,13 @@ def read_leaves(conn: Connection, start: int, end: int) -> list[bytes]:
 
 def next_seq(conn: Connection, peer: str, channel: str) -> int:
     """Allocate the next outgoing sequence number for (peer, channel)."""
-    key = {"k_direction": "out", "k_peer": peer, "k_channel": channel}
-    last = conn.execute(_SEQ_GET, key).scalar()
-    if last is None:
+    # One statement on the hot path (UPDATE ... RETURNING, SQLite >= 3.35 and PostgreSQL); the
+    # INSERT only for a channel's first message.
+    bumped = conn.execute(_SEQ_BUMP, {"k_direction": "out", "k_peer": peer, "k_channel": channel}).scalar()
+    if bumped is None:
         conn.execute(_SEQ_NEW, {"direction": "out", "peer": peer, "channel": channel, "last": 1})
         return 1
-    conn.execute(_SEQ_SET, {**key, "last": last + 1})
-    return int(last) + 1
+    return int(bumped)
 
 
 def last_in_seq(conn: Connection, peer: str, channel: str) -> int:
@@ -173,9 +174,13 @@ def next_deadline(conn: Connection) -> str | None:
     ).scalar()
 
 
-def enqueue(conn: Connection, envelope_id: str, peer: str, channel: str, seq: int) -> None:
-    """Queue an envelope for delivery to `peer` (ignored if it is already queued)."""
-    if conn.execute(_OUTBOX_HAS, {"envelope_id": envelope_id}).first() is None:
+def enqueue(conn: Connection, envelope_id: str, peer: str, channel: str, seq: int, *, new: bool = False) -> None:
+    """Queue an envelope for delivery to `peer` (ignored if it is already queued).
+
+    `new` says the envelope was created in this transaction and cannot be queued yet, which
+    spares the lookup.
+    """
+    if new or conn.execute(_OUTBOX_HAS, {"envelope_id": envelope_id}).first() is None:
         conn.execute(_OUTBOX_NEW, {"envelope_id": envelope_id, "peer": peer, "channel": channel, "seq": seq})
 
 
