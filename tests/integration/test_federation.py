@@ -38,6 +38,7 @@ class Peer:
         self.ratification = wire.ratify(self.agreement, self.signer)
         self.ir: NodeProc = cluster["ir"]
         self.seq = 0
+        self.fs_seq = 0  # the "fs" channel, used by one test
 
     def envelope(self, seq: int | None = None, signer: Signer | None = None, **fields: Any) -> dict[str, Any]:
         if seq is None:
@@ -203,6 +204,23 @@ def test_batch_is_processed_in_order_and_stops_a_channel_at_its_first_refusal(pe
     assert out[1]["error"] == "Invalid"
     assert out[2]["error"] in ("SequenceGap", "Conflict")
     peer.seq -= 2  # the refused and the blocked numbers are still free
+
+
+def test_a_batch_with_repeats_and_several_channels_stores_each_once_in_order(peer: Peer) -> None:
+    """The receiver reads stored rows and sequences once per batch: repeats and later batches still agree."""
+    first, second = peer.envelope(), peer.envelope()
+    peer.fs_seq += 1
+    fs = peer.envelope(seq=peer.fs_seq, channel="fs", **{"from": "pk:fs", "to": "ir:fs"})
+    out = results(peer.post([first, second, first, fs, second]))
+    assert all("receipt" in r for r in out), out
+    assert out[2]["receipt"] == out[0]["receipt"] and out[4]["receipt"] == out[1]["receipt"]
+    indexes = [r["receipt"]["log_index"] for r in out]
+    assert indexes[0] < indexes[1] < indexes[3]  # each stored once, logged in batch order
+    # The sequences written back at the end of the batch: the next number is accepted, a reused one is not.
+    assert "receipt" in results(peer.post([peer.envelope()]))[0]
+    _refused(peer, peer.envelope(seq=second["seq"]), "Conflict", "already used")
+    again = peer.envelope(seq=fs["seq"], channel="fs", **{"from": "pk:fs", "to": "ir:fs"})
+    _refused(peer, again, "Conflict", "already used")
 
 
 def test_malformed_and_oversized_bodies(peer: Peer) -> None:

@@ -71,6 +71,20 @@ def _error(env_id: str | None, exc: Error) -> dict[str, Any]:
     return {"id": env_id, **exc.to_json()}
 
 
+@dataclass
+class _Batch:
+    """What one receive job knows without asking the database again.
+
+    `stored` holds the rows already stored for the batch's ids (read with one query) and the
+    envelopes stored by the job itself; `last_seq` the last sequence accepted per channel, read
+    once per channel and written back once at the end of the job.
+    """
+
+    stored: dict[str, Any]
+    last_seq: dict[str, int] = field(default_factory=dict)
+    changed: set[str] = field(default_factory=set)
+
+
 def receive_job(
     ctx: NodeContext, party: str, checked: list[Envelope | Error], ids: list[str | None]
 ) -> Callable[[Connection], Received]:
@@ -78,6 +92,7 @@ def receive_job(
 
     def job(conn: Connection) -> Received:
         out = Received()
+        batch = _Batch(dict(db.get_envelopes(conn, [e.id for e in checked if isinstance(e, Envelope)])))
         blocked: set[str] = set()  # channels whose earlier envelope failed: later ones would gap
         for item, env_id in zip(checked, ids, strict=True):
             if isinstance(item, Error):
@@ -89,25 +104,31 @@ def receive_job(
                 )
                 continue
             try:
-                receipt = _store_one(conn, ctx, party, item, out.events)
+                receipt = _store_one(conn, ctx, party, item, out.events, batch)
             except Error as exc:
                 blocked.add(item.channel)
                 out.results.append(_error(item.id, exc))
             else:
                 out.results.append({"id": item.id, "receipt": receipt})
+        for channel in sorted(batch.changed):
+            db.set_in_seq(conn, party, channel, batch.last_seq[channel])
         return out
 
     return job
 
 
-def _store_one(conn: Connection, ctx: NodeContext, party: str, env: Envelope, events: list[Event]) -> dict[str, Any]:
-    existing = db.get_envelope(conn, env.id)
+def _store_one(
+    conn: Connection, ctx: NodeContext, party: str, env: Envelope, events: list[Event], batch: _Batch
+) -> dict[str, Any]:
+    existing = batch.stored.get(env.id)
     if existing is not None:
         if bytes(existing["raw"]) != env.raw or existing["direction"] != "in":
             raise Conflict(f"envelope id {env.id} is already used by different content")
         return dict(json.loads(existing["receipt"]))
     if env.seq:
-        last = db.last_in_seq(conn, party, env.channel)
+        last = batch.last_seq.get(env.channel)
+        if last is None:
+            last = batch.last_seq[env.channel] = db.last_in_seq(conn, party, env.channel)
         if env.seq <= last:
             raise Conflict(f"sequence {env.seq} of channel {env.channel!r} was already used by another envelope")
         if env.seq > last + 1:
@@ -131,15 +152,19 @@ def _store_one(conn: Connection, ctx: NodeContext, party: str, env: Envelope, ev
         deadline = format_time(
             deadline_for(parse_time(env.created), env.precedence, ctx.agreement.deadlines(env.channel))
         )
+    stored_receipt = json.dumps(receipt)
     db.insert_envelope(
         conn, id=env.id, direction="in", peer=party, channel=env.channel, from_office=env.sender,
         to_office=env.recipient, seq=env.seq, type=env.type, precedence=env.precedence.value,
         author=env.data["author"], case_id=env.case, ref=env.refs[0] if env.refs else None,
         created=env.created, raw=env.raw, log_index=index, needs_ack=kind.needs_ack, deadline=deadline,
-        state="delivered", receipt=json.dumps(receipt), delivered_at=received, recorded_at=received,
+        state="delivered", receipt=stored_receipt, delivered_at=received, recorded_at=received,
     )  # fmt: skip
+    # A copy of the same envelope later in the batch gets this receipt, as it would from the table.
+    batch.stored[env.id] = {"raw": env.raw, "direction": "in", "receipt": stored_receipt}
     if env.seq:
-        db.set_in_seq(conn, party, env.channel, env.seq)
+        batch.last_seq[env.channel] = env.seq
+        batch.changed.add(env.channel)
     summary = {"type": env.type, "precedence": env.precedence.value, "from": env.sender, "to": env.recipient}
     if target is not None:
         _apply_response(conn, ctx, env, target, received, events)
@@ -190,19 +215,22 @@ def receipts_job(
     """Return the writer job that stores verified receipts and takes their envelopes off the outbox."""
 
     def job(conn: Connection) -> list[Event]:
+        # One read, one update and one delete for the whole delivery batch, not three per envelope.
+        rows = db.get_envelopes(conn, [env.id for env, _ in receipts])
         events = []
+        changes: list[dict[str, Any]] = []
         for env, receipt in receipts:
-            row = db.get_envelope(conn, env.id)
+            row = rows.get(env.id)
             if row is None:
                 continue
-            values: dict[str, Any] = {"receipt": json.dumps(receipt), "delivered_at": receipt["received"]}
-            if row["state"] == "accepted":
-                values["state"] = "delivered"
-            db.update_envelope(conn, env.id, **values)
-            db.dequeue(conn, env.id)
+            state = "delivered" if row["state"] == "accepted" else row["state"]
+            values = {"receipt": json.dumps(receipt), "delivered_at": receipt["received"], "state": state}
+            changes.append({"target_id": env.id, **values})
             if env.type != "link.test":
                 data = {"peer": peer, "log_index": receipt["log_index"], "type": env.type}
                 events.append(Event("receipt", env.id, (env.sender,), data))
+        db.update_envelopes(conn, changes)
+        db.dequeue_many(conn, [c["target_id"] for c in changes])
         return events
 
     return job

@@ -16,6 +16,7 @@ from detente.store import logtail
 from detente.store.tables import envelopes, log, outbox, sequences
 
 STATES = ("accepted", "delivered", "acknowledged", "declined", "overdue")
+_IN_CHUNK = 500  # ids per IN (...) list: within every backend's limit on bound parameters
 
 
 # The statements of the hot path are built once with bound parameters: SQLAlchemy then finds them
@@ -32,9 +33,11 @@ _SEQ_NEW = insert(sequences)
 _ENVELOPE_NEW = insert(envelopes)
 _ENVELOPE_SET = update(envelopes).where(envelopes.c.id == bindparam("target_id"))
 _ENVELOPE_GET = select(envelopes).where(envelopes.c.id == bindparam("envelope_id"))
+_ENVELOPES_GET = select(envelopes).where(envelopes.c.id.in_(bindparam("envelope_ids", expanding=True)))
 _OUTBOX_HAS = select(outbox.c.id).where(outbox.c.envelope_id == bindparam("envelope_id"))
 _OUTBOX_NEW = insert(outbox)
 _OUTBOX_DEL = delete(outbox).where(outbox.c.envelope_id == bindparam("envelope_id"))
+_OUTBOX_DEL_MANY = delete(outbox).where(outbox.c.envelope_id.in_(bindparam("envelope_ids", expanding=True)))
 _OUTBOX_BATCH = (
     select(outbox.c.id, envelopes.c.raw, outbox.c.channel, outbox.c.seq)
     .join(envelopes, envelopes.c.id == outbox.c.envelope_id)
@@ -101,10 +104,25 @@ def get_envelope(conn: Connection, envelope_id: str) -> RowMapping | None:
     return conn.execute(_ENVELOPE_GET, {"envelope_id": envelope_id}).mappings().first()
 
 
+def get_envelopes(conn: Connection, envelope_ids: Sequence[str]) -> dict[str, RowMapping]:
+    """Return the envelope rows with these ids, by id (ids not stored are absent)."""
+    found: dict[str, RowMapping] = {}
+    for i in range(0, len(envelope_ids), _IN_CHUNK):
+        rows = conn.execute(_ENVELOPES_GET, {"envelope_ids": list(envelope_ids[i : i + _IN_CHUNK])}).mappings()
+        found.update((str(r["id"]), r) for r in rows)
+    return found
+
+
 def update_envelope(conn: Connection, envelope_id: str, **values: Any) -> None:
     """Update columns of one envelope row."""
     # The SET clause comes from the keys of the parameters; the WHERE binds `target_id`.
     conn.execute(_ENVELOPE_SET, {"target_id": envelope_id, **values})
+
+
+def update_envelopes(conn: Connection, changes: Sequence[dict[str, Any]]) -> None:
+    """Update several envelope rows with one statement: each dict holds `target_id` and the same columns."""
+    if changes:
+        conn.execute(_ENVELOPE_SET, list(changes))
 
 
 def list_envelopes(
@@ -204,6 +222,12 @@ def outbox_depth(conn: Connection, peer: str | None = None) -> int:
 def dequeue(conn: Connection, envelope_id: str) -> None:
     """Remove a delivered envelope from the outbox."""
     conn.execute(_OUTBOX_DEL, {"envelope_id": envelope_id})
+
+
+def dequeue_many(conn: Connection, envelope_ids: Sequence[str]) -> None:
+    """Remove delivered envelopes from the outbox."""
+    for i in range(0, len(envelope_ids), _IN_CHUNK):
+        conn.execute(_OUTBOX_DEL_MANY, {"envelope_ids": list(envelope_ids[i : i + _IN_CHUNK])})
 
 
 def note_delivery_error(conn: Connection, envelope_id: str, error: str) -> None:
