@@ -16,7 +16,10 @@ from detente.store import operators as operators_db
 from detente.store.operators import Operator
 
 
-def get_node(request: Request) -> Node:
+async def get_node(request: Request) -> Node:
+    """The node serving the request (a FastAPI dependency)."""
+    # Async on purpose: FastAPI runs a plain `def` dependency in its thread pool, a thread hand-off
+    # per request for an attribute read.
     node: Node = request.app.state.node
     return node
 
