@@ -17,9 +17,11 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 
+from detente.web.stack import TELEMETRY_OFF, UVICORN_OPTIONS
+
 
 def create_app() -> FastAPI:
-    app = FastAPI()
+    app = FastAPI(telemetry=TELEMETRY_OFF)
     subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
 
     @app.get("/health")
@@ -68,8 +70,7 @@ def main() -> None:
         port=args.port,
         ssl_certfile=args.cert,
         ssl_keyfile=args.key,
-        log_level="warning",
-        timeout_graceful_shutdown=5,
+        **UVICORN_OPTIONS,
     )
 
 

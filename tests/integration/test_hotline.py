@@ -98,6 +98,10 @@ def test_stream_shows_arrival_and_acknowledgement_live(pair: Cluster) -> None:
         ):
             assert json.loads(await ir_ws.recv())["event"] == "hello"
             assert json.loads(await pk_ws.recv())["event"] == "hello"
+            # The client offers permessage-deflate; the node declines it (CPU per event, and
+            # compression beside a peer's text invites length side channels under TLS).
+            assert ir_ws.response is not None
+            assert "Sec-WebSocket-Extensions" not in ir_ws.response.headers
             sent = await asyncio.to_thread(send, pk, "pk-dgmo")
             ir_events = await _collect(ir_ws, lambda e: e["event"] == "message" and e["id"] == sent["id"])
             with ir.client("ir-dgmo") as client:

@@ -87,6 +87,7 @@ def serve(data: DataOpt) -> None:
 
     from detente.node.runtime import Node
     from detente.web.app import create_app
+    from detente.web.stack import UVICORN_OPTIONS
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     node = Node.open(data)
@@ -100,8 +101,7 @@ def serve(data: DataOpt) -> None:
         port=config.port,
         ssl_certfile=str(config.cert_path),
         ssl_keyfile=str(config.tls_key_path),
-        log_level="warning",
-        timeout_graceful_shutdown=5,
+        **UVICORN_OPTIONS,
     )
 
 

@@ -11,6 +11,7 @@ from detente import __version__
 from detente.node.runtime import Node, own_ratification
 from detente.web import api, api_workflow, console, errors, federation, record, record_api, stream
 from detente.web.limits import BodyLimit
+from detente.web.stack import TELEMETRY_OFF
 
 
 def create_app(node: Node, *, start_background: bool = True) -> FastAPI:
@@ -32,6 +33,7 @@ def create_app(node: Node, *, start_background: bool = True) -> FastAPI:
         docs_url="/api/v1/docs",
         redoc_url=None,
         lifespan=lifespan,
+        telemetry=TELEMETRY_OFF,
     )
     app.state.node = node
     node.ratification = own_ratification(node.ctx)
