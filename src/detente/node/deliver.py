@@ -84,7 +84,7 @@ class Deliverer:
         rows = await asyncio.to_thread(self._read_batch)
         if not rows:
             return False
-        envelopes = [envelope_mod.parse(raw) for _, raw, _, _ in rows]
+        envelopes = [envelope_mod.stored(raw) for _, raw, _, _ in rows]  # our own outbox
         body = b'{"envelopes":[' + b",".join(e.raw for e in envelopes) + b"]}"
         try:
             response = await self.client.request("POST", "/federation/v1/envelopes", body)

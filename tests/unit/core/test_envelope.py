@@ -49,6 +49,14 @@ def test_seal_then_verify_and_parse_round_trip() -> None:
     assert envelope_mod.parse(json.dumps(env.data, indent=2).encode()).raw == env.raw
 
 
+def test_stored_bytes_decode_to_the_same_envelope_as_parse() -> None:
+    env = seal(fields(), SIGNER)
+    again = envelope_mod.stored(env.raw)
+    assert again == envelope_mod.parse(env.raw)
+    assert again.digest == env.digest and again.signed_bytes() == env.signed_bytes()
+    again.verify(SIGNER.verifier)
+
+
 def test_signature_is_deterministic_and_covers_every_member() -> None:
     env = seal(fields(), SIGNER)
     assert seal(fields(), SIGNER).raw == env.raw
