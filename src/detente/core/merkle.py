@@ -187,13 +187,28 @@ def prove_inclusion(index: int, size: int, reader: HashReader) -> list[bytes]:
 
     Raises Invalid unless 0 <= index < size <= MAX_TREE_SIZE, and whatever `reader` raises.
     """
+    return prove_inclusions([index], size, reader)[0]
+
+
+def prove_inclusions(indexes: Sequence[int], size: int, reader: HashReader) -> list[list[bytes]]:
+    """Return PATH(i, D[0:size]) for each i of `indexes`, in order, with one call to `reader`.
+
+    The proofs of a batch share most of their upper hashes, and a reader over a database pays per
+    call: every stored hash they need is read at once. Raises Invalid unless
+    0 <= i < size <= MAX_TREE_SIZE for every i, and whatever `reader` raises.
+    """
     _check_size(size)
-    if not 0 <= index < size:
+    if any(not 0 <= i < size for i in indexes):
         raise Invalid("leaf index out of range")
-    hashes = _Cursor(_read(reader, _leaf_proof_index(0, size, index, [])))
-    proof = _leaf_proof(0, size, index, hashes)
-    hashes.finish()
-    return proof
+    needs = [_leaf_proof_index(0, size, i, []) for i in indexes]
+    wanted = sorted({k for need in needs for k in need})
+    found = dict(zip(wanted, _read(reader, wanted), strict=True))
+    proofs = []
+    for index, need in zip(indexes, needs, strict=True):
+        hashes = _Cursor([found[k] for k in need])
+        proofs.append(_leaf_proof(0, size, index, hashes))
+        hashes.finish()
+    return proofs
 
 
 def prove_consistency(old_size: int, new_size: int, reader: HashReader) -> list[bytes]:

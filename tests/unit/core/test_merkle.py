@@ -336,6 +336,21 @@ def test_each_proof_reads_once(n: int) -> None:
     assert len(reader.calls[0]) == n.bit_count()
 
 
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 8, 100, 128])
+def test_a_batch_of_inclusion_proofs_reads_once_and_equals_the_single_proofs(n: int) -> None:
+    indexes = [n - 1, 0, n // 2, n - 1]  # in any order, repeats allowed
+    reader = CountingReader(STORE)
+    proofs = merkle.prove_inclusions(indexes, n, reader)
+    assert proofs == [prove_inclusion(i, n, STORE) for i in indexes]
+    assert len(reader.calls) == (1 if any(proofs) else 0)
+    assert all(len(c) == len(set(c)) for c in reader.calls)  # each stored hash asked for once
+    for i, proof in zip(indexes, proofs, strict=True):
+        verify_inclusion(i, n, LEAVES[i], proof, ROOTS[n])
+    assert merkle.prove_inclusions([], n, reader) == []
+    with pytest.raises(Invalid):
+        merkle.prove_inclusions([0, n], n, STORE)
+
+
 # --- edge cases and errors -------------------------------------------------------------------
 
 
