@@ -75,7 +75,7 @@ def test_outbox_orders_by_channel_sequence_and_is_idempotent(engine: Engine) -> 
         db.enqueue(conn, _row(1)["id"], "ir", "dgmo", 1)
         assert [seq for _, _, _, seq in db.outbox_batch(conn, "ir", 10)] == [1, 2, 3]
         assert db.outbox_depth(conn, "ir") == 3
-        db.dequeue(conn, _row(1)["id"])
+        db.dequeue(conn, [_row(1)["id"]])
         assert db.outbox_depth(conn) == 2
         assert db.requeue_from(conn, "ir", "dgmo", 1) == 3
         assert db.outbox_depth(conn) == 3
@@ -164,3 +164,16 @@ def test_operators_and_ratifications(engine: Engine) -> None:
     with engine.connect() as conn:
         assert conn.execute(select(sequences)).first() is None
         assert conn.execute(select(envelopes)).first() is None
+
+
+def test_rows_by_id_in_one_read_and_batch_updates(engine: Engine) -> None:
+    with engine.begin() as conn:
+        for n in (1, 2, 3):
+            db.insert_envelope(conn, **_row(n))
+        ids = [_row(n)["id"] for n in (1, 2, 3)]
+        found = db.get_envelopes(conn, [ids[0], "no-such-id", ids[2]])
+        assert sorted(found) == sorted([ids[0], ids[2]]) and found[ids[2]]["seq"] == 3
+        db.update_envelopes(conn, [{"target_id": i, "state": "delivered", "delivered_at": "t"} for i in ids[:2]])
+        rows = db.get_envelopes(conn, ids)
+        assert [rows[i]["state"] for i in ids] == ["delivered", "delivered", _row(3)["state"]]
+        assert db.get_envelopes(conn, []) == {}

@@ -230,7 +230,7 @@ def receipts_job(
                 data = {"peer": peer, "log_index": receipt["log_index"], "type": env.type}
                 events.append(Event("receipt", env.id, (env.sender,), data))
         db.update_envelopes(conn, changes)
-        db.dequeue_many(conn, [c["target_id"] for c in changes])
+        db.dequeue(conn, [c["target_id"] for c in changes])
         return events
 
     return job
