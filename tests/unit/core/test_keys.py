@@ -148,6 +148,48 @@ def test_signer_sign_and_verify() -> None:
     assert not keys.Verifier("x", keys.ALG_ED25519, b"short").verify(sig, b"hello")
 
 
+def test_signature_cannot_borrow_bytes_from_the_message() -> None:
+    # libsodium checks signature || message as one buffer: a 65-byte "signature" that takes the
+    # message's first byte must not verify the rest of the message.
+    signer = log_signer()
+    sig = signer.sign(b"hello")
+    assert not signer.verifier.verify(sig + b"h", b"ello")
+    assert not signer.verifier.verify(sig[:63], bytes(sig[63:]) + b"hello")
+
+
+def test_rfc8032_test_1() -> None:
+    # RFC 8032 section 7.1, TEST 1: the standard's key, empty message and signature.
+    seed = bytes.fromhex("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")
+    public = bytes.fromhex("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a")
+    signature = bytes.fromhex(
+        "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b"
+    )
+    signer = keys.Signer.from_seed("rfc8032", seed)
+    assert signer.public == public
+    assert signer.sign(b"") == signature
+    assert signer.verifier.verify(signature, b"")
+
+
+def test_signatures_agree_with_openssl() -> None:
+    # Keys load through `cryptography` (OpenSSL) and sign through libsodium: both must be the
+    # same RFC 8032 key, so each verifies the other's signatures.
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+    private = Ed25519PrivateKey.generate()
+    signer = keys.Signer("openssl", private)
+    ours = signer.sign(b"message")
+    Ed25519PublicKey.from_public_bytes(signer.public).verify(ours, b"message")  # raises if not
+    assert signer.verifier.verify(private.sign(b"message"), b"message")
+
+
+def test_small_order_key_is_refused() -> None:
+    # The identity point as key, R = identity and S = 0 satisfy the cofactorless equation for
+    # every message; libsodium refuses small-order keys and R, so no message "verifies" this way.
+    identity = bytes([1]) + bytes(31)
+    forged = identity + bytes(32)
+    assert not keys.Verifier("x", keys.ALG_ED25519, identity).verify(forged, b"any message at all")
+
+
 def test_signer_rejects_invalid_names() -> None:
     for name in ("", "a b", "a+b"):
         with pytest.raises(MalformedError):
