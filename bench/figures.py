@@ -50,19 +50,36 @@ def floor_rows(r: Results, f: dict[str, Any]) -> None:
     )
     r.add(s, "SQLite insert + commit p50 (WAL, synchronous=FULL)", f["sqlite_commit"]["p50"], "ms")
     r.add(s, "SQLite inserts/s, 256 per commit", f["sqlite_batch_insert_per_s"], "/s")
-    r.add(s, "Ed25519 sign (400 B)", f["ed25519_sign_us"], "µs")
-    r.add(s, "Ed25519 verify (400 B)", f["ed25519_verify_us"], "µs")
+    r.add(s, "Ed25519 sign (400 B, libsodium)", f["ed25519_sign_us"], "µs")
+    r.add(s, "Ed25519 verify (400 B, libsodium)", f["ed25519_verify_us"], "µs")
     r.add(s, "SHA-256 of 64 B", f["sha256_64_us"], "µs")
     r.add(s, "idle RSS of the same stack", f["stack_idle_rss_mb"], "MB")
     p = f["detente_primitives"]
     s = "Détente primitives vs floors"
     sign, verify = f["ed25519_sign_us"], f["ed25519_verify_us"]
+    if "openssl_sign_us" in p:  # results written before Détente signed through libsodium lack them
+        r.add(
+            s,
+            "Ed25519 sign through OpenSSL 3.0 (cryptography)",
+            p["openssl_sign_us"],
+            "µs",
+            floor=sign,
+            floor_of="sign",
+        )
+        r.add(
+            s,
+            "Ed25519 verify through OpenSSL 3.0 (cryptography)",
+            p["openssl_verify_us"],
+            "µs",
+            floor=verify,
+            floor_of="verify",
+        )
     r.add(s, "JCS canonicalisation of an envelope (rfc8785)", p["jcs_canonical_us"], "µs")
     r.add(s, "envelope seal (2× JCS + sign)", p["envelope_seal_us"], "µs", floor=sign, floor_of="sign")
     r.add(s, "envelope parse + verify", p["envelope_parse_verify_us"], "µs", floor=verify, floor_of="verify")
     r.add(
         s,
-        "keys.Verifier.verify (loads the key each call)",
+        "keys.Verifier.verify (key object cached)",
         p["keys_verifier_verify_us"],
         "µs",
         floor=verify,
