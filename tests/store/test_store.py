@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from detente.store import operators as operators_db
 from detente.store.db import make_engine, migrate, sqlite_url
 from detente.store.tables import envelopes, log, sequences
 from detente.store.writer import Writer
+from support import run_async
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -147,6 +149,107 @@ def test_writer_serialises_concurrent_callers(engine: Engine) -> None:
         thread.join()
     writer.stop()
     assert sorted(out) == list(range(200))
+
+
+def _leaves(engine: Engine) -> list[str]:
+    with engine.connect() as conn:
+        return [r[0] for r in conn.execute(select(log.c.envelope_id).order_by(log.c.idx))]
+
+
+def test_writer_on_the_event_loop_batches_and_isolates_a_failing_job(engine: Engine) -> None:
+    writer = Writer(engine)
+    threads_seen: set[int] = set()
+
+    def good(n: int) -> Any:
+        def job(conn: Connection) -> int:
+            threads_seen.add(threading.get_ident())
+            return db.append_log(conn, f"w{n}".encode(), f"w{n}")
+
+        return job
+
+    def bad(conn: Connection) -> None:
+        db.append_log(conn, b"doomed", "doomed")
+        raise Conflict("refused")
+
+    async def main() -> tuple[list[Any], int]:
+        writer.attach(asyncio.get_running_loop())
+        calls = [writer.run(good(n)) for n in range(50)] + [writer.run(bad)]
+        calls += [writer.run(good(n)) for n in range(50, 100)]
+        outcomes = await asyncio.gather(*calls, return_exceptions=True)
+        await writer.detach()
+        return outcomes, threading.get_ident()
+
+    outcomes, loop_thread = run_async(main())
+    assert isinstance(outcomes[50], Conflict)
+    assert sorted(outcomes[:50] + outcomes[51:]) == list(range(100))
+    assert threads_seen == {loop_thread}  # the jobs ran on the loop, not on a writer thread
+    assert writer.batches < 100  # group commit did batch
+    leaves = _leaves(engine)
+    assert "doomed" not in leaves and len(leaves) == 100
+
+
+def test_writer_on_the_event_loop_gathers_jobs_that_arrive_during_a_commit(engine: Engine) -> None:
+    writer = Writer(engine)
+
+    async def main() -> None:
+        writer.attach(asyncio.get_running_loop())
+        first = asyncio.ensure_future(writer.run(lambda conn: db.append_log(conn, b"a", "a")))
+        await asyncio.sleep(0)  # the first batch (one job) is now committing in a thread
+        rest = [writer.run(lambda conn: db.append_log(conn, b"b", "b")) for _ in range(20)]
+        assert await first == 0
+        assert sorted(await asyncio.gather(*rest)) == list(range(1, 21))
+        await writer.detach()
+
+    run_async(main())
+    assert writer.batches == 2 and writer.jobs == 21
+    assert len(_leaves(engine)) == 21
+
+
+def test_writer_detach_commits_what_is_queued_and_other_loops_use_the_thread(engine: Engine) -> None:
+    writer = Writer(engine)
+
+    async def serve() -> list[int]:
+        writer.attach(asyncio.get_running_loop())
+        queued = [asyncio.ensure_future(writer.run(lambda conn: db.append_log(conn, b"q", "q"))) for _ in range(5)]
+        await asyncio.sleep(0)  # the five calls are now queued on the loop
+        await writer.detach()
+        assert len(_leaves(engine)) == 5  # detach returned after their commit
+        return list(await asyncio.gather(*queued))
+
+    assert sorted(run_async(serve())) == list(range(5))
+
+    async def elsewhere() -> int:
+        return await writer.run(lambda conn: db.append_log(conn, b"t", "t"))
+
+    try:
+        assert run_async(elsewhere()) == 5  # not attached to this loop: the writer thread ran it
+        assert writer._thread is not None
+    finally:
+        writer.stop()
+
+
+def test_writer_on_the_event_loop_reports_a_failed_commit(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy.engine import RootTransaction
+    from sqlalchemy.exc import OperationalError
+
+    writer = Writer(engine)
+
+    def failing_commit(self: RootTransaction) -> None:
+        raise OperationalError("COMMIT", {}, Exception("disk I/O error"))
+
+    async def main() -> list[Any]:
+        writer.attach(asyncio.get_running_loop())
+        with monkeypatch.context() as patch:
+            patch.setattr(RootTransaction, "commit", failing_commit)
+            outcomes = await asyncio.gather(
+                *(writer.run(lambda conn: db.append_log(conn, b"x", "x")) for _ in range(3)), return_exceptions=True
+            )
+        await writer.detach()
+        return outcomes
+
+    outcomes = run_async(main())
+    assert all(isinstance(o, OperationalError) for o in outcomes)
+    assert _leaves(engine) == []  # nothing was written
 
 
 def test_operators_and_ratifications(engine: Engine) -> None:

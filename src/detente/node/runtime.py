@@ -91,6 +91,10 @@ class Node:
         fetcher = EvidenceFetcher(self.ctx, self.clients)  # evidence files the peers' envelopes refer to
         self._tasks.append(asyncio.create_task(fetcher.run(), name="evidence"))
 
+    def serve_writes(self) -> None:
+        """Run this node's writer jobs on the running event loop (see `store.writer`) until `stop`."""
+        self.ctx.writer.attach(asyncio.get_running_loop())
+
     def wake(self, peer: str | None = None) -> None:
         """Tell the deliverer of `peer` (or every deliverer) that the outbox has new rows."""
         for party, deliverer in self.deliverers.items():
@@ -119,5 +123,6 @@ class Node:
                 await task
         for client in self.clients.values():
             await client.close()
+        await self.ctx.writer.detach()
         self.ctx.writer.stop()
         self.ctx.engine.dispose()

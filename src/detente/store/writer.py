@@ -1,10 +1,17 @@
-"""One writer per node: every write runs on one thread, and jobs are committed in batches.
+"""One writer per node: every write runs in one place, and jobs are committed in batches.
 
-Callers hand a job (a function of a SQLAlchemy connection) to `Writer.run`; the writer thread
-takes every job waiting, runs them in one transaction, commits once, and only then answers each
-caller (group commit). A job that raises is rolled back alone: the batch is run again with a
-SAVEPOINT per job, and the others in it still commit. Because there is a single writer, log indexes and sequence
+Callers hand a job (a function of a SQLAlchemy connection) to `Writer.run`; the writer takes every
+job waiting, runs them in one transaction, commits once, and only then answers each caller (group
+commit). A job that raises is rolled back alone: the batch is run again with a SAVEPOINT per job,
+and the others in it still commit. Because there is a single writer, log indexes and sequence
 numbers are allocated without races.
+
+Where the jobs run: a serving node `attach`es the writer to its event loop, which then runs the
+jobs itself and hands only the COMMIT (the wait for the disk) to a thread. Elsewhere (the command
+line, tests, a caller on another loop) jobs run on a dedicated writer thread. The loop is the
+faster home: SQLite gives up Python's GIL for every statement, and a writer thread has to win it
+back from the busy event loop each time. Measured on two cores, that contention doubled the
+writer's CPU per message and cost a fifth of the node's throughput (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -34,8 +41,21 @@ class Writer:
         self.max_batch = max_batch
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._attached: asyncio.AbstractEventLoop | None = None
+        self._pending: list[tuple[Job, asyncio.Future[Any]]] = []
+        self._draining: asyncio.Task[None] | None = None
         self.batches = 0
         self.jobs = 0
+
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Run the jobs that callers on `loop` hand to `run` on that loop from now on."""
+        self._attached = loop
+
+    async def detach(self) -> None:
+        """Commit the jobs already queued on the attached loop, then go back to the writer thread."""
+        while self._draining is not None:
+            await asyncio.shield(self._draining)
+        self._attached = None
 
     def start(self) -> None:
         """Start the writer thread (idempotent)."""
@@ -60,7 +80,56 @@ class Writer:
 
     async def run(self, job: Callable[[Connection], T]) -> T:
         """Run `job` in the writer and return its result once committed; re-raise its error."""
-        return await asyncio.wrap_future(self.submit(job))
+        loop = asyncio.get_running_loop()
+        if loop is not self._attached:
+            return await asyncio.wrap_future(self.submit(job))
+        future: asyncio.Future[T] = loop.create_future()
+        self._pending.append((job, future))
+        if self._draining is None:
+            self._draining = loop.create_task(self._drain(), name="detente-writer")
+        return await future
+
+    async def _drain(self) -> None:
+        # Jobs that arrive while a batch commits wait for the next batch: group commit on the loop.
+        try:
+            while self._pending:
+                batch = self._pending[: self.max_batch]
+                del self._pending[: len(batch)]
+                try:
+                    outcomes = await self._commit_on_loop(batch)
+                except BaseException:
+                    for _, future in batch:  # no caller waits forever on a batch that died
+                        future.cancel()
+                    raise
+                self._settle(batch, outcomes)
+        finally:
+            self._draining = None
+
+    async def _commit_on_loop(self, batch: list[tuple[Job, asyncio.Future[Any]]]) -> list[tuple[bool, Any]]:
+        # The same recovery as `_commit`: the whole batch first, then a SAVEPOINT per job.
+        try:
+            return [(True, r) for r in await self._run_on_loop(batch, savepoints=False)]
+        except Exception as exc:
+            if len(batch) == 1:
+                return [(False, exc)]
+        try:
+            return await self._run_on_loop(batch, savepoints=True)
+        except Exception as exc:  # the commit itself failed: nothing was written
+            return [(False, exc)] * len(batch)
+
+    async def _run_on_loop(self, batch: list[tuple[Job, asyncio.Future[Any]]], *, savepoints: bool) -> list[Any]:
+        """Run the jobs in one transaction on the loop and commit it in a thread."""
+        with self.engine.connect().execution_options(begin="immediate") as conn:
+            transaction = conn.begin()
+            try:
+                out = self._execute(conn, batch, savepoints=savepoints)
+            except BaseException:
+                transaction.rollback()
+                raise
+            # COMMIT waits for the disk (fsync); the loop serves requests meanwhile. The connection
+            # is used by one thread at a time: this task waits for the commit before going on.
+            await asyncio.to_thread(transaction.commit)
+            return out
 
     def run_sync(self, job: Callable[[Connection], T]) -> T:
         """Blocking form of `run`, for the command line and tests."""
@@ -108,26 +177,32 @@ class Writer:
 
     def _run(self, batch: list[tuple[Job, Future[Any]]], *, savepoints: bool) -> list[Any]:
         """Run the jobs in one transaction and commit it; with `savepoints`, return (ok, value) per job."""
-        out: list[Any] = []
         with write_transaction(self.engine) as conn:
-            for job, _ in batch:
-                if not savepoints:
-                    out.append(job(conn))
-                    continue
-                savepoint = conn.begin_nested()
-                try:
-                    result = job(conn)
-                    logtail.flush(conn)  # a job's log rows fail with the job, not at its RELEASE
-                except BaseException as exc:  # noqa: B036 - handed back to the caller
-                    savepoint.rollback()
-                    out.append((False, exc))
-                else:
-                    savepoint.commit()
-                    out.append((True, result))
-            logtail.flush(conn)  # log rows still pending fail here, where the batch can be retried
+            return self._execute(conn, batch, savepoints=savepoints)
+
+    def _execute(self, conn: Connection, batch: list[tuple[Job, Any]], *, savepoints: bool) -> list[Any]:
+        """Run the jobs on `conn`, inside its transaction; with `savepoints`, return (ok, value) per job."""
+        out: list[Any] = []
+        for job, _ in batch:
+            if not savepoints:
+                out.append(job(conn))
+                continue
+            savepoint = conn.begin_nested()
+            try:
+                result = job(conn)
+                logtail.flush(conn)  # a job's log rows fail with the job, not at its RELEASE
+            except BaseException as exc:  # noqa: B036 - handed back to the caller
+                savepoint.rollback()
+                out.append((False, exc))
+            else:
+                savepoint.commit()
+                out.append((True, result))
+        logtail.flush(conn)  # log rows still pending fail here, where the batch can be retried
         return out
 
-    def _settle(self, batch: list[tuple[Job, Future[Any]]], outcomes: list[tuple[bool, Any]]) -> None:
+    def _settle(self, batch: list[tuple[Job, Any]], outcomes: list[tuple[bool, Any]]) -> None:
+        # The futures are `concurrent.futures` ones from the thread and asyncio ones on the loop:
+        # both answer done(), set_result() and set_exception().
         self.batches += 1
         self.jobs += len(batch)
         for (ok, value), (_, future) in zip(outcomes, batch, strict=True):

@@ -19,6 +19,7 @@ def create_app(node: Node, *, start_background: bool = True) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        node.serve_writes()
         if start_background:
             await node.start()
         try:
