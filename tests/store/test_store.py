@@ -252,6 +252,42 @@ def test_writer_on_the_event_loop_reports_a_failed_commit(engine: Engine, monkey
     assert _leaves(engine) == []  # nothing was written
 
 
+def test_writer_on_the_event_loop_finishes_a_commit_it_is_cancelled_in(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from sqlalchemy.engine import RootTransaction
+
+    writer = Writer(engine)
+    real_commit = RootTransaction.commit
+    commit_threads: list[int] = []
+
+    def slow_commit(self: RootTransaction) -> None:
+        commit_threads.append(threading.get_ident())
+        time.sleep(0.2)
+        real_commit(self)
+
+    async def main() -> tuple[bool, int]:
+        writer.attach(asyncio.get_running_loop())
+        with monkeypatch.context() as patch:
+            patch.setattr(RootTransaction, "commit", slow_commit)
+            call = asyncio.ensure_future(writer.run(lambda conn: db.append_log(conn, b"c", "c")))
+            await asyncio.sleep(0.05)  # the COMMIT is now running in a thread
+            assert writer._draining is not None
+            writer._draining.cancel()
+            await asyncio.wait({call})
+        # The cancelled batch's COMMIT ran to its end before the connection went back to the pool,
+        # so the writer (and the connection) go on working.
+        after = await writer.run(lambda conn: db.append_log(conn, b"d", "d"))
+        await writer.detach()
+        return call.cancelled(), after
+
+    cancelled, after = run_async(main())
+    assert cancelled and commit_threads  # the caller saw the cancellation; the commit ran in a thread
+    assert after == 1 and _leaves(engine) == ["c", "d"]
+
+
 def test_operators_and_ratifications(engine: Engine) -> None:
     with engine.begin() as conn:
         operators_db.add_operator(

@@ -11,7 +11,7 @@ jobs itself and hands only the COMMIT (the wait for the disk) to a thread. Elsew
 line, tests, a caller on another loop) jobs run on a dedicated writer thread. The loop is the
 faster home: SQLite gives up Python's GIL for every statement, and a writer thread has to win it
 back from the busy event loop each time. Measured on two cores, that contention doubled the
-writer's CPU per message and cost a fifth of the node's throughput (docs/performance.md).
+writer's CPU per send job, and the loop carries 9–29% more messages/s (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ class Writer:
     async def detach(self) -> None:
         """Commit the jobs already queued on the attached loop, then go back to the writer thread."""
         while self._draining is not None:
-            await asyncio.shield(self._draining)
+            await asyncio.wait({self._draining})  # its failures went to the jobs' callers
         self._attached = None
 
     def start(self) -> None:
@@ -127,8 +127,14 @@ class Writer:
                 transaction.rollback()
                 raise
             # COMMIT waits for the disk (fsync); the loop serves requests meanwhile. The connection
-            # is used by one thread at a time: this task waits for the commit before going on.
-            await asyncio.to_thread(transaction.commit)
+            # is used by one thread at a time: this task waits for the commit before going on, even
+            # when cancelled (closing the connection under a running COMMIT would corrupt it).
+            commit = asyncio.ensure_future(asyncio.to_thread(transaction.commit))
+            try:
+                await asyncio.shield(commit)
+            except asyncio.CancelledError:
+                await asyncio.wait({commit})
+                raise
             return out
 
     def run_sync(self, job: Callable[[Connection], T]) -> T:
