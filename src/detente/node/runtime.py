@@ -85,7 +85,7 @@ class Node:
             self.clients[party.id] = client
             self.deliverers[party.id] = Deliverer(self.ctx, client)
         self._tasks = [asyncio.create_task(d.run(), name=f"deliver-{p}") for p, d in self.deliverers.items()]
-        self._tasks.append(asyncio.create_task(Scheduler(self.ctx, self.clients).run(), name="scheduler"))
+        self._tasks.append(asyncio.create_task(Scheduler(self.ctx, self.clients, self.wake).run(), name="scheduler"))
         self.record = Record(self.ctx, self.clients)
         self._tasks += self.record.start()
         fetcher = EvidenceFetcher(self.ctx, self.clients)  # evidence files the peers' envelopes refer to

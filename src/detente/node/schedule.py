@@ -6,6 +6,7 @@ import asyncio
 import logging
 import secrets
 import time
+from collections.abc import Callable
 
 from detente.core import wire
 from detente.core.precedence import format_time, now
@@ -24,9 +25,12 @@ TICK = 0.5
 class Scheduler:
     """Checks deadlines every tick and tests each peer's link every `link_test_seconds`."""
 
-    def __init__(self, ctx: NodeContext, clients: dict[str, PeerClient]) -> None:
+    def __init__(
+        self, ctx: NodeContext, clients: dict[str, PeerClient], wake: Callable[[str | None], None] | None = None
+    ) -> None:
         self.ctx = ctx
         self.clients = clients
+        self.wake = wake  # tells the deliverers that overdue notices wait in the outbox
         self._next_test = dict.fromkeys(clients, 0.0)
 
     async def run(self) -> None:
@@ -54,6 +58,8 @@ class Scheduler:
             return  # nothing due: no write transaction at all
         events = await self.ctx.writer.run(overdue_job(self.ctx, at))
         self.ctx.bus.publish(*events)
+        if events and self.wake is not None:
+            self.wake(None)  # the notices go to the peers now, not at the deliverers' next idle look
 
     def _earliest_deadline(self) -> str | None:
         with self.ctx.engine.connect() as conn:

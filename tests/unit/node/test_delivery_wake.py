@@ -1,0 +1,123 @@
+"""What wakes a deliverer: a message queued while a batch is in flight, and overdue notices.
+
+A real database and writer; the peer is a stand-in that signs real receipts with the peer's key,
+so that the deliverer's own checks run unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from detente.core import envelope as envelope_mod
+from detente.core import wire
+from detente.core.keys import Signer
+from detente.core.precedence import Precedence, format_time, now
+from detente.node import deliver
+from detente.node.context import NodeContext
+from detente.node.outgoing import record_outgoing
+from detente.node.peers import PeerResponse
+from detente.node.schedule import Scheduler
+from detente.store import messages as db
+from record_support import agreement_and_keys, node_context
+from support import run_async
+
+
+class StandInPeer:
+    """Answers each delivery batch with receipts signed by `ir`; `during` runs before it answers."""
+
+    def __init__(self, ctx: NodeContext, signer: Signer) -> None:
+        self.peer = ctx.agreement.party("ir")
+        self.signer = signer
+        self.batches: list[list[str]] = []
+        self.during: Callable[[], Awaitable[None]] | None = None
+
+    async def request(self, method: str, path: str, body: bytes = b"", *_: Any, **__: Any) -> PeerResponse:
+        assert (method, path) == ("POST", "/federation/v1/envelopes")
+        envelopes = [envelope_mod.parse(raw) for raw in json.loads(body)["envelopes"]]
+        self.batches.append([e.id for e in envelopes])
+        if self.during is not None:
+            during, self.during = self.during, None
+            await during()
+        results = [
+            {"id": e.id, "receipt": wire.make_receipt(self.signer, "ir", e, i, format_time(now()))}
+            for i, e in enumerate(envelopes)
+        ]
+        return PeerResponse(200, {}, json.dumps({"results": results}).encode())
+
+
+@pytest.fixture
+def pk(tmp_path: Path) -> Iterator[tuple[NodeContext, Signer]]:
+    doc, signers = agreement_and_keys()
+    ctx = node_context(tmp_path, "pk", doc, signers)
+    yield ctx, signers["ir"]
+    ctx.writer.stop()
+    ctx.engine.dispose()
+
+
+def _queue(ctx: NodeContext, text: str) -> str:
+    def job(conn: Any) -> str:
+        sealed, _ = record_outgoing(
+            conn, ctx, channel="dgmo", sender="pk:dgmo", recipient="ir:dgmo", author="tester",
+            precedence=Precedence.FLASH, kind="hotline.text", body={"text": text}, refs=[], case=None, lang="en",
+        )  # fmt: skip
+        return sealed.id
+
+    return ctx.writer.run_sync(job)
+
+
+def _outbox(ctx: NodeContext) -> list[tuple[int, bytes, str, int]]:
+    with ctx.engine.connect() as conn:
+        return db.outbox_batch(conn, "ir", deliver.BATCH)
+
+
+async def _until(predicate: Callable[[], bool], seconds: float) -> None:
+    async with asyncio.timeout(seconds):
+        while not predicate():
+            await asyncio.sleep(0.01)
+
+
+def test_a_message_queued_during_a_delivery_goes_at_once(pk: tuple[NodeContext, Signer]) -> None:
+    ctx, ir_signer = pk
+    peer = StandInPeer(ctx, ir_signer)
+    deliverer = deliver.Deliverer(ctx, peer)  # type: ignore[arg-type]
+    first = _queue(ctx, "first")
+    later: list[str] = []
+
+    async def queue_another() -> None:
+        # What `send_checked` does: commit, then wake the deliverer, while the first batch is in flight.
+        later.append(await asyncio.to_thread(_queue, ctx, "second"))
+        deliverer.wake.set()
+
+    peer.during = queue_another
+
+    async def scenario() -> None:
+        task = asyncio.create_task(deliverer.run())
+        try:
+            # Well inside the idle deliverer's 5 s sleep: a lost wake would miss this.
+            await _until(lambda: len(peer.batches) == 2 and not _outbox(ctx), 2.0)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    run_async(scenario())
+    assert peer.batches == [[first], later]
+
+
+def test_overdue_notices_wake_the_deliverers(pk: tuple[NodeContext, Signer]) -> None:
+    ctx, _ = pk
+    woken: list[str | None] = []
+    scheduler = Scheduler(ctx, {}, woken.append)
+    run_async(scheduler.check_deadlines())
+    assert woken == []  # nothing due, nothing queued, nobody woken
+    message = _queue(ctx, "answer me")
+    ctx.writer.run_sync(lambda conn: db.update_envelope(conn, message, deadline="2026-01-01T00:00:00.000Z"))
+    run_async(scheduler.check_deadlines())
+    assert woken == [None]
+    queued = [envelope_mod.stored(bytes(raw)) for _, raw, _, _ in _outbox(ctx)]
+    assert [(e.type, e.refs) for e in queued] == [("hotline.text", []), ("overdue", [message])]
