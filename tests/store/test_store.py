@@ -193,16 +193,37 @@ def test_writer_on_the_event_loop_gathers_jobs_that_arrive_during_a_commit(engin
 
     async def main() -> None:
         writer.attach(asyncio.get_running_loop())
-        first = asyncio.ensure_future(writer.run(lambda conn: db.append_log(conn, b"a", "a")))
-        await asyncio.sleep(0)  # the first batch (one job) is now committing in a thread
+        first = [asyncio.ensure_future(writer.run(lambda conn: db.append_log(conn, b"a", "a"))) for _ in range(2)]
+        await asyncio.sleep(0)  # the first batch (two jobs) is now committing in a thread
         rest = [writer.run(lambda conn: db.append_log(conn, b"b", "b")) for _ in range(20)]
-        assert await first == 0
-        assert sorted(await asyncio.gather(*rest)) == list(range(1, 21))
+        assert sorted(await asyncio.gather(*first)) == [0, 1]
+        assert sorted(await asyncio.gather(*rest)) == list(range(2, 22))
         await writer.detach()
 
     run_async(main())
-    assert writer.batches == 2 and writer.jobs == 21
-    assert len(_leaves(engine)) == 21
+    assert writer.batches == 2 and writer.jobs == 22
+    assert len(_leaves(engine)) == 22
+
+
+def test_writer_on_the_event_loop_commits_a_lone_job_on_the_loop(engine: Engine) -> None:
+    from sqlalchemy import event
+
+    writer = Writer(engine)
+    commits: list[int] = []
+    event.listen(engine, "commit", lambda conn: commits.append(threading.get_ident()))
+
+    async def main() -> tuple[int, list[int], list[int]]:
+        writer.attach(asyncio.get_running_loop())
+        lone = await writer.run(lambda conn: db.append_log(conn, b"lone", "lone"))
+        pair = await asyncio.gather(*(writer.run(lambda conn: db.append_log(conn, b"p", "p")) for _ in range(2)))
+        await writer.detach()
+        return lone, sorted(pair), [threading.get_ident()]
+
+    lone, pair, (loop_thread,) = run_async(main())
+    assert (lone, pair) == (0, [1, 2]) and writer.batches == 2
+    # The lone job committed on the loop; the batch of two handed its COMMIT to a thread.
+    assert commits[0] == loop_thread and commits[1] != loop_thread and len(commits) == 2
+    assert _leaves(engine) == ["lone", "p", "p"]
 
 
 def test_writer_detach_commits_what_is_queued_and_other_loops_use_the_thread(engine: Engine) -> None:
@@ -244,11 +265,15 @@ def test_writer_on_the_event_loop_reports_a_failed_commit(engine: Engine, monkey
             outcomes = await asyncio.gather(
                 *(writer.run(lambda conn: db.append_log(conn, b"x", "x")) for _ in range(3)), return_exceptions=True
             )
+            try:  # a lone job, committed on the loop
+                await writer.run(lambda conn: db.append_log(conn, b"y", "y"))
+            except OperationalError as exc:
+                outcomes.append(exc)
         await writer.detach()
         return outcomes
 
     outcomes = run_async(main())
-    assert all(isinstance(o, OperationalError) for o in outcomes)
+    assert len(outcomes) == 4 and all(isinstance(o, OperationalError) for o in outcomes)
     assert _leaves(engine) == []  # nothing was written
 
 
@@ -272,20 +297,20 @@ def test_writer_on_the_event_loop_finishes_a_commit_it_is_cancelled_in(
         writer.attach(asyncio.get_running_loop())
         with monkeypatch.context() as patch:
             patch.setattr(RootTransaction, "commit", slow_commit)
-            call = asyncio.ensure_future(writer.run(lambda conn: db.append_log(conn, b"c", "c")))
-            await asyncio.sleep(0.05)  # the COMMIT is now running in a thread
+            calls = [asyncio.ensure_future(writer.run(lambda conn: db.append_log(conn, b"c", "c"))) for _ in range(2)]
+            await asyncio.sleep(0.05)  # the COMMIT of the two is now running in a thread
             assert writer._draining is not None
             writer._draining.cancel()
-            await asyncio.wait({call})
+            await asyncio.wait(calls)
         # The cancelled batch's COMMIT ran to its end before the connection went back to the pool,
         # so the writer (and the connection) go on working.
         after = await writer.run(lambda conn: db.append_log(conn, b"d", "d"))
         await writer.detach()
-        return call.cancelled(), after
+        return all(c.cancelled() for c in calls), after
 
     cancelled, after = run_async(main())
-    assert cancelled and commit_threads  # the caller saw the cancellation; the commit ran in a thread
-    assert after == 1 and _leaves(engine) == ["c", "d"]
+    assert cancelled and commit_threads  # the callers saw the cancellation; the commit ran in a thread
+    assert after == 2 and _leaves(engine) == ["c", "c", "d"]
 
 
 def test_operators_and_ratifications(engine: Engine) -> None:

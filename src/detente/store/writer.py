@@ -7,7 +7,8 @@ and the others in it still commit. Because there is a single writer, log indexes
 numbers are allocated without races.
 
 Where the jobs run: a serving node `attach`es the writer to its event loop, which then runs the
-jobs itself and hands only the COMMIT (the wait for the disk) to a thread. Elsewhere (the command
+jobs itself and hands only the COMMIT (the wait for the disk) to a thread, unless the batch is one
+job with nothing queued behind it: that one commits on the loop, sooner. Elsewhere (the command
 line, tests, a caller on another loop) jobs run on a dedicated writer thread. The loop is the
 faster home: SQLite gives up Python's GIL for every statement, and a writer thread has to win it
 back from the busy event loop each time. Measured on two cores, that contention doubled the
@@ -126,6 +127,14 @@ class Writer:
             except BaseException:
                 transaction.rollback()
                 raise
+            if len(batch) == 1 and not self._pending:
+                # A lone job with nothing queued behind it commits here: the hand-off to a thread
+                # and back adds about 0.3 ms to its answer, and a FLASH message crosses two such
+                # jobs. Interleaved runs: FLASH delivered p50 lower in 7 of 8 pairs, by 0.4-0.7 ms
+                # in the medians (docs/performance.md, item 12). The loop waits for the disk
+                # meanwhile, which is why a busier writer still hands its COMMIT to a thread.
+                transaction.commit()
+                return out
             # COMMIT waits for the disk (fsync); the loop serves requests meanwhile. The connection
             # is used by one thread at a time: this task waits for the commit before going on, even
             # when cancelled (closing the connection under a running COMMIT would corrupt it).
