@@ -175,6 +175,18 @@ class Envelope:
 
     def signed_bytes(self) -> bytes:
         """Return the bytes the signature covers: JCS of every member but `sig`."""
+        # `raw` is the JCS form of every member, and JCS writes each member on its own, in key order:
+        # cutting `,"sig":"..."` out of it gives the JCS form of the others, without walking and
+        # encoding the envelope again (a sixth of an audit's time per entry). Only `to`, `type` and
+        # `v` follow `sig`, and their checked values cannot hold that text, so the last match is the
+        # member itself, and `to` must come right after it. Anything else takes the long way.
+        sig = self.data.get("sig")
+        if isinstance(sig, str):
+            member = b',"sig":' + json.dumps(sig, ensure_ascii=False).encode()
+            at = self.raw.rfind(b',"sig":')
+            end = at + len(member)
+            if at > 0 and self.raw.startswith(member, at) and self.raw.startswith(b',"to":', end):
+                return self.raw[:at] + self.raw[end:]
         return canonical({k: v for k, v in self.data.items() if k != "sig"})
 
     def verify(self, verifier: Verifier) -> None:

@@ -118,3 +118,17 @@ def test_missing_member_and_non_object() -> None:
 def test_size_limit() -> None:
     with pytest.raises(TooLarge):
         seal(fields(body={"text": "x" * MAX_ENVELOPE_BYTES}), SIGNER)
+
+
+def test_signed_bytes_are_cut_from_the_canonical_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The body holds a `sig` member followed by `to` too, and text that reads like one.
+    body = {"a": 1, "sig": "x", "to": "y", "text": ',"sig":"'}
+    env = envelope_mod.parse(seal(fields(body=body), SIGNER).raw)
+    expected = canonical({k: v for k, v in env.data.items() if k != "sig"})
+
+    def no_encoding(_: Any) -> bytes:
+        raise AssertionError("signed_bytes encoded the envelope again")
+
+    monkeypatch.setattr(envelope_mod, "canonical", no_encoding)
+    assert env.signed_bytes() == expected
+    env.verify(SIGNER.verifier)
