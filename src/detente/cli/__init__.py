@@ -20,13 +20,21 @@ def main() -> None:
         raise
     except KeyboardInterrupt:
         sys.exit(130)
-    except Exception as exc:  # click usage errors and the unexpected: one line, no traceback
+    except Exception as exc:  # usage errors and the unexpected: one line, no traceback
+        # Typer 0.29 carries its own copy of click: its usage errors derive from
+        # `typer.exceptions.TyperException`, not from click's `ClickException`, and its `Abort`
+        # from neither. Both kinds are recognised, so that a wrong option is a usage message.
         import click
+        from typer.exceptions import Abort, TyperException
 
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
+        if isinstance(exc, (click.exceptions.ClickException, TyperException)):
+            show = getattr(exc, "show", None)
+            if show is not None:
+                show()
+            else:
+                print(f"error: {exc}", file=sys.stderr)
             sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
+        if isinstance(exc, (click.exceptions.Abort, Abort)):
             sys.exit(130)
         print(f"error: unexpected {type(exc).__name__}: {exc}", file=sys.stderr)
         sys.exit(1)
