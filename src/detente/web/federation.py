@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from detente.core import wire
@@ -34,7 +35,7 @@ async def authenticate(request: Request, node: Any) -> tuple[str, bytes]:
 
 
 @router.post("/envelopes")
-async def deliver(request: Request, node: NodeDep) -> dict[str, Any]:
+async def deliver(request: Request, node: NodeDep) -> JSONResponse:
     """Store a batch of envelopes; answer a signed receipt (or an error) for each, in order."""
     party, body = await authenticate(request, node)
     try:
@@ -58,7 +59,8 @@ async def deliver(request: Request, node: NodeDep) -> dict[str, Any]:
     node.ctx.bus.publish(*received.events)
     if any("receipt" in r for r in received.results):
         node.wake(party)  # the peer is evidently up: send it what waits for it
-    return {"results": received.results}
+    # Already plain JSON: skip FastAPI's generic encoder, which costs ten times json.dumps here.
+    return JSONResponse({"results": received.results})
 
 
 @router.get("/health")

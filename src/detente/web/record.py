@@ -165,7 +165,7 @@ MAX_PROOFS = 256
 
 
 @router.post("/log/proof/inclusions")
-async def inclusion_proofs(request: Request, node: NodeDep) -> dict[str, Any]:
+async def inclusion_proofs(request: Request, node: NodeDep) -> JSONResponse:
     """Return the inclusion proofs of many entries in the tree of one size, in one answer.
 
     The body is `{"size": S, "indexes": [i, ...]}` (at most 256); the answer
@@ -195,8 +195,7 @@ async def inclusion_proofs(request: Request, node: NodeDep) -> dict[str, Any]:
         ]
         return {"size": size, "proofs": proofs}
 
-    result: dict[str, Any] = await node.aread(read)
-    return result
+    return JSONResponse(await node.aread(read))  # plain JSON already: no generic encoder
 
 
 @router.get("/log/proof/consistency")
