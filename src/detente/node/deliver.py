@@ -28,6 +28,7 @@ from detente.store import messages as db
 log = logging.getLogger("detente.deliver")
 BATCH = 200
 MAX_BACKOFF = 5.0
+INLINE_READ_MAX = 4  # after a batch of at most this many rows, the next read runs on the loop
 
 
 class Deliverer:
@@ -40,6 +41,7 @@ class Deliverer:
         self.wake = asyncio.Event()
         self._failures = 0
         self._last_ok_written = 0.0
+        self._last_rows = 0  # rows in the last batch read
 
     async def run(self) -> None:
         """Deliver until cancelled."""
@@ -81,7 +83,15 @@ class Deliverer:
 
     async def deliver_once(self) -> bool:
         """Post one batch; return whether any envelope was delivered."""
-        rows = await asyncio.to_thread(self._read_batch)
+        if self._last_rows <= INLINE_READ_MAX:
+            # A quiet link's next batch is a message or two: reading it here (about 0.1 ms of SQL)
+            # spares the hand-off to a worker thread and back, which took longer on a FLASH
+            # message's way (docs/performance.md, item 15). Busy links read in a thread, where a
+            # batch of up to BATCH rows does not hold the event loop.
+            rows = self._read_batch()
+        else:
+            rows = await asyncio.to_thread(self._read_batch)
+        self._last_rows = len(rows)
         if not rows:
             return False
         envelopes = [envelope_mod.stored(raw) for _, raw, _, _ in rows]  # our own outbox

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,19 @@ class StandInPeer:
             for i, e in enumerate(envelopes)
         ]
         return PeerResponse(200, {}, json.dumps({"results": results}).encode())
+
+
+class ThreadNotingDeliverer(deliver.Deliverer):
+    """The real deliverer, noting the thread each outbox read runs on and how many rows it got."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.reads: list[tuple[int, int]] = []
+
+    def _read_batch(self) -> list[tuple[int, bytes, str, int]]:
+        rows = super()._read_batch()
+        self.reads.append((threading.get_ident(), len(rows)))
+        return rows
 
 
 @pytest.fixture
@@ -121,3 +135,34 @@ def test_overdue_notices_wake_the_deliverers(pk: tuple[NodeContext, Signer]) -> 
     assert woken == [None]
     queued = [envelope_mod.stored(bytes(raw)) for _, raw, _, _ in _outbox(ctx)]
     assert [(e.type, e.refs) for e in queued] == [("hotline.text", []), ("overdue", [message])]
+
+
+def test_small_batches_are_read_on_the_loop_and_big_ones_in_a_thread(pk: tuple[NodeContext, Signer]) -> None:
+    ctx, ir_signer = pk
+    peer = StandInPeer(ctx, ir_signer)
+    deliverer = ThreadNotingDeliverer(ctx, peer)
+    big = deliver.INLINE_READ_MAX + 6
+    for n in range(big):
+        _queue(ctx, f"burst {n}")
+
+    async def scenario() -> int:
+        task = asyncio.create_task(deliverer.run())
+        try:
+            await _until(lambda: len(peer.batches) == 1 and not _outbox(ctx), 2.0)
+            after_burst = await asyncio.to_thread(_queue, ctx, "after the burst")
+            deliverer.wake.set()
+            await _until(lambda: len(peer.batches) == 2 and not _outbox(ctx), 2.0)
+            await asyncio.to_thread(_queue, ctx, "quiet again")
+            deliverer.wake.set()
+            await _until(lambda: len(peer.batches) == 3 and not _outbox(ctx), 2.0)
+            assert peer.batches[1] == [after_burst]
+            return threading.get_ident()
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    loop_thread = run_async(scenario())
+    reads = [(thread == loop_thread, rows) for thread, rows in deliverer.reads if rows]
+    # Quiet at first: the burst is read on the loop; after a batch that big, the next read goes to a
+    # thread; after that batch of one, the link is quiet again and reads on the loop.
+    assert reads == [(True, big), (False, 1), (True, 1)]
