@@ -194,8 +194,9 @@ def test_writer_on_the_event_loop_gathers_jobs_that_arrive_during_a_commit(engin
     async def main() -> None:
         writer.attach(asyncio.get_running_loop())
         first = [asyncio.ensure_future(writer.run(lambda conn: db.append_log(conn, b"a", "a"))) for _ in range(2)]
-        await asyncio.sleep(0)  # the first batch (two jobs) is now committing in a thread
-        rest = [writer.run(lambda conn: db.append_log(conn, b"b", "b")) for _ in range(20)]
+        await asyncio.sleep(0)  # the two calls are queued; the writer's batch runs next
+        # These start after the batch has handed its COMMIT to a thread, and queue behind it.
+        rest = [asyncio.ensure_future(writer.run(lambda conn: db.append_log(conn, b"b", "b"))) for _ in range(20)]
         assert sorted(await asyncio.gather(*first)) == [0, 1]
         assert sorted(await asyncio.gather(*rest)) == list(range(2, 22))
         await writer.detach()
