@@ -7,9 +7,10 @@ so that the deliverer's own checks run unchanged.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -96,28 +97,40 @@ async def _until(predicate: Callable[[], bool], seconds: float) -> None:
             await asyncio.sleep(0.01)
 
 
+def _queue_in_flight(ctx: NodeContext, peer: StandInPeer, deliverer: deliver.Deliverer, text: str) -> list[str]:
+    """Have a message queued while the stand-in holds the next batch; return where its id will be."""
+    queued: list[str] = []
+
+    async def during() -> None:
+        # What `send_checked` does: commit, then wake the deliverer, while a batch is in flight.
+        queued.append(await asyncio.to_thread(_queue, ctx, text))
+        deliverer.wake.set()
+
+    peer.during = during
+    return queued
+
+
+@contextlib.asynccontextmanager
+async def _delivering(deliverer: deliver.Deliverer) -> AsyncIterator[None]:
+    task = asyncio.create_task(deliverer.run())
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
 def test_a_message_queued_during_a_delivery_goes_at_once(pk: tuple[NodeContext, Signer]) -> None:
     ctx, ir_signer = pk
     peer = StandInPeer(ctx, ir_signer)
     deliverer = deliver.Deliverer(ctx, peer)  # type: ignore[arg-type]
     first = _queue(ctx, "first")
-    later: list[str] = []
-
-    async def queue_another() -> None:
-        # What `send_checked` does: commit, then wake the deliverer, while the first batch is in flight.
-        later.append(await asyncio.to_thread(_queue, ctx, "second"))
-        deliverer.wake.set()
-
-    peer.during = queue_another
+    later = _queue_in_flight(ctx, peer, deliverer, "second")
 
     async def scenario() -> None:
-        task = asyncio.create_task(deliverer.run())
-        try:
+        async with _delivering(deliverer):
             # Well inside the idle deliverer's 5 s sleep: a lost wake would miss this.
             await _until(lambda: len(peer.batches) == 2 and not _outbox(ctx), 2.0)
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
 
     run_async(scenario())
     assert peer.batches == [[first], later]
@@ -145,27 +158,17 @@ def test_small_batches_are_read_on_the_loop_and_big_ones_in_a_thread(pk: tuple[N
     for n in range(big):
         _queue(ctx, f"burst {n}")
 
-    after_burst: list[str] = []
-
-    async def queue_during_the_burst() -> None:
-        # Queued while the burst is in flight, so that the read right after the burst finds it.
-        after_burst.append(await asyncio.to_thread(_queue, ctx, "after the burst"))
-        deliverer.wake.set()
-
-    peer.during = queue_during_the_burst
+    # Queued while the burst is in flight, so that the read right after the burst finds it.
+    after_burst = _queue_in_flight(ctx, peer, deliverer, "after the burst")
 
     async def scenario() -> int:
-        task = asyncio.create_task(deliverer.run())
-        try:
+        async with _delivering(deliverer):
             await _until(lambda: len(peer.batches) == 2 and not _outbox(ctx), 2.0)
             await asyncio.to_thread(_queue, ctx, "quiet again")
             deliverer.wake.set()
             await _until(lambda: len(peer.batches) == 3 and not _outbox(ctx), 2.0)
             assert peer.batches[1] == after_burst
             return threading.get_ident()
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
 
     loop_thread = run_async(scenario())
     reads = [(thread == loop_thread, rows) for thread, rows in deliverer.reads if rows]
