@@ -25,9 +25,7 @@ TICK = 0.5
 class Scheduler:
     """Checks deadlines every tick and tests each peer's link every `link_test_seconds`."""
 
-    def __init__(
-        self, ctx: NodeContext, clients: dict[str, PeerClient], wake: Callable[[str | None], None] | None = None
-    ) -> None:
+    def __init__(self, ctx: NodeContext, clients: dict[str, PeerClient], wake: Callable[[str | None], None]) -> None:
         self.ctx = ctx
         self.clients = clients
         self.wake = wake  # tells the deliverers that overdue notices wait in the outbox
@@ -58,7 +56,7 @@ class Scheduler:
             return  # nothing due: no write transaction at all
         events = await self.ctx.writer.run(overdue_job(self.ctx, at))
         self.ctx.bus.publish(*events)
-        if events and self.wake is not None:
+        if events:
             self.wake(None)  # the notices go to the peers now, not at the deliverers' next idle look
 
     def _earliest_deadline(self) -> str | None:
