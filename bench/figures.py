@@ -54,6 +54,17 @@ def floor_rows(r: Results, f: dict[str, Any]) -> None:
     r.add(s, "Ed25519 verify (400 B, libsodium)", f["ed25519_verify_us"], "µs")
     r.add(s, "SHA-256 of 64 B", f["sha256_64_us"], "µs")
     r.add(s, "idle RSS of the same stack", f["stack_idle_rss_mb"], "MB")
+    jitter = f.get("jitter_1ms")
+    if jitter:  # runs before the bench measured the machine's tail lack it
+        r.add(
+            s,
+            "1 ms of fixed CPU work, alone in one process: p99",
+            jitter["p99"],
+            "ms",
+            floor=jitter["p50"],
+            floor_of="its own p50",
+            note=f"max {jitter['max']:g} ms: the machine's own tail",
+        )
     p = f["detente_primitives"]
     s = "Détente primitives vs floors"
     sign, verify = f["ed25519_sign_us"], f["ed25519_verify_us"]
@@ -107,6 +118,25 @@ def latency_rows(
             target=target if q == "p99" else None,
             floor=hops["deliver"],
             floor_of=FORMULAS["deliver"],
+        )
+    jitter = lat.get("jitter")
+    if jitter and d.get("p99"):
+        r.add(
+            s,
+            f"the machine: the delivered p50 ({jitter['work_ms']:.2f} ms) as fixed CPU work alone, p99",
+            jitter["p99"],
+            "ms",
+            floor=jitter["p50"],
+            floor_of="its own p50",
+            note="what the delivered p99 would be if its every step were pure computation",
+        )
+        r.add(
+            s,
+            "delivered p99 against the machine's p99 for the same work",
+            d["p99"],
+            "ms",
+            floor=jitter["p99"],
+            floor_of="p99 of the p50's work alone",
         )
     r.add(s, "receipt back on pk's WS p50", rc.get("p50"), "ms", floor=hops["receipt"], floor_of=FORMULAS["receipt"])
     r.add(

@@ -7,7 +7,8 @@
 - Ed25519 sign and verify (400-byte message, keys already loaded) through libsodium's C API, the
   fastest Ed25519 here (OpenSSL's is measured beside it), SHA-256 of 64 bytes;
 - for comparison, the same operations through Détente's own code (seal, parse + verify, receipts),
-  measured interleaved with the crypto floors so that both see the same load.
+  measured interleaved with the crypto floors so that both see the same load;
+- the machine's own tail: 1 ms of fixed CPU work timed again and again (`bench.jitter`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import httpx
 import nacl.bindings
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from bench import jitter
 from bench.client import RawClient, Response, StreamWatcher
 from bench.common import free_port, per_op, proc_cpu, proc_memory, summary_ms
 from detente.core import envelope as envelope_mod
@@ -214,6 +216,8 @@ def measure(n: int, concurrent: int, seconds: float, budget: float, step: Callab
     crypto_floors, primitives = crypto(budget)
     out.update(crypto_floors)
     out["detente_primitives"] = primitives
+    step("the machine's tail")
+    out["jitter_1ms"] = jitter.measure(1.0, n)
     return out
 
 

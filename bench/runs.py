@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from rich.progress import Progress, TaskID
 
-from bench import biglog, figures, floors, latency, log, throughput
+from bench import biglog, figures, floors, jitter, latency, log, throughput
 from bench.common import Results
 from bench.nodes import Cluster
 from bench.postgres import Postgres, commit_floor
@@ -44,6 +44,7 @@ class Plan:
     postgres: bool
     settle: float  # seconds a freshly started node gets before its idle memory is read
     audit_timeout: float
+    jitter_seconds: float  # the machine's tail at the FLASH median, after each latency run
 
 
 FULL = Plan(
@@ -63,6 +64,7 @@ FULL = Plan(
     postgres=True,
     settle=3.0,
     audit_timeout=180.0,  # the whole 10^6 audit: about 90 s here, 3 minutes at most
+    jitter_seconds=6.0,
 )
 QUICK = Plan(
     floor_samples=60,
@@ -81,6 +83,7 @@ QUICK = Plan(
     postgres=False,
     settle=1.0,
     audit_timeout=60.0,
+    jitter_seconds=0.5,
 )
 
 
@@ -130,7 +133,7 @@ class Runner:
         plan = self.plan
         measured = self.section(
             "floors",
-            3,
+            4,
             lambda t: floors.measure(plan.floor_samples, plan.senders, plan.floor_seconds, plan.crypto_budget, t.step),
         )
         if measured is not None:
@@ -161,9 +164,17 @@ class Runner:
     def latency(self, cluster: Cluster, f: dict[str, Any], label: str, key: str, commit: float | None = None) -> None:
         n, warmup = self.plan.latency_n, self.plan.latency_warmup
         res = self.section(f"FLASH latency ({label})", n + warmup, lambda t: latency.run(cluster, n, warmup, t.advance))
-        if res is not None:
-            self.results.details[f"latency_{key}"] = res
-            figures.latency_rows(self.results, res, f, label, commit)
+        if res is None:
+            return
+        # The machine's p99 for as much work as the median message: measured now, beside the run.
+        work = res["deliver"].get("p50")
+        if work:
+            samples = jitter.samples_within(work, self.plan.jitter_seconds, n)
+            res["jitter"] = self.section(
+                f"the machine's tail for {work:.1f} ms of work", 1, lambda _: jitter.measure(work, samples)
+            )
+        self.results.details[f"latency_{key}"] = res
+        figures.latency_rows(self.results, res, f, label, commit)
 
     def throughput(
         self, cluster: Cluster, f: dict[str, Any], label: str, key: str, profile: Path | None = None

@@ -31,3 +31,6 @@ def test_quick_bench_runs_and_writes_its_json(tmp_path: Path) -> None:
     metrics = {row["metric"] for row in document["rows"]}
     assert "delivered (POST on pk → WS on ir) p99" in metrics
     assert "lost (accepted but not on both nodes)" in metrics
+    # The machine's own tail, beside the floors and beside the latency run.
+    assert "1 ms of fixed CPU work, alone in one process: p99" in metrics
+    assert "delivered p99 against the machine's p99 for the same work" in metrics
