@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, select
 
 from detente.core import envelope as envelope_mod
-from detente.core import merkle
+from detente.core import merkle, merkle_memory
 from detente.core.agreement import LINK_CHANNEL
 from detente.core.keys import Signer
 from detente.core.precedence import format_time, now
@@ -126,7 +126,7 @@ def fill(data: Path, total: int, step: Callable[[int], None]) -> dict[str, Any]:
     try:
         with engine.connect() as conn:
             existing = messages.log_size(conn)
-            store = merkle.MemoryHashStore(messages.read_leaves(conn, 0, existing))
+            store = merkle_memory.MemoryHashStore(messages.read_leaves(conn, 0, existing))
             _check_tree(conn, store)
         need = max(0, total - existing)
         jobs = [
@@ -178,7 +178,7 @@ def _insert(engine: Engine, log_rows: list[Any], env_rows: list[dict[str, Any]],
         raw.close()
 
 
-def _check_tree(conn: Connection, store: merkle.MemoryHashStore) -> None:
+def _check_tree(conn: Connection, store: merkle_memory.MemoryHashStore) -> None:
     """The stored tree must be the tree of the stored leaves before the bench extends it."""
     if not hasattr(tables, "tree_hashes") or store.size == 0:
         return

@@ -6,7 +6,7 @@
   message an operator sends; the writer's group commit joins the jobs into transactions.
 - Checkpoints: `core.checkpoint.sign_checkpoint` alone, and, with `store.tlog`, the root read from
   `tree_hashes` plus the signature (what a node does per checkpoint).
-- Proofs: inclusion and consistency, built and verified, over `core.merkle.MemoryHashStore` and
+- Proofs: inclusion and consistency, built and verified, over `core.merkle_memory.MemoryHashStore` and
   over the SQL `tree_hashes` table (`store.tlog.TableHashReader`) holding the same tree.
 """
 
@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import Connection, insert
 
 from bench.common import per_op, summary_ms
-from detente.core import merkle
+from detente.core import merkle, merkle_memory, merkle_verify
 from detente.core.checkpoint import Checkpoint, sign_checkpoint
 from detente.core.keys import Signer
 from detente.store import messages, tables
@@ -76,7 +76,7 @@ def appends(tmp: Path, n: int, per_job: int) -> dict[str, Any]:
         batches = writer.batches - batches_before
         root_ok = None
         if tlog is not None:
-            reference = merkle.MemoryHashStore(_leaf(i) for i in range(size_before))
+            reference = merkle_memory.MemoryHashStore(_leaf(i) for i in range(size_before))
             for leaf in leaves:
                 reference.append(leaf)
             with engine.connect() as conn:
@@ -116,7 +116,7 @@ def checkpoint_signing(budget: float) -> dict[str, Any]:
 
 
 def _proofs(
-    reader: merkle.HashReader, store: merkle.MemoryHashStore, size: int, rng: random.Random, samples: int
+    reader: merkle.HashReader, store: merkle_memory.MemoryHashStore, size: int, rng: random.Random, samples: int
 ) -> dict[str, Any]:
     root = store.root()
     inc_build, inc_verify, con_build, con_verify = [], [], [], []
@@ -126,7 +126,7 @@ def _proofs(
         t0 = time.perf_counter()
         proof = merkle.prove_inclusion(index, size, reader)
         t1 = time.perf_counter()
-        merkle.verify_inclusion(index, size, leaf, proof, root)
+        merkle_verify.verify_inclusion(index, size, leaf, proof, root)
         t2 = time.perf_counter()
         inc_build.append(t1 - t0)
         inc_verify.append(t2 - t1)
@@ -135,7 +135,7 @@ def _proofs(
         t0 = time.perf_counter()
         cproof = merkle.prove_consistency(old, size, reader)
         t1 = time.perf_counter()
-        merkle.verify_consistency(old, size, old_root, root, cproof)
+        merkle_verify.verify_consistency(old, size, old_root, root, cproof)
         t2 = time.perf_counter()
         con_build.append(t1 - t0)
         con_verify.append(t2 - t1)
@@ -152,7 +152,7 @@ def _proofs(
 def proofs(tmp: Path, sizes: list[int], samples: int, step: Callable[[str], None]) -> dict[str, Any]:
     """Grow one tree through `sizes`; at each size time proofs in memory and from SQL."""
     rng = random.Random(6962)
-    store = merkle.MemoryHashStore()
+    store = merkle_memory.MemoryHashStore()
     out: dict[str, Any] = {}
     engine = make_engine(sqlite_url(tmp / "tree.db")) if tlog is not None else None
     stored = 0

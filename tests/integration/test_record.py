@@ -26,7 +26,7 @@ from typer.testing import CliRunner
 from detente.cli.app import app
 from detente.core import agreement as agreement_mod
 from detente.core import envelope as envelope_mod
-from detente.core import keys, merkle, tiles, wire
+from detente.core import keys, merkle, merkle_memory, merkle_verify, tiles, wire
 from detente.core.checkpoint import (
     Checkpoint,
     format_add_checkpoint,
@@ -113,7 +113,7 @@ def check_bundle(cluster: Cluster, bundle: bytes, log_party: str, witness: str, 
     log_key, witness_keys = verifiers(cluster, log_party)
     cp, _, cosigned = open_checkpoint(parsed.note_bytes, log_key, witness_keys)
     assert f"{witness}.detente/log" in cosigned
-    merkle.verify_inclusion(parsed.index, cp.size, merkle.leaf_hash(raw), parsed.proof, cp.root)
+    merkle_verify.verify_inclusion(parsed.index, cp.size, merkle.leaf_hash(raw), parsed.proof, cp.root)
 
 
 def envelope_bytes(node: NodeProc, operator: str, message_id: str) -> bytes:
@@ -189,7 +189,7 @@ def test_served_tiles_and_proofs_match_core(pair: Cluster) -> None:
             bundle = auditor.get("/federation/v1/log/" + tiles.entries_path(n, width))
             assert bundle.status_code == 200, bundle.text
             entries += tiles.parse_entry_bundle(bundle.content, width)
-        store = merkle.MemoryHashStore(entries)
+        store = merkle_memory.MemoryHashStore(entries)
         assert store.root() == cp.root
         for level, n, width in tiles.tiles_for_size(cp.size):
             tile = auditor.get("/federation/v1/log/" + tiles.tile_path(level, n, width))
@@ -201,7 +201,7 @@ def test_served_tiles_and_proofs_match_core(pair: Cluster) -> None:
         index = cp.size // 2
         inclusion = auditor.get("/federation/v1/log/proof/inclusion", params={"index": index, "size": cp.size})
         proof = [base64.b64decode(p) for p in inclusion.json()["proof"]]
-        merkle.verify_inclusion(index, cp.size, merkle.leaf_hash(entries[index]), proof, cp.root)
+        merkle_verify.verify_inclusion(index, cp.size, merkle.leaf_hash(entries[index]), proof, cp.root)
         by_hash = auditor.get(
             "/federation/v1/log/proof/inclusion",
             params={"hash": merkle.leaf_hash(entries[index]).hex(), "size": cp.size},
@@ -210,7 +210,7 @@ def test_served_tiles_and_proofs_match_core(pair: Cluster) -> None:
         old = max(1, cp.size // 3)
         consistency = auditor.get("/federation/v1/log/proof/consistency", params={"old": old, "size": cp.size})
         proof = [base64.b64decode(p) for p in consistency.json()["proof"]]
-        merkle.verify_consistency(old, cp.size, merkle.tree_hash(old, store), cp.root, proof)
+        merkle_verify.verify_consistency(old, cp.size, merkle.tree_hash(old, store), cp.root, proof)
 
     # Only peers and auditors read the log.
     assert httpx.get(pk.url + "/federation/v1/log/checkpoint", verify=pk.context).status_code == 401
@@ -256,7 +256,7 @@ def stopped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 def pk_checkpoint(cluster: Cluster, size: int, entries: list[bytes]) -> bytes:
     """pk's log key signs a checkpoint of `entries[:size]` (pk's real tree, or a forged one)."""
-    root = merkle.MemoryHashStore(entries[:size]).root()
+    root = merkle_memory.MemoryHashStore(entries[:size]).root()
     return sign_checkpoint(Checkpoint("pk.detente/log", size, root), signer_of(cluster["pk"])).format()
 
 
@@ -283,7 +283,7 @@ def test_old_zero_learns_the_state_and_409_resyncs(stopped: Cluster) -> None:
     if held > 1:
         stale = post_as(stopped, pk, ir, ADD_CHECKPOINT, format_add_checkpoint(held - 1, [], note))
         assert stale.status_code == 409 and parse_size_body(stale.content) == held
-    proof = merkle.prove_consistency(held, len(entries), merkle.MemoryHashStore(entries))
+    proof = merkle.prove_consistency(held, len(entries), merkle_memory.MemoryHashStore(entries))
     cosigned = post_as(stopped, pk, ir, ADD_CHECKPOINT, format_add_checkpoint(held, proof, note))
     assert cosigned.status_code == 200, cosigned.text
     sigs = parse_signature_lines(cosigned.content)
@@ -321,7 +321,7 @@ def test_forked_history_is_refused_alarmed_and_nothing_cosigned_is_lost(stopped:
     forked = entries[: held - 1] + [entries[held - 1][:-1] + b" }", b"more"]
     assert forked[held - 1] != entries[held - 1]
     note = pk_checkpoint(stopped, len(forked), forked)
-    proof = merkle.prove_consistency(held, len(forked), merkle.MemoryHashStore(forked))
+    proof = merkle.prove_consistency(held, len(forked), merkle_memory.MemoryHashStore(forked))
 
     async def submit_and_watch() -> tuple[httpx.Response, dict[str, Any]]:
         uri = ir.url.replace("https", "wss") + "/api/v1/stream"
@@ -361,11 +361,11 @@ def test_forked_history_is_refused_alarmed_and_nothing_cosigned_is_lost(stopped:
     new_cp, _, _ = open_checkpoint(evidence["presented"]["note"].encode(), log_key)
     assert cosigned and (old_cp.size, new_cp.size) == (held, len(forked))
     with pytest.raises(Exception, match="invalid transparency proof"):
-        merkle.verify_consistency(
+        merkle_verify.verify_consistency(
             old_cp.size, new_cp.size, old_cp.root, new_cp.root, [base64.b64decode(p) for p in evidence["proof"]]
         )
     genuine = pk_checkpoint(stopped, len(entries), entries)
-    proof = merkle.prove_consistency(held, len(entries), merkle.MemoryHashStore(entries))
+    proof = merkle.prove_consistency(held, len(entries), merkle_memory.MemoryHashStore(entries))
     assert post_as(stopped, pk, ir, ADD_CHECKPOINT, format_add_checkpoint(held, proof, genuine)).status_code == 200
 
 

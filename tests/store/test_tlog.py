@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import command
 from sqlalchemy import Connection
 
-from detente.core import merkle
+from detente.core import merkle, merkle_memory
 from detente.errors import Error
 from detente.store import logtail, messages, tlog
 from detente.store.db import alembic_config, make_engine, migrate, sqlite_url
@@ -39,7 +39,7 @@ def _check(engine: sa.Engine) -> int:
     """The table holds exactly the stored hashes of the log's entries; return the log size."""
     with engine.connect() as conn:
         entries = messages.read_leaves(conn, 0, 1 << 30)
-        expected = merkle.MemoryHashStore(entries)
+        expected = merkle_memory.MemoryHashStore(entries)
         count = merkle.stored_hash_count(len(entries))
         rows = conn.execute(sa.select(tlog.tree_hashes.c.idx, tlog.tree_hashes.c.hash).order_by(tlog.tree_hashes.c.idx))
         assert [(int(i), bytes(h)) for i, h in rows] == list(enumerate(expected.read_hashes(range(count))))
@@ -124,7 +124,7 @@ def test_pending_appends_are_seen_in_their_transaction_and_dropped_with_a_savepo
         # Not committed yet, but every read in the same transaction finds the rows.
         assert messages.log_size(conn) == 3
         assert messages.read_leaves(conn, 0, 10) == [b"a0", b"a1", b"a2"]
-        assert tlog.tree_root(conn, 3) == merkle.MemoryHashStore([b"a0", b"a1", b"a2"]).root()
+        assert tlog.tree_root(conn, 3) == merkle_memory.MemoryHashStore([b"a0", b"a1", b"a2"]).root()
         nested = conn.begin_nested()
         assert messages.append_log(conn, b"gone", "gone") == 3
         nested.rollback()

@@ -15,17 +15,9 @@ from typing import Any
 
 import pytest
 
-from detente.core.merkle import (
-    EMPTY_ROOT,
-    MemoryHashStore,
-    leaf_hash,
-    node_hash,
-    prove_consistency,
-    prove_inclusion,
-    tree_hash,
-    verify_consistency,
-    verify_inclusion,
-)
+from detente.core.merkle import EMPTY_ROOT, leaf_hash, node_hash, prove_consistency, prove_inclusion, tree_hash
+from detente.core.merkle_memory import MemoryHashStore
+from detente.core.merkle_verify import verify_consistency, verify_inclusion
 from detente.errors import VerificationError
 
 

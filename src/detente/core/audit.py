@@ -28,7 +28,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 from detente.core import envelope as envelope_mod
-from detente.core import keys, merkle, tiles
+from detente.core import keys, merkle, merkle_memory, merkle_verify, tiles
 from detente.core.agreement import Agreement
 from detente.core.checkpoint import open_checkpoint
 from detente.errors import Error
@@ -266,7 +266,7 @@ def _audit(read: Reader, agreement: Agreement, report: Report, jobs: int) -> Non
         report.warnings.append("no checkpoint in the export is cosigned by a witness")
 
     # The entries: every envelope, the recomputed tree, the tiles.
-    builder = merkle.RootBuilder()
+    builder = merkle_memory.RootBuilder()
     tile_check = _Tiles(read, report)
     bad_roots: set[int] = set()
     if 0 in roots and roots[0] != merkle.EMPTY_ROOT:
@@ -312,7 +312,7 @@ def _audit(read: Reader, agreement: Agreement, report: Report, jobs: int) -> Non
             continue
         try:
             proof = merkle.prove_consistency(old, new, hashes)
-            merkle.verify_consistency(old, new, roots[old], roots[new], proof)
+            merkle_verify.verify_consistency(old, new, roots[old], roots[new], proof)
         except Error as exc:
             report.fail(f"checkpoints of sizes {old} and {new}: not consistent: {exc.detail}")
             continue

@@ -1,4 +1,4 @@
-"""RFC 6962 Merkle tree hashing, stored-hash layout, and inclusion and consistency proofs.
+"""RFC 6962 Merkle tree hashing, the stored-hash layout, and building inclusion and consistency proofs.
 
 Hashing follows RFC 6962 §2.1 (restated in RFC 9162 §2.1) with SHA-256:
 
@@ -14,45 +14,36 @@ n writes its leaf hash and then the root of every perfect subtree that record co
 Proofs are built the way tlog builds them: first list every stored index the proof needs, then
 make ONE `HashReader.read_hashes` call, then consume the hashes and assert none is left over. A
 leftover or a shortfall is a bug in this module, so it is an `AssertionError`, not a user error.
+Sizes and indexes must lie in 0 .. MAX_TREE_SIZE (signed 64-bit, as in Go and in SQL BIGINT).
 
-Proofs are checked with the algorithms of RFC 9162 §2.1.3.2 (inclusion) and §2.1.4.2
-(consistency). Edge cases, decided here once:
-
-- every hash (leaf, roots, proof elements) must be exactly 32 bytes;
-- sizes and indexes must lie in 0 .. MAX_TREE_SIZE (signed 64-bit, as in Go and in SQL BIGINT);
-- old_size == new_size: the proof must be empty and the two roots equal;
-- old_size == 0: the proof must be empty and old_root must be EMPTY_ROOT (the C2SP tlog-witness
-  rule: every tree extends the empty tree, whose checkpoint carries SHA-256("")).
-
-Every verification failure raises `VerificationError` with a short flat message.
+Checking proofs is `core.merkle_verify`; trees held in memory (the auditor, tests, benchmarks)
+are `core.merkle_memory`.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Protocol
 
-from detente.errors import Error, Invalid, NotFound, VerificationError
+from detente.errors import Error, Invalid
 
 __all__ = [
     "EMPTY_ROOT",
     "HASH_SIZE",
     "MAX_TREE_SIZE",
     "HashReader",
-    "MemoryHashStore",
-    "RootBuilder",
+    "fold_right_edge",
     "leaf_hash",
     "node_hash",
     "prove_consistency",
     "prove_inclusion",
+    "prove_inclusions",
     "split_stored_hash_index",
     "stored_hash_count",
     "stored_hash_index",
     "stored_hashes_for_append",
     "tree_hash",
-    "verify_consistency",
-    "verify_inclusion",
 ]
 
 HASH_SIZE = 32
@@ -61,10 +52,6 @@ EMPTY_ROOT = hashlib.sha256(b"").digest()
 MAX_TREE_SIZE = (1 << 63) - 1
 
 _sha256 = hashlib.sha256
-_PROOF_FAILED = "invalid transparency proof"
-# A proof for a tree of at most 2**63 - 1 leaves has at most 63 (inclusion) or 64 (consistency)
-# elements; refuse longer input before hashing any of it.
-_MAX_PROOF_LEN = 64
 
 
 class HashReader(Protocol):
@@ -227,185 +214,6 @@ def prove_consistency(old_size: int, new_size: int, reader: HashReader) -> list[
     return proof
 
 
-def verify_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[bytes], root: bytes) -> None:
-    """Check that `proof` shows the leaf hash `leaf` at `index` in the tree of `size` with `root`.
-
-    RFC 9162 §2.1.3.2. Raises VerificationError on any failure, including malformed input.
-    """
-    _check_hashes(leaf, root, proof)
-    if not 0 <= index < size <= MAX_TREE_SIZE:
-        raise VerificationError("leaf index or tree size out of range")
-    fn, sn, r = index, size - 1, leaf
-    for p in proof:
-        if sn == 0:
-            raise VerificationError(_PROOF_FAILED)  # the path is longer than the tree is high
-        if fn & 1 or fn == sn:
-            r = node_hash(p, r)
-            # On the right edge a node with no right sibling is promoted unchanged: skip the levels
-            # up to the next one where we are a right child (or reach the top).
-            if not fn & 1:
-                while fn and not fn & 1:
-                    fn >>= 1
-                    sn >>= 1
-        else:
-            r = node_hash(r, p)
-        fn >>= 1
-        sn >>= 1
-    if sn != 0 or r != root:
-        raise VerificationError(_PROOF_FAILED)
-
-
-def verify_consistency(old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]) -> None:
-    """Check that the tree of `new_size` with `new_root` extends the one of `old_size` with `old_root`.
-
-    RFC 9162 §2.1.4.2 for 0 < old_size < new_size. When old_size == new_size the proof must be empty
-    and the roots equal; when old_size == 0 the proof must be empty and old_root must be EMPTY_ROOT.
-    Raises VerificationError on any failure, including malformed input.
-    """
-    _check_hashes(old_root, new_root, proof)
-    if not 0 <= old_size <= new_size <= MAX_TREE_SIZE:
-        raise VerificationError("tree sizes out of range")
-    if old_size == 0 or old_size == new_size:
-        if proof:
-            raise VerificationError(_PROOF_FAILED)
-        if old_size == 0 and old_root != EMPTY_ROOT:
-            raise VerificationError(_PROOF_FAILED)
-        if old_size == new_size and old_root != new_root:
-            raise VerificationError(_PROOF_FAILED)
-        return
-    if not proof:
-        raise VerificationError(_PROOF_FAILED)
-    path = list(proof)
-    # When the old tree is a perfect left subtree the prover omits its root: the verifier has it.
-    if old_size & (old_size - 1) == 0:
-        path.insert(0, old_root)
-    fn, sn = old_size - 1, new_size - 1
-    while fn & 1:
-        fn >>= 1
-        sn >>= 1
-    fr = sr = path[0]
-    for c in path[1:]:
-        if sn == 0:
-            raise VerificationError(_PROOF_FAILED)
-        if fn & 1 or fn == sn:
-            fr = node_hash(c, fr)
-            sr = node_hash(c, sr)
-            if not fn & 1:
-                while fn and not fn & 1:
-                    fn >>= 1
-                    sn >>= 1
-        else:
-            sr = node_hash(sr, c)
-        fn >>= 1
-        sn >>= 1
-    if sn != 0 or fr != old_root or sr != new_root:
-        raise VerificationError(_PROOF_FAILED)
-
-
-# ---------------------------------------------------------------------------------------------
-# Append-only builders
-
-
-class RootBuilder:
-    """Computes MTH of a stream of records with O(log n) memory (a compact range / frontier).
-
-    `_stack` holds the roots of the perfect subtrees that tile D[0:size], largest (leftmost) first:
-    one per 1 bit of `size`.
-    """
-
-    __slots__ = ("_size", "_stack")
-
-    def __init__(self) -> None:
-        self._size = 0
-        self._stack: list[bytes] = []
-
-    @property
-    def size(self) -> int:
-        """The number of records appended so far."""
-        return self._size
-
-    def append(self, entry: bytes) -> int:
-        """Append a record (raw entry); return its index. Raises nothing."""
-        return self.append_leaf_hash(leaf_hash(entry))
-
-    def append_leaf_hash(self, leaf: bytes) -> int:
-        """Append a record by its leaf hash; return its index. Raises Invalid if not 32 bytes."""
-        if len(leaf) != HASH_SIZE:
-            raise Invalid("leaf hash must be 32 bytes")
-        n = self._size
-        stack = self._stack
-        h = leaf
-        # Each trailing 1 bit of n is a perfect subtree of the same height as h: merge them.
-        m = n
-        while m & 1:
-            h = node_hash(stack.pop(), h)
-            m >>= 1
-        stack.append(h)
-        self._size = n + 1
-        return n
-
-    def root(self) -> bytes:
-        """Return MTH of everything appended so far (EMPTY_ROOT if nothing). Raises nothing."""
-        return _fold(self._stack)
-
-
-class MemoryHashStore:
-    """An in-memory `HashReader` holding every stored hash in one list; append-only.
-
-    Used by tests, the offline auditor and benchmarks. Appending keeps the frontier of
-    `RootBuilder`, so it needs no reads and costs about two SHA-256 calls per record.
-    """
-
-    __slots__ = ("_hashes", "_size", "_stack")
-
-    def __init__(self, entries: Iterable[bytes] = ()) -> None:
-        self._hashes: list[bytes] = []
-        self._stack: list[bytes] = []
-        self._size = 0
-        for entry in entries:
-            self.append(entry)
-
-    @property
-    def size(self) -> int:
-        """The number of records appended so far."""
-        return self._size
-
-    def append(self, entry: bytes) -> int:
-        """Append a record (raw entry); return its index. Raises nothing."""
-        return self.append_leaf_hash(_sha256(b"\x00" + entry).digest())
-
-    def append_leaf_hash(self, leaf: bytes) -> int:
-        """Append a record by its leaf hash; return its index. Raises Invalid if not 32 bytes."""
-        if len(leaf) != HASH_SIZE:
-            raise Invalid("leaf hash must be 32 bytes")
-        n = self._size
-        hashes = self._hashes
-        stack = self._stack
-        h = leaf
-        hashes.append(h)
-        # Same frontier merge as RootBuilder; every merged root is also stored, in the order
-        # stored_hashes_for_append returns them (the tests check the two agree).
-        m = n
-        while m & 1:
-            h = _sha256(b"\x01" + stack.pop() + h).digest()
-            hashes.append(h)
-            m >>= 1
-        stack.append(h)
-        self._size = n + 1
-        return n
-
-    def root(self) -> bytes:
-        """Return MTH of everything appended so far (EMPTY_ROOT if nothing). Raises nothing."""
-        return _fold(self._stack)
-
-    def read_hashes(self, indexes: Sequence[int]) -> list[bytes]:
-        """Return the hashes at `indexes`. Raises NotFound if an index is not stored."""
-        hashes = self._hashes
-        if indexes and (min(indexes) < 0 or max(indexes) >= len(hashes)):
-            raise NotFound("no such stored hash")
-        return [hashes[i] for i in indexes]
-
-
 # ---------------------------------------------------------------------------------------------
 # Internals: a direct port of tlog's subTreeIndex/subTreeHash, leafProofIndex/leafProof and
 # treeProofIndex/treeProof. Each *_index function lists, in order, exactly the stored hashes its
@@ -441,8 +249,8 @@ def _split(n: int) -> int:
     return 1 << ((n - 1).bit_length() - 1)
 
 
-def _fold(stack: list[bytes]) -> bytes:
-    """Hash a right-edge list of perfect subtree roots (largest first) into one root."""
+def fold_right_edge(stack: list[bytes]) -> bytes:
+    """Hash a right-edge list of perfect subtree roots (largest first) into one root. Raises nothing."""
     if not stack:
         return EMPTY_ROOT
     h = stack[-1]
@@ -465,13 +273,6 @@ def _check_size(size: int) -> None:
         raise Invalid("tree size out of range")
 
 
-def _check_hashes(a: bytes, b: bytes, proof: Sequence[bytes]) -> None:
-    if len(proof) > _MAX_PROOF_LEN:
-        raise VerificationError(_PROOF_FAILED)
-    if len(a) != HASH_SIZE or len(b) != HASH_SIZE or any(len(p) != HASH_SIZE for p in proof):
-        raise VerificationError("hash must be 32 bytes")
-
-
 def _subtree_index(lo: int, hi: int, need: list[int]) -> list[int]:
     # D[lo:hi] splits into perfect subtrees of decreasing size, each one stored hash.
     while lo < hi:
@@ -486,7 +287,7 @@ def _subtree_index(lo: int, hi: int, need: list[int]) -> list[int]:
 def _subtree_hash(lo: int, hi: int, hashes: _Cursor) -> bytes:
     # Consume the perfect subtrees listed by _subtree_index and hash them right to left, which is
     # exactly RFC 6962's split (the left part is always the largest perfect subtree).
-    return _fold(hashes.take((hi - lo).bit_count()))
+    return fold_right_edge(hashes.take((hi - lo).bit_count()))
 
 
 def _leaf_proof_index(lo: int, hi: int, n: int, need: list[int]) -> list[int]:

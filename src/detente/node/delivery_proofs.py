@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from detente.core import merkle
+from detente.core import merkle, merkle_verify
 from detente.core.envelope import uuid7
 from detente.core.precedence import format_time, now
 from detente.errors import MalformedError, NotFound, Unavailable, VerificationError
@@ -150,7 +150,7 @@ class ProofFetcher:
         proofs = await fetch_inclusions(self.client, size, [index for _, index in wanted]) if wanted else []
         for (row, index), proof in zip(wanted, proofs, strict=True):
             try:
-                merkle.verify_inclusion(index, size, merkle.leaf_hash(bytes(row["raw"])), proof, root)
+                merkle_verify.verify_inclusion(index, size, merkle.leaf_hash(bytes(row["raw"])), proof, root)
             except VerificationError as exc:
                 failed.append((row, index, proof, exc.detail))
                 self._alarmed.add(str(row["id"]))

@@ -31,7 +31,8 @@ from sqlalchemy import Connection
 from detente.core import keys
 from detente.core.checkpoint import Checkpoint, format_size_body, open_checkpoint, parse_add_checkpoint
 from detente.core.envelope import uuid7
-from detente.core.merkle import EMPTY_ROOT, verify_consistency
+from detente.core.merkle import EMPTY_ROOT
+from detente.core.merkle_verify import verify_consistency
 from detente.core.note import Note, add_signatures, cosign, parse_note, parse_signature_lines
 from detente.core.precedence import format_time, now
 from detente.errors import BadRequest, Forbidden, MalformedError, NotFound, VerificationError

@@ -20,7 +20,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from sqlalchemy import Connection, RowMapping
 
-from detente.core import merkle
+from detente.core import merkle, merkle_verify
 from detente.core.checkpoint import format_proof_bundle
 from detente.core.note import add_signatures, parse_note, parse_signature_lines
 from detente.errors import Invalid, NotFound
@@ -136,7 +136,7 @@ async def message_proof(
             raise NotFound(f"this node holds no cosigned checkpoint of {log}'s log yet")
         size, root = int(state["size"]), bytes(state["root"])
         index, proof = await fetch_inclusion(client, size, id=message_id)
-        merkle.verify_inclusion(index, size, merkle.leaf_hash(bytes(row["raw"])), proof, root)
+        merkle_verify.verify_inclusion(index, size, merkle.leaf_hash(bytes(row["raw"])), proof, root)
         note = await node.aread(lambda conn: _witnessed_note(conn, origin, size))
         bundle = format_proof_bundle(index, proof, note)
     return Response(bundle, media_type=PROOF_MEDIA_TYPE, headers=filename)

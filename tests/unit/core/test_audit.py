@@ -7,7 +7,7 @@ import json
 import pytest
 
 from detente.core import audit as audit_module
-from detente.core import merkle, tiles
+from detente.core import merkle, merkle_memory, tiles
 from detente.core.agreement import Agreement
 from detente.core.audit import Report, audit
 from detente.core.checkpoint import Checkpoint, sign_checkpoint
@@ -26,7 +26,7 @@ def _note(doc: Agreement, signers: dict[str, Signer], size: int, root: bytes) ->
 
 
 def _export(entries: list[bytes], doc: Agreement, signers: dict[str, Signer]) -> Export:
-    store = merkle.MemoryHashStore(entries)
+    store = merkle_memory.MemoryHashStore(entries)
     files: Export = {}
     for level, n, width in tiles.tiles_for_size(SIZE):
         files[tiles.tile_path(level, n, width)] = tiles.read_tile(level, n, width, store)
@@ -100,7 +100,7 @@ def test_damaged_tiles_bundles_and_checkpoints_are_named(
     assert "checkpoint: invalid note signature" in _audit({**files, "checkpoint": bytes(bad_cosig)}, doc).problems
 
     # A checkpoint of another tree in the history: its root and its consistency both fail.
-    other = merkle.MemoryHashStore([b"x"] * 100).root()
+    other = merkle_memory.MemoryHashStore([b"x"] * 100).root()
     lines = files["checkpoints.jsonl"].decode().splitlines()
     lines[2] = json.dumps({"size": 100, "note": _note(doc, signers, 100, other).decode()})
     problems = _audit({**files, "checkpoints.jsonl": ("\n".join(lines) + "\n").encode()}, doc).problems

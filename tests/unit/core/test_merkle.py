@@ -17,8 +17,6 @@ from detente.core.merkle import (
     EMPTY_ROOT,
     HASH_SIZE,
     MAX_TREE_SIZE,
-    MemoryHashStore,
-    RootBuilder,
     leaf_hash,
     node_hash,
     prove_consistency,
@@ -28,9 +26,9 @@ from detente.core.merkle import (
     stored_hash_index,
     stored_hashes_for_append,
     tree_hash,
-    verify_consistency,
-    verify_inclusion,
 )
+from detente.core.merkle_memory import MemoryHashStore, RootBuilder
+from detente.core.merkle_verify import verify_consistency, verify_inclusion
 from detente.errors import Error, Invalid, NotFound, VerificationError
 
 MAX_N = 128

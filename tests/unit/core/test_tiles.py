@@ -7,15 +7,9 @@ from collections.abc import Sequence
 
 import pytest
 
-from detente.core.merkle import (
-    MemoryHashStore,
-    leaf_hash,
-    prove_consistency,
-    prove_inclusion,
-    stored_hash_count,
-    tree_hash,
-    verify_inclusion,
-)
+from detente.core.merkle import leaf_hash, prove_consistency, prove_inclusion, stored_hash_count, tree_hash
+from detente.core.merkle_memory import MemoryHashStore
+from detente.core.merkle_verify import verify_inclusion
 from detente.core.tiles import (
     entries_path,
     entry_bundle,

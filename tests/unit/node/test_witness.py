@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from detente.core import keys, merkle
+from detente.core import keys, merkle, merkle_memory
 from detente.core.checkpoint import Checkpoint, format_add_checkpoint, open_checkpoint, sign_checkpoint
 from detente.core.note import add_signatures, parse_note, parse_signature_lines
 from detente.errors import BadRequest, Forbidden, MalformedError, NotFound
@@ -18,7 +18,7 @@ from detente.store import tlog
 from record_support import agreement_and_keys, node_context
 
 ENTRIES = [b"entry %d" % i for i in range(20)]
-STORE = merkle.MemoryHashStore(ENTRIES)
+STORE = merkle_memory.MemoryHashStore(ENTRIES)
 
 
 def root_of(size: int) -> bytes:
@@ -79,7 +79,7 @@ def test_bootstrap_resync_and_growth(ir: tuple[NodeContext, keys.Signer]) -> Non
 def test_inconsistent_checkpoints_raise_a_fork_alarm_and_keep_the_state(ir: tuple[NodeContext, keys.Signer]) -> None:
     ctx, pk = ir
     assert _submit(ctx, 0, [], _note(pk, 8)).status == 200
-    forked = merkle.MemoryHashStore([*ENTRIES[:7], b"rewritten", *ENTRIES[8:]])
+    forked = merkle_memory.MemoryHashStore([*ENTRIES[:7], b"rewritten", *ENTRIES[8:]])
     bad = _submit(ctx, 8, merkle.prove_consistency(8, 12, forked), _note(pk, 12, merkle.tree_hash(12, forked)))
     assert bad.status == 422 and bad.alarm is not None and bad.alarm.everyone
     same_size = _submit(ctx, 8, [], _note(pk, 8, merkle.tree_hash(8, forked)))

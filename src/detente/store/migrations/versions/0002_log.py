@@ -10,7 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from detente.core.merkle import MemoryHashStore, stored_hash_count
+from detente.core.merkle import stored_hash_count
+from detente.core.merkle_memory import MemoryHashStore
 
 revision = "0002"
 down_revision = "0001"
