@@ -14,6 +14,8 @@ from detente.store.operators import Operator
 from detente.web.deps import websocket_operator
 
 router = APIRouter()
+# Put in a stream's queue when its client has gone: the sender's loop then ends at its next read.
+_CLOSED = Event("stream.closed", None, ())
 
 
 def concerns(event: Event, operator: Operator) -> bool:
@@ -46,19 +48,23 @@ async def stream(websocket: WebSocket) -> None:
             while True:
                 await websocket.receive_text()
 
+    def client_gone(_: asyncio.Task[None]) -> None:
+        node.ctx.bus.unsubscribe(queue)
+        if queue.full():  # the bus drops the oldest event for a full queue; so does this
+            queue.get_nowait()
+        queue.put_nowait(_CLOSED)
+
+    # The sender waits on the queue alone: waiting on the queue and the reader together cost a task
+    # and a wait per event, on the path of every FLASH message to its operator.
     reader = asyncio.create_task(drain_client())
+    reader.add_done_callback(client_gone)
     try:
-        while not reader.done():
-            getter = asyncio.create_task(queue.get())
-            done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
-            if getter not in done:
-                getter.cancel()
-                break
-            event = getter.result()
+        while (event := await queue.get()) is not _CLOSED:
             if concerns(event, operator):
                 await websocket.send_json(event.to_json())
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:
+        reader.remove_done_callback(client_gone)
         reader.cancel()
         node.ctx.bus.unsubscribe(queue)
