@@ -97,6 +97,12 @@ def markdown(document: dict[str, Any], rows: list[Row]) -> str:
         + "; ".join(f"{k} = {v}" for k, v in FORMULAS.items())
         + ", each term the p50 measured in the same run.",
         "",
+        "The machine's own tail: a fixed piece of CPU work (chained SHA-256), timed again and again alone in"
+        " one process, once at 1 ms beside the floors and once, after each latency run, at the length of that"
+        " run's delivered p50. Its p99 is what the delivered p99 would be if every step of a message were pure"
+        " computation with nothing of Détente in it: the host takes this virtual machine's CPU away for"
+        " milliseconds at a time and reports no steal time for it (`bench/jitter.py`).",
+        "",
         "| section | metric | value | target | met | × floor | floor of | note |",
         "|---|---|---:|---:|:---:|---:|---|---|",
     ]
