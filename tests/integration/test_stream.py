@@ -17,6 +17,7 @@ from detente.node.runtime import Node
 from detente.node.tls import trust_exactly
 from detente.web.app import create_app
 from detente.web.stack import UVICORN_OPTIONS
+from support import run_async
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -80,4 +81,4 @@ def test_a_stream_carries_events_and_its_sender_ends_when_the_client_leaves(tmp_
             server.should_exit = True
             await serving
 
-    asyncio.run(scenario())
+    run_async(scenario())
