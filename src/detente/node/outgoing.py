@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping
+from sqlalchemy import Connection
 
 from detente.core import envelope as envelope_mod
 from detente.core import notifications
@@ -245,7 +245,7 @@ def respond_job(
     return job
 
 
-def _may_answer(ctx: NodeContext, operator: Operator, row: RowMapping) -> bool:
+def _may_answer(ctx: NodeContext, operator: Operator, row: db.EnvelopeRow) -> bool:
     office = row["to_office"]
     if not any(operator.has(r) for r in SENDING_ROLES):
         return False

@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import RowMapping
-
 from detente.core.agreement import Agreement
 from detente.node import codes
+from detente.store.messages import EnvelopeRow
 
 
-def summary(row: RowMapping, agreement: Agreement | None = None, lang: str | None = None) -> dict[str, Any]:
+def summary(row: EnvelopeRow, agreement: Agreement | None = None, lang: str | None = None) -> dict[str, Any]:
     """Return the operator's view of one envelope row: header, body, state and response.
 
     Given the agreement, a `code` message also shows its text in every language (`rendered`) and

@@ -30,6 +30,7 @@ from sqlalchemy import Connection, Engine, bindparam, event, func, select
 
 from detente.core import merkle
 from detente.errors import Error
+from detente.store import driver
 from detente.store.tables import log, tree_hashes
 
 # SQLite allows 32766 bound parameters per statement; stay well below for any backend.
@@ -174,7 +175,7 @@ def forget(engine: Engine) -> None:
 
 def log_size(conn: Connection) -> int:
     """Return the number of entries in the log as `conn` sees it (pending appends written first)."""
-    value = conn.execute(_LOG_MAX).scalar()
+    value = driver.scalar(conn, _LOG_MAX, {})
     return 0 if value is None else int(value) + 1
 
 

@@ -7,20 +7,23 @@ transaction, so that an envelope, its log entry and its outbox or receipt row co
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Integer, RowMapping, and_, bindparam, delete, func, insert, or_, select, update
 
-from detente.store import logtail
+from detente.store import driver, logtail
 from detente.store.tables import envelopes, log, outbox, sequences
+
+# An envelope row: SQLAlchemy's from a query, a plain dict from the driver's cursor (`store.driver`).
+EnvelopeRow = RowMapping | Mapping[str, Any]
 
 STATES = ("accepted", "delivered", "acknowledged", "declined", "overdue")
 _IN_CHUNK = 500  # ids per IN (...) list: within every backend's limit on bound parameters
 
 
-# The statements of the hot path are built once with bound parameters: SQLAlchemy then finds them
-# in its compiled cache by identity instead of building and keying a new statement per call.
+# The statements of the hot path are built once with bound parameters and run on the driver's cursor
+# (`store.driver`): a FLASH message crosses them on both nodes.
 _SEQ_KEY = and_(
     sequences.c.direction == bindparam("k_direction"),
     sequences.c.peer == bindparam("k_peer"),
@@ -74,41 +77,46 @@ def next_seq(conn: Connection, peer: str, channel: str) -> int:
     """Allocate the next outgoing sequence number for (peer, channel)."""
     # One statement on the hot path (UPDATE ... RETURNING, SQLite >= 3.35 and PostgreSQL); the
     # INSERT only for a channel's first message.
-    bumped = conn.execute(_SEQ_BUMP, {"k_direction": "out", "k_peer": peer, "k_channel": channel}).scalar()
+    bumped = driver.scalar(conn, _SEQ_BUMP, {"k_direction": "out", "k_peer": peer, "k_channel": channel})
     if bumped is None:
-        conn.execute(_SEQ_NEW, {"direction": "out", "peer": peer, "channel": channel, "last": 1})
+        driver.execute(conn, _SEQ_NEW, {"direction": "out", "peer": peer, "channel": channel, "last": 1})
         return 1
     return int(bumped)
 
 
 def last_in_seq(conn: Connection, peer: str, channel: str) -> int:
     """Return the last sequence number accepted from `peer` on `channel` (0 if none)."""
-    value = conn.execute(_SEQ_GET, {"k_direction": "in", "k_peer": peer, "k_channel": channel}).scalar()
+    value = driver.scalar(conn, _SEQ_GET, {"k_direction": "in", "k_peer": peer, "k_channel": channel})
     return 0 if value is None else int(value)
 
 
 def set_in_seq(conn: Connection, peer: str, channel: str, seq: int) -> None:
     """Record `seq` as the last sequence number accepted from `peer` on `channel`."""
-    if conn.execute(_SEQ_SET, {"k_direction": "in", "k_peer": peer, "k_channel": channel, "last": seq}).rowcount == 0:
-        conn.execute(_SEQ_NEW, {"direction": "in", "peer": peer, "channel": channel, "last": seq})
+    if driver.execute(conn, _SEQ_SET, {"k_direction": "in", "k_peer": peer, "k_channel": channel, "last": seq}) == 0:
+        driver.execute(conn, _SEQ_NEW, {"direction": "in", "peer": peer, "channel": channel, "last": seq})
 
 
 def insert_envelope(conn: Connection, **values: Any) -> None:
     """Insert one envelope row (see `tables.envelopes` for the columns)."""
-    conn.execute(_ENVELOPE_NEW, values)
+    driver.execute(conn, _ENVELOPE_NEW, values)
 
 
-def get_envelope(conn: Connection, envelope_id: str) -> RowMapping | None:
+def get_envelope(conn: Connection, envelope_id: str) -> EnvelopeRow | None:
     """Return the envelope row with this id, or None."""
-    return conn.execute(_ENVELOPE_GET, {"envelope_id": envelope_id}).mappings().first()
+    found = driver.mappings(conn, _ENVELOPE_GET, {"envelope_id": envelope_id})
+    return found[0] if found else None
 
 
-def get_envelopes(conn: Connection, envelope_ids: Sequence[str]) -> dict[str, RowMapping]:
+def get_envelopes(conn: Connection, envelope_ids: Sequence[str]) -> dict[str, EnvelopeRow]:
     """Return the envelope rows with these ids, by id (ids not stored are absent)."""
-    found: dict[str, RowMapping] = {}
+    if len(envelope_ids) == 1:  # a FLASH message's batch: the one-row statement, on the driver's cursor
+        one = get_envelope(conn, envelope_ids[0])
+        return {} if one is None else {str(one["id"]): one}
+    found: dict[str, EnvelopeRow] = {}
     for i in range(0, len(envelope_ids), _IN_CHUNK):
         rows = conn.execute(_ENVELOPES_GET, {"envelope_ids": list(envelope_ids[i : i + _IN_CHUNK])}).mappings()
-        found.update((str(r["id"]), r) for r in rows)
+        for row in rows:
+            found[str(row["id"])] = row
     return found
 
 
@@ -120,8 +128,7 @@ def update_envelope(conn: Connection, envelope_id: str, **values: Any) -> None:
 
 def update_envelopes(conn: Connection, changes: Sequence[dict[str, Any]]) -> None:
     """Update several envelope rows with one statement: each dict holds `target_id` and the same columns."""
-    if changes:
-        conn.execute(_ENVELOPE_SET, list(changes))
+    driver.executemany(conn, _ENVELOPE_SET, changes)
 
 
 def list_envelopes(
@@ -197,8 +204,8 @@ def enqueue(conn: Connection, envelope_id: str, peer: str, channel: str, seq: in
     `new` says the envelope was created in this transaction and cannot be queued yet, which
     spares the lookup.
     """
-    if new or conn.execute(_OUTBOX_HAS, {"envelope_id": envelope_id}).first() is None:
-        conn.execute(_OUTBOX_NEW, {"envelope_id": envelope_id, "peer": peer, "channel": channel, "seq": seq})
+    if new or not driver.rows(conn, _OUTBOX_HAS, {"envelope_id": envelope_id}):
+        driver.execute(conn, _OUTBOX_NEW, {"envelope_id": envelope_id, "peer": peer, "channel": channel, "seq": seq})
 
 
 def outbox_batch(conn: Connection, peer: str, limit: int) -> list[tuple[int, bytes, str, int]]:
@@ -206,7 +213,7 @@ def outbox_batch(conn: Connection, peer: str, limit: int) -> list[tuple[int, byt
 
     Rows come in channel sequence order, so a receiver sees each channel in order.
     """
-    rows = conn.execute(_OUTBOX_BATCH, {"peer": peer, "limit": limit})
+    rows = driver.rows(conn, _OUTBOX_BATCH, {"peer": peer, "limit": limit})
     return [(int(r[0]), bytes(r[1]), str(r[2]), int(r[3])) for r in rows]
 
 
@@ -248,6 +255,6 @@ def requeue_from(conn: Connection, peer: str, channel: str, seq: int) -> int:
     return len(rows)
 
 
-def receipt_of(row: RowMapping) -> dict[str, Any] | None:
+def receipt_of(row: EnvelopeRow) -> dict[str, Any] | None:
     """Return the decoded receipt stored on an envelope row."""
     return None if row["receipt"] is None else dict(json.loads(row["receipt"]))

@@ -74,7 +74,7 @@ async def log_state(node: NodeDep, operator: OperatorDep) -> dict[str, Any]:
     return result
 
 
-def _row_for(conn: Connection, message_id: str, offices: list[str] | None) -> RowMapping:
+def _row_for(conn: Connection, message_id: str, offices: list[str] | None) -> db.EnvelopeRow:
     row = db.get_envelope(conn, message_id)
     if row is None or (offices is not None and not {row["from_office"], row["to_office"]} & set(offices)):
         raise NotFound(f"no message {message_id} for your offices")
@@ -117,7 +117,7 @@ async def message_proof(
         raise Invalid(f"unknown party {log!r}")
     origin = node.ctx.agreement.party(log).log_origin
 
-    def stored(conn: Connection) -> tuple[RowMapping, bytes | None, RowMapping | None]:
+    def stored(conn: Connection) -> tuple[db.EnvelopeRow, bytes | None, RowMapping | None]:
         row = _row_for(conn, message_id, offices)
         if row["peer"] != log:
             raise NotFound(f"message {message_id} was not exchanged with {log}")

@@ -130,7 +130,7 @@ def thread_by_case(conn: Connection, case_id: str, offices: list[str] | None) ->
     return db.list_envelopes(conn, offices=offices, case_id=case_id, exclude_types=service_types(), limit=500)
 
 
-def message(conn: Connection, message_id: str, offices: list[str] | None) -> RowMapping | None:
+def message(conn: Connection, message_id: str, offices: list[str] | None) -> db.EnvelopeRow | None:
     """Return one envelope row if the operator may see it."""
     row = db.get_envelope(conn, message_id)
     if row is None or (offices is not None and not {row["from_office"], row["to_office"]} & set(offices)):

@@ -1,0 +1,144 @@
+"""The hot statements on the driver's cursor (`store.driver`) behave as `conn.execute` would (SQLite, PostgreSQL)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, event, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from detente.store import driver, logtail
+from detente.store import messages as db
+from detente.store.db import make_engine, migrate, sqlite_url, write_transaction
+from detente.store.tables import envelopes, outbox, sequences
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    url = (
+        sqlite_url(tmp_path / "node.db")
+        if request.param == "sqlite"
+        else request.getfixturevalue("pg_database")("driver")
+    )
+    eng = make_engine(url)
+    migrate(eng)
+    try:
+        yield eng
+    finally:
+        eng.dispose()
+
+
+def _row(n: int, **extra: Any) -> dict[str, Any]:
+    values = {
+        "id": f"01a20000-0000-7000-8000-{n:012d}", "direction": "out", "peer": "ir", "channel": "dgmo",
+        "from_office": "pk:dgmo", "to_office": "ir:dgmo", "seq": n, "type": "hotline.text", "precedence": "FLASH",
+        "author": "a", "created": "2024-01-16T13:05:00.000Z", "raw": b"{\x00\xff}", "log_index": n, "needs_ack": True,
+        "deadline": "2024-01-16T13:15:00.000Z", "state": "accepted", "recorded_at": "2024-01-16T13:05:00.000Z",
+    }  # fmt: skip
+    values.update(extra)
+    return values
+
+
+def test_rows_read_through_the_driver_equal_sqlalchemys_with_their_types(engine: Engine) -> None:
+    with write_transaction(engine) as conn:
+        db.insert_envelope(conn, **_row(1))
+        db.insert_envelope(conn, **_row(2, needs_ack=False, deadline=None))
+    with engine.connect() as conn:
+        for n in (1, 2):
+            through_driver = db.get_envelope(conn, _row(n)["id"])
+            through_sqlalchemy = conn.execute(select(envelopes).where(envelopes.c.id == _row(n)["id"])).mappings().one()
+            assert through_driver == dict(through_sqlalchemy)
+            assert through_driver is not None
+            # The result processors ran: a boolean, not SQLite's 0/1; bytes, not a memoryview.
+            assert type(through_driver["needs_ack"]) is bool and through_driver["needs_ack"] is (n == 1)
+            assert type(through_driver["raw"]) is bytes and through_driver["raw"] == b"{\x00\xff}"
+        assert db.get_envelope(conn, "01a20000-0000-7000-8000-999999999999") is None
+        assert set(db.get_envelopes(conn, [_row(1)["id"]])) == {_row(1)["id"]}
+        assert set(db.get_envelopes(conn, [_row(1)["id"], _row(2)["id"]])) == {_row(1)["id"], _row(2)["id"]}
+
+
+def test_a_statements_own_literal_is_bound_and_returning_answers(engine: Engine) -> None:
+    # `last = last + 1` carries its 1 as a parameter the caller does not give.
+    with write_transaction(engine) as conn:
+        assert [db.next_seq(conn, "ir", "dgmo") for _ in range(3)] == [1, 2, 3]
+        db.set_in_seq(conn, "ir", "dgmo", 7)
+        assert db.last_in_seq(conn, "ir", "dgmo") == 7
+    with engine.connect() as conn:
+        stored = {(r.direction, r.last) for r in conn.execute(select(sequences.c.direction, sequences.c.last))}
+    assert stored == {("out", 3), ("in", 7)}
+
+
+def test_the_outbox_through_the_driver(engine: Engine) -> None:
+    with write_transaction(engine) as conn:
+        for n in (1, 2, 3):
+            db.insert_envelope(conn, **_row(n))
+            db.enqueue(conn, _row(n)["id"], "ir", "dgmo", n, new=True)
+        db.enqueue(conn, _row(2)["id"], "ir", "dgmo", 2)  # already queued: ignored
+    with engine.connect() as conn:
+        batch = db.outbox_batch(conn, "ir", 2)
+        assert [(raw, channel, seq) for _, raw, channel, seq in batch] == [
+            (b"{\x00\xff}", "dgmo", 1),
+            (b"{\x00\xff}", "dgmo", 2),
+        ]
+        assert db.outbox_depth(conn, "ir") == 3
+
+
+def test_updates_of_several_rows_in_one_driver_call(engine: Engine) -> None:
+    with write_transaction(engine) as conn:
+        for n in (1, 2):
+            db.insert_envelope(conn, **_row(n))
+        db.update_envelopes(
+            conn, [{"target_id": _row(n)["id"], "state": "delivered", "receipt": f"r{n}"} for n in (1, 2)]
+        )
+        db.update_envelopes(conn, [])
+    with engine.connect() as conn:
+        got = {(r.state, r.receipt) for r in conn.execute(select(envelopes.c.state, envelopes.c.receipt))}
+    assert got == {("delivered", "r1"), ("delivered", "r2")}
+
+
+def test_a_driver_error_is_sqlalchemys_and_leaves_the_transaction_to_its_owner(engine: Engine) -> None:
+    with write_transaction(engine) as conn:
+        db.insert_envelope(conn, **_row(1))
+    with pytest.raises(IntegrityError), write_transaction(engine) as conn:
+        db.insert_envelope(conn, **_row(2))
+        db.insert_envelope(conn, **_row(3, id=_row(1)["id"]))  # the same primary key
+    with engine.connect() as conn:  # the whole transaction was rolled back: row 2 is not there
+        assert [r.id for r in conn.execute(select(envelopes.c.id))] == [_row(1)["id"]]
+
+
+def test_the_engines_statement_listeners_see_driver_statements_and_the_log_is_written_first(engine: Engine) -> None:
+    seen: list[str] = []
+    sqlalchemy_level: list[object] = []
+    event.listen(engine, "before_cursor_execute", lambda _c, _cu, statement, *_: seen.append(statement))
+    event.listen(engine, "before_execute", lambda *args: sqlalchemy_level.append(args[1]))
+    with write_transaction(engine) as conn:
+        logtail.append(conn, b"leaf", _row(1)["id"])
+        seen.clear()
+        sqlalchemy_level.clear()
+        # The append waits on the connection; the driver's read of the log's size must see it.
+        assert logtail.log_size(conn) == 1
+        assert db.last_in_seq(conn, "ir", "dgmo") == 0
+    assert any(s.startswith("INSERT INTO log") for s in seen)
+    assert any("max(log.idx)" in s for s in seen) and any("FROM sequences" in s for s in seen)
+    # Those statements took the driver's path: none went through SQLAlchemy's `execute`.
+    assert sqlalchemy_level == []
+
+
+def test_statements_sqlalchemy_must_finish_at_execution_time_are_refused(engine: Engine) -> None:
+    with engine.connect() as conn:
+        with pytest.raises(ValueError, match="needs SQLAlchemy at execution time"):
+            driver.compiled(db._ENVELOPES_GET, conn.dialect)
+        with pytest.raises(ValueError, match="needs SQLAlchemy at execution time"):
+            driver.compiled(db._OUTBOX_DEL, conn.dialect)
+
+
+def test_compiled_once_per_statement_dialect_and_columns(engine: Engine) -> None:
+    stmt = insert(outbox)
+    with engine.connect() as conn:
+        first = driver.compiled(stmt, conn.dialect, ["envelope_id", "peer", "channel", "seq"])
+        assert driver.compiled(stmt, conn.dialect, ["seq", "channel", "peer", "envelope_id"]) is first
+        other = driver.compiled(stmt, conn.dialect, ["envelope_id", "peer", "channel", "seq", "attempts"])
+        assert other is not first and "attempts" in other.sql and "attempts" not in first.sql
