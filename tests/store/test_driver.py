@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event, insert, select
+from sqlalchemy import Engine, bindparam, delete, event, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from detente.store import driver, logtail
@@ -86,6 +86,28 @@ def test_the_outbox_through_the_driver(engine: Engine) -> None:
         assert db.outbox_depth(conn, "ir") == 3
 
 
+def test_delivered_envelopes_leave_the_outbox_in_one_driver_call(engine: Engine) -> None:
+    with write_transaction(engine) as conn:
+        for n in (1, 2, 3):
+            db.insert_envelope(conn, **_row(n))
+            db.enqueue(conn, _row(n)["id"], "ir", "dgmo", n, new=True)
+        db.dequeue(conn, [_row(1)["id"], _row(3)["id"], "01a20000-0000-7000-8000-999999999999"])
+        db.dequeue(conn, [])
+    with engine.connect() as conn:
+        assert [seq for _, _, _, seq in db.outbox_batch(conn, "ir", 10)] == [2]
+
+
+def test_hand_written_sql_runs_in_the_drivers_own_style(engine: Engine) -> None:
+    mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+    with write_transaction(engine) as conn:
+        rows = [("in", "ir", f"c{n}", n) for n in range(3)]
+        sql = f"INSERT INTO sequences (direction, peer, channel, last) VALUES ({mark}, {mark}, {mark}, {mark})"
+        driver.execute_sql(conn, sql, rows, many=True)
+        assert db.last_in_seq(conn, "ir", "c2") == 2
+        with pytest.raises(IntegrityError):
+            driver.execute_sql(conn, sql, rows[0])  # the same key again
+
+
 def test_updates_of_several_rows_in_one_driver_call(engine: Engine) -> None:
     with write_transaction(engine) as conn:
         for n in (1, 2):
@@ -131,8 +153,9 @@ def test_statements_sqlalchemy_must_finish_at_execution_time_are_refused(engine:
     with engine.connect() as conn:
         with pytest.raises(ValueError, match="needs SQLAlchemy at execution time"):
             driver.compiled(db._ENVELOPES_GET, conn.dialect)
+        expanding = delete(outbox).where(outbox.c.envelope_id.in_(bindparam("ids", expanding=True)))
         with pytest.raises(ValueError, match="needs SQLAlchemy at execution time"):
-            driver.compiled(db._OUTBOX_DEL, conn.dialect)
+            driver.compiled(expanding, conn.dialect)
 
 
 def test_compiled_once_per_statement_dialect_and_columns(engine: Engine) -> None:

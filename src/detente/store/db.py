@@ -15,7 +15,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event
 
-from detente.store import logtail
+from detente.store import driver, logtail
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -48,7 +48,7 @@ def make_engine(url: str) -> Engine:
             # reads and then writes fails at once with "database is locked" when another process
             # writes meanwhile, instead of waiting out the busy timeout.
             mode = conn.get_execution_options().get("begin", "")
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if mode == "immediate" else "BEGIN")
+            driver.execute_sql(conn, "BEGIN IMMEDIATE" if mode == "immediate" else "BEGIN")
 
     else:
         if url.startswith("postgresql://"):

@@ -90,20 +90,27 @@ def _bound(c: _Compiled, params: Mapping[str, Any]) -> Any:
     return tuple(values) if c.positional else dict(zip(c.names, values, strict=True))
 
 
-def _run(conn: Connection, c: _Compiled, args: Any, many: bool) -> Any:
+def _run(conn: Connection, sql: str, args: Any, many: bool) -> Any:
     """Execute on the connection's DBAPI cursor, as `conn.execute` would; return the cursor."""
     cursor = conn.connection.cursor()
-    conn.dispatch.before_cursor_execute(conn, cursor, c.sql, args, None, many)
+    conn.dispatch.before_cursor_execute(conn, cursor, sql, args, None, many)
     dbapi = conn.dialect.loaded_dbapi
     try:
         if many:
-            cursor.executemany(c.sql, args)
+            cursor.executemany(sql, args)
+        elif args is None:
+            cursor.execute(sql)
         else:
-            cursor.execute(c.sql, args)
+            cursor.execute(sql, args)
     except dbapi.Error as exc:
         cursor.close()
-        raise DBAPIError.instance(c.sql, args, exc, dbapi.Error, dialect=conn.dialect) from exc
+        raise DBAPIError.instance(sql, args, exc, dbapi.Error, dialect=conn.dialect) from exc
     return cursor
+
+
+def execute_sql(conn: Connection, sql: str, args: Any = None, *, many: bool = False) -> None:
+    """Run SQL written for this connection's driver (its own parameter style), with `args` as is."""
+    _run(conn, sql, args, many).close()
 
 
 def _row(c: _Compiled, row: Sequence[Any]) -> tuple[Any, ...]:
@@ -113,7 +120,7 @@ def _row(c: _Compiled, row: Sequence[Any]) -> tuple[Any, ...]:
 def execute(conn: Connection, stmt: ClauseElement, params: Mapping[str, Any]) -> int:
     """Run a statement that returns no rows; return its row count."""
     c = compiled(stmt, conn.dialect, params)
-    cursor = _run(conn, c, _bound(c, params), False)
+    cursor = _run(conn, c.sql, _bound(c, params), False)
     count: int = cursor.rowcount
     cursor.close()
     return count
@@ -124,13 +131,13 @@ def executemany(conn: Connection, stmt: ClauseElement, params: Sequence[Mapping[
     if not params:
         return
     c = compiled(stmt, conn.dialect, params[0])
-    _run(conn, c, [_bound(c, p) for p in params], True).close()
+    _run(conn, c.sql, [_bound(c, p) for p in params], True).close()
 
 
 def rows(conn: Connection, stmt: ClauseElement, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
     """Run a query (or a statement with RETURNING); return its rows as tuples."""
     c = compiled(stmt, conn.dialect, params)
-    cursor = _run(conn, c, _bound(c, params), False)
+    cursor = _run(conn, c.sql, _bound(c, params), False)
     fetched = cursor.fetchall()
     cursor.close()
     return [_row(c, r) for r in fetched]

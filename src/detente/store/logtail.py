@@ -36,7 +36,7 @@ from detente.store.tables import log, tree_hashes
 # SQLite allows 32766 bound parameters per statement; stay well below for any backend.
 CHUNK = 5000
 _KEY = "detente.logtail"
-# Driver-level statements (no compilation per flush), in the two placeholder styles of our drivers.
+# Driver-level statements (`store.driver`, no compilation), in the two placeholder styles of our drivers.
 _SQL = {
     style: (
         f"INSERT INTO {log.name} (idx, leaf, envelope_id) VALUES ({mark}, {mark}, {mark})",
@@ -157,9 +157,9 @@ def flush(conn: Connection) -> None:
     pending.flushing = True
     try:
         for i in range(0, len(log_rows), CHUNK):
-            conn.exec_driver_sql(insert_log, log_rows[i : i + CHUNK])
+            driver.execute_sql(conn, insert_log, log_rows[i : i + CHUNK], many=True)
         for i in range(0, len(hash_rows), CHUNK):
-            conn.exec_driver_sql(insert_hash, hash_rows[i : i + CHUNK])
+            driver.execute_sql(conn, insert_hash, hash_rows[i : i + CHUNK], many=True)
     except BaseException:
         _drop(conn)
         raise

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Connection, RowMapping, bindparam, insert, select, update
 
+from detente.store import driver
 from detente.store.tables import operators, ratifications
 
 
@@ -25,7 +28,7 @@ class Operator:
         return role in self.roles
 
 
-def _operator(row: RowMapping) -> Operator:
+def _operator(row: RowMapping | Mapping[str, Any]) -> Operator:
     return Operator(
         id=row["id"],
         name=row["name"],
@@ -69,8 +72,8 @@ _BY_TOKEN = select(operators).where(operators.c.token_hash == bindparam("token_h
 
 def by_token_hash(conn: Connection, token_hash: str) -> Operator | None:
     """Return the enabled operator whose API token hashes to `token_hash`."""
-    row = conn.execute(_BY_TOKEN, {"token_hash": token_hash}).mappings().first()
-    return None if row is None else _operator(row)
+    found = driver.mappings(conn, _BY_TOKEN, {"token_hash": token_hash})  # on every API request
+    return _operator(found[0]) if found else None
 
 
 def by_name(conn: Connection, name: str) -> Operator | None:
