@@ -121,6 +121,16 @@ def test_updates_of_several_rows_in_one_driver_call(engine: Engine) -> None:
     assert got == {("delivered", "r1"), ("delivered", "r2")}
 
 
+def test_one_rows_update_through_the_driver(engine: Engine) -> None:
+    with write_transaction(engine) as conn:
+        for n in (1, 2):
+            db.insert_envelope(conn, **_row(n))
+        db.update_envelope(conn, _row(2)["id"], state="acknowledged", response_note="seen", needs_ack=False)
+    with engine.connect() as conn:
+        got = {r.id: (r.state, r.response_note, r.needs_ack) for r in conn.execute(select(envelopes))}
+    assert got == {_row(1)["id"]: ("accepted", None, True), _row(2)["id"]: ("acknowledged", "seen", False)}
+
+
 def test_a_driver_error_is_sqlalchemys_and_leaves_the_transaction_to_its_owner(engine: Engine) -> None:
     with write_transaction(engine) as conn:
         db.insert_envelope(conn, **_row(1))

@@ -123,7 +123,7 @@ def get_envelopes(conn: Connection, envelope_ids: Sequence[str]) -> dict[str, En
 def update_envelope(conn: Connection, envelope_id: str, **values: Any) -> None:
     """Update columns of one envelope row."""
     # The SET clause comes from the keys of the parameters; the WHERE binds `target_id`.
-    conn.execute(_ENVELOPE_SET, {"target_id": envelope_id, **values})
+    driver.execute(conn, _ENVELOPE_SET, {"target_id": envelope_id, **values})
 
 
 def update_envelopes(conn: Connection, changes: Sequence[dict[str, Any]]) -> None:
