@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import Engine
 
+from detente.store.db import make_engine, migrate, sqlite_url
 from support import Cluster
 
 
@@ -79,6 +81,21 @@ def pg_database(pg_server: dict[str, Any]) -> Any:
         return f"postgresql+psycopg://postgres@{pg_server['host']}:{pg_server['port']}/{name}"
 
     return make
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def any_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """A migrated node database: SQLite, and a real PostgreSQL database of the test run's server."""
+    if request.param == "sqlite":
+        url = sqlite_url(tmp_path / "node.db")
+    else:
+        url = request.getfixturevalue("pg_database")(request.module.__name__.rpartition(".")[2][:40])
+    eng = make_engine(url)
+    migrate(eng)
+    try:
+        yield eng
+    finally:
+        eng.dispose()
 
 
 @pytest.fixture(scope="session")

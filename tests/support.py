@@ -201,3 +201,18 @@ def run_async(coro: Any) -> Any:
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]
+
+
+RAW = b"{\x00\xff}"  # not text: a binary column must give back exactly these bytes
+
+
+def envelope_row(n: int, **extra: Any) -> dict[str, Any]:
+    """The columns of envelope row `n` for storage tests (a FLASH text sent to ir), with `extra` over them."""
+    values = {
+        "id": f"01a20000-0000-7000-8000-{n:012d}", "direction": "out", "peer": "ir", "channel": "dgmo",
+        "from_office": "pk:dgmo", "to_office": "ir:dgmo", "seq": n, "type": "hotline.text", "precedence": "FLASH",
+        "author": "a", "created": "2024-01-16T13:05:00.000Z", "raw": RAW, "log_index": n, "needs_ack": True,
+        "deadline": "2024-01-16T13:15:00.000Z", "state": "accepted", "recorded_at": "2024-01-16T13:05:00.000Z",
+    }  # fmt: skip
+    values.update(extra)
+    return values

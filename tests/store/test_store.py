@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,45 +12,20 @@ from sqlalchemy import Connection, Engine, inspect, select
 from detente.errors import Conflict
 from detente.store import messages as db
 from detente.store import operators as operators_db
-from detente.store.db import make_engine, migrate, sqlite_url
+from detente.store.db import migrate
 from detente.store.tables import envelopes, log, sequences
 from detente.store.writer import Writer
-from support import run_async
+from support import envelope_row, run_async
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        url = sqlite_url(tmp_path / "node.db")
-    else:
-        url = request.getfixturevalue("pg_database")("store")
-    eng = make_engine(url)
-    migrate(eng)
-    try:
-        yield eng
-    finally:
-        eng.dispose()
-
-
-def _row(n: int, **extra: Any) -> dict[str, Any]:
-    values = {
-        "id": f"01a20000-0000-7000-8000-{n:012d}", "direction": "out", "peer": "ir", "channel": "dgmo",
-        "from_office": "pk:dgmo", "to_office": "ir:dgmo", "seq": n, "type": "hotline.text", "precedence": "FLASH",
-        "author": "a", "created": "2024-01-16T13:05:00.000Z", "raw": b"{}", "log_index": n, "needs_ack": True,
-        "deadline": "2024-01-16T13:15:00.000Z", "state": "accepted", "recorded_at": "2024-01-16T13:05:00.000Z",
-    }  # fmt: skip
-    values.update(extra)
-    return values
-
-
-def test_migrations_create_every_table_and_are_idempotent(engine: Engine) -> None:
-    migrate(engine)  # a second run changes nothing
-    names = set(inspect(engine).get_table_names())
+def test_migrations_create_every_table_and_are_idempotent(any_engine: Engine) -> None:
+    migrate(any_engine)  # a second run changes nothing
+    names = set(inspect(any_engine).get_table_names())
     assert {"envelopes", "log", "outbox", "sequences", "operators", "ratifications", "links"} <= names
 
 
-def test_sequences_count_per_peer_and_channel(engine: Engine) -> None:
-    with engine.begin() as conn:
+def test_sequences_count_per_peer_and_channel(any_engine: Engine) -> None:
+    with any_engine.begin() as conn:
         assert [db.next_seq(conn, "ir", "dgmo") for _ in range(3)] == [1, 2, 3]
         assert db.next_seq(conn, "ir", "fs") == 1
         assert db.last_in_seq(conn, "ir", "dgmo") == 0
@@ -61,50 +34,50 @@ def test_sequences_count_per_peer_and_channel(engine: Engine) -> None:
         assert db.last_in_seq(conn, "ir", "dgmo") == 6
 
 
-def test_log_appends_are_dense_and_readable(engine: Engine) -> None:
-    with engine.begin() as conn:
+def test_log_appends_are_dense_and_readable(any_engine: Engine) -> None:
+    with any_engine.begin() as conn:
         indexes = [db.append_log(conn, f"leaf {n}".encode(), f"id-{n}") for n in range(5)]
         assert indexes == [0, 1, 2, 3, 4]
         assert db.read_leaves(conn, 1, 3) == [b"leaf 1", b"leaf 2"]
         assert db.log_size(conn) == 5
 
 
-def test_outbox_orders_by_channel_sequence_and_is_idempotent(engine: Engine) -> None:
-    with engine.begin() as conn:
+def test_outbox_orders_by_channel_sequence_and_is_idempotent(any_engine: Engine) -> None:
+    with any_engine.begin() as conn:
         for n in (3, 1, 2):
-            db.insert_envelope(conn, **_row(n, raw=f'{{"n":{n}}}'.encode()))
-            db.enqueue(conn, _row(n)["id"], "ir", "dgmo", n)
-        db.enqueue(conn, _row(1)["id"], "ir", "dgmo", 1)
+            db.insert_envelope(conn, **envelope_row(n, raw=f'{{"n":{n}}}'.encode()))
+            db.enqueue(conn, envelope_row(n)["id"], "ir", "dgmo", n)
+        db.enqueue(conn, envelope_row(1)["id"], "ir", "dgmo", 1)
         assert [seq for _, _, _, seq in db.outbox_batch(conn, "ir", 10)] == [1, 2, 3]
         assert db.outbox_depth(conn, "ir") == 3
-        db.dequeue(conn, [_row(1)["id"]])
+        db.dequeue(conn, [envelope_row(1)["id"]])
         assert db.outbox_depth(conn) == 2
         assert db.requeue_from(conn, "ir", "dgmo", 1) == 3
         assert db.outbox_depth(conn) == 3
 
 
-def test_sequence_numbers_are_unique_per_direction_peer_and_channel(engine: Engine) -> None:
-    with pytest.raises(Exception), engine.begin() as conn:  # noqa: B017 - any integrity error
-        db.insert_envelope(conn, **_row(1))
-        db.insert_envelope(conn, **_row(2, seq=1, log_index=2))
-    with engine.begin() as conn:  # link tests are unsequenced: many seq 0 rows are fine
-        db.insert_envelope(conn, **_row(1, seq=0))
-        db.insert_envelope(conn, **_row(2, seq=0, log_index=2))
+def test_sequence_numbers_are_unique_per_direction_peer_and_channel(any_engine: Engine) -> None:
+    with pytest.raises(Exception), any_engine.begin() as conn:  # noqa: B017 - any integrity error
+        db.insert_envelope(conn, **envelope_row(1))
+        db.insert_envelope(conn, **envelope_row(2, seq=1, log_index=2))
+    with any_engine.begin() as conn:  # link tests are unsequenced: many seq 0 rows are fine
+        db.insert_envelope(conn, **envelope_row(1, seq=0))
+        db.insert_envelope(conn, **envelope_row(2, seq=0, log_index=2))
 
 
-def test_overdue_query_finds_only_unanswered_past_deadlines(engine: Engine) -> None:
-    with engine.begin() as conn:
-        db.insert_envelope(conn, **_row(1))
-        db.insert_envelope(conn, **_row(2, deadline="2099-01-01T00:00:00.000Z"))
-        db.insert_envelope(conn, **_row(3, response_id="x"))
-        db.insert_envelope(conn, **_row(4, needs_ack=False))
+def test_overdue_query_finds_only_unanswered_past_deadlines(any_engine: Engine) -> None:
+    with any_engine.begin() as conn:
+        db.insert_envelope(conn, **envelope_row(1))
+        db.insert_envelope(conn, **envelope_row(2, deadline="2099-01-01T00:00:00.000Z"))
+        db.insert_envelope(conn, **envelope_row(3, response_id="x"))
+        db.insert_envelope(conn, **envelope_row(4, needs_ack=False))
         due = db.due_for_overdue(conn, "2024-01-16T14:00:00.000Z")
         assert [r["seq"] for r in due] == [1]
         assert db.next_deadline(conn) == "2024-01-16T13:15:00.000Z"
 
 
-def test_writer_commits_batches_and_isolates_a_failing_job(engine: Engine) -> None:
-    writer = Writer(engine)
+def test_writer_commits_batches_and_isolates_a_failing_job(any_engine: Engine) -> None:
+    writer = Writer(any_engine)
     writer.start()
     try:
 
@@ -122,7 +95,7 @@ def test_writer_commits_batches_and_isolates_a_failing_job(engine: Engine) -> No
         with pytest.raises(Conflict):
             failing.result(timeout=30)
         assert sorted(results) == list(range(100))
-        with engine.connect() as conn:
+        with any_engine.connect() as conn:
             leaves = [r[0] for r in conn.execute(select(log.c.envelope_id).order_by(log.c.idx))]
         assert "doomed" not in leaves and len(leaves) == 100
         assert writer.batches < 100  # group commit did batch
@@ -130,8 +103,8 @@ def test_writer_commits_batches_and_isolates_a_failing_job(engine: Engine) -> No
         writer.stop()
 
 
-def test_writer_serialises_concurrent_callers(engine: Engine) -> None:
-    writer = Writer(engine)
+def test_writer_serialises_concurrent_callers(any_engine: Engine) -> None:
+    writer = Writer(any_engine)
     writer.start()
     out: list[int] = []
     lock = threading.Lock()
@@ -151,13 +124,13 @@ def test_writer_serialises_concurrent_callers(engine: Engine) -> None:
     assert sorted(out) == list(range(200))
 
 
-def _leaves(engine: Engine) -> list[str]:
-    with engine.connect() as conn:
+def _leaves(any_engine: Engine) -> list[str]:
+    with any_engine.connect() as conn:
         return [r[0] for r in conn.execute(select(log.c.envelope_id).order_by(log.c.idx))]
 
 
-def test_writer_on_the_event_loop_batches_and_isolates_a_failing_job(engine: Engine) -> None:
-    writer = Writer(engine)
+def test_writer_on_the_event_loop_batches_and_isolates_a_failing_job(any_engine: Engine) -> None:
+    writer = Writer(any_engine)
     threads_seen: set[int] = set()
 
     def good(n: int) -> Any:
@@ -184,12 +157,12 @@ def test_writer_on_the_event_loop_batches_and_isolates_a_failing_job(engine: Eng
     assert sorted(outcomes[:50] + outcomes[51:]) == list(range(100))
     assert threads_seen == {loop_thread}  # the jobs ran on the loop, not on a writer thread
     assert writer.batches < 100  # group commit did batch
-    leaves = _leaves(engine)
+    leaves = _leaves(any_engine)
     assert "doomed" not in leaves and len(leaves) == 100
 
 
-def test_writer_on_the_event_loop_gathers_jobs_that_arrive_during_a_commit(engine: Engine) -> None:
-    writer = Writer(engine)
+def test_writer_on_the_event_loop_gathers_jobs_that_arrive_during_a_commit(any_engine: Engine) -> None:
+    writer = Writer(any_engine)
 
     async def main() -> None:
         writer.attach(asyncio.get_running_loop())
@@ -203,15 +176,15 @@ def test_writer_on_the_event_loop_gathers_jobs_that_arrive_during_a_commit(engin
 
     run_async(main())
     assert writer.batches == 2 and writer.jobs == 22
-    assert len(_leaves(engine)) == 22
+    assert len(_leaves(any_engine)) == 22
 
 
-def test_writer_on_the_event_loop_commits_a_lone_job_on_the_loop(engine: Engine) -> None:
+def test_writer_on_the_event_loop_commits_a_lone_job_on_the_loop(any_engine: Engine) -> None:
     from sqlalchemy import event
 
-    writer = Writer(engine)
+    writer = Writer(any_engine)
     commits: list[int] = []
-    event.listen(engine, "commit", lambda conn: commits.append(threading.get_ident()))
+    event.listen(any_engine, "commit", lambda conn: commits.append(threading.get_ident()))
 
     async def main() -> tuple[int, list[int], list[int]]:
         writer.attach(asyncio.get_running_loop())
@@ -224,18 +197,18 @@ def test_writer_on_the_event_loop_commits_a_lone_job_on_the_loop(engine: Engine)
     assert (lone, pair) == (0, [1, 2]) and writer.batches == 2
     # The lone job committed on the loop; the batch of two handed its COMMIT to a thread.
     assert commits[0] == loop_thread and commits[1] != loop_thread and len(commits) == 2
-    assert _leaves(engine) == ["lone", "p", "p"]
+    assert _leaves(any_engine) == ["lone", "p", "p"]
 
 
-def test_writer_detach_commits_what_is_queued_and_other_loops_use_the_thread(engine: Engine) -> None:
-    writer = Writer(engine)
+def test_writer_detach_commits_what_is_queued_and_other_loops_use_the_thread(any_engine: Engine) -> None:
+    writer = Writer(any_engine)
 
     async def serve() -> list[int]:
         writer.attach(asyncio.get_running_loop())
         queued = [asyncio.ensure_future(writer.run(lambda conn: db.append_log(conn, b"q", "q"))) for _ in range(5)]
         await asyncio.sleep(0)  # the five calls are now queued on the loop
         await writer.detach()
-        assert len(_leaves(engine)) == 5  # detach returned after their commit
+        assert len(_leaves(any_engine)) == 5  # detach returned after their commit
         return list(await asyncio.gather(*queued))
 
     assert sorted(run_async(serve())) == list(range(5))
@@ -250,11 +223,11 @@ def test_writer_detach_commits_what_is_queued_and_other_loops_use_the_thread(eng
         writer.stop()
 
 
-def test_writer_on_the_event_loop_reports_a_failed_commit(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_writer_on_the_event_loop_reports_a_failed_commit(any_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     from sqlalchemy.engine import RootTransaction
     from sqlalchemy.exc import OperationalError
 
-    writer = Writer(engine)
+    writer = Writer(any_engine)
 
     def failing_commit(self: RootTransaction) -> None:
         raise OperationalError("COMMIT", {}, Exception("disk I/O error"))
@@ -275,17 +248,17 @@ def test_writer_on_the_event_loop_reports_a_failed_commit(engine: Engine, monkey
 
     outcomes = run_async(main())
     assert len(outcomes) == 4 and all(isinstance(o, OperationalError) for o in outcomes)
-    assert _leaves(engine) == []  # nothing was written
+    assert _leaves(any_engine) == []  # nothing was written
 
 
 def test_writer_on_the_event_loop_finishes_a_commit_it_is_cancelled_in(
-    engine: Engine, monkeypatch: pytest.MonkeyPatch
+    any_engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import time
 
     from sqlalchemy.engine import RootTransaction
 
-    writer = Writer(engine)
+    writer = Writer(any_engine)
     real_commit = RootTransaction.commit
     commit_threads: list[int] = []
 
@@ -311,11 +284,11 @@ def test_writer_on_the_event_loop_finishes_a_commit_it_is_cancelled_in(
 
     cancelled, after = run_async(main())
     assert cancelled and commit_threads  # the callers saw the cancellation; the commit ran in a thread
-    assert after == 2 and _leaves(engine) == ["c", "c", "d"]
+    assert after == 2 and _leaves(any_engine) == ["c", "c", "d"]
 
 
-def test_operators_and_ratifications(engine: Engine) -> None:
-    with engine.begin() as conn:
+def test_operators_and_ratifications(any_engine: Engine) -> None:
+    with any_engine.begin() as conn:
         operators_db.add_operator(
             conn, operator_id="op1", name="pk-dgmo", token_hash="h" * 64, password_hash=None, roles=["operator"],
             offices=["pk:dgmo"], lang="en", created="2024-01-16T13:05:00.000Z",
@@ -326,19 +299,19 @@ def test_operators_and_ratifications(engine: Engine) -> None:
         operators_db.save_ratification(conn, "pk", "a" * 64, "sig1", "t")
         operators_db.save_ratification(conn, "pk", "a" * 64, "sig2", "t")
         assert operators_db.ratifications_of(conn, "a" * 64) == {"pk": "sig2"}
-    with engine.connect() as conn:
+    with any_engine.connect() as conn:
         assert conn.execute(select(sequences)).first() is None
         assert conn.execute(select(envelopes)).first() is None
 
 
-def test_rows_by_id_in_one_read_and_batch_updates(engine: Engine) -> None:
-    with engine.begin() as conn:
+def test_rows_by_id_in_one_read_and_batch_updates(any_engine: Engine) -> None:
+    with any_engine.begin() as conn:
         for n in (1, 2, 3):
-            db.insert_envelope(conn, **_row(n))
-        ids = [_row(n)["id"] for n in (1, 2, 3)]
+            db.insert_envelope(conn, **envelope_row(n))
+        ids = [envelope_row(n)["id"] for n in (1, 2, 3)]
         found = db.get_envelopes(conn, [ids[0], "no-such-id", ids[2]])
         assert sorted(found) == sorted([ids[0], ids[2]]) and found[ids[2]]["seq"] == 3
         db.update_envelopes(conn, [{"target_id": i, "state": "delivered", "delivered_at": "t"} for i in ids[:2]])
         rows = db.get_envelopes(conn, ids)
-        assert [rows[i]["state"] for i in ids] == ["delivered", "delivered", _row(3)["state"]]
+        assert [rows[i]["state"] for i in ids] == ["delivered", "delivered", envelope_row(3)["state"]]
         assert db.get_envelopes(conn, []) == {}

@@ -8,15 +8,12 @@ its database instead (`store.logtail`).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Sequence
 
 from detente.core.merkle import HASH_SIZE, fold_right_edge, leaf_hash, node_hash
 from detente.errors import Invalid, NotFound
 
 __all__ = ["MemoryHashStore", "RootBuilder"]
-
-_sha256 = hashlib.sha256
 
 
 class RootBuilder:
@@ -48,68 +45,43 @@ class RootBuilder:
         n = self._size
         stack = self._stack
         h = leaf
+        self._completed(h)
         # Each trailing 1 bit of n is a perfect subtree of the same height as h: merge them.
         m = n
         while m & 1:
             h = node_hash(stack.pop(), h)
+            self._completed(h)
             m >>= 1
         stack.append(h)
         self._size = n + 1
         return n
+
+    def _completed(self, subtree_root: bytes) -> None:
+        """Called with the leaf hash, then with the root of each perfect subtree the record completes."""
 
     def root(self) -> bytes:
         """Return MTH of everything appended so far (EMPTY_ROOT if nothing). Raises nothing."""
         return fold_right_edge(self._stack)
 
 
-class MemoryHashStore:
+class MemoryHashStore(RootBuilder):
     """An in-memory `HashReader` holding every stored hash in one list; append-only.
 
-    Used by tests, the offline auditor and benchmarks. Appending keeps the frontier of
-    `RootBuilder`, so it needs no reads and costs about two SHA-256 calls per record.
+    Used by tests, the offline auditor and benchmarks. It is a `RootBuilder` that also keeps what
+    each append completes, which is, in order, what `stored_hashes_for_append` returns (the tests
+    check the two agree): no reads, about two SHA-256 calls per record.
     """
 
-    __slots__ = ("_hashes", "_size", "_stack")
+    __slots__ = ("_hashes",)
 
     def __init__(self, entries: Iterable[bytes] = ()) -> None:
+        super().__init__()
         self._hashes: list[bytes] = []
-        self._stack: list[bytes] = []
-        self._size = 0
         for entry in entries:
             self.append(entry)
 
-    @property
-    def size(self) -> int:
-        """The number of records appended so far."""
-        return self._size
-
-    def append(self, entry: bytes) -> int:
-        """Append a record (raw entry); return its index. Raises nothing."""
-        return self.append_leaf_hash(_sha256(b"\x00" + entry).digest())
-
-    def append_leaf_hash(self, leaf: bytes) -> int:
-        """Append a record by its leaf hash; return its index. Raises Invalid if not 32 bytes."""
-        if len(leaf) != HASH_SIZE:
-            raise Invalid("leaf hash must be 32 bytes")
-        n = self._size
-        hashes = self._hashes
-        stack = self._stack
-        h = leaf
-        hashes.append(h)
-        # Same frontier merge as RootBuilder; every merged root is also stored, in the order
-        # stored_hashes_for_append returns them (the tests check the two agree).
-        m = n
-        while m & 1:
-            h = _sha256(b"\x01" + stack.pop() + h).digest()
-            hashes.append(h)
-            m >>= 1
-        stack.append(h)
-        self._size = n + 1
-        return n
-
-    def root(self) -> bytes:
-        """Return MTH of everything appended so far (EMPTY_ROOT if nothing). Raises nothing."""
-        return fold_right_edge(self._stack)
+    def _completed(self, subtree_root: bytes) -> None:
+        self._hashes.append(subtree_root)
 
     def read_hashes(self, indexes: Sequence[int]) -> list[bytes]:
         """Return the hashes at `indexes`. Raises NotFound if an index is not stored."""

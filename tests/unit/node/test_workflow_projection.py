@@ -88,21 +88,6 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
         eng.dispose()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def any_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    """SQLite, and a real PostgreSQL database of the test run's server."""
-    if request.param == "sqlite":
-        url = sqlite_url(tmp_path / "node.db")
-    else:
-        url = request.getfixturevalue("pg_database")("wf")
-    eng = make_engine(url)
-    migrate(eng)
-    try:
-        yield eng
-    finally:
-        eng.dispose()
-
-
 def store_envelope(conn: Connection, envelope: Envelope) -> None:
     index = db.append_log(conn, envelope.raw, envelope.id)
     db.insert_envelope(
