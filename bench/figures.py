@@ -37,6 +37,11 @@ def hop_floors(f: dict[str, Any], commit_ms: float | None = None) -> dict[str, f
     }
 
 
+def tail_row(r: Results, section: str, metric: str, jitter: dict[str, Any], note: str) -> None:
+    """Add the p99 of a `bench.jitter` measurement, beside its own p50: how long the machine's tail is."""
+    r.add(section, metric, jitter["p99"], "ms", floor=jitter["p50"], floor_of="its own p50", note=note)
+
+
 def floor_rows(r: Results, f: dict[str, Any]) -> None:
     s = "floors (same run)"
     r.add(s, "HTTPS POST round trip p50 (uvicorn+FastAPI+TLS, trivial)", f["https_post"]["p50"], "ms")
@@ -56,15 +61,8 @@ def floor_rows(r: Results, f: dict[str, Any]) -> None:
     r.add(s, "idle RSS of the same stack", f["stack_idle_rss_mb"], "MB")
     jitter = f.get("jitter_1ms")
     if jitter:  # runs before the bench measured the machine's tail lack it
-        r.add(
-            s,
-            "1 ms of fixed CPU work, alone in one process: p99",
-            jitter["p99"],
-            "ms",
-            floor=jitter["p50"],
-            floor_of="its own p50",
-            note=f"max {jitter['max']:g} ms: the machine's own tail",
-        )
+        note = f"max {jitter['max']:g} ms: the machine's own tail"
+        tail_row(r, s, "1 ms of fixed CPU work, alone in one process: p99", jitter, note)
     p = f["detente_primitives"]
     s = "Détente primitives vs floors"
     sign, verify = f["ed25519_sign_us"], f["ed25519_verify_us"]
@@ -121,15 +119,8 @@ def latency_rows(
         )
     jitter = lat.get("jitter")
     if jitter and d.get("p99"):
-        r.add(
-            s,
-            f"the machine: the delivered p50 ({jitter['work_ms']:.2f} ms) as fixed CPU work alone, p99",
-            jitter["p99"],
-            "ms",
-            floor=jitter["p50"],
-            floor_of="its own p50",
-            note="what the delivered p99 would be if its every step were pure computation",
-        )
+        metric = f"the machine: the delivered p50 ({jitter['work_ms']:.2f} ms) as fixed CPU work alone, p99"
+        tail_row(r, s, metric, jitter, "what the delivered p99 would be if its every step were pure computation")
         r.add(
             s,
             "delivered p99 against the machine's p99 for the same work",
