@@ -93,9 +93,9 @@ def _bound(c: _Compiled, params: Mapping[str, Any]) -> Any:
 def _run(conn: Connection, sql: str, args: Any, many: bool) -> Any:
     """Execute on the connection's DBAPI cursor, as `conn.execute` would; return the cursor."""
     cursor = conn.connection.cursor()
-    conn.dispatch.before_cursor_execute(conn, cursor, sql, args, None, many)
     dbapi = conn.dialect.loaded_dbapi
     try:
+        conn.dispatch.before_cursor_execute(conn, cursor, sql, args, None, many)
         if many:
             cursor.executemany(sql, args)
         elif args is None:
@@ -104,7 +104,12 @@ def _run(conn: Connection, sql: str, args: Any, many: bool) -> Any:
             cursor.execute(sql, args)
     except dbapi.Error as exc:
         cursor.close()
+        # SQLAlchemy would also invalidate a connection the server dropped; the PostgreSQL pool's
+        # pre-ping finds such a connection at its next checkout instead.
         raise DBAPIError.instance(sql, args, exc, dbapi.Error, dialect=conn.dialect) from exc
+    except BaseException:
+        cursor.close()
+        raise
     return cursor
 
 
