@@ -20,6 +20,7 @@ from detente.core import wire
 from detente.core.envelope import Envelope
 from detente.errors import Error
 from detente.node.context import NodeContext
+from detente.node.events import wait_set
 from detente.node.incoming import receipts_job
 from detente.node.linkstate import contact_job
 from detente.node.peers import PeerClient
@@ -61,10 +62,7 @@ class Deliverer:
                 delay = min(MAX_BACKOFF, 0.1 * 2 ** min(self._failures, 8)) * random.uniform(0.5, 1.0)
             else:
                 delay = 5.0
-            try:
-                await asyncio.wait_for(self.wake.wait(), timeout=delay)
-            except TimeoutError:
-                pass
+            await wait_set(self.wake, delay)
             self.wake.clear()
 
     async def _contact(self, ok: bool, error: str | None = None) -> None:

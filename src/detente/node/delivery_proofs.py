@@ -28,7 +28,7 @@ from detente.core.envelope import uuid7
 from detente.core.precedence import format_time, now
 from detente.errors import MalformedError, NotFound, Unavailable, VerificationError
 from detente.node.context import NodeContext
-from detente.node.events import Event
+from detente.node.events import Event, wait_set
 from detente.node.peers import PeerClient
 from detente.store import tlog
 
@@ -125,10 +125,7 @@ class ProofFetcher:
                 progressed = False
             if progressed:
                 continue
-            try:
-                await asyncio.wait_for(self.wake.wait(), timeout=IDLE)
-            except TimeoutError:
-                pass
+            await wait_set(self.wake, IDLE)
 
     async def verify_once(self) -> bool:
         """Verify what the newest cosigned checkpoint of the peer covers; return whether all of a full batch was."""

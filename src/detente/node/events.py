@@ -51,3 +51,18 @@ class EventBus:
                 if queue.full():
                     queue.get_nowait()
                 queue.put_nowait(event)
+
+
+async def wait_set(event: asyncio.Event, seconds: float) -> bool:
+    """Wait up to `seconds` for `event`; return whether it was set. Raises nothing of its own.
+
+    Not `asyncio.wait_for`: on Python 3.11 it loses a cancellation that arrives while the awaited
+    event is being set (CPython gh-86296), so a task cancelled at that moment runs on, and the node's
+    shutdown waits for it forever. `asyncio.timeout` tells its own cancellation from another's.
+    """
+    try:
+        async with asyncio.timeout(seconds):
+            await event.wait()
+    except TimeoutError:
+        return False
+    return True

@@ -237,9 +237,11 @@ class EvidenceFetcher:
             while True:
                 for peer, client in self.clients.items():
                     await self.fetch_from(peer, client)
+                # asyncio.timeout, not wait_for: see `events.wait_set`.
                 with contextlib.suppress(TimeoutError):
                     while True:
-                        event = await asyncio.wait_for(queue.get(), RETRY_SECONDS)
+                        async with asyncio.timeout(RETRY_SECONDS):
+                            event = await queue.get()
                         if event.kind == "evidence" and event.data.get("state") == "missing":
                             break
         finally:

@@ -25,6 +25,7 @@ from detente.core.note import add_signatures, parse_note, parse_signature_lines,
 from detente.core.precedence import format_time, now
 from detente.errors import Error, VerificationError
 from detente.node.context import NodeContext
+from detente.node.events import wait_set
 from detente.node.peers import PeerClient
 from detente.node.witness import witness_verifier
 from detente.store import tlog
@@ -66,10 +67,7 @@ class WitnessClient:
             if self._failures:  # a new checkpoint does not cut a backoff short
                 await asyncio.sleep(min(MAX_BACKOFF, 0.2 * 2 ** min(self._failures, 6)) * random.uniform(0.5, 1.0))
                 continue
-            try:
-                await asyncio.wait_for(self.new_checkpoint.wait(), timeout=IDLE)
-            except TimeoutError:
-                pass
+            await wait_set(self.new_checkpoint, IDLE)
 
     def _read(self, query: Callable[[Connection], T]) -> T:
         with self.ctx.engine.connect() as conn:

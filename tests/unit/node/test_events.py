@@ -1,8 +1,10 @@
-"""The in-process event bus: fan-out, kinds filter, slow subscribers."""
+"""The in-process event bus: fan-out, kinds filter, slow subscribers; waiting for an event with a timeout."""
 
 from __future__ import annotations
 
-from detente.node.events import Event, EventBus
+import asyncio
+
+from detente.node.events import Event, EventBus, wait_set
 from support import run_async
 
 
@@ -37,3 +39,37 @@ def test_a_slow_subscriber_loses_the_oldest_events_and_never_blocks() -> None:
         return [queue.get_nowait().id for _ in range(queue.qsize())]
 
     assert run_async(main()) == ["m2", "m3", "m4"]
+
+
+def test_wait_set_answers_whether_the_event_came() -> None:
+    async def scenario() -> tuple[bool, bool]:
+        event = asyncio.Event()
+        missed = await wait_set(event, 0.01)
+        event.set()
+        return missed, await wait_set(event, 5)
+
+    assert run_async(scenario()) == (False, True)
+
+
+def test_a_cancellation_that_meets_the_event_is_never_lost() -> None:
+    # asyncio.wait_for (Python 3.11) returns the result instead when the awaited event completes just
+    # before the cancellation reaches the waiting task; a deliverer cancelled then ran on forever.
+    async def waits_twice(event: asyncio.Event) -> None:
+        await wait_set(event, 5)
+        event.clear()
+        await wait_set(event, 5)  # a cancelled task never gets here
+
+    async def cancel_after(turns: int) -> bool:
+        event = asyncio.Event()
+        event.set()
+        task = asyncio.create_task(waits_twice(event))
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=1)
+        return task in done and task.cancelled()
+
+    async def every_moment() -> list[bool]:
+        return [await cancel_after(turns) for turns in range(6)]
+
+    assert run_async(every_moment()) == [True] * 6
