@@ -153,7 +153,9 @@ def latency_rows(
 
 
 def throughput_rows(r: Results, t: dict[str, Any], f: dict[str, Any], label: str) -> None:
-    s = f"throughput ({label}, {t['senders']} senders × {t['duration_s']:g} s)"
+    per_request = t.get("per_request", 1)
+    shape = f", {per_request} messages per request" if per_request > 1 else ""
+    s = f"throughput ({label}, {t['senders']} senders × {t['duration_s']:g} s{shape})"
     floor_rate = f["https_post_concurrent_per_s"]
     r.add(s, "accepted (201) per second", t["accepted_per_s"], "/s", floor=floor_rate, floor_of="concurrent POSTs/s")
     r.add(

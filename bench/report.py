@@ -122,7 +122,11 @@ def markdown(document: dict[str, Any], rows: list[Row]) -> str:
 
 def _series(document: dict[str, Any]) -> list[str]:
     out: list[str] = []
-    for key, label in (("throughput_sqlite", "SQLite"), ("throughput_postgresql", "PostgreSQL")):
+    for key, label in (
+        ("throughput_sqlite", "SQLite"),
+        ("throughput_sqlite_batched", "SQLite, batched sends"),
+        ("throughput_postgresql", "PostgreSQL"),
+    ):
         t = document["details"].get(key)
         if not t or not t.get("series"):
             continue

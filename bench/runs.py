@@ -45,6 +45,7 @@ class Plan:
     settle: float  # seconds a freshly started node gets before its idle memory is read
     audit_timeout: float
     jitter_seconds: float  # the machine's tail at the FLASH median, after each latency run
+    per_request: int  # messages per request in the batched throughput run (1: no such run)
 
 
 FULL = Plan(
@@ -65,6 +66,7 @@ FULL = Plan(
     settle=3.0,
     audit_timeout=180.0,  # the whole 10^6 audit: about 90 s here, 3 minutes at most
     jitter_seconds=6.0,
+    per_request=10,
 )
 QUICK = Plan(
     floor_samples=60,
@@ -84,6 +86,7 @@ QUICK = Plan(
     settle=1.0,
     audit_timeout=60.0,
     jitter_seconds=0.5,
+    per_request=10,
 )
 
 
@@ -156,6 +159,8 @@ class Runner:
             figures.memory_rows(self.results, {"idle": idle}, f)
             self.latency(cluster, f, "SQLite", "sqlite")
             self.throughput(cluster, f, "SQLite", "sqlite", profile=self.profile)
+            if self.plan.per_request > 1:
+                self.throughput(cluster, f, "SQLite", "sqlite_batched", per_request=self.plan.per_request)
             if self.plan.biglog_entries:
                 self.big_log(cluster, f)
         finally:
@@ -177,7 +182,13 @@ class Runner:
         figures.latency_rows(self.results, res, f, label, commit)
 
     def throughput(
-        self, cluster: Cluster, f: dict[str, Any], label: str, key: str, profile: Path | None = None
+        self,
+        cluster: Cluster,
+        f: dict[str, Any],
+        label: str,
+        key: str,
+        profile: Path | None = None,
+        per_request: int = 1,
     ) -> None:
         plan = self.plan
 
@@ -187,13 +198,14 @@ class Runner:
                 pids = {p: cluster[p].pid for p in ("pk", "ir")}
                 profiler = Profiler(profile, pids, plan.seconds)
             try:
-                return throughput.run(cluster, plan.senders, plan.seconds, plan.drain_timeout, t.set)
+                return throughput.run(cluster, plan.senders, plan.seconds, plan.drain_timeout, t.set, per_request)
             finally:
                 if profiler is not None:
                     written = profiler.finish()
                     self.results.details.setdefault("profiles", {}).update({k: str(v) for k, v in written.items()})
 
-        res = self.section(f"throughput ({label}, {plan.senders} senders)", plan.seconds, work)
+        shape = f", {per_request} per request" if per_request > 1 else ""
+        res = self.section(f"throughput ({label}, {plan.senders} senders{shape})", plan.seconds, work)
         if res is not None:
             self.results.details[f"throughput_{key}"] = res
             figures.throughput_rows(self.results, res, f, label)

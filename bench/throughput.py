@@ -1,7 +1,8 @@
 """Throughput: concurrent senders on pk across three channels, everything delivered to ir, nothing lost.
 
 Each sender is an operator client (pk-dgmo, pk-fs, pk-lo-zahedan in turn) POSTing ROUTINE
-`hotline.text` messages back to back for the duration. A sampler reads pk's outbox depth and ir's
+`hotline.text` messages back to back for the duration: one per request, or, in the batched run,
+several per `POST /api/v1/messages/batch`. A sampler reads pk's outbox depth and ir's
 incoming count straight from the databases, and both nodes' RSS, every `SAMPLE` seconds. When the
 senders stop, the bench waits for the outbox to drain, then checks every accepted id against both
 `envelopes` tables (pk's row must carry ir's receipt) and both `log` tables.
@@ -33,9 +34,18 @@ def _incoming(node: Node) -> int:
 
 
 async def measure(
-    cluster: Cluster, senders: int, duration: float, drain_timeout: float, update: Callable[[float], None]
+    cluster: Cluster,
+    senders: int,
+    duration: float,
+    drain_timeout: float,
+    update: Callable[[float], None],
+    per_request: int = 1,
 ) -> dict[str, Any]:
-    """Run the load; return rates, the outbox series, RSS samples and the loss check."""
+    """Run the load; return rates, the outbox series, RSS samples and the loss check.
+
+    With `per_request` above 1, each sender posts that many messages at a time to
+    `POST /api/v1/messages/batch` instead of one to `POST /api/v1/messages`.
+    """
     pk, ir = cluster["pk"], cluster["ir"]
     accepted: list[tuple[float, str]] = []
     errors: list[str] = []
@@ -50,18 +60,24 @@ async def measure(
         async with api_client(pk.url, pk.context, pk.token(operator)) as client:
             i = 0
             while time.perf_counter() < stop_at:
-                request = message_request(channel, to, PRECEDENCE, f"sender {k} message {i}: status report")
+                texts = [f"sender {k} message {i + j}: status report" for j in range(per_request)]
+                requests = [message_request(channel, to, PRECEDENCE, text) for text in texts]
+                path, payload = ("/api/v1/messages", requests[0])
+                if per_request > 1:
+                    path, payload = ("/api/v1/messages/batch", {"messages": requests})
                 try:
-                    response = await client.post("/api/v1/messages", json=request)
+                    response = await client.post(path, json=payload)
                 except Exception as exc:  # counted and reported; the run goes on
                     errors.append(f"{type(exc).__name__}: {exc}")
                     continue
                 finally:
-                    i += 1
-                if response.status_code == 201:
-                    accepted.append((time.perf_counter() - start, response.json()["id"]))
-                else:
+                    i += per_request
+                if response.status_code != 201:
                     errors.append(f"HTTP {response.status_code}: {response.text[:200]}")
+                    continue
+                answered = time.perf_counter() - start
+                sent = response.json()["messages"] if per_request > 1 else [response.json()]
+                accepted.extend((answered, one["id"]) for one in sent)
 
     sending = [asyncio.create_task(sender(k)) for k in range(senders)]
     drained_at: float | None = None
@@ -99,6 +115,7 @@ async def measure(
     window_received = in_window[-1]["ir_received"] if in_window else 0
     return {
         "senders": senders,
+        "per_request": per_request,
         "duration_s": duration,
         "precedence": PRECEDENCE,
         "channels": [c for c, _, _ in CHANNELS],
@@ -148,7 +165,12 @@ def _loss_check(cluster: Cluster, accepted: list[str]) -> dict[str, Any]:
 
 
 def run(
-    cluster: Cluster, senders: int, duration: float, drain_timeout: float, update: Callable[[float], None]
+    cluster: Cluster,
+    senders: int,
+    duration: float,
+    drain_timeout: float,
+    update: Callable[[float], None],
+    per_request: int = 1,
 ) -> dict[str, Any]:
     """Blocking entry point (runs its own event loop)."""
-    return asyncio.run(measure(cluster, senders, duration, drain_timeout, update))
+    return asyncio.run(measure(cluster, senders, duration, drain_timeout, update, per_request))

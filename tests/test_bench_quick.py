@@ -34,3 +34,10 @@ def test_quick_bench_runs_and_writes_its_json(tmp_path: Path) -> None:
     # The machine's own tail, beside the floors and beside the latency run.
     assert "1 ms of fixed CPU work, alone in one process: p99" in metrics
     assert "delivered p99 against the machine's p99 for the same work" in metrics
+    # Both throughput runs: one message per request, and the batched sends, with nothing lost.
+    sections = {row["section"] for row in document["rows"]}
+    assert any(s.startswith("throughput (SQLite") and "per request" not in s for s in sections)
+    assert any("10 messages per request" in s for s in sections)
+    batched = document["details"]["throughput_sqlite_batched"]
+    assert batched["per_request"] == 10 and batched["loss"]["lost"] == 0 and batched["errors"] == 0
+    assert batched["accepted"] > 0 and batched["accepted"] % 10 == 0

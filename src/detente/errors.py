@@ -21,7 +21,7 @@ Every error carries a human `detail`; `diagnostics()` is what the CLI prints.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 
 class Error(Exception):
@@ -123,3 +123,22 @@ class Unavailable(Error):
     """A peer or a dependency cannot be reached."""
 
     status_code = 503
+
+
+ErrorT = TypeVar("ErrorT", bound=Error)
+
+
+def located(exc: ErrorT, path: str) -> ErrorT:
+    """Say where in a request `exc` happened, and return it (changed in place).
+
+    A batch request checks many items with the code that checks one; the item's error then reads
+    `messages.3: <detail>`, its `fields` keys become `messages.3.<field>` (the form request
+    validation uses), and `at` names the item.
+    """
+    exc.detail = f"{path}: {exc.detail}"
+    exc.args = (exc.detail,)
+    fields = exc.extra.get("fields")
+    if isinstance(fields, dict):
+        exc.extra["fields"] = {f"{path}.{key}": value for key, value in fields.items()}
+    exc.extra["at"] = path
+    return exc

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -90,6 +91,34 @@ def send(
     with api(node, url, cacert, token) as client:
         result = call(client, "POST", "/messages", json=request)
     print(f"{result['id']} seq {result['seq']} log {result['log_index']} {result['state']}")
+
+
+@app.command("send-batch")
+def send_batch(
+    token: TokenOpt,
+    file: Annotated[Path, typer.Argument(help="a JSON file: a list of messages as POST /api/v1/messages takes them")],
+    node: NodeOpt = None,
+    url: UrlOpt = None,
+    cacert: CertOpt = None,
+) -> None:
+    """Send up to 100 messages from a file, in order, all or none; prints a line per message.
+
+    The file holds a JSON list, or `{"messages": [...]}`; `-` reads standard input. If any message
+    is refused, none is sent, and the error names it (`messages.<i>`, counting from 0).
+    """
+    try:
+        text = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8")
+        payload = json.loads(text)
+    except OSError as exc:
+        raise BadRequest(f"cannot read {file}: {exc.strerror or exc}") from exc
+    except ValueError as exc:
+        raise BadRequest(f"{file} is not JSON: {exc}") from exc
+    if isinstance(payload, list):
+        payload = {"messages": payload}
+    with api(node, url, cacert, token) as client:
+        result = call(client, "POST", "/messages/batch", json=payload)
+    for sent in result["messages"]:
+        print(f"{sent['id']} seq {sent['seq']} log {sent['log_index']} {sent['state']}")
 
 
 @app.command()

@@ -19,7 +19,7 @@ from detente.core import notifications
 from detente.core.agreement import LINK_CHANNEL, NODE_CHANNEL
 from detente.core.envelope import Envelope, uuid7
 from detente.core.precedence import Precedence, deadline_for, format_time, now, parse_precedence
-from detente.errors import Conflict, Forbidden, Invalid, NotFound
+from detente.errors import Conflict, Error, Forbidden, Invalid, NotFound, located
 from detente.node import evidence, workflow
 from detente.node.auth import SENDING_ROLES
 from detente.node.context import NodeContext
@@ -137,11 +137,30 @@ def _require_sender(operator: Operator, office: str) -> None:
         raise Forbidden(f"operator {operator.name} is not bound to office {office}")
 
 
+@dataclass(frozen=True)
+class Message:
+    """A message an operator may send, as `check_message` resolved it: who sends it, and how."""
+
+    channel: str
+    to: str
+    sender: str
+    precedence: Precedence
+    kind: str
+    body: dict[str, Any]
+    refs: list[str]
+    case: str | None
+    lang: str
+
+    @property
+    def peer(self) -> str:
+        return self.to.split(":", 1)[0]
+
+
 def check_message(
     ctx: NodeContext, operator: Operator, *, channel: str, to: str, precedence: str, kind: str,
-    body: Any, refs: list[str], lang: str | None,
-) -> tuple[str, Precedence, str]:  # fmt: skip
-    """Validate a message an operator wants to send; return (sender office, precedence, language).
+    body: Any, refs: list[str], case: str | None, lang: str | None,
+) -> Message:  # fmt: skip
+    """Validate a message an operator wants to send, without touching storage.
 
     Raises `Invalid` for an unknown channel, office, type or a bad body, and `Forbidden` if the
     operator may not send from the office at this end of the channel.
@@ -164,7 +183,7 @@ def check_message(
     language = lang or operator.lang
     if language not in ctx.agreement.languages:
         raise Invalid(f"language {language!r} is not one of the agreement's: {', '.join(ctx.agreement.languages)}")
-    return sender, prec, language
+    return Message(channel, to, sender, prec, kind, body, list(refs), case, language)
 
 
 def _check_refs(conn: Connection, refs: list[str]) -> None:
@@ -173,11 +192,8 @@ def _check_refs(conn: Connection, refs: list[str]) -> None:
             raise Invalid(f"refs: no envelope {ref} on this node")
 
 
-def send_job(
-    ctx: NodeContext, operator: Operator, *, channel: str, to: str, sender: str, precedence: Precedence,
-    kind: str, body: dict[str, Any], refs: list[str], case: str | None, lang: str,
-) -> Callable[[Connection], Sent]:  # fmt: skip
-    """Return the writer job that records a validated message (see `check_message`).
+def send_job(ctx: NodeContext, operator: Operator, message: Message) -> Callable[[Connection], Sent]:
+    """Return the writer job that records a message `check_message` accepted.
 
     The job fills in the agreement's default deadlines, then runs every rule of the type against
     the envelope's actual `created` time (lead times, deadlines), checks the refs and the evidence
@@ -186,24 +202,49 @@ def send_job(
     """
 
     def job(conn: Connection) -> Sent:
-        created = now()
-        full = notifications.with_defaults(kind, body, ctx.agreement, created)
-        notifications.validate_message(
-            kind, full, ctx.agreement, created=created, precedence=precedence, refs=refs, case=case
-        )
-        _check_refs(conn, refs)
-        evidence.require_stored(conn, kind, full)
-        events: list[Event] = []
-        sealed, index = record_outgoing(
-            conn, ctx, channel=channel, sender=sender, recipient=to, author=operator.id,
-            precedence=precedence, kind=kind, body=full, refs=refs, case=case, lang=lang,
-            created=created, strict=True, events=events,
-        )  # fmt: skip
-        evidence.link_outgoing(conn, sealed)
-        event = Event("sent", sealed.id, (sender,), {"type": kind, "precedence": precedence.value, "to": to})
-        return Sent(sealed, index, "accepted", (event, *events))
+        return _record_message(conn, ctx, operator, message)
 
     return job
+
+
+def send_batch_job(ctx: NodeContext, operator: Operator, messages: list[Message]) -> Callable[[Connection], list[Sent]]:
+    """Return the writer job that records several messages, in order, all or none.
+
+    Each message is recorded as `send_job` records it, so a later message sees what an earlier
+    one changed (its channel's sequence, a workflow it moved, an id it may refer to). The first
+    that fails raises its error located at `messages.<i>` (`errors.located`); the writer then
+    rolls the whole job back, so that nothing of the batch is written.
+    """
+
+    def job(conn: Connection) -> list[Sent]:
+        out = []
+        for i, message in enumerate(messages):
+            try:
+                out.append(_record_message(conn, ctx, operator, message))
+            except Error as exc:
+                raise located(exc, f"messages.{i}") from None
+        return out
+
+    return job
+
+
+def _record_message(conn: Connection, ctx: NodeContext, operator: Operator, m: Message) -> Sent:
+    created = now()
+    full = notifications.with_defaults(m.kind, m.body, ctx.agreement, created)
+    notifications.validate_message(
+        m.kind, full, ctx.agreement, created=created, precedence=m.precedence, refs=m.refs, case=m.case
+    )
+    _check_refs(conn, m.refs)
+    evidence.require_stored(conn, m.kind, full)
+    events: list[Event] = []
+    sealed, index = record_outgoing(
+        conn, ctx, channel=m.channel, sender=m.sender, recipient=m.to, author=operator.id,
+        precedence=m.precedence, kind=m.kind, body=full, refs=m.refs, case=m.case, lang=m.lang,
+        created=created, strict=True, events=events,
+    )  # fmt: skip
+    evidence.link_outgoing(conn, sealed)
+    data = {"type": m.kind, "precedence": m.precedence.value, "to": m.to}
+    return Sent(sealed, index, "accepted", (Event("sent", sealed.id, (m.sender,), data), *events))
 
 
 def respond_job(

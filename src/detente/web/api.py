@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from detente.core import notifications
 from detente.core.precedence import parse_time
-from detente.errors import Forbidden, NotFound
+from detente.errors import Error, Forbidden, NotFound, located
 from detente.node import outgoing
 from detente.node.auth import WIDE_ROLES
 from detente.node.runtime import Node
@@ -46,6 +46,17 @@ class SendResponse(BaseModel):
     state: str
 
 
+MAX_SEND_BATCH = 100
+
+
+class SendBatchRequest(Strict):
+    messages: list[SendRequest] = Field(min_length=1, max_length=MAX_SEND_BATCH)
+
+
+class SendBatchResponse(BaseModel):
+    messages: list[SendResponse]
+
+
 class DeclineRequest(Strict):
     reason: str = Field(min_length=1, max_length=2000)
 
@@ -78,6 +89,32 @@ async def send_message(request: SendRequest, node: NodeDep, operator: OperatorDe
     return sent.to_json()
 
 
+@router.post("/messages/batch", status_code=201, response_model=SendBatchResponse)
+async def send_messages(request: SendBatchRequest, node: NodeDep, operator: OperatorDep) -> dict[str, Any]:
+    """Send up to 100 messages at once, in order, all or none.
+
+    Answers 201 with one result per message, in the request's order, after every envelope is
+    committed and logged. If any message is refused, none is sent, and the error names it
+    (`messages.<i>`).
+    """
+    checked = []
+    for i, item in enumerate(request.messages):
+        try:
+            checked.append(_check(node, operator, item))
+        except Error as exc:
+            raise located(exc, f"messages.{i}") from None
+    sent = await node.run(outgoing.send_batch_job(node.ctx, operator, checked))
+    _announce(node, sent)
+    return {"messages": [s.to_json() for s in sent]}
+
+
+def _check(node: Node, operator: Operator, request: SendRequest) -> outgoing.Message:
+    return outgoing.check_message(
+        node.ctx, operator, channel=request.channel, to=request.to, precedence=request.precedence,
+        kind=request.type, body=request.body, refs=request.refs, case=request.case, lang=request.lang,
+    )  # fmt: skip
+
+
 async def send_checked(
     node: Node, operator: Operator, *, channel: str, to: str, precedence: str, kind: str, body: dict[str, Any],
     refs: list[str], case: str | None, lang: str | None,
@@ -86,28 +123,21 @@ async def send_checked(
 
     Raises what `outgoing.check_message` and the send job raise (`Invalid`, `Forbidden`, ...).
     """
-    sender, prec, language = outgoing.check_message(
+    message = outgoing.check_message(
         node.ctx, operator, channel=channel, to=to, precedence=precedence, kind=kind, body=body, refs=refs,
-        lang=lang,
+        case=case, lang=lang,
     )  # fmt: skip
-    sent = await node.run(
-        outgoing.send_job(
-            node.ctx,
-            operator,
-            channel=channel,
-            to=to,
-            sender=sender,
-            precedence=prec,
-            kind=kind,
-            body=body,
-            refs=refs,
-            case=case,
-            lang=language,
-        )  # fmt: skip
-    )
-    node.ctx.bus.publish(*sent.events)
-    node.wake(to.split(":", 1)[0])
+    sent = await node.run(outgoing.send_job(node.ctx, operator, message))
+    _announce(node, [sent])
     return sent
+
+
+def _announce(node: Node, sent: list[outgoing.Sent]) -> None:
+    """Publish what committed envelopes changed, and wake the deliverers of their peers."""
+    for one in sent:
+        node.ctx.bus.publish(*one.events)
+    for peer in {one.envelope.recipient_party for one in sent}:
+        node.wake(peer)
 
 
 @router.get("/messages")
