@@ -169,6 +169,11 @@ def throughput_rows(r: Results, t: dict[str, Any], f: dict[str, Any], label: str
         note="accepted ÷ time until the outbox drained",
     )
     r.add(s, "received on ir per second while sending", t["received_per_s_while_sending"], "/s")
+    flash = t.get("flash_among_load")
+    if flash and flash.get("n"):
+        what = f"a FLASH on {flash['channel']} every {flash['every_s']:g} s, the load on {', '.join(t['channels'])}"
+        for q in ("p50", "p99", "max"):
+            r.add(s, f"FLASH among the load: delivered (POST → WS on ir) {q}", flash[q], "ms", note=what)
     r.add(s, "outbox: max depth", t["max_outbox"], "")
     r.add(s, "outbox: drain time after the senders stop", t["drain_s"], "s")
     r.add(

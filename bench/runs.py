@@ -46,6 +46,7 @@ class Plan:
     audit_timeout: float
     jitter_seconds: float  # the machine's tail at the FLASH median, after each latency run
     per_request: int  # messages per request in the batched throughput run (1: no such run)
+    flash_every: float  # in the batched run, a FLASH on a channel of its own every so many seconds
 
 
 FULL = Plan(
@@ -67,6 +68,7 @@ FULL = Plan(
     audit_timeout=180.0,  # the whole 10^6 audit: about 90 s here, 3 minutes at most
     jitter_seconds=6.0,
     per_request=10,
+    flash_every=0.25,
 )
 QUICK = Plan(
     floor_samples=60,
@@ -87,6 +89,7 @@ QUICK = Plan(
     audit_timeout=60.0,
     jitter_seconds=0.5,
     per_request=10,
+    flash_every=0.25,
 )
 
 
@@ -160,7 +163,14 @@ class Runner:
             self.latency(cluster, f, "SQLite", "sqlite")
             self.throughput(cluster, f, "SQLite", "sqlite", profile=self.profile)
             if self.plan.per_request > 1:
-                self.throughput(cluster, f, "SQLite", "sqlite_batched", per_request=self.plan.per_request)
+                self.throughput(
+                    cluster,
+                    f,
+                    "SQLite",
+                    "sqlite_batched",
+                    per_request=self.plan.per_request,
+                    flash=self.plan.flash_every,
+                )
             if self.plan.biglog_entries:
                 self.big_log(cluster, f)
         finally:
@@ -189,6 +199,7 @@ class Runner:
         key: str,
         profile: Path | None = None,
         per_request: int = 1,
+        flash: float = 0.0,
     ) -> None:
         plan = self.plan
 
@@ -198,7 +209,9 @@ class Runner:
                 pids = {p: cluster[p].pid for p in ("pk", "ir")}
                 profiler = Profiler(profile, pids, plan.seconds)
             try:
-                return throughput.run(cluster, plan.senders, plan.seconds, plan.drain_timeout, t.set, per_request)
+                return throughput.run(
+                    cluster, plan.senders, plan.seconds, plan.drain_timeout, t.set, per_request, flash
+                )
             finally:
                 if profiler is not None:
                     written = profiler.finish()

@@ -17,8 +17,8 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from bench.client import StreamWatcher, api_client, message_request
-from bench.common import proc_cpu
+from bench.client import MESSAGE_TIMEOUT, StreamWatcher, api_client, message_request
+from bench.common import proc_cpu, summary_ms
 from bench.nodes import Cluster, Node
 from detente.store.tables import envelopes, log
 
@@ -40,11 +40,15 @@ async def measure(
     drain_timeout: float,
     update: Callable[[float], None],
     per_request: int = 1,
+    flash_every: float = 0.0,
 ) -> dict[str, Any]:
     """Run the load; return rates, the outbox series, RSS samples and the loss check.
 
     With `per_request` above 1, each sender posts that many messages at a time to
-    `POST /api/v1/messages/batch` instead of one to `POST /api/v1/messages`.
+    `POST /api/v1/messages/batch` instead of one to `POST /api/v1/messages`. With `flash_every`,
+    the senders load every channel but the last, and a FLASH message goes on the last one every
+    `flash_every` seconds: the time until ir's stream shows it is what a duty officer waits for a
+    FLASH while other channels carry a backlog.
     """
     pk, ir = cluster["pk"], cluster["ir"]
     accepted: list[tuple[float, str]] = []
@@ -55,8 +59,11 @@ async def measure(
     start = time.perf_counter()
     stop_at = start + duration
 
+    loaded = CHANNELS[:-1] if flash_every else CHANNELS
+    flashes: list[float] = []
+
     async def sender(k: int) -> None:
-        channel, to, operator = CHANNELS[k % len(CHANNELS)]
+        channel, to, operator = loaded[k % len(loaded)]
         async with api_client(pk.url, pk.context, pk.token(operator)) as client:
             i = 0
             while time.perf_counter() < stop_at:
@@ -81,7 +88,29 @@ async def measure(
 
     sending = [asyncio.create_task(sender(k)) for k in range(senders)]
     drained_at: float | None = None
+
+    async def flash(stream: StreamWatcher) -> None:
+        channel, to, operator = CHANNELS[-1]
+        async with api_client(pk.url, pk.context, pk.token(operator)) as client:
+            i = 0
+            while time.perf_counter() < stop_at:
+                sent = time.perf_counter()
+                request = message_request(channel, to, "FLASH", f"FLASH {i} among the load")
+                response = await client.post("/api/v1/messages", json=request)
+                i += 1
+                if response.status_code != 201:
+                    errors.append(f"FLASH: HTTP {response.status_code}: {response.text[:200]}")
+                    continue
+                accepted.append((sent - start, response.json()["id"]))
+                try:
+                    flashes.append(await stream.wait("message", response.json()["id"]) - sent)
+                except TimeoutError:
+                    errors.append(f"FLASH {i - 1} not on ir's stream within {MESSAGE_TIMEOUT} s")
+                await asyncio.sleep(flash_every)
+
     async with StreamWatcher(ir.ws_url, ir.context, ir.token("ir-supervisor")) as ir_stream:
+        if flash_every:
+            sending.append(asyncio.create_task(flash(ir_stream)))
         hard_stop = stop_at + drain_timeout
         while time.perf_counter() < hard_stop:
             await asyncio.sleep(SAMPLE)
@@ -118,7 +147,10 @@ async def measure(
         "per_request": per_request,
         "duration_s": duration,
         "precedence": PRECEDENCE,
-        "channels": [c for c, _, _ in CHANNELS],
+        "channels": [c for c, _, _ in loaded],
+        "flash_among_load": {"channel": CHANNELS[-1][0], "every_s": flash_every, **summary_ms(flashes)}
+        if flash_every
+        else None,
         "accepted": len(accepted),
         "errors": len(errors),
         "first_errors": errors[:5],
@@ -171,6 +203,7 @@ def run(
     drain_timeout: float,
     update: Callable[[float], None],
     per_request: int = 1,
+    flash_every: float = 0.0,
 ) -> dict[str, Any]:
     """Blocking entry point (runs its own event loop)."""
-    return asyncio.run(measure(cluster, senders, duration, drain_timeout, update, per_request))
+    return asyncio.run(measure(cluster, senders, duration, drain_timeout, update, per_request, flash_every))

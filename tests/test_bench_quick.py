@@ -40,4 +40,8 @@ def test_quick_bench_runs_and_writes_its_json(tmp_path: Path) -> None:
     assert any("10 messages per request" in s for s in sections)
     batched = document["details"]["throughput_sqlite_batched"]
     assert batched["per_request"] == 10 and batched["loss"]["lost"] == 0 and batched["errors"] == 0
-    assert batched["accepted"] > 0 and batched["accepted"] % 10 == 0
+    flashes = batched["flash_among_load"]["n"]
+    assert batched["accepted"] > flashes and (batched["accepted"] - flashes) % 10 == 0
+    # A FLASH on a channel of its own while the others carry the batched load.
+    assert batched["channels"] == ["dgmo", "fs"] and batched["flash_among_load"]["n"] > 0
+    assert "FLASH among the load: delivered (POST → WS on ir) p99" in metrics

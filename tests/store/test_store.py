@@ -7,13 +7,16 @@ import threading
 from typing import Any
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from sqlalchemy import Connection, Engine, inspect, select
 
 from detente.errors import Conflict
+from detente.store import evidence, workflow  # noqa: F401 - their tables join `metadata` on import
 from detente.store import messages as db
 from detente.store import operators as operators_db
 from detente.store.db import migrate
-from detente.store.tables import envelopes, log, sequences
+from detente.store.tables import envelopes, log, metadata, sequences
 from detente.store.writer import Writer
 from support import envelope_row, run_async
 
@@ -54,6 +57,57 @@ def test_outbox_orders_by_channel_sequence_and_is_idempotent(any_engine: Engine)
         assert db.outbox_depth(conn) == 2
         assert db.requeue_from(conn, "ir", "dgmo", 1) == 3
         assert db.outbox_depth(conn) == 3
+
+
+def _queue(conn: Any, queued: dict[str, int], start: int = 0) -> dict[tuple[str, int], int]:
+    """Queue `count` envelopes on each channel of `queued`; return (channel, seq) -> n of each row."""
+    made, n = {}, start
+    for channel, count in queued.items():
+        for seq in range(1, count + 1):
+            n += 1
+            db.insert_envelope(conn, **envelope_row(n, channel=channel, seq=seq, raw=f"{channel} {seq}".encode()))
+            db.enqueue(conn, envelope_row(n)["id"], "ir", channel, seq)
+            made[(channel, seq)] = n
+    return made
+
+
+def _order(rows: list[tuple[int, bytes, str, int]]) -> list[str]:
+    assert all(raw == f"{channel} {seq}".encode() for _, raw, channel, seq in rows)  # each row its own bytes
+    return [f"{channel}{seq}" for _, _, channel, seq in rows]
+
+
+def test_channels_take_turns_in_a_batch_each_in_sequence_order(any_engine: Engine) -> None:
+    with any_engine.begin() as conn:
+        _queue(conn, {"fs": 2, "dgmo": 5, "liaison": 1})
+        # A message on a quiet channel is in the first turn, however long the others' queues.
+        assert _order(db.outbox_batch(conn, "ir", 10)) == [
+            "dgmo1", "fs1", "liaison1", "dgmo2", "fs2", "dgmo3", "dgmo4", "dgmo5",
+        ]  # fmt: skip
+        # A batch cut short keeps each channel's rows a prefix of its queue.
+        assert _order(db.outbox_batch(conn, "ir", 4)) == ["dgmo1", "fs1", "liaison1", "dgmo2"]
+        assert _order(db.outbox_batch(conn, "ir", 1)) == ["dgmo1"]
+        assert db.outbox_batch(conn, "pk", 10) == []
+
+
+def test_a_busy_channel_fills_what_the_quiet_ones_leave(any_engine: Engine) -> None:
+    with any_engine.begin() as conn:
+        _queue(conn, {"dgmo": 10, "fs": 1})
+        assert _order(db.outbox_batch(conn, "ir", 8)) == ["dgmo1", "fs1"] + [f"dgmo{s}" for s in range(2, 8)]
+        assert len(db.outbox_batch(conn, "ir", 200)) == 11
+
+
+def test_a_batch_in_flight_is_left_out(any_engine: Engine) -> None:
+    with any_engine.begin() as conn:
+        _queue(conn, {"dgmo": 5, "fs": 2})
+        assert _order(db.outbox_batch(conn, "ir", 10, after={"dgmo": 3, "fs": 2})) == ["dgmo4", "dgmo5"]
+        assert db.outbox_batch(conn, "ir", 10, after={"dgmo": 5, "fs": 2}) == []
+        assert _order(db.outbox_batch(conn, "ir", 3, after={"fs": 1})) == ["dgmo1", "fs2", "dgmo2"]
+
+
+def test_the_migrations_build_exactly_the_tables_the_code_declares(any_engine: Engine) -> None:
+    with any_engine.connect() as conn:
+        context = MigrationContext.configure(conn)
+        assert compare_metadata(context, metadata) == []
 
 
 def test_sequence_numbers_are_unique_per_direction_peer_and_channel(any_engine: Engine) -> None:

@@ -40,11 +40,17 @@ _ENVELOPES_GET = select(envelopes).where(envelopes.c.id.in_(bindparam("envelope_
 _OUTBOX_HAS = select(outbox.c.id).where(outbox.c.envelope_id == bindparam("envelope_id"))
 _OUTBOX_NEW = insert(outbox)
 _OUTBOX_DEL = delete(outbox).where(outbox.c.envelope_id == bindparam("envelope_id"))
-_OUTBOX_BATCH = (
+# A peer's queue is read channel by channel, each from the index on (peer, channel, seq): the next
+# channel after a given one (an index seek), then that channel's next rows in sequence order.
+_OUTBOX_NEXT_CHANNEL = select(func.min(outbox.c.channel)).where(
+    outbox.c.peer == bindparam("peer"), outbox.c.channel > bindparam("after")
+)
+_OUTBOX_RUN = (
     select(outbox.c.id, envelopes.c.raw, outbox.c.channel, outbox.c.seq)
     .join(envelopes, envelopes.c.id == outbox.c.envelope_id)
-    .where(outbox.c.peer == bindparam("peer"))
-    .order_by(outbox.c.channel, outbox.c.seq)
+    .where(outbox.c.peer == bindparam("peer"), outbox.c.channel == bindparam("channel"))
+    .where(outbox.c.seq > bindparam("after_seq", type_=Integer))
+    .order_by(outbox.c.seq)
     .limit(bindparam("limit", type_=Integer))
 )
 
@@ -208,13 +214,44 @@ def enqueue(conn: Connection, envelope_id: str, peer: str, channel: str, seq: in
         driver.execute(conn, _OUTBOX_NEW, {"envelope_id": envelope_id, "peer": peer, "channel": channel, "seq": seq})
 
 
-def outbox_batch(conn: Connection, peer: str, limit: int) -> list[tuple[int, bytes, str, int]]:
+OutboxRow = tuple[int, bytes, str, int]
+
+
+def outbox_batch(conn: Connection, peer: str, limit: int, after: Mapping[str, int] | None = None) -> list[OutboxRow]:
     """Return up to `limit` queued envelopes for `peer`: (outbox id, raw bytes, channel, seq).
 
-    Rows come in channel sequence order, so a receiver sees each channel in order.
+    Each channel's rows come in sequence order, as its receiver needs them, and the channels take
+    turns (the first row of each, then the second, ...): a message on a quiet channel, a FLASH
+    among ROUTINE traffic on the others, never waits behind another channel's backlog. `after`
+    leaves out, per channel, the sequence numbers up to the one given (a batch still in flight).
     """
-    rows = driver.rows(conn, _OUTBOX_BATCH, {"peer": peer, "limit": limit})
-    return [(int(r[0]), bytes(r[1]), str(r[2]), int(r[3])) for r in rows]
+    after = after or {}
+    channels: list[str] = []
+    while (
+        found := driver.scalar(conn, _OUTBOX_NEXT_CHANNEL, {"peer": peer, "after": channels[-1] if channels else ""})
+    ) is not None:
+        channels.append(str(found))
+    runs: dict[str, list[OutboxRow]] = {channel: [] for channel in channels}
+    wanted, reading = limit, channels
+    # Each channel still reading gets an equal share of what is wanted; a channel that had fewer
+    # rows than its share leaves the rest to the others in the next round.
+    while reading and wanted > 0:
+        share = -(-wanted // len(reading))
+        full = []
+        for channel in reading:
+            run = runs[channel]
+            start = run[-1][3] if run else after.get(channel, 0)
+            params = {"peer": peer, "channel": channel, "after_seq": start, "limit": share}
+            got = [(int(r[0]), bytes(r[1]), str(r[2]), int(r[3])) for r in driver.rows(conn, _OUTBOX_RUN, params)]
+            run.extend(got)
+            wanted -= len(got)
+            if len(got) == share:
+                full.append(channel)
+        reading = full
+    turns = max((len(run) for run in runs.values()), default=0)
+    interleaved = [runs[c][rank] for rank in range(turns) for c in channels if rank < len(runs[c])]
+    # Cutting the last turn short keeps every channel's rows a prefix of its queue.
+    return interleaved[:limit]
 
 
 def outbox_depth(conn: Connection, peer: str | None = None) -> int:

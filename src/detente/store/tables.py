@@ -112,7 +112,7 @@ outbox = Table(
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("last_error", Text),
 )
-Index("ix_outbox_peer", outbox.c.peer, outbox.c.id)
+Index("ix_outbox_peer_channel_seq", outbox.c.peer, outbox.c.channel, outbox.c.seq)
 
 # Last sequence number used ("out") or accepted ("in") per peer and channel.
 sequences = Table(

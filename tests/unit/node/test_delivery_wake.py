@@ -1,4 +1,5 @@
-"""What wakes a deliverer: a message queued while a batch is in flight, and overdue notices.
+"""What wakes a deliverer (a message queued while a batch is in flight, overdue notices), and how a
+busy link overlaps one batch's receipts with the next batch.
 
 A real database and writer; the peer is a stand-in that signs real receipts with the peer's key,
 so that the deliverer's own checks run unchanged.
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from detente.core import envelope as envelope_mod
 from detente.core import wire
@@ -26,6 +28,7 @@ from detente.node.outgoing import record_outgoing
 from detente.node.peers import PeerResponse
 from detente.node.schedule import Scheduler
 from detente.store import messages as db
+from detente.store.tables import outbox
 from record_support import agreement_and_keys, node_context
 from support import run_async
 
@@ -89,6 +92,11 @@ def _queue(ctx: NodeContext, text: str) -> str:
 def _outbox(ctx: NodeContext) -> list[tuple[int, bytes, str, int]]:
     with ctx.engine.connect() as conn:
         return db.outbox_batch(conn, "ir", deliver.BATCH)
+
+
+def _depth(ctx: NodeContext) -> int:
+    with ctx.engine.connect() as conn:
+        return db.outbox_depth(conn, "ir")
 
 
 async def _until(predicate: Callable[[], bool], seconds: float) -> None:
@@ -175,3 +183,56 @@ def test_small_batches_are_read_on_the_loop_and_big_ones_in_a_thread(pk: tuple[N
     # Quiet at first: the burst is read on the loop; after a batch that big, the next read goes to a
     # thread; after that batch of one, the link is quiet again and reads on the loop.
     assert reads == [(True, big), (False, 1), (True, 1)]
+
+
+class HeldReceipts(deliver.Deliverer):
+    """The real deliverer, whose receipts wait for `release` before they are checked and stored."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.release = asyncio.Event()
+
+    async def handle_results(self, envelopes: list[Any], results: list[Any]) -> bool:
+        await self.release.wait()
+        return await super().handle_results(envelopes, results)
+
+
+def test_a_busy_link_sends_the_next_batch_while_the_receipts_are_stored(pk: tuple[NodeContext, Signer]) -> None:
+    ctx, ir_signer = pk
+    peer = StandInPeer(ctx, ir_signer)
+    deliverer = HeldReceipts(ctx, peer)
+    first = [_queue(ctx, f"busy {n}") for n in range(deliver.BATCH)]
+    more = [_queue(ctx, f"then {n}") for n in range(deliver.INLINE_READ_MAX + 3)]
+
+    async def scenario() -> None:
+        async with _delivering(deliverer):
+            await _until(lambda: len(peer.batches) == 2, 2.0)
+            # The second batch left while the first one's receipts were still held back, and it
+            # holds none of the first batch's rows, which still wait in the outbox.
+            assert peer.batches == [first, more]
+            assert _depth(ctx) == len(first) + len(more)
+            deliverer.release.set()
+            await _until(lambda: not _outbox(ctx), 2.0)
+            await asyncio.sleep(0.2)  # nothing is sent again once every receipt is stored
+
+    run_async(scenario())
+    assert peer.batches == [first, more]
+
+
+def test_receipts_that_fail_stop_a_busy_link_instead_of_spinning(pk: tuple[NodeContext, Signer]) -> None:
+    ctx, _ = pk
+    peer = StandInPeer(ctx, Signer.generate("not-ir"))  # not ir's key: every receipt fails to verify
+    deliverer = deliver.Deliverer(ctx, peer)  # type: ignore[arg-type]
+    for n in range(deliver.BATCH + deliver.INLINE_READ_MAX + 3):
+        _queue(ctx, f"busy {n}")
+
+    async def scenario() -> None:
+        async with _delivering(deliverer):
+            await asyncio.sleep(1.0)
+
+    run_async(scenario())
+    assert len(peer.batches) == 2  # each batch once, then the deliverer waits for a wake or 5 s
+    assert _depth(ctx) == deliver.BATCH + deliver.INLINE_READ_MAX + 3
+    with ctx.engine.connect() as conn:
+        errors = conn.execute(select(outbox.c.last_error).where(outbox.c.attempts > 0)).scalars().all()
+    assert len(errors) == _depth(ctx) and all("VerificationError" in e for e in errors)

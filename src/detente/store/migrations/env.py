@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
+from detente.store import evidence, workflow  # noqa: F401 - their tables join `metadata` on import
 from detente.store.tables import metadata
 
 config = context.config
