@@ -5,9 +5,10 @@ receipt against the peer's pinned key, and takes an envelope off the outbox only
 transaction that stores its receipt. Failures are retried with exponential backoff and jitter;
 a sequence gap reported by the peer makes it queue the missing range again.
 
-With a backlog (a full batch), the receipts of one batch are verified and stored while the next
-batch travels and the peer stores it: the read of the next batch leaves out the rows still
-awaiting their receipts, and at most one batch is being settled at a time.
+With a backlog (a full batch read), the receipts of a batch are verified and stored while the
+next batch travels and the peer stores it: each read leaves out the rows still awaiting their
+receipts, and at most `MAX_UNSETTLED` batches are being settled at a time. A FLASH message ends
+its batch, so that the peer stores and answers it without a full batch's wait.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 from detente.core import envelope as envelope_mod
 from detente.core import wire
 from detente.core.envelope import Envelope
+from detente.core.precedence import Precedence
 from detente.errors import Error
 from detente.node.context import NodeContext
 from detente.node.events import wait_set
@@ -34,6 +36,7 @@ log = logging.getLogger("detente.deliver")
 BATCH = 200
 MAX_BACKOFF = 5.0
 INLINE_READ_MAX = 4  # after a batch of at most this many rows, the next read runs on the loop
+MAX_UNSETTLED = 2  # batches whose receipts may be stored while the next one travels
 
 
 class Deliverer:
@@ -47,14 +50,27 @@ class Deliverer:
         self._failures = 0
         self._last_ok_written = 0.0
         self._last_rows = 0  # rows in the last batch read
-        self._settling: asyncio.Task[bool] | None = None  # the last busy batch's receipts being stored
-        self._in_flight: dict[str, int] = {}  # its last sequence number per channel
+        # Batches whose receipts are being verified and stored, oldest first, each with its last
+        # sequence number per channel: the next read leaves those rows out.
+        self._unsettled: list[tuple[asyncio.Task[bool], dict[str, int]]] = []
 
-    async def _settled(self) -> bool | None:
-        """Wait for the receipts of the batch before to be stored; return its progress (None: none)."""
-        task, self._settling = self._settling, None
-        self._in_flight = {}
-        return None if task is None else await task
+    def _in_flight(self) -> dict[str, int]:
+        last: dict[str, int] = {}
+        for _, sent in self._unsettled:
+            for channel, seq in sent.items():
+                last[channel] = max(seq, last.get(channel, 0))
+        return last
+
+    async def _settle(self, keep: int) -> bool | None:
+        """Wait until at most `keep` batches are unsettled (and none that is done is still listed).
+
+        Returns whether the batches settled here stored receipts (None: there were none).
+        """
+        progress = None
+        while self._unsettled and (len(self._unsettled) > keep or self._unsettled[0][0].done()):
+            task, _ = self._unsettled.pop(0)
+            progress = await task or bool(progress)
+        return progress
 
     async def run(self) -> None:
         """Deliver until cancelled."""
@@ -63,9 +79,11 @@ class Deliverer:
         finally:
             # A job already handed to the writer still commits; the next start re-sends the rest,
             # and the peer answers a duplicate with the receipt it gave the first time.
-            if self._settling is not None:
-                self._settling.cancel()
-                await asyncio.wait({self._settling})
+            tasks = {task for task, _ in self._unsettled}
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                await asyncio.wait(tasks)
 
     async def _run(self) -> None:
         while True:
@@ -108,41 +126,48 @@ class Deliverer:
             # spares the hand-off to a worker thread and back, which took longer on a FLASH
             # message's way (docs/performance.md, item 15). Busy links read in a thread, where a
             # batch of up to BATCH rows does not hold the event loop.
-            rows = self._read_batch()
+            rows = self._read_batch(self._in_flight())
         else:
-            rows = await asyncio.to_thread(self._read_batch)
+            rows = await asyncio.to_thread(self._read_batch, self._in_flight())
         self._last_rows = len(rows)
         if not rows:
-            return bool(await self._settled())
+            return bool(await self._settle(0))
         envelopes = [envelope_mod.stored(raw) for _, raw, _, _ in rows]  # our own outbox
+        # A FLASH message ends its batch: the peer stores and answers a short batch at once, where
+        # a full one would hold the FLASH for the time it takes to store up to BATCH envelopes.
+        # The channels take turns in a batch, so a FLASH on a quiet channel is in the first turn.
+        flash = next((i for i, e in enumerate(envelopes) if e.precedence is Precedence.FLASH), len(rows))
+        rows, envelopes = rows[: flash + 1], envelopes[: flash + 1]
         body = b'{"envelopes":[' + b",".join(e.raw for e in envelopes) + b"]}"
         try:
             response = await self.client.request("POST", "/federation/v1/envelopes", body)
         except Error as exc:
-            await self._settled()
+            await self._settle(0)
             await self._contact(False, exc.detail)
             return False
         if response.status_code != 200:
-            await self._settled()
+            await self._settle(0)
             await self._contact(False, f"HTTP {response.status_code}: {response.text[:200]}")
             return False
-        before = await self._settled()
+        # The batch before this one may still be settling: a short batch (a FLASH) need not wait
+        # for a full batch's receipts, but no more than `MAX_UNSETTLED` wait at once.
+        before = await self._settle(MAX_UNSETTLED - 1)
         await self._contact(True)
         results = response.json().get("results", [])
-        if len(rows) < BATCH:
+        if self._last_rows < BATCH:  # rows read, before a FLASH cut the batch short
             # Short of a backlog, the next batch gathers what arrives meanwhile: bigger batches cost
             # less per message than overlapped small ones (docs/performance.md, item 19).
             return await self.handle_results(envelopes, results) or bool(before)
         # A backlog: these receipts are verified and stored while the next full batch travels. Until
         # they are, the next read leaves this batch's rows out, so that a batch whose receipts fail
         # is not sent again at once: the read after it finds nothing new and waits.
-        self._in_flight = {channel: seq for _, _, channel, seq in rows}  # rows are in order per channel
-        self._settling = asyncio.create_task(self.handle_results(envelopes, results), name=f"receipts-{self.peer}")
+        task = asyncio.create_task(self.handle_results(envelopes, results), name=f"receipts-{self.peer}")
+        self._unsettled.append((task, {channel: seq for _, _, channel, seq in rows}))  # in order per channel
         return True
 
-    def _read_batch(self) -> list[db.OutboxRow]:
+    def _read_batch(self, in_flight: dict[str, int]) -> list[db.OutboxRow]:
         with self.ctx.engine.connect() as conn:
-            return db.outbox_batch(conn, self.peer, BATCH, self._in_flight)
+            return db.outbox_batch(conn, self.peer, BATCH, in_flight)
 
     async def handle_results(self, envelopes: list[Envelope], results: list[Any]) -> bool:
         """Store the receipts in `results`, requeue after gaps and note errors; return progress."""

@@ -226,11 +226,7 @@ def outbox_batch(conn: Connection, peer: str, limit: int, after: Mapping[str, in
     leaves out, per channel, the sequence numbers up to the one given (a batch still in flight).
     """
     after = after or {}
-    channels: list[str] = []
-    while (
-        found := driver.scalar(conn, _OUTBOX_NEXT_CHANNEL, {"peer": peer, "after": channels[-1] if channels else ""})
-    ) is not None:
-        channels.append(str(found))
+    channels = _queued_channels(conn, peer)
     runs: dict[str, list[OutboxRow]] = {channel: [] for channel in channels}
     wanted, reading = limit, channels
     # Each channel still reading gets an equal share of what is wanted; a channel that had fewer
@@ -252,6 +248,16 @@ def outbox_batch(conn: Connection, peer: str, limit: int, after: Mapping[str, in
     interleaved = [runs[c][rank] for rank in range(turns) for c in channels if rank < len(runs[c])]
     # Cutting the last turn short keeps every channel's rows a prefix of its queue.
     return interleaved[:limit]
+
+
+def _queued_channels(conn: Connection, peer: str) -> list[str]:
+    """Return the channels with envelopes queued for `peer`, one index seek each, in order."""
+    channels: list[str] = []
+    while True:
+        found = driver.scalar(conn, _OUTBOX_NEXT_CHANNEL, {"peer": peer, "after": channels[-1] if channels else ""})
+        if found is None:
+            return channels
+        channels.append(str(found))
 
 
 def outbox_depth(conn: Connection, peer: str | None = None) -> int:

@@ -63,8 +63,8 @@ class ThreadNotingDeliverer(deliver.Deliverer):
         super().__init__(*args)
         self.reads: list[tuple[int, int]] = []
 
-    def _read_batch(self) -> list[tuple[int, bytes, str, int]]:
-        rows = super()._read_batch()
+    def _read_batch(self, in_flight: dict[str, int]) -> list[tuple[int, bytes, str, int]]:
+        rows = super()._read_batch(in_flight)
         self.reads.append((threading.get_ident(), len(rows)))
         return rows
 
@@ -78,11 +78,11 @@ def pk(tmp_path: Path) -> Iterator[tuple[NodeContext, Signer]]:
     ctx.engine.dispose()
 
 
-def _queue(ctx: NodeContext, text: str) -> str:
+def _queue(ctx: NodeContext, text: str, precedence: Precedence = Precedence.ROUTINE, channel: str = "dgmo") -> str:
     def job(conn: Any) -> str:
         sealed, _ = record_outgoing(
-            conn, ctx, channel="dgmo", sender="pk:dgmo", recipient="ir:dgmo", author="tester",
-            precedence=Precedence.FLASH, kind="hotline.text", body={"text": text}, refs=[], case=None, lang="en",
+            conn, ctx, channel=channel, sender=f"pk:{channel}", recipient=f"ir:{channel}", author="tester",
+            precedence=precedence, kind="hotline.text", body={"text": text}, refs=[], case=None, lang="en",
         )  # fmt: skip
         return sealed.id
 
@@ -236,3 +236,47 @@ def test_receipts_that_fail_stop_a_busy_link_instead_of_spinning(pk: tuple[NodeC
     with ctx.engine.connect() as conn:
         errors = conn.execute(select(outbox.c.last_error).where(outbox.c.attempts > 0)).scalars().all()
     assert len(errors) == _depth(ctx) and all("VerificationError" in e for e in errors)
+
+
+def test_a_flash_message_ends_its_batch(pk: tuple[NodeContext, Signer]) -> None:
+    ctx, ir_signer = pk
+    peer = StandInPeer(ctx, ir_signer)
+    deliverer = deliver.Deliverer(ctx, peer)  # type: ignore[arg-type]
+    backlog = [_queue(ctx, f"routine {n}") for n in range(30)]
+    flash = _queue(ctx, "FLASH on another channel", Precedence.FLASH, channel="fs")
+    behind = [_queue(ctx, f"routine after {n}") for n in range(5)]
+
+    async def scenario() -> None:
+        async with _delivering(deliverer):
+            await _until(lambda: _depth(ctx) == 0, 2.0)
+
+    run_async(scenario())
+    # The channels take turns: the FLASH is in the first turn, and its batch ends with it.
+    assert peer.batches == [[backlog[0], flash], backlog[1:] + behind]
+
+
+def test_at_most_max_unsettled_batches_wait_for_their_receipts(pk: tuple[NodeContext, Signer]) -> None:
+    ctx, ir_signer = pk
+    peer = StandInPeer(ctx, ir_signer)
+    deliverer = HeldReceipts(ctx, peer)
+    first = _queue(ctx, "routine 0")
+    flash = _queue(ctx, "FLASH", Precedence.FLASH, channel="fs")
+    rest = [_queue(ctx, f"routine {n}") for n in range(1, 2 * deliver.BATCH + 51)]
+
+    async def scenario() -> None:
+        async with _delivering(deliverer):
+            await _until(lambda: len(peer.batches) == deliver.MAX_UNSETTLED + 1, 2.0)
+            await asyncio.sleep(0.3)
+            # The FLASH batch and the next full one wait for receipts; the third batch went out,
+            # and then the deliverer waited for the oldest receipts before reading a fourth.
+            assert len(peer.batches) == deliver.MAX_UNSETTLED + 1
+            deliverer.release.set()
+            await _until(lambda: _depth(ctx) == 0, 3.0)
+
+    run_async(scenario())
+    assert peer.batches[0] == [first, flash]
+    assert peer.batches[1:] == [
+        rest[: deliver.BATCH],
+        rest[deliver.BATCH : 2 * deliver.BATCH],
+        rest[2 * deliver.BATCH :],
+    ]
