@@ -37,7 +37,7 @@ _PARTY = re.compile(r"^[a-z]{2,8}$")
 _OFFICE = re.compile(r"^([a-z]{2,8}):([a-z0-9][a-z0-9-]{0,31})$")
 _CHANNEL = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 _FINGERPRINT = re.compile(r"^[0-9a-f]{64}$")
-_OFFSET = re.compile(r"^[+-](\d{2}):(\d{2})$")
+_OFFSET = re.compile(r"^[+-](\d{2}):(\d{2})$", re.ASCII)
 
 
 @dataclass(frozen=True)

@@ -52,8 +52,8 @@ MAX_TEXT_PARAM = 200
 _CODE = re.compile(r"^[A-Z][A-Z0-9]*(?:-[A-Z0-9]+)*$")
 _PARAM = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 _KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
-_HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$", re.ASCII)  # wire formats: ASCII digits only
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$", re.ASCII)
 
 
 @dataclass(frozen=True)

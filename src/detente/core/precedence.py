@@ -36,7 +36,9 @@ DEFAULT_DEADLINES: dict[Precedence, timedelta] = {
     Precedence.ROUTINE: timedelta(hours=6),
 }
 
-_TIME = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?Z$")
+# ASCII digits only: `\d` alone also matches other scripts' digits (Persian ۲, Arabic-Indic ٢), which
+# `int` reads, so "۲۰۲۴-…" would pass as a time while RFC 3339 allows only ASCII.
+_TIME = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?Z$", re.ASCII)
 _MONTHS = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"]
 
 

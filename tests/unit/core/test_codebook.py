@@ -99,6 +99,7 @@ def test_render_lo_dispatched(lang: str, expected: str) -> None:
         ({"place": 5, "time": "2024-01-29T09:00:00Z"}, "params.place"),
         ({"place": "x" * 201, "time": "2024-01-29T09:00:00Z"}, "params.place"),
         ({"place": "Zahedan", "time": "2024-01-29 09:00"}, "params.time"),
+        ({"place": "Zahedan", "time": "۲۰۲۴-۰۱-۲۹T۰۹:۰۰:۰۰Z"}, "params.time"),  # Persian digits: not on the wire
     ],
 )
 def test_render_refuses_params_that_do_not_fit(params: dict[str, Any], field: str) -> None:
@@ -110,7 +111,7 @@ def test_render_refuses_params_that_do_not_fit(params: dict[str, Any], field: st
 @pytest.mark.parametrize(
     ("kind", "good", "bad"),
     [("int", 3, [3.5, True, "3"]), ("number", 2.5, [True, "2.5"]),
-     ("date", "2024-02-29", ["2023-02-29", 20240101, "26 Jan"]), ("text", "Mand", ["", " ", 1])],
+     ("date", "2024-02-29", ["2023-02-29", 20240101, "26 Jan", "۲۰۲۴-۰۲-۲۹"]), ("text", "Mand", ["", " ", 1])],
 )  # fmt: skip
 def test_param_types(kind: str, good: Any, bad: list[Any]) -> None:
     item = cb.CodeEntry("X", {"v": kind}, {"en": "{v}"})

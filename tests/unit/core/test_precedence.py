@@ -43,6 +43,16 @@ def test_time_round_trip_and_strictness() -> None:
     assert format_time(T) == "2024-01-16T13:05:00.000Z"
     assert parse_time("2024-01-16T13:05:00Z") == T
     assert parse_time("2024-01-16T13:05:00.5Z") == T + timedelta(milliseconds=500)
-    for bad in ("2024-01-16T13:05:00+05:00", "2024-01-16", "16 Jan 2024", "2024-13-01T00:00:00Z", ""):
+    persian = "۲۰۲۴-۰۱-۱۶T۱۳:۰۵:۰۰Z"  # the same time in Persian digits: not RFC 3339
+    arabic_indic = "2024-01-16T13:05:0٠Z"
+    for bad in (
+        "2024-01-16T13:05:00+05:00",
+        "2024-01-16",
+        "16 Jan 2024",
+        "2024-13-01T00:00:00Z",
+        "",
+        persian,
+        arabic_indic,
+    ):
         with pytest.raises(Invalid):
             parse_time(bad)
