@@ -53,6 +53,9 @@ class Deliverer:
         # Batches whose receipts are being verified and stored, oldest first, each with its last
         # sequence number per channel: the next read leaves those rows out.
         self._unsettled: list[tuple[asyncio.Task[bool], dict[str, int]]] = []
+        self.flash = asyncio.Event()  # a FLASH message was queued: the express lane looks at once
+        self._posting: dict[str, int] = {}  # the main lane's batch until it is settled or listed above
+        self._express: dict[str, int] = {}  # the express lane's batch on its way
 
     def _in_flight(self) -> dict[str, int]:
         last: dict[str, int] = {}
@@ -73,17 +76,17 @@ class Deliverer:
         return progress
 
     async def run(self) -> None:
-        """Deliver until cancelled."""
+        """Deliver until cancelled (the main lane, and the express lane beside it)."""
+        express = asyncio.create_task(self._express_lane(), name=f"express-{self.peer}")
         try:
             await self._run()
         finally:
             # A job already handed to the writer still commits; the next start re-sends the rest,
             # and the peer answers a duplicate with the receipt it gave the first time.
-            tasks = {task for task, _ in self._unsettled}
+            tasks = {express} | {task for task, _ in self._unsettled}
             for task in tasks:
                 task.cancel()
-            if tasks:
-                await asyncio.wait(tasks)
+            await asyncio.wait(tasks)
 
     async def _run(self) -> None:
         while True:
@@ -121,23 +124,27 @@ class Deliverer:
 
     async def deliver_once(self) -> bool:
         """Post one batch; return whether to go on at once (receipts were stored, or are being stored)."""
+        after, skip = self._in_flight(), set(self._express)
         if self._last_rows <= INLINE_READ_MAX:
             # A quiet link's next batch is a message or two: reading it here (about 0.1 ms of SQL)
             # spares the hand-off to a worker thread and back, which took longer on a FLASH
             # message's way (docs/performance.md, item 15). Busy links read in a thread, where a
             # batch of up to BATCH rows does not hold the event loop.
-            rows = self._read_batch(self._in_flight())
+            rows = self._read_batch(after, skip)
         else:
-            rows = await asyncio.to_thread(self._read_batch, self._in_flight())
+            rows = await asyncio.to_thread(self._read_batch, after, skip)
         self._last_rows = len(rows)
+        rows = [row for row in rows if row[2] not in self._express]  # taken by the express lane meanwhile
         if not rows:
             return bool(await self._settle(0))
-        envelopes = [envelope_mod.stored(raw) for _, raw, _, _ in rows]  # our own outbox
-        # A FLASH message ends its batch: the peer stores and answers a short batch at once, where
-        # a full one would hold the FLASH for the time it takes to store up to BATCH envelopes.
-        # The channels take turns in a batch, so a FLASH on a quiet channel is in the first turn.
-        flash = next((i for i, e in enumerate(envelopes) if e.precedence is Precedence.FLASH), len(rows))
-        rows, envelopes = rows[: flash + 1], envelopes[: flash + 1]
+        rows, envelopes = _up_to_flash(rows)
+        self._posting = {channel: seq for _, _, channel, seq in rows}  # rows are in order per channel
+        try:
+            return await self._post(rows, envelopes)
+        finally:
+            self._posting = {}
+
+    async def _post(self, rows: list[db.OutboxRow], envelopes: list[Envelope]) -> bool:
         body = b'{"envelopes":[' + b",".join(e.raw for e in envelopes) + b"]}"
         try:
             response = await self.client.request("POST", "/federation/v1/envelopes", body)
@@ -162,12 +169,47 @@ class Deliverer:
         # they are, the next read leaves this batch's rows out, so that a batch whose receipts fail
         # is not sent again at once: the read after it finds nothing new and waits.
         task = asyncio.create_task(self.handle_results(envelopes, results), name=f"receipts-{self.peer}")
-        self._unsettled.append((task, {channel: seq for _, _, channel, seq in rows}))  # in order per channel
+        self._unsettled.append((task, dict(self._posting)))
         return True
 
-    def _read_batch(self, in_flight: dict[str, int]) -> list[db.OutboxRow]:
+    async def _express_lane(self) -> None:
+        """Send a queued FLASH message at once when its channel has nothing on its way.
+
+        The main lane has one batch on its way at a time, and a batch of up to BATCH envelopes
+        takes the peer a hundred milliseconds or more to store. A FLASH on another channel need
+        not wait for it: the peer accepts each channel's sequence on its own, so a second request
+        may carry the channels the main lane's batch does not. Whatever this lane cannot send
+        (its channel is on its way, the request fails) the main lane sends as before.
+        """
+        while True:
+            await self.flash.wait()
+            self.flash.clear()
+            try:
+                await self._express_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the main lane delivers what this one could not
+                log.warning("express delivery to %s failed: %s", self.peer, exc)
+
+    async def _express_once(self) -> None:
+        # Read and claim with no await between: the main lane sees the claim before its next read.
+        rows = self._read_batch(self._in_flight(), set(self._posting))
+        rows, envelopes = _up_to_flash(rows)
+        if not envelopes or envelopes[-1].precedence is not Precedence.FLASH:
+            return
+        self._express = {channel: seq for _, _, channel, seq in rows}
+        try:
+            body = b'{"envelopes":[' + b",".join(e.raw for e in envelopes) + b"]}"
+            response = await self.client.request("POST", "/federation/v1/envelopes", body)
+            if response.status_code == 200:
+                await self.handle_results(envelopes, response.json().get("results", []))
+        finally:
+            self._express = {}
+            self.wake.set()  # the main lane may carry these channels again
+
+    def _read_batch(self, in_flight: dict[str, int], skip: set[str]) -> list[db.OutboxRow]:
         with self.ctx.engine.connect() as conn:
-            return db.outbox_batch(conn, self.peer, BATCH, in_flight)
+            return db.outbox_batch(conn, self.peer, BATCH, in_flight, skip)
 
     async def handle_results(self, envelopes: list[Envelope], results: list[Any]) -> bool:
         """Store the receipts in `results`, requeue after gaps and note errors; return progress."""
@@ -207,3 +249,15 @@ class Deliverer:
                     db.note_delivery_error(conn, envelope_id, f"{result.get('error')}: {result.get('detail')}")
 
         return job
+
+
+def _up_to_flash(rows: list[db.OutboxRow]) -> tuple[list[db.OutboxRow], list[Envelope]]:
+    """Cut a batch after its first FLASH message; return the rows and their envelopes.
+
+    The peer stores and answers a short batch at once, where a full one would hold the FLASH for
+    the time it takes to store up to BATCH envelopes. The channels take turns in a batch, so a
+    FLASH on a quiet channel is in the first turn.
+    """
+    envelopes = [envelope_mod.stored(raw) for _, raw, _, _ in rows]  # our own outbox
+    flash = next((i for i, e in enumerate(envelopes) if e.precedence is Precedence.FLASH), len(rows))
+    return rows[: flash + 1], envelopes[: flash + 1]

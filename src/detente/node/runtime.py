@@ -95,11 +95,16 @@ class Node:
         """Run this node's writer jobs on the running event loop (see `store.writer`) until `stop`."""
         self.ctx.writer.attach(asyncio.get_running_loop())
 
-    def wake(self, peer: str | None = None) -> None:
-        """Tell the deliverer of `peer` (or every deliverer) that the outbox has new rows."""
+    def wake(self, peer: str | None = None, *, flash: bool = False) -> None:
+        """Tell the deliverer of `peer` (or every deliverer) that the outbox has new rows.
+
+        `flash` says a FLASH message is among them: the deliverer's express lane looks at once.
+        """
         for party, deliverer in self.deliverers.items():
             if peer is None or peer == party:
                 deliverer.wake.set()
+                if flash:
+                    deliverer.flash.set()
 
     async def run(self, job: Callable[[Connection], T]) -> T:
         """Run a writer job; return its result once its transaction has committed."""

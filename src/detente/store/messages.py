@@ -7,7 +7,7 @@ transaction, so that an envelope, its log entry and its outbox or receipt row co
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Integer, RowMapping, and_, bindparam, delete, func, insert, or_, select, update
@@ -217,16 +217,23 @@ def enqueue(conn: Connection, envelope_id: str, peer: str, channel: str, seq: in
 OutboxRow = tuple[int, bytes, str, int]
 
 
-def outbox_batch(conn: Connection, peer: str, limit: int, after: Mapping[str, int] | None = None) -> list[OutboxRow]:
+def outbox_batch(
+    conn: Connection,
+    peer: str,
+    limit: int,
+    after: Mapping[str, int] | None = None,
+    skip: Collection[str] = (),
+) -> list[OutboxRow]:
     """Return up to `limit` queued envelopes for `peer`: (outbox id, raw bytes, channel, seq).
 
     Each channel's rows come in sequence order, as its receiver needs them, and the channels take
     turns (the first row of each, then the second, ...): a message on a quiet channel, a FLASH
     among ROUTINE traffic on the others, never waits behind another channel's backlog. `after`
-    leaves out, per channel, the sequence numbers up to the one given (a batch still in flight).
+    leaves out, per channel, the sequence numbers up to the one given (a batch still in flight);
+    `skip` leaves out whole channels (another request is carrying them).
     """
     after = after or {}
-    channels = _queued_channels(conn, peer)
+    channels = [channel for channel in _queued_channels(conn, peer) if channel not in skip]
     runs: dict[str, list[OutboxRow]] = {channel: [] for channel in channels}
     wanted, reading = limit, channels
     # Each channel still reading gets an equal share of what is wanted; a channel that had fewer

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from detente.core import notifications
-from detente.core.precedence import parse_time
+from detente.core.precedence import Precedence, parse_time
 from detente.errors import Error, Forbidden, NotFound, located
 from detente.node import outgoing
 from detente.node.auth import WIDE_ROLES
@@ -137,7 +137,8 @@ def _announce(node: Node, sent: list[outgoing.Sent]) -> None:
     for one in sent:
         node.ctx.bus.publish(*one.events)
     for peer in {one.envelope.recipient_party for one in sent}:
-        node.wake(peer)
+        flash = any(o.envelope.precedence is Precedence.FLASH for o in sent if o.envelope.recipient_party == peer)
+        node.wake(peer, flash=flash)
 
 
 @router.get("/messages")
@@ -197,7 +198,7 @@ async def get_message(message_id: str, node: NodeDep, operator: OperatorDep) -> 
 async def _respond(node: Node, operator: Operator, message_id: str, kind: str, body: dict[str, Any]) -> dict[str, Any]:
     sent = await node.run(outgoing.respond_job(node.ctx, operator, message_id, kind, body))
     node.ctx.bus.publish(*sent.events)
-    node.wake(sent.envelope.recipient_party)
+    node.wake(sent.envelope.recipient_party, flash=sent.envelope.precedence is Precedence.FLASH)
     return sent.to_json()
 
 

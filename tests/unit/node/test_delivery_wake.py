@@ -63,8 +63,8 @@ class ThreadNotingDeliverer(deliver.Deliverer):
         super().__init__(*args)
         self.reads: list[tuple[int, int]] = []
 
-    def _read_batch(self, in_flight: dict[str, int]) -> list[tuple[int, bytes, str, int]]:
-        rows = super()._read_batch(in_flight)
+    def _read_batch(self, in_flight: dict[str, int], skip: set[str]) -> list[tuple[int, bytes, str, int]]:
+        rows = super()._read_batch(in_flight, skip)
         self.reads.append((threading.get_ident(), len(rows)))
         return rows
 
@@ -280,3 +280,122 @@ def test_at_most_max_unsettled_batches_wait_for_their_receipts(pk: tuple[NodeCon
         rest[deliver.BATCH : 2 * deliver.BATCH],
         rest[2 * deliver.BATCH :],
     ]
+
+
+def _holding(peer: StandInPeer) -> asyncio.Event:
+    """Hold the next request at the stand-in peer until the returned event is set."""
+    release = asyncio.Event()
+
+    async def during() -> None:
+        await release.wait()
+
+    peer.during = during
+    return release
+
+
+@pytest.mark.parametrize("same_channel", [False, True], ids=["another channel", "the channel on its way"])
+def test_the_express_lane_sends_a_flash_beside_a_batch_on_its_way(
+    pk: tuple[NodeContext, Signer], same_channel: bool
+) -> None:
+    ctx, ir_signer = pk
+    peer = StandInPeer(ctx, ir_signer)
+    deliverer = deliver.Deliverer(ctx, peer)  # type: ignore[arg-type]
+    backlog = [_queue(ctx, f"routine {n}") for n in range(50)]
+    flash: list[str] = []
+
+    async def scenario() -> int:
+        release = _holding(peer)
+        async with _delivering(deliverer):
+            await _until(lambda: len(peer.batches) == 1, 2.0)  # the backlog, held at the peer
+            channel = "dgmo" if same_channel else "fs"
+            flash.append(await asyncio.to_thread(_queue, ctx, "FLASH", Precedence.FLASH, channel))
+            deliverer.wake.set()
+            deliverer.flash.set()  # what `Node.wake(peer, flash=True)` does after the commit
+            with contextlib.suppress(TimeoutError):
+                await _until(lambda: _depth(ctx) == len(backlog), 1.0)
+            sent_while_held = len(peer.batches)
+            release.set()
+            await _until(lambda: _depth(ctx) == 0, 2.0)
+            return sent_while_held
+
+    sent_while_held = run_async(scenario())
+    assert peer.batches == [backlog, flash]
+    # Another channel's FLASH went out and was receipted while the backlog was still held; on
+    # the channel already on its way it waited, as the channel's sequence requires.
+    assert sent_while_held == (1 if same_channel else 2)
+
+
+def test_a_failed_express_request_leaves_the_flash_to_the_main_lane(pk: tuple[NodeContext, Signer]) -> None:
+    ctx, ir_signer = pk
+    peer = StandInPeer(ctx, ir_signer)
+    deliverer = deliver.Deliverer(ctx, peer)  # type: ignore[arg-type]
+    backlog = [_queue(ctx, f"routine {n}") for n in range(50)]
+    answer = peer.request
+
+    async def failing_once(method: str, path: str, body: bytes = b"", *args: Any, **kwargs: Any) -> PeerResponse:
+        if b"FLASH" in body and not failed:
+            failed.append(True)
+            return PeerResponse(503, {}, b'{"error": "Unavailable"}')
+        return await answer(method, path, body, *args, **kwargs)
+
+    failed: list[bool] = []
+    peer.request = failing_once  # type: ignore[method-assign]
+    flash: list[str] = []
+
+    async def scenario() -> None:
+        release = _holding(peer)
+        async with _delivering(deliverer):
+            await _until(lambda: len(peer.batches) == 1, 2.0)
+            flash.append(await asyncio.to_thread(_queue, ctx, "FLASH", Precedence.FLASH, "fs"))
+            deliverer.wake.set()
+            deliverer.flash.set()
+            await _until(lambda: bool(failed), 1.0)
+            release.set()
+            await _until(lambda: _depth(ctx) == 0, 2.0)
+
+    run_async(scenario())
+    assert failed and peer.batches == [backlog, flash]  # sent again, by the main lane
+
+
+class GatedReads(deliver.Deliverer):
+    """The real deliverer, whose reads in a worker thread wait at `gate` once `gated` is set."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.gated = False
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+        self.loop_thread = 0
+
+    def _read_batch(self, in_flight: dict[str, int], skip: set[str]) -> list[tuple[int, bytes, str, int]]:
+        if self.gated and threading.get_ident() != self.loop_thread:
+            self.entered.set()
+            self.gate.wait(5)
+        return super()._read_batch(in_flight, skip)
+
+
+def test_rows_the_express_lane_takes_during_a_read_are_not_sent_twice(pk: tuple[NodeContext, Signer]) -> None:
+    ctx, ir_signer = pk
+    peer = StandInPeer(ctx, ir_signer)
+    deliverer = GatedReads(ctx, peer)
+    for n in range(deliver.BATCH + 50):
+        _queue(ctx, f"routine {n}")
+
+    async def scenario() -> None:
+        deliverer.loop_thread = threading.get_ident()
+        async with _delivering(deliverer):
+            deliverer.gated = True  # the read after the first full batch runs in a thread: held
+            await _until(deliverer.entered.is_set, 2.0)
+            await asyncio.to_thread(_queue, ctx, "FLASH", Precedence.FLASH, "fs")
+            release = _holding(peer)  # the express lane's request waits at the peer
+            deliverer.flash.set()
+            await _until(lambda: len(peer.batches) == 2, 2.0)
+            deliverer.gated = False
+            deliverer.gate.set()  # the main lane's read returns rows the express lane holds
+            await asyncio.sleep(0.3)
+            release.set()
+            await _until(lambda: _depth(ctx) == 0, 2.0)
+
+    run_async(scenario())
+    sent = [envelope_id for batch in peer.batches for envelope_id in batch]
+    assert len(sent) == deliver.BATCH + 51 == len(set(sent))  # each envelope sent once
