@@ -233,6 +233,27 @@ def test_writer_on_the_event_loop_gathers_jobs_that_arrive_during_a_commit(any_e
     assert len(_leaves(any_engine)) == 22
 
 
+def test_writer_on_the_event_loop_runs_urgent_jobs_in_the_next_batch(any_engine: Engine) -> None:
+    writer = Writer(any_engine)
+
+    def append(name: str) -> Any:
+        return lambda conn: db.append_log(conn, name.encode(), name)
+
+    async def main() -> None:
+        writer.attach(asyncio.get_running_loop())
+        first = [asyncio.ensure_future(writer.run(append(f"first {n}"))) for n in range(2)]
+        await asyncio.sleep(0)  # the first batch is running: what comes now waits for the next one
+        waiting = [asyncio.ensure_future(writer.run(append(f"waiting {n}"))) for n in range(20)]
+        flash = asyncio.ensure_future(writer.run(append("FLASH"), urgent=True))
+        await asyncio.gather(*first, *waiting, flash)
+        await writer.detach()
+
+    run_async(main())
+    # The FLASH job, queued last, committed alone right after the batch that was running.
+    assert _leaves(any_engine) == ["first 0", "first 1", "FLASH"] + [f"waiting {n}" for n in range(20)]
+    assert writer.batches == 3
+
+
 def test_writer_on_the_event_loop_commits_a_lone_job_on_the_loop(any_engine: Engine) -> None:
     from sqlalchemy import event
 

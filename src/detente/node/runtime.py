@@ -106,9 +106,12 @@ class Node:
                 if flash:
                     deliverer.flash.set()
 
-    async def run(self, job: Callable[[Connection], T]) -> T:
-        """Run a writer job; return its result once its transaction has committed."""
-        return await self.ctx.writer.run(job)
+    async def run(self, job: Callable[[Connection], T], *, urgent: bool = False) -> T:
+        """Run a writer job; return its result once its transaction has committed.
+
+        `urgent` (FLASH traffic) puts it in the writer's next batch, ahead of the jobs waiting.
+        """
+        return await self.ctx.writer.run(job, urgent=urgent)
 
     def read(self, query: Callable[[Connection], T]) -> T:
         """Run a read-only function of a connection."""

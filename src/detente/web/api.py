@@ -103,7 +103,8 @@ async def send_messages(request: SendBatchRequest, node: NodeDep, operator: Oper
             checked.append(_check(node, operator, item))
         except Error as exc:
             raise located(exc, f"messages.{i}") from None
-    sent = await node.run(outgoing.send_batch_job(node.ctx, operator, checked))
+    urgent = any(m.precedence is Precedence.FLASH for m in checked)
+    sent = await node.run(outgoing.send_batch_job(node.ctx, operator, checked), urgent=urgent)
     _announce(node, sent)
     return {"messages": [s.to_json() for s in sent]}
 
@@ -127,7 +128,7 @@ async def send_checked(
         node.ctx, operator, channel=channel, to=to, precedence=precedence, kind=kind, body=body, refs=refs,
         case=case, lang=lang,
     )  # fmt: skip
-    sent = await node.run(outgoing.send_job(node.ctx, operator, message))
+    sent = await node.run(outgoing.send_job(node.ctx, operator, message), urgent=message.precedence is Precedence.FLASH)
     _announce(node, [sent])
     return sent
 

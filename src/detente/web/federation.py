@@ -16,10 +16,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from detente.core import wire
 from detente.core.envelope import Envelope
-from detente.core.precedence import format_time, now
+from detente.core.precedence import Precedence, format_time, now
 from detente.errors import BadRequest, Error, MalformedError
 from detente.node.incoming import MAX_BATCH, check_envelope, receive_job
 from detente.web.deps import NodeDep
+
+SHORT_BATCH = 16  # envelopes: a batch this short with a FLASH in it jumps the writer's queue
 
 router = APIRouter(prefix="/federation/v1", tags=["federation"])
 
@@ -55,7 +57,12 @@ async def deliver(request: Request, node: NodeDep) -> JSONResponse:
             checked.append(check_envelope(node.ctx, party, item))
         except Error as exc:
             checked.append(exc)
-    received = await node.run(receive_job(node.ctx, party, checked, ids))
+    # A short batch carrying a FLASH message (the peer's express lane, or a batch it cut short at
+    # one) is stored ahead of the writer's queue.
+    urgent = len(checked) <= SHORT_BATCH and any(
+        isinstance(e, Envelope) and e.precedence is Precedence.FLASH for e in checked
+    )
+    received = await node.run(receive_job(node.ctx, party, checked, ids), urgent=urgent)
     node.ctx.bus.publish(*received.events)
     if any("receipt" in r for r in received.results):
         node.wake(party)  # the peer is evidently up: send it what waits for it
