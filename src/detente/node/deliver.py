@@ -29,7 +29,7 @@ from detente.node.context import NodeContext
 from detente.node.events import wait_set
 from detente.node.incoming import receipts_job
 from detente.node.linkstate import contact_job
-from detente.node.peers import PeerClient
+from detente.node.peers import PeerClient, PeerResponse
 from detente.store import messages as db
 
 log = logging.getLogger("detente.deliver")
@@ -145,9 +145,8 @@ class Deliverer:
             self._posting = {}
 
     async def _post(self, rows: list[db.OutboxRow], envelopes: list[Envelope]) -> bool:
-        body = b'{"envelopes":[' + b",".join(e.raw for e in envelopes) + b"]}"
         try:
-            response = await self.client.request("POST", "/federation/v1/envelopes", body)
+            response = await self._send(envelopes)
         except Error as exc:
             await self._settle(0)
             await self._contact(False, exc.detail)
@@ -199,13 +198,16 @@ class Deliverer:
             return
         self._express = {channel: seq for _, _, channel, seq in rows}
         try:
-            body = b'{"envelopes":[' + b",".join(e.raw for e in envelopes) + b"]}"
-            response = await self.client.request("POST", "/federation/v1/envelopes", body)
+            response = await self._send(envelopes)
             if response.status_code == 200:
                 await self.handle_results(envelopes, response.json().get("results", []))
         finally:
             self._express = {}
             self.wake.set()  # the main lane may carry these channels again
+
+    async def _send(self, envelopes: list[Envelope]) -> PeerResponse:
+        body = b'{"envelopes":[' + b",".join(e.raw for e in envelopes) + b"]}"
+        return await self.client.request("POST", "/federation/v1/envelopes", body)
 
     def _read_batch(self, in_flight: dict[str, int], skip: set[str]) -> list[db.OutboxRow]:
         with self.ctx.engine.connect() as conn:
