@@ -209,9 +209,8 @@ class Runner:
                 pids = {p: cluster[p].pid for p in ("pk", "ir")}
                 profiler = Profiler(profile, pids, plan.seconds)
             try:
-                return throughput.run(
-                    cluster, plan.senders, plan.seconds, plan.drain_timeout, t.set, per_request, flash
-                )
+                load = throughput.Load(plan.senders, plan.seconds, plan.drain_timeout, per_request, flash)
+                return throughput.run(cluster, load, t.set)
             finally:
                 if profiler is not None:
                     written = profiler.finish()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
@@ -33,16 +34,9 @@ def _incoming(node: Node) -> int:
         return int(conn.execute(query).scalar() or 0)
 
 
-async def measure(
-    cluster: Cluster,
-    senders: int,
-    duration: float,
-    drain_timeout: float,
-    update: Callable[[float], None],
-    per_request: int = 1,
-    flash_every: float = 0.0,
-) -> dict[str, Any]:
-    """Run the load; return rates, the outbox series, RSS samples and the loss check.
+@dataclass(frozen=True)
+class Load:
+    """What the senders do: how many, for how long, and how they send.
 
     With `per_request` above 1, each sender posts that many messages at a time to
     `POST /api/v1/messages/batch` instead of one to `POST /api/v1/messages`. With `flash_every`,
@@ -50,6 +44,18 @@ async def measure(
     `flash_every` seconds: the time until ir's stream shows it is what a duty officer waits for a
     FLASH while other channels carry a backlog.
     """
+
+    senders: int
+    duration: float
+    drain_timeout: float
+    per_request: int = 1
+    flash_every: float = 0.0
+
+
+async def measure(cluster: Cluster, load: Load, update: Callable[[float], None]) -> dict[str, Any]:
+    """Run the load; return rates, the outbox series, RSS samples and the loss check."""
+    senders, duration, drain_timeout = load.senders, load.duration, load.drain_timeout
+    per_request, flash_every = load.per_request, load.flash_every
     pk, ir = cluster["pk"], cluster["ir"]
     accepted: list[tuple[float, str]] = []
     errors: list[str] = []
@@ -196,14 +202,6 @@ def _loss_check(cluster: Cluster, accepted: list[str]) -> dict[str, Any]:
     }
 
 
-def run(
-    cluster: Cluster,
-    senders: int,
-    duration: float,
-    drain_timeout: float,
-    update: Callable[[float], None],
-    per_request: int = 1,
-    flash_every: float = 0.0,
-) -> dict[str, Any]:
+def run(cluster: Cluster, load: Load, update: Callable[[float], None]) -> dict[str, Any]:
     """Blocking entry point (runs its own event loop)."""
-    return asyncio.run(measure(cluster, senders, duration, drain_timeout, update, per_request, flash_every))
+    return asyncio.run(measure(cluster, load, update))
