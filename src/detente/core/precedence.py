@@ -53,23 +53,28 @@ def parse_precedence(value: str) -> Precedence:
 
 
 def format_time(moment: datetime) -> str:
-    """Return `moment` as RFC 3339 UTC with milliseconds, e.g. `2024-01-16T13:05:00.000Z`."""
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    """Return `moment` as RFC 3339 UTC with milliseconds, e.g. `2024-01-16T13:05:00.000Z`.
+
+    A naive `moment` is taken as local time, as `datetime.astimezone` does.
+    """
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    # `isoformat` is C and pads the year to four digits (strftime's %Y does not for years < 1000,
+    # which `parse_time` would then refuse); every message formats two or three times.
+    return moment.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def parse_time(value: str) -> datetime:
     """Parse an RFC 3339 UTC time ending in "Z". Raises `Invalid` on anything else."""
-    match = _TIME.match(value) if isinstance(value, str) else None
-    if not match:
+    # The pattern decides what is accepted (`fromisoformat` alone takes offsets, week dates and
+    # more); `fromisoformat` then reads the matched text in C, a fifth of the time of reading the
+    # groups in Python.
+    if not isinstance(value, str) or not _TIME.match(value):
         raise Invalid(f"time {value!r} is not RFC 3339 UTC (e.g. 2024-01-16T13:05:00Z)")
     try:
-        year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
-        base = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
+        return datetime.fromisoformat(value)
     except ValueError as exc:
         raise Invalid(f"time {value!r} is not a real date: {exc}") from None
-    frac = match.group(7) or "0"
-    return base + timedelta(microseconds=int(frac.ljust(6, "0")))
 
 
 def now() -> datetime:

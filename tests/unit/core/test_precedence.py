@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from detente.core.precedence import Precedence, deadline_for, dtg, format_time, parse_precedence, parse_time
 from detente.errors import Invalid
@@ -56,3 +58,22 @@ def test_time_round_trip_and_strictness() -> None:
     ):
         with pytest.raises(Invalid):
             parse_time(bad)
+
+
+def test_time_keeps_four_year_digits_and_converts_other_zones() -> None:
+    early = datetime(5, 1, 2, 3, 4, 5, 678_900, tzinfo=UTC)
+    assert format_time(early) == "0005-01-02T03:04:05.678Z"
+    assert parse_time(format_time(early)) == early.replace(microsecond=678_000)
+    tehran = timezone(timedelta(hours=3, minutes=30))
+    assert format_time(datetime(2024, 1, 16, 16, 35, tzinfo=tehran)) == "2024-01-16T13:05:00.000Z"
+    with pytest.raises(Invalid, match="not a real date"):
+        parse_time("2024-02-30T00:00:00Z")
+
+
+@given(st.datetimes(timezones=st.just(UTC)))
+def test_time_round_trips_at_millisecond_precision(moment: datetime) -> None:
+    text = format_time(moment)
+    parsed = parse_time(text)
+    assert parsed == moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+    assert parsed.tzinfo is UTC
+    assert format_time(parsed) == text
