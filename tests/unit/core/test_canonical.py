@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from detente.core.envelope import canonical
+from detente.core.keys import Signer
 
 scalars = st.one_of(
     st.none(),
@@ -50,7 +52,6 @@ def test_known_differences_go_the_slow_way() -> None:
 
 
 def test_integers_beyond_two_to_the_53_are_refused_like_rfc8785() -> None:
-    import pytest
 
     from detente.errors import Invalid
 
@@ -82,3 +83,25 @@ def test_signed_bytes_are_the_jcs_of_every_member_but_sig(body: dict[str, Any], 
     unsigned = rfc8785.dumps({k: v for k, v in data.items() if k != "sig"})
     assert envelope.signed_bytes() == unsigned
     assert Envelope(envelope.data, envelope.raw).signed_bytes() == unsigned
+
+
+SIGNER = Signer.generate("pk")
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=st.one_of(tricky, st.dictionaries(st.text(max_size=8), values, max_size=5)))
+def test_sealed_bytes_are_the_jcs_of_the_whole_envelope(body: dict[str, Any]) -> None:
+    from detente.core.envelope import seal
+    from detente.errors import Invalid
+
+    fields = {**ENVELOPE, "body": body}
+    try:
+        expected_unsigned = rfc8785.dumps(fields)
+    except Exception:
+        with pytest.raises(Invalid):
+            seal(fields, SIGNER)
+        return
+    envelope = seal(fields, SIGNER)
+    assert envelope.raw == rfc8785.dumps(envelope.data)
+    assert envelope.signed_bytes() == expected_unsigned
+    envelope.verify(SIGNER.verifier)

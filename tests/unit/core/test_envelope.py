@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from detente.core import envelope as envelope_mod
-from detente.core.envelope import MAX_ENVELOPE_BYTES, canonical, seal, uuid7
+from detente.core.envelope import _UUID, MAX_ENVELOPE_BYTES, canonical, seal, uuid7
 from detente.core.keys import Signer
 from detente.errors import Invalid, MalformedError, TooLarge, VerificationError
 
@@ -30,6 +30,7 @@ def fields(**extra: Any) -> dict[str, Any]:
 def test_uuid7_is_version_7_and_time_ordered() -> None:
     ids = [uuid7() for _ in range(200)]
     assert all(uuid.UUID(i).version == 7 and uuid.UUID(i).variant == uuid.RFC_4122 for i in ids)
+    assert all(str(uuid.UUID(i)) == i and _UUID.match(i) for i in ids)
     assert [i[:13] for i in ids] == sorted(i[:13] for i in ids)
 
 
