@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from detente.core import envelope as envelope_mod
-from detente.core import wire
+from detente.core import receipts, wire
 from detente.core.agreement import Agreement
 from detente.core.envelope import uuid7
 from detente.core.keys import Signer
@@ -87,7 +87,7 @@ def test_valid_envelope_gets_a_verifiable_receipt_and_replay_gets_the_same(peer:
     first = results(peer.post([env]))[0]
     verifier = peer.agreement.party("ir").verifier()
     parsed = envelope_mod.parse(env)
-    assert wire.verify_receipt(first["receipt"], verifier, "ir", parsed) >= 0
+    assert receipts.verify_receipt(first["receipt"], verifier, "ir", parsed) >= 0
     before = service_free_counts(peer.ir)
     again = results(peer.post([env]))[0]
     assert again["receipt"] == first["receipt"]
@@ -221,6 +221,27 @@ def test_a_batch_with_repeats_and_several_channels_stores_each_once_in_order(pee
     _refused(peer, peer.envelope(seq=second["seq"]), "Conflict", "already used")
     again = peer.envelope(seq=fs["seq"], channel="fs", **{"from": "pk:fs", "to": "ir:fs"})
     _refused(peer, again, "Conflict", "already used")
+
+
+def test_a_batch_gets_receipts_under_one_signature_each_standing_alone(peer: Peer) -> None:
+    """The receipts of the envelopes a batch stores share one signature; refused ones get none."""
+    good = [peer.envelope() for _ in range(5)]
+    bad = peer.envelope(body={"text": ""}, channel="fs", seq=peer.fs_seq + 1, **{"from": "pk:fs", "to": "ir:fs"})
+    out = results(peer.post([*good[:2], bad, good[0], *good[2:]]))
+    assert out[2]["error"] == "Invalid" and "receipt" not in out[2]
+    signed = [r["receipt"] for r in out if "receipt" in r]
+    assert signed[2] == signed[0]  # the repeat in the batch gets the first one's receipt
+    fresh = [signed[i] for i in (0, 1, 3, 4, 5)]
+    assert {r["sig"] for r in fresh} == {fresh[0]["sig"]}
+    assert [r["batch"]["index"] for r in fresh] == [0, 1, 2, 3, 4]
+    assert {r["batch"]["size"] for r in fresh} == {5}
+    verifier = peer.agreement.party("ir").verifier()
+    for env, receipt in zip(good, fresh, strict=True):
+        # Each one verifies alone, with a fresh verifier, as an auditor holding one receipt would.
+        assert receipts.verify_receipt(receipt, verifier, "ir", envelope_mod.parse(env)) >= 0
+    # What the node stored is what it answered: a replay of the whole batch gets the same receipts.
+    again = results(peer.post(good))
+    assert [r["receipt"] for r in again] == fresh
 
 
 def test_malformed_and_oversized_bodies(peer: Peer) -> None:

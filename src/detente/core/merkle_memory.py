@@ -3,7 +3,8 @@
 `RootBuilder` keeps only the right edge of the tree (O(log n) hashes) and answers its root;
 `MemoryHashStore` keeps every hash in `core.merkle`'s stored layout and serves proofs as a
 `HashReader`. The offline auditor, the tests and the benchmarks use them; a node's log lives in
-its database instead (`store.logtail`).
+its database instead (`store.logtail`). `inclusion_paths` gives a small tree's root and every
+leaf's path at once: a node signs a batch of receipts that way (`core.receipts`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from detente.core.merkle import HASH_SIZE, fold_right_edge, leaf_hash, node_hash
 from detente.errors import Invalid, NotFound
 
-__all__ = ["MemoryHashStore", "RootBuilder"]
+__all__ = ["MemoryHashStore", "RootBuilder", "inclusion_paths"]
 
 
 class RootBuilder:
@@ -89,3 +90,31 @@ class MemoryHashStore(RootBuilder):
         if indexes and (min(indexes) < 0 or max(indexes) >= len(hashes)):
             raise NotFound("no such stored hash")
         return [hashes[i] for i in indexes]
+
+
+def inclusion_paths(leaves: Sequence[bytes]) -> tuple[bytes, list[list[bytes]]]:
+    """Return MTH of the leaf hashes `leaves` and the inclusion proof PATH(m) of each (RFC 6962 §2.1.1).
+
+    For small trees held whole, such as a batch of receipts: n log n hashes, against a
+    `MemoryHashStore` and one `prove_inclusion` per leaf. Raises Invalid if `leaves` is empty or a
+    hash is not 32 bytes.
+    """
+    if not leaves:
+        raise Invalid("a tree of paths needs at least one leaf")
+    if any(len(leaf) != HASH_SIZE for leaf in leaves):
+        raise Invalid("leaf hash must be 32 bytes")
+    return _paths(leaves, 0, len(leaves))
+
+
+def _paths(leaves: Sequence[bytes], lo: int, hi: int) -> tuple[bytes, list[list[bytes]]]:
+    if hi - lo == 1:
+        return leaves[lo], [[]]
+    k = 1 << ((hi - lo - 1).bit_length() - 1)  # the largest power of two below the width
+    left, left_paths = _paths(leaves, lo, lo + k)
+    right, right_paths = _paths(leaves, lo + k, hi)
+    # PATH(m, D[lo:hi]) is PATH(m, its half) followed by the other half's root.
+    for path in left_paths:
+        path.append(right)
+    for path in right_paths:
+        path.append(left)
+    return node_hash(left, right), left_paths + right_paths

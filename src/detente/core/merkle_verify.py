@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from detente.core.merkle import EMPTY_ROOT, HASH_SIZE, MAX_TREE_SIZE, node_hash
 from detente.errors import VerificationError
 
-__all__ = ["verify_consistency", "verify_inclusion"]
+__all__ = ["inclusion_root", "verify_consistency", "verify_inclusion"]
 
 _PROOF_FAILED = "invalid transparency proof"
 # A proof for a tree of at most 2**63 - 1 leaves has at most 63 (inclusion) or 64 (consistency)
@@ -34,7 +34,20 @@ def verify_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[bytes],
 
     RFC 9162 §2.1.3.2. Raises VerificationError on any failure, including malformed input.
     """
-    _check_hashes(leaf, root, proof)
+    if len(root) != HASH_SIZE:
+        raise VerificationError("hash must be 32 bytes")
+    if inclusion_root(index, size, leaf, proof) != root:
+        raise VerificationError(_PROOF_FAILED)
+
+
+def inclusion_root(index: int, size: int, leaf: bytes, proof: Sequence[bytes]) -> bytes:
+    """Return the root that `proof` leads to from the leaf hash `leaf` at `index` in a tree of `size`.
+
+    The first part of RFC 9162 §2.1.3.2, for a root that is signed over rather than known in advance
+    (a batch of receipts). Raises VerificationError if the proof does not fit the tree's shape or
+    the input is malformed.
+    """
+    _check_hashes(leaf, leaf, proof)
     if not 0 <= index < size <= MAX_TREE_SIZE:
         raise VerificationError("leaf index or tree size out of range")
     fn, sn, r = index, size - 1, leaf
@@ -53,8 +66,9 @@ def verify_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[bytes],
             r = node_hash(r, p)
         fn >>= 1
         sn >>= 1
-    if sn != 0 or r != root:
-        raise VerificationError(_PROOF_FAILED)
+    if sn != 0:
+        raise VerificationError(_PROOF_FAILED)  # the path is shorter than the tree is high
+    return r
 
 
 def verify_consistency(old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]) -> None:

@@ -10,12 +10,8 @@ Every federation request carries four headers:
     Detente-Ratification: base64 Ed25519 over "detente-ratify/v1\\n" AGREEMENT-HASH "\\n"
 
 so a receiver knows who sent the request, that it is fresh, that nobody altered it, and that the
-sender has ratified the same agreement, from the request alone.
-
-A receipt is the receiving node's signed statement that it stored and logged an envelope:
-
-    { "kind": "detente-receipt/v1", "envelope": id, "digest": hex SHA-256 of the envelope bytes,
-      "node": party, "log_index": n, "received": time, "sig": base64 Ed25519 over the JCS of the rest }
+sender has ratified the same agreement, from the request alone. The receipts a delivery returns are
+in `core.receipts`.
 """
 
 from __future__ import annotations
@@ -24,16 +20,13 @@ import base64
 import binascii
 import hashlib
 from collections.abc import Mapping
-from typing import Any
 
 from detente.core.agreement import Agreement
-from detente.core.envelope import Envelope, canonical
-from detente.core.keys import Signer, Verifier
-from detente.errors import Forbidden, NotRatified, Unauthorized, VerificationError
+from detente.core.keys import Signer
+from detente.errors import Forbidden, NotRatified, Unauthorized
 
 MAX_SKEW_SECONDS = 300
 REQUEST_LABEL = b"detente-request/v1\n"
-RECEIPT_KIND = "detente-receipt/v1"
 
 
 def _b64(data: bytes) -> str:
@@ -133,42 +126,3 @@ def verify_request(
         raise Unauthorized("federation request signature does not verify")
     check_ratification(agreement, party, ratification)
     return party
-
-
-def make_receipt(signer: Signer, party: str, envelope: Envelope, log_index: int, received: str) -> dict[str, Any]:
-    """Return this node's signed receipt for an envelope it stored at `log_index`."""
-    body: dict[str, Any] = {
-        "kind": RECEIPT_KIND,
-        "envelope": envelope.id,
-        "digest": envelope.digest,
-        "node": party,
-        "log_index": log_index,
-        "received": received,
-    }
-    return {**body, "sig": _b64(signer.sign(canonical(body)))}
-
-
-def verify_receipt(receipt: Any, verifier: Verifier, party: str, envelope: Envelope) -> int:
-    """Check a peer's receipt for `envelope` and return the log index it states.
-
-    Raises `VerificationError` if the receipt is malformed, for another envelope, or not signed by
-    the peer's pinned key.
-    """
-    fields = {"kind", "envelope", "digest", "node", "log_index", "received", "sig"}
-    if not isinstance(receipt, dict) or set(receipt) != fields:
-        raise VerificationError("receipt is malformed")
-    if receipt["kind"] != RECEIPT_KIND or receipt["node"] != party:
-        raise VerificationError("receipt is not a receipt of this peer")
-    if receipt["envelope"] != envelope.id or receipt["digest"] != envelope.digest:
-        raise VerificationError(f"receipt is not for envelope {envelope.id}")
-    index = receipt["log_index"]
-    if not isinstance(index, int) or isinstance(index, bool) or index < 0:
-        raise VerificationError("receipt log index is not a non-negative integer")
-    try:
-        sig = base64.b64decode(receipt["sig"], validate=True)
-    except (binascii.Error, ValueError, TypeError) as exc:
-        raise VerificationError("receipt signature is not base64") from exc
-    body = {k: v for k, v in receipt.items() if k != "sig"}
-    if not verifier.verify(sig, canonical(body)):
-        raise VerificationError("receipt signature does not verify")
-    return index

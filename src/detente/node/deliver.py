@@ -21,7 +21,7 @@ import time
 from typing import Any
 
 from detente.core import envelope as envelope_mod
-from detente.core import wire
+from detente.core import receipts
 from detente.core.envelope import Envelope
 from detente.core.precedence import Precedence
 from detente.errors import Error
@@ -215,7 +215,7 @@ class Deliverer:
 
     async def handle_results(self, envelopes: list[Envelope], results: list[Any]) -> bool:
         """Store the receipts in `results`, requeue after gaps and note errors; return progress."""
-        verifier = self.ctx.agreement.party(self.peer).verifier()
+        check = receipts.ReceiptVerifier(self.ctx.agreement.party(self.peer).verifier(), self.peer)
         by_id = {e.id: e for e in envelopes}
         good: list[tuple[Envelope, dict[str, Any]]] = []
         problems: list[tuple[str, dict[str, Any]]] = []
@@ -225,7 +225,7 @@ class Deliverer:
                 continue
             if "receipt" in result:
                 try:
-                    wire.verify_receipt(result["receipt"], verifier, self.peer, env)
+                    check.verify(result["receipt"], env)
                 except Error as exc:
                     problems.append((env.id, {"error": type(exc).__name__, "detail": exc.detail}))
                     continue

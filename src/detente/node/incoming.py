@@ -2,9 +2,10 @@
 
 A batch is checked envelope by envelope before anything is written (structure, the sender's
 pinned signature, agreement, channel, type, body). The envelopes that pass are then stored in
-one transaction, each with its log entry and the signed receipt we return; a duplicate gets the
-receipt it got the first time, and an envelope ahead of its channel's sequence is refused with
-the sequence expected, so that the sender replays the missing range.
+one transaction, each with its log entry and the receipt we return; the receipts of a batch are
+signed together, once (`core.receipts`). A duplicate gets the receipt it got the first time, and an
+envelope ahead of its channel's sequence is refused with the sequence expected, so that the sender
+replays the missing range.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from detente.core import envelope as envelope_mod
-from detente.core import notifications, wire
+from detente.core import notifications, receipts
 from detente.core.agreement import LINK_CHANNEL, NODE_CHANNEL
 from detente.core.envelope import Envelope
 from detente.core.precedence import deadline_for, format_time, now, parse_time
@@ -83,6 +84,7 @@ class _Batch:
     stored: dict[str, Any]
     last_seq: dict[str, int] = field(default_factory=dict)
     changed: set[str] = field(default_factory=set)
+    unsigned: dict[str, dict[str, Any]] = field(default_factory=dict)  # receipt bodies, by envelope id
 
 
 def receive_job(
@@ -112,6 +114,8 @@ def receive_job(
                 out.results.append({"id": item.id, "receipt": receipt})
         for channel in sorted(batch.changed):
             db.set_in_seq(conn, party, channel, batch.last_seq[channel])
+        if batch.unsigned:
+            _sign(conn, ctx, batch, out.results)
         return out
 
     return job
@@ -119,11 +123,17 @@ def receive_job(
 
 def _store_one(
     conn: Connection, ctx: NodeContext, party: str, env: Envelope, events: list[Event], batch: _Batch
-) -> dict[str, Any]:
+) -> dict[str, Any] | None:
+    """Store one checked envelope; return the receipt it got before, or None for a receipt to sign.
+
+    Raises `Conflict`, `SequenceGap` or `Invalid` if the envelope cannot be stored.
+    """
     existing = batch.stored.get(env.id)
     if existing is not None:
         if bytes(existing["raw"]) != env.raw or existing["direction"] != "in":
             raise Conflict(f"envelope id {env.id} is already used by different content")
+        if env.id in batch.unsigned:
+            return None  # stored by this job: it gets the receipt signed with the others
         return dict(json.loads(existing["receipt"]))
     if env.seq:
         last = batch.last_seq.get(env.channel)
@@ -145,23 +155,22 @@ def _store_one(
             raise Invalid(f"{env.type} refers to a message that was not sent to {env.sender}")
     received = format_time(now())
     index = db.append_log(conn, env.raw, env.id)
-    receipt = wire.make_receipt(ctx.signer, ctx.party, env, index, received)
+    batch.unsigned[env.id] = receipts.receipt_body(ctx.party, env, index, received)
     kind = notifications.get(env.type)
     deadline = None
     if kind.needs_ack:
         deadline = format_time(
             deadline_for(parse_time(env.created), env.precedence, ctx.agreement.deadlines(env.channel))
         )
-    stored_receipt = json.dumps(receipt)
     db.insert_envelope(
         conn, id=env.id, direction="in", peer=party, channel=env.channel, from_office=env.sender,
         to_office=env.recipient, seq=env.seq, type=env.type, precedence=env.precedence.value,
         author=env.data["author"], case_id=env.case, ref=env.refs[0] if env.refs else None,
         created=env.created, raw=env.raw, log_index=index, needs_ack=kind.needs_ack, deadline=deadline,
-        state="delivered", receipt=stored_receipt, delivered_at=received, recorded_at=received,
+        state="delivered", receipt=None, delivered_at=received, recorded_at=received,
     )  # fmt: skip
     # A copy of the same envelope later in the batch gets this receipt, as it would from the table.
-    batch.stored[env.id] = {"raw": env.raw, "direction": "in", "receipt": stored_receipt}
+    batch.stored[env.id] = {"raw": env.raw, "direction": "in", "receipt": None}
     if env.seq:
         batch.last_seq[env.channel] = env.seq
         batch.changed.add(env.channel)
@@ -181,7 +190,19 @@ def _store_one(
     # Workflows never refuse a stored envelope: a refusal is recorded as a conflict.
     events.extend(workflow.record(conn, ctx, env, strict=False))
     events.extend(evidence.note_incoming(conn, env, party))
-    return receipt
+    return None
+
+
+def _sign(conn: Connection, ctx: NodeContext, batch: _Batch, results: list[dict[str, Any]]) -> None:
+    """Sign the receipts of the envelopes this job stored, store them, and put them in `results`."""
+    # One signature for the batch instead of one per envelope: the envelopes were inserted without
+    # their receipt, which one statement for all their rows now fills in.
+    bodies = list(batch.unsigned.values())
+    signed = dict(zip(batch.unsigned, receipts.sign_receipts(ctx.signer, ctx.party, bodies), strict=True))
+    db.update_envelopes(conn, [{"target_id": env_id, "receipt": json.dumps(r)} for env_id, r in signed.items()])
+    for result in results:
+        if "receipt" in result and result["receipt"] is None:
+            result["receipt"] = signed[result["id"]]
 
 
 def _apply_response(

@@ -8,7 +8,7 @@ import secrets
 import time
 from collections.abc import Callable
 
-from detente.core import wire
+from detente.core import receipts
 from detente.core.precedence import format_time, now
 from detente.errors import Error
 from detente.node.context import NodeContext
@@ -78,7 +78,7 @@ class Scheduler:
             if response.status_code != 200:
                 raise Error(f"HTTP {response.status_code}")
             result = response.json()["results"][0]
-            wire.verify_receipt(result.get("receipt"), self.ctx.agreement.party(peer).verifier(), peer, env)
+            receipts.verify_receipt(result.get("receipt"), self.ctx.agreement.party(peer).verifier(), peer, env)
         except Exception as exc:  # any failure is silence on the link, recorded as such
             detail = exc.detail if isinstance(exc, Error) else f"{type(exc).__name__}: {exc}"
             event = await self.ctx.writer.run(contact_job(peer, False, error=detail, test=True))

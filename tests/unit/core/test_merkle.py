@@ -27,8 +27,8 @@ from detente.core.merkle import (
     stored_hashes_for_append,
     tree_hash,
 )
-from detente.core.merkle_memory import MemoryHashStore, RootBuilder
-from detente.core.merkle_verify import verify_consistency, verify_inclusion
+from detente.core.merkle_memory import MemoryHashStore, RootBuilder, inclusion_paths
+from detente.core.merkle_verify import inclusion_root, verify_consistency, verify_inclusion
 from detente.errors import Error, Invalid, NotFound, VerificationError
 
 MAX_N = 128
@@ -486,3 +486,38 @@ def test_large_tree_proof_lengths() -> None:
         for old in (1, size // 2, size - 1):
             assert len(prove_consistency(old, size, Constant())) <= (size - 1).bit_length() + 1
     assert len(prove_inclusion(5, 10**9, Constant())) == 30
+
+
+# --- a small tree held whole: every path at once (receipt batches) ---------------------------
+
+
+@pytest.mark.parametrize("n", range(1, MAX_N + 1))
+def test_inclusion_paths_are_the_rfc_paths_and_root(n: int) -> None:
+    root, paths = inclusion_paths(LEAVES[:n])
+    assert root == ROOTS[n]
+    assert paths == [ref_path(i, LEAVES[:n]) for i in range(n)]
+    for i, path in enumerate(paths):
+        assert inclusion_root(i, n, LEAVES[i], path) == root
+
+
+def test_inclusion_root_refuses_paths_that_do_not_fit_the_tree() -> None:
+    root, paths = inclusion_paths(LEAVES[:5])
+    assert inclusion_root(4, 5, LEAVES[4], paths[4]) == root
+    for index, size, path in (
+        (0, 5, paths[0][:-1]),  # one element too few
+        (0, 5, [*paths[0], root]),  # one element too many
+        (5, 5, paths[4]),  # index past the tree
+        (-1, 5, paths[0]),
+        (0, 0, []),
+    ):
+        with pytest.raises(VerificationError):
+            inclusion_root(index, size, LEAVES[max(index, 0) % 5], path)
+    with pytest.raises(VerificationError, match="32 bytes"):
+        inclusion_root(0, 2, LEAVES[0], [b"short"])
+
+
+def test_inclusion_paths_refuses_no_leaves_and_bad_hashes() -> None:
+    with pytest.raises(Invalid, match="at least one leaf"):
+        inclusion_paths([])
+    with pytest.raises(Invalid, match="32 bytes"):
+        inclusion_paths([LEAVES[0], b"short"])

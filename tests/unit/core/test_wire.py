@@ -9,9 +9,8 @@ import pytest
 
 from detente.core import agreement as agreement_mod
 from detente.core import wire
-from detente.core.envelope import seal
 from detente.core.keys import Signer
-from detente.errors import Forbidden, NotRatified, Unauthorized, VerificationError
+from detente.errors import Forbidden, NotRatified, Unauthorized
 
 SHIPPED = Path(__file__).resolve().parents[3] / "agreements" / "pk-ir.toml"
 PK = Signer.from_seed("pk.detente/log", b"p" * 32)
@@ -77,21 +76,3 @@ def test_missing_headers_and_bad_ratification() -> None:
         wire.verify_request(DOC, "ir", forged, "POST", "/federation/v1/envelopes", b"{}", 1000)
     with pytest.raises(Unauthorized):
         wire.verify_request(DOC, "ir", {**lower(HEADERS), "detente-time": "12a"}, "POST", "/", b"{}", 1000)
-
-
-def test_receipts_verify_and_bind_the_envelope() -> None:
-    env = seal(
-        {"v": 1, "id": "01a20000-0000-7000-8000-000000000001", "agreement": DOC.hash, "channel": "dgmo",
-         "from": "pk:dgmo", "to": "ir:dgmo", "seq": 1, "author": "a", "precedence": "FLASH", "type": "hotline.text",
-         "lang": "en", "refs": [], "case": None, "created": "2024-01-16T13:05:00.000Z", "body": {"text": "x"}},
-        PK,
-    )  # fmt: skip
-    receipt = wire.make_receipt(IR, "ir", env, 7, "2024-01-16T13:05:01.000Z")
-    assert wire.verify_receipt(receipt, IR.verifier, "ir", env) == 7
-    for key, value in [("log_index", 8), ("node", "pk"), ("digest", "0" * 64), ("received", "x")]:
-        with pytest.raises(VerificationError):
-            wire.verify_receipt({**receipt, key: value}, IR.verifier, "ir", env)
-    with pytest.raises(VerificationError):
-        wire.verify_receipt(receipt, PK.verifier, "ir", env)
-    with pytest.raises(VerificationError):
-        wire.verify_receipt({**receipt, "extra": 1}, IR.verifier, "ir", env)

@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import select
 
 from detente.core import envelope as envelope_mod
-from detente.core import wire
+from detente.core import receipts
 from detente.core.keys import Signer
 from detente.core.precedence import Precedence, format_time, now
 from detente.node import deliver
@@ -49,10 +49,9 @@ class StandInPeer:
         if self.during is not None:
             during, self.during = self.during, None
             await during()
-        results = [
-            {"id": e.id, "receipt": wire.make_receipt(self.signer, "ir", e, i, format_time(now()))}
-            for i, e in enumerate(envelopes)
-        ]
+        bodies = [receipts.receipt_body("ir", e, i, format_time(now())) for i, e in enumerate(envelopes)]
+        signed = receipts.sign_receipts(self.signer, "ir", bodies)
+        results = [{"id": e.id, "receipt": r} for e, r in zip(envelopes, signed, strict=True)]
         return PeerResponse(200, {}, json.dumps({"results": results}).encode())
 
 
