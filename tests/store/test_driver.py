@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import Engine, bindparam, delete, event, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from detente.store import driver, logtail
+from detente.store import driver, logtail, tlog
 from detente.store import messages as db
 from detente.store.db import write_transaction
 from detente.store.tables import envelopes, outbox, sequences
@@ -154,3 +154,26 @@ def test_compiled_once_per_statement_dialect_and_columns(any_engine: Engine) -> 
         assert driver.compiled(stmt, conn.dialect, ["seq", "channel", "peer", "envelope_id"]) is first
         other = driver.compiled(stmt, conn.dialect, ["envelope_id", "peer", "channel", "seq", "attempts"])
         assert other is not first and "attempts" in other.sql and "attempts" not in first.sql
+
+
+def test_proof_of_delivery_reads_and_marks_through_the_driver(any_engine: Engine) -> None:
+    with write_transaction(any_engine) as conn:
+        db.insert_envelope(conn, **envelope_row(1, log_index=5, receipt="r1"))
+        db.insert_envelope(conn, **envelope_row(2, log_index=3, receipt="r2"))
+        db.insert_envelope(conn, **envelope_row(3, log_index=4))  # no receipt yet
+        db.insert_envelope(conn, **envelope_row(4, log_index=6, receipt="r4", peer="xx"))
+    with any_engine.connect() as conn:
+        waiting = tlog.unverified_sent(conn, "ir", 10)
+        assert [(r["id"], r["receipt"]) for r in waiting] == [(envelope_row(n)["id"], f"r{n}") for n in (2, 1)]
+        assert type(waiting[0]["raw"]) is bytes and waiting[0]["raw"] == RAW
+        assert len(tlog.unverified_sent(conn, "ir", 1)) == 1
+    with write_transaction(any_engine) as conn:
+        tlog.mark_verified(conn, 9, "2024-01-16T13:06:00.000Z", [(envelope_row(2)["id"], [b"\x01" * 32])])
+        tlog.mark_verified(conn, 12, "2024-01-16T13:07:00.000Z", [(envelope_row(2)["id"], [])])  # keeps the first
+        tlog.mark_verified(conn, 12, "2024-01-16T13:07:00.000Z", [])
+    with any_engine.connect() as conn:
+        assert [r["id"] for r in tlog.unverified_sent(conn, "ir", 10)] == [envelope_row(1)["id"]]
+        marked = conn.execute(
+            select(envelopes.c.verified_size, envelopes.c.peer_proof).where(envelopes.c.id == envelope_row(2)["id"])
+        ).one()
+    assert (marked.verified_size, marked.peer_proof) == (9, '["' + "01" * 32 + '"]')

@@ -11,9 +11,10 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Integer, RowMapping, bindparam, func, insert, select, update
 
 from detente.core import merkle
+from detente.store import driver
 from detente.store.logtail import TableHashReader
 from detente.store.tables import alarms, checkpoints, cosignatures, envelopes, tree_hashes, witness_state, witnessed
 
@@ -150,23 +151,27 @@ def list_alarms(conn: Connection, limit: int = 100) -> list[dict[str, Any]]:
 # --- proof of delivery ---
 
 
-def unverified_sent(conn: Connection, peer: str, limit: int) -> list[RowMapping]:
-    """Return envelopes sent to `peer` that have a receipt but no verified inclusion proof yet."""
-    query = (
-        select(envelopes.c.id, envelopes.c.raw, envelopes.c.receipt, envelopes.c.from_office, envelopes.c.type)
-        .where(
-            envelopes.c.direction == "out",
-            envelopes.c.peer == peer,
-            envelopes.c.receipt.is_not(None),
-            envelopes.c.verified_at.is_(None),
-        )
-        .order_by(envelopes.c.log_index)
-        .limit(limit)
+# Both run on the driver's cursor (`store.driver`): the proof fetcher reads and marks every
+# delivered envelope once, and SQLAlchemy's execution path cost more than the statements.
+_UNVERIFIED = (
+    select(envelopes.c.id, envelopes.c.raw, envelopes.c.receipt, envelopes.c.from_office, envelopes.c.type)
+    .where(
+        envelopes.c.direction == "out",
+        envelopes.c.peer == bindparam("peer"),
+        envelopes.c.receipt.is_not(None),
+        envelopes.c.verified_at.is_(None),
     )
-    return list(conn.execute(query).mappings())
+    .order_by(envelopes.c.log_index)
+    .limit(bindparam("limit", type_=Integer))
+)
 
 
-# Built once and run with many parameter sets: a proof batch marks up to 64 envelopes at a time.
+def unverified_sent(conn: Connection, peer: str, limit: int) -> list[dict[str, Any]]:
+    """Return envelopes sent to `peer` that have a receipt but no verified inclusion proof yet."""
+    return driver.mappings(conn, _UNVERIFIED, {"peer": peer, "limit": limit})
+
+
+# Run with many parameter sets: a proof batch marks up to 64 envelopes at a time.
 _MARK_VERIFIED = (
     update(envelopes)
     .where(envelopes.c.id == bindparam("target_id"), envelopes.c.verified_at.is_(None))
@@ -184,4 +189,4 @@ def mark_verified(conn: Connection, size: int, at: str, proven: Sequence[tuple[s
             {"target_id": envelope_id, "v_at": at, "v_size": size, "v_proof": json.dumps([p.hex() for p in proof])}
             for envelope_id, proof in proven
         ]
-        conn.execute(_MARK_VERIFIED, rows)
+        driver.executemany(conn, _MARK_VERIFIED, rows)
