@@ -109,7 +109,8 @@ class Node:
     async def run(self, job: Callable[[Connection], T], *, urgent: bool = False) -> T:
         """Run a writer job; return its result once its transaction has committed.
 
-        `urgent` (FLASH traffic) puts it in the writer's next batch, ahead of the jobs waiting.
+        `urgent` (FLASH traffic, a delivery batch's receipts) puts it in the writer's next batch, ahead
+        of the jobs waiting.
         """
         return await self.ctx.writer.run(job, urgent=urgent)
 

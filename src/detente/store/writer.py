@@ -44,7 +44,7 @@ class Writer:
         self._thread: threading.Thread | None = None
         self._attached: asyncio.AbstractEventLoop | None = None
         self._pending: list[tuple[Job, asyncio.Future[Any]]] = []
-        self._urgent: list[tuple[Job, asyncio.Future[Any]]] = []  # FLASH traffic: the next batch
+        self._urgent: list[tuple[Job, asyncio.Future[Any]]] = []  # the next batch (FLASH, receipts)
         self._draining: asyncio.Task[None] | None = None
         self.batches = 0
         self.jobs = 0
@@ -83,8 +83,9 @@ class Writer:
     async def run(self, job: Callable[[Connection], T], *, urgent: bool = False) -> T:
         """Run `job` in the writer and return its result once committed; re-raise its error.
 
-        An `urgent` job (FLASH traffic) goes into the next batch on the loop, ahead of the jobs
-        already waiting, so that it does not wait for a whole queue of them under load.
+        An `urgent` job (FLASH traffic, a delivery batch's receipts) goes into the next batch on the
+        loop, ahead of the jobs already waiting, so that it does not wait for a whole queue of them
+        under load.
         """
         loop = asyncio.get_running_loop()
         if loop is not self._attached:

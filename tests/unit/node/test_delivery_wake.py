@@ -398,3 +398,28 @@ def test_rows_the_express_lane_takes_during_a_read_are_not_sent_twice(pk: tuple[
     run_async(scenario())
     sent = [envelope_id for batch in peer.batches for envelope_id in batch]
     assert len(sent) == deliver.BATCH + 51 == len(set(sent))  # each envelope sent once
+
+
+def test_receipts_are_stored_ahead_of_the_writers_queue(pk: tuple[NodeContext, Signer]) -> None:
+    """Stored receipts free the outbox and the deliverer's next batch: they must not wait behind sends."""
+    ctx, ir_signer = pk
+    peer = StandInPeer(ctx, ir_signer)
+    deliverer = deliver.Deliverer(ctx, peer)  # type: ignore[arg-type]
+    queued = [_queue(ctx, f"m {n}") for n in range(3)]
+    real_run = ctx.writer.run
+    calls: list[tuple[str, bool]] = []
+
+    async def spying_run(job: Any, *, urgent: bool = False) -> Any:
+        calls.append((job.__qualname__, urgent))
+        return await real_run(job, urgent=urgent)
+
+    ctx.writer.run = spying_run  # type: ignore[method-assign]
+
+    async def scenario() -> None:
+        async with _delivering(deliverer):
+            await _until(lambda: not _outbox(ctx), 2.0)
+
+    run_async(scenario())
+    assert peer.batches == [queued]
+    assert ("receipts_job.<locals>.job", True) in calls
+    assert all(urgent for name, urgent in calls if name.startswith("receipts_job"))
