@@ -198,9 +198,19 @@ def throughput_rows(r: Results, t: dict[str, Any], f: dict[str, Any], label: str
         note=f"{t['loss']['on_both']} of {t['loss']['accepted']} on both logs",
     )
     r.add(s, "send errors", t["errors"], "", note="; ".join(t["first_errors"])[:80])
+    proofs = t.get("proofs")
+    if proofs:  # results from before proofs were deferred lack it
+        r.add(
+            s, "proofs of delivery: all verified, after the drain", proofs["after_drain_s"], "s",
+            note=f"{proofs['verified']} of {proofs['of']} proven in ir's log; proofs wait while the link has a backlog",
+        )  # fmt: skip
     cpu = t["cpu_ms_per_message"]
     r.add(s, "pk CPU per message", cpu["pk"], "ms", floor=f["server_cpu_ms_per_post"], floor_of="server CPU/POST")
     r.add(s, "ir CPU per message", cpu["ir"], "ms")
+    with_proofs = t.get("cpu_ms_per_message_with_proofs")
+    if with_proofs:
+        for party in ("pk", "ir"):
+            r.add(s, f"{party} CPU per message, with the proofs after the drain", with_proofs[party], "ms")
     r.add(s, "bench client CPU per message", cpu["bench"], "ms")
     for party in ("pk", "ir"):
         r.add(s, f"{party} peak RSS (VmHWM) after the run", t["peak_rss_mb"][party], "MB", target=("<", RSS_MB))

@@ -5,7 +5,8 @@ Each sender is an operator client (pk-dgmo, pk-fs, pk-lo-zahedan in turn) POSTin
 several per `POST /api/v1/messages/batch`. A sampler reads pk's outbox depth and ir's
 incoming count straight from the databases, and both nodes' RSS, every `SAMPLE` seconds. When the
 senders stop, the bench waits for the outbox to drain, then checks every accepted id against both
-`envelopes` tables (pk's row must carry ir's receipt) and both `log` tables.
+`envelopes` tables (pk's row must carry ir's receipt) and both `log` tables, and then waits until
+pk has proven every one of them in ir's log (proofs wait while the link has a backlog).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from detente.store.tables import envelopes, log
 
 CHANNELS = (("dgmo", "ir:dgmo", "pk-dgmo"), ("fs", "ir:fs", "pk-fs"), ("liaison", "ir:lo-turbat", "pk-lo-zahedan"))
 SAMPLE = 0.25
+PROOF_POLL = 0.5  # seconds between looks at pk's proofs of delivery after the drain
 PRECEDENCE = "ROUTINE"  # six-hour deadline: nothing turns overdue while the bench runs
 
 
@@ -146,6 +148,10 @@ async def measure(cluster: Cluster, load: Load, update: Callable[[float], None])
     sent_for = max((t for t, _ in accepted), default=duration)
     check = await asyncio.to_thread(_loss_check, cluster, [i for _, i in accepted])
     delivered = check["on_both"]
+    # Proofs of delivery wait while the link has a backlog (node.delivery_proofs): say how long
+    # after the drain every accepted message was proven in ir's log, so the deferred work shows.
+    proofs = await _proofs_caught_up(pk, {i for _, i in accepted}, drain_timeout) if drained_at else None
+    cpu_proven = {"pk": proc_cpu(pk.pid), "ir": proc_cpu(ir.pid)}
     in_window = [s for s in series if s["t"] <= duration]
     window_received = in_window[-1]["ir_received"] if in_window else 0
     return {
@@ -169,8 +175,12 @@ async def measure(cluster: Cluster, load: Load, update: Callable[[float], None])
         "cpu_ms_per_message": {
             k: round((cpu_after[k] - cpu_before[k]) / max(delivered, 1) * 1000, 3) for k in cpu_before
         },
+        "cpu_ms_per_message_with_proofs": {
+            k: round((cpu_proven[k] - cpu_before[k]) / max(delivered, 1) * 1000, 3) for k in cpu_proven
+        },
         "pushed_on_ir_stream": pushed,
         "loss": check,
+        "proofs": proofs,
         "series": series,
         "peak_rss_mb": {"pk": pk.memory().get("VmHWM"), "ir": ir.memory().get("VmHWM")},
     }
@@ -179,6 +189,18 @@ async def measure(cluster: Cluster, load: Load, update: Callable[[float], None])
 def _ids(node: Node, query: Any) -> set[str]:
     with node.engine().connect() as conn:
         return {str(r[0]) for r in conn.execute(query)}
+
+
+async def _proofs_caught_up(pk: Node, wanted: set[str], timeout: float) -> dict[str, Any]:
+    """Wait until pk holds a verified inclusion proof for every id in `wanted` (or `timeout`)."""
+    start = time.perf_counter()
+    query = select(envelopes.c.id).where(envelopes.c.verified_at.is_not(None))
+    while True:
+        verified = len(await asyncio.to_thread(_ids, pk, query) & wanted)
+        waited = time.perf_counter() - start
+        if verified == len(wanted) or waited > timeout:
+            return {"verified": verified, "of": len(wanted), "after_drain_s": round(waited, 2)}
+        await asyncio.sleep(PROOF_POLL)
 
 
 def _loss_check(cluster: Cluster, accepted: list[str]) -> dict[str, Any]:

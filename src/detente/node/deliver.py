@@ -57,6 +57,10 @@ class Deliverer:
         self._posting: dict[str, int] = {}  # the main lane's batch until it is settled or listed above
         self._express: dict[str, int] = {}  # the express lane's batch on its way
 
+    def backlogged(self) -> bool:
+        """Whether the last read filled a whole batch: the peer's outbox holds a backlog."""
+        return self._last_rows >= BATCH
+
     def _in_flight(self) -> dict[str, int]:
         last: dict[str, int] = {}
         for _, sent in self._unsettled:

@@ -9,6 +9,7 @@ wakes the peer's `ProofFetcher` after it cosigned a new checkpoint of that peer.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from detente.node.checkpoints import Checkpointer
@@ -21,12 +22,15 @@ from detente.node.witnessing import WitnessClient
 class Record:
     """Owns the record's tasks of one node."""
 
-    def __init__(self, ctx: NodeContext, clients: dict[str, PeerClient]) -> None:
+    def __init__(
+        self, ctx: NodeContext, clients: dict[str, PeerClient], busy: dict[str, Callable[[], bool]] | None = None
+    ) -> None:
+        """`busy` says, per peer, whether the delivery link has a backlog (proofs wait for it)."""
         self.ctx = ctx
         self.clients = clients
         self.checkpointer = Checkpointer(ctx)
         self.witness_clients = {p: WitnessClient(ctx, c, self.checkpointer.listen()) for p, c in clients.items()}
-        self.fetchers = {p: ProofFetcher(ctx, c) for p, c in clients.items()}
+        self.fetchers = {p: ProofFetcher(ctx, c, (busy or {}).get(p)) for p, c in clients.items()}
 
     def start(self) -> list[asyncio.Task[Any]]:
         """Create and return the record's tasks (the node cancels them when it stops)."""

@@ -86,7 +86,7 @@ class Node:
             self.deliverers[party.id] = Deliverer(self.ctx, client)
         self._tasks = [asyncio.create_task(d.run(), name=f"deliver-{p}") for p, d in self.deliverers.items()]
         self._tasks.append(asyncio.create_task(Scheduler(self.ctx, self.clients, self.wake).run(), name="scheduler"))
-        self.record = Record(self.ctx, self.clients)
+        self.record = Record(self.ctx, self.clients, {p: d.backlogged for p, d in self.deliverers.items()})
         self._tasks += self.record.start()
         fetcher = EvidenceFetcher(self.ctx, self.clients)  # evidence files the peers' envelopes refer to
         self._tasks.append(asyncio.create_task(fetcher.run(), name="evidence"))

@@ -423,3 +423,28 @@ def test_receipts_are_stored_ahead_of_the_writers_queue(pk: tuple[NodeContext, S
     assert peer.batches == [queued]
     assert ("receipts_job.<locals>.job", True) in calls
     assert all(urgent for name, urgent in calls if name.startswith("receipts_job"))
+
+
+def test_a_full_read_marks_the_link_backlogged_until_a_short_one(pk: tuple[NodeContext, Signer]) -> None:
+    """What the proof fetcher waits on (`ProofFetcher(busy=...)`): a whole batch read means a backlog."""
+    ctx, ir_signer = pk
+    peer = StandInPeer(ctx, ir_signer)
+    deliverer = deliver.Deliverer(ctx, peer)  # type: ignore[arg-type]
+    for n in range(deliver.BATCH + 3):
+        _queue(ctx, f"backlog {n}")
+    seen: list[bool] = []
+
+    async def during() -> None:
+        seen.append(deliverer.backlogged())
+
+    peer.during = during
+    assert not deliverer.backlogged()
+
+    async def scenario() -> None:
+        async with _delivering(deliverer):
+            await _until(lambda: not _outbox(ctx), 2.0)
+            await _until(lambda: not deliverer.backlogged(), 2.0)
+
+    run_async(scenario())
+    assert seen == [True]  # while the first, full batch was on its way
+    assert [len(b) for b in peer.batches] == [deliver.BATCH, 3]
