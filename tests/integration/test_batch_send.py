@@ -57,6 +57,16 @@ def test_a_batch_is_sent_in_order_and_every_message_arrives(pair: Cluster) -> No
         received = wait_for(arrived, what="the batch on ir")
     assert [m["body"]["text"] for m in received] == ["one", "two", "three"]
     assert [m["to"] for m in received] == ["ir:dgmo", "ir:fs", "ir:dgmo"]
+    # pk's deliverer asks for batch receipts: what it stored is ir's receipt with its batch path.
+    with pair["pk"].client("pk-supervisor") as client:
+
+        def receipted() -> list[dict[str, Any]]:
+            views = [client.get(f"/api/v1/messages/{r['id']}").json() for r in results]
+            return views if all(v.get("receipt") for v in views) else []
+
+        stored = [v["receipt"] for v in wait_for(receipted, what="the receipts on pk")]
+    assert {r["kind"] for r in stored} == {"detente-receipt/v2"}
+    assert all(r["node"] == "ir" and r["batch"]["size"] >= 1 for r in stored)
     quiet(pair)
     after = counts(pair)
     assert after["pk"]["envelopes"] == before["pk"]["envelopes"] + 3

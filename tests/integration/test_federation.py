@@ -54,7 +54,7 @@ class Peer:
 
     def post(
         self, envelopes: list[Any], *, body: bytes | None = None, when: int | None = None,
-        party: str = "pk", signer: Signer | None = None, ratification: str | None = None,
+        party: str = "pk", signer: Signer | None = None, ratification: str | None = None, batch: bool = True,
     ) -> httpx.Response:  # fmt: skip
         raw = body if body is not None else json.dumps({"envelopes": envelopes}).encode()
         headers = wire.sign_request(
@@ -62,6 +62,8 @@ class Peer:
             when or int(time.time()),
         )  # fmt: skip
         headers["Content-Type"] = "application/json"
+        if batch:  # what a node of this release asks for; one of an earlier release does not
+            headers.update(receipts.ASK_BATCH)
         with httpx.Client(base_url=self.ir.url, verify=self.ir.context, timeout=30) as client:
             return client.post(PATH, content=raw, headers=headers)
 
@@ -242,6 +244,22 @@ def test_a_batch_gets_receipts_under_one_signature_each_standing_alone(peer: Pee
     # What the node stored is what it answered: a replay of the whole batch gets the same receipts.
     again = results(peer.post(good))
     assert [r["receipt"] for r in again] == fresh
+
+
+def test_a_sender_of_an_earlier_release_gets_one_signed_receipt_each(peer: Peer) -> None:
+    """Without the batch header (a node not yet upgraded), receipts are version 1: a signature each."""
+    good = [peer.envelope() for _ in range(3)]
+    out = results(peer.post(good, batch=False))
+    verifier = peer.agreement.party("ir").verifier()
+    signed = [r["receipt"] for r in out]
+    assert {r["kind"] for r in signed} == {"detente-receipt/v1"} and all("batch" not in r for r in signed)
+    assert len({r["sig"] for r in signed}) == 3
+    for env, receipt in zip(good, signed, strict=True):
+        body = {k: v for k, v in receipt.items() if k != "sig"}
+        assert verifier.verify(base64.b64decode(receipt["sig"]), envelope_mod.canonical(body))
+        assert receipts.verify_receipt(receipt, verifier, "ir", envelope_mod.parse(env)) >= 0
+    # Once the sender upgrades, a repeat still gets the receipt stored the first time.
+    assert [r["receipt"] for r in results(peer.post(good))] == signed
 
 
 def test_malformed_and_oversized_bodies(peer: Peer) -> None:

@@ -18,7 +18,9 @@ one has an empty path, and its root is its leaf hash.
 
 Receipts of version 1, from before batches (`sig` over the JCS of the body, kind
 `detente-receipt/v1`), are still accepted: a node answers an envelope that comes again with the
-receipt it stored the first time.
+receipt it stored the first time. They are also still made, one signature each, for a sender that
+does not ask for batches (`BATCH_HEADER`): a node of an earlier release, whose state has not
+upgraded yet, verifies only those.
 """
 
 from __future__ import annotations
@@ -40,6 +42,10 @@ RECEIPT_KIND = "detente-receipt/v2"
 RECEIPT_V1_KIND = "detente-receipt/v1"
 BATCH_KIND = "detente-receipts/v1"
 MAX_BATCH_SIZE = 1 << 16  # far above what a delivery request may carry (500)
+# The request header by which a sender says it verifies batch receipts, and its one value.
+BATCH_HEADER = "Detente-Receipts"
+BATCH_VALUE = "batch/v1"
+ASK_BATCH = {BATCH_HEADER: BATCH_VALUE}  # what a sender of this release puts on its deliveries
 _BODY = frozenset({"kind", "envelope", "digest", "node", "log_index", "received"})
 _V1_FIELDS = _BODY | {"sig"}
 _V2_FIELDS = _BODY | {"batch", "sig"}
@@ -77,6 +83,15 @@ def sign_receipts(signer: Signer, party: str, bodies: Sequence[dict[str, Any]]) 
         {**body, "batch": {"size": size, "index": i, "path": [base64.b64encode(h).decode() for h in path]}, "sig": sig}
         for i, (body, path) in enumerate(zip(bodies, paths, strict=True))
     ]
+
+
+def sign_receipts_v1(signer: Signer, bodies: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Return version 1 receipts for `bodies` (from `receipt_body`): one signature each."""
+    out = []
+    for body in bodies:
+        old = {**body, "kind": RECEIPT_V1_KIND}
+        out.append({**old, "sig": base64.b64encode(signer.sign(canonical(old))).decode()})
+    return out
 
 
 def make_receipt(signer: Signer, party: str, envelope: Envelope, log_index: int, received: str) -> dict[str, Any]:

@@ -211,7 +211,7 @@ class Deliverer:
 
     async def _send(self, envelopes: list[Envelope]) -> PeerResponse:
         body = b'{"envelopes":[' + b",".join(e.raw for e in envelopes) + b"]}"
-        return await self.client.request("POST", "/federation/v1/envelopes", body)
+        return await self.client.request("POST", "/federation/v1/envelopes", body, headers=receipts.ASK_BATCH)
 
     def _read_batch(self, in_flight: dict[str, int], skip: set[str]) -> list[db.OutboxRow]:
         with self.ctx.engine.connect() as conn:

@@ -88,9 +88,13 @@ class _Batch:
 
 
 def receive_job(
-    ctx: NodeContext, party: str, checked: list[Envelope | Error], ids: list[str | None]
+    ctx: NodeContext, party: str, checked: list[Envelope | Error], ids: list[str | None], *, batch_receipts: bool = True
 ) -> Callable[[Connection], Received]:
-    """Return the writer job that stores a checked batch and returns a result per envelope."""
+    """Return the writer job that stores a checked batch and returns a result per envelope.
+
+    With `batch_receipts` the receipts of the envelopes it stores share one signature; without, a
+    sender of an earlier release gets the version 1 receipts it verifies (`core.receipts`).
+    """
 
     def job(conn: Connection) -> Received:
         out = Received()
@@ -115,7 +119,7 @@ def receive_job(
         for channel in sorted(batch.changed):
             db.set_in_seq(conn, party, channel, batch.last_seq[channel])
         if batch.unsigned:
-            _sign(conn, ctx, batch, out.results)
+            _sign(conn, ctx, batch, out.results, batch_receipts)
         return out
 
     return job
@@ -193,12 +197,18 @@ def _store_one(
     return None
 
 
-def _sign(conn: Connection, ctx: NodeContext, batch: _Batch, results: list[dict[str, Any]]) -> None:
+def _sign(
+    conn: Connection, ctx: NodeContext, batch: _Batch, results: list[dict[str, Any]], batch_receipts: bool
+) -> None:
     """Sign the receipts of the envelopes this job stored, store them, and put them in `results`."""
     # One signature for the batch instead of one per envelope: the envelopes were inserted without
     # their receipt, which one statement for all their rows now fills in.
     bodies = list(batch.unsigned.values())
-    signed = dict(zip(batch.unsigned, receipts.sign_receipts(ctx.signer, ctx.party, bodies), strict=True))
+    if batch_receipts:
+        made = receipts.sign_receipts(ctx.signer, ctx.party, bodies)
+    else:
+        made = receipts.sign_receipts_v1(ctx.signer, bodies)
+    signed = dict(zip(batch.unsigned, made, strict=True))
     db.update_envelopes(conn, [{"target_id": env_id, "receipt": json.dumps(r)} for env_id, r in signed.items()])
     for result in results:
         if "receipt" in result and result["receipt"] is None:

@@ -75,6 +75,7 @@ class PeerClient:
         body: bytes = b"",
         content_type: str = "application/json",
         params: Mapping[str, str | int] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> PeerResponse:
         """Send a signed request; return the response after checking the peer's ratification.
 
@@ -82,17 +83,18 @@ class PeerClient:
         presents another TLS certificate or has not ratified the agreement.
         """
         client = await self._get_client()
-        headers = wire.sign_request(
+        signed = wire.sign_request(
             self.ctx.signer, self.ctx.party, self.ratification, self.ctx.agreement, method, path, body,
             int(time.time()),
         )  # fmt: skip
-        headers["Content-Type"] = content_type
+        signed["Content-Type"] = content_type
+        sent = {**(headers or {}), **signed}  # the caller's headers cannot replace the signature's
         try:
             async with client.request(
                 method,
                 self.peer.url.rstrip("/") + path,
                 data=body,
-                headers=headers,
+                headers=sent,
                 params=params,
                 allow_redirects=False,
             ) as answer:

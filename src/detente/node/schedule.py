@@ -74,7 +74,7 @@ class Scheduler:
         started = time.perf_counter()
         body = b'{"envelopes":[' + env.raw + b"]}"
         try:
-            response = await client.request("POST", "/federation/v1/envelopes", body)
+            response = await client.request("POST", "/federation/v1/envelopes", body, headers=receipts.ASK_BATCH)
             if response.status_code != 200:
                 raise Error(f"HTTP {response.status_code}")
             result = response.json()["results"][0]

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from detente.core import wire
+from detente.core import receipts, wire
 from detente.core.envelope import Envelope
 from detente.core.precedence import Precedence, format_time, now
 from detente.errors import BadRequest, Error, MalformedError
@@ -62,7 +62,11 @@ async def deliver(request: Request, node: NodeDep) -> JSONResponse:
     urgent = len(checked) <= SHORT_BATCH and any(
         isinstance(e, Envelope) and e.precedence is Precedence.FLASH for e in checked
     )
-    received = await node.run(receive_job(node.ctx, party, checked, ids), urgent=urgent)
+    # A sender of an earlier release does not ask for batch receipts, and verifies only one signed
+    # receipt per envelope: it gets those until its state upgrades.
+    batched = request.headers.get(receipts.BATCH_HEADER) == receipts.BATCH_VALUE
+    job = receive_job(node.ctx, party, checked, ids, batch_receipts=batched)
+    received = await node.run(job, urgent=urgent)
     node.ctx.bus.publish(*received.events)
     if any("receipt" in r for r in received.results):
         node.wake(party)  # the peer is evidently up: send it what waits for it

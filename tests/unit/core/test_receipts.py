@@ -171,6 +171,9 @@ def test_receipts_of_version_1_still_verify() -> None:
     """A node answers a repeat with the receipt stored the first time, possibly before batches."""
     receipt = v1_receipt(ENVELOPES[0], 3)
     assert receipts.verify_receipt(receipt, IR.verifier, "ir", ENVELOPES[0]) == 3
+    # What a node makes for a sender that does not ask for batches is exactly that receipt.
+    body = receipts.receipt_body("ir", ENVELOPES[0], 3, RECEIVED)
+    assert receipts.sign_receipts_v1(IR, [body]) == [receipt]
     for bad in (
         {**receipt, "log_index": 4},
         {**receipt, "batch": batch(1)[0]["batch"]},  # a v1 receipt has no batch
