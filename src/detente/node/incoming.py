@@ -201,8 +201,8 @@ def _sign(
     conn: Connection, ctx: NodeContext, batch: _Batch, results: list[dict[str, Any]], batch_receipts: bool
 ) -> None:
     """Sign the receipts of the envelopes this job stored, store them, and put them in `results`."""
-    # One signature for the batch instead of one per envelope: the envelopes were inserted without
-    # their receipt, which one statement for all their rows now fills in.
+    # The envelopes were inserted without their receipt, which one statement for all their rows
+    # now fills in: signed together for a sender that asks, one by one for an earlier release.
     bodies = list(batch.unsigned.values())
     if batch_receipts:
         made = receipts.sign_receipts(ctx.signer, ctx.party, bodies)
