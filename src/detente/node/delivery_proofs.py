@@ -36,7 +36,7 @@ from detente.node.peers import PeerClient
 from detente.store import tlog
 
 log = logging.getLogger("detente.proofs")
-BATCH = 64
+BATCH = 256  # proofs per request: the most the endpoint gives (web.record.MAX_PROOFS)
 IDLE = 3.0
 MAX_DEFER = 30.0  # seconds a backlog may hold back proofs of delivery before one batch goes anyway
 DEFER_STEP = 0.5  # how often a deferred fetcher looks again
@@ -137,9 +137,10 @@ class ProofFetcher:
 
     async def _after_backlog(self) -> None:
         """Wait while the link to the peer has a backlog, at most `MAX_DEFER` seconds."""
-        # Proving a batch costs pk a read, 64 proofs to check and a write, and the peer 64 proofs
-        # to build: under load, 5-10% of each node's CPU, which the backlog needs more. The wait is
-        # bounded so that a sustained load still gets a batch proven every MAX_DEFER seconds.
+        # Proving a batch costs pk a read, BATCH proofs to check and a write, and the peer BATCH
+        # proofs to build: about an eighth of each node's CPU per message under load, which the
+        # backlog needs more. The wait is bounded so that a sustained load still gets a batch
+        # proven every MAX_DEFER seconds.
         waited = 0.0
         while waited < MAX_DEFER and self._busy():
             self.deferred += 1
