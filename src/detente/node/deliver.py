@@ -129,11 +129,13 @@ class Deliverer:
     async def deliver_once(self) -> bool:
         """Post one batch; return whether to go on at once (receipts were stored, or are being stored)."""
         after, skip = self._in_flight(), set(self._express)
-        if self._last_rows <= INLINE_READ_MAX:
+        if self._last_rows <= INLINE_READ_MAX or self._last_rows >= BATCH:
             # A quiet link's next batch is a message or two: reading it here (about 0.1 ms of SQL)
             # spares the hand-off to a worker thread and back, which took longer on a FLASH
-            # message's way (docs/performance.md, item 15). Busy links read in a thread, where a
-            # batch of up to BATCH rows does not hold the event loop.
+            # message's way (docs/performance.md, item 15). So does a backlog's: on a node busy
+            # enough to have one, a worker thread waits for the interpreter lock at each of the
+            # read's statements, and the next batch waited with it (item 27). Between the two, the
+            # read goes to a thread, where its rows do not hold the event loop.
             rows = self._read_batch(after, skip)
         else:
             rows = await asyncio.to_thread(self._read_batch, after, skip)

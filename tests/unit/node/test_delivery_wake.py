@@ -184,6 +184,26 @@ def test_small_batches_are_read_on_the_loop_and_big_ones_in_a_thread(pk: tuple[N
     assert reads == [(True, big), (False, 1), (True, 1)]
 
 
+def test_the_read_after_a_full_batch_runs_on_the_loop(pk: tuple[NodeContext, Signer]) -> None:
+    ctx, ir_signer = pk
+    peer = StandInPeer(ctx, ir_signer)
+    deliverer = ThreadNotingDeliverer(ctx, peer)
+    rest = deliver.INLINE_READ_MAX + 6
+    for n in range(deliver.BATCH + rest):
+        _queue(ctx, f"backlog {n}")
+
+    async def scenario() -> int:
+        async with _delivering(deliverer):
+            await _until(lambda: len(peer.batches) == 2 and not _outbox(ctx), 2.0)
+            return threading.get_ident()
+
+    loop_thread = run_async(scenario())
+    reads = [(thread == loop_thread, rows) for thread, rows in deliverer.reads if rows]
+    # A backlog's next read would wait for the interpreter lock in a thread: it runs on the loop.
+    assert reads == [(True, deliver.BATCH), (True, rest)]
+    assert [len(batch) for batch in peer.batches] == [deliver.BATCH, rest]
+
+
 class HeldReceipts(deliver.Deliverer):
     """The real deliverer, whose receipts wait for `release` before they are checked and stored."""
 
