@@ -187,6 +187,9 @@ def throughput_rows(r: Results, t: dict[str, Any], f: dict[str, Any], label: str
         what = f"a FLASH on {flash['channel']} every {flash['every_s']:g} s, the load on {', '.join(t['channels'])}"
         for q in ("p50", "p99", "max"):
             r.add(s, f"FLASH among the load: delivered (POST → WS on ir) {q}", flash[q], "ms", note=what)
+        ack = flash.get("ack_seen") or {}
+        for q in ("p50", "p99") if ack.get("n") else ():
+            r.add(s, f"FLASH among the load: its ack seen (ack POST on ir → WS on pk) {q}", ack[q], "ms", note=what)
     r.add(s, "outbox: max depth", t["max_outbox"], "")
     r.add(s, "outbox: drain time after the senders stop", t["drain_s"], "s")
     r.add(

@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from bench.client import MESSAGE_TIMEOUT, StreamWatcher, api_client, message_request
+from bench.client import MESSAGE_TIMEOUT, RawClient, StreamWatcher, api_client, message_request
 from bench.common import proc_cpu, summary_ms
 from bench.nodes import Cluster, Node
 from detente.store.tables import envelopes, log
@@ -44,7 +44,8 @@ class Load:
     `POST /api/v1/messages/batch` instead of one to `POST /api/v1/messages`. With `flash_every`,
     the senders load every channel but the last, and a FLASH message goes on the last one every
     `flash_every` seconds: the time until ir's stream shows it is what a duty officer waits for a
-    FLASH while other channels carry a backlog.
+    FLASH while other channels carry a backlog. ir's liaison officer then acknowledges each one,
+    and the time until pk's stream shows it is how long the sender waits for that answer.
     """
 
     senders: int
@@ -69,6 +70,7 @@ async def measure(cluster: Cluster, load: Load, update: Callable[[float], None])
 
     loaded = CHANNELS[:-1] if flash_every else CHANNELS
     flashes: list[float] = []
+    acks: list[float] = []
 
     async def sender(k: int) -> None:
         channel, to, operator = loaded[k % len(loaded)]
@@ -97,9 +99,24 @@ async def measure(cluster: Cluster, load: Load, update: Callable[[float], None])
     sending = [asyncio.create_task(sender(k)) for k in range(senders)]
     drained_at: float | None = None
 
-    async def flash(stream: StreamWatcher) -> None:
+    async def acknowledge(client: RawClient, stream: StreamWatcher, message_id: str) -> None:
+        asked = time.perf_counter()
+        response = await client.post(f"/api/v1/messages/{message_id}/ack", json={})
+        if response.status_code != 201:
+            errors.append(f"FLASH ack: HTTP {response.status_code}: {response.text[:200]}")
+            return
+        try:
+            acks.append(await stream.wait("acknowledged", message_id) - asked)
+        except TimeoutError:
+            errors.append(f"the ack of FLASH {message_id} not on pk's stream within {MESSAGE_TIMEOUT} s")
+
+    async def flash(stream: StreamWatcher, pk_stream: StreamWatcher) -> None:
         channel, to, operator = CHANNELS[-1]
-        async with api_client(pk.url, pk.context, pk.token(operator)) as client:
+        answering: list[asyncio.Task[None]] = []
+        async with (
+            api_client(pk.url, pk.context, pk.token(operator)) as client,
+            api_client(ir.url, ir.context, ir.token(to.replace(":", "-"))) as ir_client,
+        ):
             i = 0
             while time.perf_counter() < stop_at:
                 sent = time.perf_counter()
@@ -114,11 +131,18 @@ async def measure(cluster: Cluster, load: Load, update: Callable[[float], None])
                     flashes.append(await stream.wait("message", response.json()["id"]) - sent)
                 except TimeoutError:
                     errors.append(f"FLASH {i - 1} not on ir's stream within {MESSAGE_TIMEOUT} s")
+                else:  # answered beside the next FLASH, so that the probe keeps its pace
+                    answering.append(asyncio.create_task(acknowledge(ir_client, pk_stream, response.json()["id"])))
                 await asyncio.sleep(flash_every)
+            await asyncio.gather(*answering)
 
-    async with StreamWatcher(ir.ws_url, ir.context, ir.token("ir-supervisor")) as ir_stream:
+    async with (
+        StreamWatcher(ir.ws_url, ir.context, ir.token("ir-supervisor")) as ir_stream,
+        # The liaison officer's own stream: a supervisor's would carry every sent and receipt event.
+        StreamWatcher(pk.ws_url, pk.context, pk.token(CHANNELS[-1][2])) as pk_stream,
+    ):
         if flash_every:
-            sending.append(asyncio.create_task(flash(ir_stream)))
+            sending.append(asyncio.create_task(flash(ir_stream, pk_stream)))
         hard_stop = stop_at + drain_timeout
         while time.perf_counter() < hard_stop:
             await asyncio.sleep(SAMPLE)
@@ -160,7 +184,12 @@ async def measure(cluster: Cluster, load: Load, update: Callable[[float], None])
         "duration_s": duration,
         "precedence": PRECEDENCE,
         "channels": [c for c, _, _ in loaded],
-        "flash_among_load": {"channel": CHANNELS[-1][0], "every_s": flash_every, **summary_ms(flashes)}
+        "flash_among_load": {
+            "channel": CHANNELS[-1][0],
+            "every_s": flash_every,
+            **summary_ms(flashes),
+            "ack_seen": summary_ms(acks),
+        }
         if flash_every
         else None,
         "accepted": len(accepted),

@@ -45,6 +45,9 @@ def test_quick_bench_runs_and_writes_its_json(tmp_path: Path) -> None:
     # A FLASH on a channel of its own while the others carry the batched load.
     assert batched["channels"] == ["dgmo", "fs"] and batched["flash_among_load"]["n"] > 0
     assert "FLASH among the load: delivered (POST → WS on ir) p99" in metrics
+    # ir's liaison officer acknowledged every FLASH, and pk's officer saw each answer.
+    assert batched["flash_among_load"]["ack_seen"]["n"] == flashes
+    assert "FLASH among the load: its ack seen (ack POST on ir → WS on pk) p99" in metrics
     # Proofs of delivery deferred during the load are all there once it is over.
     assert batched["proofs"]["verified"] == batched["proofs"]["of"] == batched["accepted"]
     assert "proofs of delivery: all verified, after the drain" in metrics
