@@ -36,6 +36,7 @@ _SEQ_NEW = insert(sequences)
 _ENVELOPE_NEW = insert(envelopes)
 _ENVELOPE_SET = update(envelopes).where(envelopes.c.id == bindparam("target_id"))
 _ENVELOPE_GET = select(envelopes).where(envelopes.c.id == bindparam("envelope_id"))
+_ENVELOPE_PRECEDENCE = select(envelopes.c.precedence).where(envelopes.c.id == bindparam("envelope_id"))
 _ENVELOPES_GET = select(envelopes).where(envelopes.c.id.in_(bindparam("envelope_ids", expanding=True)))
 _OUTBOX_HAS = select(outbox.c.id).where(outbox.c.envelope_id == bindparam("envelope_id"))
 _OUTBOX_NEW = insert(outbox)
@@ -111,6 +112,12 @@ def get_envelope(conn: Connection, envelope_id: str) -> EnvelopeRow | None:
     """Return the envelope row with this id, or None."""
     found = driver.mappings(conn, _ENVELOPE_GET, {"envelope_id": envelope_id})
     return found[0] if found else None
+
+
+def precedence_of(conn: Connection, envelope_id: str) -> str | None:
+    """Return the precedence of the envelope with this id, or None if there is none."""
+    found = driver.scalar(conn, _ENVELOPE_PRECEDENCE, {"envelope_id": envelope_id})
+    return None if found is None else str(found)
 
 
 def get_envelopes(conn: Connection, envelope_ids: Sequence[str]) -> dict[str, EnvelopeRow]:
