@@ -23,6 +23,7 @@ from detente.core.envelope import uuid7
 from detente.core.keys import Signer
 from detente.core.precedence import format_time, now
 from detente.node.config import load_config
+from detente.node.incoming import JOB_ENVELOPES
 from support import Cluster, NodeProc, service_free_counts
 
 PATH = "/federation/v1/envelopes"
@@ -244,6 +245,30 @@ def test_a_batch_gets_receipts_under_one_signature_each_standing_alone(peer: Pee
     # What the node stored is what it answered: a replay of the whole batch gets the same receipts.
     again = results(peer.post(good))
     assert [r["receipt"] for r in again] == fresh
+
+
+def test_a_batch_longer_than_a_writer_job_is_stored_in_parts_in_order(peer: Peer) -> None:
+    """Parts of JOB_ENVELOPES, each with its receipts under one signature; a refusal spans the parts."""
+    n = JOB_ENVELOPES
+    good = [peer.envelope() for _ in range(n + 10)]
+    fs = {"channel": "fs", "from": "pk:fs", "to": "ir:fs"}
+    # Refused when stored (a gap), in the first part: the channel stops for the rest of the batch,
+    # so the envelope the receiver expects next, in the second part, is refused too.
+    refused = peer.envelope(seq=peer.fs_seq + 2, **fs)
+    behind = peer.envelope(seq=peer.fs_seq + 1, **fs)
+    out = results(peer.post([*good[: n - 1], refused, *good[n - 1 :], behind]))
+    assert out[n - 1]["error"] == "SequenceGap"
+    assert out[-1]["error"] == "Conflict" and "earlier envelope of this channel" in out[-1]["detail"]
+    signed = [r["receipt"] for r in out if "receipt" in r]
+    assert len(signed) == len(good)
+    first, second = signed[: n - 1], signed[n - 1 :]
+    assert {r["sig"] for r in first} != {r["sig"] for r in second}
+    assert len({r["sig"] for r in first}) == len({r["sig"] for r in second}) == 1
+    assert {r["batch"]["size"] for r in first} == {n - 1} and {r["batch"]["size"] for r in second} == {11}
+    assert [r["log_index"] for r in signed] == sorted(r["log_index"] for r in signed)  # stored in order
+    verifier = peer.agreement.party("ir").verifier()
+    for env, receipt in zip(good, signed, strict=True):
+        assert receipts.verify_receipt(receipt, verifier, "ir", envelope_mod.parse(env)) >= 0
 
 
 def test_a_sender_of_an_earlier_release_gets_one_signed_receipt_each(peer: Peer) -> None:

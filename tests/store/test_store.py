@@ -254,6 +254,35 @@ def test_writer_on_the_event_loop_runs_urgent_jobs_in_the_next_batch(any_engine:
     assert writer.batches == 3
 
 
+def test_writer_on_the_event_loop_bounds_a_batch_by_the_weight_of_its_jobs(any_engine: Engine) -> None:
+    from sqlalchemy import event
+
+    writer = Writer(any_engine, max_weight=10)
+    event_batches: list[list[str]] = []
+
+    def append(name: str) -> Any:
+        def job(conn: Any) -> int:
+            if conn.info.get("batch") is None:  # the first job of a transaction opens a new batch
+                conn.info["batch"] = []
+                event_batches.append(conn.info["batch"])
+            conn.info["batch"].append(name)
+            return db.append_log(conn, name.encode(), name)
+
+        return job
+
+    async def main() -> None:
+        writer.attach(asyncio.get_running_loop())
+        weights = {"a": 4, "b": 4, "c": 4, "heavy": 30, "d": 1, "e": 1}
+        await asyncio.gather(*(writer.run(append(name), weight=w) for name, w in weights.items()))
+        await writer.detach()
+
+    event.listen(any_engine, "commit", lambda conn: conn.info.pop("batch", None))
+    run_async(main())
+    # Up to ten envelopes' worth a batch, and a heavier job alone: a FLASH waits for no more.
+    assert event_batches == [["a", "b"], ["c"], ["heavy"], ["d", "e"]]
+    assert _leaves(any_engine) == ["a", "b", "c", "heavy", "d", "e"]
+
+
 def test_writer_on_the_event_loop_commits_a_lone_job_on_the_loop(any_engine: Engine) -> None:
     from sqlalchemy import event
 

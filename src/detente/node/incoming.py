@@ -2,10 +2,11 @@
 
 A batch is checked envelope by envelope before anything is written (structure, the sender's
 pinned signature, agreement, channel, type, body). The envelopes that pass are then stored in
-one transaction, each with its log entry and the receipt we return; the receipts of a batch are
-signed together, once (`core.receipts`). A duplicate gets the receipt it got the first time, and an
-envelope ahead of its channel's sequence is refused with the sequence expected, so that the sender
-replays the missing range.
+order by writer jobs of at most `JOB_ENVELOPES`, each with its log entry and the receipt we
+return; the receipts of a job are signed together, once (`core.receipts`), in its transaction. A
+refusal stops its channel for the rest of the batch. A duplicate gets the receipt it got the first
+time, and an envelope ahead of its channel's sequence is refused with the sequence expected, so
+that the sender replays the missing range.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from detente.store import links as links_db
 from detente.store import messages as db
 
 MAX_BATCH = 500
+JOB_ENVELOPES = 64  # a delivery batch is stored by writer jobs of at most this many envelopes
 
 
 @dataclass
@@ -88,18 +90,27 @@ class _Batch:
 
 
 def receive_job(
-    ctx: NodeContext, party: str, checked: list[Envelope | Error], ids: list[str | None], *, batch_receipts: bool = True
+    ctx: NodeContext,
+    party: str,
+    checked: list[Envelope | Error],
+    ids: list[str | None],
+    *,
+    batch_receipts: bool = True,
+    blocked: set[str] | None = None,
 ) -> Callable[[Connection], Received]:
     """Return the writer job that stores a checked batch and returns a result per envelope.
 
     With `batch_receipts` the receipts of the envelopes it stores share one signature; without, a
     sender of an earlier release gets the version 1 receipts it verifies (`core.receipts`).
+    `blocked` collects the channels whose envelope was refused, so that the later envelopes of
+    those channels are refused too: jobs storing one delivery batch in parts share one set.
     """
+    refused: set[str] = set() if blocked is None else blocked  # channels whose later envelopes would gap
 
     def job(conn: Connection) -> Received:
         out = Received()
         batch = _Batch(dict(db.get_envelopes(conn, [e.id for e in checked if isinstance(e, Envelope)])))
-        blocked: set[str] = set()  # channels whose earlier envelope failed: later ones would gap
+        blocked = refused
         for item, env_id in zip(checked, ids, strict=True):
             if isinstance(item, Error):
                 out.results.append(_error(env_id, item))

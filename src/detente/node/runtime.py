@@ -106,13 +106,13 @@ class Node:
                 if flash:
                     deliverer.flash.set()
 
-    async def run(self, job: Callable[[Connection], T], *, urgent: bool = False) -> T:
+    async def run(self, job: Callable[[Connection], T], *, urgent: bool = False, weight: int = 1) -> T:
         """Run a writer job; return its result once its transaction has committed.
 
         `urgent` (FLASH traffic, a delivery batch's receipts) puts it in the writer's next batch, ahead
-        of the jobs waiting.
+        of the jobs waiting; `weight` is about how many envelopes it writes (`Writer.run`).
         """
-        return await self.ctx.writer.run(job, urgent=urgent)
+        return await self.ctx.writer.run(job, urgent=urgent, weight=weight)
 
     def read(self, query: Callable[[Connection], T]) -> T:
         """Run a read-only function of a connection."""

@@ -8,7 +8,9 @@ numbers are allocated without races.
 
 Where the jobs run: a serving node `attach`es the writer to its event loop, which then runs the
 jobs itself and hands only the COMMIT (the wait for the disk) to a thread, unless the batch is one
-job with nothing queued behind it: that one commits on the loop, sooner. Elsewhere (the command
+job with nothing queued behind it: that one commits on the loop, sooner. A batch on the loop takes
+jobs up to `max_weight` envelopes' worth (a heavier job runs alone), because its jobs run without a
+pause and an urgent job waits for them. Elsewhere (the command
 line, tests, a caller on another loop) jobs run on a dedicated writer thread. The loop is the
 faster home: SQLite gives up Python's GIL for every statement, and a writer thread has to win it
 back from the busy event loop each time. Measured on two cores, that contention doubled the
@@ -32,19 +34,21 @@ from detente.store.db import write_transaction
 T = TypeVar("T")
 Job = Callable[[Connection], Any]
 _STOP = object()
+MAX_WEIGHT = 64  # envelopes a batch on the loop writes at most, unless one job writes more
 
 
 class Writer:
     """Serialises and batches write transactions on a dedicated thread."""
 
-    def __init__(self, engine: Engine, max_batch: int = 256) -> None:
+    def __init__(self, engine: Engine, max_batch: int = 256, max_weight: int = MAX_WEIGHT) -> None:
         self.engine = engine
         self.max_batch = max_batch
+        self.max_weight = max_weight
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._attached: asyncio.AbstractEventLoop | None = None
-        self._pending: list[tuple[Job, asyncio.Future[Any]]] = []
-        self._urgent: list[tuple[Job, asyncio.Future[Any]]] = []  # the next batch (FLASH, receipts)
+        self._pending: list[tuple[Job, asyncio.Future[Any], int]] = []  # with each job's weight
+        self._urgent: list[tuple[Job, asyncio.Future[Any], int]] = []  # the next batch (FLASH, receipts)
         self._draining: asyncio.Task[None] | None = None
         self.batches = 0
         self.jobs = 0
@@ -80,18 +84,20 @@ class Writer:
         self._queue.put((job, future))
         return future
 
-    async def run(self, job: Callable[[Connection], T], *, urgent: bool = False) -> T:
+    async def run(self, job: Callable[[Connection], T], *, urgent: bool = False, weight: int = 1) -> T:
         """Run `job` in the writer and return its result once committed; re-raise its error.
 
         An `urgent` job (FLASH traffic, a delivery batch's receipts) goes into the next batch on the
         loop, ahead of the jobs already waiting, so that it does not wait for a whole queue of them
-        under load.
+        under load. `weight` is about how many envelopes the job writes: a batch on the loop takes
+        jobs up to `max_weight` of them (and always one), so that an urgent job waits for at most
+        about that much work.
         """
         loop = asyncio.get_running_loop()
         if loop is not self._attached:
             return await asyncio.wrap_future(self.submit(job))
         future: asyncio.Future[T] = loop.create_future()
-        (self._urgent if urgent else self._pending).append((job, future))
+        (self._urgent if urgent else self._pending).append((job, future, weight))
         if self._draining is None:
             self._draining = loop.create_task(self._drain(), name="detente-writer")
         return await future
@@ -101,9 +107,7 @@ class Writer:
         # Urgent jobs make up a batch of their own: a few statements, not a whole queue's.
         try:
             while self._urgent or self._pending:
-                source = self._urgent or self._pending
-                batch = source[: self.max_batch]
-                del source[: len(batch)]
+                batch = self._take(self._urgent or self._pending)
                 try:
                     outcomes = await self._commit_on_loop(batch)
                 except BaseException:
@@ -113,6 +117,20 @@ class Writer:
                 self._settle(batch, outcomes)
         finally:
             self._draining = None
+
+    def _take(self, source: list[tuple[Job, asyncio.Future[Any], int]]) -> list[tuple[Job, asyncio.Future[Any]]]:
+        """Take the next batch from `source`: jobs up to `max_weight` in all, at least one."""
+        # The jobs of a batch run on the loop without a pause: a FLASH message that arrives meanwhile
+        # waits for all of them. A bound on their work bounds that wait; the commits it adds cost
+        # far less than the jobs (docs/performance.md, item 29).
+        taken, weight = 0, 0
+        for _, _, w in source[: self.max_batch]:
+            if taken and weight + w > self.max_weight:
+                break
+            taken, weight = taken + 1, weight + w
+        batch = [(job, future) for job, future, _ in source[:taken]]
+        del source[:taken]
+        return batch
 
     async def _commit_on_loop(self, batch: list[tuple[Job, asyncio.Future[Any]]]) -> list[tuple[bool, Any]]:
         # The same recovery as `_commit`: the whole batch first, then a SAVEPOINT per job.

@@ -104,7 +104,7 @@ async def send_messages(request: SendBatchRequest, node: NodeDep, operator: Oper
         except Error as exc:
             raise located(exc, f"messages.{i}") from None
     urgent = any(m.precedence is Precedence.FLASH for m in checked)
-    sent = await node.run(outgoing.send_batch_job(node.ctx, operator, checked), urgent=urgent)
+    sent = await node.run(outgoing.send_batch_job(node.ctx, operator, checked), urgent=urgent, weight=len(checked))
     _announce(node, sent)
     return {"messages": [s.to_json() for s in sent]}
 

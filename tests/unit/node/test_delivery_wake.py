@@ -429,9 +429,9 @@ def test_receipts_are_stored_ahead_of_the_writers_queue(pk: tuple[NodeContext, S
     real_run = ctx.writer.run
     calls: list[tuple[str, bool]] = []
 
-    async def spying_run(job: Any, *, urgent: bool = False) -> Any:
+    async def spying_run(job: Any, *, urgent: bool = False, weight: int = 1) -> Any:
         calls.append((job.__qualname__, urgent))
-        return await real_run(job, urgent=urgent)
+        return await real_run(job, urgent=urgent, weight=weight)
 
     ctx.writer.run = spying_run  # type: ignore[method-assign]
 

@@ -61,9 +61,9 @@ def test_the_answer_to_a_flash_message_jumps_the_writers_queue(
     calls: list[tuple[str, bool]] = []
     real_run = ir.ctx.writer.run
 
-    async def spying_run(job: Any, *, urgent: bool = False) -> Any:
+    async def spying_run(job: Any, *, urgent: bool = False, weight: int = 1) -> Any:
         calls.append((job.__qualname__, urgent))
-        return await real_run(job, urgent=urgent)
+        return await real_run(job, urgent=urgent, weight=weight)
 
     ir.ctx.writer.run = spying_run  # type: ignore[method-assign]
     try:
