@@ -110,12 +110,11 @@ def receive_job(
     def job(conn: Connection) -> Received:
         out = Received()
         batch = _Batch(dict(db.get_envelopes(conn, [e.id for e in checked if isinstance(e, Envelope)])))
-        blocked = refused
         for item, env_id in zip(checked, ids, strict=True):
             if isinstance(item, Error):
                 out.results.append(_error(env_id, item))
                 continue
-            if item.channel in blocked and item.seq:
+            if item.channel in refused and item.seq:
                 out.results.append(
                     _error(item.id, Conflict("an earlier envelope of this channel in the batch was refused"))
                 )
@@ -123,7 +122,7 @@ def receive_job(
             try:
                 receipt = _store_one(conn, ctx, party, item, out.events, batch)
             except Error as exc:
-                blocked.add(item.channel)
+                refused.add(item.channel)
                 out.results.append(_error(item.id, exc))
             else:
                 out.results.append({"id": item.id, "receipt": receipt})

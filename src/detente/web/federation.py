@@ -19,7 +19,7 @@ from detente.core import receipts, wire
 from detente.core.envelope import Envelope
 from detente.core.precedence import Precedence, format_time, now
 from detente.errors import BadRequest, Error, MalformedError
-from detente.node.incoming import JOB_ENVELOPES, MAX_BATCH, check_envelope, receive_job
+from detente.node.incoming import JOB_ENVELOPES, MAX_BATCH, Received, check_envelope, receive_job
 from detente.web.deps import NodeDep
 
 SHORT_BATCH = 16  # envelopes: a batch this short with a FLASH in it jumps the writer's queue
@@ -73,11 +73,18 @@ async def deliver(request: Request, node: NodeDep) -> JSONResponse:
         (checked[i : i + JOB_ENVELOPES], ids[i : i + JOB_ENVELOPES]) for i in range(0, len(checked), JOB_ENVELOPES)
     ]
     jobs = [receive_job(node.ctx, party, c, i, batch_receipts=batched, blocked=blocked) for c, i in parts]
-    received = await asyncio.gather(
-        *(node.run(job, urgent=urgent, weight=len(c)) for job, (c, _) in zip(jobs, parts, strict=True))
+    outcomes = await asyncio.gather(
+        *(node.run(job, urgent=urgent, weight=len(c)) for job, (c, _) in zip(jobs, parts, strict=True)),
+        return_exceptions=True,
     )
-    results = [result for part in received for result in part.results]
+    received = [outcome for outcome in outcomes if isinstance(outcome, Received)]
+    # The parts that committed say so on the streams even when a later one failed; the sender
+    # then sends the batch again, and the stored envelopes get the receipts they got.
     node.ctx.bus.publish(*(event for part in received for event in part.events))
+    failed = next((outcome for outcome in outcomes if isinstance(outcome, BaseException)), None)
+    if failed is not None:
+        raise failed
+    results = [result for part in received for result in part.results]
     if any("receipt" in r for r in results):
         node.wake(party)  # the peer is evidently up: send it what waits for it
     # Already plain JSON: skip FastAPI's generic encoder, which costs ten times json.dumps here.
