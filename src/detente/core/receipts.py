@@ -7,8 +7,9 @@ A receipt names one envelope and where its receiver logged it:
       "batch": { "size": N, "index": i, "path": [base64 hash, ...] },
       "sig": base64 Ed25519 }
 
-A node signs the receipts of one delivery batch together, once. The receipts' bodies (every member
-but `batch` and `sig`, in JCS) are the leaves of an RFC 6962 Merkle tree of `size` leaves; `path` is
+A node signs the receipts it stores together, once: those of a delivery batch, or of each part of
+a long one (the receiver stores a long batch in parts). The receipts' bodies (every member but
+`batch` and `sig`, in JCS) are the leaves of an RFC 6962 Merkle tree of `size` leaves; `path` is
 the inclusion proof of leaf `index` (RFC 6962 §2.1.1, bottom up); `sig` signs the JCS of
 
     { "kind": "detente-receipts/v1", "node": party, "root": base64 tree head, "size": N }

@@ -36,7 +36,7 @@ JOB_ENVELOPES = 64  # a delivery batch is stored by writer jobs of at most this 
 
 @dataclass
 class Received:
-    """The answer to one delivery batch: a receipt or an error per envelope, and the events."""
+    """The answer to a delivery batch, or to a part of one: a receipt or an error per envelope, and the events."""
 
     results: list[dict[str, Any]] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
