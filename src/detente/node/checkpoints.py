@@ -32,6 +32,7 @@ from detente.core.precedence import format_time, now
 from detente.node.context import NodeContext
 from detente.store import messages as db
 from detente.store import tlog
+from detente.store.db import read_connection
 
 log = logging.getLogger("detente.checkpoints")
 MIN_INTERVAL = 1.0
@@ -122,7 +123,7 @@ class Checkpointer:
         return event
 
     def _read_size(self) -> int:
-        with self.ctx.engine.connect() as conn:
+        with read_connection(self.ctx.engine) as conn:
             return db.log_size(conn)
 
     async def sign_now(self) -> Signed | None:
@@ -137,7 +138,7 @@ class Checkpointer:
         return signed
 
     def _latest_size(self) -> int:
-        with self.ctx.engine.connect() as conn:
+        with read_connection(self.ctx.engine) as conn:
             row = tlog.latest_checkpoint(conn)
         return -1 if row is None else int(row["size"])
 

@@ -31,6 +31,7 @@ from detente.node.incoming import receipts_job
 from detente.node.linkstate import contact_job
 from detente.node.peers import PeerClient, PeerResponse
 from detente.store import messages as db
+from detente.store.db import read_connection
 
 log = logging.getLogger("detente.deliver")
 BATCH = 200
@@ -216,7 +217,7 @@ class Deliverer:
         return await self.client.request("POST", "/federation/v1/envelopes", body, headers=receipts.ASK_BATCH)
 
     def _read_batch(self, in_flight: dict[str, int], skip: set[str]) -> list[db.OutboxRow]:
-        with self.ctx.engine.connect() as conn:
+        with read_connection(self.ctx.engine) as conn:
             return db.outbox_batch(conn, self.peer, BATCH, in_flight, skip)
 
     async def handle_results(self, envelopes: list[Envelope], results: list[Any]) -> bool:

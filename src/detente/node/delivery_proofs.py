@@ -34,6 +34,7 @@ from detente.node.context import NodeContext
 from detente.node.events import Event, wait_set
 from detente.node.peers import PeerClient
 from detente.store import tlog
+from detente.store.db import read_connection
 
 log = logging.getLogger("detente.proofs")
 BATCH = 256  # proofs per request: the most the endpoint gives (web.record.MAX_PROOFS)
@@ -114,7 +115,7 @@ class ProofFetcher:
         self.deferred = 0  # rounds held back by a backlog (for tests and status)
 
     def _read(self) -> tuple[Any, list[Any]]:
-        with self.ctx.engine.connect() as conn:
+        with read_connection(self.ctx.engine) as conn:
             state = tlog.get_witness_state(conn, self.origin)
             rows = [] if state is None else tlog.unverified_sent(conn, self.peer, BATCH + len(self._alarmed))
         return state, rows

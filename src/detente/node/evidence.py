@@ -35,6 +35,7 @@ from detente.node.events import Event
 from detente.node.peers import PeerClient
 from detente.store import evidence as db
 from detente.store import workflow as workflow_db
+from detente.store.db import read_connection
 
 log = logging.getLogger("detente.evidence")
 EVIDENCE_TYPES = ("action.report", "action.verify", "action.dispute")
@@ -264,7 +265,7 @@ class EvidenceFetcher:
             self.ctx.bus.publish(Event("evidence", sha256, offices, data))
 
     def _missing(self, peer: str) -> list[Any]:
-        with self.ctx.engine.connect() as conn:
+        with read_connection(self.ctx.engine) as conn:
             return db.missing(conn, peer)
 
     async def _download(self, client: PeerClient, sha256: str, size: int) -> bytes:

@@ -21,7 +21,7 @@ from detente.node.peers import PeerClient
 from detente.node.record import Record
 from detente.node.schedule import Scheduler
 from detente.store import operators as operators_db
-from detente.store.db import make_engine, migrate
+from detente.store.db import make_engine, migrate, read_connection
 from detente.store.writer import Writer
 
 T = TypeVar("T")
@@ -41,7 +41,7 @@ def own_ratification(ctx: NodeContext) -> str:
 
     Raises `NotRatified` if the node has not ratified it (or the signature does not verify).
     """
-    with ctx.engine.connect() as conn:
+    with read_connection(ctx.engine) as conn:
         signature = operators_db.ratifications_of(conn, ctx.agreement.hash).get(ctx.party)
     if signature is None:
         raise NotRatified(
@@ -116,7 +116,7 @@ class Node:
 
     def read(self, query: Callable[[Connection], T]) -> T:
         """Run a read-only function of a connection."""
-        with self.ctx.engine.connect() as conn:
+        with read_connection(self.ctx.engine) as conn:
             return query(conn)
 
     async def aread(self, query: Callable[[Connection], T]) -> T:

@@ -17,6 +17,7 @@ from detente.node.linkstate import contact_job
 from detente.node.outgoing import link_test_job, overdue_job
 from detente.node.peers import PeerClient
 from detente.store import messages as db
+from detente.store.db import read_connection
 
 log = logging.getLogger("detente.schedule")
 TICK = 0.5
@@ -60,7 +61,7 @@ class Scheduler:
             self.wake(None)  # the notices go to the peers now, not at the deliverers' next idle look
 
     def _earliest_deadline(self) -> str | None:
-        with self.ctx.engine.connect() as conn:
+        with read_connection(self.ctx.engine) as conn:
             return db.next_deadline(conn)
 
     async def link_test(self, peer: str) -> None:

@@ -21,7 +21,7 @@ from detente.node.auth import ROLES, hash_password, new_token, token_hash
 from detente.node.config import NodeConfig, load_config, write_config
 from detente.node.tls import make_certificate
 from detente.store import operators as operators_db
-from detente.store.db import make_engine, migrate, write_transaction
+from detente.store.db import make_engine, migrate, read_connection, write_transaction
 
 
 @dataclass(frozen=True)
@@ -172,7 +172,7 @@ def operators_json(data: Path) -> str:
     config = load_config(data)
     engine = make_engine(config.db)
     try:
-        with engine.connect() as conn:
+        with read_connection(engine) as conn:
             rows = operators_db.all_operators(conn)
     finally:
         engine.dispose()

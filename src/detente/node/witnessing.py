@@ -29,6 +29,7 @@ from detente.node.events import wait_set
 from detente.node.peers import PeerClient
 from detente.node.witness import witness_verifier
 from detente.store import tlog
+from detente.store.db import read_connection
 
 T = TypeVar("T")
 log = logging.getLogger("detente.witnessing")
@@ -70,11 +71,11 @@ class WitnessClient:
             await wait_set(self.new_checkpoint, IDLE)
 
     def _read(self, query: Callable[[Connection], T]) -> T:
-        with self.ctx.engine.connect() as conn:
+        with read_connection(self.ctx.engine) as conn:
             return query(conn)
 
     def _proof(self, old: int, new: int) -> list[bytes]:
-        with self.ctx.engine.connect() as conn:
+        with read_connection(self.ctx.engine) as conn:
             return merkle.prove_consistency(old, new, tlog.TableHashReader(conn))
 
     async def submit_latest(self) -> bool:

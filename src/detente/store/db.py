@@ -2,10 +2,17 @@
 
 SQLite runs in WAL mode with `synchronous=FULL`, so a commit is on disk before the node answers
 "accepted". PostgreSQL is chosen with a `postgresql+psycopg://` URL.
+
+On PostgreSQL every statement is a round trip to another process, so the engine spends as few as it
+can: reads (`read_connection`) run in autocommit, without the BEGIN and ROLLBACK around them, and a
+pooled connection is pinged only when it has been idle for `PING_IDLE` seconds, not at every
+checkout. The ROLLBACK mattered most: psycopg forgets its prepared statements at every ROLLBACK
+(`DEALLOCATE ALL`), so the server parsed and planned the hot statements again each time.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,10 +21,12 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.exc import DisconnectionError
 
 from detente.store import driver, logtail
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+PING_IDLE = 1.0  # seconds a pooled PostgreSQL connection may rest before it is pinged at checkout
 
 
 def sqlite_url(path: Path) -> str:
@@ -53,9 +62,49 @@ def make_engine(url: str) -> Engine:
     else:
         if url.startswith("postgresql://"):
             url = url.replace("postgresql://", "postgresql+psycopg://", 1)
-        engine = create_engine(url, pool_size=8, max_overflow=8, pool_pre_ping=True)
+        # LIFO: the connection used last is warm (its backend's caches, its prepared statements).
+        engine = create_engine(url, pool_size=8, max_overflow=8, pool_use_lifo=True)
+        _ping_when_idle(engine)
     logtail.install(engine)
     return engine
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    # A connection the server dropped (a restart, an idle timeout) is found by a ping and replaced
+    # before anyone uses it. Pinging at every checkout (`pool_pre_ping`) cost a round trip per read
+    # and per writer batch; a connection used less than PING_IDLE seconds ago is taken as alive, and
+    # one that died meanwhile fails its statement and is invalidated there (`store.driver`).
+    @event.listens_for(engine, "connect")
+    def _connected(_dbapi_conn: Any, record: Any) -> None:
+        record.info["rested_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkin")
+    def _returned(_dbapi_conn: Any, record: Any) -> None:
+        if record is not None:
+            record.info["rested_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        if time.monotonic() - record.info.get("rested_since", 0.0) < PING_IDLE:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            raise DisconnectionError(f"connection dropped by the server: {exc}") from exc  # the pool reconnects
+
+
+@contextmanager
+def read_connection(engine: Engine) -> Iterator[Connection]:
+    """Open a connection for reads only (writes go through the writer, `store.writer`).
+
+    On PostgreSQL it runs in autocommit: each statement sees the data committed before it, as it
+    would in a READ COMMITTED transaction, without a BEGIN and a ROLLBACK around the reads. On
+    SQLite it is a plain connection (its reads share one snapshot).
+    """
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        yield conn
 
 
 @contextmanager

@@ -103,10 +103,15 @@ def _run(conn: Connection, sql: str, args: Any, many: bool) -> Any:
         else:
             cursor.execute(sql, args)
     except dbapi.Error as exc:
+        # A connection the server dropped is invalidated, as SQLAlchemy would: the pool replaces it
+        # instead of handing it out again (it pings only connections that rested, `store.db`).
+        dropped = conn.dialect.is_disconnect(exc, conn.connection.dbapi_connection, cursor)
         cursor.close()
-        # SQLAlchemy would also invalidate a connection the server dropped; the PostgreSQL pool's
-        # pre-ping finds such a connection at its next checkout instead.
-        raise DBAPIError.instance(sql, args, exc, dbapi.Error, dialect=conn.dialect) from exc
+        if dropped:
+            conn.invalidate(exc)
+        raise DBAPIError.instance(
+            sql, args, exc, dbapi.Error, dialect=conn.dialect, connection_invalidated=dropped
+        ) from exc
     except BaseException:
         cursor.close()
         raise

@@ -1,0 +1,118 @@
+"""Connections to PostgreSQL (`store.db`): reads without a transaction, pings only after a rest, and
+a connection the server dropped replaced rather than handed out again."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from sqlalchemy import Connection, Engine, select, text
+from sqlalchemy.exc import DBAPIError
+
+from detente.store import db as store_db
+from detente.store import driver
+from detente.store import messages as db
+from detente.store.db import make_engine, migrate, read_connection, write_transaction
+from detente.store.tables import envelopes
+from detente.store.writer import Writer
+from support import envelope_row
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def pg_engine(pg_database: Callable[[str], str]) -> Iterator[Engine]:
+    engine = make_engine(pg_database("connections"))
+    migrate(engine)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def _backend_pid(engine: Engine) -> int:
+    with read_connection(engine) as conn:
+        return int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+
+def _terminate(engine: Engine, pid: int) -> None:
+    url = engine.url
+    with psycopg.connect(host=url.host, port=url.port, user=url.username, dbname=url.database, autocommit=True) as c:
+        assert c.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone() == (True,)
+        # pg_terminate_backend only signals: wait until the backend has gone.
+        for _ in range(200):
+            if c.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone() == (0,):
+                return
+            c.execute("SELECT pg_sleep(0.01)")
+    raise AssertionError(f"backend {pid} still running")
+
+
+def test_reads_run_outside_a_transaction_and_keep_the_prepared_statements(pg_engine: Engine) -> None:
+    with write_transaction(pg_engine) as conn:
+        db.insert_envelope(conn, **envelope_row(1))
+    wanted = envelope_row(1)["id"]
+    for _ in range(8):  # psycopg prepares a statement at its fifth run on a connection
+        with read_connection(pg_engine) as conn:
+            assert db.get_envelope(conn, wanted) is not None
+            raw: Any = conn.connection.dbapi_connection
+            assert raw.autocommit is True
+            assert raw.info.transaction_status == psycopg.pq.TransactionStatus.IDLE  # no BEGIN was sent
+    with read_connection(pg_engine) as conn:
+        prepared = conn.execute(text("SELECT count(*) FROM pg_prepared_statements")).scalar_one()
+    # A ROLLBACK after each read made psycopg send DEALLOCATE ALL: nothing stayed prepared.
+    assert prepared >= 1
+
+
+def test_writes_still_commit_or_roll_back_whole(pg_engine: Engine) -> None:
+    with write_transaction(pg_engine) as conn:
+        assert conn.connection.dbapi_connection.autocommit is False  # type: ignore[union-attr]
+    with pytest.raises(RuntimeError), write_transaction(pg_engine) as conn:
+        db.insert_envelope(conn, **envelope_row(2))
+        raise RuntimeError("the job failed after its first statement")
+    with read_connection(pg_engine) as conn:
+        assert conn.execute(select(envelopes.c.id)).all() == []
+    # The connection a read left in autocommit is back in transactions for the next writer.
+    writer = Writer(pg_engine)
+    try:
+        with pytest.raises(RuntimeError):
+            writer.run_sync(_insert_then_fail)
+        writer.run_sync(lambda c: db.insert_envelope(c, **envelope_row(4)))
+    finally:
+        writer.stop()
+    with read_connection(pg_engine) as conn:
+        assert [r[0] for r in conn.execute(select(envelopes.c.id))] == [envelope_row(4)["id"]]
+
+
+def _insert_then_fail(conn: Connection) -> None:
+    db.insert_envelope(conn, **envelope_row(3))
+    raise RuntimeError("the job failed after its first statement")
+
+
+def test_a_rested_connection_the_server_dropped_is_replaced_before_use(
+    pg_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = _backend_pid(pg_engine)
+    _terminate(pg_engine, first)
+    monkeypatch.setattr(store_db, "PING_IDLE", 0.0)  # every connection has rested long enough
+    with read_connection(pg_engine) as conn:
+        assert conn.execute(text("SELECT pg_backend_pid()")).scalar_one() != first
+        assert db.get_envelope(conn, envelope_row(1)["id"]) is None
+
+
+def test_a_busy_connection_the_server_dropped_fails_once_then_is_replaced(
+    pg_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_db, "PING_IDLE", 3600.0)  # no ping: the statement itself finds out
+    first = _backend_pid(pg_engine)
+    _terminate(pg_engine, first)
+    with pytest.raises(DBAPIError) as caught, read_connection(pg_engine) as conn:
+        db.get_envelope(conn, envelope_row(1)["id"])  # a statement on the driver's own cursor
+    assert caught.value.connection_invalidated
+    # The pool did not get the dead connection back: the next read runs on a new backend.
+    assert _backend_pid(pg_engine) != first
+    with write_transaction(pg_engine) as conn:
+        db.insert_envelope(conn, **envelope_row(5))
+    with read_connection(pg_engine) as conn:
+        assert driver.scalar(conn, select(envelopes.c.id), {}) == envelope_row(5)["id"]
