@@ -1,14 +1,16 @@
-"""Connections to PostgreSQL (`store.db`): reads without a transaction, pings only after a rest, and
-a connection the server dropped replaced rather than handed out again."""
+"""Connections to PostgreSQL (`store.db`, `store.writer`): reads without a transaction, pings only
+after a rest, and a connection the server dropped replaced rather than handed out again, with the
+read or the writer's batch run once more on the new one."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import Connection, Engine, select, text
+from sqlalchemy import Connection, Engine, func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from detente.store import db as store_db
@@ -101,7 +103,7 @@ def test_a_rested_connection_the_server_dropped_is_replaced_before_use(
         assert db.get_envelope(conn, envelope_row(1)["id"]) is None
 
 
-def test_a_busy_connection_the_server_dropped_fails_once_then_is_replaced(
+def test_a_busy_connection_the_server_dropped_fails_its_statement_and_is_replaced(
     pg_engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(store_db, "PING_IDLE", 3600.0)  # no ping: the statement itself finds out
@@ -116,3 +118,76 @@ def test_a_busy_connection_the_server_dropped_fails_once_then_is_replaced(
         db.insert_envelope(conn, **envelope_row(5))
     with read_connection(pg_engine) as conn:
         assert driver.scalar(conn, select(envelopes.c.id), {}) == envelope_row(5)["id"]
+
+
+def _count(engine: Engine) -> int:
+    return int(store_db.read(engine, lambda conn: conn.execute(text("SELECT count(*) FROM envelopes")).scalar_one()))
+
+
+def test_a_read_runs_again_on_a_new_connection_when_the_server_dropped_it(
+    pg_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_db, "PING_IDLE", 3600.0)
+    first = _backend_pid(pg_engine)
+    _terminate(pg_engine, first)
+    pids: list[int] = []
+
+    def query(conn: Connection) -> Any:
+        pids.append(int(driver.scalar(conn, select(func.pg_backend_pid()), {})))
+        return db.get_envelope(conn, envelope_row(1)["id"])
+
+    with pytest.raises(DBAPIError):  # the statement on the dropped connection failed ...
+        with read_connection(pg_engine) as conn:
+            query(conn)
+    _terminate(pg_engine, _backend_pid(pg_engine))
+    pids.clear()
+    assert store_db.read(pg_engine, query) is None  # ... and through `read` it runs again
+    assert len(pids) == 1 and pids[0] != first  # the failed try never reached its first statement's answer
+
+
+def test_the_writer_runs_a_batch_again_when_the_server_dropped_its_connection_before_commit(
+    pg_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_db, "PING_IDLE", 3600.0)
+    writer = Writer(pg_engine)
+    try:
+        _terminate(pg_engine, _backend_pid(pg_engine))
+        writer.run_sync(lambda conn: db.insert_envelope(conn, **envelope_row(6)))  # the writer thread
+
+        async def on_the_loop() -> None:
+            writer.attach(asyncio.get_running_loop())
+            _terminate(pg_engine, _backend_pid(pg_engine))
+            await writer.run(lambda conn: db.insert_envelope(conn, **envelope_row(7)))
+            await writer.detach()
+
+        asyncio.run(on_the_loop())
+    finally:
+        writer.stop()
+    assert _count(pg_engine) == 2  # each stored once
+
+
+def test_a_batch_that_loses_its_connection_each_time_fails_after_one_more_try(pg_engine: Engine) -> None:
+    tries: list[int] = []
+
+    def loses_its_connection(conn: Connection) -> None:
+        db.insert_envelope(conn, **envelope_row(8))
+        tries.append(1)
+        conn.execute(text("SELECT pg_terminate_backend(pg_backend_pid())"))
+
+    writer = Writer(pg_engine)
+    try:
+        with pytest.raises(DBAPIError) as caught:
+            writer.run_sync(loses_its_connection)
+        assert caught.value.connection_invalidated
+
+        async def on_the_loop() -> None:
+            writer.attach(asyncio.get_running_loop())
+            with pytest.raises(DBAPIError):
+                await writer.run(loses_its_connection)
+            await writer.detach()
+
+        asyncio.run(on_the_loop())
+    finally:
+        writer.stop()
+    assert len(tries) == 4  # twice on the thread, twice on the loop: never a third time
+    assert _count(pg_engine) == 0  # and nothing was written

@@ -20,6 +20,7 @@ from detente.node.evidence import EvidenceFetcher
 from detente.node.peers import PeerClient
 from detente.node.record import Record
 from detente.node.schedule import Scheduler
+from detente.store import db as store_db
 from detente.store import operators as operators_db
 from detente.store.db import make_engine, migrate, read_connection
 from detente.store.writer import Writer
@@ -115,9 +116,8 @@ class Node:
         return await self.ctx.writer.run(job, urgent=urgent, weight=weight)
 
     def read(self, query: Callable[[Connection], T]) -> T:
-        """Run a read-only function of a connection."""
-        with read_connection(self.ctx.engine) as conn:
-            return query(conn)
+        """Run a read-only function of a connection (`store.db.read`)."""
+        return store_db.read(self.ctx.engine, query)
 
     async def aread(self, query: Callable[[Connection], T]) -> T:
         """Run a read-only function of a connection off the event loop."""

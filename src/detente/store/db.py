@@ -13,19 +13,20 @@ checkout. The ROLLBACK mattered most: psycopg forgets its prepared statements at
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 
 from detente.store import driver, logtail
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+T = TypeVar("T")
 PING_IDLE = 1.0  # seconds a pooled PostgreSQL connection may rest before it is pinged at checkout
 
 
@@ -91,6 +92,22 @@ def _ping_when_idle(engine: Engine) -> None:
             engine.dialect.do_ping(dbapi_conn)
         except engine.dialect.loaded_dbapi.Error as exc:
             raise DisconnectionError(f"connection dropped by the server: {exc}") from exc  # the pool reconnects
+
+
+def read(engine: Engine, query: Callable[[Connection], T]) -> T:
+    """Run a read-only function of a connection and return its result (`read_connection`).
+
+    If the server dropped the connection under it (a restart), the read runs once more on a new
+    one: a read changes nothing, so a person sees the answer instead of an error.
+    """
+    try:
+        with read_connection(engine) as conn:
+            return query(conn)
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+    with read_connection(engine) as conn:
+        return query(conn)
 
 
 @contextmanager

@@ -197,7 +197,8 @@ def _commit(conn: Connection) -> None:
 
 def _drop(conn: Connection) -> None:
     # Rows appended in a rolled-back scope never reach the table, and the tail ran ahead of it.
-    if conn.info.pop(_KEY, None) is not None:
+    # A connection the server dropped took its pending rows (and its `info`) with it.
+    if conn.invalidated or conn.info.pop(_KEY, None) is not None:
         forget(conn.engine)
 
 

@@ -4,7 +4,8 @@ Callers hand a job (a function of a SQLAlchemy connection) to `Writer.run`; the 
 job waiting, runs them in one transaction, commits once, and only then answers each caller (group
 commit). A job that raises is rolled back alone: the batch is run again with a SAVEPOINT per job,
 and the others in it still commit. Because there is a single writer, log indexes and sequence
-numbers are allocated without races.
+numbers are allocated without races. If the database server dropped the connection before the
+COMMIT (PostgreSQL restarting), the batch runs once more on a new connection (`_Dropped`).
 
 Where the jobs run: a serving node `attach`es the writer to its event loop, which then runs the
 jobs itself and hands only the COMMIT (the wait for the disk) to a thread, unless the batch is one
@@ -27,9 +28,9 @@ from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
 from detente.store import logtail
-from detente.store.db import write_transaction
 
 T = TypeVar("T")
 Job = Callable[[Connection], Any]
@@ -135,23 +136,38 @@ class Writer:
     async def _commit_on_loop(self, batch: list[tuple[Job, asyncio.Future[Any]]]) -> list[tuple[bool, Any]]:
         # The same recovery as `_commit`: the whole batch first, then a SAVEPOINT per job.
         try:
-            return [(True, r) for r in await self._run_on_loop(batch, savepoints=False)]
+            return [(True, r) for r in await self._run_on_loop_again(batch, savepoints=False)]
         except Exception as exc:
             if len(batch) == 1:
                 return [(False, exc)]
         try:
-            return await self._run_on_loop(batch, savepoints=True)
+            return await self._run_on_loop_again(batch, savepoints=True)
         except Exception as exc:  # the commit itself failed: nothing was written
             return [(False, exc)] * len(batch)
 
+    async def _run_on_loop_again(self, batch: list[tuple[Job, asyncio.Future[Any]]], *, savepoints: bool) -> list[Any]:
+        """`_run_on_loop`, once more on a new connection if the server dropped the first before COMMIT."""
+        try:
+            return await self._run_on_loop(batch, savepoints=savepoints)
+        except _Dropped:
+            pass
+        try:
+            return await self._run_on_loop(batch, savepoints=savepoints)
+        except _Dropped as again:
+            raise again.cause from None
+
     async def _run_on_loop(self, batch: list[tuple[Job, asyncio.Future[Any]]], *, savepoints: bool) -> list[Any]:
-        """Run the jobs in one transaction on the loop and commit it in a thread."""
+        """Run the jobs in one transaction on the loop and commit it in a thread.
+
+        Raises `_Dropped` if the server dropped the connection before COMMIT, else the jobs' error.
+        """
         with self.engine.connect().execution_options(begin="immediate") as conn:
             transaction = conn.begin()
             try:
                 out = self._execute(conn, batch, savepoints=savepoints)
-            except BaseException:
+            except BaseException as exc:
                 transaction.rollback()
+                _raise_dropped(exc)
                 raise
             if len(batch) == 1 and not self._pending and not self._urgent:
                 # A lone job with nothing queued behind it commits here: the hand-off to a thread
@@ -201,7 +217,7 @@ class Writer:
         # jobs' own statements. Only when a job raises is the batch rolled back and run again with a
         # SAVEPOINT per job, so that the failing job fails alone.
         try:
-            results = self._run(batch, savepoints=False)
+            results = self._run_again(batch, savepoints=False)
         except BaseException as exc:  # noqa: B036 - nothing was written
             if len(batch) == 1:
                 self._settle(batch, [(False, exc)])
@@ -210,16 +226,38 @@ class Writer:
             self._settle(batch, [(True, r) for r in results])
             return
         try:
-            outcomes = self._run(batch, savepoints=True)
+            outcomes = self._run_again(batch, savepoints=True)
         except BaseException as exc:  # noqa: B036 - the commit itself failed: nothing was written
             self._settle(batch, [(False, exc)] * len(batch))
             return
         self._settle(batch, outcomes)
 
+    def _run_again(self, batch: list[tuple[Job, Future[Any]]], *, savepoints: bool) -> list[Any]:
+        """`_run`, once more on a new connection if the server dropped the first before COMMIT."""
+        try:
+            return self._run(batch, savepoints=savepoints)
+        except _Dropped:
+            pass
+        try:
+            return self._run(batch, savepoints=savepoints)
+        except _Dropped as again:
+            raise again.cause from None
+
     def _run(self, batch: list[tuple[Job, Future[Any]]], *, savepoints: bool) -> list[Any]:
-        """Run the jobs in one transaction and commit it; with `savepoints`, return (ok, value) per job."""
-        with write_transaction(self.engine) as conn:
-            return self._execute(conn, batch, savepoints=savepoints)
+        """Run the jobs in one transaction and commit it; with `savepoints`, return (ok, value) per job.
+
+        Raises `_Dropped` if the server dropped the connection before COMMIT, else the jobs' error.
+        """
+        with self.engine.connect().execution_options(begin="immediate") as conn:
+            transaction = conn.begin()
+            try:
+                out = self._execute(conn, batch, savepoints=savepoints)
+            except BaseException as exc:
+                transaction.rollback()
+                _raise_dropped(exc)
+                raise
+            transaction.commit()
+            return out
 
     def _execute(self, conn: Connection, batch: list[tuple[Job, Any]], *, savepoints: bool) -> list[Any]:
         """Run the jobs on `conn`, inside its transaction; with `savepoints`, return (ok, value) per job."""
@@ -253,3 +291,22 @@ class Writer:
                 future.set_result(value)
             else:
                 future.set_exception(value)
+
+
+class _Dropped(Exception):
+    """The database server dropped the connection before COMMIT was sent: nothing was written.
+
+    The batch then runs once more on a new connection (a server restart, a connection it timed
+    out): its jobs are functions of the connection alone, which the SAVEPOINT recovery already
+    relies on. A connection lost at COMMIT is not retried: the server may have committed.
+    """
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def _raise_dropped(exc: BaseException) -> None:
+    """Raise `_Dropped` if `exc` says the server dropped the connection (the pool replaced it)."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        raise _Dropped(exc) from exc
