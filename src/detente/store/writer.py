@@ -23,11 +23,12 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, RootTransaction
 from sqlalchemy.exc import DBAPIError
 
 from detente.store import logtail
@@ -150,25 +151,13 @@ class Writer:
         try:
             return await self._run_on_loop(batch, savepoints=savepoints)
         except _Dropped:
-            pass
-        try:
-            return await self._run_on_loop(batch, savepoints=savepoints)
-        except _Dropped as again:
-            raise again.cause from None
+            return await self._run_on_loop(batch, savepoints=savepoints, last=True)
 
-    async def _run_on_loop(self, batch: list[tuple[Job, asyncio.Future[Any]]], *, savepoints: bool) -> list[Any]:
-        """Run the jobs in one transaction on the loop and commit it in a thread.
-
-        Raises `_Dropped` if the server dropped the connection before COMMIT, else the jobs' error.
-        """
-        with self.engine.connect().execution_options(begin="immediate") as conn:
-            transaction = conn.begin()
-            try:
-                out = self._execute(conn, batch, savepoints=savepoints)
-            except BaseException as exc:
-                transaction.rollback()
-                _raise_dropped(exc)
-                raise
+    async def _run_on_loop(
+        self, batch: list[tuple[Job, asyncio.Future[Any]]], *, savepoints: bool, last: bool = False
+    ) -> list[Any]:
+        """Run the jobs in one transaction on the loop and commit it in a thread (see `_transaction`)."""
+        with self._transaction(batch, savepoints=savepoints, last=last) as (transaction, out):
             if len(batch) == 1 and not self._pending and not self._urgent:
                 # A lone job with nothing queued behind it commits here: the hand-off to a thread
                 # and back adds about 0.3 ms to its answer, and a FLASH message crosses two such
@@ -237,16 +226,23 @@ class Writer:
         try:
             return self._run(batch, savepoints=savepoints)
         except _Dropped:
-            pass
-        try:
-            return self._run(batch, savepoints=savepoints)
-        except _Dropped as again:
-            raise again.cause from None
+            return self._run(batch, savepoints=savepoints, last=True)
 
-    def _run(self, batch: list[tuple[Job, Future[Any]]], *, savepoints: bool) -> list[Any]:
-        """Run the jobs in one transaction and commit it; with `savepoints`, return (ok, value) per job.
+    def _run(self, batch: list[tuple[Job, Future[Any]]], *, savepoints: bool, last: bool = False) -> list[Any]:
+        """Run the jobs in one transaction and commit it (see `_transaction`)."""
+        with self._transaction(batch, savepoints=savepoints, last=last) as (transaction, out):
+            transaction.commit()
+            return out
 
-        Raises `_Dropped` if the server dropped the connection before COMMIT, else the jobs' error.
+    @contextmanager
+    def _transaction(
+        self, batch: list[tuple[Job, Any]], *, savepoints: bool, last: bool
+    ) -> Iterator[tuple[RootTransaction, list[Any]]]:
+        """Open a write transaction and run the jobs in it; yield it, uncommitted, and their results.
+
+        With `savepoints`, the results are (ok, value) per job. On an error the transaction is
+        rolled back and the error raised: `_Dropped` if the server dropped the connection (unless
+        `last`, the batch's second try), else the jobs' own.
         """
         with self.engine.connect().execution_options(begin="immediate") as conn:
             transaction = conn.begin()
@@ -254,10 +250,10 @@ class Writer:
                 out = self._execute(conn, batch, savepoints=savepoints)
             except BaseException as exc:
                 transaction.rollback()
-                _raise_dropped(exc)
+                if not last:
+                    _raise_dropped(exc)
                 raise
-            transaction.commit()
-            return out
+            yield transaction, out
 
     def _execute(self, conn: Connection, batch: list[tuple[Job, Any]], *, savepoints: bool) -> list[Any]:
         """Run the jobs on `conn`, inside its transaction; with `savepoints`, return (ok, value) per job."""
@@ -301,12 +297,8 @@ class _Dropped(Exception):
     relies on. A connection lost at COMMIT is not retried: the server may have committed.
     """
 
-    def __init__(self, cause: BaseException) -> None:
-        super().__init__(str(cause))
-        self.cause = cause
-
 
 def _raise_dropped(exc: BaseException) -> None:
     """Raise `_Dropped` if `exc` says the server dropped the connection (the pool replaced it)."""
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        raise _Dropped(exc) from exc
+        raise _Dropped(str(exc)) from exc
