@@ -19,7 +19,7 @@ from detente.store import messages as db
 from detente.store.db import make_engine, migrate, read_connection, write_transaction
 from detente.store.tables import envelopes
 from detente.store.writer import Writer
-from support import envelope_row
+from support import envelope_row, run_async
 
 pytestmark = pytest.mark.postgres
 
@@ -160,7 +160,7 @@ def test_the_writer_runs_a_batch_again_when_the_server_dropped_its_connection_be
             await writer.run(lambda conn: db.insert_envelope(conn, **envelope_row(7)))
             await writer.detach()
 
-        asyncio.run(on_the_loop())
+        run_async(on_the_loop())
     finally:
         writer.stop()
     assert _count(pg_engine) == 2  # each stored once
@@ -186,7 +186,7 @@ def test_a_batch_that_loses_its_connection_each_time_fails_after_one_more_try(pg
                 await writer.run(loses_its_connection)
             await writer.detach()
 
-        asyncio.run(on_the_loop())
+        run_async(on_the_loop())
     finally:
         writer.stop()
     assert len(tries) == 4  # twice on the thread, twice on the loop: never a third time

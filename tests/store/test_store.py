@@ -278,9 +278,69 @@ def test_writer_on_the_event_loop_bounds_a_batch_by_the_weight_of_its_jobs(any_e
 
     event.listen(any_engine, "commit", lambda conn: conn.info.pop("batch", None))
     run_async(main())
-    # Up to ten envelopes' worth a batch, and a heavier job alone: a FLASH waits for no more.
+    # Up to ten envelopes' worth a batch, and a heavier job alone.
     assert event_batches == [["a", "b"], ["c"], ["heavy"], ["d", "e"]]
     assert _leaves(any_engine) == ["a", "b", "c", "heavy", "d", "e"]
+
+
+@pytest.mark.parametrize(
+    ("turns_from", "arriving", "expected"),
+    [
+        # The FLASH ran next and was committed with n0 alone; n1 and n2 went back to the head of
+        # the queue with their weights (4 + 4: n3 waits for the batch after).
+        (9, ["FLASH"], ["n0", "FLASH", "COMMIT", "n1", "n2", "COMMIT", "n3", "COMMIT"]),
+        # Receipts go ahead of the queue, in the next batch, but do not cut in: that costs a commit.
+        (9, ["RECEIPTS"], ["n0", "n1", "n2", "COMMIT", "RECEIPTS", "COMMIT", "n3", "COMMIT"]),
+        (
+            9,
+            ["RECEIPTS", "FLASH"],
+            ["n0", "FLASH", "COMMIT", "RECEIPTS", "COMMIT", "n1", "n2", "COMMIT", "n3", "COMMIT"],
+        ),
+        # A batch lighter than TURNS_FROM (1 + 4 + 4 < 10) runs without turns: the FLASH waits for it.
+        (10, ["FLASH"], ["n0", "n1", "n2", "COMMIT", "FLASH", "COMMIT", "n3", "COMMIT"]),
+    ],
+)
+def test_an_urgent_job_cuts_into_a_running_batch_at_its_next_turn(
+    any_engine: Engine, monkeypatch: pytest.MonkeyPatch, turns_from: int, arriving: list[str], expected: list[str]
+) -> None:
+    from sqlalchemy import event
+
+    from detente.store import writer as writer_mod
+
+    monkeypatch.setattr(writer_mod, "TURN", 0.0)  # a turn before every job but a batch's first ...
+    monkeypatch.setattr(writer_mod, "TURNS_FROM", turns_from)  # ... of that many envelopes' worth or more
+    writer = Writer(any_engine, max_weight=10)
+    seen: list[str] = []
+
+    def append(name: str, then: Any = None) -> Any:
+        def job(conn: Any) -> int:
+            seen.append(name)
+            if then is not None:
+                then()
+            return db.append_log(conn, name.encode(), name)
+
+        return job
+
+    async def main() -> None:
+        writer.attach(asyncio.get_running_loop())
+        later: list[asyncio.Future[int]] = []
+
+        def they_arrive() -> None:  # while n0 runs: they reach the writer at its next turn
+            for name in arriving:
+                flash = name == "FLASH"
+                later.append(asyncio.ensure_future(writer.run(append(name), urgent=flash, ahead=not flash)))
+
+        weights = {"n0": 1, "n1": 4, "n2": 4, "n3": 4}
+        jobs = [writer.run(append(n, they_arrive if n == "n0" else None), weight=w) for n, w in weights.items()]
+        await asyncio.gather(*jobs)
+        await asyncio.gather(*later)  # queued while n0 ran
+        await writer.detach()
+
+    event.listen(any_engine, "commit", lambda conn: seen.append("COMMIT"))
+    run_async(main())
+    assert seen == expected
+    assert _leaves(any_engine) == [name for name in expected if name != "COMMIT"]
+    assert writer.batches == expected.count("COMMIT")
 
 
 def test_writer_on_the_event_loop_commits_a_lone_job_on_the_loop(any_engine: Engine) -> None:

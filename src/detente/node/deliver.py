@@ -243,7 +243,7 @@ class Deliverer:
             # Ahead of the queued sends: until they are stored, these rows hold the outbox and the
             # next batch waits (at most MAX_UNSETTLED unsettled). Under load, behind a queue of send
             # jobs, they held delivery back by 14% (docs/performance.md, item 24).
-            events = await self.ctx.writer.run(receipts_job(self.ctx, self.peer, good), urgent=True)
+            events = await self.ctx.writer.run(receipts_job(self.ctx, self.peer, good), ahead=True)
             self.ctx.bus.publish(*events)
         if problems:
             await self.ctx.writer.run(self._problems_job(problems))

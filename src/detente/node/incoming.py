@@ -31,7 +31,9 @@ from detente.store import links as links_db
 from detente.store import messages as db
 
 MAX_BATCH = 500
-JOB_ENVELOPES = 64  # a delivery batch is stored by writer jobs of at most this many envelopes
+# A delivery batch is stored by writer jobs of at most this many envelopes: a FLASH message that
+# reaches a busy node cuts in between two of them (`store.writer`, turns).
+JOB_ENVELOPES = 16
 
 
 @dataclass

@@ -10,9 +10,11 @@ COMMIT (PostgreSQL restarting), the batch runs once more on a new connection (`_
 Where the jobs run: a serving node `attach`es the writer to its event loop, which then runs the
 jobs itself and hands only the COMMIT (the wait for the disk) to a thread, unless the batch is one
 job with nothing queued behind it: that one commits on the loop, sooner. A batch on the loop takes
-jobs up to `max_weight` envelopes' worth (a heavier job runs alone), because its jobs run without a
-pause and an urgent job waits for them. Elsewhere (the command
-line, tests, a caller on another loop) jobs run on a dedicated writer thread. The loop is the
+jobs up to `max_weight` envelopes' worth (a heavier job runs alone) and, from `TURNS_FROM` of
+them, gives the loop a turn between its jobs every `TURN` seconds of their work: an urgent job (a
+FLASH message) that arrived meanwhile cuts in there, runs next in the same transaction and is
+committed at once, and the jobs not yet run go back to the head of the queue. Elsewhere (the
+command line, tests, a caller on another loop) jobs run on a dedicated writer thread. The loop is the
 faster home: SQLite gives up Python's GIL for every statement, and a writer thread has to win it
 back from the busy event loop each time. Measured on two cores, that contention doubled the
 writer's CPU per send job, and the loop carries 9–29% more messages/s (docs/performance.md).
@@ -23,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
@@ -35,8 +38,11 @@ from detente.store import logtail
 
 T = TypeVar("T")
 Job = Callable[[Connection], Any]
+Item = tuple[Job, Any, int]  # a job, the future its caller awaits, its weight
 _STOP = object()
-MAX_WEIGHT = 64  # envelopes a batch on the loop writes at most, unless one job writes more
+MAX_WEIGHT = 256  # envelopes a batch on the loop writes at most, unless one job writes more
+TURN = 0.002  # seconds of jobs' work a batch on the loop runs before it gives the loop a turn
+TURNS_FROM = 32  # envelopes' worth: a lighter batch runs without turns
 
 
 class Writer:
@@ -49,8 +55,9 @@ class Writer:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._attached: asyncio.AbstractEventLoop | None = None
-        self._pending: list[tuple[Job, asyncio.Future[Any], int]] = []  # with each job's weight
-        self._urgent: list[tuple[Job, asyncio.Future[Any], int]] = []  # the next batch (FLASH, receipts)
+        self._pending: list[Item] = []
+        self._ahead: list[Item] = []  # the next batch (a delivery batch's receipts)
+        self._urgent: list[Item] = []  # cutting into the running batch, or the next (FLASH traffic)
         self._draining: asyncio.Task[None] | None = None
         self.batches = 0
         self.jobs = 0
@@ -83,58 +90,61 @@ class Writer:
         if self._thread is None:
             self.start()
         future: Future[T] = Future()
-        self._queue.put((job, future))
+        self._queue.put((job, future, 1))
         return future
 
-    async def run(self, job: Callable[[Connection], T], *, urgent: bool = False, weight: int = 1) -> T:
+    async def run(
+        self, job: Callable[[Connection], T], *, urgent: bool = False, ahead: bool = False, weight: int = 1
+    ) -> T:
         """Run `job` in the writer and return its result once committed; re-raise its error.
 
-        An `urgent` job (FLASH traffic, a delivery batch's receipts) goes into the next batch on the
-        loop, ahead of the jobs already waiting, so that it does not wait for a whole queue of them
-        under load. `weight` is about how many envelopes the job writes: a batch on the loop takes
-        jobs up to `max_weight` of them (and always one), so that an urgent job waits for at most
-        about that much work.
+        An `urgent` job (FLASH traffic) cuts into the running batch at its next turn, or makes up
+        the next batch, so that under load it waits for about `TURN` of other jobs' work (or one
+        job heavier than that). A job `ahead` (a delivery batch's receipts) goes into the next
+        batch, before the jobs already waiting: cutting in ends a batch early and costs a commit,
+        worth it for a FLASH message, not for what comes every few milliseconds. `weight` is about
+        how many envelopes the job writes: a batch on the loop takes jobs up to `max_weight` of
+        them, and always one.
         """
         loop = asyncio.get_running_loop()
         if loop is not self._attached:
             return await asyncio.wrap_future(self.submit(job))
         future: asyncio.Future[T] = loop.create_future()
-        (self._urgent if urgent else self._pending).append((job, future, weight))
+        (self._urgent if urgent else self._ahead if ahead else self._pending).append((job, future, weight))
         if self._draining is None:
             self._draining = loop.create_task(self._drain(), name="detente-writer")
         return await future
 
     async def _drain(self) -> None:
         # Jobs that arrive while a batch commits wait for the next batch: group commit on the loop.
-        # Urgent jobs make up a batch of their own: a few statements, not a whole queue's.
+        # Urgent jobs make up a batch of their own (a few statements, not a whole queue's), or cut
+        # into the running one (`_execute_with_turns`).
         try:
-            while self._urgent or self._pending:
-                batch = self._take(self._urgent or self._pending)
+            while self._urgent or self._ahead or self._pending:
+                batch = self._take(self._urgent or self._ahead or self._pending)
                 try:
                     outcomes = await self._commit_on_loop(batch)
                 except BaseException:
-                    for _, future in batch:  # no caller waits forever on a batch that died
+                    for _, future, _ in batch:  # no caller waits forever on a batch that died
                         future.cancel()
                     raise
                 self._settle(batch, outcomes)
         finally:
             self._draining = None
 
-    def _take(self, source: list[tuple[Job, asyncio.Future[Any], int]]) -> list[tuple[Job, asyncio.Future[Any]]]:
+    def _take(self, source: list[Item]) -> list[Item]:
         """Take the next batch from `source`: jobs up to `max_weight` in all, at least one."""
-        # The jobs of a batch run on the loop without a pause: a FLASH message that arrives meanwhile
-        # waits for all of them. A bound on their work bounds that wait; the commits it adds cost
-        # far less than the jobs (docs/performance.md, item 29).
+        # A batch's callers hear of it at its commit: a bound on its work bounds their wait.
         taken, weight = 0, 0
         for _, _, w in source[: self.max_batch]:
             if taken and weight + w > self.max_weight:
                 break
             taken, weight = taken + 1, weight + w
-        batch = [(job, future) for job, future, _ in source[:taken]]
+        batch = source[:taken]
         del source[:taken]
         return batch
 
-    async def _commit_on_loop(self, batch: list[tuple[Job, asyncio.Future[Any]]]) -> list[tuple[bool, Any]]:
+    async def _commit_on_loop(self, batch: list[Item]) -> list[tuple[bool, Any]]:
         # The same recovery as `_commit`: the whole batch first, then a SAVEPOINT per job.
         try:
             return [(True, r) for r in await self._run_on_loop_again(batch, savepoints=False)]
@@ -146,19 +156,26 @@ class Writer:
         except Exception as exc:  # the commit itself failed: nothing was written
             return [(False, exc)] * len(batch)
 
-    async def _run_on_loop_again(self, batch: list[tuple[Job, asyncio.Future[Any]]], *, savepoints: bool) -> list[Any]:
+    async def _run_on_loop_again(self, batch: list[Item], *, savepoints: bool) -> list[Any]:
         """`_run_on_loop`, once more on a new connection if the server dropped the first before COMMIT."""
         try:
             return await self._run_on_loop(batch, savepoints=savepoints)
         except _Dropped:
             return await self._run_on_loop(batch, savepoints=savepoints, last=True)
 
-    async def _run_on_loop(
-        self, batch: list[tuple[Job, asyncio.Future[Any]]], *, savepoints: bool, last: bool = False
-    ) -> list[Any]:
-        """Run the jobs in one transaction on the loop and commit it in a thread (see `_transaction`)."""
-        with self._transaction(batch, savepoints=savepoints, last=last) as (transaction, out):
-            if len(batch) == 1 and not self._pending and not self._urgent:
+    async def _run_on_loop(self, batch: list[Item], *, savepoints: bool, last: bool = False) -> list[Any]:
+        """Run the jobs in one transaction on the loop and commit it in a thread.
+
+        Raises `_Dropped` if the server dropped the connection before COMMIT (unless `last`), else
+        the jobs' error. Without `savepoints`, urgent jobs may cut in (`batch` is then changed).
+        """
+        with self._write() as (conn, transaction):
+            with _rolled_back_on_error(transaction, last=last):
+                if savepoints:  # the rare second try runs the batch as it was, without turns
+                    out = self._execute(conn, batch, savepoints=True)
+                else:
+                    out = await self._execute_with_turns(conn, batch)
+            if len(batch) == 1 and not self._pending and not self._ahead and not self._urgent:
                 # A lone job with nothing queued behind it commits here: the hand-off to a thread
                 # and back adds about 0.3 ms to its answer, and a FLASH message crosses two such
                 # jobs. Interleaved runs: FLASH delivered p50 lower in 7 of 8 pairs, by 0.4-0.7 ms
@@ -176,6 +193,37 @@ class Writer:
                 await asyncio.wait({commit})
                 raise
             return out
+
+    async def _execute_with_turns(self, conn: Connection, batch: list[Item]) -> list[Any]:
+        """Run the jobs on `conn`, giving the loop a turn every `TURN` seconds of their work.
+
+        An urgent job that arrived by a turn runs next, in this transaction, and the batch ends
+        with it: the jobs not yet run go back to the head of the queue, and `batch` becomes the
+        jobs that ran, in order. A batch lighter than `TURNS_FROM` runs without turns.
+        """
+        # A FLASH message that reaches a busy node waited for the whole batch running there (up to
+        # 64 envelopes' worth, about 25 ms, on each node). With turns it waits for about TURN, and
+        # batches can be large again: fewer commits. A light batch (sixteen senders' single
+        # messages) gains nothing from turns, and its callers, who all wait for its commit, lost
+        # about 5% of their throughput to them (docs/performance.md, item 31).
+        if sum(weight for _, _, weight in batch) < TURNS_FROM:
+            return self._execute(conn, batch, savepoints=False)
+        out: list[Any] = []
+        started = time.perf_counter()
+        for i, (job, _, _) in enumerate(list(batch)):
+            if i and time.perf_counter() - started >= TURN:
+                await asyncio.sleep(0)
+                started = time.perf_counter()
+                if self._urgent:
+                    self._pending[:0] = batch[i:]
+                    del batch[i:]
+                    cutting_in = self._take(self._urgent)
+                    batch.extend(cutting_in)
+                    out.extend(urgent(conn) for urgent, _, _ in cutting_in)
+                    break
+            out.append(job(conn))
+        logtail.flush(conn)  # as `_execute`: log rows still pending fail here, where the batch can be retried
+        return out
 
     def run_sync(self, job: Callable[[Connection], T]) -> T:
         """Blocking form of `run`, for the command line and tests."""
@@ -201,7 +249,7 @@ class Writer:
             if stop:
                 return
 
-    def _commit(self, batch: list[tuple[Job, Future[Any]]]) -> None:
+    def _commit(self, batch: list[Item]) -> None:
         # Most batches succeed whole: run them without per-job SAVEPOINTs, which cost as much as the
         # jobs' own statements. Only when a job raises is the batch rolled back and run again with a
         # SAVEPOINT per job, so that the failing job fails alone.
@@ -221,44 +269,35 @@ class Writer:
             return
         self._settle(batch, outcomes)
 
-    def _run_again(self, batch: list[tuple[Job, Future[Any]]], *, savepoints: bool) -> list[Any]:
+    def _run_again(self, batch: list[Item], *, savepoints: bool) -> list[Any]:
         """`_run`, once more on a new connection if the server dropped the first before COMMIT."""
         try:
             return self._run(batch, savepoints=savepoints)
         except _Dropped:
             return self._run(batch, savepoints=savepoints, last=True)
 
-    def _run(self, batch: list[tuple[Job, Future[Any]]], *, savepoints: bool, last: bool = False) -> list[Any]:
-        """Run the jobs in one transaction and commit it (see `_transaction`)."""
-        with self._transaction(batch, savepoints=savepoints, last=last) as (transaction, out):
+    def _run(self, batch: list[Item], *, savepoints: bool, last: bool = False) -> list[Any]:
+        """Run the jobs in one transaction and commit it; with `savepoints`, return (ok, value) per job.
+
+        Raises `_Dropped` if the server dropped the connection before COMMIT (unless `last`), else
+        the jobs' error.
+        """
+        with self._write() as (conn, transaction):
+            with _rolled_back_on_error(transaction, last=last):
+                out = self._execute(conn, batch, savepoints=savepoints)
             transaction.commit()
             return out
 
     @contextmanager
-    def _transaction(
-        self, batch: list[tuple[Job, Any]], *, savepoints: bool, last: bool
-    ) -> Iterator[tuple[RootTransaction, list[Any]]]:
-        """Open a write transaction and run the jobs in it; yield it, uncommitted, and their results.
-
-        With `savepoints`, the results are (ok, value) per job. On an error the transaction is
-        rolled back and the error raised: `_Dropped` if the server dropped the connection (unless
-        `last`, the batch's second try), else the jobs' own.
-        """
+    def _write(self) -> Iterator[tuple[Connection, RootTransaction]]:
+        """Open a connection and its write transaction (BEGIN IMMEDIATE on SQLite)."""
         with self.engine.connect().execution_options(begin="immediate") as conn:
-            transaction = conn.begin()
-            try:
-                out = self._execute(conn, batch, savepoints=savepoints)
-            except BaseException as exc:
-                transaction.rollback()
-                if not last:
-                    _raise_dropped(exc)
-                raise
-            yield transaction, out
+            yield conn, conn.begin()
 
-    def _execute(self, conn: Connection, batch: list[tuple[Job, Any]], *, savepoints: bool) -> list[Any]:
+    def _execute(self, conn: Connection, batch: list[Item], *, savepoints: bool) -> list[Any]:
         """Run the jobs on `conn`, inside its transaction; with `savepoints`, return (ok, value) per job."""
         out: list[Any] = []
-        for job, _ in batch:
+        for job, _, _ in batch:
             if not savepoints:
                 out.append(job(conn))
                 continue
@@ -275,12 +314,12 @@ class Writer:
         logtail.flush(conn)  # log rows still pending fail here, where the batch can be retried
         return out
 
-    def _settle(self, batch: list[tuple[Job, Any]], outcomes: list[tuple[bool, Any]]) -> None:
+    def _settle(self, batch: list[Item], outcomes: list[tuple[bool, Any]]) -> None:
         # The futures are `concurrent.futures` ones from the thread and asyncio ones on the loop:
         # both answer done(), set_result() and set_exception().
         self.batches += 1
         self.jobs += len(batch)
-        for (ok, value), (_, future) in zip(outcomes, batch, strict=True):
+        for (ok, value), (_, future, _) in zip(outcomes, batch, strict=True):
             if future.done():
                 continue
             if ok:
@@ -296,6 +335,22 @@ class _Dropped(Exception):
     out): its jobs are functions of the connection alone, which the SAVEPOINT recovery already
     relies on. A connection lost at COMMIT is not retried: the server may have committed.
     """
+
+
+@contextmanager
+def _rolled_back_on_error(transaction: RootTransaction, *, last: bool) -> Iterator[None]:
+    """Roll `transaction` back if the block raises, and raise the error again.
+
+    The error becomes `_Dropped` if the server dropped the connection, unless `last` (the batch's
+    second try). Only the jobs run in the block: a COMMIT that fails is never tried again.
+    """
+    try:
+        yield
+    except BaseException as exc:
+        transaction.rollback()
+        if not last:
+            _raise_dropped(exc)
+        raise
 
 
 def _raise_dropped(exc: BaseException) -> None:

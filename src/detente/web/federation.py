@@ -66,8 +66,8 @@ async def deliver(request: Request, node: NodeDep) -> JSONResponse:
     # A sender of an earlier release does not ask for batch receipts, and verifies only one signed
     # receipt per envelope: it gets those until its state upgrades.
     batched = request.headers.get(receipts.BATCH_HEADER) == receipts.BATCH_VALUE
-    # Stored in order by jobs of at most JOB_ENVELOPES: a FLASH that arrives meanwhile waits for
-    # one of them, not for a whole batch of up to MAX_BATCH (docs/performance.md, item 29).
+    # Stored in order by jobs of at most JOB_ENVELOPES: a FLASH that arrives meanwhile cuts in after
+    # one of them, not after a whole batch of up to MAX_BATCH (docs/performance.md, items 29, 31).
     blocked: set[str] = set()
     parts = [
         (checked[i : i + JOB_ENVELOPES], ids[i : i + JOB_ENVELOPES]) for i in range(0, len(checked), JOB_ENVELOPES)

@@ -429,9 +429,9 @@ def test_receipts_are_stored_ahead_of_the_writers_queue(pk: tuple[NodeContext, S
     real_run = ctx.writer.run
     calls: list[tuple[str, bool]] = []
 
-    async def spying_run(job: Any, *, urgent: bool = False, weight: int = 1) -> Any:
-        calls.append((job.__qualname__, urgent))
-        return await real_run(job, urgent=urgent, weight=weight)
+    async def spying_run(job: Any, *, urgent: bool = False, ahead: bool = False, weight: int = 1) -> Any:
+        calls.append((job.__qualname__, ahead))
+        return await real_run(job, urgent=urgent, ahead=ahead, weight=weight)
 
     ctx.writer.run = spying_run  # type: ignore[method-assign]
 
@@ -442,7 +442,7 @@ def test_receipts_are_stored_ahead_of_the_writers_queue(pk: tuple[NodeContext, S
     run_async(scenario())
     assert peer.batches == [queued]
     assert ("receipts_job.<locals>.job", True) in calls
-    assert all(urgent for name, urgent in calls if name.startswith("receipts_job"))
+    assert all(ahead for name, ahead in calls if name.startswith("receipts_job"))
 
 
 def test_a_full_read_marks_the_link_backlogged_until_a_short_one(pk: tuple[NodeContext, Signer]) -> None:
