@@ -343,6 +343,48 @@ def test_an_urgent_job_cuts_into_a_running_batch_at_its_next_turn(
     assert writer.batches == expected.count("COMMIT")
 
 
+def test_a_failing_job_that_cut_in_fails_alone(any_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    from detente.store import writer as writer_mod
+
+    monkeypatch.setattr(writer_mod, "TURN", 0.0)
+    monkeypatch.setattr(writer_mod, "TURNS_FROM", 2)
+    writer = Writer(any_engine)
+    ran: list[str] = []
+
+    def append(name: str) -> Any:
+        def job(conn: Any) -> int:
+            ran.append(name)
+            return db.append_log(conn, name.encode(), name)
+
+        return job
+
+    def failing_flash(conn: Any) -> None:
+        ran.append("FLASH")
+        db.append_log(conn, b"FLASH", "FLASH")
+        raise Conflict("the FLASH job refuses")
+
+    async def main() -> Any:
+        writer.attach(asyncio.get_running_loop())
+        later: list[asyncio.Future[Any]] = []
+
+        def first(conn: Any) -> int:
+            if not later:
+                later.append(asyncio.ensure_future(writer.run(failing_flash, urgent=True)))
+            return append("n0")(conn)
+
+        await asyncio.gather(writer.run(first), *(writer.run(append(f"n{k}")) for k in (1, 2)))
+        outcome = (await asyncio.gather(*later, return_exceptions=True))[0]
+        await writer.detach()
+        return outcome
+
+    outcome = run_async(main())
+    # The batch it cut into was run again with a SAVEPOINT per job: only the FLASH job failed, and
+    # the jobs it had sent back to the queue ran after.
+    assert ran == ["n0", "FLASH", "n0", "FLASH", "n1", "n2"]
+    assert isinstance(outcome, Conflict)
+    assert _leaves(any_engine) == ["n0", "n1", "n2"]
+
+
 def test_writer_on_the_event_loop_commits_a_lone_job_on_the_loop(any_engine: Engine) -> None:
     from sqlalchemy import event
 
