@@ -205,7 +205,7 @@ class Writer:
         # 64 envelopes' worth, about 25 ms, on each node). With turns it waits for about TURN, and
         # batches can be large again: fewer commits. A light batch (sixteen senders' single
         # messages) gains nothing from turns, and its callers, who all wait for its commit, lost
-        # about 5% of their throughput to them (docs/performance.md, item 31).
+        # 6-7% of their throughput to them in 2 of 3 pairs (docs/performance.md, item 31).
         if sum(weight for _, _, weight in batch) < TURNS_FROM:
             return self._execute(conn, batch, savepoints=False)
         out: list[Any] = []
