@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Connection, Engine, inspect, select
+from sqlalchemy import Connection, Engine, event, inspect, select
 
 from detente.errors import Conflict
 from detente.store import evidence, workflow  # noqa: F401 - their tables join `metadata` on import
@@ -87,6 +87,26 @@ def test_channels_take_turns_in_a_batch_each_in_sequence_order(any_engine: Engin
         assert _order(db.outbox_batch(conn, "ir", 4)) == ["dgmo1", "fs1", "liaison1", "dgmo2"]
         assert _order(db.outbox_batch(conn, "ir", 1)) == ["dgmo1"]
         assert db.outbox_batch(conn, "pk", 10) == []
+
+
+def test_an_outbox_read_finds_its_channels_in_one_statement(any_engine: Engine) -> None:
+    with any_engine.begin() as conn:
+        _queue(conn, {"fs": 2, "dgmo": 5, "liaison": 1})
+        statements: list[str] = []
+
+        def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            statements.append(statement)
+
+        event.listen(any_engine, "before_cursor_execute", seen)
+        try:
+            assert len(db.outbox_batch(conn, "ir", 10)) == 8
+            # The channels, one run each (4 wanted of each: only dgmo fills it), then dgmo's rest.
+            assert len(statements) == 5 and "RECURSIVE" in statements[0]
+            statements.clear()
+            assert db.outbox_batch(conn, "pk", 10) == []
+            assert len(statements) == 1
+        finally:
+            event.remove(any_engine, "before_cursor_execute", seen)
 
 
 def test_a_busy_channel_fills_what_the_quiet_ones_leave(any_engine: Engine) -> None:

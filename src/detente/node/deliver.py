@@ -196,6 +196,8 @@ class Deliverer:
                 raise
             except Exception as exc:  # the main lane delivers what this one could not
                 log.warning("express delivery to %s failed: %s", self.peer, exc)
+            finally:
+                self.wake.set()  # the main lane may carry these channels again
 
     async def _express_once(self) -> None:
         # Read and claim with no await between: the main lane sees the claim before its next read.
@@ -204,13 +206,15 @@ class Deliverer:
         if not envelopes or envelopes[-1].precedence is not Precedence.FLASH:
             return
         self._express = {channel: seq for _, _, channel, seq in rows}
+        # `Node.wake` leaves the main lane asleep for a FLASH, so that its read does not run on the
+        # loop ahead of this one (docs/performance.md, item 32): it reads once the FLASH is on its way.
+        self.wake.set()
         try:
             response = await self._send(envelopes)
             if response.status_code == 200:
                 await self.handle_results(envelopes, response.json().get("results", []))
         finally:
             self._express = {}
-            self.wake.set()  # the main lane may carry these channels again
 
     async def _send(self, envelopes: list[Envelope]) -> PeerResponse:
         body = b'{"envelopes":[' + b",".join(e.raw for e in envelopes) + b"]}"

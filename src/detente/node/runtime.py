@@ -99,13 +99,12 @@ class Node:
     def wake(self, peer: str | None = None, *, flash: bool = False) -> None:
         """Tell the deliverer of `peer` (or every deliverer) that the outbox has new rows.
 
-        `flash` says a FLASH message is among them: the deliverer's express lane looks at once.
+        `flash` says a FLASH message is among them: the deliverer's express lane looks at once, and
+        wakes the main lane for the rest once the FLASH is on its way (or it has nothing to send).
         """
         for party, deliverer in self.deliverers.items():
             if peer is None or peer == party:
-                deliverer.wake.set()
-                if flash:
-                    deliverer.flash.set()
+                (deliverer.flash if flash else deliverer.wake).set()
 
     async def run(self, job: Callable[[Connection], T], *, urgent: bool = False, weight: int = 1) -> T:
         """Run a writer job; return its result once its transaction has committed.

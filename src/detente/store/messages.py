@@ -10,7 +10,20 @@ import json
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Integer, RowMapping, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Integer,
+    RowMapping,
+    Select,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from detente.store import driver, logtail
 from detente.store.tables import envelopes, log, outbox, sequences
@@ -43,9 +56,20 @@ _OUTBOX_NEW = insert(outbox)
 _OUTBOX_DEL = delete(outbox).where(outbox.c.envelope_id == bindparam("envelope_id"))
 # A peer's queue is read channel by channel, each from the index on (peer, channel, seq): the next
 # channel after a given one (an index seek), then that channel's next rows in sequence order.
-_OUTBOX_NEXT_CHANNEL = select(func.min(outbox.c.channel)).where(
-    outbox.c.peer == bindparam("peer"), outbox.c.channel > bindparam("after")
-)
+
+
+def _queued_channels_query() -> Select[tuple[str]]:
+    # The seeks as one recursive statement: each step finds the channel after the last one found.
+    # One statement at a time they cost k + 1 round trips for k channels, on every outbox read
+    # (docs/performance.md, item 32).
+    first = select(func.min(outbox.c.channel)).where(outbox.c.peer == bindparam("peer"))
+    found = select(first.scalar_subquery().label("channel")).cte("queued", recursive=True)
+    after = first.where(outbox.c.channel > found.c.channel).scalar_subquery()
+    found = found.union_all(select(after).where(found.c.channel.is_not(None)))
+    return select(found.c.channel).where(found.c.channel.is_not(None))
+
+
+_QUEUED_CHANNELS = _queued_channels_query()
 _OUTBOX_RUN = (
     select(outbox.c.id, envelopes.c.raw, outbox.c.channel, outbox.c.seq)
     .join(envelopes, envelopes.c.id == outbox.c.envelope_id)
@@ -265,13 +289,8 @@ def outbox_batch(
 
 
 def _queued_channels(conn: Connection, peer: str) -> list[str]:
-    """Return the channels with envelopes queued for `peer`, one index seek each, in order."""
-    channels: list[str] = []
-    while True:
-        found = driver.scalar(conn, _OUTBOX_NEXT_CHANNEL, {"peer": peer, "after": channels[-1] if channels else ""})
-        if found is None:
-            return channels
-        channels.append(str(found))
+    """Return the channels with envelopes queued for `peer`, in order: one statement, one index seek each."""
+    return [str(row[0]) for row in driver.rows(conn, _QUEUED_CHANNELS, {"peer": peer})]
 
 
 def outbox_depth(conn: Connection, peer: str | None = None) -> int:

@@ -13,6 +13,7 @@ import json
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -26,6 +27,7 @@ from detente.node import deliver
 from detente.node.context import NodeContext
 from detente.node.outgoing import record_outgoing
 from detente.node.peers import PeerResponse
+from detente.node.runtime import Node
 from detente.node.schedule import Scheduler
 from detente.store import messages as db
 from detente.store.tables import outbox
@@ -328,7 +330,6 @@ def test_the_express_lane_sends_a_flash_beside_a_batch_on_its_way(
             await _until(lambda: len(peer.batches) == 1, 2.0)  # the backlog, held at the peer
             channel = "dgmo" if same_channel else "fs"
             flash.append(await asyncio.to_thread(_queue, ctx, "FLASH", Precedence.FLASH, channel))
-            deliverer.wake.set()
             deliverer.flash.set()  # what `Node.wake(peer, flash=True)` does after the commit
             with contextlib.suppress(TimeoutError):
                 await _until(lambda: _depth(ctx) == len(backlog), 1.0)
@@ -366,7 +367,6 @@ def test_a_failed_express_request_leaves_the_flash_to_the_main_lane(pk: tuple[No
         async with _delivering(deliverer):
             await _until(lambda: len(peer.batches) == 1, 2.0)
             flash.append(await asyncio.to_thread(_queue, ctx, "FLASH", Precedence.FLASH, "fs"))
-            deliverer.wake.set()
             deliverer.flash.set()
             await _until(lambda: bool(failed), 1.0)
             release.set()
@@ -374,6 +374,62 @@ def test_a_failed_express_request_leaves_the_flash_to_the_main_lane(pk: tuple[No
 
     run_async(scenario())
     assert failed and peer.batches == [backlog, flash]  # sent again, by the main lane
+
+
+class LaneNotingDeliverer(deliver.Deliverer):
+    """The real deliverer, noting which lane sent each request."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.lanes: list[str] = []
+
+    async def _send(self, envelopes: list[envelope_mod.Envelope]) -> PeerResponse:
+        task = asyncio.current_task()
+        self.lanes.append("express" if task and task.get_name().startswith("express-") else "main")
+        return await super()._send(envelopes)
+
+
+def test_a_flash_goes_first_and_the_main_lane_follows_with_the_rest(pk: tuple[NodeContext, Signer]) -> None:
+    ctx, ir_signer = pk
+    peer = StandInPeer(ctx, ir_signer)
+    deliverer = LaneNotingDeliverer(ctx, peer)  # type: ignore[arg-type]
+
+    async def scenario() -> None:
+        async with _delivering(deliverer):
+            await asyncio.sleep(0.1)  # the main lane's first read found nothing: it sleeps for 5 s
+            flash = await asyncio.to_thread(_queue, ctx, "FLASH", Precedence.FLASH, "fs")
+            routine = await asyncio.to_thread(_queue, ctx, "routine", Precedence.ROUTINE, "liaison")
+            Node.wake(SimpleNamespace(deliverers={"ir": deliverer}), "ir", flash=True)  # type: ignore[arg-type]
+            await _until(lambda: _depth(ctx) == 0, 1.0)  # well before the main lane's 5 s wait ends
+            # The express lane's read ran first and took the FLASH; it woke the main lane, which
+            # sent the message queued with it.
+            assert peer.batches == [[flash], [routine]]
+            assert deliverer.lanes == ["express", "main"]
+
+    run_async(scenario())
+
+
+class FailingExpress(deliver.Deliverer):
+    """The real deliverer, whose express lane fails before it reads anything."""
+
+    async def _express_once(self) -> None:
+        raise RuntimeError("the express lane's read failed")
+
+
+def test_a_flash_the_express_lane_cannot_take_wakes_the_main_lane(pk: tuple[NodeContext, Signer]) -> None:
+    ctx, ir_signer = pk
+    peer = StandInPeer(ctx, ir_signer)
+    deliverer = FailingExpress(ctx, peer)  # type: ignore[arg-type]
+
+    async def scenario() -> None:
+        async with _delivering(deliverer):
+            await asyncio.sleep(0.1)
+            flash = await asyncio.to_thread(_queue, ctx, "FLASH", Precedence.FLASH, "fs")
+            deliverer.flash.set()
+            await _until(lambda: _depth(ctx) == 0, 1.0)  # well before the main lane's 5 s wait ends
+            assert peer.batches == [[flash]]
+
+    run_async(scenario())
 
 
 class GatedReads(deliver.Deliverer):
