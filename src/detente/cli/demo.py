@@ -18,8 +18,8 @@ import typer
 from rich.console import Console
 
 from detente.cli.app import app
-from detente.errors import Unavailable
-from detente.node.demo import setup_demo
+from detente.errors import Error, Unavailable
+from detente.node.demo import clear_workdir, setup_demo
 from detente.node.tls import trust_exactly
 
 out = Console(highlight=False, soft_wrap=True)
@@ -164,28 +164,53 @@ def print_info(info: dict[str, Any]) -> None:
     )
 
 
+def _workdir(value: str | Path) -> Path:
+    # An empty value is a script's unset variable, not a directory: as a Path it would silently
+    # become the current directory.
+    if not str(value):
+        raise typer.BadParameter("it is empty: name a directory, e.g. --workdir demo")
+    return Path(value)
+
+
 @app.command()
 def demo(
-    workdir: Annotated[Path, typer.Option(help="where to put both nodes")] = Path("demo"),
+    workdir: Annotated[
+        Path,
+        typer.Option(
+            parser=_workdir,
+            metavar="DIR",
+            help="where to put both nodes: a new or empty directory, or one an earlier demo made",
+        ),
+    ] = Path("demo"),
     setup_only: Annotated[bool, typer.Option("--setup-only", help="prepare the nodes and stop")] = False,
     agreement: Annotated[Path, typer.Option(help="the agreement template")] = DEFAULT_AGREEMENT,
-    fresh: Annotated[bool, typer.Option(help="start again from an empty workdir")] = True,
+    fresh: Annotated[
+        bool,
+        typer.Option(
+            "--fresh/--no-fresh",
+            help="set up new nodes, removing only what an earlier demo wrote in DIR; "
+            "--no-fresh keeps an earlier demo's nodes, keys and tokens",
+        ),
+    ] = True,
     drill: Annotated[
         bool | None,
         typer.Option("--drill/--no-drill", help="play the January 2024 drill, with the hotline (default: on)"),
     ] = None,
     drill_speed: Annotated[float, typer.Option(help="drill seconds per real second")] = 240,
 ) -> None:
-    """Prepare (and run) two nodes, Pakistan and Iran, on loopback, with a live feed of the link."""
+    """Prepare (and run) two nodes, Pakistan and Iran, on loopback, with a live feed of the link.
+
+    DIR may be new, empty, or a directory an earlier demo made; any other directory is refused
+    before anything is touched; in a demo's directory only what the demo wrote is removed.
+    """
     info_path = workdir / "demo.json"
     drilling = (not setup_only) if drill is None else drill
-    if fresh and workdir.exists():
-        import shutil
-
-        shutil.rmtree(workdir)
-    if info_path.exists():
-        info = json.loads(info_path.read_text())
-    else:
+    try:
+        info = clear_workdir(workdir, keep=not fresh)
+    except Error as exc:
+        # A directory the demo may not use is a mistyped command line: usage and exit status 2.
+        raise typer.BadParameter(exc.detail, param_hint="'--workdir'") from exc
+    if info is None:
         info = setup_demo(workdir, drill_template(workdir, agreement) if drilling else agreement)
     if setup_only:
         print(f"prepared {workdir}; start each node with: detente serve --data {workdir}/<party>")

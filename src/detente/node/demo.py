@@ -3,16 +3,132 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import socket
 from pathlib import Path
 from typing import Any
 
 from detente.core import agreement as agreement_mod
+from detente.errors import Conflict, Invalid
 from detente.node.setup import add_user, init_node, ratify
 
 DEMO_PARTIES = ("pk", "ir")
 DEMO_LINK_TEST_SECONDS = 5
+DEMO_MARKER = ".detente-demo"
+# Every name a demo writes directly in its workdir, and whether it is a directory: `setup_demo`
+# writes the marker, the node directories, agreement.toml and demo.json; `detente demo` adds the
+# drill's agreement-template.toml, one log per node and drill-reports/. Starting a demo again removes
+# these and nothing else, so that a file of the user's in the workdir always survives.
+DEMO_ENTRIES: dict[str, bool] = {
+    DEMO_MARKER: False,
+    "demo.json": False,
+    "agreement.toml": False,
+    "agreement-template.toml": False,
+    "drill-reports": True,
+    **{party: True for party in DEMO_PARTIES},
+    **{f"{party}.log": False for party in DEMO_PARTIES},
+}
+_MARKER_TEXT = (
+    "This directory holds a demo made by `detente demo`. Starting a demo here again removes only the\n"
+    "entries the demo makes: " + ", ".join(sorted(DEMO_ENTRIES)) + ".\n"
+)
+
+
+def _shown(path: Path | str) -> str:
+    # "." or ".." alone would not tell the reader which directory was meant; a name with control
+    # characters (any file in the directory may be named) is quoted so that it cannot drive the terminal.
+    text = os.path.abspath(path) if Path(path).name in ("", ".", "..") else str(path)
+    return text if text.isprintable() else repr(text)
+
+
+def read_demo_info(workdir: Path) -> dict[str, Any] | None:
+    """Return the demo.json an earlier demo wrote in `workdir`, or None if there is none that reads as one."""
+    try:
+        info = json.loads((workdir / "demo.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    if isinstance(info, dict) and isinstance(info.get("nodes"), dict) and "agreement" in info:
+        return info
+    return None
+
+
+def check_workdir(workdir: Path) -> bool:
+    """Check, without changing anything, that a demo may use `workdir`; return whether it holds one.
+
+    A demo may use a directory that does not exist, an empty one, or one an earlier demo made (it
+    holds the demo's marker or its demo.json). Raises `Invalid` if `workdir` is not a directory or
+    cannot be read, and `Conflict` if it holds something other than a demo, or an entry named as a
+    demo's but of another kind (a symbolic link, a file for a directory), which a demo never makes.
+    """
+    if not workdir.exists() and not workdir.is_symlink():
+        return False
+    if not workdir.is_dir():
+        kind = "a file" if workdir.is_file() else "not a directory"
+        raise Invalid(f"{_shown(workdir)} is {kind}: choose a directory as --workdir")
+    try:
+        names = sorted(entry.name for entry in workdir.iterdir())
+    except OSError as exc:
+        raise Invalid(f"cannot read {_shown(workdir)} ({exc.strerror}): choose another --workdir") from exc
+    if not names:
+        return False
+    marker = workdir / DEMO_MARKER
+    if not (marker.is_file() and not marker.is_symlink()) and read_demo_info(workdir) is None:
+        others = ", ".join(map(_shown, names[:3])) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        raise Conflict(
+            f"{_shown(workdir)} is not empty and holds no demo (it holds {others}): "
+            "choose another --workdir or empty it"
+        )
+    for name in names:
+        if name not in DEMO_ENTRIES:
+            continue
+        entry = workdir / name
+        if entry.is_symlink() or entry.is_dir() != DEMO_ENTRIES[name]:
+            found = "a symbolic link" if entry.is_symlink() else "a directory" if entry.is_dir() else "a file"
+            wanted = "directory" if DEMO_ENTRIES[name] else "file"
+            raise Conflict(
+                f"{_shown(entry)} is {found}, not the {wanted} a demo makes there: "
+                "move it away or choose another --workdir"
+            )
+    return True
+
+
+def clear_workdir(workdir: Path, *, keep: bool = False) -> dict[str, Any] | None:
+    """Make `workdir` ready for a new demo, removing only the entries an earlier demo made there.
+
+    With `keep`, an earlier demo whose demo.json still reads is kept as it is and its demo.json is
+    returned; otherwise None. Any other file in `workdir` is left alone. Raises what
+    `check_workdir` raises, before anything is changed, and `Invalid` if `workdir` cannot be
+    created or an entry cannot be removed.
+    """
+    if check_workdir(workdir) and keep and (info := read_demo_info(workdir)) is not None:
+        return info
+    try:
+        mark_workdir(workdir)
+        for name, is_dir in DEMO_ENTRIES.items():
+            entry = workdir / name
+            if name == DEMO_MARKER or not entry.exists():
+                continue
+            if is_dir:
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+    except OSError as exc:
+        raise Invalid(
+            f"cannot prepare {_shown(workdir)} for the demo ({exc.strerror}): choose another --workdir"
+        ) from exc
+    return None
+
+
+def mark_workdir(workdir: Path) -> None:
+    """Create `workdir` if needed and write the marker that shows a demo made it.
+
+    The marker comes first, so that a directory whose setup was interrupted is still recognised
+    (and cleared) by the next demo. Raises `OSError` if `workdir` cannot be created or written.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / DEMO_MARKER).write_text(_MARKER_TEXT, encoding="utf-8")
 
 
 def free_port() -> int:
@@ -50,9 +166,10 @@ def setup_demo(
 ) -> dict[str, Any]:
     """Create both demo nodes, the completed and ratified agreement, and one operator per office.
 
-    Writes and returns `workdir/demo.json`.
+    Writes and returns `workdir/demo.json`; writes into `workdir` as it is (`clear_workdir` makes a
+    used one ready first). Raises `Conflict` if `workdir` already holds a node.
     """
-    workdir.mkdir(parents=True, exist_ok=True)
+    mark_workdir(workdir)
     ports = ports or {}
     chosen: dict[str, int] = {}
     for party in DEMO_PARTIES:
