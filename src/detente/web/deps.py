@@ -38,6 +38,14 @@ _tokens: weakref.WeakKeyDictionary[Node, dict[str, tuple[Operator, float]]] = we
 
 def operator_from_token(node: Node, authorization: str) -> Operator:
     """Return the operator holding this bearer token. Raises `Unauthorized` otherwise."""
+    return token_credentials(node, authorization)[0]
+
+
+def token_credentials(node: Node, authorization: str) -> tuple[Operator, float]:
+    """Return the operator holding this bearer token and the monotonic time until which that answer stands.
+
+    Raises `Unauthorized` when no enabled operator holds the token.
+    """
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("send 'Authorization: Bearer <token>'")
@@ -46,15 +54,15 @@ def operator_from_token(node: Node, authorization: str) -> Operator:
     cached = known.get(digest)
     now = time.monotonic()
     if cached is not None and cached[1] > now:
-        return cached[0]
+        return cached
     operator = node.read(lambda conn: operators_db.by_token_hash(conn, digest))
     if operator is None:
         known.pop(digest, None)
         raise Unauthorized("unknown or disabled API token")
     if len(known) >= _TOKEN_CACHE_MAX:
         known.clear()
-    known[digest] = (operator, now + TOKEN_TTL)
-    return operator
+    entry = known[digest] = (operator, now + TOKEN_TTL)
+    return entry
 
 
 def connection_operator(connection: HTTPConnection) -> Operator:
@@ -62,15 +70,25 @@ def connection_operator(connection: HTTPConnection) -> Operator:
 
     Raises `Unauthorized` when neither identifies an enabled operator.
     """
+    return connection_credentials(connection)[0]
+
+
+def connection_credentials(connection: HTTPConnection) -> tuple[Operator, float]:
+    """Return `connection_operator` and the monotonic time until which that answer stands.
+
+    A token's answer stands as long as the token cache trusts it; a console session's, which is
+    looked up afresh on every call, for `TOKEN_TTL` too. Raises `Unauthorized` as `connection_operator`.
+    """
     node: Node = connection.app.state.node
     authorization = connection.headers.get("authorization", "")
     if authorization:
-        return operator_from_token(node, authorization)
+        return token_credentials(node, authorization)
     session_lookup = getattr(connection.app.state, "session_operator", None)
     if session_lookup is not None:
+        now = time.monotonic()
         operator: Operator | None = session_lookup(connection)
         if operator is not None:
-            return operator
+            return operator, now + TOKEN_TTL
     raise Unauthorized("send 'Authorization: Bearer <token>'")
 
 
@@ -79,9 +97,9 @@ async def get_operator(request: Request) -> Operator:
     return connection_operator(request)
 
 
-def websocket_operator(websocket: WebSocket) -> Operator:
-    """The authenticated operator of a WebSocket. Raises `Unauthorized`."""
-    return connection_operator(websocket)
+def websocket_credentials(websocket: WebSocket) -> tuple[Operator, float]:
+    """The authenticated operator of a WebSocket, and until when (monotonic) to trust it. Raises `Unauthorized`."""
+    return connection_credentials(websocket)
 
 
 OperatorDep = Annotated[Operator, Depends(get_operator)]
