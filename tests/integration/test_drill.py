@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from detente.cli import app
+from detente.cli import drill as cli_drill
 from detente.cli.drill import load_plans
 from detente.core import agreement, codebook, drill_report
 from detente.core.drill_clock import to_drill
@@ -25,8 +26,10 @@ from detente.core.precedence import format_time, parse_time
 from detente.node import drill_nodes
 from detente.node.config import load_config
 from detente.node.drill import DrillOptions, preflight
+from detente.node.drill_access import check_access_now
 from detente.node.drill_collect import play
 from detente.node.drill_nodes import SelfHosted
+from detente.node.drill_types import DrillIncomplete
 from detente.store.db import make_engine
 from detente.store.tables import envelopes, log
 from detente.web.drill_report import render_comparison, render_report
@@ -193,3 +196,68 @@ def test_the_drill_agreement_keeps_every_rule_but_the_lead_times_compression_can
     assert codebook.lead_time(drilled.raw, "operation.prenotify") is None
     assert codebook.lead_time(drilled.raw, "missile.prenotify") == codebook.lead_time(original.raw, "missile.prenotify")
     assert drilled.channels == original.channels and drilled.offices == original.offices
+
+
+# --- what the drill checks before it acts, and the exit status of a drill it could not play ---------
+
+
+def scripted_pair(tmp_path: Path, hosted: SelfHosted, change: Callable[[dict[str, Any]], None]) -> tuple[Path, Path]:
+    """The short drill without its outage (so it runs --against), and a demo.json of `hosted`, changed."""
+    text = SHORT.read_text(encoding="utf-8").replace("../agreements/pk-ir.toml", str(ROOT / "agreements/pk-ir.toml"))
+    scenario = tmp_path / "no-outage.yaml"
+    outage = "  - outage: {party: ir, for: 40m}\n    after: ask\n    delay: 20m\n"
+    assert outage in text
+    scenario.write_text(text.replace(outage, ""), encoding="utf-8")
+    info = json.loads((hosted.workdir / "demo.json").read_text(encoding="utf-8"))
+    change(info)
+    demo = tmp_path / "demo.json"
+    demo.write_text(json.dumps(info), encoding="utf-8")
+    return scenario, demo
+
+
+def bogus_token(info: dict[str, Any]) -> None:
+    next(o for o in info["nodes"]["ir"]["operators"] if o["name"] == "ir-dgmo")["token"] = "dtn_bogus"
+
+
+def unreachable(info: dict[str, Any]) -> None:
+    info["nodes"]["ir"]["url"] = "https://127.0.0.1:1"
+
+
+def test_the_drill_checks_every_node_and_token_it_will_use_before_it_acts(nodes: SelfHosted, tmp_path: Path) -> None:
+    _, plans = load_plans(SHORT)
+    check_access_now(plans, nodes.target)  # the nodes it started take every operator it acts as
+    counts = {p: len(Logs(nodes).rows[p]) for p in ("pk", "ir")}
+    for change, kind, says in (
+        (bogus_token, "Unauthorized", "refuses the API token of operator 'ir-dgmo': Unauthorized (401)"),
+        (unreachable, "Unavailable", "cannot reach ir's node (https://127.0.0.1:1)"),
+    ):
+        scenario, demo = scripted_pair(tmp_path, nodes, change)
+        result = subprocess.run(
+            [sys.executable, "-m", "detente", "drill", "run", str(scenario), "--against", str(demo), "--quiet",
+             "--report", str(tmp_path / "r")],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert f"error: {kind}: the drill cannot start; nothing was sent" in result.stderr
+        assert says in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "r").exists()
+    assert {p: len(Logs(nodes).rows[p]) for p in ("pk", "ir")} == counts
+
+
+def test_steps_the_drill_could_not_play_make_it_exit_1_with_its_report_written(
+    nodes: SelfHosted, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A token that stops working once the drill has begun (disabled by an admin, say): the check
+    # before STARTEX is skipped here to let the run meet it.
+    monkeypatch.setattr(cli_drill, "check_access_now", lambda plans, target: None)
+    scenario, demo = scripted_pair(tmp_path, nodes, bogus_token)
+    args = ["drill", "run", str(scenario), "--against", str(demo), "--quiet", "--speed", "3000"]
+    result = CliRunner().invoke(app, [*args, "--report", str(tmp_path / "r")], env={"COLUMNS": "200"})
+    assert result.exit_code == 1 and isinstance(result.exception, DrillIncomplete), result.output
+    report = json.loads((tmp_path / "r" / "no-outage.json").read_text(encoding="utf-8"))
+    harness = report["figures"]["steps"]["harness"]
+    assert report["figures"]["summary"]["harness_failures"] == len(harness) > 0
+    assert {s["office"] for s in harness} == {"ir:dgmo"} and all("(401)" in s["error"] for s in harness)
+    assert f"first: line {harness[0]['line']}: Unauthorized (401)" in str(result.exception)
+    assert str(tmp_path / "r" / "no-outage.json") in str(result.exception)
+    assert "could not act on the nodes" in result.output  # the summary says so before its figures

@@ -15,7 +15,9 @@ after it, that message's acknowledgement, and the first clarification answer abo
 every message that needed an answer, answered or not, and whether it was answered within its
 precedence's deadline *in drill time* (the nodes' own overdue records run on the wall clock and are
 listed apart), link outages as each node saw them, and the time from the first strike to the first
-de-escalation proposal the other side acknowledged. Pure.
+de-escalation proposal the other side acknowledged. Steps the drill could not play at all (a token
+refused, a node out of reach: `harness` in a step) are counted apart, since they are not findings
+about the response. Pure.
 """
 
 from __future__ import annotations
@@ -311,7 +313,9 @@ def _steps(facts: dict[str, Any]) -> dict[str, Any]:
     for step in facts["steps"]:
         counts[step["status"]] = counts.get(step["status"], 0) + 1
     problems = [s for s in facts["steps"] if s["status"] in ("failed", "skipped") or s.get("notes")]
-    return {"counts": counts, "problems": problems}
+    # Steps the drill could not play at all (a token refused, a node out of reach): not a finding.
+    harness = [s for s in facts["steps"] if s["status"] == "failed" and s.get("harness")]
+    return {"counts": counts, "problems": problems, "harness": harness}
 
 
 def _summary(run: _Run, figures: dict[str, Any]) -> dict[str, Any]:
@@ -329,6 +333,7 @@ def _summary(run: _Run, figures: dict[str, Any]) -> dict[str, Any]:
         "wall_seconds": _secs(wall),
         "drill_seconds": _secs(drill),
         "failed_steps": figures["steps"]["counts"].get("failed", 0) + figures["steps"]["counts"].get("skipped", 0),
+        "harness_failures": len(figures["steps"]["harness"]),
         "workflows": len(figures["workflows"]),
         "workflows_disagreeing": sum(1 for w in figures["workflows"] if not w["agree"]),
     }

@@ -16,6 +16,7 @@ before any node is touched. This module is pure: it reads text it is given and n
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -63,6 +64,15 @@ TOP_KEYS = (
 LABEL = re.compile(r"^[a-z0-9][a-z0-9-]{0,47}$")
 _DURATION = re.compile(r"^([+-])?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+(?:\.\d+)?)s)?$")
 OFFICE_ID = re.compile(r"^[a-z]{2,8}:[a-z0-9][a-z0-9-]{0,31}$")
+# Drill seconds per real second, for a scenario's `speed:` and `drill run --speed`: a drill runs
+# no slower than the real crisis, and at most ten million times faster (a year in three seconds).
+SPEED_RANGE = (1.0, 10_000_000.0)
+# The longest duration a scenario may give (a delay, an offset, an outage), and the longest a
+# drill may span from its start: ten years. Longer is a typo, and these bounds, with those on
+# `start` below, keep every drill time and every time in a body inside the dates Python can hold
+# (years 1 to 9999), so no arithmetic on them overflows.
+MAX_DURATION = timedelta(days=3650)
+FIRST_YEAR, LAST_YEAR = 1000, 8999  # `start` and `end` lie in these years
 
 
 class ScenarioError(Invalid):
@@ -81,16 +91,27 @@ class ScenarioError(Invalid):
 
 
 def parse_duration(value: Any) -> timedelta:
-    """Parse `2d03h`, `+45m`, `-10m`, `90s`, `1h30m` or a number of seconds. Raises `Invalid`."""
+    """Parse `2d03h`, `+45m`, `-10m`, `90s`, `1h30m` or a number of seconds.
+
+    Raises `Invalid` for anything else, and for a duration longer than `MAX_DURATION` either way.
+    """
+    limit = MAX_DURATION.total_seconds()
+    too_long = f"{value!r} is longer than {MAX_DURATION.days}d (ten years), the longest a scenario may give"
     if isinstance(value, int | float) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise Invalid(f"{value!r} is not a duration like 2d03h, 45m, 90s or a number of seconds")
+        if abs(value) > limit:
+            raise Invalid(too_long)
         return timedelta(seconds=value)
     match = _DURATION.match(value.strip()) if isinstance(value, str) else None
     if not match or not any(match.group(i) for i in range(2, 6)):
         raise Invalid(f"{value!r} is not a duration like 2d03h, 45m, 90s or a number of seconds")
     sign, days, hours, minutes, seconds = match.groups()
-    delta = timedelta(
-        days=int(days or 0), hours=int(hours or 0), minutes=int(minutes or 0), seconds=float(seconds or 0)
-    )
+    # Compared as integers first: `timedelta` (and float) overflow on the digits a typo can hold.
+    whole = int(days or 0) * 86400 + int(hours or 0) * 3600 + int(minutes or 0) * 60
+    if whole > limit or whole + float(seconds or 0) > limit:
+        raise Invalid(too_long)
+    delta = timedelta(seconds=whole + float(seconds or 0))
     return -delta if sign == "-" else delta
 
 

@@ -22,6 +22,7 @@ from detente.core.agreement import Agreement
 from detente.core.envelope import Envelope
 from detente.core.precedence import format_time
 from detente.core.scenario import (
+    MAX_DURATION,
     Inject,
     Path,
     Scenario,
@@ -118,6 +119,12 @@ def _times(scenario: Scenario, variant: str | None, problems: Problems) -> dict[
         moment = base + delay
         if moment < scenario.start:
             problems.add(("timeline", inject.index, "at"), f"{format_time(moment)} is before the start")
+            continue
+        if moment - scenario.start > MAX_DURATION:
+            # A chain of `after`s could otherwise walk past the last date Python can hold.
+            where = ("timeline", inject.index, "at" if inject.at is not None or inject.after == "" else "after")
+            span = f"a drill spans at most {MAX_DURATION.days}d (ten years) of drill time"
+            problems.add(where, f"{format_time(moment)} is more than {MAX_DURATION.days}d after the start: {span}")
             continue
         times[inject.index] = moment
     return times

@@ -1,9 +1,9 @@
 """Reading a scenario's YAML: every value with its line, every problem of shape and type reported.
 
-The document is composed into YAML nodes first, so that each value's line is known (`_marks`) and
-a key given twice is caught; it is then read into the model of `core.scenario`, collecting every
-problem (line, path, message) instead of stopping at the first. Times stay strings (the YAML
-timestamp type is turned off) and are parsed by `core.precedence`. Pure: it reads the text it is given.
+`core.scenario_yaml` turns the text into data and the line of each value (a key given twice, a
+cyclic alias and text that is not YAML are problems there); the data is then read into the model of
+`core.scenario`, collecting every problem (line, path, message) instead of stopping at the first.
+Times stay strings and are parsed by `core.precedence`. Pure: it reads the text it is given.
 """
 
 from __future__ import annotations
@@ -12,16 +12,18 @@ import re
 from datetime import datetime, timedelta
 from typing import Any
 
-import yaml
-
 from detente.core.precedence import parse_time
 from detente.core.scenario import (
     ACTIONS,
     COMMON_KEYS,
+    FIRST_YEAR,
     FORMAT_VERSION,
     INCIDENT_KINDS,
     LABEL,
+    LAST_YEAR,
+    MAX_DURATION,
     OFFICE_ID,
+    SPEED_RANGE,
     TOP_KEYS,
     WORKFLOW_SHORTHANDS,
     Delay,
@@ -33,34 +35,8 @@ from detente.core.scenario import (
     parse_duration,
     show,
 )
+from detente.core.scenario_yaml import document
 from detente.errors import Invalid
-
-
-class _Loader(yaml.SafeLoader):
-    """A safe loader that keeps times as strings (the scenario parses them itself)."""
-
-
-_Loader.yaml_implicit_resolvers = {
-    key: [(tag, regex) for tag, regex in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.copy().items()
-}
-
-
-def _marks(node: yaml.Node, path: Path, out: dict[Path, int], dupes: list[tuple[int, str, str]]) -> None:
-    out.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key, value in node.value:
-            name = str(key.value)
-            sub = (*path, name)
-            if name in seen:
-                dupes.append((key.start_mark.line + 1, show(sub), f"key {name!r} appears twice"))
-            seen.add(name)
-            out[sub] = key.start_mark.line + 1
-            _marks(value, sub, out, dupes)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            _marks(item, (*path, index), out, dupes)
 
 
 class _Reader:
@@ -122,23 +98,7 @@ def _kind(value: Any) -> str:
 
 def read(text: str, source: str = "scenario") -> Scenario:
     """Read and check a scenario's YAML text. Raises `ScenarioError` listing every problem by line."""
-    try:
-        loader = _Loader(text)
-        try:
-            node = loader.get_single_node()
-            data = loader.construct_document(node) if node is not None else None
-        finally:
-            loader.dispose()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else 1
-        raise ScenarioError(source, [(line, "", f"not valid YAML: {exc.problem or exc.context}")]) from None
-    except yaml.YAMLError as exc:
-        raise ScenarioError(source, [(1, "", f"not valid YAML: {exc}")]) from None
-    lines: dict[Path, int] = {}
-    dupes: list[tuple[int, str, str]] = []
-    if node is not None:
-        _marks(node, (), lines, dupes)
+    data, lines, dupes = document(text, source)
     reader = _Reader(lines)
     reader.problems.extend(dupes)
     scenario = _read(reader, data, source)
@@ -161,8 +121,9 @@ def _read(r: _Reader, data: Any, source: str) -> Scenario | None:
     start = r.time(doc.get("start"), ("start",))
     end = r.time(doc["end"], ("end",)) if doc.get("end") is not None else None
     speed = doc.get("speed", 600)
-    if not isinstance(speed, int | float) or isinstance(speed, bool) or not 1 <= speed <= 10_000_000:
-        r.fail(("speed",), "must be a number of drill seconds per real second, from 1 to 10000000")
+    low, high = SPEED_RANGE
+    if not isinstance(speed, int | float) or isinstance(speed, bool) or not low <= speed <= high:
+        r.fail(("speed",), f"must be a number of drill seconds per real second, from {low:g} to {high:.0f}")
         speed = 600
     seed = doc.get("seed", 0)
     if not isinstance(seed, int) or isinstance(seed, bool):
@@ -185,8 +146,13 @@ def _read(r: _Reader, data: Any, source: str) -> Scenario | None:
             if inject is not None:
                 injects.append(inject)
     _check_labels(r, injects)
+    for key, moment in (("start", start), ("end", end)):
+        if moment is not None and not FIRST_YEAR <= moment.year <= LAST_YEAR:
+            r.fail((key,), f"must lie between the years {FIRST_YEAR} and {LAST_YEAR}")
     if start is not None and end is not None and end <= start:
         r.fail(("end",), "must be after start")
+    elif start is not None and end is not None and end - start > MAX_DURATION:
+        r.fail(("end",), f"a drill spans at most {MAX_DURATION.days}d (ten years) of drill time")
     if start is None:
         return None
     return Scenario(

@@ -16,7 +16,7 @@ from typing import Any
 from detente.core import codebook, notifications
 from detente.core.agreement import Agreement
 from detente.core.precedence import Precedence, format_time, parse_time
-from detente.core.scenario import Incident, Inject, Path, Scenario, parse_duration, show
+from detente.core.scenario import MAX_DURATION, Incident, Inject, Path, Scenario, parse_duration, show
 from detente.errors import Invalid
 
 
@@ -197,9 +197,12 @@ def resolve_times(
                 problems.add((*base, *path), exc.detail)
         elif isinstance(value, str):
             try:
-                parse_time(value)
+                moment = parse_time(value)
             except Invalid as exc:
                 problems.add((*base, *path), exc.detail + ", or an offset from this inject like +26h")
+                continue
+            if abs(moment - at) > MAX_DURATION:  # as far as an offset may reach (`parse_duration`)
+                problems.add((*base, *path), f"lies more than {MAX_DURATION.days}d from this inject's time")
     return out, paths
 
 

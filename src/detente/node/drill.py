@@ -28,6 +28,7 @@ from detente.core.scenario import format_duration
 from detente.core.scenario_plan import Plan, Step, with_times
 from detente.core.workflows_consultation import minutes_digest
 from detente.errors import Error
+from detente.node.drill_access import is_harness_failure
 from detente.node.drill_client import Clients, NodeRefused, Target, collect_links, utcnow
 from detente.node.drill_types import (
     FUTURE_MARGIN,
@@ -219,7 +220,7 @@ class Drill:
             elif step.kind == "status":
                 await self._status(step, result)
         except Error as exc:
-            result.status, result.error = "failed", exc.detail
+            result.status, result.error, result.harness = "failed", exc.detail, is_harness_failure(exc)
             self.feed("error", _party(step.office), f"line {step.line}: {exc.detail}", step.label)
         finally:
             self.clock.release(utcnow())

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -97,8 +98,13 @@ class Clients:
     http: dict[str, httpx.AsyncClient] = field(default_factory=dict)
 
     async def __aenter__(self) -> Clients:
+        """Open one client per party. Raises `BadRequest` naming a certificate that cannot be used."""
         for party, node in self.target.parties.items():
-            context = trust_exactly(Path(node.cert).read_text(encoding="utf-8"))
+            try:
+                context = trust_exactly(Path(node.cert).read_text(encoding="utf-8"))
+            except (OSError, ValueError, ssl.SSLError) as exc:
+                await self.__aexit__()
+                raise BadRequest(f"{party}'s node: cannot use the TLS certificate {node.cert}: {exc}") from exc
             self.http[party] = httpx.AsyncClient(base_url=node.url + "/api/v1", verify=context, timeout=30)
         return self
 
@@ -117,7 +123,10 @@ class Clients:
             )
         except httpx.HTTPError as exc:
             raise Unavailable(f"cannot reach {party}'s node: {exc}") from exc
-        body = response.json() if response.content else {}
+        try:
+            body = response.json() if response.content else {}
+        except ValueError:  # not our node's JSON (a proxy's error page, say): keep the start of it
+            body = {"error": "Error", "detail": response.text[:200]}
         if response.status_code >= 400:
             raise NodeRefused(response.status_code, body if isinstance(body, dict) else {"detail": str(body)})
         return body

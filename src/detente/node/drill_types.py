@@ -1,23 +1,48 @@
 """What a drill run is made of: its options, its feed, what happened to each step, what it leaves.
 
 Also `preflight` (can these nodes play this plan?) and `clock_plan` (the clock of a run), which the
-CLI uses before anything runs.
+CLI uses before anything runs, and the bounds of the options (`speed_problem`, `pause_problem`),
+which the CLI checks as usage errors and `DrillOptions` checks again for any other caller.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from detente.core import notifications
 from detente.core.drill_clock import ClockPlan
+from detente.core.scenario import SPEED_RANGE
 from detente.core.scenario_plan import Plan
-from detente.errors import Invalid
+from detente.errors import Error, Invalid
 from detente.node.drill_client import Target
 
 FUTURE_MARGIN = timedelta(seconds=2)  # a future time in a body lies at least this far ahead of sending
 OUTAGE_REAL_SECONDS = 8.0  # an outage lasts at least this long on the wall clock, so link tests notice it
+# The real seconds shown at a time jump: a pause is there to be seen, and the January 2024 drill
+# has 42 and 73 jumps in its two variants, so a minute each is already over an hour of waiting.
+MAX_PAUSE = 60.0
+
+
+def speed_problem(speed: float) -> str | None:
+    """Return why `speed` cannot be a drill's speed (the bounds of a scenario's `speed:`), or None."""
+    low, high = SPEED_RANGE
+    if not math.isfinite(speed) or not low <= speed <= high:
+        return f"{speed:g} is not a speed: give drill seconds per real second, from {low:g} to {high:.0f}"
+    return None
+
+
+def pause_problem(pause: float) -> str | None:
+    """Return why `pause` cannot be the real seconds shown at each time jump, or None."""
+    if not math.isfinite(pause) or not 0 <= pause <= MAX_PAUSE:
+        return f"{pause:g} is not a pause: give real seconds, from 0 to {MAX_PAUSE:g}"
+    return None
+
+
+class DrillIncomplete(Error):
+    """Steps failed because the drill could not act on the nodes: the report does not measure the response."""
 
 
 @dataclass(frozen=True)
@@ -30,6 +55,12 @@ class DrillOptions:
     hold_max: float = 5.0  # longest real wait for one of the drill's messages to arrive
     settle: float = 15.0  # longest real wait for the outboxes to drain at the end
     tick: float = 0.02
+
+    def __post_init__(self) -> None:
+        """Raise `Invalid` for a speed or a pause out of bounds: the clock would stall or run backwards."""
+        problem = speed_problem(self.speed) or pause_problem(self.pause)
+        if problem is not None:
+            raise Invalid(problem)
 
 
 @dataclass(frozen=True)
@@ -60,6 +91,7 @@ class StepResult:
     id: str | None = None
     log_index: int | None = None
     error: str | None = None
+    harness: bool = False  # failed because the drill could not act (401, 403, unreachable), not by a node's rule
     notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:

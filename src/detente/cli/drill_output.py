@@ -1,0 +1,143 @@
+"""What the drill commands print and write: the live feed, a report's summary, two reports compared.
+
+Also `write_text`, which writes a report or a page and turns a file system error into an error
+naming the file, and `harness_warning`, the line a summary opens with when the drill could not play
+some of its steps (their figures then say nothing about the response).
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from detente.core import drill_report
+from detente.core.precedence import parse_time
+from detente.core.scenario import format_duration
+from detente.errors import Error
+from detente.node.drill_types import FeedItem
+
+out = Console(highlight=False)
+COLOURS = {"pk": "green", "ir": "cyan"}
+STYLES = {"situation": "bold yellow", "jump": "dim", "error": "bold red", "overdue": "bold red", "link": "magenta",
+          "outage": "bold magenta", "silence": "dim italic", "seen": "bold white"}  # fmt: skip
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write `text` to `path` as UTF-8. Raises `Error` naming the file if it cannot be written."""
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise Error(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+def format_feed(item: FeedItem, started: float) -> str:
+    """Return one feed line: drill time, real seconds since the start, party and text."""
+    colour = COLOURS.get(item.party or "", "white")
+    who = f"[{colour}]{item.party or '··'}[/]"
+    style = STYLES.get(item.kind)
+    text = item.text.replace("[", "\\[")
+    if style:
+        text = f"[{style}]{text}[/]"
+    return f"[dim]{day(item.drill)}  +{time.monotonic() - started:6.1f}s[/] {who} {text}"
+
+
+def day(moment: datetime) -> str:
+    """Return a drill time as the feed shows it: `16 Jan 13:15Z`."""
+    return moment.strftime("%d %b %H:%MZ")
+
+
+def harness_warning(result: dict[str, Any]) -> str | None:
+    """Return the warning for steps the drill could not play (None if it played them all)."""
+    failed = result["figures"]["steps"].get("harness", [])
+    if not failed:
+        return None
+    first = failed[0]
+    return (
+        f"{len(failed)} step{'s' if len(failed) != 1 else ''} failed because the drill could not act on the nodes "
+        f"(first: line {first['line']}: {first.get('error') or 'failed'}); "
+        "the figures below do not measure the response"
+    )
+
+
+def print_summary(result: dict[str, Any]) -> None:
+    """Print the report's figures in the terminal."""
+    figures = result["figures"]
+    scenario = result["scenario"]
+    heading = scenario["title"] + (f" — {scenario['variant']}" if scenario["variant"] else "")
+    summary = figures["summary"]
+    out.print(
+        f"\n[bold]{heading}[/]: {summary['messages']} messages, "
+        f"{format_duration(summary['drill_seconds'])} of drill time in {summary['wall_seconds']:.1f} s real"
+    )
+    warning = harness_warning(result)
+    if warning is not None:
+        out.print(f"[bold red]{_escape(warning)}[/]")
+    table = Table("incident", "at (drill)", "notice", "first message", "acknowledged", "clarified", title="Incidents")
+    for incident in figures["incidents"]:
+        table.add_row(
+            f"{incident['label']} ({incident['kind']})", day(parse_time(incident["drill"])),
+            _fig(incident["notice"], "before"), _fig(incident["first_message"]), _fig(incident["acknowledged"]),
+            _fig(incident["clarified"]),
+        )  # fmt: skip
+    out.print(table)
+    accepted = figures["deescalation"]["accepted"]
+    out.print(f"first strike → de-escalation accepted: [bold]{_fig(accepted)}[/]" + _ids(accepted))
+    late = figures["overdue"]
+    out.print(
+        f"messages never answered: {summary['unanswered']}   answered late or never (drill time): {len(late)}   "
+        f"overdue on the nodes (wall clock): {summary['node_overdue']}   link outages: {summary['outages']}"
+    )
+    for message in figures["unanswered"][:12]:
+        env = message["envelope"]
+        why = " (silent by script)" if message["silent_by_script"] else ""
+        out.print(f"  unanswered: {env['precedence']} {env['type']} {env['from']} → {env['to']} {env['id']}{why}")
+    for outage in figures["links"]:
+        out.print(
+            f"  outage: {outage['node']} saw {outage['peer']} {outage['worst']} for {outage['drill']} drill time "
+            f"({outage['wall_seconds']:.1f} s real){' — still down at the end' if outage['ongoing'] else ''}"
+        )
+    flows = figures.get("workflows", [])
+    if flows:
+        unilateral = sum(1 for w in flows if any(v.get("unilateral") for v in w["nodes"].values()))
+        out.print(
+            f"workflows: {len(flows)} (cases, actions, clarifications, consultations); "
+            f"the nodes disagree on {summary.get('workflows_disagreeing', 0)}; executed without consent: {unilateral}"
+        )
+    for step in figures["steps"]["problems"][:12]:
+        detail = step.get("error") or "; ".join(step.get("notes", []))
+        out.print(f"  [yellow]line {step['line']}: {step['status']}: {_escape(str(detail))}[/]")
+
+
+def _escape(text: str) -> str:
+    return text.replace("[", "\\[")  # a node's error text is not Rich markup
+
+
+def _fig(value: dict[str, Any] | None, suffix: str = "") -> str:
+    if value is None:
+        return "—"
+    return f"{value['drill']} {suffix}".strip()
+
+
+def _ids(value: dict[str, Any] | None) -> str:
+    if not value or not value.get("to"):
+        return ""
+    to = value["to"]
+    logs = ", ".join(f"{p} log #{i}" for p, i in sorted(to["log"].items()))
+    return f"  [dim]({to['type']} {to['id']}: {logs})[/]"
+
+
+def print_comparison(a: dict[str, Any], b: dict[str, Any]) -> None:
+    """Print two reports' headline figures side by side."""
+    table = Table("figure (drill time)", _name(a), _name(b), title="Comparison")
+    for name, left, right in drill_report.compare(a, b):
+        table.add_row(name, left, right)
+    out.print(table)
+
+
+def _name(report: dict[str, Any]) -> str:
+    return str(report["scenario"]["variant"] or report["scenario"]["title"])

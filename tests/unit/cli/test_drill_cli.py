@@ -1,0 +1,255 @@
+"""`detente drill` refuses bad input up front: options out of bounds, broken scenarios and reports.
+
+Each case runs `detente.cli.main` itself (as the installed entry point does, without a process of
+its own), so the exit status and the text are what an operator gets: a usage error (2) for an
+option, one `error:` (1) naming the file, line or field for a file's content, never "unexpected".
+No node is started here: every refusal comes before one would be.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import pytest
+from rich.console import Console
+
+from detente.cli import drill as cli_drill
+from detente.cli import drill_output, main
+from detente.core import drill_report
+from detente.node.drill_types import DrillIncomplete
+
+ROOT = Path(__file__).resolve().parents[3]
+SHORT = ROOT / "scenarios" / "border-drone.yaml"
+
+
+@dataclass(frozen=True)
+class Ran:
+    code: int
+    stdout: str
+    stderr: str
+
+
+def detente(*args: str) -> Ran:
+    """Run `detente ARGS` through `detente.cli.main`; return its exit status, stdout and stderr."""
+    out, err = io.StringIO(), io.StringIO()
+    console = Console(file=out, width=250, highlight=False)
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(mock.patch.object(sys, "argv", ["detente", *args]))
+        stack.enter_context(mock.patch.object(drill_output, "out", console))
+        stack.enter_context(mock.patch.object(cli_drill, "out", console))
+        stack.enter_context(contextlib.redirect_stdout(out))
+        stack.enter_context(contextlib.redirect_stderr(err))
+        try:
+            main()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+    return Ran(code, out.getvalue(), err.getvalue())
+
+
+def usage_error(result: Ran, option: str, says: str) -> None:
+    assert result.code == 2, result
+    assert "Usage: detente drill" in result.stderr and f"Invalid value for '{option}'" in result.stderr, result.stderr
+    assert says in result.stderr and "unexpected" not in result.stderr and "Traceback" not in result.stderr
+
+
+def error(result: Ran, *says: str) -> None:
+    assert result.code == 1, result
+    assert result.stderr.startswith("error: "), result.stderr
+    assert all(text in result.stderr for text in says), result.stderr
+    assert "unexpected" not in result.stderr and "Traceback" not in result.stderr
+
+
+# --- options ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "says"),
+    [
+        ("--speed", "0", "0 is not a speed: give drill seconds per real second, from 1 to 10000000"),
+        ("--speed", "-3", "-3 is not a speed"),
+        ("--speed", "0.5", "0.5 is not a speed"),
+        ("--speed", "nan", "nan is not a speed"),
+        ("--speed", "inf", "inf is not a speed"),
+        ("--speed", "20000000", "is not a speed"),
+        ("--pause", "-1", "-1 is not a pause: give real seconds, from 0 to 60"),
+        ("--pause", "nan", "nan is not a pause"),
+        ("--pause", "61", "61 is not a pause"),
+    ],
+)
+def test_speed_and_pause_out_of_bounds_are_usage_errors_before_anything_starts(
+    option: str, value: str, says: str, tmp_path: Path
+) -> None:
+    work = tmp_path / "work"
+    result = detente("drill", "run", str(SHORT), option, value, "--quiet", "--workdir", str(work))
+    usage_error(result, option, says)
+    assert not work.exists()
+    if option == "--speed":
+        usage_error(detente("drill", "check", str(SHORT), option, value), option, says)
+
+
+def test_an_office_the_agreement_does_not_have_cannot_be_played_by_people(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    result = detente("drill", "run", str(SHORT), "--human", "xx:yy", "--quiet", "--workdir", str(work))
+    usage_error(result, "--human", "the agreement has no office xx:yy (its offices: ir:dgmo, ir:fs,")
+    assert not work.exists()
+
+
+def test_report_and_workdir_must_be_directories_it_can_use(tmp_path: Path) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("", encoding="utf-8")
+    for option in ("--report", "--workdir"):
+        usage_error(detente("drill", "run", str(SHORT), option, str(a_file)), option, "exists and is not a directory")
+        result = detente("drill", "run", str(SHORT), option, str(a_file / "sub"))
+        usage_error(result, option, f"{a_file} is not a writable directory")
+
+
+# --- drill check -----------------------------------------------------------------------------------
+
+
+def scenario(tmp_path: Path, old: str, new: str) -> Path:
+    """The short scenario with one change, its agreement given as an absolute path."""
+    text = SHORT.read_text(encoding="utf-8").replace("../agreements/pk-ir.toml", str(ROOT / "agreements/pk-ir.toml"))
+    assert old in text
+    path = tmp_path / "s.yaml"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    return path
+
+
+def line_of(path: Path, needle: str) -> int:
+    return next(i for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if needle in line)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "says"),
+    [
+        ("for: 40m", "for: 99999999999d", "outage.for: '99999999999d' is longer than 3650d (ten years)"),
+        ("for: 40m", "for: 3650001d", "outage.for: '3650001d' is longer than 3650d"),
+        ("  - at: +5m", "  - at: +99999999999999d", "timeline[0].at: '+99999999999999d' is longer than 3650d"),
+        ("delay: 8m", "delay: 9999999999999", "delay: 9999999999999 is longer than 3650d"),
+        ("delay: 8m", "delay: .nan", "delay: nan is not a duration"),
+    ],
+)
+def test_huge_durations_are_problems_at_their_line(tmp_path: Path, old: str, new: str, says: str) -> None:
+    path = scenario(tmp_path, old, new)
+    error(detente("drill", "check", str(path)), f"s.yaml:{line_of(path, new.strip())}: ", says)
+
+
+def test_a_yaml_alias_inside_itself_is_a_problem_at_its_line(tmp_path: Path) -> None:
+    path = scenario(tmp_path, "title: ", "loop: &x [1, *x]\ntitle: ")
+    line = line_of(path, "loop:")
+    says = f"s.yaml:{line}: a YAML alias refers to the value at line {line}, which contains it"
+    error(detente("drill", "check", str(path)), says)
+
+
+def test_an_agreement_that_is_a_directory_or_not_text_is_a_problem_at_its_line(tmp_path: Path) -> None:
+    binary = tmp_path / "binary.toml"
+    binary.write_bytes(b"\xff\xfe\x00agreement")
+    for where, says in ((tmp_path, "is a directory, not an agreement file"), (binary, "is not UTF-8 text")):
+        path = scenario(tmp_path, f"agreement: {ROOT / 'agreements/pk-ir.toml'}", f"agreement: {where}")
+        error(detente("drill", "check", str(path)), f"s.yaml:{line_of(path, 'agreement:')}: agreement: {where}", says)
+
+
+# --- drill report and drill compare --------------------------------------------------------------
+
+FACTS: dict[str, Any] = {
+    "format": "detente-drill-report/1",
+    "scenario": {"title": "t", "variant": None, "source": "t.yaml", "notices": []},
+    "run": {
+        "speed": 600.0,
+        "skip": True,
+        "nodes": {"pk": "https://127.0.0.1:1", "ir": "https://127.0.0.1:2"},
+        "agreement": "c34c6ad7038f",
+        "wall_start": "2026-01-01T00:00:00.000Z",
+        "wall_end": "2026-01-01T00:00:12.000Z",
+        "drill_start": "2024-01-16T12:00:00.000Z",
+        "drill_end": "2024-01-16T14:00:00.000Z",
+    },  # fmt: skip
+    "clock": {
+        "samples": [
+            ["2026-01-01T00:00:00.000Z", "2024-01-16T12:00:00.000Z"],
+            ["2026-01-01T00:00:12.000Z", "2024-01-16T14:00:00.000Z"],
+        ],
+        "jumps": [],
+    },  # fmt: skip
+    "deadlines": {"dgmo": {"FLASH": 600.0}},
+    "incidents": [],
+    "steps": [
+        {
+            "n": 0,
+            "label": "report",
+            "kind": "message",
+            "line": 32,
+            "office": "ir:dgmo",
+            "operator": "ir-dgmo",
+            "drill": "2024-01-16T12:05:00.000Z",
+            "status": "failed",
+            "harness": True,
+            "target": None,
+            "notes": [],
+            "error": "Unauthorized (401): unknown or disabled API token",
+        },
+    ],  # fmt: skip
+    "envelopes": [],
+    "links": {"events": [], "before": {}, "after": {}},
+    "workflows": {},
+}
+
+
+def report_file(tmp_path: Path, change: Any = None, name: str = "r.json") -> Path:
+    facts = json.loads(json.dumps(FACTS))
+    if change is not None:
+        change(facts)
+    path = tmp_path / name
+    path.write_text(json.dumps(facts), encoding="utf-8")
+    return path
+
+
+def test_a_report_is_recomputed_and_says_first_that_the_drill_could_not_play_some_steps(tmp_path: Path) -> None:
+    result = detente("drill", "report", str(report_file(tmp_path)), "--html", str(tmp_path / "r.html"))
+    assert result.code == 0, result
+    assert "1 step failed because the drill could not act on the nodes (first: line 32: Unauthorized (401)" in (
+        result.stdout
+    )
+    assert "<svg" in (tmp_path / "r.html").read_text(encoding="utf-8")
+    figures = drill_report.compute(json.loads(json.dumps(FACTS)))
+    assert figures["figures"]["summary"]["harness_failures"] == 1
+    with pytest.raises(DrillIncomplete, match=r"1 step failed .* line 32: .*\(401\).*; the 1 other variant did not"):
+        cli_drill._raise_if_incomplete(tmp_path / "r.json", figures, left=1)
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        (lambda f: f.pop("clock"), "r.json is not a complete drill report: clock: missing"),
+        (lambda f: f["clock"]["samples"][1].pop(), "clock.samples[1]: must be a list of two, not a list"),
+        (lambda f: f["clock"]["samples"][0].__setitem__(0, "soon"), "clock.samples[0][0]: time 'soon' is not RFC"),
+        (lambda f: f["run"].pop("wall_end"), "run.wall_end: missing"),
+        (lambda f: f["steps"][0].__setitem__("line", "32"), "steps[0].line: must be a whole number, not a text"),
+        (lambda f: f["deadlines"]["dgmo"].__setitem__("FLASH", None), "deadlines.dgmo.FLASH: must be a number, not"),
+        (lambda f: f.__setitem__("format", "x"), "r.json is not a drill report: format is 'x'"),
+    ],
+)
+def test_a_damaged_report_is_refused_naming_the_file_and_the_field(tmp_path: Path, change: Any, says: str) -> None:
+    path = report_file(tmp_path, change)
+    error(detente("drill", "report", str(path)), "BadRequest: ", says)
+    error(detente("drill", "compare", str(report_file(tmp_path, name="good.json")), str(path)), says)
+
+
+def test_a_report_or_page_that_cannot_be_written_is_refused_before_anything_is_read(tmp_path: Path) -> None:
+    path = report_file(tmp_path)
+    missing = tmp_path / "nonexist" / "x.html"
+    for command in (["report", str(path)], ["compare", str(path), str(path)]):
+        result = detente("drill", *command, "--html", str(missing))
+        usage_error(result, "--html", f"cannot write {missing}: there is no directory {missing.parent}")
+        usage_error(detente("drill", *command, "--html", str(tmp_path)), "--html", "is a directory")
+    error(detente("drill", "report", str(tmp_path)), f"{tmp_path} is a directory, not a drill report")
+    (tmp_path / "bad.json").write_bytes(b"\xff not json")
+    error(detente("drill", "report", str(tmp_path / "bad.json")), "bad.json is not a drill report (JSON)")
