@@ -38,6 +38,11 @@ CASES = [
     ("auditor cannot send", "pk-admin", GOOD, None, 403, "Forbidden", "no role that may send"),
     ("no token", None, GOOD, None, 401, "Unauthorized", "Bearer"),
     ("oversized", "pk-dgmo", None, b'{"x":"' + b"a" * 300_000 + b'"}', 413, "TooLarge", "larger than"),
+    ("not UTF-8", "pk-dgmo", None, b'{"channel": "\xff"}', 400, "MalformedError", "not UTF-8"),
+    ("nested too deeply", "pk-dgmo", None, b"[" * 100_000 + b"]" * 100_000, 400, "MalformedError", "nested too deeply"),
+    ("a list, not an object", "pk-dgmo", [GOOD], None, 422, "Invalid", "request: must be a JSON object"),
+    ("null", "pk-dgmo", None, b"null", 422, "Invalid", "request: must be a JSON object"),
+    ("blank text", "pk-dgmo", {**GOOD, "body": {"text": " \n "}}, None, 422, "Invalid", "text: must not be blank"),
 ]  # fmt: skip
 
 
@@ -58,6 +63,22 @@ def test_bad_message_is_refused_and_nothing_is_written(
     assert detail in body["detail"]
     assert "Traceback" not in response.text
     assert {p: service_free_counts(n) for p, n in pair.nodes.items()} == before
+
+
+def test_a_chunked_body_over_the_limit_is_too_large(pair: Cluster) -> None:
+    # No Content-Length: the limit is enforced while the body streams in, and still answered as 413.
+    def chunks() -> Any:
+        yield b'{"channel": "'
+        for _ in range(40):
+            yield b"a" * 8192
+        yield b'"}'
+
+    quiet(pair)
+    before = service_free_counts(pair["pk"])
+    with pair["pk"].client("pk-dgmo") as client:
+        response = client.post("/api/v1/messages", content=chunks(), headers={"Content-Type": "application/json"})
+    assert response.status_code == 413 and response.json()["error"] == "TooLarge", response.text
+    assert service_free_counts(pair["pk"]) == before
 
 
 def test_bad_token_is_refused(pair: Cluster) -> None:

@@ -124,7 +124,7 @@ def test_field_errors_are_located_in_the_batch(pair: Cluster) -> None:
         ({"messages": []}, "messages"),
         ({"messages": [text(DGMO, "x")] * 101}, "messages"),
         ({"message": [text(DGMO, "x")]}, "message"),
-        ([text(DGMO, "x")], "body"),
+        ([text(DGMO, "x")], "request: must be a JSON object"),
     ],
     ids=["empty", "over 100", "misnamed", "a bare list"],
 )

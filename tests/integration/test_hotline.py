@@ -6,10 +6,12 @@ import asyncio
 import json
 import subprocess
 import sys
+from datetime import datetime, timedelta
 from typing import Any
 
 import websockets
 
+from detente.core.precedence import format_time
 from support import Cluster, NodeProc, run_async, wait_for
 
 
@@ -176,6 +178,66 @@ def test_inbox_filters_by_box_channel_state_and_since(pair: Cluster) -> None:
         assert later == []
         bad = client.get("/api/v1/messages", params={"since": "yesterday"})
         assert bad.status_code == 422 and bad.json()["error"] == "Invalid"
+        # `since` compares times, not text: the message's own second, written without the
+        # milliseconds or with fewer digits, still includes it; a millisecond after it does not.
+        created = client.get(f"/api/v1/messages/{sent['id']}").json()["created"]
+        moment = datetime.fromisoformat(created)
+        for since in (created, created[:19] + "Z", created[:21] + "Z"):
+            listed = client.get("/api/v1/messages", params={"since": since, "box": "in"}).json()["messages"]
+            assert sent["id"] in [m["id"] for m in listed], since
+        after = format_time(moment + timedelta(milliseconds=1))
+        listed = client.get("/api/v1/messages", params={"since": after, "box": "in"}).json()["messages"]
+        assert sent["id"] not in [m["id"] for m in listed]
+
+
+def test_a_listing_says_when_older_messages_match(pair: Cluster) -> None:
+    pk, ir = pair["pk"], pair["ir"]
+    first = send(pk, "pk-dgmo", precedence="FLASH", body={"text": "the oldest"})
+    last = send(pk, "pk-dgmo", precedence="ROUTINE", body={"text": "the newest"})
+    wait_for(lambda: state_is(ir, "ir-dgmo", last["id"], "delivered"))
+    with ir.client("ir-dgmo") as client:
+        page = client.get("/api/v1/messages", params={"box": "in", "limit": 1}).json()
+        assert [m["id"] for m in page["messages"]] == [last["id"]] and page["more"] is True
+        whole = client.get("/api/v1/messages", params={"box": "in", "limit": 1000}).json()
+        assert first["id"] in [m["id"] for m in whole["messages"]]
+        assert whole["more"] is False
+
+
+def test_who_may_read_a_message_but_not_answer_it_is_told_why(pair: Cluster) -> None:
+    pk, ir = pair["pk"], pair["ir"]
+    sent = send(pk, "pk-dgmo", precedence="FLASH", body={"text": "answer me"})
+    wait_for(lambda: state_is(ir, "ir-dgmo", sent["id"], "delivered"))
+    added = subprocess.run(
+        [sys.executable, "-m", "detente", "user", "add", "--data", str(ir.data), "--name", "ir-dgmo-tr",
+         "--office", "ir:dgmo", "--role", "translator"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stdout + added.stderr
+    translator = added.stdout.split("token ", 1)[1].strip()
+    with ir.client(token=translator) as client:
+        assert client.get(f"/api/v1/messages/{sent['id']}").status_code == 200
+        refused = client.post(f"/api/v1/messages/{sent['id']}/ack", json={})
+    assert refused.status_code == 403, refused.text
+    assert "only an operator or supervisor answers it" in refused.json()["detail"]
+    # The sender's own message: it reads it, and is told it cannot acknowledge it.
+    with pk.client("pk-dgmo") as client:
+        own = client.post(f"/api/v1/messages/{sent['id']}/ack", json={})
+    assert own.status_code == 422 and "received from the other side" in own.json()["detail"]
+    # A person's words must say something: a blank reason or text is refused where it is written.
+    with ir.client("ir-dgmo") as client:
+        blank = client.post(f"/api/v1/messages/{sent['id']}/decline", json={"reason": " \t "})
+        assert blank.status_code == 422 and blank.json()["fields"] == {"reason": "must not be blank"}
+        assert client.get(f"/api/v1/messages/{sent['id']}").json()["state"] == "delivered"
+    with pk.client("pk-dgmo") as client:
+        empty = client.post(
+            "/api/v1/messages",
+            json={"channel": "dgmo", "to": "ir:dgmo", "precedence": "ROUTINE", "type": "hotline.text",
+                  "body": {"text": "\n  "}},
+        )  # fmt: skip
+        assert empty.status_code == 422 and empty.json()["fields"] == {"text": "must not be blank"}
+    # Nothing of the refusals changed the message: the addressee still answers it.
+    with ir.client("ir-dgmo") as client:
+        assert client.post(f"/api/v1/messages/{sent['id']}/ack", json={}).status_code == 201
 
 
 def test_links_are_up_and_tested(pair: Cluster) -> None:

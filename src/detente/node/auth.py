@@ -8,6 +8,8 @@ import secrets
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from detente.store.operators import Operator
+
 ROLES = ("operator", "supervisor", "translator", "auditor", "admin")
 # Roles that may send and acknowledge for their offices.
 SENDING_ROLES = ("operator", "supervisor")
@@ -15,6 +17,19 @@ SENDING_ROLES = ("operator", "supervisor")
 WIDE_ROLES = ("supervisor", "auditor", "admin")
 
 _hasher = PasswordHasher()
+
+
+def visible_offices(operator: Operator) -> list[str] | None:
+    """Return the offices whose traffic the operator may read (None: every office of the party)."""
+    if any(operator.has(r) for r in WIDE_ROLES):
+        return None
+    return list(operator.offices)
+
+
+def may_read(operator: Operator, from_office: str, to_office: str) -> bool:
+    """Return whether the operator may read a message between these two offices."""
+    offices = visible_offices(operator)
+    return offices is None or from_office in offices or to_office in offices
 
 
 def new_token() -> str:

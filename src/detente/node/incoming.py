@@ -173,16 +173,17 @@ def _store_one(
     index = db.append_log(conn, env.raw, env.id)
     batch.unsigned[env.id] = receipts.receipt_body(ctx.party, env, index, received)
     kind = notifications.get(env.type)
+    created = parse_time(env.created)
     deadline = None
     if kind.needs_ack:
-        deadline = format_time(
-            deadline_for(parse_time(env.created), env.precedence, ctx.agreement.deadlines(env.channel))
-        )
+        deadline = format_time(deadline_for(created, env.precedence, ctx.agreement.deadlines(env.channel)))
+    # The row's `created` in the form this node writes (milliseconds), whatever form of RFC 3339 the
+    # peer used, so that listing by time compares like with like (`since`, in `store.messages`).
     db.insert_envelope(
         conn, id=env.id, direction="in", peer=party, channel=env.channel, from_office=env.sender,
         to_office=env.recipient, seq=env.seq, type=env.type, precedence=env.precedence.value,
         author=env.data["author"], case_id=env.case, ref=env.refs[0] if env.refs else None,
-        created=env.created, raw=env.raw, log_index=index, needs_ack=kind.needs_ack, deadline=deadline,
+        created=format_time(created), raw=env.raw, log_index=index, needs_ack=kind.needs_ack, deadline=deadline,
         state="delivered", receipt=None, delivered_at=received, recorded_at=received,
     )  # fmt: skip
     # A copy of the same envelope later in the batch gets this receipt, as it would from the table.

@@ -19,7 +19,7 @@ from detente.core import notifications
 from detente.core.agreement import LINK_CHANNEL, NODE_CHANNEL
 from detente.core.envelope import Envelope, uuid7
 from detente.core.precedence import Precedence, deadline_for, format_time, now, parse_precedence
-from detente.errors import Conflict, Error, Forbidden, Invalid, NotFound, located
+from detente.errors import Error, Forbidden, Invalid, located
 from detente.node import evidence, workflow
 from detente.node.auth import SENDING_ROLES
 from detente.node.context import NodeContext
@@ -130,7 +130,7 @@ def record_outgoing(
     return sealed, index
 
 
-def _require_sender(operator: Operator, office: str) -> None:
+def require_sender(operator: Operator, office: str) -> None:
     if not any(operator.has(r) for r in SENDING_ROLES):
         raise Forbidden(f"operator {operator.name} has no role that may send (operator or supervisor)")
     if office not in operator.offices:
@@ -173,20 +173,38 @@ def check_message(
     if to.split(":", 1)[0] == ctx.party:
         raise Invalid(f"office {to!r} belongs to this node's own party")
     sender = chan.other(to)
-    _require_sender(operator, sender)
+    require_sender(operator, sender)
     prec = parse_precedence(precedence)
     kind_def = notifications.get(kind)
     if kind_def.service:
         raise Invalid(f"{kind} is sent with its own action, not as a message")
     notifications.check_route(kind, channel, prec, refs, ctx.agreement)
     notifications.validate_body(kind, body, ctx.agreement)
+    require_words(kind, body)
     language = lang or operator.lang
     if language not in ctx.agreement.languages:
         raise Invalid(f"language {language!r} is not one of the agreement's: {', '.join(ctx.agreement.languages)}")
     return Message(channel, to, sender, prec, kind, body, list(refs), case, language)
 
 
+# Free text a person must write, which says nothing when blank. Refused here, where an operator
+# sends it, and not in the types' models: those also judge the peer's envelopes, and an envelope
+# an earlier release sealed with a blank text must still be stored, or its channel would stall.
+_WORDS = {"hotline.text": ("text",), "statement": ("text",), "decline": ("reason",)}
+
+
+def require_words(kind: str, body: dict[str, Any]) -> None:
+    """Raise `Invalid` (with `fields`) if a free-text field of `body` that must say something is blank."""
+    blank = {
+        f: "must not be blank" for f in _WORDS.get(kind, ()) if isinstance(body.get(f), str) and not body[f].strip()
+    }
+    if blank:
+        raise Invalid(f"{kind}: " + "; ".join(f"{f}: must not be blank" for f in blank), fields=blank)
+
+
 def _check_refs(conn: Connection, refs: list[str]) -> None:
+    # Existence only: who may refer to what is the workflows' rule (a liaison officer verifies an
+    # action between two other offices), and an id is a random UUID one learns only by seeing it.
     for ref in refs:
         if db.get_envelope(conn, ref) is None:
             raise Invalid(f"refs: no envelope {ref} on this node")
@@ -245,85 +263,6 @@ def _record_message(conn: Connection, ctx: NodeContext, operator: Operator, m: M
     evidence.link_outgoing(conn, sealed)
     data = {"type": m.kind, "precedence": m.precedence.value, "to": m.to}
     return Sent(sealed, index, "accepted", (Event("sent", sealed.id, (m.sender,), data), *events))
-
-
-def respond_job(
-    ctx: NodeContext, operator: Operator, message_id: str, kind: str, body: dict[str, Any]
-) -> Callable[[Connection], Sent]:
-    """Return the writer job that acknowledges or declines an incoming message.
-
-    The job raises `NotFound` if the operator cannot see the message, `Forbidden` if they may not
-    answer for its office, and `Conflict` if it was already answered.
-    """
-    notifications.validate_body(kind, body, ctx.agreement)
-
-    def job(conn: Connection) -> Sent:
-        row = db.get_envelope(conn, message_id)
-        if row is None or not _may_answer(ctx, operator, row):
-            raise NotFound(f"no message {message_id} for your offices")
-        if row["direction"] != "in":
-            raise Invalid("only a message received from the other side can be acknowledged or declined")
-        if not row["needs_ack"]:
-            raise Invalid(f"a {row['type']} message is not acknowledged")
-        if row["response_id"] is not None:
-            raise Conflict(f"message {message_id} was already {row['state']} by {row['response_by']}")
-        office = row["to_office"]
-        sealed, index = record_outgoing(
-            conn, ctx, channel=row["channel"], sender=office, recipient=row["from_office"],
-            author=operator.id, precedence=Precedence(row["precedence"]), kind=kind, body=body,
-            refs=[message_id], case=row["case_id"], lang=operator.lang,
-        )  # fmt: skip
-        state = "acknowledged" if kind == "ack" else "declined"
-        db.update_envelope(
-            conn, message_id, state=state, response_id=sealed.id, response_type=kind,
-            response_at=sealed.created, response_by=operator.name,
-            response_note=body.get("reason") or body.get("note") or None,
-        )  # fmt: skip
-        offices = (office, *ctx.agreement.alternates(office))
-        event = Event(state, message_id, offices, {"response": sealed.id, "by": operator.name})
-        return Sent(sealed, index, "accepted", (event,))
-
-    return job
-
-
-def _may_answer(ctx: NodeContext, operator: Operator, row: db.EnvelopeRow) -> bool:
-    office = row["to_office"]
-    if not any(operator.has(r) for r in SENDING_ROLES):
-        return False
-    if office in operator.offices:
-        return True
-    # Once a message is overdue, the alternates of its office may answer it (escalation).
-    alternates = ctx.agreement.alternates(office)
-    return row["overdue_at"] is not None and any(o in operator.offices for o in alternates)
-
-
-def status_job(
-    ctx: NodeContext, operator: Operator, peer: str, code: str, note: str, office: str | None
-) -> Callable[[Connection], Sent]:
-    """Return the writer job that tells `peer` why this side is (not) answering.
-
-    Raises `Invalid` for an unknown peer or code and `Forbidden` for an office not the operator's.
-    """
-    if peer == ctx.party or peer not in ctx.agreement.parties:
-        raise Invalid(f"unknown peer {peer!r}")
-    chosen = office or (operator.offices[0] if len(operator.offices) == 1 else "")
-    if not chosen:
-        raise Invalid("you hold several offices: say for which one with 'office'")
-    _require_sender(operator, chosen)
-    body = {"code": code, "note": note, "office": chosen}
-    notifications.validate_body("status", body, ctx.agreement)
-    own, theirs = ctx.agreement.party(ctx.party), ctx.agreement.party(peer)
-
-    def job(conn: Connection) -> Sent:
-        sealed, index = record_outgoing(
-            conn, ctx, channel=NODE_CHANNEL, sender=own.node_office, recipient=theirs.node_office,
-            author=operator.id, precedence=Precedence.IMMEDIATE, kind="status", body=body, refs=[],
-            case=None, lang=operator.lang,
-        )  # fmt: skip
-        event = Event("status_sent", sealed.id, (chosen,), {"peer": peer, "code": code, "note": note})
-        return Sent(sealed, index, "accepted", (event,))
-
-    return job
 
 
 def overdue_job(ctx: NodeContext, at: str) -> Callable[[Connection], list[Event]]:

@@ -183,8 +183,30 @@ def list_envelopes(
 ) -> list[RowMapping]:
     """Return envelope rows matching the filters, oldest first (at most `limit`, the newest ones).
 
-    `offices` limits the rows to those sent from or to one of these offices (None: no limit).
+    `offices` limits the rows to those sent from or to one of these offices (None: no limit);
+    `since` is a time as `core.precedence.format_time` writes it (rows created at or after it).
     """
+    rows, _ = page_of_envelopes(
+        conn, offices=offices, direction=direction, channel=channel, state=state, since=since, types=types,
+        exclude_types=exclude_types, case_id=case_id, limit=limit,
+    )  # fmt: skip
+    return rows
+
+
+def page_of_envelopes(
+    conn: Connection,
+    *,
+    offices: Sequence[str] | None,
+    direction: str | None = None,
+    channel: str | None = None,
+    state: str | None = None,
+    since: str | None = None,
+    types: Sequence[str] | None = None,
+    exclude_types: Sequence[str] = (),
+    case_id: str | None = None,
+    limit: int = 200,
+) -> tuple[list[RowMapping], bool]:
+    """Return what `list_envelopes` returns, and whether older rows match the filters too."""
     query = select(envelopes)
     if offices is not None:
         query = query.where(or_(envelopes.c.from_office.in_(offices), envelopes.c.to_office.in_(offices)))
@@ -195,6 +217,8 @@ def list_envelopes(
     if state:
         query = query.where(envelopes.c.state == state)
     if since:
+        # Every row's `created` has the same fixed-width form (an incoming envelope's is rewritten
+        # to it when stored), so comparing the text compares the times.
         query = query.where(envelopes.c.created >= since)
     if types:
         query = query.where(envelopes.c.type.in_(types))
@@ -202,10 +226,12 @@ def list_envelopes(
         query = query.where(envelopes.c.type.not_in(exclude_types))
     if case_id:
         query = query.where(envelopes.c.case_id == case_id)
-    query = query.order_by(envelopes.c.log_index.desc()).limit(limit)
-    rows = list(conn.execute(query).mappings())
+    # One row more than asked says whether the page holds everything.
+    rows = list(conn.execute(query.order_by(envelopes.c.log_index.desc()).limit(limit + 1)).mappings())
+    more = len(rows) > limit
+    rows = rows[:limit]
     rows.reverse()
-    return rows
+    return rows, more
 
 
 def due_for_overdue(conn: Connection, now: str, limit: int = 500) -> list[RowMapping]:

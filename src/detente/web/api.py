@@ -10,10 +10,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from detente.core import notifications
-from detente.core.precedence import Precedence, parse_time
+from detente.core.precedence import Precedence, format_time, parse_time
 from detente.errors import Error, Forbidden, NotFound, located
-from detente.node import outgoing
-from detente.node.auth import WIDE_ROLES
+from detente.node import answers, auth, outgoing
 from detente.node.runtime import Node
 from detente.node.views import summary
 from detente.store import links as links_db
@@ -74,9 +73,7 @@ class StatusRequest(Strict):
 
 def visible_offices(node: Node, operator: Operator) -> list[str] | None:
     """Return the offices whose traffic the operator may read (None: every office of the party)."""
-    if any(operator.has(r) for r in WIDE_ROLES):
-        return None
-    return list(operator.offices)
+    return auth.visible_offices(operator)
 
 
 @router.post("/messages", status_code=201, response_model=SendResponse)
@@ -153,36 +150,38 @@ async def list_messages(
     limit: int = Query(default=100, ge=1, le=1000),
     all_types: bool = Query(default=False, description="include acks, link tests and other service types"),
 ) -> JSONResponse:
-    """List messages to or from the operator's offices, oldest first."""
-    if since is not None:
-        parse_time(since)
+    """List messages to or from the operator's offices, oldest first: the newest `limit` of them.
+
+    `more` says whether older messages match the filters too (raise `limit`, or narrow `since`).
+    """
+    # Any RFC 3339 UTC form the API accepts, rewritten to the stored one (milliseconds).
+    after = None if since is None else format_time(parse_time(since))
     offices = visible_offices(node, operator)
     service = [] if all_types else [name for name, t in notifications.CATALOG.items() if t.service]
-    rows = await node.aread(
-        lambda conn: db.list_envelopes(
+    rows, more = await node.aread(
+        lambda conn: db.page_of_envelopes(
             conn,
             offices=offices,
             direction=box,
             channel=channel,
             state=state,
-            since=since,
+            since=after,
             exclude_types=service,
             limit=limit,
         )  # fmt: skip
     )
     # Up to 1,000 summaries of plain JSON: FastAPI's generic encoder would walk each value again
     # (about ten times the cost of json.dumps).
-    return JSONResponse({"messages": [summary(r, node.ctx.agreement, operator.lang) for r in rows]})
+    return JSONResponse({"messages": [summary(r, node.ctx.agreement, operator.lang) for r in rows], "more": more})
 
 
 @router.get("/messages/{message_id}")
 async def get_message(message_id: str, node: NodeDep, operator: OperatorDep) -> dict[str, Any]:
     """Return one message: the envelope, its receipt, its answer, its deadline and state."""
-    offices = visible_offices(node, operator)
 
     def read(conn: Any) -> dict[str, Any]:
         row = db.get_envelope(conn, message_id)
-        if row is None or (offices is not None and not {row["from_office"], row["to_office"]} & set(offices)):
+        if row is None or not auth.may_read(operator, row["from_office"], row["to_office"]):
             raise NotFound(f"no message {message_id} for your offices")
         response = db.get_envelope(conn, row["response_id"]) if row["response_id"] else None
         return {
@@ -201,7 +200,7 @@ async def _respond(node: Node, operator: Operator, message_id: str, kind: str, b
     # message did: under load that queue holds whole delivery batches. One indexed read on the
     # loop finds the precedence; the job checks everything about the message again.
     urgent = node.read(lambda conn: db.precedence_of(conn, message_id)) == Precedence.FLASH.value
-    sent = await node.run(outgoing.respond_job(node.ctx, operator, message_id, kind, body), urgent=urgent)
+    sent = await node.run(answers.respond_job(node.ctx, operator, message_id, kind, body), urgent=urgent)
     node.ctx.bus.publish(*sent.events)
     node.wake(sent.envelope.recipient_party, flash=sent.envelope.precedence is Precedence.FLASH)
     return sent.to_json()
@@ -227,7 +226,7 @@ async def decline_message(
 async def send_status(request: StatusRequest, node: NodeDep, operator: OperatorDep) -> dict[str, Any]:
     """Tell a peer why this side is (not) answering: TECH, DECLINED, AWAITING_AUTHORITY, BUSY or OK."""
     sent = await node.run(
-        outgoing.status_job(node.ctx, operator, request.peer, request.code, request.note, request.office)
+        answers.status_job(node.ctx, operator, request.peer, request.code, request.note, request.office)
     )
     node.ctx.bus.publish(*sent.events)
     node.wake(request.peer)

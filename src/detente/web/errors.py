@@ -20,8 +20,17 @@ log = logging.getLogger("detente.web")
 
 
 def _field(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path")]
-    return ".".join(parts) or "body"
+    # FastAPI puts where the value came from first; a message's own `body` member keeps its name.
+    parts = [str(p) for p in (loc[1:] if loc and loc[0] in ("body", "query", "path") else loc)]
+    return ".".join(parts) or "request"  # the request as a whole
+
+
+# What FastAPI's "There was an error parsing the body" (400) was caused by, said plainly.
+_UNREADABLE = (
+    (UnicodeDecodeError, "request body is not UTF-8"),
+    (RecursionError, "request body is nested too deeply"),
+    (ValueError, "request body is not valid JSON"),
+)
 
 
 def error_response(exc: Error) -> JSONResponse:
@@ -49,12 +58,21 @@ def install(app: FastAPI) -> None:
                 )
             if kind == "extra_forbidden":
                 message = "unknown field"
-            fields[_field(tuple(item.get("loc", ())))] = message
+            loc = tuple(item.get("loc", ()))
+            if loc == ("body",):  # no JSON object at all: a missing body or Content-Type, `[]`, `null`, `42`
+                message = "must be a JSON object, sent with Content-Type: application/json"
+            fields[_field(loc)] = message
         detail = "; ".join(f"{k}: {v}" for k, v in fields.items())
         return JSONResponse({"error": "Invalid", "detail": detail, "fields": fields}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        cause = exc.__cause__
+        if isinstance(cause, Error):  # raised while FastAPI read the body (a chunked body too large)
+            return error_response(cause)
+        if exc.status_code == 400:
+            detail = next((text for kind, text in _UNREADABLE if isinstance(cause, kind)), str(exc.detail))
+            return JSONResponse({"error": "MalformedError", "detail": detail}, status_code=400)
         name = {404: "NotFound", 405: "MethodNotAllowed", 401: "Unauthorized", 403: "Forbidden"}.get(
             exc.status_code, "HTTPError"
         )

@@ -145,6 +145,15 @@ def test_a_form_with_a_bad_field_comes_back_with_the_error_on_it(client: TestCli
     assert no_token.status_code == 403
 
 
+def test_a_status_form_with_a_code_altered_by_hand_says_what_is_wrong(client: TestClient) -> None:
+    login(client, "pk-dgmo")
+    token = csrf_of(client.get("/"))
+    page = client.post("/status", data={"csrf": token, "peer": "ir", "code": "PANIC", "note": ""})
+    assert page.status_code == 422
+    assert "code: Input should be" in page.text and "AWAITING_AUTHORITY" in page.text
+    assert "validation error for" not in page.text
+
+
 def test_sending_a_codebook_message_and_reading_it_in_each_language(client: TestClient) -> None:
     login(client, "pk-dgmo")
     token = csrf_of(client.get("/channel/dgmo"))

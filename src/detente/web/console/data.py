@@ -18,7 +18,7 @@ from detente.core.envelope import Envelope
 from detente.core.precedence import Precedence
 from detente.core.workflows import OPENERS, Projection, fold
 from detente.errors import Error
-from detente.node.auth import SENDING_ROLES, WIDE_ROLES
+from detente.node.auth import SENDING_ROLES, visible_offices
 from detente.store import links as links_db
 from detente.store import messages as db
 from detente.store import operators as operators_db
@@ -32,13 +32,6 @@ MAX_FOLD = 5000  # envelopes folded for one page; a node past this needs the pro
 def service_types() -> list[str]:
     """Return the message types that are not shown as messages (acks, link tests, ...)."""
     return [name for name, kind in notifications.CATALOG.items() if kind.service]
-
-
-def visible_offices(operator: Operator) -> list[str] | None:
-    """Return the offices whose traffic the operator may read (None: every office of the party)."""
-    if any(operator.has(r) for r in WIDE_ROLES):
-        return None
-    return list(operator.offices)
 
 
 def may_send(operator: Operator) -> bool:

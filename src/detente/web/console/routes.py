@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
+from pydantic import ValidationError
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from detente.core.agreement import Channel
@@ -146,8 +147,8 @@ async def send_status(request: Request, token: Token = "", peer: Annotated[str, 
     viewer = await _form_viewer(request, token)
     try:
         status_request = api.StatusRequest(peer=peer, code=code, note=note.strip(), office=office or None)  # type: ignore[arg-type]
-    except ValueError as exc:
-        raise Invalid(str(exc).splitlines()[0]) from None
+    except ValidationError as exc:  # only a form altered by hand gets here: the console offers valid choices
+        raise Invalid("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
     await api.send_status(status_request, console_of(request).node, viewer.operator)
     return RedirectResponse("/", status_code=303)
 

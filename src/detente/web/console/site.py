@@ -26,6 +26,7 @@ from detente import __version__
 from detente.core import notifications
 from detente.core.precedence import format_time
 from detente.errors import Error
+from detente.node import auth
 from detente.node.runtime import Node
 from detente.store.operators import Operator
 from detente.web.console import csrf, data, i18n
@@ -86,7 +87,7 @@ class Viewer:
     @property
     def offices(self) -> list[str] | None:
         """The offices whose traffic this operator may read (None: all of the party's)."""
-        return data.visible_offices(self.operator)
+        return auth.visible_offices(self.operator)
 
 
 def _static_version() -> str:

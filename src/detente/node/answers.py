@@ -1,0 +1,123 @@
+"""Answering: a person acknowledges or declines a message received, or says why the side is silent.
+
+An answer is an envelope like any other (`node.outgoing` seals, logs and queues it); what is
+particular is who may give it. Whoever may read a message but not answer it is told why (a
+translator, the sender's own side, an alternate before the deadline), not that it is not found.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Connection
+
+from detente.core import notifications
+from detente.core.agreement import NODE_CHANNEL
+from detente.core.precedence import Precedence
+from detente.errors import Conflict, Forbidden, Invalid, NotFound
+from detente.node.auth import SENDING_ROLES, may_read
+from detente.node.context import NodeContext
+from detente.node.events import Event
+from detente.node.outgoing import Sent, record_outgoing, require_sender, require_words
+from detente.store import messages as db
+from detente.store.operators import Operator
+
+
+def respond_job(
+    ctx: NodeContext, operator: Operator, message_id: str, kind: str, body: dict[str, Any]
+) -> Callable[[Connection], Sent]:
+    """Return the writer job that acknowledges or declines an incoming message.
+
+    The job raises `NotFound` if the operator cannot see the message, `Forbidden` if they may not
+    answer for its office, and `Conflict` if it was already answered.
+    """
+    notifications.validate_body(kind, body, ctx.agreement)
+    require_words(kind, body)
+
+    def job(conn: Connection) -> Sent:
+        row = db.get_envelope(conn, message_id)
+        if row is None or not (_may_see(operator, row) or _may_answer(ctx, operator, row)):
+            raise NotFound(f"no message {message_id} for your offices")
+        # Whoever may read the message is told why they may not answer it, rather than "not found".
+        if row["direction"] != "in":
+            raise Invalid("only a message received from the other side can be acknowledged or declined")
+        if not row["needs_ack"]:
+            raise Invalid(f"{row['type']} messages are not acknowledged")
+        if not _may_answer(ctx, operator, row):
+            raise Forbidden(_why_not(ctx, operator, row))
+        if row["response_id"] is not None:
+            raise Conflict(f"message {message_id} was already {row['state']} by {row['response_by']}")
+        office = row["to_office"]
+        sealed, index = record_outgoing(
+            conn, ctx, channel=row["channel"], sender=office, recipient=row["from_office"],
+            author=operator.id, precedence=Precedence(row["precedence"]), kind=kind, body=body,
+            refs=[message_id], case=row["case_id"], lang=operator.lang,
+        )  # fmt: skip
+        state = "acknowledged" if kind == "ack" else "declined"
+        db.update_envelope(
+            conn, message_id, state=state, response_id=sealed.id, response_type=kind,
+            response_at=sealed.created, response_by=operator.name,
+            response_note=body.get("reason") or body.get("note") or None,
+        )  # fmt: skip
+        offices = (office, *ctx.agreement.alternates(office))
+        event = Event(state, message_id, offices, {"response": sealed.id, "by": operator.name})
+        return Sent(sealed, index, "accepted", (event,))
+
+    return job
+
+
+def _may_see(operator: Operator, row: db.EnvelopeRow) -> bool:
+    """Whether the operator may read the message (as the API's listing shows it)."""
+    return may_read(operator, row["from_office"], row["to_office"])
+
+
+def _why_not(ctx: NodeContext, operator: Operator, row: db.EnvelopeRow) -> str:
+    """Say why an operator who may read a message may not answer it."""
+    if not any(operator.has(r) for r in SENDING_ROLES):
+        roles = ", ".join(operator.roles)
+        return f"operator {operator.name} ({roles}) may read this message; only an operator or supervisor answers it"
+    office = row["to_office"]
+    if any(o in operator.offices for o in ctx.agreement.alternates(office)):
+        return f"the message is addressed to {office}; its alternates may answer it once it is overdue"
+    return f"the message is addressed to {office}, which operator {operator.name} does not hold"
+
+
+def _may_answer(ctx: NodeContext, operator: Operator, row: db.EnvelopeRow) -> bool:
+    office = row["to_office"]
+    if not any(operator.has(r) for r in SENDING_ROLES):
+        return False
+    if office in operator.offices:
+        return True
+    # Once a message is overdue, the alternates of its office may answer it (escalation).
+    alternates = ctx.agreement.alternates(office)
+    return row["overdue_at"] is not None and any(o in operator.offices for o in alternates)
+
+
+def status_job(
+    ctx: NodeContext, operator: Operator, peer: str, code: str, note: str, office: str | None
+) -> Callable[[Connection], Sent]:
+    """Return the writer job that tells `peer` why this side is (not) answering.
+
+    Raises `Invalid` for an unknown peer or code and `Forbidden` for an office not the operator's.
+    """
+    if peer == ctx.party or peer not in ctx.agreement.parties:
+        raise Invalid(f"unknown peer {peer!r}")
+    chosen = office or (operator.offices[0] if len(operator.offices) == 1 else "")
+    if not chosen:
+        raise Invalid("you hold several offices: say for which one with 'office'")
+    require_sender(operator, chosen)
+    body = {"code": code, "note": note, "office": chosen}
+    notifications.validate_body("status", body, ctx.agreement)
+    own, theirs = ctx.agreement.party(ctx.party), ctx.agreement.party(peer)
+
+    def job(conn: Connection) -> Sent:
+        sealed, index = record_outgoing(
+            conn, ctx, channel=NODE_CHANNEL, sender=own.node_office, recipient=theirs.node_office,
+            author=operator.id, precedence=Precedence.IMMEDIATE, kind="status", body=body, refs=[],
+            case=None, lang=operator.lang,
+        )  # fmt: skip
+        event = Event("status_sent", sealed.id, (chosen,), {"peer": peer, "code": code, "note": note})
+        return Sent(sealed, index, "accepted", (event,))
+
+    return job
