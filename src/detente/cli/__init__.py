@@ -8,13 +8,20 @@ from detente.cli.app import app
 
 
 def main() -> None:
-    """Run the command line; our errors print their diagnostics and exit 1, never a traceback."""
+    """Run the command line; our errors print their diagnostics and exit 1, never a traceback.
+
+    Exit status: 0 done, 1 an error (the node refused, cannot be reached, a file's content is
+    wrong), 2 a usage error (click's message and the command's usage), 130 interrupted.
+    """
+    from detente.cli.terminal import printable, printable_lines
     from detente.errors import Error
 
     try:
         app(standalone_mode=False)
     except Error as exc:
-        print(f"error: {exc.diagnostics()}", file=sys.stderr)
+        # The detail may quote the other side (a peer's error, an id we were given): made safe, but
+        # a list of problems (a scenario's, a drill's checks) keeps one per line.
+        print(f"error: {printable_lines(exc.diagnostics())}", file=sys.stderr)
         sys.exit(1)
     except SystemExit:
         raise
@@ -36,7 +43,7 @@ def main() -> None:
             sys.exit(exc.exit_code)
         if isinstance(exc, (click.exceptions.Abort, Abort)):
             sys.exit(130)
-        print(f"error: unexpected {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"error: unexpected {type(exc).__name__}: {printable(exc)}", file=sys.stderr)
         sys.exit(1)
 
 

@@ -10,7 +10,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from detente.errors import Invalid
+from detente.cli.arguments import CheckedCommand
+from detente.errors import BadRequest, Invalid
 from detente.node import setup
 
 app = typer.Typer(help="Détente: a verifiable hotline for states in crisis.", no_args_is_help=True)
@@ -112,7 +113,22 @@ def serve(data: DataOpt) -> None:
     )
 
 
-@user_app.command("add")
+def read_password() -> str:
+    """Return the first line of standard input as the password.
+
+    Raises `BadRequest` if it is not UTF-8: read as text, its odd bytes would become lone
+    surrogates that fail only when the password is hashed.
+    """
+    stream = getattr(sys.stdin, "buffer", None)
+    line = stream.readline() if stream is not None else sys.stdin.readline().encode("utf-8", "surrogateescape")
+    try:
+        text: str = line.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest("the password on standard input is not UTF-8 text") from None
+    return text.removesuffix("\n").removesuffix("\r")
+
+
+@user_app.command("add", cls=CheckedCommand)
 def user_add(
     data: DataOpt,
     name: Annotated[str, typer.Option(help="login name")],
@@ -121,8 +137,12 @@ def user_add(
     lang: Annotated[str, typer.Option(help="console language")] = "en",
     password_stdin: Annotated[bool, typer.Option("--password-stdin", help="read the console password")] = False,
 ) -> None:
-    """Create an operator and print their API token (shown once)."""
-    password = sys.stdin.readline().rstrip("\n") if password_stdin else None
+    """Create an operator and print their API token (shown once).
+
+    Repeated --office and --role count once. A name differing only in letter case from an existing
+    operator's is refused.
+    """
+    password = read_password() if password_stdin else None
     op = setup.add_user(data, name, office, role, password, lang)
     print(f"operator {op.name} ({', '.join(op.roles)}) for {', '.join(op.offices)}")
     print(f"token {op.token}")

@@ -1,67 +1,54 @@
-"""Commands that talk to a running node through its operator API, as an operator would."""
+"""Commands that talk to a running node through its operator API, as an operator would.
+
+Every command here is a `CheckedCommand` (text that is not UTF-8 is a usage error), takes ids as one
+URL path segment (`arguments.segment`), reaches the node through `transport.call` (a redirect or an
+answer of the wrong shape is an error, never a `KeyError`), and prints what the node says through
+`terminal` (control characters visible, no markup).
+"""
 
 from __future__ import annotations
 
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, TextIO
 
-import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from detente.cli.app import app
-from detente.errors import BadRequest, Error, Unavailable
-from detente.node.config import load_config
-from detente.node.tls import trust_exactly
+from detente.cli.arguments import CheckedCommand, check_id, check_since, segment
+from detente.cli.terminal import cell, dump_json, printable
+from detente.cli.transport import CertOpt, NodeOpt, TokenOpt, UrlOpt, api, call, shape
+from detente.errors import BadRequest
 
 out = Console()
 
-NodeOpt = Annotated[Path | None, typer.Option("--node", help="a node data directory (gives URL and certificate)")]
-UrlOpt = Annotated[str | None, typer.Option("--url", envvar="DETENTE_URL", help="the node's base URL")]
-CertOpt = Annotated[Path | None, typer.Option("--cacert", envvar="DETENTE_CACERT", help="the node's TLS certificate")]
-TokenOpt = Annotated[str, typer.Option("--token", envvar="DETENTE_TOKEN", help="your API token")]
+IdArg = Annotated[str, typer.Argument(help="the message id", callback=check_id)]
+# The values `GET /api/v1/messages` takes: a typo is a usage error here, not a round trip.
+Box = Literal["in", "out"]
+State = Literal["accepted", "delivered", "acknowledged", "declined", "overdue"]
+SENT = {"id": str, "seq": int, "log_index": int, "state": str}
 
 
-class ApiError(Error):
-    """The node answered with an error."""
-
-    def __init__(self, status: int, body: dict[str, Any]) -> None:
-        super().__init__(f"{body.get('error', 'Error')} ({status}): {body.get('detail', '')}")
-        self.status_code = status
+def _sent_line(result: dict[str, Any]) -> str:
+    return printable(f"{result['id']} seq {result['seq']} log {result['log_index']} {result['state']}")
 
 
-def api(node: Path | None, url: str | None, cacert: Path | None, token: str) -> httpx.Client:
-    """Return an HTTPS client for a node's operator API, trusting exactly its certificate."""
-    if node is not None:
-        config = load_config(node)
-        url, cacert = url or config.url, cacert or config.cert_path
-    if not url or cacert is None:
-        raise BadRequest("say which node: --node DIR, or --url and --cacert")
-    context = trust_exactly(cacert.read_text())
-    return httpx.Client(
-        base_url=url.rstrip("/") + "/api/v1",
-        verify=context,
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=30,
-    )
-
-
-def call(client: httpx.Client, method: str, path: str, **kwargs: Any) -> Any:
-    """Send one API request and return its JSON; raise `ApiError` with the node's message."""
+def load_json(text: str | bytes, what: str) -> Any:
+    """Parse JSON text; raise `BadRequest` naming `what` if it is not JSON or nests too deeply."""
     try:
-        response = client.request(method, path, **kwargs)
-    except httpx.HTTPError as exc:
-        raise Unavailable(f"cannot reach the node: {exc}") from exc
-    body = response.json() if response.content else {}
-    if response.status_code >= 400:
-        raise ApiError(response.status_code, body)
-    return body
+        return json.loads(text)
+    except RecursionError:
+        raise BadRequest(f"{what} nests JSON too deeply to read") from None
+    except UnicodeDecodeError as exc:
+        raise BadRequest(f"{what} is not UTF-8 text: {exc}") from None
+    except ValueError as exc:
+        raise BadRequest(f"{what} is not JSON: {exc}") from None
 
 
-@app.command()
+@app.command(cls=CheckedCommand)
 def send(
     token: TokenOpt,
     channel: Annotated[str, typer.Option(help="channel, e.g. dgmo")],
@@ -76,24 +63,26 @@ def send(
     cacert: CertOpt = None,
 ) -> None:
     """Send a message; prints its id, sequence number and log index once it is durably accepted."""
+    if body is not None and text is not None:
+        raise typer.BadParameter("give --text or --body, not both", param_hint="'--body'")
     if body is not None:
         try:
-            payload = json.loads(body)
-        except ValueError as exc:
-            raise BadRequest(f"--body is not JSON: {exc}") from exc
+            payload = load_json(body, "--body")
+        except BadRequest as exc:
+            raise typer.BadParameter(exc.detail.removeprefix("--body "), param_hint="'--body'") from None
     elif text is not None:
         payload = {"text": text}
     else:
-        raise BadRequest("give --text or --body")
+        raise typer.BadParameter("give --text or --body", param_hint="'--text'")
     request = {"channel": channel, "to": to, "precedence": precedence.upper(), "type": type_, "body": payload}
     if ref:
         request["refs"] = ref
     with api(node, url, cacert, token) as client:
-        result = call(client, "POST", "/messages", json=request)
-    print(f"{result['id']} seq {result['seq']} log {result['log_index']} {result['state']}")
+        result = call(client, "POST", "/messages", json=request, expect=SENT)
+    print(_sent_line(result))
 
 
-@app.command("send-batch")
+@app.command("send-batch", cls=CheckedCommand)
 def send_batch(
     token: TokenOpt,
     file: Annotated[Path, typer.Argument(help="a JSON file: a list of messages as POST /api/v1/messages takes them")],
@@ -106,52 +95,87 @@ def send_batch(
     The file holds a JSON list, or `{"messages": [...]}`; `-` reads standard input. If any message
     is refused, none is sent, and the error names it (`messages.<i>`, counting from 0).
     """
+    stdin = str(file) == "-"
+    what = "standard input" if stdin else str(file)
     try:
-        text = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8")
-        payload = json.loads(text)
+        # Bytes, then strict UTF-8: text read from a stream would carry bytes that are not UTF-8
+        # as lone surrogates, which fail only when the request is encoded.
+        raw = sys.stdin.buffer.read() if stdin else file.read_bytes()
     except OSError as exc:
-        raise BadRequest(f"cannot read {file}: {exc.strerror or exc}") from exc
-    except ValueError as exc:
-        raise BadRequest(f"{file} is not JSON: {exc}") from exc
+        raise BadRequest(f"cannot read {what}: {exc.strerror or exc}") from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRequest(f"{what} is not UTF-8 text: {exc}") from None
+    payload = load_json(text, what)
     if isinstance(payload, list):
         payload = {"messages": payload}
     with api(node, url, cacert, token) as client:
-        result = call(client, "POST", "/messages/batch", json=payload)
-    for sent in result["messages"]:
-        print(f"{sent['id']} seq {sent['seq']} log {sent['log_index']} {sent['state']}")
+        result = call(client, "POST", "/messages/batch", json=payload, expect={"messages": list})
+    lines = [_sent_line(shape(sent, SENT, "a message in the node's answer")) for sent in result["messages"]]
+    print("\n".join(lines))
 
 
-@app.command()
+@app.command(cls=CheckedCommand)
 def inbox(
     token: TokenOpt,
-    box: Annotated[str, typer.Option(help="in or out")] = "in",
-    state: Annotated[str | None, typer.Option(help="only this state")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    box: Annotated[Box, typer.Option(help="received (in) or sent (out)")] = "in",
+    state: Annotated[State | None, typer.Option(help="only this state")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="only messages created at or after this RFC 3339 UTC time", callback=check_since)
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option(help="the newest N messages, 1-1000 (the node's default: 100)", min=1, max=1000)
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the messages as a JSON list")] = False,
     node: NodeOpt = None,
     url: UrlOpt = None,
     cacert: CertOpt = None,
 ) -> None:
-    """List received (or sent) messages with their precedence, deadline and state."""
-    params = {"box": box, **({"state": state} if state else {})}
+    """List received (or sent) messages with their precedence, deadline and state, oldest first.
+
+    The node gives the newest `--limit` of them; when older ones match too, a line says so (on
+    standard error with `--json`, whose output stays the list it always was).
+    """
+    given = {"box": box, "state": state, "since": since, "limit": limit}
+    params = {key: value for key, value in given.items() if value is not None}
     with api(node, url, cacert, token) as client:
-        messages = call(client, "GET", "/messages", params=params)["messages"]
+        answer = call(client, "GET", "/messages", params=params, expect={"messages": list})
     if as_json:
-        print(json.dumps(messages, indent=2, ensure_ascii=False))
+        print(dump_json(answer["messages"]))
+        _say_if_more(answer, sys.stderr)
         return
     table = Table("id", "prec", "from → to", "type", "created", "deadline", "state", "text")
-    for m in messages:
-        text = m["body"].get("text") or json.dumps(m["body"], ensure_ascii=False)
+    for item in answer["messages"]:
+        m = shape(item, {}, "a message in the node's answer")
+        body = m.get("body")
+        text = body.get("text") if isinstance(body, dict) else None
+        if not isinstance(text, str):
+            text = json.dumps(body, ensure_ascii=False)
+        route = f"{printable(m.get('from'))} → {printable(m.get('to'))}"
         table.add_row(
-            m["id"], m["precedence"], f"{m['from']} → {m['to']}", m["type"], m["created"], m["deadline"] or "",
-            m["state"], text[:60],
+            cell(m.get("id")), cell(m.get("precedence")), cell(route), cell(m.get("type")), cell(m.get("created")),
+            cell(m.get("deadline")), cell(m.get("state")), cell(printable(text)[:60]),
         )  # fmt: skip
     out.print(table)
+    _say_if_more(answer, sys.stdout)
 
 
-@app.command()
+def _say_if_more(answer: dict[str, Any], stream: TextIO) -> None:
+    # `more` arrived with the release that added it: an older node's answer is complete or silent.
+    if answer.get("more", False) is True:
+        shown = len(answer["messages"])
+        print(
+            f"showing the newest {shown}; older messages match too: raise --limit (at most 1000), "
+            "or narrow with --since or --state",
+            file=stream,
+        )
+
+
+@app.command(cls=CheckedCommand)
 def ack(
     token: TokenOpt,
-    message: Annotated[str, typer.Argument(help="the message id")],
+    message: IdArg,
     note: Annotated[str, typer.Option(help="optional note")] = "",
     node: NodeOpt = None,
     url: UrlOpt = None,
@@ -159,14 +183,14 @@ def ack(
 ) -> None:
     """Acknowledge a received message."""
     with api(node, url, cacert, token) as client:
-        result = call(client, "POST", f"/messages/{message}/ack", json={"note": note})
-    print(f"acknowledged {message} with {result['id']}")
+        result = call(client, "POST", f"/messages/{segment(message)}/ack", json={"note": note}, expect={"id": str})
+    print(printable(f"acknowledged {message} with {result['id']}"))
 
 
-@app.command()
+@app.command(cls=CheckedCommand)
 def decline(
     token: TokenOpt,
-    message: Annotated[str, typer.Argument(help="the message id")],
+    message: IdArg,
     reason: Annotated[str, typer.Option(help="why")],
     node: NodeOpt = None,
     url: UrlOpt = None,
@@ -174,27 +198,30 @@ def decline(
 ) -> None:
     """Decline a received message, with the reason."""
     with api(node, url, cacert, token) as client:
-        result = call(client, "POST", f"/messages/{message}/decline", json={"reason": reason})
-    print(f"declined {message} with {result['id']}")
+        path = f"/messages/{segment(message)}/decline"
+        result = call(client, "POST", path, json={"reason": reason}, expect={"id": str})
+    print(printable(f"declined {message} with {result['id']}"))
 
 
-@app.command()
+@app.command(cls=CheckedCommand)
 def status(
     token: TokenOpt,
     peer: Annotated[str, typer.Option(help="the peer party, e.g. ir")],
     code: Annotated[str, typer.Option(help="TECH|DECLINED|AWAITING_AUTHORITY|BUSY|OK")],
     note: Annotated[str, typer.Option(help="a short explanation")] = "",
+    office: Annotated[str | None, typer.Option(help="the office it is sent for, if you hold several")] = None,
     node: NodeOpt = None,
     url: UrlOpt = None,
     cacert: CertOpt = None,
 ) -> None:
     """Tell a peer why this side is (not) answering."""
+    request = {"peer": peer, "code": code.upper(), "note": note, **({"office": office} if office else {})}
     with api(node, url, cacert, token) as client:
-        result = call(client, "POST", "/status", json={"peer": peer, "code": code.upper(), "note": note})
-    print(f"status {code.upper()} sent as {result['id']}")
+        result = call(client, "POST", "/status", json=request, expect={"id": str})
+    print(printable(f"status {code.upper()} sent as {result['id']}"))
 
 
-@app.command()
+@app.command(cls=CheckedCommand)
 def links(
     token: TokenOpt,
     node: NodeOpt = None,
@@ -203,25 +230,27 @@ def links(
 ) -> None:
     """Show the link to each peer: state, last test, round trip, outbox depth, peer status."""
     with api(node, url, cacert, token) as client:
-        rows = call(client, "GET", "/links")["links"]
+        rows = call(client, "GET", "/links", expect={"links": list})["links"]
     table = Table("peer", "state", "since", "last test", "rtt ms", "outbox", "peer status", "last error")
-    for r in rows:
-        peer_status = r["peer_status"]["code"] if r["peer_status"] else ""
+    for item in rows:
+        r = shape(item, {}, "a link in the node's answer")
+        peer_status = r.get("peer_status")
+        code = peer_status.get("code") if isinstance(peer_status, dict) else None
         table.add_row(
-            r["peer"], r["state"], r["since"] or "", r["last_test_at"] or "", str(r["rtt_ms"] or ""),
-            str(r["outbox"]), peer_status, (r["last_error"] or "")[:50],
+            cell(r.get("peer")), cell(r.get("state")), cell(r.get("since")), cell(r.get("last_test_at")),
+            cell(r.get("rtt_ms")), cell(r.get("outbox")), cell(code), cell(printable(r.get("last_error") or "")[:50]),
         )  # fmt: skip
     out.print(table)
 
 
-@app.command("message")
+@app.command("message", cls=CheckedCommand)
 def show_message(
     token: TokenOpt,
-    message: Annotated[str, typer.Argument(help="the message id")],
+    message: IdArg,
     node: NodeOpt = None,
     url: UrlOpt = None,
     cacert: CertOpt = None,
 ) -> None:
     """Print one message as JSON: envelope, receipt, acknowledgement, deadline and state."""
     with api(node, url, cacert, token) as client:
-        print(json.dumps(call(client, "GET", f"/messages/{message}"), indent=2, ensure_ascii=False))
+        print(dump_json(call(client, "GET", f"/messages/{segment(message)}", expect={"id": str, "envelope": dict})))

@@ -20,6 +20,7 @@ from rich.console import Console
 from detente.cli.app import app
 from detente.errors import Error, Unavailable
 from detente.node.demo import clear_workdir, setup_demo
+from detente.node.drill_types import speed_problem
 from detente.node.tls import trust_exactly
 
 out = Console(highlight=False, soft_wrap=True)
@@ -172,6 +173,14 @@ def _workdir(value: str | Path) -> Path:
     return Path(value)
 
 
+def _drill_speed(value: float) -> float:
+    # Checked before the nodes start, as `detente drill run --speed` is.
+    problem = speed_problem(value)
+    if problem is not None:
+        raise typer.BadParameter(problem)
+    return value
+
+
 @app.command()
 def demo(
     workdir: Annotated[
@@ -196,7 +205,9 @@ def demo(
         bool | None,
         typer.Option("--drill/--no-drill", help="play the January 2024 drill, with the hotline (default: on)"),
     ] = None,
-    drill_speed: Annotated[float, typer.Option(help="drill seconds per real second")] = 240,
+    drill_speed: Annotated[
+        float, typer.Option(help="drill seconds per real second, 1 to 10000000", callback=_drill_speed)
+    ] = 240,
 ) -> None:
     """Prepare (and run) two nodes, Pakistan and Iran, on loopback, with a live feed of the link.
 

@@ -14,15 +14,20 @@ from __future__ import annotations
 
 import json
 import mimetypes
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from detente.cli.app import DataOpt, app
-from detente.cli.client import CertOpt, NodeOpt, TokenOpt, UrlOpt, api, call, out
+from detente.cli.arguments import CheckedCommand, check_id, segment
+from detente.cli.client import SENT, out
+from detente.cli.terminal import cell, dump_json, printable
+from detente.cli.transport import CertOpt, NodeOpt, TokenOpt, UrlOpt, api, call, shape
 from detente.errors import BadRequest
 
 code_app = typer.Typer(help="Codebook messages: pre-agreed text in every language.", no_args_is_help=True)
@@ -54,7 +59,7 @@ def _params(pairs: list[str], types: dict[str, str]) -> dict[str, Any]:
     return params
 
 
-@code_app.command("send")
+@code_app.command("send", cls=CheckedCommand)
 def code_send(
     token: TokenOpt,
     code: Annotated[str, typer.Option(help="the code, e.g. NO-HOSTILE-INTENT")],
@@ -71,21 +76,26 @@ def code_send(
 ) -> None:
     """Send a codebook message; prints its id and its text in every language."""
     with api(node, url, cacert, token) as client:
-        entries = {e["code"]: e for e in call(client, "GET", "/codebook")["entries"]}
-        types = entries.get(code, {}).get("params", {})
+        book = call(client, "GET", "/codebook", expect={"entries": list})["entries"]
+        entries = {entry.get("code"): entry for entry in (shape(item, {}, "a codebook entry") for item in book)}
+        types = _dict(entries.get(code, {}).get("params"))
         request: dict[str, Any] = {"channel": channel, "to": to, "code": code, "params": _params(param or [], types)}
         for key, value in (("precedence", precedence and precedence.upper()), ("lang", lang), ("case", case)):
             if value:
                 request[key] = value
         if note:
             request["note"] = note
-        result = call(client, "POST", "/codes", json=request)
-    print(f"{result['id']} seq {result['seq']} log {result['log_index']} {result['precedence']} {result['state']}")
-    for language, text in (result.get("rendered") or {}).items():
-        print(f"  {language}: {text}")
+        result = call(client, "POST", "/codes", json=request, expect={**SENT, "precedence": str})
+    print(
+        printable(
+            f"{result['id']} seq {result['seq']} log {result['log_index']} {result['precedence']} {result['state']}"
+        )
+    )
+    for language, text in _dict(result.get("rendered")).items():
+        print(printable(f"  {language}: {text}"))
 
 
-@app.command("codebook")
+@app.command("codebook", cls=CheckedCommand)
 def show_codebook(
     token: TokenOpt,
     lang: Annotated[str | None, typer.Option(help="show only this language")] = None,
@@ -96,36 +106,58 @@ def show_codebook(
 ) -> None:
     """List the agreement's codebook: codes, parameters and their text."""
     with api(node, url, cacert, token) as client:
-        book = call(client, "GET", "/codebook", params={"lang": lang} if lang else {})
+        book = call(client, "GET", "/codebook", params={"lang": lang} if lang else {}, expect={"entries": list})
     if as_json:
-        print(json.dumps(book, indent=2, ensure_ascii=False))
+        print(dump_json(book))
         return
-    for entry in book["entries"]:
-        params = ", ".join(f"{k}:{v}" for k, v in entry["params"].items())
-        out.print(f"[bold]{entry['code']}[/] {entry['precedence'] or ''} {params}", highlight=False)
-        for language in [lang] if lang else book["languages"]:
-            print(f"  {language}: {entry['text'][language]}")
+    for item in book["entries"]:
+        entry = shape(item, {}, "a codebook entry")
+        params = ", ".join(f"{k}:{v}" for k, v in _dict(entry.get("params")).items())
+        line = Text.assemble(
+            (printable(entry.get("code")), "bold"), printable(f" {entry.get('precedence') or ''} {params}")
+        )
+        out.print(line, highlight=False)
+        texts = _dict(entry.get("text"))
+        for language in [lang] if lang else _list(book.get("languages")):
+            print(printable(f"  {language}: {texts.get(language, '')}"))
 
 
-def _get(token: str, node: Path | None, url: str | None, cacert: Path | None, path: str, **params: Any) -> Any:
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _get(
+    token: str, node: Path | None, url: str | None, cacert: Path | None, path: str, key: str, kind: type, **params: Any
+) -> dict[str, Any]:
+    """GET `path`; return the answer, which must hold `key` of type `kind` (else `UnexpectedAnswer`)."""
     with api(node, url, cacert, token) as client:
-        return call(client, "GET", path, params={k: v for k, v in params.items() if v is not None})
+        query = {k: v for k, v in params.items() if v is not None}
+        return call(client, "GET", path, params=query, expect={key: kind})
 
 
-def _table(items: list[dict[str, Any]], columns: list[tuple[str, str]]) -> None:
+def _table(items: list[Any], columns: list[tuple[str, str]]) -> None:
     table = Table(*(title for title, _ in columns))
     for item in items:
-        table.add_row(*(str(item.get(key) if item.get(key) is not None else "") for _, key in columns))
+        row = shape(item, {}, "an item in the node's answer")
+        table.add_row(*(cell(row.get(key)) for _, key in columns))
     out.print(table)
 
 
 def _timeline(detail: dict[str, Any]) -> None:
-    for step in detail.get("timeline", []):
-        local = "  ".join(f"{p} {t[11:16]}" for p, t in step["at"]["local"].items())
+    # Every step is read with defaults: a step of an unexpected shape shows blanks, not a KeyError.
+    for item in _list(detail.get("timeline")):
+        step, at = _dict(item), _dict(_dict(item).get("at"))
+        local = "  ".join(f"{p} {str(t)[11:16]}" for p, t in _dict(at.get("local")).items())
         status = step.get("status") or step.get("note") or ""
-        print(f"  {step['at']['dtg']}  {local}  {step['type']:<24} {step['sender']:<16} {status}")
-    for conflict in detail.get("conflicts", []):
-        print(f"  CONFLICT {conflict['type']} {conflict['envelope']}: {conflict['reason']}")
+        kind, sender = str(step.get("type", "")), str(step.get("sender", ""))
+        print(printable(f"  {at.get('dtg', '')}  {local}  {kind:<24} {sender:<16} {status}"))
+    for item in _list(detail.get("conflicts")):
+        conflict = _dict(item)
+        print(printable(f"  CONFLICT {conflict.get('type')} {conflict.get('envelope')}: {conflict.get('reason')}"))
 
 
 def _lister(path: str, key: str, columns: list[tuple[str, str]]) -> Any:
@@ -137,9 +169,9 @@ def _lister(path: str, key: str, columns: list[tuple[str, str]]) -> Any:
         url: UrlOpt = None,
         cacert: CertOpt = None,
     ) -> None:
-        items = _get(token, node, url, cacert, path, status=status)[key]
+        items = _get(token, node, url, cacert, path, key, list, status=status)[key]
         if as_json:
-            print(json.dumps(items, indent=2, ensure_ascii=False))
+            print(dump_json(items))
         else:
             _table(items, columns)
 
@@ -150,37 +182,42 @@ def _lister(path: str, key: str, columns: list[tuple[str, str]]) -> Any:
 def _shower(path: str, key: str, fields: list[str]) -> Any:
     def command(
         token: TokenOpt,
-        target: Annotated[str, typer.Argument(help="its id")],
+        target: Annotated[str, typer.Argument(help="its id", callback=check_id)],
         as_json: JsonOpt = False,
         node: NodeOpt = None,
         url: UrlOpt = None,
         cacert: CertOpt = None,
     ) -> None:
-        detail = _get(token, node, url, cacert, f"{path}/{target}")
+        detail = _get(token, node, url, cacert, f"{path}/{segment(target)}", key, dict)
         if as_json:
-            print(json.dumps(detail, indent=2, ensure_ascii=False))
+            print(dump_json(detail))
             return
         state = detail[key]
-        print("  ".join(f"{f}: {json.dumps(state.get(f), ensure_ascii=False)}" for f in fields if f in state))
+        print(
+            printable("  ".join(f"{f}: {json.dumps(state.get(f), ensure_ascii=False)}" for f in fields if f in state))
+        )
         _timeline(detail)
-        for office, types in (detail.get("allowed") or {}).items():
-            print(f"  {office} may send: {', '.join(types) or 'nothing now'}")
+        for office, types in _dict(detail.get("allowed")).items():
+            allowed = ", ".join(str(t) for t in _list(types))
+            print(printable(f"  {office} may send: {allowed or 'nothing now'}"))
 
     command.__doc__ = f"Show one {key}: state and timeline (UTC, each party's local time, DTG)."
     return command
 
 
 COMMON = [("id", "id"), ("status", "status"), ("created", "created"), ("updated", "updated_at")]
-case_app.command("list")(_lister("/cases", "cases", [*COMMON, ("title", "title"), ("opened by", "opened_by")]))
-case_app.command("show")(_shower("/cases", "case", ["title", "status", "escalation", "opened_by"]))
-action_app.command("list")(
+case_app.command("list", cls=CheckedCommand)(
+    _lister("/cases", "cases", [*COMMON, ("title", "title"), ("opened by", "opened_by")])
+)
+case_app.command("show", cls=CheckedCommand)(_shower("/cases", "case", ["title", "status", "escalation", "opened_by"]))
+action_app.command("list", cls=CheckedCommand)(
     _lister(
         "/actions",
         "actions",
         [*COMMON, ("proposer", "proposer"), ("target", "target_group"), ("unilateral", "unilateral")],
     )  # fmt: skip
 )
-action_app.command("show")(
+action_app.command("show", cls=CheckedCommand)(
     _shower(
         "/actions",
         "action",
@@ -197,15 +234,17 @@ action_app.command("show")(
         ],
     )  # fmt: skip
 )
-consultation_app.command("list")(_lister("/consultations", "consultations", [*COMMON, ("title", "title")]))
-consultation_app.command("show")(
+consultation_app.command("list", cls=CheckedCommand)(
+    _lister("/consultations", "consultations", [*COMMON, ("title", "title")])
+)
+consultation_app.command("show", cls=CheckedCommand)(
     _shower(
         "/consultations",
         "consultation",
         ["title", "status", "start", "venue", "minutes_sha256", "cosigned_by", "items"],
     )  # fmt: skip
 )
-clarification_app.command("list")(
+clarification_app.command("list", cls=CheckedCommand)(
     _lister(
         "/clarifications",
         "clarifications",
@@ -214,7 +253,7 @@ clarification_app.command("list")(
 )
 
 
-@evidence_app.command("upload")
+@evidence_app.command("upload", cls=CheckedCommand)
 def evidence_upload(
     token: TokenOpt,
     file: Annotated[Path, typer.Argument(help="the file", exists=True, dir_okay=False)],
@@ -225,10 +264,16 @@ def evidence_upload(
 ) -> None:
     """Upload an evidence file; prints the JSON item to list in an action.report's evidence."""
     kind = media_type or mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+    # The name only labels the file: one that is not UTF-8 travels with U+FFFD for its odd bytes.
+    name = os.fsencode(file.name).decode("utf-8", "replace")
+    try:
+        content = file.read_bytes()
+    except OSError as exc:
+        raise BadRequest(f"cannot read {file}: {exc.strerror or exc}") from exc
     with api(node, url, cacert, token) as client:
-        result = call(client, "POST", "/evidence", params={"name": file.name}, content=file.read_bytes(),
-                      headers={"Content-Type": kind})  # fmt: skip
-    print(json.dumps(result["evidence"], ensure_ascii=False))
+        result = call(client, "POST", "/evidence", params={"name": name}, content=content,
+                      headers={"Content-Type": kind}, expect={"evidence": dict})  # fmt: skip
+    print(dump_json(result["evidence"], indent=None))
 
 
 @app.command("rebuild")

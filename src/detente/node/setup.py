@@ -16,12 +16,25 @@ from detente.core.agreement import Agreement
 from detente.core.envelope import uuid7
 from detente.core.keys import Signer
 from detente.core.precedence import format_time, now
-from detente.errors import BadRequest, Conflict, Invalid, NotFound
+from detente.errors import BadRequest, Conflict, Invalid, MalformedError, NotFound
 from detente.node.auth import ROLES, hash_password, new_token, token_hash
 from detente.node.config import NodeConfig, load_config, write_config
 from detente.node.tls import make_certificate
 from detente.store import operators as operators_db
 from detente.store.db import make_engine, migrate, read_connection, write_transaction
+
+
+def agreement_text(path: Path) -> str:
+    """Return the text of an agreement file.
+
+    Raises `BadRequest` if it cannot be read and `MalformedError` if it is not UTF-8 text.
+    """
+    try:
+        return path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise BadRequest(f"cannot read {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise MalformedError(f"{path} is not UTF-8 text (byte {exc.start}): an agreement is TOML") from None
 
 
 @dataclass(frozen=True)
@@ -37,7 +50,7 @@ def init_node(data: Path, party: str, agreement_file: Path, host: str, port: int
     Raises `Invalid` if the agreement does not name `party`, and `Conflict` if DIR already holds
     a node.
     """
-    doc = agreement_mod.load(agreement_file.read_text(encoding="utf-8"))
+    doc = agreement_mod.load(agreement_text(agreement_file))
     notifications.check_agreement(doc)
     if party not in doc.parties:
         raise Invalid(f"the agreement names no party {party!r} (it names {', '.join(doc.parties)})")
@@ -64,7 +77,7 @@ def ratify(data: Path, agreement_file: Path | None = None) -> tuple[Agreement, s
     Raises `Invalid` if the agreement is incomplete or does not pin this node's own key.
     """
     config = load_config(data)
-    text = (agreement_file or config.agreement_path).read_text(encoding="utf-8")
+    text = agreement_text(agreement_file or config.agreement_path)
     doc = agreement_mod.load(text)
     notifications.check_agreement(doc)
     if config.party not in doc.parties:
@@ -102,9 +115,12 @@ def add_user(
 ) -> NewOperator:
     """Create an operator bound to `offices` with `roles`; return it with its API token (shown once).
 
-    Raises `Invalid` for an unknown office or role, an office of another party, and `Conflict` if
-    the name is taken.
+    Repeated offices or roles count once (in the order first given). Raises `Invalid` for an
+    unknown office or role, an office of another party, `BadRequest` for a password under 8
+    characters, and `Conflict` if the name is taken, also by a disabled operator or with other
+    letter case (`pk-dgmo` and `PK-DGMO` would be two logins no one can tell apart).
     """
+    offices, roles = list(dict.fromkeys(offices)), list(dict.fromkeys(roles))
     config = load_config(data)
     doc = config.agreement()
     if not name or len(name) > 64 or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
@@ -126,8 +142,11 @@ def add_user(
     engine = make_engine(config.db)
     try:
         with write_transaction(engine) as conn:
-            if operators_db.by_name(conn, name) is not None:
+            taken = operators_db.name_taken(conn, name)
+            if taken == name:
                 raise Conflict(f"an operator called {name!r} exists already")
+            if taken is not None:
+                raise Conflict(f"an operator called {taken!r} exists already; names may not differ only in case")
             operators_db.add_operator(
                 conn, operator_id=operator_id, name=name, token_hash=token_hash(token),
                 password_hash=hash_password(password) if password else None, roles=roles, offices=offices,

@@ -86,6 +86,14 @@ def by_name(conn: Connection, name: str) -> Operator | None:
     return None if row is None else _operator(row)
 
 
+def name_taken(conn: Connection, name: str) -> str | None:
+    """Return the name of an operator, enabled or disabled, equal to `name` ignoring case (`name` first), or None."""
+    wanted = name.casefold()
+    # Few rows (a node's operators): compared in Python, where case folding knows every script.
+    found = (n for n in conn.execute(select(operators.c.name)).scalars() if n.casefold() == wanted)
+    return min(found, key=lambda n: n != name, default=None)
+
+
 def by_id(conn: Connection, operator_id: str) -> Operator | None:
     """Return the operator with this id."""
     row = conn.execute(select(operators).where(operators.c.id == operator_id)).mappings().first()

@@ -192,3 +192,11 @@ def test_a_file_name_with_control_characters_is_quoted_in_the_refusal(tmp_path: 
     result = detente("demo", "--workdir", str(victim), "--setup-only")
     assert_refused(result, "holds no demo (it holds '\\x1b]0;owned\\x07\\x1b[2J')")
     assert "\x1b" not in result.stderr and "\x07" not in result.stderr
+
+
+@pytest.mark.parametrize("speed", ["0", "-3", "nan", "inf"])
+def test_a_drill_speed_that_is_no_speed_is_refused_before_anything_is_made(tmp_path: Path, speed: str) -> None:
+    result = detente("demo", "--workdir", str(tmp_path / "demo"), "--drill-speed", speed)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Error: Invalid value for '--drill-speed': " in result.stderr and "is not a speed" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "demo").exists()

@@ -1,0 +1,85 @@
+"""Text from the other side reaches the operator's terminal as text: no control, no markup."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from rich.console import Console
+from rich.table import Table
+
+from detente.cli.terminal import cell, dump_json, printable, printable_lines
+
+URDU = "پنجگور کے قریب دھماکوں کی اطلاع"
+PERSIAN = "می\u200cخواهیم"  # with the zero-width non-joiner Persian spelling needs
+MIXED = "\u200fFLASH 1305Z \u200eسلام"  # right-to-left and left-to-right marks
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        ("\x1b[2J\x1b]0;owned\x07", "\\x1b[2J\\x1b]0;owned\\x07"),
+        ("a\x00b\x08c\x7fd", "a\\x00b\\x08c\\x7fd"),
+        ("one\ntwo\r\tthree", "one\\ntwo\\r\\tthree"),
+        ("\x9b31m\x85\x9d", "\\x9b31m\\x85\\x9d"),  # C1: CSI, NEL, OSC
+        ("x\u2028y\u2029z", "x\\u2028y\\u2029z"),
+        ("\udcff\udc80", "\\xff\\x80"),  # bytes that were not UTF-8, as Python hands them over
+        ("\ud800", "\\ud800"),  # a lone surrogate from a JSON escape
+    ],
+)
+def test_control_characters_are_shown_as_escapes(raw: str, shown: str) -> None:
+    assert printable(raw) == shown
+    assert printable(raw).isprintable()
+
+
+@pytest.mark.parametrize("text", [URDU, PERSIAN, MIXED, "emoji 🚨 and [brackets] and \\x1b typed"])
+def test_right_to_left_text_and_everything_printable_pass_unchanged(text: str) -> None:
+    assert printable(text) == text
+
+
+def test_a_list_of_problems_keeps_its_lines_and_nothing_else() -> None:
+    shown = printable_lines("2 problems:\nline 3: \x1b[31mred\r\nline 9: ok")
+    assert shown == "2 problems:\nline 3: \\x1b[31mred\\r\nline 9: ok"
+    assert all(line.isprintable() for line in shown.split("\n"))
+
+
+def test_printable_takes_any_value() -> None:
+    assert printable(None) == "None" and printable(42) == "42"
+
+
+def _render(*cells: object) -> str:
+    buffer = io.StringIO()
+    table = Table("a", "b")
+    table.add_row(*(cell(c) for c in cells))
+    Console(file=buffer, width=200).print(table)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("text", ["[bold red]alarm", "[/]", "[/bold]", "[link=https://x]y[/link]", ":smile:"])
+def test_cells_show_markup_and_emoji_codes_literally(text: str) -> None:
+    assert text in _render(text, "")
+
+
+def test_cells_carry_no_escape_sequence_and_keep_urdu() -> None:
+    rendered = _render("\x1b[31mred\x1b[0m\x07", URDU)
+    assert "\x1b" not in rendered and "\x07" not in rendered
+    assert "\\x1b[31mred\\x1b[0m\\x07" in rendered and URDU in rendered
+
+
+def test_an_empty_cell_for_none() -> None:
+    assert cell(None).plain == ""
+
+
+def test_json_means_the_same_value_and_is_inert() -> None:
+    value = {"text": "\x1b[2J\x07\x9b\x85\u2028\ud800" + URDU, "n": [1, None, True]}
+    dumped = dump_json(value)
+    assert json.loads(dumped) == value
+    assert not any(0x00 <= ord(c) < 0x20 and c not in "\n " or 0x7F <= ord(c) <= 0x9F for c in dumped)
+    assert "\\u009b" in dumped and "\\u2028" in dumped and "\\ud800" in dumped
+    assert URDU in dumped  # readable, not \u-escaped
+    dumped.encode("utf-8")  # prints on any UTF-8 terminal: no lone surrogate left
+
+
+def test_json_in_one_line() -> None:
+    assert dump_json({"a": "\x9b"}, indent=None) == '{"a": "\\u009b"}'

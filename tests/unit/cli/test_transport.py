@@ -1,0 +1,113 @@
+"""Only a 2xx JSON object of the expected shape is an answer; anything else is one clear error."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+import typer
+
+from detente.cli.transport import API, ApiError, UnexpectedAnswer, base_url, call, check_token, shape
+from detente.errors import BadRequest, Error, Unavailable
+
+
+@pytest.mark.parametrize(
+    ("given", "base"),
+    [
+        ("https://127.0.0.1:8443", "https://127.0.0.1:8443"),
+        ("https://127.0.0.1:8443/", "https://127.0.0.1:8443"),
+        ("https://127.0.0.1:8443/api/v1", "https://127.0.0.1:8443"),  # the `api` entry of demo.json
+        ("https://127.0.0.1:8443/api/v1/", "https://127.0.0.1:8443"),
+        ("https://hotline.example/pk/api/v1", "https://hotline.example/pk"),  # behind a path prefix
+        ("https://hotline.example/pk/", "https://hotline.example/pk"),
+    ],
+)
+def test_the_base_url_drops_a_trailing_slash_and_api_v1(given: str, base: str) -> None:
+    assert base_url(given) == base
+
+
+def test_a_token_is_checked_not_echoed() -> None:
+    assert check_token("dtn_abc-_XYZ") == "dtn_abc-_XYZ"
+    with pytest.raises(typer.BadParameter, match="the token is empty"):
+        check_token("")
+    with pytest.raises(typer.BadParameter) as refused:
+        check_token("dtn_secret value")
+    assert "secret" not in str(refused.value)
+
+
+def _client(handler: Callable[[httpx.Request], httpx.Response]) -> httpx.Client:
+    return httpx.Client(base_url="https://node.test" + API, transport=httpx.MockTransport(handler))
+
+
+def _answer(status: int, **kwargs: Any) -> httpx.Client:
+    return _client(lambda request: httpx.Response(status, **kwargs))
+
+
+def test_a_json_object_of_the_right_shape_is_the_answer() -> None:
+    with _answer(200, json={"messages": [], "more": False}) as client:
+        assert call(client, "GET", "/messages", expect={"messages": list}) == {"messages": [], "more": False}
+    with _answer(201, json={"id": "x", "seq": 1}) as client:
+        assert call(client, "POST", "/status", expect={"id": str, "seq": int})["seq"] == 1
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirect_is_an_error_not_an_empty_answer(status: int) -> None:
+    with _answer(status, headers={"location": "https://node.test/api/v1/messages"}) as client:
+        with pytest.raises(UnexpectedAnswer) as raised:
+            call(client, "GET", "/messages/")
+    text = raised.value.diagnostics()
+    assert f"with {status} " in text and "https://node.test/api/v1/messages" in text and "check --url" in text
+
+
+def test_the_node_error_reads_as_the_readme_shows_it() -> None:
+    body = {"error": "Forbidden", "detail": "operator pk-fs is not bound to office pk:dgmo"}
+    with _answer(403, json=body) as client:
+        with pytest.raises(ApiError) as raised:
+            call(client, "POST", "/messages", json={})
+    assert raised.value.diagnostics() == "Forbidden: operator pk-fs is not bound to office pk:dgmo"
+    assert raised.value.status_code == 403 and isinstance(raised.value, Error)
+
+
+@pytest.mark.parametrize(
+    ("status", "kwargs", "says"),
+    [
+        (502, {"text": "<html>Bad Gateway</html>"}, "with 502 Bad Gateway"),
+        (500, {"json": ["not", "an", "error"]}, "with 500 Internal Server Error"),
+        (200, {"text": "<html>console</html>"}, "is not a JSON object"),
+        (200, {"json": [1, 2]}, "is not a JSON object"),
+        (200, {"content": b""}, "has no 'messages' (list)"),
+        (200, {"json": {"links": []}}, "has no 'messages' (list)"),
+        (200, {"json": {"messages": {"a": 1}}}, "has no 'messages' (list)"),
+    ],
+)
+def test_any_other_answer_is_one_clear_error(status: int, kwargs: dict[str, Any], says: str) -> None:
+    with _answer(status, **kwargs) as client:
+        with pytest.raises(UnexpectedAnswer, match=re.escape(says)) as raised:
+            call(client, "GET", "/messages", expect={"messages": list})
+    assert "GET /api/v1/messages" in raised.value.diagnostics()
+
+
+def test_shape_tells_true_from_an_integer() -> None:
+    assert shape({"seq": 3}, {"seq": int}, "x") == {"seq": 3}
+    with pytest.raises(UnexpectedAnswer, match="has no 'seq' \\(integer\\)"):
+        shape({"seq": True}, {"seq": int}, "the answer")
+    with pytest.raises(UnexpectedAnswer, match="is not a JSON object"):
+        shape("text", {}, "an item")
+
+
+def test_a_node_that_cannot_be_reached_is_unavailable() -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("Connection refused", request=request)
+
+    with _client(refuse) as client:
+        with pytest.raises(Unavailable, match="cannot reach the node at https://node.test/api/v1/: Connection refused"):
+            call(client, "GET", "/links")
+
+
+def test_a_url_too_long_to_send_is_a_bad_request() -> None:
+    with _answer(200, json={}) as client:
+        with pytest.raises(BadRequest, match="cannot build the request"):
+            call(client, "GET", "/codebook", params={"lang": "x" * 70_000})
