@@ -237,6 +237,11 @@ def export_and_audit(data: Path, agreement: Path, out: Path, timeout: float) -> 
         result["note"] = "export timed out" if code is None else f"export failed: {tail.strip()[-200:]}"
         return result
     result["export_s"] = round(seconds, 2)
+    # The export ends at the newest checkpoint the peer cosigned (the audit fails entries no peer
+    # witnessed): entries signed in the moment before it are left out, and said so.
+    left_out = [line.strip() for line in tail.splitlines() if line.strip().startswith(("left out:", "warning:"))]
+    if left_out:
+        result["export_note"] = " ".join(left_out)
     jobs = str(os.cpu_count() or 1)
     code, tail, seconds = _run(_detente("audit", str(out), "--agreement", str(agreement), "--jobs", jobs), timeout)
     if code is None:
@@ -252,4 +257,6 @@ def export_and_audit(data: Path, agreement: Path, out: Path, timeout: float) -> 
         if own:  # the audit's own time, without the interpreter's start-up
             result["audit_own_s"] = float(own.group(1))
     result["note"] = ("verdict OK" if code == 0 else "verdict FAILED") + f", --jobs {jobs}"
+    if left_out:
+        result["note"] += "; export " + result["export_note"]
     return result

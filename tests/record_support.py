@@ -23,13 +23,18 @@ PARTIES = ("pk", "ir")
 
 def agreement_and_keys() -> tuple[Agreement, dict[str, Signer]]:
     """The shipped pk-ir agreement, completed with freshly generated node keys."""
+    text, signers = agreement_text_and_keys()
+    return agreement_mod.load(text), signers
+
+
+def agreement_text_and_keys() -> tuple[str, dict[str, Signer]]:
+    """The TOML text of the shipped pk-ir agreement, completed with freshly generated node keys."""
     signers = {p: Signer.generate(f"{p}.detente/log") for p in PARTIES}
     values = {
         p: {"url": f"https://127.0.0.1:{8440 + i}", "vkey": s.verifier.vkey(), "tls_fingerprint": "0" * 64}
         for i, (p, s) in enumerate(signers.items())
     }
-    text = fill_agreement(AGREEMENT.read_text(encoding="utf-8"), values, None)
-    return agreement_mod.load(text), signers
+    return fill_agreement(AGREEMENT.read_text(encoding="utf-8"), values, None), signers
 
 
 def envelope(doc: Agreement, signer: Signer, seq: int, text: str = "hello", **fields: Any) -> Envelope:

@@ -221,14 +221,18 @@ def test_served_tiles_and_proofs_match_core(pair: Cluster) -> None:
 def test_export_then_audit_round_trip(pair: Cluster, tmp_path: Path) -> None:
     runner = CliRunner()
     out = tmp_path / "export"
+    # ir runs on: the export ends at the newest checkpoint pk cosigned (the audit fails an unwitnessed
+    # tail), so there must be one, also when this test runs alone.
+    wait_for(lambda: witnessed(pair["ir"], "pk")["our_size_cosigned"], what="pk to cosign a checkpoint of ir's log")
     exported = runner.invoke(app, ["log", "export", "--data", str(pair["ir"].data), "--out", str(out)])
     assert exported.exit_code == 0, exported.output
     assert (out / "checkpoint").is_file() and (out / "tile" / "entries").is_dir()
     size = parse_checkpoint(parse_note((out / "checkpoint").read_bytes()).text).size
     audited = runner.invoke(app, ["audit", str(out), "--agreement", pair.info["agreement"]])
     assert audited.exit_code == 0, audited.output
-    assert f"tree         size {size} " in audited.output and audited.output.rstrip().split("\n")[-1].startswith("OK")
+    assert f"tree         size {size} " in audited.output and audited.output.rstrip().split("\n")[-1].startswith("OK (")
     assert f"entries      {size} envelopes checked" in audited.output
+    assert f"witnessed    pk up to size {size} (of {size})" in audited.output
     # A second export into the same (non-empty) directory is refused.
     again = runner.invoke(app, ["log", "export", "--data", str(pair["ir"].data), "--out", str(out)])
     assert again.exit_code != 0

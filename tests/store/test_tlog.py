@@ -206,3 +206,20 @@ def test_a_log_row_that_cannot_be_written_fails_its_job_alone(url: str) -> None:
     writer.stop()
     assert _check(engine) == 2
     engine.dispose()
+
+
+def test_the_newest_size_every_witness_cosigned(url: str) -> None:
+    """What `detente log export` ends at: the newest of our checkpoints that every peer cosigned."""
+    engine = make_engine(url)
+    migrate(engine)
+    with engine.begin() as conn:
+        assert tlog.newest_size_cosigned_by_all(conn, ["ir", "af"]) is None
+        for size, witness in ((3, "ir"), (3, "af"), (5, "ir"), (7, "af"), (8, "ir"), (8, "xx")):
+            tlog.add_cosignature(conn, size, witness, f"{witness}.detente/log", f"— {witness} line", "t")
+        # 8 and 5 lack af, 7 lacks ir: 3 is the newest both cosigned. Others' cosignatures do not count.
+        assert tlog.newest_size_cosigned_by_all(conn, ["ir", "af"]) == 3
+        assert tlog.newest_size_cosigned_by_all(conn, ["ir"]) == 8
+        assert tlog.newest_size_cosigned_by_all(conn, ["af", "af"]) == 7
+        assert tlog.newest_size_cosigned_by_all(conn, []) is None
+        assert tlog.witnesses_at(conn, 8) == ["ir", "xx"] and tlog.witnesses_at(conn, 4) == []
+    engine.dispose()

@@ -5,84 +5,44 @@ agreement, it checks, trusting nothing else:
 
 1. the newest `checkpoint` and every checkpoint in `checkpoints.jsonl` carry a valid signature of
    the log's key as the agreement pins it, and every cosignature by another party (its pinned key
-   as a cosignature/v1 key, type 0x04) verifies;
-2. every entry of the entry bundles is an envelope in canonical form, under this agreement (its
+   as a cosignature/v1 key, type 0x04) verifies; the history ends with `checkpoint`
+   (`core.audit_checkpoints`);
+2. every other party has witnessed every entry: the newest checkpoint is cosigned by each of them.
+   Entries beyond a party's newest cosignature rest on the log owner's word alone; they are a
+   problem unless the auditor allows an unwitnessed tail (`core.audit_report` says why);
+3. every entry of the entry bundles is an envelope in canonical form, under this agreement (its
    hash), signed by the sending party's pinned key, and sent or received by the log's party;
-3. the RFC 6962 tree recomputed from the entries (`RootBuilder`) has the root of every checkpoint
+4. the RFC 6962 tree recomputed from the entries (`RootBuilder`) has the root of every checkpoint
    at its size, and every hash tile equals the hashes recomputed from the entries;
-4. each checkpoint is consistent with the one before it: an RFC 6962 consistency proof, built
-   from the (now verified) tiles, verifies between every two successive checkpoints.
+5. each checkpoint is consistent with the one before it: an RFC 6962 consistency proof, built
+   from the (now verified) tiles, verifies between every two successive checkpoints;
+6. `export.json` agrees with the checkpoint, and, given the names of the export's files, none is
+   there that the audit does not read (`core.audit_files`).
 
 Every failure is a line naming what failed and where ("entry 17 (envelope …): signature does
-not verify"). Reading is done through `read(path) -> bytes | None`, so this module touches no
-database and no network. Nothing here raises on bad input: problems go into the `Report`.
+not verify"). Reading is done through `read(path) -> bytes | None` (and the caller's list of file
+names), so this module touches no database, file or network. Nothing here raises on bad input:
+problems go into the `Report`.
 """
 
 from __future__ import annotations
 
-import json
 import multiprocessing
-from collections import Counter, deque
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass, field
 
+from detente.core import audit_files, keys, merkle, merkle_memory, merkle_verify, tiles
 from detente.core import envelope as envelope_mod
-from detente.core import keys, merkle, merkle_memory, merkle_verify, tiles
 from detente.core.agreement import Agreement
-from detente.core.checkpoint import open_checkpoint
+from detente.core.audit_checkpoints import CHECKPOINT_FILE, HISTORY_FILE, check_checkpoints, ensure_signers
+from detente.core.audit_report import MAX_PROBLEMS, Report, Stop
 from detente.errors import Error
 
+__all__ = ["MAX_PROBLEMS", "PARALLEL_MIN", "Reader", "Report", "audit", "check_entries"]
+
 Reader = Callable[[str], bytes | None]
-MAX_PROBLEMS = 50
 PARALLEL_MIN = 20_000  # below this, starting worker processes costs more than it saves
-
-
-@dataclass
-class Report:
-    """What the audit verified, and every problem it found (empty: the export is sound)."""
-
-    origin: str = ""
-    party: str = ""
-    size: int = 0
-    root: bytes = b""
-    entries: int = 0
-    senders: Counter[str] = field(default_factory=Counter)
-    tiles: int = 0
-    checkpoints: int = 0
-    consistency_proofs: int = 0
-    cosignatures: Counter[str] = field(default_factory=Counter)
-    newest_cosigned: dict[str, int] = field(default_factory=dict)
-    problems: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    more_problems: int = 0
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def fail(self, message: str) -> None:
-        """Record a problem (the first `MAX_PROBLEMS` are kept, the rest counted)."""
-        if len(self.problems) < MAX_PROBLEMS:
-            self.problems.append(message)
-        else:
-            self.more_problems += 1
-
-
-class _Stop(Exception):
-    """The audit cannot go on (a missing or unusable file); the problem is already recorded."""
-
-
-def _open(
-    report: Report, data: bytes, where: str, log_key: keys.Verifier, witnesses: list[keys.Verifier]
-) -> tuple[int, bytes, list[str]] | None:
-    """Verify one checkpoint note; return (size, root, cosigning witness names) or record why not."""
-    try:
-        cp, _, cosigned = open_checkpoint(data, log_key, witnesses)
-    except Error as exc:
-        report.fail(f"{where}: {exc.detail}")
-        return None
-    return cp.size, cp.root, sorted(cosigned)
 
 
 class _Tiles:
@@ -202,16 +162,27 @@ def _checked(
             yield done, future.result()
 
 
-def audit(read: Reader, agreement: Agreement, jobs: int = 1) -> Report:
+def audit(
+    read: Reader,
+    agreement: Agreement,
+    jobs: int = 1,
+    *,
+    names: Iterable[str] | None = None,
+    party: str | None = None,
+    allow_unwitnessed: bool = False,
+) -> Report:
     """Audit the export that `read` gives access to against `agreement`. Raises nothing.
 
     With `jobs` > 1, a log of at least `PARALLEL_MIN` entries has its envelopes checked in that
-    many worker processes.
+    many worker processes. `names`, the path of every file in the export (relative, "/"-separated),
+    lets the audit name the files it does not read; `party` is the party whose log the auditor
+    expects; with `allow_unwitnessed`, entries not every other party witnessed are a warning, not
+    a problem.
     """
-    report = Report()
+    report = Report(unwitnessed_allowed=allow_unwitnessed)
     try:
-        _audit(read, agreement, report, jobs)
-    except _Stop:
+        _audit(read, agreement, report, jobs, names, party)
+    except Stop:
         pass
     return report
 
@@ -220,50 +191,29 @@ def _need(read: Reader, report: Report, path: str) -> bytes:
     data = read(path)
     if data is None:
         report.fail(f"{path}: missing")
-        raise _Stop
+        raise Stop
     return data
 
 
-def _audit(read: Reader, agreement: Agreement, report: Report, jobs: int) -> None:
-    latest = _need(read, report, "checkpoint")
-    report.origin = latest.split(b"\n", 1)[0].decode("utf-8", "replace")
-    owner = next((p for p in agreement.parties.values() if p.log_origin == report.origin), None)
-    if owner is None:
-        report.fail(f"checkpoint: origin {report.origin!r} is not the log of a party of this agreement")
-        raise _Stop
-    report.party = owner.id
-    log_key = owner.verifier()
-    witnesses = [p.verifier().with_alg(keys.ALG_COSIGNATURE_V1) for p in agreement.peers(owner.id)]
-    opened = _open(report, latest, "checkpoint", log_key, witnesses)
-    if opened is None:
-        raise _Stop
-    report.size, report.root, _ = opened
-
-    # The checkpoint history: sizes increase, and the newest is the `checkpoint` file.
-    roots: dict[int, bytes] = {}
-    for number, line in enumerate(_need(read, report, "checkpoints.jsonl").decode("utf-8", "replace").splitlines()):
-        try:
-            item = json.loads(line)
-            size, note = int(item["size"]), str(item["note"]).encode()
-        except (ValueError, KeyError, TypeError):
-            report.fail(f"checkpoints.jsonl line {number + 1}: malformed")
-            continue
-        got = _open(report, note, f"checkpoint of size {size}", log_key, witnesses)
-        if got is None:
-            continue
-        if got[0] != size or (roots and size <= max(roots)) or size > report.size:
-            report.fail(f"checkpoints.jsonl line {number + 1}: size {got[0]} out of order or beyond the export")
-            continue
-        roots[size] = got[1]
-        report.checkpoints += 1
-        for name in got[2]:
-            report.cosignatures[name] += 1
-            report.newest_cosigned[name] = size
-    if roots.get(report.size, report.root) != report.root:
-        report.fail(f"checkpoint: two different roots signed for size {report.size}")
-    roots.setdefault(report.size, report.root)
-    if not report.newest_cosigned:
-        report.warnings.append("no checkpoint in the export is cosigned by a witness")
+def _audit(
+    read: Reader, agreement: Agreement, report: Report, jobs: int, names: Iterable[str] | None, party: str | None
+) -> None:
+    latest = _need(read, report, CHECKPOINT_FILE)
+    origin = latest.split(b"\n", 1)[0].decode("utf-8", "replace")
+    owner = next((p for p in agreement.parties.values() if p.log_origin == origin), None)
+    if owner is None:  # quoted: an unknown origin is the file's text, not ours to print as it is
+        report.fail(f"checkpoint: origin {origin!r} is not the log of a party of this agreement")
+        raise Stop
+    report.origin, report.party = origin, owner.id
+    if party is not None and party != owner.id:
+        report.fail(f"checkpoint: this is the log of {owner.id} ({report.origin}), not of {party}")
+        raise Stop
+    history = read(HISTORY_FILE)
+    roots = check_checkpoints(latest, history, report, ensure_signers(report, agreement, owner))
+    audit_files.check_manifest(report, read(audit_files.MANIFEST_FILE), history)
+    audit_files.check_agreement_copy(report, read(audit_files.AGREEMENT_FILE), agreement)
+    if names is not None:
+        audit_files.check_names(report, names)
 
     # The entries: every envelope, the recomputed tree, the tiles.
     builder = merkle_memory.RootBuilder()
@@ -281,7 +231,7 @@ def _audit(read: Reader, agreement: Agreement, report: Report, jobs: int) -> Non
                 entries = tiles.parse_entry_bundle(data, width)
             except Error as exc:
                 report.fail(f"{path}: {exc.detail}")
-                raise _Stop from exc
+                raise Stop from exc
             yield n * tiles.TILE_WIDTH, entries
 
     parallel = jobs if report.size >= PARALLEL_MIN else 1

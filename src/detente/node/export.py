@@ -3,17 +3,26 @@
 Layout of EXPORT (everything but the last three files is plain c2sp.org/tlog-tiles, so any
 tlog-tiles client can read it from disk or from a static web server):
 
-    checkpoint                  the newest checkpoint, with every cosignature the node holds for it
+    checkpoint                  the newest checkpoint every peer cosigned, with its cosignatures
     tile/<L>/<N>[.p/<W>]        hash tiles of that tree (partial tiles as the spec says)
     tile/entries/<N>[.p/<W>]    entry bundles: the envelopes' canonical JSON bytes
     checkpoints.jsonl           every checkpoint the node signed, oldest first, one JSON object a
                                 line: {"size": n, "note": "<note with its cosignatures>"}
     agreement.toml              the agreement in force on the node
-    export.json                 what was exported: origin, party, size, root, time
+    export.json                 what was exported: origin, party, size, root, the number of
+                                checkpoints in the history, time
 
 The export is read in one database transaction, so it is consistent even while the node runs.
-It reads nothing the log's signatures do not cover except `agreement.toml` and `export.json`,
-which the auditor checks against its own copy of the agreement.
+It holds nothing the log's signatures do not cover except `agreement.toml` and `export.json`,
+which the auditor checks against its own copy of the agreement and the checkpoint.
+
+The export ends at the newest checkpoint that *every* peer has cosigned, not at the newest one
+the node signed: entries that no peer has witnessed yet rest on this node's word alone, and
+`detente audit` refuses them unless told otherwise (`core.audit_report`). The newest checkpoint is
+usually cosigned within milliseconds of its signing, so what is left out is the last moment's
+entries, which the next export holds; the export says how many. When no checkpoint is cosigned by
+every peer (a peer never reachable), or with `include_unwitnessed`, it ends at the newest
+checkpoint, and says which peers did not witness it.
 """
 
 from __future__ import annotations
@@ -25,6 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from detente.core import tiles
+from detente.core.audit_checkpoints import CHECKPOINT_FILE, HISTORY_FILE
+from detente.core.audit_files import AGREEMENT_FILE, MANIFEST_FILE, MANIFEST_FORMAT
 from detente.core.precedence import format_time, now
 from detente.errors import Conflict, NotFound
 from detente.node import checkpoints
@@ -33,14 +44,12 @@ from detente.store import messages as db
 from detente.store import tlog
 from detente.store.db import make_engine
 
-HISTORY_FILE = "checkpoints.jsonl"
-AGREEMENT_FILE = "agreement.toml"
-MANIFEST_FILE = "export.json"
+__all__ = ["AGREEMENT_FILE", "HISTORY_FILE", "MANIFEST_FILE", "Exported", "export_log"]
 
 
 @dataclass(frozen=True)
 class Exported:
-    """What `export_log` wrote."""
+    """What `export_log` wrote: the exported tree, and how it stands to the newest checkpoint signed."""
 
     origin: str
     size: int
@@ -48,6 +57,8 @@ class Exported:
     tiles: int
     bundles: int
     checkpoints: int
+    signed_size: int  # the newest checkpoint the node signed: entries size..signed_size-1 were left out
+    unwitnessed_by: tuple[str, ...]  # the peers that did not cosign the exported checkpoint
 
 
 def _write(out: Path, relative: str, data: bytes) -> None:
@@ -56,24 +67,34 @@ def _write(out: Path, relative: str, data: bytes) -> None:
     path.write_bytes(data)
 
 
-def export_log(data: Path, out: Path) -> Exported:
+def export_log(data: Path, out: Path, *, include_unwitnessed: bool = False) -> Exported:
     """Export the log of the node whose data directory is `data` into the new directory `out`.
 
-    Raises `NotFound` if `data` is no node directory or the node has signed no checkpoint yet,
-    and `Conflict` if `out` exists and is not empty.
+    The export ends at the newest checkpoint every peer cosigned, or, if there is none or with
+    `include_unwitnessed`, at the newest checkpoint. Raises `NotFound` if `data` is no node
+    directory or the node has signed no checkpoint yet, `Conflict` if `out` exists and is not
+    empty, and `Invalid` if the node's agreement cannot be read.
     """
     config = load_config(data)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise Conflict(f"{out} exists and is not an empty directory")
+    peers = [p.id for p in config.agreement().peers(config.party)]
     engine = make_engine(config.db)
     try:
         with engine.connect() as conn, conn.begin():
-            latest = checkpoints.latest_cosigned_note(conn)
-            if latest is None:
+            newest = tlog.latest_checkpoint(conn)
+            if newest is None:
                 raise NotFound("this node has signed no checkpoint yet: start it once, then export")
-            size, note = latest
+            signed = int(newest["size"])
+            row = newest
+            witnessed = None if include_unwitnessed or not peers else tlog.newest_size_cosigned_by_all(conn, peers)
+            if witnessed is not None:
+                row = tlog.checkpoint_at(conn, witnessed) or newest
+            size = int(row["size"])
+            note = checkpoints.with_cosignatures(conn, bytes(row["note"]), size)
+            cosigned = tlog.witnesses_at(conn, size)
             out.mkdir(parents=True, exist_ok=True)
-            _write(out, "checkpoint", note)
+            _write(out, CHECKPOINT_FILE, note)
             reader = tlog.TableHashReader(conn)
             hash_tiles = tiles.tiles_for_size(size)
             for level, n, width in hash_tiles:
@@ -85,23 +106,25 @@ def export_log(data: Path, out: Path) -> Exported:
                 _write(
                     out, tiles.entries_path(n, width), tiles.entry_bundle(db.read_leaves(conn, start, start + width))
                 )
-            history = [row for row in tlog.all_checkpoints(conn) if int(row["size"]) <= size]
+            history = [item for item in tlog.all_checkpoints(conn) if int(item["size"]) <= size]
             with (out / HISTORY_FILE).open("w", encoding="utf-8") as f:
-                for row in history:
-                    cosigned = checkpoints.with_cosignatures(conn, bytes(row["note"]), int(row["size"]))
-                    f.write(json.dumps({"size": int(row["size"]), "note": cosigned.decode()}) + "\n")
+                for item in history:
+                    with_cosigs = checkpoints.with_cosignatures(conn, bytes(item["note"]), int(item["size"]))
+                    f.write(json.dumps({"size": int(item["size"]), "note": with_cosigs.decode()}) + "\n")
             root = tlog.tree_root(conn, size)
     finally:
         engine.dispose()
     shutil.copyfile(config.agreement_path, out / AGREEMENT_FILE)
     origin = note.decode().split("\n", 1)[0]
     manifest = {
-        "format": "c2sp.org/tlog-tiles + detente export v1",
+        "format": MANIFEST_FORMAT,
         "party": config.party,
         "origin": origin,
         "size": size,
         "root": base64.b64encode(root).decode(),
+        "checkpoints": len(history),  # lets the audit notice a history that lost lines afterwards
         "exported_at": format_time(now()),
     }
     (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    return Exported(origin, size, root, len(hash_tiles), len(bundles), len(history))
+    unwitnessed_by = tuple(p for p in peers if p not in cosigned)
+    return Exported(origin, size, root, len(hash_tiles), len(bundles), len(history), signed, unwitnessed_by)

@@ -83,6 +83,27 @@ def newest_cosigned_size(conn: Connection, above: int = -1) -> int | None:
     return None if value is None else int(value)
 
 
+def newest_size_cosigned_by_all(conn: Connection, witnesses: Sequence[str]) -> int | None:
+    """Return the largest size of ours that every one of `witnesses` (peer parties) cosigned, or None."""
+    wanted = set(witnesses)
+    query = (
+        select(cosignatures.c.size)
+        .where(cosignatures.c.witness.in_(wanted))
+        .group_by(cosignatures.c.size)
+        .having(func.count() == len(wanted))  # (size, witness) is the key: no witness counts twice
+        .order_by(cosignatures.c.size.desc())
+        .limit(1)
+    )
+    value = conn.execute(query).scalar()
+    return None if value is None else int(value)
+
+
+def witnesses_at(conn: Connection, size: int) -> list[str]:
+    """Return the peer parties that cosigned our checkpoint of `size`, sorted."""
+    rows = conn.execute(select(cosignatures.c.witness).where(cosignatures.c.size == size))
+    return sorted(str(r[0]) for r in rows)
+
+
 def last_cosigned_size(conn: Connection, witness: str) -> int | None:
     """Return the largest size of ours that `witness` cosigned, or None if it never did."""
     value = conn.execute(select(func.max(cosignatures.c.size)).where(cosignatures.c.witness == witness)).scalar()

@@ -1,0 +1,229 @@
+"""The audit of an export's checkpoints: the newest, its history, and who witnessed what.
+
+`checkpoint` is the newest checkpoint of the log; `checkpoints.jsonl` is every checkpoint the node
+signed up to it, oldest first, one JSON object a line, `{"size": <JSON integer>, "note": "<note>"}`.
+`check_checkpoints` verifies them and returns the roots the entries must produce:
+
+- every note carries a valid signature of the log's key (the agreement pins it); each cosignature
+  by another party's key (type 0x04) must verify too, and a failure names that signer;
+- each history line is a JSON object with exactly those two keys, its size a JSON integer equal to
+  its note's size; sizes strictly increase; a malformed line is a problem naming its line number;
+- the history is not empty and its last checkpoint is `checkpoint` (same size and root): an export
+  cut short of its newest checkpoint, or whose newest checkpoint was swapped, fails;
+- each other party's newest cosigned size is recorded (`Report.witnessed`), counting the
+  cosignatures of `checkpoint` itself, and the entries beyond it are named: a problem unless the
+  auditor allowed an unwitnessed tail, then a warning (`Report.unwitnessed`).
+
+Deleting a line in the middle (or the first) of the history leaves a history that verifies; it
+loses evidence but hides nothing the witnessing does not already bind: the newest checkpoint's
+cosignatures vouch for the whole tree. `export.json` counts the lines, which catches an accidental
+loss (`core.audit_files`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from detente.core import keys
+from detente.core.agreement import Agreement, Party
+from detente.core.audit_report import Report, Stop
+from detente.core.checkpoint import MAX_SIZE, parse_checkpoint
+from detente.core.note import Note, open_note, parse_note, signature_for
+from detente.errors import Error, MalformedError, VerificationError
+
+CHECKPOINT_FILE = "checkpoint"
+HISTORY_FILE = "checkpoints.jsonl"
+
+
+@dataclass(frozen=True)
+class Signers:
+    """The log's party and key, and each other party's cosignature/v1 key, as the agreement pins them."""
+
+    party: str
+    log_key: keys.Verifier
+    witnesses: dict[str, keys.Verifier]  # party id -> its key as a cosignature/v1 (0x04) key
+
+    @classmethod
+    def of(cls, agreement: Agreement, owner: Party) -> Signers:
+        """Return the keys of `owner`'s log. Raises `Invalid` if the agreement pins no key for a party."""
+        return cls(
+            owner.id,
+            owner.verifier(),
+            {p.id: p.verifier().with_alg(keys.ALG_COSIGNATURE_V1) for p in agreement.peers(owner.id)},
+        )
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A verified checkpoint: its size, its root, and the parties whose cosignature verified."""
+
+    size: int
+    root: bytes
+    cosigners: frozenset[str]
+
+
+def open_named(report: Report, data: bytes, where: str, signers: Signers) -> Opened | None:
+    """Verify one checkpoint note; return it, or None after recording why it cannot be used.
+
+    Unlike `checkpoint.open_checkpoint`, each signature is checked alone, so that a failure names
+    its signer. A cosignature that does not verify is a problem but leaves the checkpoint usable
+    (the log's signature vouches for its size and root); that party is not counted as a cosigner.
+    """
+    try:
+        note = parse_note(data)
+        cp = parse_checkpoint(note.text)
+    except MalformedError as exc:
+        report.fail(f"{where}: {exc.detail}")
+        return None
+    log_key = signers.log_key
+    if cp.origin != log_key.name:
+        report.fail(f"{where}: origin {cp.origin!r} is not {signers.party}'s log ({log_key.name})")
+        return None
+    if signature_for(note, log_key) is None:
+        report.fail(f"{where}: not signed by {signers.party}'s log key ({log_key.name})")
+        return None
+    if not _verifies(note, log_key):
+        report.fail(f"{where}: the signature of {signers.party}'s log key ({log_key.name}) does not verify")
+        return None
+    cosigners: set[str] = set()
+    for party, witness in sorted(signers.witnesses.items()):
+        if signature_for(note, witness) is None:
+            continue  # not cosigned by this party: the witnessing rule counts that, not a problem here
+        if _verifies(note, witness):
+            cosigners.add(party)
+        else:
+            report.fail(f"{where}: the cosignature of {party} ({witness.name}) does not verify")
+    return Opened(cp.size, cp.root, frozenset(cosigners))
+
+
+def _verifies(note: Note, verifier: keys.Verifier) -> bool:
+    """Return whether the signature line of `verifier` in `note` (there is one) verifies."""
+    try:
+        open_note(note, [verifier])
+    except (VerificationError, ValueError):  # ValueError: a pinned key of a type notes cannot use
+        return False
+    return True
+
+
+def parse_history_line(line: bytes) -> tuple[int, bytes] | str:
+    """Return (size, note bytes) of one `checkpoints.jsonl` line, or what is wrong with it.
+
+    The line must be a JSON object with exactly the keys "size" (a JSON integer, 0..2^63-1: not
+    1.0, not 1e400, not true) and "note" (a string). Raises nothing.
+    """
+    try:
+        text = line.decode("utf-8")  # json.loads would also guess UTF-16 and UTF-32
+    except UnicodeDecodeError:
+        return "not UTF-8"
+    try:
+        item = json.loads(text, object_pairs_hook=_no_duplicates)
+    except (ValueError, RecursionError):  # ValueError: bad JSON, a repeated key, a huge integer literal
+        return "not JSON"
+    if not isinstance(item, dict) or set(item) != {"size", "note"}:
+        return 'not an object with exactly the keys "size" and "note"'
+    size, note = item["size"], item["note"]
+    if type(size) is not int or not 0 <= size <= MAX_SIZE:  # bool is an int subclass: refused too
+        return '"size" is not a JSON integer from 0 to 2^63-1'
+    if not isinstance(note, str):
+        return '"note" is not a string'
+    try:
+        return size, note.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate escaped in the JSON ("\ud800")
+        return '"note" is not valid Unicode'
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise ValueError("repeated key")
+    return obj
+
+
+def check_checkpoints(latest: bytes, history: bytes | None, report: Report, signers: Signers) -> dict[int, bytes]:
+    """Verify `checkpoint` and `checkpoints.jsonl`; return {size: root} of every usable checkpoint.
+
+    Fills the report's size, root, checkpoint and cosignature counts and `witnessed`, and records
+    each problem (or, if `report.unwitnessed_allowed`, the unwitnessed tail as warnings). Raises
+    `Stop` if `checkpoint` cannot be used (there is then no tree to check).
+    """
+    newest = open_named(report, latest, CHECKPOINT_FILE, signers)
+    if newest is None:
+        raise Stop
+    report.size, report.root = newest.size, newest.root
+    cosigners: dict[int, set[str]] = {newest.size: set(newest.cosigners)}
+    roots: dict[int, bytes] = {}
+    if history is None:
+        report.fail(f"{HISTORY_FILE}: missing")
+    else:
+        _read_history(history, report, signers, roots, cosigners)
+    if roots.get(report.size, report.root) != report.root:
+        report.fail(f"{CHECKPOINT_FILE}: two different roots signed for size {report.size}")
+    roots.setdefault(report.size, report.root)
+
+    names = {party: key.name for party, key in signers.witnesses.items()}
+    report.witnessed = dict.fromkeys(signers.witnesses, 0)
+    for size in sorted(cosigners):
+        for party in cosigners[size]:
+            report.cosignatures[names[party]] += 1
+            report.newest_cosigned[names[party]] = size
+            report.witnessed[party] = size
+    for line in report.unwitnessed():
+        if report.unwitnessed_allowed:
+            report.warnings.append(f"UNWITNESSED {line}")
+        else:
+            report.fail(line)
+    return roots
+
+
+def _read_history(
+    data: bytes, report: Report, signers: Signers, roots: dict[int, bytes], cosigners: dict[int, set[str]]
+) -> None:
+    lines = data.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()  # the newline that ends the last line (JSON Lines allows it to be left out)
+    if not lines:
+        report.fail(f"{HISTORY_FILE}: empty: it must hold at least the newest checkpoint")
+        return
+    last: Opened | None = None
+    previous = -1
+    for number, line in enumerate(lines, 1):
+        where = f"{HISTORY_FILE} line {number}"
+        last = None
+        parsed = parse_history_line(line)
+        if isinstance(parsed, str):
+            report.fail(f"{where}: malformed: {parsed}")
+            continue
+        size, note = parsed
+        got = open_named(report, note, f"{where} (checkpoint of size {size})", signers)
+        if got is None:
+            continue
+        if got.size != size:
+            report.fail(f"{where}: says size {size}, its checkpoint has size {got.size}")
+            continue
+        if size <= previous:
+            report.fail(f"{where}: size {size} is not larger than the size before it ({previous})")
+            continue
+        if size > report.size:
+            report.fail(f"{where}: size {size} is beyond the newest checkpoint's ({report.size})")
+            continue
+        roots[size] = got.root
+        cosigners.setdefault(size, set()).update(got.cosigners)
+        report.checkpoints += 1
+        previous, last = size, got
+    # The same size with another root is "two different roots", which the caller reports.
+    if last is not None and last.size != report.size:
+        report.fail(
+            f"{HISTORY_FILE}: its last checkpoint (size {last.size}) is not the newest checkpoint of the export "
+            f"(size {report.size}): the history was cut short or the newest checkpoint replaced"
+        )
+
+
+def ensure_signers(report: Report, agreement: Agreement, owner: Party) -> Signers:
+    """Return the keys of `owner`'s log; raise `Stop` after recording why if the agreement lacks one."""
+    try:
+        return Signers.of(agreement, owner)
+    except Error as exc:
+        report.fail(f"agreement: {exc.detail}")
+        raise Stop from exc

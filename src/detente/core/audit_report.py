@@ -1,0 +1,120 @@
+"""What an offline audit found, and its verdict (`core.audit` fills a `Report`).
+
+Three verdicts, in this order of precedence:
+
+- **FAILED**: a problem was found (a signature, an entry, a root, a tile, a proof, a file). The
+  export is not what it claims to be, or is damaged.
+- **OK**: everything verifies, and the newest checkpoint is cosigned by every other party of the
+  agreement, so every entry is *witnessed*.
+- **OK up to size W** (only with `allow_unwitnessed`): everything verifies, but some entries, the
+  *tail* from size W on, are covered by no checkpoint that every other party cosigned.
+
+The distinction matters because an entry that no other party has witnessed rests on the log owner's
+signature alone: the owner can drop, reorder or change such entries, re-sign the tree and hand over
+an export that verifies in every other respect. A witness cosigns only a tree consistent with every
+tree of that log it cosigned before (c2sp.org/tlog-witness), so the owner cannot get a rewritten
+history cosigned. An unwitnessed tail is therefore a problem by default. A legitimate export can
+end with one (a checkpoint signed just before the export, a peer that was down), so the auditor may
+accept it explicitly; the tail is then named in a warning and in the verdict.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+MAX_PROBLEMS = 50
+
+
+class Stop(Exception):
+    """The audit cannot go on (a missing or unusable file); the problem is already recorded."""
+
+
+def entry_range(start: int, end: int) -> str:
+    """Return "entry 7" or "entries 7..18" for the entries start..end-1 (0-based, end excluded)."""
+    return f"entry {start}" if end - start == 1 else f"entries {start}..{end - 1}"
+
+
+def _are(start: int, end: int, verb: str = "are") -> str:
+    """Return `entry_range` followed by `verb` agreeing with it ("are"/"is", "rest"/"rests")."""
+    if end - start != 1:
+        return f"{entry_range(start, end)} {verb}"
+    return f"{entry_range(start, end)} {'is' if verb == 'are' else verb + 's'}"
+
+
+@dataclass
+class Report:
+    """What the audit verified, and every problem it found (no problems: the export is sound).
+
+    `witnessed` maps each other party of the agreement to the largest tree size it cosigned in the
+    export (0: none); the entries below the smallest of them are witnessed by every party.
+    """
+
+    origin: str = ""
+    party: str = ""
+    size: int = 0
+    root: bytes = b""
+    entries: int = 0
+    senders: Counter[str] = field(default_factory=Counter)
+    tiles: int = 0
+    checkpoints: int = 0
+    consistency_proofs: int = 0
+    cosignatures: Counter[str] = field(default_factory=Counter)
+    newest_cosigned: dict[str, int] = field(default_factory=dict)
+    witnessed: dict[str, int] = field(default_factory=dict)
+    unwitnessed_allowed: bool = False
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    more_problems: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """Whether no problem was found (an unwitnessed tail is a problem unless it was allowed)."""
+        return not self.problems and not self.more_problems
+
+    @property
+    def witnessed_size(self) -> int:
+        """The largest size up to which every other party witnessed the log (`size` if all did)."""
+        return min(self.witnessed.values(), default=self.size)
+
+    def fail(self, message: str) -> None:
+        """Record a problem (the first `MAX_PROBLEMS` are kept, the rest counted)."""
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append(message)
+        else:
+            self.more_problems += 1
+
+    def unwitnessed(self) -> list[str]:
+        """Return one line per stretch of entries some other party has not witnessed (none: all are).
+
+        The first line names the entries no other party witnessed, which rest on the owner's
+        signature alone; then one line per party lagging behind the others.
+        """
+        if not self.witnessed:
+            return []
+        alone = max(self.witnessed.values())
+        lines = []
+        if alone < self.size:
+            who = " and ".join(sorted(self.witnessed))
+            newest = f"beyond size {alone}" if alone else "in the export"
+            lines.append(
+                f"{_are(alone, self.size, 'rest')} on {self.party}'s signature alone: "
+                f"{who} cosigned no checkpoint {newest} (the tree has size {self.size})"
+            )
+        for party, size in sorted(self.witnessed.items()):
+            if size < alone:
+                newest = f"its newest cosignature is on size {size}" if size else "it cosigned no checkpoint"
+                lines.append(f"{_are(size, self.size)} not witnessed by {party}: {newest}")
+        return lines
+
+    def verdict(self) -> str:
+        """Return the verdict line: "OK", "OK up to size W: …" or "FAILED: n problem(s)"."""
+        if not self.ok:
+            return f"FAILED: {len(self.problems) + self.more_problems} problem(s)"
+        witnessed = self.witnessed_size
+        if witnessed < self.size:
+            return (
+                f"OK up to size {witnessed} only: {_are(witnessed, self.size)} not witnessed by every party "
+                "(accepted by --allow-unwitnessed)"
+            )
+        return "OK"
