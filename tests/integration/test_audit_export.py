@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
+from cli_support import assert_error, detente
 from detente.cli.app import app
 from detente.core import envelope as envelope_mod
 from detente.core import merkle_memory, tiles
@@ -104,6 +105,15 @@ def test_a_fresh_export_is_witnessed_to_its_end(cluster: Cluster, tmp_path: Path
     assert other.exit_code == 1 and "FAIL checkpoint: this is the log of pk (pk.detente/log), not of ir" in other.output
     unknown = audit(cluster, out, "--party", "xx")
     assert unknown.exit_code == 2 and "'xx' is not a party of this agreement" in unknown.output
+
+
+def test_an_export_that_cannot_be_written_says_why_and_leaves_nothing(cluster: Cluster, tmp_path: Path) -> None:
+    afile = tmp_path / "pk.log"
+    afile.write_text("a file\n")
+    for out, says in ((afile, "is a file"), (afile / "sub", "cannot write the export to")):
+        result = detente("log", "export", "--data", str(cluster["pk"].data), "--out", str(out))
+        assert_error(result, says)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pk.log"] and afile.read_text() == "a file\n"
 
 
 def test_a_tail_not_yet_cosigned_is_left_out_or_named(cluster: Cluster, tmp_path: Path) -> None:

@@ -37,9 +37,9 @@ from detente.core import tiles
 from detente.core.audit_checkpoints import CHECKPOINT_FILE, HISTORY_FILE
 from detente.core.audit_files import AGREEMENT_FILE, MANIFEST_FILE, MANIFEST_FORMAT
 from detente.core.precedence import format_time, now
-from detente.errors import Conflict, NotFound
+from detente.errors import Conflict, Invalid, NotFound
 from detente.node import checkpoints
-from detente.node.config import load_config
+from detente.node.config import NodeConfig, load_config
 from detente.store import messages as db
 from detente.store import tlog
 from detente.store.db import make_engine
@@ -73,11 +73,32 @@ def export_log(data: Path, out: Path, *, include_unwitnessed: bool = False) -> E
     The export ends at the newest checkpoint every peer cosigned, or, if there is none or with
     `include_unwitnessed`, at the newest checkpoint. Raises `NotFound` if `data` is no node
     directory or the node has signed no checkpoint yet, `Conflict` if `out` exists and is not
-    empty, and `Invalid` if the node's agreement cannot be read.
+    empty, and `Invalid` if the node's agreement cannot be read or the export cannot be written
+    (then nothing of it is left in `out`).
     """
     config = load_config(data)
+    if out.is_file():
+        raise Conflict(f"{out} is a file: name a new or empty directory for the export")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise Conflict(f"{out} exists and is not an empty directory")
+    made = not out.exists()
+    try:
+        return _export(config, out, include_unwitnessed)
+    except OSError as exc:
+        # Nothing of a failed export is left to be mistaken for one: only a directory this call
+        # made is removed (an empty one the caller gave is emptied again).
+        if made:
+            shutil.rmtree(out, ignore_errors=True)
+        elif out.is_dir():
+            for child in out.iterdir():
+                if child.is_dir():
+                    shutil.rmtree(child, ignore_errors=True)
+                else:
+                    child.unlink(missing_ok=True)
+        raise Invalid(f"cannot write the export to {out}: {exc.strerror or exc}") from None
+
+
+def _export(config: NodeConfig, out: Path, include_unwitnessed: bool) -> Exported:
     peers = [p.id for p in config.agreement().peers(config.party)]
     engine = make_engine(config.db)
     try:
