@@ -17,7 +17,11 @@ def main() -> None:
     from detente.errors import Error
 
     try:
-        app(standalone_mode=False)
+        status = app(standalone_mode=False)
+        # Typer turns Ctrl-C inside a command into its exit status, 130, and returns it instead of
+        # raising when it does not exit itself (the commands return nothing).
+        if isinstance(status, int) and status:
+            sys.exit(status)
     except Error as exc:
         # The detail may quote the other side (a peer's error, an id we were given): made safe, but
         # a list of problems (a scenario's, a drill's checks) keeps one per line.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -56,20 +57,45 @@ def agreement_ratify(
         Path | None,
         typer.Option(help="install this (completed) agreement first", exists=True, dir_okay=False),
     ] = None,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="replace the agreement in force by another (stop the node first)")
+    ] = False,
 ) -> None:
-    """Sign the agreement's hash with the node key (ratification)."""
-    doc, signature = setup.ratify(data, agreement)
+    """Sign the agreement's hash with the node key (ratification).
+
+    Replacing an agreement this node ratified by another one needs --replace and a stopped node;
+    every peer must ratify the same agreement.
+    """
+    from detente.node.ratification import ratify
+
+    done = ratify(data, agreement, replace=replace)
+    doc = done.agreement
     print(f"ratified agreement {doc.id} {doc.hash}")
-    print(f"signature {signature}")
+    print(f"signature {done.signature}")
+    if done.again:
+        print("this agreement was in force already: nothing else changed")
+        return
+    if done.replaced is not None:
+        print(f"replaced agreement {done.replaced}; start the node to serve under the new one")
+        if done.queued:
+            print(
+                f"warning: {done.queued} envelope(s) in the outbox were sealed under the replaced agreement; "
+                "a peer under the new one refuses them"
+            )
+    peers = ", ".join(p.id for p in doc.peers(done.party))
+    print(f"every peer ({peers}) must ratify this same agreement: until it does, the nodes refuse each other")
 
 
 @agreement_app.command("show")
 def agreement_show(data: DataOpt) -> None:
-    """Print the agreement in force: hash, parties, offices, channels."""
-    from detente.node.config import load_config
+    """Print the agreement in force: hash, ratification, the running node's agreement, parties, offices, channels."""
+    from detente.node.ratification import status
 
-    doc = load_config(data).agreement()
+    found = status(data)
+    doc = found.agreement
     print(f"{doc.id}  {doc.hash}")
+    for line in found.lines():
+        print(line)
     for party in doc.parties.values():
         print(f"party {party.id}: {party.name}  {party.url or '(no url)'}  {party.vkey or '(no key)'}")
     for office in doc.offices.values():
@@ -81,21 +107,48 @@ def agreement_show(data: DataOpt) -> None:
 
 @app.command()
 def serve(data: DataOpt) -> None:
-    """Run the node (HTTPS API, federation, console) until Ctrl-C."""
+    """Run the node (HTTPS API, federation, console) until Ctrl-C.
+
+    Everything that can stop it is checked before it says it serves: the configuration, key,
+    agreement and ratification, the database, the TLS files, that no node serves from DATA yet,
+    and that its address is free.
+    """
     import gc
     import logging
 
     import uvicorn
 
     from detente.node.runtime import Node
+    from detente.node.serving import ServeLock, check_tls, listen
     from detente.web.app import create_app
     from detente.web.stack import UVICORN_OPTIONS
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     node = Node.open(data)
-    node.check_ready()
-    application = create_app(node)
     config = node.ctx.config
+    held = contextlib.ExitStack()  # what a failure before uvicorn takes over must close again
+    held.callback(node.close)
+    with held:
+        node.check_ready()
+        check_tls(config, node.ctx.agreement)
+        lock = ServeLock(data, node.ctx.agreement)
+        held.callback(lock.release)
+        # Bound here, not by uvicorn, which would bind only after "serving on" was printed.
+        sockets = listen(config.host, config.port)
+        for sock in sockets:
+            held.callback(sock.close)
+        application = create_app(node)
+        held.pop_all()  # from here on the node's lifespan closes the node
+    server = uvicorn.Server(
+        uvicorn.Config(
+            application,
+            host=config.host,
+            port=config.port,
+            ssl_certfile=str(config.cert_path),
+            ssl_keyfile=str(config.tls_key_path),
+            **UVICORN_OPTIONS,
+        )
+    )
     print(f"node {config.party} serving on {config.url}", flush=True)
     # Everything built so far (modules, the app, the agreement, SQLAlchemy's metadata) lives as
     # long as the process: move it out of the collector's reach. A full collection then scans only
@@ -103,14 +156,14 @@ def serve(data: DataOpt) -> None:
     # message met (measured with gc.callbacks during the bench's latency run).
     gc.collect()
     gc.freeze()
-    uvicorn.run(
-        application,
-        host=config.host,
-        port=config.port,
-        ssl_certfile=str(config.cert_path),
-        ssl_keyfile=str(config.tls_key_path),
-        **UVICORN_OPTIONS,
-    )
+    try:
+        server.run(sockets=sockets)
+    except KeyboardInterrupt:  # uvicorn raises the Ctrl-C it handled again once it has shut down
+        pass
+    finally:
+        for sock in sockets:
+            sock.close()
+        lock.release()
 
 
 def read_password() -> str:

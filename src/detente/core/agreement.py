@@ -169,8 +169,8 @@ def _offset(text: str, where: str) -> timedelta:
 def load(text: str) -> Agreement:
     """Parse and validate an agreement from TOML text.
 
-    Raises `MalformedError` if it is not TOML and `Invalid`, naming the table and key, for any
-    rule it breaks.
+    Raises `MalformedError` if it is not TOML or holds a malformed vkey (naming its table), and
+    `Invalid`, naming the table and key, for any rule it breaks.
     """
     try:
         raw = tomllib.loads(text)
@@ -202,7 +202,10 @@ def from_dict(raw: dict[str, Any]) -> Agreement:
             raise Invalid(f"{where}: party ids are 2-8 lowercase letters")
         vkey = str(table.get("vkey", ""))
         if vkey:
-            verifier = parse_vkey(vkey)
+            try:
+                verifier = parse_vkey(vkey)
+            except MalformedError:
+                raise MalformedError(f"{where}: malformed verifier key (vkey)") from None
             if verifier.name != f"{pid}.detente/log":
                 raise Invalid(f"{where}: the key name must be '{pid}.detente/log'")
         fingerprint = str(table.get("tls_fingerprint", "")).lower().replace(":", "")

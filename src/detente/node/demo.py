@@ -12,7 +12,8 @@ from typing import Any
 
 from detente.core import agreement as agreement_mod
 from detente.errors import Conflict, Invalid
-from detente.node.setup import add_user, init_node, ratify
+from detente.node.ratification import ratify
+from detente.node.setup import add_user, init_node
 
 DEMO_PARTIES = ("pk", "ir")
 DEMO_LINK_TEST_SECONDS = 5

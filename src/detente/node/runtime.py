@@ -14,6 +14,7 @@ from detente.core import wire
 from detente.errors import NotRatified
 from detente.node.config import NodeConfig, load_config
 from detente.node.context import NodeContext
+from detente.node.database import database_errors, node_engine
 from detente.node.deliver import Deliverer
 from detente.node.events import EventBus
 from detente.node.evidence import EvidenceFetcher
@@ -22,19 +23,29 @@ from detente.node.record import Record
 from detente.node.schedule import Scheduler
 from detente.store import db as store_db
 from detente.store import operators as operators_db
-from detente.store.db import make_engine, migrate, read_connection
+from detente.store.db import migrate, read_connection
 from detente.store.writer import Writer
 
 T = TypeVar("T")
 
 
 def open_context(config: NodeConfig) -> NodeContext:
-    """Open the node's database (migrating it) and load its key and agreement."""
-    engine = make_engine(config.db)
-    migrate(engine)
+    """Load the node's key and agreement and open its database (migrating it).
+
+    Raises what `NodeConfig.signer`, `NodeConfig.agreement` and `database.node_engine` raise, and
+    `Unavailable` if the database cannot be opened or migrated.
+    """
+    signer, agreement = config.signer(), config.agreement()  # before anything that must be undone
+    engine = node_engine(config)
+    try:
+        with database_errors(config.db, "open"):
+            migrate(engine)
+    except BaseException:
+        engine.dispose()
+        raise
     writer = Writer(engine)
     writer.start()
-    return NodeContext(config, config.signer(), config.agreement(), engine, writer, EventBus())
+    return NodeContext(config, signer, agreement, engine, writer, EventBus())
 
 
 def own_ratification(ctx: NodeContext) -> str:
@@ -65,8 +76,13 @@ class Node:
 
     @classmethod
     def open(cls, data: Path) -> Node:
-        """Open the node whose data directory is `data`."""
+        """Open the node whose data directory is `data`. Raises what `load_config` and `open_context` raise."""
         return cls(open_context(load_config(data)))
+
+    def close(self) -> None:
+        """Close the writer and the database of a node that was opened but never started."""
+        self.ctx.writer.stop()
+        self.ctx.engine.dispose()
 
     def check_ready(self) -> None:
         """Refuse to federate under an agreement that is incomplete or not ratified by this node.

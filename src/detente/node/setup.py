@@ -1,40 +1,32 @@
-"""Setting up a node by hand: init, ratify, operators."""
+"""Setting up a node by hand: init and operators (ratification: `node.ratification`)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
-import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import Connection
 
 from detente.core import agreement as agreement_mod
-from detente.core import notifications, wire
-from detente.core.agreement import Agreement
+from detente.core import notifications
 from detente.core.envelope import uuid7
 from detente.core.keys import Signer
 from detente.core.precedence import format_time, now
-from detente.errors import BadRequest, Conflict, Invalid, MalformedError, NotFound
+from detente.errors import BadRequest, Conflict, Invalid, NotFound
+from detente.node import database
 from detente.node.auth import ROLES, hash_password, new_token, token_hash
-from detente.node.config import NodeConfig, load_config, write_config
+from detente.node.config import NodeConfig, absolute, agreement_text, load_config, write_config
 from detente.node.tls import make_certificate
 from detente.store import operators as operators_db
 from detente.store.db import make_engine, migrate, read_connection, write_transaction
 
-
-def agreement_text(path: Path) -> str:
-    """Return the text of an agreement file.
-
-    Raises `BadRequest` if it cannot be read and `MalformedError` if it is not UTF-8 text.
-    """
-    try:
-        return path.read_bytes().decode("utf-8")
-    except OSError as exc:
-        raise BadRequest(f"cannot read {path}: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise MalformedError(f"{path} is not UTF-8 text (byte {exc.start}): an agreement is TOML") from None
+__all__ = [
+    "InitResult", "NewOperator", "add_user", "agreement_text", "init_node", "operators_json", "rotate_token",
+    "set_user_enabled",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -47,58 +39,92 @@ class InitResult:
 def init_node(data: Path, party: str, agreement_file: Path, host: str, port: int, db: str | None) -> InitResult:
     """Create a node: key, TLS certificate, configuration, agreement copy and migrated database.
 
-    Raises `Invalid` if the agreement does not name `party`, and `Conflict` if DIR already holds
-    a node.
+    Everything that can be checked is checked before anything is written (the agreement, the
+    directory, the database URL, a PostgreSQL server), and if a later step fails, all that this
+    call created is removed again: a failed `init` leaves nothing behind.
+
+    Raises what `agreement_text` and `agreement.load` raise, `Invalid` if the agreement does not
+    name `party`, `BadRequest` if DIR is a file or cannot be written or the database URL is
+    unusable, `Conflict` if DIR is not empty (a node or anything else) or the database is not new,
+    and `Unavailable` if the database cannot be reached or migrated.
     """
-    doc = agreement_mod.load(agreement_text(agreement_file))
+    text = agreement_text(agreement_file)
+    doc = agreement_mod.load(text)
     notifications.check_agreement(doc)
     if party not in doc.parties:
         raise Invalid(f"the agreement names no party {party!r} (it names {', '.join(doc.parties)})")
-    if (data / "node.toml").exists() or (data / "node.key").exists():
-        raise Conflict(f"{data} already holds a node; choose an empty directory")
-    data.mkdir(parents=True, exist_ok=True)
-    config = write_config(data, party, host, port, db)
-    signer = Signer.generate(config.key_name)
-    config.key_path.write_bytes(signer.to_pem())
-    config.key_path.chmod(0o600)
-    fingerprint = make_certificate(f"{party}.detente", host, config.cert_path, config.tls_key_path)
-    shutil.copyfile(agreement_file, config.agreement_path)
-    engine = make_engine(config.db)
+    # Absolute, so that node.toml names the same files from any working directory.
+    data = absolute(data)
+    _check_new_directory(data)
+    db_url = database.init_url(db, data)
+    database.check_new(db_url)
+    made = _Made()
     try:
-        migrate(engine)
-    finally:
-        engine.dispose()
+        made.directory(data)
+        made.files.append(data / "node.toml")
+        config = write_config(data, party, host, port, db_url)
+        signer = Signer.generate(config.key_name)
+        made.files.append(config.key_path)
+        config.key_path.touch(mode=0o600)  # never readable by others, not even for a moment
+        config.key_path.write_bytes(signer.to_pem())
+        made.files += [config.cert_path, config.tls_key_path]
+        fingerprint = make_certificate(f"{party}.detente", host, config.cert_path, config.tls_key_path)
+        made.files.append(config.agreement_path)
+        # The text that was checked, not the file again: it may have changed meanwhile.
+        config.agreement_path.write_bytes(text.encode("utf-8"))
+        made.files += database.sqlite_files(db_url)
+        engine = make_engine(db_url)
+        try:
+            with database.database_errors(db_url, "create"):
+                migrate(engine)
+        finally:
+            engine.dispose()
+    except OSError as exc:
+        made.undo()
+        raise BadRequest(f"cannot create {exc.filename or data}: {exc.strerror or exc}") from exc
+    except BaseException:  # Ctrl-C too: nothing half-made stays behind
+        made.undo()
+        raise
     return InitResult(config, signer.verifier.vkey(), fingerprint)
 
 
-def ratify(data: Path, agreement_file: Path | None = None) -> tuple[Agreement, str]:
-    """Sign the agreement (installing `agreement_file` first, if given) and store the ratification.
-
-    Raises `Invalid` if the agreement is incomplete or does not pin this node's own key.
-    """
-    config = load_config(data)
-    text = agreement_text(agreement_file or config.agreement_path)
-    doc = agreement_mod.load(text)
-    notifications.check_agreement(doc)
-    if config.party not in doc.parties:
-        raise Invalid(f"the agreement names no party {config.party!r}")
-    if not doc.is_complete():
-        missing = [p.id for p in doc.parties.values() if not (p.url and p.vkey and p.tls_fingerprint)]
-        raise Invalid(f"the agreement lacks the URL, vkey or TLS fingerprint of: {', '.join(missing)}")
-    signer = config.signer()
-    if doc.parties[config.party].vkey != signer.verifier.vkey():
-        raise Invalid("the agreement does not pin this node's key; put the vkey `detente init` printed in it")
-    signature = wire.ratify(doc, signer)
-    if agreement_file is not None:
-        config.agreement_path.write_text(text, encoding="utf-8")
-    engine = make_engine(config.db)
+def _check_new_directory(data: Path) -> None:
+    """Refuse anything but a new or empty directory. Raises `BadRequest` or `Conflict`."""
+    if data.exists() and not data.is_dir():
+        raise BadRequest(f"{data} is a file, not a directory; choose a new or empty directory")
+    if not data.exists():
+        return
     try:
-        migrate(engine)
-        with write_transaction(engine) as conn:
-            operators_db.save_ratification(conn, config.party, doc.hash, signature, format_time(now()))
-    finally:
-        engine.dispose()
-    return doc, signature
+        names = sorted(entry.name for entry in data.iterdir())
+    except OSError as exc:
+        raise BadRequest(f"cannot read {data}: {exc.strerror or exc}") from exc
+    if "node.toml" in names or "node.key" in names:
+        raise Conflict(f"{data} already holds a node; choose a new or empty directory")
+    if names:
+        listed = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+        raise Conflict(f"{data} is not empty (it holds {listed}); choose a new or empty directory")
+
+
+@dataclass
+class _Made:
+    """What `init_node` created, so that a failure removes exactly that."""
+
+    directories: list[Path] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+
+    def directory(self, path: Path) -> None:
+        # Deepest first: the order they are removed in. Noted before `mkdir`, which may create
+        # some of them and then fail.
+        self.directories += [p for p in (path, *path.parents) if not p.exists()]
+        path.mkdir(parents=True, exist_ok=True)
+
+    def undo(self) -> None:
+        for path in self.files:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        for path in self.directories:
+            with contextlib.suppress(OSError):  # not empty: something else wrote there meanwhile
+                path.rmdir()
 
 
 @dataclass(frozen=True)
@@ -117,8 +143,9 @@ def add_user(
 
     Repeated offices or roles count once (in the order first given). Raises `Invalid` for an
     unknown office or role, an office of another party, `BadRequest` for a password under 8
-    characters, and `Conflict` if the name is taken, also by a disabled operator or with other
-    letter case (`pk-dgmo` and `PK-DGMO` would be two logins no one can tell apart).
+    characters, `Conflict` if the name is taken, also by a disabled operator or with other
+    letter case (`pk-dgmo` and `PK-DGMO` would be two logins no one can tell apart), and what
+    `database.node_database` raises.
     """
     offices, roles = list(dict.fromkeys(offices)), list(dict.fromkeys(roles))
     config = load_config(data)
@@ -139,21 +166,17 @@ def add_user(
         raise BadRequest("passwords are at least 8 characters")
     token = new_token()
     operator_id = uuid7()
-    engine = make_engine(config.db)
-    try:
-        with write_transaction(engine) as conn:
-            taken = operators_db.name_taken(conn, name)
-            if taken == name:
-                raise Conflict(f"an operator called {name!r} exists already")
-            if taken is not None:
-                raise Conflict(f"an operator called {taken!r} exists already; names may not differ only in case")
-            operators_db.add_operator(
-                conn, operator_id=operator_id, name=name, token_hash=token_hash(token),
-                password_hash=hash_password(password) if password else None, roles=roles, offices=offices,
-                lang=lang, created=format_time(now()),
-            )  # fmt: skip
-    finally:
-        engine.dispose()
+    with database.node_database(config) as engine, write_transaction(engine) as conn:
+        taken = operators_db.name_taken(conn, name)
+        if taken == name:
+            raise Conflict(f"an operator called {name!r} exists already")
+        if taken is not None:
+            raise Conflict(f"an operator called {taken!r} exists already; names may not differ only in case")
+        operators_db.add_operator(
+            conn, operator_id=operator_id, name=name, token_hash=token_hash(token),
+            password_hash=hash_password(password) if password else None, roles=roles, offices=offices,
+            lang=lang, created=format_time(now()),
+        )  # fmt: skip
     return NewOperator(operator_id, name, token, tuple(offices), tuple(roles))
 
 
@@ -177,22 +200,16 @@ def rotate_token(data: Path, name: str) -> str:
 
 
 def _change_user(data: Path, name: str, change: Callable[[Connection], bool]) -> None:
-    engine = make_engine(load_config(data).db)
-    try:
-        with write_transaction(engine) as conn:
-            if not change(conn):
-                raise NotFound(f"no operator called {name!r}")
-    finally:
-        engine.dispose()
+    with database.node_database(load_config(data)) as engine, write_transaction(engine) as conn:
+        if not change(conn):
+            raise NotFound(f"no operator called {name!r}")
 
 
 def operators_json(data: Path) -> str:
-    """Return the operators of a node as JSON (names, offices, roles; no secrets)."""
-    config = load_config(data)
-    engine = make_engine(config.db)
-    try:
-        with read_connection(engine) as conn:
-            rows = operators_db.all_operators(conn)
-    finally:
-        engine.dispose()
+    """Return the operators of a node as JSON (names, offices, roles; no secrets).
+
+    Raises what `load_config` and `database.node_database` raise.
+    """
+    with database.node_database(load_config(data)) as engine, read_connection(engine) as conn:
+        rows = operators_db.all_operators(conn)
     return json.dumps([{"name": o.name, "offices": o.offices, "roles": o.roles} for o in rows], indent=2)

@@ -146,3 +146,11 @@ def ratifications_of(conn: Connection, agreement_hash: str) -> dict[str, str]:
         select(ratifications.c.party, ratifications.c.signature).where(ratifications.c.agreement_hash == agreement_hash)
     )
     return {str(p): str(s) for p, s in rows}
+
+
+def ratified_by(conn: Connection, party: str) -> dict[str, str]:
+    """Return agreement hash -> the time it was recorded, for every agreement `party` ratified."""
+    rows = conn.execute(
+        select(ratifications.c.agreement_hash, ratifications.c.recorded_at).where(ratifications.c.party == party)
+    )
+    return {str(h): str(at) for h, at in rows}

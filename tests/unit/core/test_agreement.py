@@ -73,7 +73,7 @@ def test_keys_urls_and_fingerprints_are_checked() -> None:
     assert agreement_mod.load(ok).parties["pk"].verifier().vkey() == good
     with pytest.raises(Invalid, match="key name"):
         agreement_mod.load(text().replace(section, section.replace('vkey = ""', f'vkey = "{wrong_name}"')))
-    with pytest.raises(MalformedError):
+    with pytest.raises(MalformedError, match=r"^\[parties\.pk\]: malformed verifier key"):
         agreement_mod.load(text().replace(section, section.replace('vkey = ""', 'vkey = "garbage"')))
     with pytest.raises(Invalid, match="https"):
         agreement_mod.load(text().replace(section, section.replace('url = ""', 'url = "http://x"')))
