@@ -176,7 +176,12 @@ def load(text: str) -> Agreement:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise MalformedError(f"agreement is not valid TOML: {exc}") from exc
-    return from_dict(raw)
+    try:
+        return from_dict(raw)
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:
+        # The rules name the table and key they check; a value of a shape no rule foresaw (a
+        # number where a list goes) must still be a plain refusal, never a traceback.
+        raise Invalid(f"agreement holds a value of the wrong type or shape: {type(exc).__name__}: {exc}") from None
 
 
 def from_dict(raw: dict[str, Any]) -> Agreement:
@@ -188,7 +193,8 @@ def from_dict(raw: dict[str, Any]) -> Agreement:
     head = _need(raw, "agreement", dict, "agreement")
     agreement_id = _need(head, "id", str, "[agreement]")
     title = str(head.get("title", agreement_id))
-    languages = tuple(head.get("languages", ["en"]))
+    listed = head.get("languages", ["en"])
+    languages = tuple(listed) if isinstance(listed, list) else ()
     if not languages or not all(isinstance(x, str) and re.match(r"^[a-z]{2,3}$", x) for x in languages):
         raise Invalid("[agreement]: languages must be a list of language codes like 'en'")
     link_test = head.get("link_test_seconds", 3600)

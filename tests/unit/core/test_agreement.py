@@ -56,6 +56,9 @@ def test_deadline_overrides() -> None:
         ('[offices."pk:fs"]', '[offices."xx:fs"]', "no party 'xx'"),
         ('[offices."pk:fs"]', '[offices."pk:node"]', "reserved"),
         ('id = "pk-ir-2024"', "id = 2024", "'id' must be a str"),
+        # Shapes no rule foresaw are refused plainly too, never a TypeError for the user to read.
+        ('languages = ["en", "ur", "fa"]', "languages = 5", "languages must be a list"),
+        ('precedence = "IMMEDIATE"', "precedence = []", "wrong type or shape"),
     ],
 )
 def test_rule_violations_are_named(old: str, new: str, message: str) -> None:
