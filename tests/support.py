@@ -185,13 +185,19 @@ def run_async(coro: Any) -> Any:
     browser tests' Playwright keeps one running in the main thread for the rest of the session.
     """
     import asyncio
+
+    return in_thread(lambda: asyncio.run(coro))
+
+
+def in_thread(call: Callable[[], T]) -> T:
+    """Return `call()`, run in a thread of its own (for code that calls `asyncio.run`; see `run_async`)."""
     import threading
 
     outcome: dict[str, Any] = {}
 
     def target() -> None:
         try:
-            outcome["value"] = asyncio.run(coro)
+            outcome["value"] = call()
         except BaseException as exc:  # handed back to the test's thread
             outcome["error"] = exc
 
@@ -200,7 +206,7 @@ def run_async(coro: Any) -> Any:
     thread.join()
     if "error" in outcome:
         raise outcome["error"]
-    return outcome["value"]
+    return outcome["value"]  # type: ignore[no-any-return]
 
 
 RAW = b"{\x00\xff}"  # not text: a binary column must give back exactly these bytes

@@ -33,7 +33,7 @@ from detente.node.drill_types import DrillIncomplete
 from detente.store.db import make_engine
 from detente.store.tables import envelopes, log
 from detente.web.drill_report import render_comparison, render_report
-from support import run_async
+from support import in_thread, run_async
 
 ROOT = Path(__file__).resolve().parents[2]
 SHORT = ROOT / "scenarios" / "border-drone.yaml"
@@ -225,7 +225,7 @@ def unreachable(info: dict[str, Any]) -> None:
 
 def test_the_drill_checks_every_node_and_token_it_will_use_before_it_acts(nodes: SelfHosted, tmp_path: Path) -> None:
     _, plans = load_plans(SHORT)
-    check_access_now(plans, nodes.target)  # the nodes it started take every operator it acts as
+    in_thread(lambda: check_access_now(plans, nodes.target))  # the nodes it started take every operator it acts as
     counts = {p: len(Logs(nodes).rows[p]) for p in ("pk", "ir")}
     for change, kind, says in (
         (bogus_token, "Unauthorized", "refuses the API token of operator 'ir-dgmo': Unauthorized (401)"),
@@ -252,7 +252,8 @@ def test_steps_the_drill_could_not_play_make_it_exit_1_with_its_report_written(
     monkeypatch.setattr(cli_drill, "check_access_now", lambda plans, target: None)
     scenario, demo = scripted_pair(tmp_path, nodes, bogus_token)
     args = ["drill", "run", str(scenario), "--against", str(demo), "--quiet", "--speed", "3000"]
-    result = CliRunner().invoke(app, [*args, "--report", str(tmp_path / "r")], env={"COLUMNS": "200"})
+    args += ["--report", str(tmp_path / "r")]
+    result = in_thread(lambda: CliRunner().invoke(app, args, env={"COLUMNS": "200"}))
     assert result.exit_code == 1 and isinstance(result.exception, DrillIncomplete), result.output
     report = json.loads((tmp_path / "r" / "no-outage.json").read_text(encoding="utf-8"))
     harness = report["figures"]["steps"]["harness"]

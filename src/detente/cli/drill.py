@@ -22,6 +22,7 @@ import os
 import shutil
 import signal
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -312,11 +313,15 @@ def _run_one(
         def tick(now: datetime, fraction: float) -> None:
             progress.update(task, completed=fraction, description=f"{title[:40]}  {day(now)}")
 
-        previous = signal.signal(signal.SIGTERM, _terminate)
+        # SIGTERM ends the drill as Ctrl-C does. A handler can be set only in the main thread, where
+        # the command line runs; a caller on another thread keeps its own.
+        main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _terminate) if main else None
         try:
             facts = asyncio.run(play(p, target, options, feed=feed, progress=tick))
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            if main:
+                signal.signal(signal.SIGTERM, previous)
     result = drill_report.compute(facts)
     try:
         report_dir.mkdir(parents=True, exist_ok=True)
