@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from typing import Any
 
 from detente.core import agreement as agreement_mod
 from detente.core import merkle, merkle_memory, tiles
@@ -22,6 +23,15 @@ from detente.core.note import add_signatures, cosign
 from record_support import agreement_text_and_keys, envelope
 
 SIZE = 300
+
+# Ways a checkpoint history can lose lines, each of which the audit must fail (QA2 #2).
+HISTORY_CUTS: dict[str, Callable[[list[Any]], list[Any]]] = {
+    "first line deleted": lambda lines: lines[1:],
+    "a middle line deleted": lambda lines: lines[: len(lines) // 2] + lines[len(lines) // 2 + 1 :],
+    "last line deleted": lambda lines: lines[:-1],
+    "only the last line kept": lambda lines: lines[-1:],
+    "emptied": lambda lines: [],
+}
 HISTORY = (0, 1, 100, 256, 257, SIZE)
 Export = dict[str, bytes]
 

@@ -15,7 +15,8 @@ from unittest import mock
 
 from rich.console import Console
 
-from detente.cli import client, main, workflow
+from detente.cli import client, drill_output, main, workflow
+from detente.cli import drill as cli_drill
 
 
 @dataclass(frozen=True)
@@ -28,12 +29,12 @@ class Ran:
 def detente(*args: str, stdin: bytes = b"", width: int = 250) -> Ran:
     """Run `detente ARGS` through `detente.cli.main`; return its exit status, stdout and stderr."""
     out, err = io.StringIO(), io.StringIO()
-    console = Console(width=width)
+    console = Console(file=out, width=width, highlight=False)
     with contextlib.ExitStack() as stack:
         stack.enter_context(mock.patch.object(sys, "argv", ["detente", *args]))
         stack.enter_context(mock.patch.object(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8")))
-        stack.enter_context(mock.patch.object(client, "out", console))
-        stack.enter_context(mock.patch.object(workflow, "out", console))
+        for module in (client, workflow, drill_output, cli_drill):  # each holds a console made at import
+            stack.enter_context(mock.patch.object(module, "out", console))
         stack.enter_context(contextlib.redirect_stdout(out))
         stack.enter_context(contextlib.redirect_stderr(err))
         try:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
+from audit_support import HISTORY_CUTS
 from cli_support import assert_error, detente
 from detente.cli.app import app
 from detente.core import envelope as envelope_mod
@@ -230,13 +231,7 @@ def damaged(clean: Path, tmp_path: Path, history: list[str] | None = None, **fil
     return out
 
 
-CUTS = {
-    "first line deleted": lambda lines: lines[1:],
-    "a middle line deleted": lambda lines: lines[:1] + lines[2:],
-    "last line deleted": lambda lines: lines[:-1],
-    "only the last line kept": lambda lines: lines[-1:],
-    "emptied": lambda lines: [],
-}
+CUTS = HISTORY_CUTS
 
 
 @pytest.mark.parametrize("cut", list(CUTS))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     Connection,
@@ -168,6 +168,13 @@ def update_envelopes(conn: Connection, changes: Sequence[dict[str, Any]]) -> Non
     driver.executemany(conn, _ENVELOPE_SET, changes)
 
 
+class Page(NamedTuple):
+    """Envelope rows, oldest first, and whether older rows match the filters too."""
+
+    rows: list[RowMapping]
+    more: bool
+
+
 def list_envelopes(
     conn: Connection,
     *,
@@ -180,33 +187,12 @@ def list_envelopes(
     exclude_types: Sequence[str] = (),
     case_id: str | None = None,
     limit: int = 200,
-) -> list[RowMapping]:
-    """Return envelope rows matching the filters, oldest first (at most `limit`, the newest ones).
+) -> Page:
+    """Return the envelope rows matching the filters: the newest `limit`, oldest first.
 
     `offices` limits the rows to those sent from or to one of these offices (None: no limit);
     `since` is a time as `core.precedence.format_time` writes it (rows created at or after it).
     """
-    rows, _ = page_of_envelopes(
-        conn, offices=offices, direction=direction, channel=channel, state=state, since=since, types=types,
-        exclude_types=exclude_types, case_id=case_id, limit=limit,
-    )  # fmt: skip
-    return rows
-
-
-def page_of_envelopes(
-    conn: Connection,
-    *,
-    offices: Sequence[str] | None,
-    direction: str | None = None,
-    channel: str | None = None,
-    state: str | None = None,
-    since: str | None = None,
-    types: Sequence[str] | None = None,
-    exclude_types: Sequence[str] = (),
-    case_id: str | None = None,
-    limit: int = 200,
-) -> tuple[list[RowMapping], bool]:
-    """Return what `list_envelopes` returns, and whether older rows match the filters too."""
     query = select(envelopes)
     if offices is not None:
         query = query.where(or_(envelopes.c.from_office.in_(offices), envelopes.c.to_office.in_(offices)))
@@ -231,7 +217,7 @@ def page_of_envelopes(
     more = len(rows) > limit
     rows = rows[:limit]
     rows.reverse()
-    return rows, more
+    return Page(rows, more)
 
 
 def due_for_overdue(conn: Connection, now: str, limit: int = 500) -> list[RowMapping]:

@@ -159,7 +159,7 @@ async def list_messages(
     offices = visible_offices(node, operator)
     service = [] if all_types else [name for name, t in notifications.CATALOG.items() if t.service]
     rows, more = await node.aread(
-        lambda conn: db.page_of_envelopes(
+        lambda conn: db.list_envelopes(
             conn,
             offices=offices,
             direction=box,

@@ -8,50 +8,19 @@ No node is started here: every refusal comes before one would be.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import pytest
-from rich.console import Console
 
+from cli_support import Ran, detente
 from detente.cli import drill as cli_drill
-from detente.cli import drill_output, main
 from detente.core import drill_report
 from detente.node.drill_types import DrillIncomplete
 
 ROOT = Path(__file__).resolve().parents[3]
 SHORT = ROOT / "scenarios" / "border-drone.yaml"
-
-
-@dataclass(frozen=True)
-class Ran:
-    code: int
-    stdout: str
-    stderr: str
-
-
-def detente(*args: str) -> Ran:
-    """Run `detente ARGS` through `detente.cli.main`; return its exit status, stdout and stderr."""
-    out, err = io.StringIO(), io.StringIO()
-    console = Console(file=out, width=250, highlight=False)
-    with contextlib.ExitStack() as stack:
-        stack.enter_context(mock.patch.object(sys, "argv", ["detente", *args]))
-        stack.enter_context(mock.patch.object(drill_output, "out", console))
-        stack.enter_context(mock.patch.object(cli_drill, "out", console))
-        stack.enter_context(contextlib.redirect_stdout(out))
-        stack.enter_context(contextlib.redirect_stderr(err))
-        try:
-            main()
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-    return Ran(code, out.getvalue(), err.getvalue())
 
 
 def usage_error(result: Ran, option: str, says: str) -> None:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from audit_support import SIZE, Log, history_file, lines_of, make_export, make_log, note, run, with_lines
+from audit_support import HISTORY_CUTS, SIZE, Log, history_file, lines_of, make_export, make_log, note, run, with_lines
 from detente.core import merkle_memory
 from detente.core.audit_checkpoints import parse_history_line
 from detente.core.audit_report import Report
@@ -91,13 +91,7 @@ def _root(log: Log, size: int) -> bytes:
     return merkle_memory.MemoryHashStore(log.entries[:size]).root()
 
 
-CUTS = {
-    "first line deleted": lambda lines: lines[1:],
-    "a middle line deleted": lambda lines: lines[:2] + lines[3:],
-    "last line deleted": lambda lines: lines[:-1],
-    "only the last line kept": lambda lines: lines[-1:],
-    "emptied": lambda lines: [],
-}
+CUTS = HISTORY_CUTS
 
 
 @pytest.mark.parametrize("cut", list(CUTS))

@@ -53,5 +53,5 @@ def test_a_peer_time_without_milliseconds_is_stored_with_them(nodes: tuple[Node,
         row = db.get_envelope(conn, envelope.id)
         assert row is not None and row["created"] == second + {"": ".000Z", ".5": ".500Z", ".123456": ".123Z"}[digits]
         assert row["raw"] == sealed.raw  # the envelope itself is kept as signed
-        listed = db.list_envelopes(conn, offices=None, since=f"{second}.000Z")
+        listed = db.list_envelopes(conn, offices=None, since=f"{second}.000Z").rows
         assert envelope.id in [r["id"] for r in listed]

@@ -110,17 +110,17 @@ def pending_out(conn: Connection, offices: list[str] | None) -> list[RowMapping]
 
 def thread(conn: Connection, channel: str, offices: list[str] | None, limit: int = 200) -> list[RowMapping]:
     """Return the latest messages of a channel, oldest first (service messages left out)."""
-    return db.list_envelopes(conn, offices=offices, channel=channel, exclude_types=service_types(), limit=limit)
+    return db.list_envelopes(conn, offices=offices, channel=channel, exclude_types=service_types(), limit=limit).rows
 
 
 def thread_all(conn: Connection, offices: list[str] | None, limit: int) -> list[RowMapping]:
     """Return the latest messages of every channel the operator may see, oldest first."""
-    return db.list_envelopes(conn, offices=offices, exclude_types=service_types(), limit=limit)
+    return db.list_envelopes(conn, offices=offices, exclude_types=service_types(), limit=limit).rows
 
 
 def thread_by_case(conn: Connection, case_id: str, offices: list[str] | None) -> list[RowMapping]:
     """Return the messages that name `case_id` as their case, oldest first."""
-    return db.list_envelopes(conn, offices=offices, case_id=case_id, exclude_types=service_types(), limit=500)
+    return db.list_envelopes(conn, offices=offices, case_id=case_id, exclude_types=service_types(), limit=500).rows
 
 
 def message(conn: Connection, message_id: str, offices: list[str] | None) -> db.EnvelopeRow | None:
