@@ -90,6 +90,18 @@ def test_a_moved_data_directory_is_named_not_given_a_new_database(cwd: Path) -> 
     assert files(cwd).keys() == before.keys() - {"n2/node.db"} | {"n2/kept.db"}
 
 
+RECORD_COMMANDS = [("log", "export", "--data", "n1", "--out", "out"), ("rebuild", "--data", "n1")]
+
+
+@pytest.mark.parametrize("command", RECORD_COMMANDS, ids=["export", "rebuild"])
+def test_the_record_commands_never_make_a_missing_database_anew(cwd: Path, command: tuple[str, ...]) -> None:
+    assert detente(*init("n1")).code == 0
+    (cwd / "n1" / "node.db").rename(cwd / "kept.db")
+    before = files(cwd)
+    assert_error(detente(*command), f"NotFound: the database {cwd}/n1/node.db named in")
+    assert files(cwd) == before  # no empty node.db, no export directory
+
+
 @pytest.mark.parametrize(
     ("db", "says"),
     [

@@ -40,9 +40,9 @@ from detente.core.precedence import format_time, now
 from detente.errors import Conflict, Invalid, NotFound
 from detente.node import checkpoints
 from detente.node.config import NodeConfig, load_config
+from detente.node.database import node_database
 from detente.store import messages as db
 from detente.store import tlog
-from detente.store.db import make_engine
 
 __all__ = ["AGREEMENT_FILE", "HISTORY_FILE", "MANIFEST_FILE", "Exported", "export_log"]
 
@@ -100,8 +100,9 @@ def export_log(data: Path, out: Path, *, include_unwitnessed: bool = False) -> E
 
 def _export(config: NodeConfig, out: Path, include_unwitnessed: bool) -> Exported:
     peers = [p.id for p in config.agreement().peers(config.party)]
-    engine = make_engine(config.db)
-    try:
+    # The node's own database, as `node.database` opens it: a missing SQLite file is refused rather
+    # than made anew and empty, and a driver error is one plain line.
+    with node_database(config) as engine:
         with engine.connect() as conn, conn.begin():
             newest = tlog.latest_checkpoint(conn)
             if newest is None:
@@ -133,8 +134,6 @@ def _export(config: NodeConfig, out: Path, include_unwitnessed: bool) -> Exporte
                     with_cosigs = checkpoints.with_cosignatures(conn, bytes(item["note"]), int(item["size"]))
                     f.write(json.dumps({"size": int(item["size"]), "note": with_cosigs.decode()}) + "\n")
             root = tlog.tree_root(conn, size)
-    finally:
-        engine.dispose()
     shutil.copyfile(config.agreement_path, out / AGREEMENT_FILE)
     origin = note.decode().split("\n", 1)[0]
     manifest = {

@@ -22,9 +22,10 @@ from detente.core.agreement import Agreement
 from detente.core.envelope import Envelope
 from detente.errors import Conflict
 from detente.node.config import NodeConfig, load_config
+from detente.node.database import node_database
+from detente.node.serving import running
 from detente.node.workflow import Derived, derive
 from detente.store import workflow as store
-from detente.store.db import make_engine, migrate
 from detente.store.tables import log
 
 MAX_LISTED = 200  # differences listed in full; the rest are counted
@@ -46,7 +47,9 @@ class Report:
 
 
 def is_running(config: NodeConfig) -> bool:
-    """Return whether something answers on the node's listen address (the node, most likely)."""
+    """Return whether a node serves from this directory (its serve.lock) or answers on its address."""
+    if running(config.data) is not None:
+        return True
     host = "127.0.0.1" if config.host in ("0.0.0.0", "::", "") else config.host
     try:
         with socket.create_connection((host, config.port), timeout=0.5):
@@ -135,11 +138,7 @@ def rebuild(data: Path, *, write: bool = False) -> Report:
     agreement = config.agreement()
     if write and is_running(config):
         raise Conflict(f"the node answers on {config.url}: stop it before `detente rebuild --write`")
-    engine = make_engine(config.db)
-    try:
-        migrate(engine)
+    with node_database(config, migrated=True) as engine:
         options = {"isolation_level": "REPEATABLE READ"} if engine.dialect.name == "postgresql" else {}
         with engine.connect().execution_options(**options) as conn, conn.begin():
             return rebuild_connection(conn, agreement, write=write)
-    finally:
-        engine.dispose()
