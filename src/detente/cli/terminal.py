@@ -8,15 +8,15 @@ or a crash). So everything from a node is printed through `printable` (or `cell`
 - every control character (C0, DEL, C1) shows as a visible escape: `\\n`, `\\r`, `\\t`, else `\\xNN`
   (`\\x1b` for ESC, `\\x9b` for the one-byte CSI); so do the line and paragraph separators
   U+2028/U+2029, which some programs take for line breaks;
-- a lone surrogate (a byte that was not UTF-8, as Python hands it over, or a `\\udXXX` escape in
-  JSON) shows as `\\xNN` for the byte, else `\\udXXX`, instead of failing to print;
+- a lone surrogate (a byte that was not UTF-8, as Python hands it over, or a `\\udHHH` escape in
+  JSON, H a hex digit) shows as `\\xNN` for the byte, else `\\udHHH`, instead of failing to print;
 - everything else passes unchanged: Urdu and Persian letters, the zero-width (non-)joiners and
   direction marks right-to-left text needs, emoji.
 
 A literal backslash is left as it is, so `\\x1b` typed as four characters reads the same as an
 escaped ESC; `--json` output is exact where that matters. `dump_json` writes JSON that means the
 same value as the node's answer but cannot move the terminal either: JSON already escapes C0, and
-the C1 controls, separators and lone surrogates are written as `\\uXXXX` escapes too.
+the C1 controls, separators and lone surrogates are written as `\\uHHHH` escapes too.
 """
 
 from __future__ import annotations
