@@ -111,3 +111,20 @@ def test_openapi_document_is_served(pair: Cluster) -> None:
     with pair["pk"].client() as client:
         doc = client.get("/api/v1/openapi.json").json()
     assert "/api/v1/messages" in doc["paths"] and "/api/v1/messages/{message_id}/ack" in doc["paths"]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/messages%2Fbatch", "/api/v1/messages%2fbatch", "/api%2Fv1/messages/batch"])
+def test_an_encoded_slash_in_the_path_is_refused_not_routed(pair: Cluster, path: str) -> None:
+    # Decoded before routing, `messages%2Fbatch` would reach the batch route and send the batch.
+    quiet(pair)
+    before = service_free_counts(pair["pk"])
+    with pair["pk"].client("pk-dgmo") as client:
+        response = client.post(path, json={"messages": [GOOD]})
+        listed = client.get("/api/v1/messages%2F")
+    assert response.status_code == 400, response.text
+    assert response.json() == {
+        "error": "BadRequest",
+        "detail": "a URL path segment cannot hold an encoded '/' (%2F): no id holds one",
+    }
+    assert listed.status_code == 400 and listed.json()["error"] == "BadRequest"
+    assert service_free_counts(pair["pk"]) == before

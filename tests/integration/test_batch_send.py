@@ -146,11 +146,15 @@ def test_cli_send_batch_from_a_file_and_its_errors(pair: Cluster, tmp_path: Path
         return subprocess.run(command, capture_output=True, text=True, timeout=60, input=stdin)
 
     good = tmp_path / "good.json"
-    good.write_text(json.dumps([text(DGMO, "from a file"), text(FS, "and another")]))
+    # A precedence in lower case is taken, as `send --precedence flash` takes it.
+    good.write_text(json.dumps([text(DGMO, "from a file"), {**text(FS, "and another"), "precedence": "flash"}]))
     done = cli(str(good))
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert len(lines) == 2 and all(line.endswith(" accepted") for line in lines)
+    with pk.client("pk-supervisor") as client:
+        second = client.get(f"/api/v1/messages/{lines[1].split()[0]}").json()
+    assert second["envelope"]["precedence"] == "FLASH"
     piped = cli("-", stdin=json.dumps({"messages": [text(FS, "from standard input")]}))
     assert piped.returncode == 0 and len(piped.stdout.splitlines()) == 1, piped.stderr
 

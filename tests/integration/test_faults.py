@@ -13,6 +13,7 @@ import pytest
 import websockets
 from sqlalchemy import delete, select
 
+from cli_support import detente
 from detente.store.tables import envelopes, link_events, outbox
 from support import Cluster, NodeProc, run_async, wait_for
 
@@ -243,3 +244,21 @@ def test_overdue_on_both_sides_and_alternates_are_told(fresh_pair: Cluster) -> N
     wait_for(lambda: view(pk, "pk-lo-zahedan")["state"] == "acknowledged")
     late = view(pk, "pk-lo-zahedan")
     assert late["overdue_at"] is not None and late["response"]["note"] == "DGMO answering"
+
+
+def test_cli_send_says_when_the_link_to_the_addressee_is_down(fresh_pair: Cluster) -> None:
+    """`accepted` is queued here: over a DOWN link the operator is told at once, on standard error."""
+    pk, ir = fresh_pair["pk"], fresh_pair["ir"]
+    pk.start()
+    state = lambda: pk.client("pk-dgmo").get("/api/v1/links").json()["links"][0]  # noqa: E731
+    wait_for(lambda: state()["failures"] >= 1, 30, 0.2, "a failed contact with the stopped peer")
+    args = ("--node", str(pk.data), "--token", pk.token("pk-dgmo"), "--channel", "dgmo", "--to", "ir:dgmo")
+    down = detente("send", *args, "--text", "over a dead link", "--precedence", "flash")
+    assert down.code == 0, down.stderr
+    assert down.stdout.rstrip().endswith(" accepted")
+    assert down.stderr.startswith(f"warning: the link to ir is {state()['state']} since ")
+    assert "the message is queued and goes when ir answers" in down.stderr
+    ir.start()
+    wait_for(lambda: state()["state"] == "UP", 30, 0.2, "the link to come UP")
+    up = detente("send", *args, "--text", "over a live link")
+    assert up.code == 0 and up.stdout.rstrip().endswith(" accepted") and up.stderr == "", up.stderr

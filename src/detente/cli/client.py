@@ -21,7 +21,7 @@ from detente.cli.app import app
 from detente.cli.arguments import CheckedCommand, check_id, check_since, segment
 from detente.cli.terminal import cell, dump_json, printable
 from detente.cli.transport import CertOpt, NodeOpt, TokenOpt, UrlOpt, api, call, shape
-from detente.errors import BadRequest
+from detente.errors import BadRequest, Error
 
 out = Console()
 
@@ -79,7 +79,8 @@ def send(
         request["refs"] = ref
     with api(node, url, cacert, token) as client:
         result = call(client, "POST", "/messages", json=request, expect=SENT)
-    print(_sent_line(result))
+        print(_sent_line(result))
+        _warn_if_link_down(client, [to])
 
 
 @app.command("send-batch", cls=CheckedCommand)
@@ -92,8 +93,9 @@ def send_batch(
 ) -> None:
     """Send up to 100 messages from a file, in order, all or none; prints a line per message.
 
-    The file holds a JSON list, or `{"messages": [...]}`; `-` reads standard input. If any message
-    is refused, none is sent, and the error names it (`messages.<i>`, counting from 0).
+    The file holds a JSON list, or `{"messages": [...]}`; `-` reads standard input. A precedence
+    may be written in any case (`flash`), as with `send`. If any message is refused, none is sent,
+    and the error names it (`messages.<i>`, counting from 0).
     """
     stdin = str(file) == "-"
     what = "standard input" if stdin else str(file)
@@ -110,10 +112,44 @@ def send_batch(
     payload = load_json(text, what)
     if isinstance(payload, list):
         payload = {"messages": payload}
+    if isinstance(payload, dict) and isinstance(payload.get("messages"), list):
+        for message in payload["messages"]:
+            # As `send --precedence flash` does; the node checks everything else.
+            if isinstance(message, dict) and isinstance(message.get("precedence"), str):
+                message["precedence"] = message["precedence"].upper()
     with api(node, url, cacert, token) as client:
         result = call(client, "POST", "/messages/batch", json=payload, expect={"messages": list})
-    lines = [_sent_line(shape(sent, SENT, "a message in the node's answer")) for sent in result["messages"]]
-    print("\n".join(lines))
+        lines = [_sent_line(shape(sent, SENT, "a message in the node's answer")) for sent in result["messages"]]
+        print("\n".join(lines))
+        _warn_if_link_down(client, [m.get("to") for m in payload["messages"] if isinstance(m, dict)])
+
+
+def _warn_if_link_down(client: Any, addressees: list[Any]) -> None:
+    """After a send, say on standard error which addressed peers the node cannot reach now.
+
+    `accepted` means signed, logged and queued here; a duty officer who sends over a link that is
+    DOWN (the peer does not answer, or refuses: another agreement, another key) must know at once,
+    to use another means while the node keeps trying. A failure to read the links is said too: the
+    message itself was accepted either way.
+    """
+    parties = {a.split(":", 1)[0] for a in addressees if isinstance(a, str) and ":" in a}
+    try:
+        answer = call(client, "GET", "/links", expect={"links": list})
+    except Error as exc:
+        print(f"warning: sent, but the link state could not be read: {exc.diagnostics()}", file=sys.stderr)
+        return
+    for link in answer["links"]:
+        if not isinstance(link, dict) or link.get("peer") not in parties or link.get("state") == "UP":
+            continue
+        since = f" since {link['since']}" if link.get("since") else ""
+        error = f": {link['last_error']}" if link.get("last_error") else ""
+        print(
+            printable(
+                f"warning: the link to {link['peer']} is {link.get('state')}{since}{error}; "
+                f"the message is queued and goes when {link['peer']} answers"
+            ),
+            file=sys.stderr,
+        )
 
 
 @app.command(cls=CheckedCommand)

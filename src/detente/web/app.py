@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from detente import __version__
 from detente.node.runtime import Node, own_ratification
 from detente.web import api, api_workflow, console, errors, federation, record, record_api, stream
-from detente.web.limits import BodyLimit
+from detente.web.limits import RequestLimits
 from detente.web.stack import TELEMETRY_OFF
 
 
@@ -46,6 +46,6 @@ def create_app(node: Node, *, start_background: bool = True) -> FastAPI:
     app.include_router(stream.router)
     api_workflow.install(app)  # cases, actions, consultations, codebook, evidence; body schemas in OpenAPI
     console.install(app, node)  # the web console at / (its session cookie also works on the API)
-    app.add_middleware(BodyLimit)
+    app.add_middleware(RequestLimits)
     app.add_middleware(federation.RatificationHeader, signature=node.ratification)
     return app

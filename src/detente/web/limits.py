@@ -1,4 +1,8 @@
-"""A hard limit on request body size, enforced while the body streams in."""
+"""Limits on a request before the app sees it: its path, and its body's size while the body streams in.
+
+A path may not hold an encoded `/` (`%2F`). The server decodes it before routing, so an id such as
+`x%2Fack` would reach another route than the one its client meant; no id, name or code holds `/`.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,8 @@ import json
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from detente.core.workflow_bodies import MAX_EVIDENCE_BYTES
-from detente.errors import TooLarge
+from detente.errors import BadRequest, TooLarge
+from detente.web.errors import error_response
 
 MAX_BODY = 256 * 1024
 MAX_FEDERATION_BODY = 16 * 1024 * 1024
@@ -15,8 +20,8 @@ MAX_EVIDENCE_BODY = MAX_EVIDENCE_BYTES + 64 * 1024  # an evidence file, with roo
 EVIDENCE_PATH = "/api/v1/evidence"
 
 
-class BodyLimit:
-    """Answer 413 to any request whose body exceeds its limit, before the app reads it all."""
+class RequestLimits:
+    """Answer 400 to a path holding `%2F`, and 413 to a body over its limit before the app reads it all."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -24,6 +29,10 @@ class BodyLimit:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if b"%2f" in scope.get("raw_path", b"").lower():
+            refused = BadRequest("a URL path segment cannot hold an encoded '/' (%2F): no id holds one")
+            await error_response(refused)(scope, receive, send)
             return
         limit = MAX_FEDERATION_BODY if scope["path"].startswith("/federation/") else MAX_BODY
         if scope["path"] == EVIDENCE_PATH:

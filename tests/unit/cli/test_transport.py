@@ -10,6 +10,7 @@ import httpx
 import pytest
 import typer
 
+from detente.cli.client import _warn_if_link_down
 from detente.cli.transport import API, ApiError, UnexpectedAnswer, base_url, call, check_token, shape
 from detente.errors import BadRequest, Error, Unavailable
 
@@ -111,3 +112,33 @@ def test_a_url_too_long_to_send_is_a_bad_request() -> None:
     with _answer(200, json={}) as client:
         with pytest.raises(BadRequest, match="cannot build the request"):
             call(client, "GET", "/codebook", params={"lang": "x" * 70_000})
+
+
+def _links(*links: dict[str, Any]) -> httpx.Client:
+    return _answer(200, json={"links": list(links)})
+
+
+def test_after_a_send_only_the_addressed_links_not_up_are_named(capsys: pytest.CaptureFixture[str]) -> None:
+    down = {"peer": "ir", "state": "DEGRADED", "since": "2024-01-16T13:05:00.000Z", "last_error": "no\x1b[2J answer"}
+    other = {"peer": "af", "state": "DOWN", "since": None, "last_error": "never contacted"}
+    with _links(down, other) as client:
+        _warn_if_link_down(client, ["ir:dgmo", "ir:fs"])
+    said = capsys.readouterr()
+    assert said.out == ""
+    assert said.err == (
+        "warning: the link to ir is DEGRADED since 2024-01-16T13:05:00.000Z: no\\x1b[2J answer; "
+        "the message is queued and goes when ir answers\n"
+    )
+    with _links({**down, "state": "UP"}, other) as client:
+        _warn_if_link_down(client, ["ir:dgmo", "not an office", 7])
+    assert capsys.readouterr().err == ""
+
+
+def test_after_a_send_links_that_cannot_be_read_are_a_warning_not_an_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with _answer(403, json={"error": "Forbidden", "detail": "no role that may read links"}) as client:
+        _warn_if_link_down(client, ["ir:dgmo"])
+    assert capsys.readouterr().err == (
+        "warning: sent, but the link state could not be read: Forbidden: no role that may read links\n"
+    )
