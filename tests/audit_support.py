@@ -79,10 +79,12 @@ def make_export(
     entries: list[bytes] | None = None,
     sizes: tuple[int, ...] = HISTORY,
     cosigned: Collection[int] | None = None,
+    signed_by: Callable[[int], Log] | None = None,
 ) -> Export:
     """Write the export of `entries` (default: the log's) with checkpoints at `sizes`, the last the newest.
 
-    `cosigned` lists the sizes ir cosigned (default: every one).
+    `cosigned` lists the sizes ir cosigned (default: every one); `signed_by(size)` gives the log
+    whose keys sign the checkpoint of that size (default: `log`'s, for every size).
     """
     entries = log.entries if entries is None else entries
     size = sizes[-1]
@@ -92,7 +94,10 @@ def make_export(
         files[tiles.tile_path(level, n, width)] = tiles.read_tile(level, n, width, store)
     for n, width in tiles.entry_bundles_for_size(size):
         files[tiles.entries_path(n, width)] = tiles.entry_bundle(entries[n * 256 : n * 256 + width])
-    notes = [note(log, s, merkle.tree_hash(s, store), cosigned is None or s in cosigned) for s in sizes]
+    notes = [
+        note(signed_by(s) if signed_by else log, s, merkle.tree_hash(s, store), cosigned is None or s in cosigned)
+        for s in sizes
+    ]
     files["checkpoint"] = notes[-1]
     files["checkpoints.jsonl"] = history_file(list(zip(sizes, notes, strict=True)))
     files["agreement.toml"] = log.text.encode()
@@ -134,6 +139,12 @@ def with_lines(files: Export, lines: list[bytes], count: bool = True) -> Export:
     return edit_manifest(changed, checkpoints=len(lines)) if count else changed
 
 
-def run(files: Export, doc: Agreement, party: str | None = None, allow_unwitnessed: bool = False) -> Report:
+def run(
+    files: Export,
+    doc: Agreement,
+    party: str | None = None,
+    allow_unwitnessed: bool = False,
+    earlier: tuple[Agreement, ...] = (),
+) -> Report:
     """Audit `files` as the CLI does: through their reader and with their names."""
-    return audit(files.get, doc, names=list(files), party=party, allow_unwitnessed=allow_unwitnessed)
+    return audit(files.get, doc, names=list(files), party=party, allow_unwitnessed=allow_unwitnessed, earlier=earlier)

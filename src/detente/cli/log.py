@@ -123,8 +123,17 @@ def audit_command(
         Path, typer.Argument(help="the directory `detente log export` wrote", exists=True, file_okay=False)
     ],
     agreement: Annotated[
-        Path, typer.Option("--agreement", help="your own copy of the agreement", exists=True, dir_okay=False)
+        Path, typer.Option("--agreement", help="your own copy of the agreement in force", exists=True, dir_okay=False)
     ],
+    earlier: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--earlier",
+            help="an earlier agreement the log spans (one amended since), repeatable",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
     jobs: Annotated[
         int, typer.Option("--jobs", help="processes checking envelope signatures (used from 20,000 entries)")
     ] = _DEFAULT_JOBS,
@@ -142,7 +151,9 @@ def audit_command(
     """Verify an exported log offline: every envelope, the tree, the tiles, checkpoints and cosignatures.
 
     Exits 0 if everything verifies and every other party witnessed every entry (or
-    --allow-unwitnessed accepts those it did not), 1 with one line per problem otherwise.
+    --allow-unwitnessed accepts those it did not), 1 with one line per problem otherwise. A log
+    kept across amendments of the agreement needs each earlier agreement too (--earlier): every
+    envelope is checked under the agreement it names, and a rotated key verifies what it signed.
     """
     started = time.perf_counter()
     doc = agreement_mod.load(agreement_text(agreement))
@@ -150,6 +161,13 @@ def audit_command(
         known = ", ".join(sorted(doc.parties))
         raise typer.BadParameter(f"{party!r} is not a party of this agreement ({known})", param_hint="--party")
     print(f"agreement    {doc.id} {doc.hash}")
+    before: list[agreement_mod.Agreement] = []
+    for path in earlier or []:
+        amended = agreement_mod.load(agreement_text(path))
+        if amended.hash == doc.hash or amended.hash in {a.hash for a in before}:
+            raise typer.BadParameter(f"{path} is an agreement given already", param_hint="--earlier")
+        print(f"earlier      {amended.id} {amended.hash}")
+        before.append(amended)
     report = audit(
         _reader(export),
         doc,
@@ -157,6 +175,7 @@ def audit_command(
         names=_names(export),
         party=party,
         allow_unwitnessed=allow_unwitnessed,
+        earlier=before,
     )
     print_report(report, time.perf_counter() - started)
     if not report.ok:

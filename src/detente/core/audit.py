@@ -1,7 +1,8 @@
 """The offline audit of a log export (`detente audit EXPORT --agreement FILE`).
 
 Given only the files of an export (`node/export.py` writes them) and the auditor's own copy of the
-agreement, it checks, trusting nothing else:
+agreement (and of each earlier agreement it amended, when the log spans amendments), it checks,
+trusting nothing else:
 
 1. the newest `checkpoint` and every checkpoint in `checkpoints.jsonl` carry a valid signature of
    the log's key as the agreement pins it, and every cosignature by another party (its pinned key
@@ -10,8 +11,9 @@ agreement, it checks, trusting nothing else:
 2. every other party has witnessed every entry: the newest checkpoint is cosigned by each of them.
    Entries beyond a party's newest cosignature rest on the log owner's word alone; they are a
    problem unless the auditor allows an unwitnessed tail (`core.audit_report` says why);
-3. every entry of the entry bundles is an envelope in canonical form, under this agreement (its
-   hash), signed by the sending party's pinned key, and sent or received by the log's party;
+3. every entry of the entry bundles is an envelope in canonical form, under one of the agreements
+   given (its hash), signed by the sending party's key as that agreement pins it, and sent or
+   received by the log's party;
 4. the RFC 6962 tree recomputed from the entries (`RootBuilder`) has the root of every checkpoint
    at its size, and every hash tile equals the hashes recomputed from the entries;
 5. each checkpoint is consistent with the one before it: an RFC 6962 consistency proof, built
@@ -29,7 +31,7 @@ from __future__ import annotations
 
 import multiprocessing
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 
 from detente.core import audit_files, keys, merkle, merkle_memory, merkle_verify, tiles
@@ -97,9 +99,7 @@ def _perfect_root(hashes: list[bytes]) -> bytes:
     return hashes[0]
 
 
-def _check_entry(
-    report: Report, i: int, entry: bytes, agreement: Agreement, owner: str, pinned: dict[str, keys.Verifier]
-) -> None:
+def _check_entry(report: Report, i: int, entry: bytes, owner: str, pinned: dict[str, dict[str, keys.Verifier]]) -> None:
     try:
         env = envelope_mod.parse(entry)
     except Error as exc:
@@ -108,11 +108,13 @@ def _check_entry(
     where = f"entry {i} (envelope {env.id})"
     if env.raw != entry:
         report.fail(f"{where}: not in canonical JSON form (RFC 8785)")
-    if env.data["agreement"] != agreement.hash:
-        report.fail(f"{where}: agreement hash {env.data['agreement'][:12]}… is not this agreement's")
-    verifier = pinned.get(env.sender_party)
+    keyring = pinned.get(env.data["agreement"])
+    if keyring is None:
+        report.fail(f"{where}: agreement hash {env.data['agreement'][:12]}… is not the hash of an agreement given")
+        return
+    verifier = keyring.get(env.sender_party)
     if verifier is None:
-        report.fail(f"{where}: sender party {env.sender_party!r} has no key in the agreement")
+        report.fail(f"{where}: sender party {env.sender_party!r} has no key in agreement {env.data['agreement'][:12]}…")
         return
     try:
         env.verify(verifier)
@@ -123,37 +125,40 @@ def _check_entry(
     report.senders[env.sender_party] += 1
 
 
-def check_entries(agreement: Agreement, owner: str, start: int, entries: list[bytes]) -> Report:
+def check_entries(agreements: Sequence[Agreement], owner: str, start: int, entries: list[bytes]) -> Report:
     """Check the envelopes `entries`, numbered from `start`; return a report of problems and senders.
 
-    A module-level function, so that `audit` can run it in worker processes. Raises nothing.
+    Each envelope is checked under the agreement whose hash it names, among `agreements`. A
+    module-level function, so that `audit` can run it in worker processes. Raises nothing.
     """
     report = Report()
-    pinned: dict[str, keys.Verifier] = {}
-    for party in agreement.parties.values():
-        try:
-            pinned[party.id] = party.verifier()
-        except Error:
-            continue  # a party without a key: its envelopes fail as unsigned
+    pinned: dict[str, dict[str, keys.Verifier]] = {}
+    for agreement in agreements:
+        keyring = pinned.setdefault(agreement.hash, {})
+        for party in agreement.parties.values():
+            try:
+                keyring[party.id] = party.verifier()
+            except Error:
+                continue  # a party without a key: its envelopes fail as unsigned
     for k, entry in enumerate(entries):
-        _check_entry(report, start + k, entry, agreement, owner, pinned)
+        _check_entry(report, start + k, entry, owner, pinned)
     return report
 
 
 def _checked(
-    agreement: Agreement, owner: str, bundles: Iterator[tuple[int, list[bytes]]], jobs: int
+    agreements: Sequence[Agreement], owner: str, bundles: Iterator[tuple[int, list[bytes]]], jobs: int
 ) -> Iterator[tuple[list[bytes], Report]]:
     """Yield each bundle's entries with their check, in order; checks run in `jobs` processes if > 1."""
     if jobs <= 1:
         for start, entries in bundles:
-            yield entries, check_entries(agreement, owner, start, entries)
+            yield entries, check_entries(agreements, owner, start, entries)
         return
     # Ed25519 and RFC 8785 dominate the audit: they run in worker processes while this one hashes.
     # A bounded window of bundles in flight keeps memory flat for any size of log.
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         window: deque[tuple[list[bytes], Future[Report]]] = deque()
         for start, entries in bundles:
-            window.append((entries, pool.submit(check_entries, agreement, owner, start, entries)))
+            window.append((entries, pool.submit(check_entries, agreements, owner, start, entries)))
             if len(window) > 4 * jobs:
                 done, future = window.popleft()
                 yield done, future.result()
@@ -170,8 +175,12 @@ def audit(
     names: Iterable[str] | None = None,
     party: str | None = None,
     allow_unwitnessed: bool = False,
+    earlier: Sequence[Agreement] = (),
 ) -> Report:
     """Audit the export that `read` gives access to against `agreement`. Raises nothing.
+
+    `agreement` is the one in force; `earlier`, the agreements it amended that the log also spans
+    (each envelope names the hash it was sealed under; a rotated key verifies what it signed).
 
     With `jobs` > 1, a log of at least `PARALLEL_MIN` entries has its envelopes checked in that
     many worker processes. `names`, the path of every file in the export (relative, "/"-separated),
@@ -181,7 +190,7 @@ def audit(
     """
     report = Report(unwitnessed_allowed=allow_unwitnessed)
     try:
-        _audit(read, agreement, report, jobs, names, party)
+        _audit(read, (agreement, *earlier), report, jobs, names, party)
     except Stop:
         pass
     return report
@@ -196,8 +205,14 @@ def _need(read: Reader, report: Report, path: str) -> bytes:
 
 
 def _audit(
-    read: Reader, agreement: Agreement, report: Report, jobs: int, names: Iterable[str] | None, party: str | None
+    read: Reader,
+    agreements: Sequence[Agreement],
+    report: Report,
+    jobs: int,
+    names: Iterable[str] | None,
+    party: str | None,
 ) -> None:
+    agreement = agreements[0]
     latest = _need(read, report, CHECKPOINT_FILE)
     origin = latest.split(b"\n", 1)[0].decode("utf-8", "replace")
     owner = next((p for p in agreement.parties.values() if p.log_origin == origin), None)
@@ -209,7 +224,7 @@ def _audit(
         report.fail(f"checkpoint: this is the log of {owner.id} ({report.origin}), not of {party}")
         raise Stop
     history = read(HISTORY_FILE)
-    roots = check_checkpoints(latest, history, report, ensure_signers(report, agreement, owner))
+    roots = check_checkpoints(latest, history, report, ensure_signers(report, agreements, owner))
     audit_files.check_manifest(report, read(audit_files.MANIFEST_FILE), history)
     audit_files.check_agreement_copy(report, read(audit_files.AGREEMENT_FILE), agreement)
     if names is not None:
@@ -235,7 +250,7 @@ def _audit(
             yield n * tiles.TILE_WIDTH, entries
 
     parallel = jobs if report.size >= PARALLEL_MIN else 1
-    for bundle, checked in _checked(agreement, owner.id, bundles(), parallel):
+    for bundle, checked in _checked(agreements, owner.id, bundles(), parallel):
         for problem in checked.problems:
             report.fail(problem)
         report.more_problems += checked.more_problems

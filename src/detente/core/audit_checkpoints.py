@@ -23,6 +23,7 @@ loss (`core.audit_files`).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,20 +40,38 @@ HISTORY_FILE = "checkpoints.jsonl"
 
 @dataclass(frozen=True)
 class Signers:
-    """The log's party and key, and each other party's cosignature/v1 key, as the agreement pins them."""
+    """The log's party and keys, and each other party's cosignature/v1 keys, as the agreements pin them.
+
+    The log may span amendments of the agreement; a key rotation (an amendment, DESIGN.md §5) gives
+    a party a key per era, and a signature by any key an agreement the auditor gave pinned counts.
+    The witnesses are the other parties of the agreement in force (the first), who must cosign the
+    newest checkpoint.
+    """
 
     party: str
-    log_key: keys.Verifier
-    witnesses: dict[str, keys.Verifier]  # party id -> its key as a cosignature/v1 (0x04) key
+    log_keys: tuple[keys.Verifier, ...]
+    witnesses: dict[str, tuple[keys.Verifier, ...]]  # party id -> its keys as cosignature/v1 (0x04) keys
+
+    @property
+    def log_name(self) -> str:
+        return self.log_keys[0].name
 
     @classmethod
-    def of(cls, agreement: Agreement, owner: Party) -> Signers:
-        """Return the keys of `owner`'s log. Raises `Invalid` if the agreement pins no key for a party."""
-        return cls(
-            owner.id,
-            owner.verifier(),
-            {p.id: p.verifier().with_alg(keys.ALG_COSIGNATURE_V1) for p in agreement.peers(owner.id)},
-        )
+    def of(cls, agreements: Sequence[Agreement], owner: Party) -> Signers:
+        """Return the keys of `owner`'s log. Raises `Invalid` if an agreement pins no key for a party."""
+        witnesses = {
+            p.id: tuple(k.with_alg(keys.ALG_COSIGNATURE_V1) for k in _keys_of(agreements, p.id))
+            for p in agreements[0].peers(owner.id)
+        }
+        return cls(owner.id, _keys_of(agreements, owner.id), witnesses)
+
+
+def _keys_of(agreements: Sequence[Agreement], party: str) -> tuple[keys.Verifier, ...]:
+    found: dict[str, keys.Verifier] = {}
+    for agreement in agreements:
+        if party in agreement.parties:
+            found.setdefault(agreement.parties[party].vkey, agreement.parties[party].verifier())
+    return tuple(found.values())
 
 
 @dataclass(frozen=True)
@@ -77,24 +96,27 @@ def open_named(report: Report, data: bytes, where: str, signers: Signers) -> Ope
     except MalformedError as exc:
         report.fail(f"{where}: {exc.detail}")
         return None
-    log_key = signers.log_key
-    if cp.origin != log_key.name:
-        report.fail(f"{where}: origin {cp.origin!r} is not {signers.party}'s log ({log_key.name})")
+    if cp.origin != signers.log_name:
+        report.fail(f"{where}: origin {cp.origin!r} is not {signers.party}'s log ({signers.log_name})")
         return None
-    if signature_for(note, log_key) is None:
-        report.fail(f"{where}: not signed by {signers.party}'s log key ({log_key.name})")
+    signed = [key for key in signers.log_keys if signature_for(note, key) is not None]
+    if not signed:
+        report.fail(f"{where}: not signed by {signers.party}'s log key ({signers.log_name})")
         return None
-    if not _verifies(note, log_key):
-        report.fail(f"{where}: the signature of {signers.party}'s log key ({log_key.name}) does not verify")
+    failed = [key for key in signed if not _verifies(note, key)]
+    for key in failed:
+        report.fail(f"{where}: the signature of {signers.party}'s log key ({key.name}) does not verify")
+    if failed:
         return None
     cosigners: set[str] = set()
-    for party, witness in sorted(signers.witnesses.items()):
-        if signature_for(note, witness) is None:
-            continue  # not cosigned by this party: the witnessing rule counts that, not a problem here
-        if _verifies(note, witness):
-            cosigners.add(party)
-        else:
-            report.fail(f"{where}: the cosignature of {party} ({witness.name}) does not verify")
+    for party, witness_keys in sorted(signers.witnesses.items()):
+        for witness in witness_keys:
+            if signature_for(note, witness) is None:
+                continue  # not cosigned with this key: the witnessing rule counts that, not a problem here
+            if _verifies(note, witness):
+                cosigners.add(party)
+            else:
+                report.fail(f"{where}: the cosignature of {party} ({witness.name}) does not verify")
     return Opened(cp.size, cp.root, frozenset(cosigners))
 
 
@@ -162,7 +184,7 @@ def check_checkpoints(latest: bytes, history: bytes | None, report: Report, sign
         report.fail(f"{CHECKPOINT_FILE}: two different roots signed for size {report.size}")
     roots.setdefault(report.size, report.root)
 
-    names = {party: key.name for party, key in signers.witnesses.items()}
+    names = {party: keys_[0].name for party, keys_ in signers.witnesses.items()}
     report.witnessed = dict.fromkeys(signers.witnesses, 0)
     for size in sorted(cosigners):
         for party in cosigners[size]:
@@ -220,10 +242,10 @@ def _read_history(
         )
 
 
-def ensure_signers(report: Report, agreement: Agreement, owner: Party) -> Signers:
-    """Return the keys of `owner`'s log; raise `Stop` after recording why if the agreement lacks one."""
+def ensure_signers(report: Report, agreements: Sequence[Agreement], owner: Party) -> Signers:
+    """Return the keys of `owner`'s log; raise `Stop` after recording why if an agreement lacks one."""
     try:
-        return Signers.of(agreement, owner)
+        return Signers.of(agreements, owner)
     except Error as exc:
         report.fail(f"agreement: {exc.detail}")
         raise Stop from exc

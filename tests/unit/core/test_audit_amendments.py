@@ -1,0 +1,117 @@
+"""A log kept across an amendment of the agreement that rotated both keys: audited with both agreements.
+
+pk's log holds `CUT` envelopes sealed under the first agreement with the first keys, then envelopes
+sealed under the amended one with new keys; checkpoints up to `CUT` carry the first keys'
+signatures, later ones the new keys'. The auditor gives the agreement in force and the earlier
+one (`earlier`); each envelope is checked under the agreement it names.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from audit_support import HISTORY, SIZE, Export, Log, make_export, make_log, run
+from cli_support import assert_usage_error, detente
+from detente.core import audit as audit_module
+from detente.core import tiles
+from detente.core.audit import audit
+from record_support import envelope
+
+CUT = 150  # entries 0..149 under the first agreement; checkpoints of size <= CUT signed by its keys
+
+
+@pytest.fixture(scope="module")
+def logs() -> tuple[Log, Log]:
+    """(the first agreement's log, the amended one's), the amended log holding the whole history."""
+    first, amended = make_log(), make_log()
+    assert first.doc.hash != amended.doc.hash and first.doc.party("pk").vkey != amended.doc.party("pk").vkey
+    entries = first.entries[:CUT] + amended.entries[CUT:]
+    return first, Log(amended.doc, amended.text, amended.signers, entries)
+
+
+def amended_export(logs: tuple[Log, Log], cosigned: list[int] | None = None) -> Export:
+    first, amended = logs
+    return make_export(amended, cosigned=cosigned, signed_by=lambda size: first if size <= CUT else amended)
+
+
+def test_a_log_across_an_amendment_passes_with_both_agreements(logs: tuple[Log, Log]) -> None:
+    first, amended = logs
+    report = run(amended_export(logs), amended.doc, earlier=(first.doc,))
+    assert report.ok and report.problems == [] and report.warnings == [], report.problems
+    assert report.entries == SIZE and report.checkpoints == len(HISTORY)
+    assert report.witnessed == {"ir": SIZE} and report.senders == {"pk": 200, "ir": 100}
+
+
+def test_without_the_earlier_agreement_its_era_fails_and_is_named(logs: tuple[Log, Log]) -> None:
+    first, amended = logs
+    problems = run(amended_export(logs), amended.doc).problems
+    assert any(p.startswith("entry 0 (envelope ") and "is not the hash of an agreement given" in p for p in problems)
+    assert any("checkpoint of size 100" in p and "not signed by pk's log key" in p for p in problems)
+    assert not any(p.startswith(f"entry {CUT} ") for p in problems)  # the amended era verifies
+    # The earlier agreement alone (an auditor who gave the wrong one as in force): the newest
+    # checkpoint carries none of its keys, and with no tree to check the audit stops there.
+    older = run(amended_export(logs), first.doc).problems
+    assert older[0] == "checkpoint: not signed by pk's log key (pk.detente/log)", older
+
+
+def test_an_envelope_under_the_earlier_agreement_signed_with_the_new_key_fails(logs: tuple[Log, Log]) -> None:
+    # Whoever holds only the new key cannot add to the earlier era: each envelope is checked with
+    # the key of the agreement it names.
+    first, amended = logs
+    forged = envelope(first.doc, amended.signers["pk"], 3, "written after the rotation").raw
+    entries = amended.entries[:2] + [forged] + amended.entries[3:]
+    files = make_export(
+        Log(amended.doc, amended.text, amended.signers, entries), signed_by=lambda s: first if s <= CUT else amended
+    )
+    problems = run(files, amended.doc, earlier=(first.doc,)).problems
+    assert len(problems) == 1 and problems[0].startswith("entry 2 (envelope ") and "signature" in problems[0]
+
+
+def test_a_checkpoint_signed_by_neither_era_s_key_fails(logs: tuple[Log, Log]) -> None:
+    first, amended = logs
+    stranger = make_log()
+    files = make_export(amended, signed_by=lambda s: stranger if s == 256 else (first if s <= CUT else amended))
+    problems = run(files, amended.doc, earlier=(first.doc,)).problems
+    assert any("checkpoint of size 256" in p and "not signed by pk's log key" in p for p in problems)
+
+
+def test_cosignatures_count_with_the_key_of_their_era(logs: tuple[Log, Log]) -> None:
+    # ir cosigned with its first key only, before the amendment: what came after rests on pk alone.
+    first, amended = logs
+    report = run(amended_export(logs, cosigned=[0, 1, 100]), amended.doc, earlier=(first.doc,))
+    assert report.witnessed == {"ir": 100}
+    assert report.problems == [
+        "entries 100..299 rest on pk's signature alone: "
+        "ir cosigned no checkpoint beyond size 100 (the tree has size 300)"
+    ]
+
+
+def test_worker_processes_check_each_era_alike(logs: tuple[Log, Log], monkeypatch: pytest.MonkeyPatch) -> None:
+    first, amended = logs
+    files = amended_export(logs)
+    changed = list(amended.entries)
+    changed[7] = changed[7].replace(b"message 7", b"message 8")
+    damaged = {**files, "tile/entries/000": tiles.entry_bundle(changed[:256])}
+    serial = run(damaged, amended.doc, earlier=(first.doc,))
+    monkeypatch.setattr(audit_module, "PARALLEL_MIN", 0)
+    parallel = audit(damaged.get, amended.doc, jobs=2, names=list(damaged), earlier=(first.doc,))
+    assert parallel.problems == serial.problems and serial.problems[0].startswith("entry 7 ")
+
+
+def test_the_cli_takes_earlier_agreements(logs: tuple[Log, Log], tmp_path: Path) -> None:
+    first, amended = logs
+    export = tmp_path / "export"
+    for name, data in amended_export(logs).items():
+        (export / name).parent.mkdir(parents=True, exist_ok=True)
+        (export / name).write_bytes(data)
+    (tmp_path / "first.toml").write_text(first.text)
+    (tmp_path / "amended.toml").write_text(amended.text)
+    given = ("audit", str(export), "--agreement", str(tmp_path / "amended.toml"))
+    passed = detente(*given, "--earlier", str(tmp_path / "first.toml"))
+    assert passed.code == 0, passed.stdout
+    assert f"earlier      pk-ir-2024 {first.doc.hash}" in passed.stdout and "\nOK (" in passed.stdout
+    failed = detente(*given)
+    assert failed.code == 1 and "is not the hash of an agreement given" in failed.stdout
+    assert_usage_error(detente(*given, "--earlier", str(tmp_path / "amended.toml")), "an agreement given already")
