@@ -98,25 +98,47 @@ def test_replacing_the_agreement_needs_replace_and_a_stopped_node(fresh_pair: Cl
         pk.stop()
 
 
-def test_a_replacement_warns_of_envelopes_sealed_under_the_old_agreement(fresh_pair: Cluster, tmp_path: Path) -> None:
-    pk = fresh_pair["pk"]
-    other, _ = amended(fresh_pair, tmp_path)
+def test_envelopes_queued_before_an_amendment_are_delivered_after_it(fresh_pair: Cluster, tmp_path: Path) -> None:
+    """pk queues a message while ir is down; both ratify an amendment; ir accepts the old-sealed envelope."""
+    pk, ir = fresh_pair["pk"], fresh_pair["ir"]
+    in_force = agreement_mod.load(Path(fresh_pair.info["agreement"]).read_text(encoding="utf-8")).hash
+    other, other_hash = amended(fresh_pair, tmp_path)
     pk.start()  # ir stays down: what pk sends waits in its outbox
     try:
         request = {"channel": "dgmo", "to": "ir:dgmo", "precedence": "ROUTINE", "type": "hotline.text"}
         with pk.client("pk-dgmo") as client:
             response = client.post("/api/v1/messages", json={**request, "body": {"text": "before the amendment"}})
         assert response.status_code == 201, response.text
+        sent = response.json()["id"]
         wait_for(lambda: pk.counts()["outbox"] >= 1, what="pk's outbox")
     finally:
         pk.stop()
     queued = pk.counts()["outbox"]
-    replaced = detente("agreement", "ratify", "--data", str(pk.data), "--agreement", str(other), "--replace")
-    assert replaced.code == 0, replaced.stderr
+    for node in (pk, ir):
+        replaced = detente("agreement", "ratify", "--data", str(node.data), "--agreement", str(other), "--replace")
+        assert replaced.code == 0, replaced.stderr
+        # Both agreements are kept: the replaced one is the envelope's, the new one for the next amendment.
+        kept = sorted(p.name for p in (node.data / "agreements").iterdir())
+        assert kept == sorted([f"{in_force}.toml", f"{other_hash}.toml"])
+    said = replaced.stdout.splitlines()
     assert (
-        f"warning: {queued} envelope(s) in the outbox were sealed under the replaced agreement; "
-        "a peer under the new one refuses them"
-    ) in replaced.stdout.splitlines()
+        f"an audit of this node's log now needs both agreements: --earlier with the one replaced ({in_force[:12]}…)"
+        in said
+    )
+    said = detente("agreement", "ratify", "--data", str(pk.data), "--agreement", str(other)).stdout  # again: nothing
+    assert "nothing else changed" in said
+
+    fresh_pair.start()
+    try:
+        with pk.client("pk-dgmo") as client:
+            wait_for(lambda: client.get(f"/api/v1/messages/{sent}").json()["state"] == "delivered", 30, 0.2,
+                     "the envelope sealed before the amendment to be delivered")  # fmt: skip
+        with ir.client("ir-dgmo") as client:
+            got = client.get(f"/api/v1/messages/{sent}").json()
+        assert got["envelope"]["agreement"] == in_force and got["envelope"]["body"]["text"] == "before the amendment"
+        assert queued >= 1 and pk.counts()["outbox"] == 0
+    finally:
+        fresh_pair.stop()
 
 
 def test_a_node_not_ratified_yet_says_so(tmp_path: Path) -> None:

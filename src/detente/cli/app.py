@@ -76,12 +76,15 @@ def agreement_ratify(
         print("this agreement was in force already: nothing else changed")
         return
     if done.replaced is not None:
+        old = done.replaced[:12] + "…"
         print(f"replaced agreement {done.replaced}; start the node to serve under the new one")
         if done.queued:
             print(
-                f"warning: {done.queued} envelope(s) in the outbox were sealed under the replaced agreement; "
-                "a peer under the new one refuses them"
+                f"note: {done.queued} envelope(s) in the outbox were sealed under the replaced agreement; "
+                "each peer accepts them once it has ratified the new one too, and checks each under the "
+                "agreement it names"
             )
+        print(f"an audit of this node's log now needs both agreements: --earlier with the one replaced ({old})")
     peers = ", ".join(p.id for p in doc.peers(done.party))
     print(f"every peer ({peers}) must ratify this same agreement: until it does, the nodes refuse each other")
 

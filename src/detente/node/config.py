@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -29,7 +30,7 @@ from detente.core import agreement as agreement_mod
 from detente.core import notifications
 from detente.core.agreement import Agreement
 from detente.core.keys import Signer
-from detente.errors import BadRequest, MalformedError, NotFound
+from detente.errors import BadRequest, Error, MalformedError, NotFound
 from detente.store.db import sqlite_url
 
 NODE_DB = "node.db"
@@ -82,6 +83,26 @@ class NodeConfig:
     @property
     def agreement_path(self) -> Path:
         return self.data / "agreement.toml"
+
+    def kept_agreement_path(self, agreement_hash: str) -> Path:
+        """Where `ratify` keeps a copy of an agreement this node ratified: DIR/agreements/<hash>.toml."""
+        return self.data / "agreements" / f"{agreement_hash}.toml"
+
+    def earlier_agreements(self, ratified: Iterable[str], in_force: str) -> dict[str, Agreement]:
+        """Return hash -> agreement for each agreement in `ratified` but `in_force` whose copy is kept.
+
+        A copy that is missing, unreadable or not the agreement its name says is left out: the
+        envelopes sealed under it are then refused, as before amendments were kept. Raises nothing.
+        """
+        found: dict[str, Agreement] = {}
+        for agreement_hash in sorted(set(ratified) - {in_force}):
+            try:
+                doc = agreement_mod.load(agreement_text(self.kept_agreement_path(agreement_hash)))
+            except Error:
+                continue
+            if doc.hash == agreement_hash:
+                found[agreement_hash] = doc
+        return found
 
     @property
     def url(self) -> str:

@@ -8,6 +8,7 @@ from sqlalchemy import Engine
 
 from detente.core.agreement import Agreement
 from detente.core.keys import Signer
+from detente.errors import Invalid
 from detente.node.config import NodeConfig
 from detente.node.events import EventBus
 from detente.store.writer import Writer
@@ -23,6 +24,21 @@ class NodeContext:
     engine: Engine
     writer: Writer
     bus: EventBus = field(default_factory=EventBus)
+    # The agreements this node ratified before the one in force, kept by `ratify` (hash -> agreement):
+    # an envelope sealed under one of them before an amendment is still accepted from its sender.
+    earlier: dict[str, Agreement] = field(default_factory=dict)
+
+    def sealed_under(self, agreement_hash: str) -> Agreement:
+        """Return the agreement an envelope names: the one in force or an earlier one this node ratified.
+
+        Raises `Invalid` for any other.
+        """
+        if agreement_hash == self.agreement.hash:
+            return self.agreement
+        doc = self.earlier.get(agreement_hash)
+        if doc is None:
+            raise Invalid(f"agreement {agreement_hash[:12]}… is neither the one in force nor one this node ratified")
+        return doc
 
     @property
     def party(self) -> str:

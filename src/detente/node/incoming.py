@@ -54,9 +54,16 @@ def check_envelope(ctx: NodeContext, party: str, raw: Any) -> Envelope:
         raise Invalid(f"envelope {env.id} is from {env.sender}, but the request is from node {party!r}")
     if env.recipient_party != ctx.party:
         raise Invalid(f"envelope {env.id} is addressed to {env.recipient}, not to this node")
-    if env.data["agreement"] != ctx.agreement.hash:
-        raise Invalid(f"envelope {env.id} is under another agreement than the one in force")
-    env.verify(ctx.agreement.party(party).verifier())
+    # An envelope sealed before an amendment (it waited in the sender's outbox) is checked under
+    # the agreement it names, with the key that agreement pinned. It arrives only in a request the
+    # sender signed with its key in force, so a retired key alone cannot deliver one.
+    try:
+        sealed = ctx.sealed_under(env.data["agreement"])
+    except Invalid:
+        raise Invalid(f"envelope {env.id} is under another agreement than the one in force") from None
+    if sealed is not ctx.agreement and party not in sealed.parties:
+        raise Invalid(f"envelope {env.id} is under an earlier agreement that has no party {party!r}")
+    env.verify(sealed.party(party).verifier())
     if env.channel in (NODE_CHANNEL, LINK_CHANNEL):
         expected = (f"{party}:node", f"{ctx.party}:node")
         if (env.sender, env.recipient) != expected:
@@ -66,7 +73,7 @@ def check_envelope(ctx: NodeContext, party: str, raw: Any) -> Envelope:
         if {env.sender, env.recipient} != set(chan.offices):
             raise Invalid(f"{env.sender} → {env.recipient} is not channel {env.channel!r}")
     # The sender's rules, measured from the envelope's own `created` (lead times, deadlines).
-    notifications.validate_envelope(env, ctx.agreement)
+    notifications.validate_envelope(env, sealed)
     if (env.seq == 0) != (env.type == "link.test"):
         raise Invalid("only link tests are unsequenced (seq 0)")
     return env

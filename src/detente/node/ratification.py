@@ -81,6 +81,7 @@ def ratify(data: Path, agreement_file: Path | None = None, *, replace: bool = Fa
         if replaced is not None:
             _check_replacement(config, source, doc, replaced, held[replaced], replace=replace)
         signature = wire.ratify(doc, signer)
+        _keep_copies(config, doc, text, replaced)
         with write_transaction(engine) as conn:
             operators_db.save_ratification(conn, config.party, doc.hash, signature, format_time(now()))
     # The ratification is stored before the file changes: if writing the file fails, the installed
@@ -128,11 +129,31 @@ def _check_replacement(
         )
 
 
+def _keep_copies(config: NodeConfig, doc: Agreement, text: str, replaced: str | None) -> None:
+    """Keep a copy of the agreement ratified, and of the one it replaces, in DIR/agreements/.
+
+    After an amendment the node still accepts, from a peer, the envelopes sealed under an earlier
+    agreement it ratified (`NodeContext.sealed_under`), which needs that agreement's text. A node
+    of an earlier release kept none: the installed agreement.toml is the replaced one's text, if
+    its hash says so. Raises `BadRequest` if a copy cannot be written.
+    """
+    if replaced is not None and not config.kept_agreement_path(replaced).exists():
+        try:
+            installed = agreement_text(config.agreement_path)
+            installed_hash: str | None = agreement_mod.load(installed).hash
+        except Error:
+            installed_hash = None  # missing, unreadable or edited by hand: its envelopes are refused
+        if installed_hash == replaced:
+            _install(config.kept_agreement_path(replaced), installed)
+    _install(config.kept_agreement_path(doc.hash), text)
+
+
 def _install(path: Path, text: str) -> None:
-    """Write the agreement file in one step (a new file renamed over the old), so that no reader
+    """Write an agreement file in one step (a new file renamed over the old), so that no reader
     ever meets half of it. Raises `BadRequest` if it cannot be written."""
     spare = path.with_name(path.name + ".new")
     try:
+        path.parent.mkdir(exist_ok=True)
         spare.write_bytes(text.encode("utf-8"))
         os.replace(spare, path)
     except OSError as exc:

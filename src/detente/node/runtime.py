@@ -40,12 +40,15 @@ def open_context(config: NodeConfig) -> NodeContext:
     try:
         with database_errors(config.db, "open"):
             migrate(engine)
+            with read_connection(engine) as conn:
+                ratified = operators_db.ratified_by(conn, config.party)
     except BaseException:
         engine.dispose()
         raise
     writer = Writer(engine)
     writer.start()
-    return NodeContext(config, signer, agreement, engine, writer, EventBus())
+    earlier = config.earlier_agreements(ratified, agreement.hash)
+    return NodeContext(config, signer, agreement, engine, writer, EventBus(), earlier)
 
 
 def own_ratification(ctx: NodeContext) -> str:
