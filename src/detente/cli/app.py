@@ -109,6 +109,30 @@ def agreement_show(data: DataOpt) -> None:
 
 
 @app.command()
+def backup(
+    data: DataOpt,
+    to: Annotated[Path, typer.Option("--out", help="a new or empty directory for the copy")],
+) -> None:
+    """Copy the node's files and SQLite database, consistently, while it runs (or not).
+
+    A copy restores the node exactly only if the node did nothing after it was taken: the peers
+    hold what it did since (see README, "Backups").
+    """
+    from detente.node.backup import backup as take
+
+    done = take(data, to)
+    print(f"backed up {data} to {done.out} at {done.taken}: {len(done.files)} files")
+    if done.database is not None:
+        print(f"database     {done.database}, a consistent copy; the log holds {done.log_size} entries")
+    else:
+        print(
+            f"database     not copied: {done.database_url} is PostgreSQL; back it up with the server's own "
+            "tools (pg_dump), at the same time"
+        )
+    print("a restore is exact only if the node does nothing after this copy: the peers hold what comes after it")
+
+
+@app.command()
 def serve(data: DataOpt) -> None:
     """Run the node (HTTPS API, federation, console) until Ctrl-C.
 
