@@ -185,7 +185,11 @@ def inbox(
     for item in answer["messages"]:
         m = shape(item, {}, "a message in the node's answer")
         body = m.get("body")
-        text = body.get("text") if isinstance(body, dict) else None
+        # A codebook message reads as the node renders it in this operator's language, not as its
+        # code and params; then a body's own text; only then the raw JSON.
+        text = m.get("rendered_text")
+        if not isinstance(text, str):
+            text = body.get("text") if isinstance(body, dict) else None
         if not isinstance(text, str):
             text = json.dumps(body, ensure_ascii=False)
         route = f"{printable(m.get('from'))} → {printable(m.get('to'))}"
@@ -264,19 +268,30 @@ def links(
     url: UrlOpt = None,
     cacert: CertOpt = None,
 ) -> None:
-    """Show the link to each peer: state, last test, round trip, outbox depth, peer status."""
+    """Show the link to each peer: state, last test, round trip, the peer's clock, outbox depth, peer status.
+
+    A peer whose clock is off this node's by a second or more is named in a warning on standard error.
+    """
     with api(node, url, cacert, token) as client:
         rows = call(client, "GET", "/links", expect={"links": list})["links"]
-    table = Table("peer", "state", "since", "last test", "rtt ms", "outbox", "peer status", "last error")
+    table = Table("peer", "state", "since", "last test", "rtt ms", "clock ms", "outbox", "peer status", "last error")
+    warnings = []
     for item in rows:
         r = shape(item, {}, "a link in the node's answer")
         peer_status = r.get("peer_status")
         code = peer_status.get("code") if isinstance(peer_status, dict) else None
         table.add_row(
             cell(r.get("peer")), cell(r.get("state")), cell(r.get("since")), cell(r.get("last_test_at")),
-            cell(r.get("rtt_ms")), cell(r.get("outbox")), cell(code), cell(printable(r.get("last_error") or "")[:50]),
+            cell(r.get("rtt_ms")), cell(r.get("clock_offset_ms")), cell(r.get("outbox")), cell(code),
+            cell(printable(r.get("last_error") or "")[:50]),
         )  # fmt: skip
+        if r.get("clock_warning"):
+            warnings.append(
+                printable(f"warning: {r.get('peer')}: {r['clock_warning']}; deadlines here follow our clock")
+            )
     out.print(table)
+    for line in warnings:
+        print(line, file=sys.stderr)
 
 
 @app.command("message", cls=CheckedCommand)

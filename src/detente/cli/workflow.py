@@ -13,6 +13,7 @@ Every command but `rebuild` talks to a running node through its operator API:
 from __future__ import annotations
 
 import json
+import math
 import mimetypes
 import os
 import sys
@@ -46,6 +47,12 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
 
 
 def _params(pairs: list[str], types: dict[str, str]) -> dict[str, Any]:
+    """Return `--param NAME=VALUE` pairs as the codebook types them (`int`, `number`, else text).
+
+    Raises `BadRequest` for a pair without `=` or a value that is not of its type, and
+    `BadParameter` (a usage error) for a `number` that is not finite (`nan`, `inf`, `1e999`): JSON
+    cannot carry one, and the request would fail only when it is encoded.
+    """
     params: dict[str, Any] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
@@ -56,7 +63,14 @@ def _params(pairs: list[str], types: dict[str, str]) -> dict[str, Any]:
             params[name] = int(value) if kind == "int" else float(value) if kind == "number" else value
         except ValueError:
             raise BadRequest(f"--param {name} must be a {types[name]}, not {value!r}") from None
+        if kind == "number" and not math.isfinite(params[name]):
+            raise typer.BadParameter(f"{name} must be a finite number, not {value!r}", param_hint="'--param'")
     return params
+
+
+def _check_ids(values: list[str] | None) -> list[str] | None:
+    """Return the ids of a repeatable option; raise `BadParameter` for one `check_id` refuses."""
+    return [check_id(value) for value in values] if values else values
 
 
 @code_app.command("send", cls=CheckedCommand)
@@ -70,6 +84,9 @@ def code_send(
     lang: Annotated[str | None, typer.Option(help="the language you write in")] = None,
     note: Annotated[str, typer.Option(help="an optional free-text note")] = "",
     case: Annotated[str | None, typer.Option(help="the case it belongs to")] = None,
+    ref: Annotated[
+        list[str] | None, typer.Option(help="referenced envelope id, repeatable", callback=_check_ids)
+    ] = None,
     node: NodeOpt = None,
     url: UrlOpt = None,
     cacert: CertOpt = None,
@@ -85,6 +102,8 @@ def code_send(
                 request[key] = value
         if note:
             request["note"] = note
+        if ref:
+            request["refs"] = ref
         result = call(client, "POST", "/codes", json=request, expect={**SENT, "precedence": str})
     print(
         printable(

@@ -26,6 +26,7 @@ Templates use `{name}` placeholders; `{{` and `}}` stand for literal braces.
 
 from __future__ import annotations
 
+import math
 import re
 import string
 from collections.abc import Mapping
@@ -49,6 +50,11 @@ RESPONSE_DEADLINE_DEFAULTS: dict[str, timedelta | None] = {
     "operation.prenotify": None,
 }
 MAX_TEXT_PARAM = 200
+# Codebook counts and measures are never negative (`killed`, `radius_km`); the caps refuse absurd
+# values ("1e+308 km") and keep every accepted int inside the JSON-safe range (< 2^53), so a
+# too-large one is named as `params.<name>` here, not refused later as uncanonicalisable.
+MAX_INT_PARAM = 10**9
+MAX_NUMBER_PARAM = 10**7
 _CODE = re.compile(r"^[A-Z][A-Z0-9]*(?:-[A-Z0-9]+)*$")
 _PARAM = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 _KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
@@ -300,14 +306,18 @@ def validate_extensions(raw: Mapping[str, Any]) -> None:
     consultations(raw)
 
 
-def check_params(entry: CodeEntry, params: Mapping[str, Any]) -> dict[str, str]:
-    """Return field errors (`params.<name>` -> message) for `params` against the entry; empty if fine."""
+def check_params(entry: CodeEntry, params: Mapping[str, Any], *, ranges: bool = True) -> dict[str, str]:
+    """Return field errors (`params.<name>` -> message) for `params` against the entry; empty if fine.
+
+    An `int` must be a whole number from 0 to `MAX_INT_PARAM`, a `number` a finite number from 0 to
+    `MAX_NUMBER_PARAM`; `ranges=False` checks the types only.
+    """
     errors: dict[str, str] = {}
     for name, kind in entry.params.items():
         if name not in params:
             errors[f"params.{name}"] = f"{entry.code} needs parameter {name} ({kind})"
             continue
-        problem = _check_value(kind, params[name])
+        problem = _check_value(kind, params[name]) or (_check_range(kind, params[name]) if ranges else None)
         if problem:
             errors[f"params.{name}"] = problem
     for name in sorted(set(params) - set(entry.params)):
@@ -339,6 +349,16 @@ def _check_value(kind: str, value: Any) -> str | None:
     return None
 
 
+def _check_range(kind: str, value: Any) -> str | None:
+    # Called on a value `_check_value` accepted. The comparisons come first: they hold for ints of
+    # any size and are false for NaN; `-0.0` counts as negative, since it would render as "-0".
+    if kind == "int" and not 0 <= value <= MAX_INT_PARAM:
+        return f"must be a whole number from 0 to {MAX_INT_PARAM}"
+    if kind == "number" and (not 0 <= value <= MAX_NUMBER_PARAM or math.copysign(1, value) < 0):
+        return f"must be a finite number from 0 to {MAX_NUMBER_PARAM}"
+    return None
+
+
 def _format(kind: str, value: Any) -> str:
     if kind == "time":
         return parse_time(value).strftime("%Y-%m-%d %H:%M UTC")
@@ -357,7 +377,9 @@ def render(entry: CodeEntry, params: Mapping[str, Any], lang: str) -> str:
             f"{entry.code} has no text in {lang!r}; languages: {', '.join(entry.text)}",
             fields={"lang": f"not a language of the agreement: {lang!r}"},
         )
-    errors = check_params(entry, params)
+    # Types only: a message stored before the ranges existed must still read as text; the rules
+    # (`check_params` with ranges) guard what is sent and received.
+    errors = check_params(entry, params, ranges=False)
     if errors:
         raise Invalid(f"{entry.code}: " + "; ".join(f"{k}: {v}" for k, v in errors.items()), fields=errors)
     out: list[str] = []
