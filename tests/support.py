@@ -57,9 +57,14 @@ class NodeProc:
         self.proc: subprocess.Popen[bytes] | None = None
         self.context = trust_exactly(Path(info["cert"]).read_text())
 
-    def start(self, wait: bool = True) -> None:
+    def start(self, wait: bool = True, clock_skew: float = 0.0) -> None:
+        """Start the node; `clock_skew` seconds shift its clock alone (`tests/clock_skew`)."""
         log = self.log_path.open("ab")
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        if clock_skew:
+            shim = str(Path(__file__).parent / "clock_skew")
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [shim, env.get("PYTHONPATH")]))
+            env["DETENTE_TEST_CLOCK_SKEW"] = str(clock_skew)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "detente", "serve", "--data", str(self.data)],
             stdout=log,

@@ -27,6 +27,8 @@ class NodeContext:
     # The agreements this node ratified before the one in force, kept by `ratify` (hash -> agreement):
     # an envelope sealed under one of them before an amendment is still accepted from its sender.
     earlier: dict[str, Agreement] = field(default_factory=dict)
+    # Each peer's clock minus ours, in ms, as the last link test measured it (`core.clocks`).
+    clock_offsets: dict[str, float | None] = field(default_factory=dict)
 
     def sealed_under(self, agreement_hash: str) -> Agreement:
         """Return the agreement an envelope names: the one in force or an earlier one this node ratified.

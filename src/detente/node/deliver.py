@@ -160,7 +160,7 @@ class Deliverer:
             return False
         if response.status_code != 200:
             await self._settle(0)
-            await self._contact(False, f"HTTP {response.status_code}: {response.text[:200]}")
+            await self._contact(False, response.refusal())
             return False
         # The batch before this one may still be settling: a short batch (a FLASH) need not wait
         # for a full batch's receipts, but no more than `MAX_UNSETTLED` wait at once.

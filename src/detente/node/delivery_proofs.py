@@ -68,7 +68,7 @@ async def fetch_inclusion(client: PeerClient, size: int, **key: Any) -> tuple[in
     params = {**{k: str(v) for k, v in key.items()}, "size": str(size)}
     response = await client.request("GET", "/federation/v1/log/proof/inclusion", params=params)
     if response.status_code != 200:
-        detail = f"{client.peer.id} gave no inclusion proof: HTTP {response.status_code}: {response.text[:200]}"
+        detail = f"{client.peer.id} gave no inclusion proof: {response.refusal()}"
         raise NotFound(detail) if response.status_code == 404 else Unavailable(detail)
     try:
         doc = response.json()
@@ -86,7 +86,7 @@ async def fetch_inclusions(client: PeerClient, size: int, indexes: list[int]) ->
     body = json.dumps({"size": size, "indexes": indexes}).encode()
     response = await client.request("POST", "/federation/v1/log/proof/inclusions", body)
     if response.status_code != 200:
-        detail = f"{client.peer.id} gave no inclusion proofs: HTTP {response.status_code}: {response.text[:200]}"
+        detail = f"{client.peer.id} gave no inclusion proofs: {response.refusal()}"
         raise NotFound(detail) if response.status_code == 404 else Unavailable(detail)
     try:
         doc = response.json()

@@ -18,8 +18,8 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from detente.core import clocks, notifications, receipts
 from detente.core import envelope as envelope_mod
-from detente.core import notifications, receipts
 from detente.core.agreement import LINK_CHANNEL, NODE_CHANNEL
 from detente.core.envelope import Envelope
 from detente.core.precedence import deadline_for, format_time, now, parse_time
@@ -183,7 +183,10 @@ def _store_one(
     created = parse_time(env.created)
     deadline = None
     if kind.needs_ack:
-        deadline = format_time(deadline_for(created, env.precedence, ctx.agreement.deadlines(env.channel)))
+        # Measured from `created` as this node's clock reads that moment: a peer whose clock is
+        # ahead would otherwise give this side less time than the agreement does (`core.clocks`).
+        sent = parse_time(clocks.to_local(env.created, ctx.clock_offsets.get(party)))
+        deadline = format_time(deadline_for(sent, env.precedence, ctx.agreement.deadlines(env.channel)))
     # The row's `created` in the form this node writes (milliseconds), whatever form of RFC 3339 the
     # peer used, so that listing by time compares like with like (`since`, in `store.messages`).
     db.insert_envelope(
@@ -242,7 +245,10 @@ def _apply_response(
     own_office = env.recipient
     offices = (own_office, *ctx.agreement.alternates(own_office))
     if env.type == "overdue":
-        if target["overdue_at"] is None:
+        # A peer's notice counts once this node's clock agrees the deadline passed. Before that (its
+        # clock is ahead) the notice stays in the log, and the message becomes overdue here when this
+        # node's own watch sees its deadline pass, as if no notice had come.
+        if target["overdue_at"] is None and target["deadline"] is not None and target["deadline"] <= at:
             state = "overdue" if target["state"] in ("accepted", "delivered") else target["state"]
             db.update_envelope(conn, target["id"], overdue_at=at, state=state)
         events.append(Event("overdue", target["id"], offices, {"overdue": env.id, "reported_by": env.sender}))
@@ -275,7 +281,8 @@ def receipts_job(
             if row is None:
                 continue
             state = "delivered" if row["state"] == "accepted" else row["state"]
-            values = {"receipt": json.dumps(receipt), "delivered_at": receipt["received"], "state": state}
+            delivered = clocks.to_local(receipt["received"], ctx.clock_offsets.get(peer))  # in this node's clock
+            values = {"receipt": json.dumps(receipt), "delivered_at": delivered, "state": state}
             changes.append({"target_id": env.id, **values})
             if env.type != "link.test":
                 data = {"peer": peer, "log_index": receipt["log_index"], "type": env.type}

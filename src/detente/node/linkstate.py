@@ -3,24 +3,35 @@
 Every delivery and every link test is a contact attempt. One that gets a signed answer makes the
 link UP; after a failure the link is DEGRADED, and after `DOWN_AFTER` failures in a row it is
 DOWN. A link is DOWN until the peer has answered once. Each change is kept in `link_events`.
+A link test also measures the peer's clock (`core.clocks`). `link_views` is what the API, the
+command line and the console show of each link.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection
 
+from detente.core import clocks
 from detente.core.precedence import format_time, now
 from detente.node.events import Event
 from detente.store import links as db
+from detente.store import messages as messages_db
 
 DOWN_AFTER = 3
 
 
 def contact_job(
-    peer: str, ok: bool, *, rtt_ms: float | None = None, error: str | None = None, test: bool = False
+    peer: str,
+    ok: bool,
+    *,
+    rtt_ms: float | None = None,
+    clock_offset_ms: float | None = None,
+    error: str | None = None,
+    test: bool = False,
 ) -> Callable[[Connection], Event | None]:
     """Return the writer job that records one contact attempt and returns the state-change event, if any."""
 
@@ -42,6 +53,8 @@ def contact_job(
             values["last_error"] = None
             if rtt_ms is not None:
                 values["rtt_ms"] = rtt_ms
+            if clock_offset_ms is not None:
+                values["clock_offset_ms"] = clock_offset_ms
         else:
             values["last_error"] = (error or "no answer")[:500]
         changed = state != row["state"]
@@ -55,3 +68,53 @@ def contact_job(
         return Event("link", None, (), {"peer": peer, "state": state, "reason": error or "answered"}, everyone=True)
 
     return job
+
+
+@dataclass(frozen=True)
+class LinkView:
+    """The state of the link to one peer, as operators see it."""
+
+    peer: str
+    state: str
+    since: str | None
+    last_test_at: str | None
+    last_ok_at: str | None
+    rtt_ms: float | None
+    clock_offset_ms: float | None  # the peer's clock minus ours, at the last link test
+    last_error: str | None
+    outbox: int
+    peer_status: str | None
+    peer_status_note: str | None
+    peer_status_at: str | None
+    failures: int
+
+    @property
+    def clock_warning(self) -> str | None:
+        """A warning when the peer's clock is off ours beyond the tolerance (`core.clocks`)."""
+        return clocks.describe(self.clock_offset_ms)
+
+
+def link_views(conn: Connection, peers: list[str]) -> list[LinkView]:
+    """Return the link to every peer (DOWN, "never contacted", until the first contact)."""
+    rows = {r["peer"]: r for r in db.all_links(conn)}
+    out = []
+    for peer in peers:
+        row = rows.get(peer)
+        out.append(
+            LinkView(
+                peer=peer,
+                state=row["state"] if row else "DOWN",
+                since=row["since"] if row else None,
+                last_test_at=row["last_test_at"] if row else None,
+                last_ok_at=row["last_ok_at"] if row else None,
+                rtt_ms=row["rtt_ms"] if row else None,
+                clock_offset_ms=row["clock_offset_ms"] if row else None,
+                last_error=row["last_error"] if row else "never contacted",
+                outbox=messages_db.outbox_depth(conn, peer),
+                peer_status=row["peer_status"] if row else None,
+                peer_status_note=row["peer_status_note"] if row else None,
+                peer_status_at=row["peer_status_at"] if row else None,
+                failures=row["failures"] if row else 0,
+            )
+        )
+    return out

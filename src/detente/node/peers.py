@@ -47,6 +47,10 @@ class PeerResponse:
         """Return the body parsed as JSON. Raises `ValueError` if it is not JSON."""
         return json.loads(self.content)
 
+    def refusal(self, limit: int = 200) -> str:
+        """Return "HTTP <status>: <the start of the body>", the peer's reason for a refusal, for a log or a link."""
+        return f"HTTP {self.status_code}: {self.text[:limit]}"
+
 
 class PeerClient:
     """The HTTPS client of one peer node."""

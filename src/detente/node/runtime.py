@@ -22,6 +22,7 @@ from detente.node.peers import PeerClient
 from detente.node.record import Record
 from detente.node.schedule import Scheduler
 from detente.store import db as store_db
+from detente.store import links as links_db
 from detente.store import operators as operators_db
 from detente.store.db import migrate, read_connection
 from detente.store.writer import Writer
@@ -42,13 +43,14 @@ def open_context(config: NodeConfig) -> NodeContext:
             migrate(engine)
             with read_connection(engine) as conn:
                 ratified = operators_db.ratified_by(conn, config.party)
+                offsets = {row["peer"]: row["clock_offset_ms"] for row in links_db.all_links(conn)}
     except BaseException:
         engine.dispose()
         raise
     writer = Writer(engine)
     writer.start()
     earlier = config.earlier_agreements(ratified, agreement.hash)
-    return NodeContext(config, signer, agreement, engine, writer, EventBus(), earlier)
+    return NodeContext(config, signer, agreement, engine, writer, EventBus(), earlier, offsets)
 
 
 def own_ratification(ctx: NodeContext) -> str:

@@ -8,7 +8,7 @@ import secrets
 import time
 from collections.abc import Callable
 
-from detente.core import receipts
+from detente.core import clocks, receipts
 from detente.core.precedence import format_time, now
 from detente.errors import Error
 from detente.node.context import NodeContext
@@ -72,20 +72,23 @@ class Scheduler:
         except Error as exc:
             log.warning("could not record a link test: %s", exc)
             return
-        started = time.perf_counter()
+        sent, started = time.time(), time.perf_counter()
         body = b'{"envelopes":[' + env.raw + b"]}"
         try:
             response = await client.request("POST", "/federation/v1/envelopes", body, headers=receipts.ASK_BATCH)
             if response.status_code != 200:
-                raise Error(f"HTTP {response.status_code}")
+                raise Error(response.refusal())
             result = response.json()["results"][0]
             receipts.verify_receipt(result.get("receipt"), self.ctx.agreement.party(peer).verifier(), peer, env)
+            rtt = time.perf_counter() - started
+            offset = round(clocks.measured_offset(result["receipt"]["received"], sent, rtt) * 1000, 1)
         except Exception as exc:  # any failure is silence on the link, recorded as such
             detail = exc.detail if isinstance(exc, Error) else f"{type(exc).__name__}: {exc}"
             event = await self.ctx.writer.run(contact_job(peer, False, error=detail, test=True))
         else:
-            rtt = (time.perf_counter() - started) * 1000
+            self.ctx.clock_offsets[peer] = offset
             await self.ctx.writer.run(receipts_job(self.ctx, peer, [(env, result["receipt"])]))
-            event = await self.ctx.writer.run(contact_job(peer, True, rtt_ms=round(rtt, 2), test=True))
+            contact = contact_job(peer, True, rtt_ms=round(rtt * 1000, 2), clock_offset_ms=offset, test=True)
+            event = await self.ctx.writer.run(contact)
         if event is not None:
             self.ctx.bus.publish(event)

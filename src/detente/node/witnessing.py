@@ -109,8 +109,7 @@ class WitnessClient:
                     return False  # cosigned already (the cosignature we lost is not needed)
                 continue
             if response.status_code != 200:
-                raise Error(f"{self.peer} refused our checkpoint {size}: HTTP {response.status_code}: "
-                            f"{response.text[:300]}")  # fmt: skip
+                raise Error(f"{self.peer} refused our checkpoint {size}: {response.refusal(300)}")
             await self._store(size, note, response.content)
             self.cosigned = size
             return True

@@ -157,6 +157,7 @@ links = Table(
     Column("last_ok_at", String(32)),
     Column("failures", Integer, nullable=False, server_default="0"),
     Column("rtt_ms", Float),
+    Column("clock_offset_ms", Float),  # the peer's clock minus ours, at the last link test (migration 0006)
     Column("last_error", Text),
     Column("peer_status", String(24)),  # the peer's last `status` code and note
     Column("peer_status_note", Text),

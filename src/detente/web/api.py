@@ -13,9 +13,9 @@ from detente.core import notifications
 from detente.core.precedence import Precedence, format_time, parse_time
 from detente.errors import Error, Forbidden, NotFound, located
 from detente.node import answers, auth, outgoing
+from detente.node.linkstate import link_views
 from detente.node.runtime import Node
 from detente.node.views import summary
-from detente.store import links as links_db
 from detente.store import messages as db
 from detente.store.operators import Operator
 from detente.web.deps import NodeDep, OperatorDep
@@ -235,33 +235,22 @@ async def send_status(request: StatusRequest, node: NodeDep, operator: OperatorD
 
 @router.get("/links")
 async def get_links(node: NodeDep, operator: OperatorDep) -> dict[str, Any]:
-    """Per peer: UP, DEGRADED or DOWN, the last link test, the outbox depth, the peer's status."""
+    """Per peer: UP, DEGRADED or DOWN, the last link test, the peer's clock, the outbox depth, the peer's status."""
 
     def read(conn: Any) -> dict[str, Any]:
-        rows = {r["peer"]: r for r in links_db.all_links(conn)}
         out = []
-        for peer in node.ctx.peers:
-            row = rows.get(peer)
+        for link in link_views(conn, node.ctx.peers):
+            status = None
+            if link.peer_status:
+                status = {"code": link.peer_status, "note": link.peer_status_note, "at": link.peer_status_at}
             out.append(
                 {
-                    "peer": peer,
-                    "state": row["state"] if row else "DOWN",
-                    "since": row["since"] if row else None,
-                    "last_test_at": row["last_test_at"] if row else None,
-                    "last_ok_at": row["last_ok_at"] if row else None,
-                    "rtt_ms": row["rtt_ms"] if row else None,
-                    "failures": row["failures"] if row else 0,
-                    "last_error": row["last_error"] if row else "never contacted",
-                    "outbox": db.outbox_depth(conn, peer),
-                    "peer_status": None
-                    if not row or not row["peer_status"]
-                    else {
-                        "code": row["peer_status"],
-                        "note": row["peer_status_note"],
-                        "at": row["peer_status_at"],
-                    },
+                    "peer": link.peer, "state": link.state, "since": link.since, "last_test_at": link.last_test_at,
+                    "last_ok_at": link.last_ok_at, "rtt_ms": link.rtt_ms, "clock_offset_ms": link.clock_offset_ms,
+                    "clock_warning": link.clock_warning, "failures": link.failures, "last_error": link.last_error,
+                    "outbox": link.outbox, "peer_status": status,
                 }
-            )
+            )  # fmt: skip
         return {"links": out}
 
     result: dict[str, Any] = await node.aread(read)

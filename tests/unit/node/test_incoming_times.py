@@ -6,30 +6,13 @@ stored row is rewritten to the latter, so that `since` (a text comparison) compa
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
-
 import pytest
 
 from detente.core import envelope as envelope_mod
 from detente.core.precedence import format_time, now
-from detente.node.demo import setup_demo
 from detente.node.incoming import check_envelope, receive_job
 from detente.node.runtime import Node
 from detente.store import messages as db
-
-ROOT = Path(__file__).resolve().parents[3]
-
-
-@pytest.fixture
-def nodes(tmp_path: Path) -> Iterator[tuple[Node, Node]]:
-    demo: dict[str, Any] = setup_demo(tmp_path / "demo", ROOT / "agreements" / "pk-ir.toml")
-    pk, ir = (Node.open(Path(demo["nodes"][party]["data"])) for party in ("pk", "ir"))
-    yield pk, ir
-    for node in (pk, ir):
-        node.ctx.writer.stop()
-        node.ctx.engine.dispose()
 
 
 @pytest.mark.parametrize("digits", ["", ".5", ".123456"])

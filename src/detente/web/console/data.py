@@ -6,7 +6,6 @@ by folding the envelopes with `core.workflows.fold`, limited to what the operato
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, RowMapping, and_, or_, select
@@ -19,7 +18,6 @@ from detente.core.precedence import Precedence
 from detente.core.workflows import OPENERS, Projection, fold
 from detente.errors import Error
 from detente.node.auth import SENDING_ROLES, visible_offices
-from detente.store import links as links_db
 from detente.store import messages as db
 from detente.store import operators as operators_db
 from detente.store.operators import Operator
@@ -160,45 +158,6 @@ def workflow_envelopes(conn: Connection, offices: list[str] | None, case: str | 
 def projection(conn: Connection, offices: list[str] | None, case: str | None = None) -> Projection:
     """Return the workflow states the operator may see (of one case, if `case` is given)."""
     return fold(workflow_envelopes(conn, offices, case))
-
-
-@dataclass(frozen=True)
-class LinkView:
-    """The state of the link to one peer."""
-
-    peer: str
-    state: str
-    since: str | None
-    last_test_at: str | None
-    last_ok_at: str | None
-    rtt_ms: float | None
-    last_error: str | None
-    outbox: int
-    peer_status: str | None
-    peer_status_note: str | None
-
-
-def links(conn: Connection, peers: list[str]) -> list[LinkView]:
-    """Return the link to every peer (DOWN until the first contact)."""
-    rows = {r["peer"]: r for r in links_db.all_links(conn)}
-    out = []
-    for peer in peers:
-        row = rows.get(peer)
-        out.append(
-            LinkView(
-                peer=peer,
-                state=row["state"] if row else "DOWN",
-                since=row["since"] if row else None,
-                last_test_at=row["last_test_at"] if row else None,
-                last_ok_at=row["last_ok_at"] if row else None,
-                rtt_ms=row["rtt_ms"] if row else None,
-                last_error=row["last_error"] if row else None,
-                outbox=db.outbox_depth(conn, peer),
-                peer_status=row["peer_status"] if row else None,
-                peer_status_note=row["peer_status_note"] if row else None,
-            )
-        )
-    return out
 
 
 def all_operators(conn: Connection) -> list[Operator]:

@@ -19,6 +19,7 @@ from detente.core.workflows import Action, Case, Clarification, Consultation, Pr
 from detente.core.workflows import ordered as in_order
 from detente.core.workflows_consultation import overdue_items
 from detente.errors import Error
+from detente.node.linkstate import link_views
 from detente.web.console import data
 from detente.web.console.i18n import Stamp
 from detente.web.console.site import Viewer
@@ -129,7 +130,7 @@ def now_screen(conn: Connection, viewer: Viewer, peers: list[str]) -> dict[str, 
     now = datetime.now(UTC)
     cases = sorted((c for c in proj.cases.values() if c.status != "resolved"), key=lambda c: c.created, reverse=True)
     return {
-        "links": data.links(conn, peers),
+        "links": link_views(conn, peers),
         "incoming": incoming,
         "outgoing": outgoing,
         "cases": cases,

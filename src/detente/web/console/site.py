@@ -27,6 +27,7 @@ from detente.core import notifications
 from detente.core.precedence import format_time
 from detente.errors import Error
 from detente.node import auth
+from detente.node.linkstate import link_views
 from detente.node.runtime import Node
 from detente.store.operators import Operator
 from detente.web.console import csrf, data, i18n
@@ -229,7 +230,7 @@ class Console:
             escalated = data.escalated_to(self.node.ctx.agreement, viewer.operator)
             rows = [r for r in data.pending_in(conn, viewer.offices, escalated) if r["precedence"] == "FLASH"]
             cards = [viewer.presenter.card(r, viewer.operator, escalated) for r in rows]
-            return {"links": data.links(conn, peers), "flash": [c for c in cards if c.answerable]}
+            return {"links": link_views(conn, peers), "flash": [c for c in cards if c.answerable]}
 
         return await self.node.aread(read)
 

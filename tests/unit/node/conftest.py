@@ -1,0 +1,35 @@
+"""Two nodes opened in-process (not serving) from a demo's setup, for jobs run straight on their writers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from detente.node.demo import setup_demo
+from detente.node.runtime import Node
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _opened(folder: Path) -> Iterator[tuple[Node, Node]]:
+    demo: dict[str, Any] = setup_demo(folder, ROOT / "agreements" / "pk-ir.toml")
+    pk, ir = (Node.open(Path(demo["nodes"][party]["data"])) for party in ("pk", "ir"))
+    yield pk, ir
+    for node in (pk, ir):
+        node.ctx.writer.stop()
+        node.ctx.engine.dispose()
+
+
+@pytest.fixture
+def nodes(tmp_path: Path) -> Iterator[tuple[Node, Node]]:
+    """A fresh pair for each test."""
+    yield from _opened(tmp_path / "demo")
+
+
+@pytest.fixture(scope="module")
+def module_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Node, Node]]:
+    """One pair for a module's tests, which must not depend on each other's envelopes."""
+    yield from _opened(tmp_path_factory.mktemp("demo") / "demo")
