@@ -1,4 +1,10 @@
-"""`detente log export` and `detente audit`: the record, taken off the node and checked offline."""
+"""`detente log` and `detente audit`: the record, read from the node, taken off it and checked offline.
+
+log show          the log's size, newest checkpoint and what each peer cosigned (GET /api/v1/log)
+log proof ID      a message's tlog-proof bundle, fetched and verified here with the agreement's keys
+log verify-proof  a saved bundle verified offline (`log proof --out` writes one that holds the envelope)
+log export        the log as a C2SP tlog-tiles directory, for `detente audit`
+"""
 
 from __future__ import annotations
 
@@ -6,22 +12,36 @@ import base64
 import os
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
+import httpx
 import typer
 
 from detente.cli.app import DataOpt, app
+from detente.cli.arguments import CheckedCommand, check_id, segment
+from detente.cli.client import load_json
+from detente.cli.terminal import dump_json, printable
+from detente.cli.transport import API, ApiError, CertOpt, NodeOpt, TokenOpt, UnexpectedAnswer, UrlOpt, api, call
 from detente.core import agreement as agreement_mod
+from detente.core import envelope as envelope_mod
 from detente.core.audit import Reader, Report, audit
 from detente.core.audit_report import entry_range
+from detente.core.checkpoint import ProofBundle, parse_proof_bundle
+from detente.core.envelope import Envelope
+from detente.core.proof_bundle import ProvenEntry, envelope_in, verify_bundle, with_envelope
+from detente.errors import BadRequest, Error, MalformedError, Unavailable, VerificationError
+from detente.node.config import load_config
 from detente.node.export import export_log
 from detente.node.setup import agreement_text
 
 # The main process hashes while workers check signatures: on two cores or fewer they only compete.
 _DEFAULT_JOBS = 1 if (os.cpu_count() or 1) <= 2 else min(4, (os.cpu_count() or 1) - 1)
 
-log_app = typer.Typer(help="This node's transparency log: export it for an auditor.", no_args_is_help=True)
+log_app = typer.Typer(
+    help="This node's transparency log: its state, a message's proof, an export for an auditor.", no_args_is_help=True
+)
 app.add_typer(log_app, name="log")
 
 
@@ -180,3 +200,300 @@ def audit_command(
     print_report(report, time.perf_counter() - started)
     if not report.ok:
         sys.exit(1)
+
+
+# --- the log's state and a message's proof, through the operator API -------------------------------
+
+LOG_STATE = {"origin": str, "size": int, "peers": dict}
+# A bundle is a few kilobytes (a checkpoint, at most 63 hashes, an envelope of at most 60,000 bytes).
+MAX_BUNDLE_BYTES = 1_000_000
+
+AgreementOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--agreement",
+        help="your own copy of the agreement, whose pinned keys verify (default: the --node directory's)",
+        exists=True,
+        dir_okay=False,
+    ),
+]
+UnwitnessedOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-unwitnessed",
+        help="accept a checkpoint no other party has cosigned (only the log's owner vouches for it), with a warning",
+    ),
+]
+
+
+@log_app.command("show", cls=CheckedCommand)
+def log_show(
+    token: TokenOpt,
+    as_json: Annotated[bool, typer.Option("--json", help="print the node's answer as JSON")] = False,
+    node: NodeOpt = None,
+    url: UrlOpt = None,
+    cacert: CertOpt = None,
+) -> None:
+    """Print the log's size, its newest checkpoint (the signed note, as text) and what each peer cosigned.
+
+    Per peer: the size of its log this node cosigned as a witness, and the size of this log the
+    peer cosigned. The note is the node's word until verified: `log proof` verifies one.
+    """
+    with api(node, url, cacert, token) as client:
+        answer = call(client, "GET", "/log", expect=LOG_STATE)
+    if as_json:
+        print(dump_json(answer))
+        return
+    print(printable(f"log          {answer['origin']}  size {answer['size']}"))
+    checkpoint = answer.get("checkpoint")
+    if isinstance(checkpoint, dict) and isinstance(checkpoint.get("note"), str):
+        print(printable(f"checkpoint   size {checkpoint.get('size')}, with the cosignatures it holds:"))
+        for line in checkpoint["note"].removesuffix("\n").split("\n"):
+            print(f"  {printable(line)}".rstrip())
+    else:
+        print("checkpoint   none signed yet")
+    for party, item in sorted(answer["peers"].items()):
+        peer = item if isinstance(item, dict) else {}
+        theirs, ours = peer.get("cosigned_size"), peer.get("our_size_cosigned")
+        if theirs is None:
+            witnessed = f"this node has cosigned no checkpoint of {peer.get('origin') or party} yet"
+        else:
+            witnessed = (
+                f"this node cosigned {peer.get('origin')} up to size {theirs} "
+                f"(root {peer.get('cosigned_root')}, at {peer.get('cosigned_at')})"
+            )
+        print(printable(f"peer {party:<8}{witnessed}"))
+        print(
+            printable(
+                f"             {party} cosigned "
+                + ("nothing of this log yet" if ours is None else f"this log up to size {ours}")
+            )
+        )
+        if peer.get("witnessing_error"):
+            print(printable(f"             witnessing error: {peer['witnessing_error']}"))
+
+
+@log_app.command("proof", cls=CheckedCommand)
+def log_proof(
+    token: TokenOpt,
+    message: Annotated[str, typer.Argument(help="the message (envelope) id", callback=check_id)],
+    log: Annotated[
+        str | None, typer.Option("--log", help="prove it in this peer party's log (default: the node's own)")
+    ] = None,
+    agreement: AgreementOpt = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="write the verified bundle, with the envelope in it, to this file", dir_okay=False),
+    ] = None,
+    allow_unwitnessed: UnwitnessedOpt = False,
+    node: NodeOpt = None,
+    url: UrlOpt = None,
+    cacert: CertOpt = None,
+) -> None:
+    """Fetch a message's c2sp.org/tlog-proof bundle and verify it here, with the agreement's pinned keys.
+
+    Verifies the checkpoint's signature by the log's owner, each other party's cosignature on it, and
+    the inclusion proof of the envelope's bytes; prints what it verified. Exits 1 with one line
+    naming what failed, or if no other party cosigned the checkpoint (unless --allow-unwitnessed).
+    With --out, the bundle (holding the envelope) is written for `detente log verify-proof`.
+    """
+    doc = _agreement(agreement, node)
+    _check_party(doc, log, "--log")
+    where = f"/messages/{segment(message)}"
+    with api(node, url, cacert, token) as client:
+        answer = call(client, "GET", where, expect={"id": str, "envelope": dict})
+        envelope = _answered_envelope(answer, message)
+        raw = _fetch(client, f"{where}/proof", {} if log is None else {"log": log})
+    try:
+        bundle = parse_proof_bundle(raw)
+    except MalformedError:
+        raise UnexpectedAnswer(f"the node's answer to GET {API}{where}/proof is not a tlog-proof bundle") from None
+    entry = _verify(bundle, envelope, doc, log, allow_unwitnessed)
+    _print_entry(doc, entry)
+    if out is not None:
+        try:
+            out.write_bytes(with_envelope(bundle, envelope))
+        except OSError as exc:
+            raise BadRequest(f"cannot write {out}: {exc.strerror or exc}") from exc
+        print(f"wrote        {out}")
+
+
+@log_app.command("verify-proof", cls=CheckedCommand)
+def log_verify_proof(
+    file: Annotated[
+        Path, typer.Argument(help="a .tlog-proof file, as `log proof --out` writes it", exists=True, dir_okay=False)
+    ],
+    agreement: Annotated[
+        Path, typer.Option("--agreement", help="your own copy of the agreement", exists=True, dir_okay=False)
+    ],
+    envelope_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--envelope",
+            help="the envelope as JSON (what `detente message ID` prints, or its `envelope`), "
+            "for a bundle that holds none",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+    log: Annotated[
+        str | None, typer.Option("--log", help="the party whose log you expect (fail if it is another's)")
+    ] = None,
+    allow_unwitnessed: UnwitnessedOpt = False,
+) -> None:
+    """Verify a saved tlog-proof bundle offline, with the agreement's pinned keys; nothing is asked of a node.
+
+    The envelope is the one the bundle's `extra` line holds (`log proof --out` puts it there), or
+    the one given with --envelope (for a bundle from the API, which holds none). Checks and exit
+    status as `log proof`.
+    """
+    doc = agreement_mod.load(agreement_text(agreement))
+    _check_party(doc, log, "--log")
+    try:
+        bundle = parse_proof_bundle(_read(file, MAX_BUNDLE_BYTES))
+    except MalformedError:
+        raise MalformedError(f"{file} is not a tlog-proof bundle (c2sp.org/tlog-proof@v1)") from None
+    if envelope_file is not None:
+        envelope = _envelope_file(envelope_file)
+    else:
+        try:
+            envelope = envelope_in(bundle)
+        except Error as exc:
+            hint = ": give the envelope with --envelope FILE" if bundle.extra is None else ""
+            raise BadRequest(f"{file}: {exc.detail}{hint}") from None
+    entry = _verify(bundle, envelope, doc, log, allow_unwitnessed)
+    _print_entry(doc, entry)
+
+
+def _agreement(path: Path | None, node: Path | None) -> agreement_mod.Agreement:
+    """Return the agreement given with --agreement, else the one in the --node directory.
+
+    Raises `BadParameter` (a usage error) with neither, and what `agreement_text` and
+    `agreement.load` raise for a file that is not an agreement.
+    """
+    if path is None:
+        if node is None:
+            raise typer.BadParameter(
+                "give your copy of the agreement, or --node DIR to use its agreement.toml", param_hint="'--agreement'"
+            )
+        path = load_config(node).agreement_path
+    return agreement_mod.load(agreement_text(path))
+
+
+def _check_party(doc: agreement_mod.Agreement, party: str | None, option: str) -> None:
+    """Raise `BadParameter` (a usage error) if `party` is given and is not a party of the agreement."""
+    if party is not None and party not in doc.parties:
+        known = ", ".join(sorted(doc.parties))
+        raise typer.BadParameter(f"{party!r} is not a party of this agreement ({known})", param_hint=option)
+
+
+def _answered_envelope(answer: dict[str, Any], message: str) -> Envelope:
+    """Return the envelope of the node's message view. Raises `UnexpectedAnswer` for another or a bad one."""
+    try:
+        envelope = envelope_mod.parse(answer["envelope"])
+    except Error as exc:
+        raise UnexpectedAnswer(f"the node's answer holds no valid envelope: {exc.detail}") from None
+    if envelope.id != message:
+        raise UnexpectedAnswer(f"the node answered with envelope {envelope.id}, not {message}")
+    return envelope
+
+
+def _fetch(client: httpx.Client, path: str, params: dict[str, str]) -> bytes:
+    """GET `path` and return the body of a 200 answer.
+
+    Raises `ApiError` with the node's message for a 4xx or 5xx, `UnexpectedAnswer` for any other
+    answer but 200, `Unavailable` if the node cannot be reached (as `transport.call` does).
+    """
+    request = f"GET {API}{path}"
+    try:
+        response = client.get(path, params=params)
+    except httpx.HTTPError as exc:
+        raise Unavailable(f"cannot reach the node at {client.base_url}: {exc}") from exc
+    status = response.status_code
+    if status >= 400:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict) and "error" in body:
+            raise ApiError(status, str(body["error"]), str(body.get("detail", "")))
+    if status != 200:
+        raise UnexpectedAnswer(f"the node answered {request} with {status} {response.reason_phrase}, not a bundle")
+    return response.content
+
+
+def _read(path: Path, limit: int) -> bytes:
+    """Return the bytes of `path`. Raises `BadRequest` if it cannot be read or is over `limit` bytes."""
+    try:
+        with path.open("rb") as f:
+            data = f.read(limit + 1)
+    except OSError as exc:
+        raise BadRequest(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if len(data) > limit:
+        raise BadRequest(f"{path} is larger than {limit} bytes: no proof bundle is")
+    return data
+
+
+def _envelope_file(path: Path) -> Envelope:
+    """Return the envelope in a JSON file: an envelope, or a message view holding one as `envelope`.
+
+    Raises `BadRequest` naming the file if it holds neither.
+    """
+    value = load_json(_read(path, MAX_BUNDLE_BYTES), str(path))
+    if isinstance(value, dict) and isinstance(value.get("envelope"), dict):
+        value = value["envelope"]
+    if not isinstance(value, dict):
+        raise BadRequest(f"{path} holds no envelope: it is not a JSON object")
+    try:
+        return envelope_mod.parse(value)
+    except Error as exc:
+        raise BadRequest(f"{path} holds no envelope: {exc.detail}") from None
+
+
+def _verify(
+    bundle: ProofBundle, envelope: Envelope, doc: agreement_mod.Agreement, log: str | None, allow_unwitnessed: bool
+) -> ProvenEntry:
+    """Verify the bundle (`core.proof_bundle.verify_bundle`) and that another party witnessed it.
+
+    Raises `VerificationError` naming what failed; a checkpoint no other party cosigned is one
+    unless `allow_unwitnessed`.
+    """
+    entry = verify_bundle(bundle, envelope, doc, log_party=log)
+    if not entry.witnessed and not allow_unwitnessed:
+        raise VerificationError(
+            f"no other party cosigned the checkpoint of {entry.origin} at size {entry.size}: it rests on "
+            f"{entry.log_party}'s word alone (a checkpoint is usually cosigned within a second: try again, "
+            "or accept it with --allow-unwitnessed)"
+        )
+    return entry
+
+
+def _time(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _print_entry(doc: agreement_mod.Agreement, entry: ProvenEntry) -> None:
+    """Print what a verified bundle proved, one fact a line."""
+    envelope = entry.envelope
+    if entry.signed_by is not None:
+        signature = f"signature verifies ({envelope.sender_party}'s pinned key)"
+    else:
+        signature = f"signature not checked: sealed under agreement {envelope.data['agreement'][:12]}…, not this one"
+    lines = [
+        f"agreement    {doc.id} {doc.hash}",
+        f"envelope     {envelope.id} {envelope.sender} → {envelope.recipient} {envelope.type}, {signature}",
+        f"log          {entry.origin} (party {entry.log_party})",
+        f"leaf index   {entry.index}",
+        f"tree size    {entry.size}  root {base64.b64encode(entry.root).decode()}",
+        f"checkpoint   signed by {entry.log_party} ({entry.origin}), the key the agreement pins",
+    ]
+    for party, at in sorted(entry.cosigned_by.items()):
+        lines.append(f"cosigned by  {party} ({doc.parties[party].log_origin}) at {_time(at)}")
+    if entry.not_cosigned_by:
+        lines.append(f"not cosigned by {', '.join(entry.not_cosigned_by)}")
+    if not entry.witnessed:
+        lines.append(
+            f"warning      no other party cosigned this checkpoint: it rests on {entry.log_party}'s word alone"
+        )
+    lines.append("inclusion proof verifies")
+    print("\n".join(printable(line) for line in lines))
