@@ -11,6 +11,7 @@ from typing import Any
 
 import websockets
 
+from cli_support import detente
 from detente.core.precedence import format_time
 from support import Cluster, NodeProc, run_async, wait_for
 
@@ -267,6 +268,32 @@ def test_status_reaches_the_peer(pair: Cluster) -> None:
     with ir.client("ir-dgmo") as client:
         bad = client.post("/api/v1/status", json={"peer": "pk", "code": "SLEEPING"})
     assert bad.status_code == 422
+
+
+def test_each_office_s_status_is_kept_and_named(pair: Cluster) -> None:
+    """A status is an office's word: ir:fs saying OK does not replace ir:dgmo's AWAITING_AUTHORITY."""
+    pk, ir = pair["pk"], pair["ir"]
+    told = {"ir-dgmo": ("AWAITING_AUTHORITY", "waiting for COAS"), "ir-fs": ("OK", "")}
+    for operator, (code, note) in told.items():
+        with ir.client(operator) as client:
+            response = client.post("/api/v1/status", json={"peer": "pk", "code": code, "note": note})
+        assert response.status_code == 201, response.text
+
+    def seen() -> dict[str, Any] | None:
+        with pk.client("pk-fs") as client:
+            link = client.get("/api/v1/links").json()["links"][0]
+        offices = {s["office"]: s for s in link["peer_statuses"]}
+        return link if offices.get("ir:fs", {}).get("code") == "OK" and "ir:dgmo" in offices else None
+
+    link = wait_for(seen, what="both offices' statuses on pk")
+    offices = {s["office"]: s for s in link["peer_statuses"]}
+    assert offices["ir:dgmo"]["code"] == "AWAITING_AUTHORITY" and offices["ir:dgmo"]["note"] == "waiting for COAS"
+    assert link["peer_status"]["office"] == "ir:fs"  # the newest, named
+    with ir.client("ir-dgmo") as client:
+        ours = {s["office"]: s["code"] for s in client.get("/api/v1/links").json()["links"][0]["our_statuses"]}
+    assert ours["ir:dgmo"] == "AWAITING_AUTHORITY" and ours["ir:fs"] == "OK"
+    shown = detente("links", "--node", str(pk.data), "--token", pk.token("pk-fs"))
+    assert shown.code == 0 and "ir:dgmo AWAITING_AUTHORITY" in shown.stdout and "ir:fs OK" in shown.stdout
 
 
 def test_cli_send_inbox_ack_links(pair: Cluster) -> None:

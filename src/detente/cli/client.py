@@ -268,7 +268,8 @@ def links(
     url: UrlOpt = None,
     cacert: CertOpt = None,
 ) -> None:
-    """Show the link to each peer: state, last test, round trip, the peer's clock, outbox depth, peer status.
+    """Show the link to each peer: state, last test, round trip, the peer's clock, outbox depth, and the
+    newest status each of the peer's offices told this side.
 
     A peer whose clock is off this node's by a second or more is named in a warning on standard error.
     """
@@ -278,8 +279,13 @@ def links(
     warnings = []
     for item in rows:
         r = shape(item, {}, "a link in the node's answer")
-        peer_status = r.get("peer_status")
-        code = peer_status.get("code") if isinstance(peer_status, dict) else None
+        # Each office's newest status, named by office (an older node gives one, without the office).
+        told = r.get("peer_statuses")
+        if not isinstance(told, list):
+            told = [r["peer_status"]] if isinstance(r.get("peer_status"), dict) else []
+        code = "; ".join(
+            " ".join(str(s[k]) for k in ("office", "code") if s.get(k)) for s in told if isinstance(s, dict)
+        )
         table.add_row(
             cell(r.get("peer")), cell(r.get("state")), cell(r.get("since")), cell(r.get("last_test_at")),
             cell(r.get("rtt_ms")), cell(r.get("clock_offset_ms")), cell(r.get("outbox")), cell(code),

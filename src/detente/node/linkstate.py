@@ -87,6 +87,10 @@ class LinkView:
     peer_status_note: str | None
     peer_status_at: str | None
     failures: int
+    # The newest status each office of the peer told us, and each of ours told the peer, newest first:
+    # {office, code, note, at, id}. A status is an office's word, not the whole party's.
+    their_statuses: tuple[dict[str, Any], ...] = ()
+    our_statuses: tuple[dict[str, Any], ...] = ()
 
     @property
     def clock_warning(self) -> str | None:
@@ -115,6 +119,8 @@ def link_views(conn: Connection, peers: list[str]) -> list[LinkView]:
                 peer_status_note=row["peer_status_note"] if row else None,
                 peer_status_at=row["peer_status_at"] if row else None,
                 failures=row["failures"] if row else 0,
+                their_statuses=tuple(db.latest_statuses(conn, "in", peer)),
+                our_statuses=tuple(db.latest_statuses(conn, "out", peer)),
             )
         )
     return out

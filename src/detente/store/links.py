@@ -1,10 +1,14 @@
-"""Queries on the state of the link to each peer."""
+"""Queries on the state of the link to each peer, and the statuses the two sides tell each other."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from sqlalchemy import Connection, RowMapping, insert, select, update
 
-from detente.store.tables import link_events, links
+from detente.core.agreement import NODE_CHANNEL
+from detente.store.tables import envelopes, link_events, links
 
 
 def get_link(conn: Connection, peer: str) -> RowMapping | None:
@@ -39,3 +43,32 @@ def link_history(conn: Connection, peer: str | None = None) -> list[RowMapping]:
     if peer:
         query = query.where(link_events.c.peer == peer)
     return list(conn.execute(query).mappings())
+
+
+def latest_statuses(conn: Connection, direction: str, peer: str, limit: int = 64) -> list[dict[str, Any]]:
+    """Return the newest `status` each office told (direction "out": we told `peer`; "in": `peer` told us).
+
+    One dict per office, newest first: `office`, `code`, `note`, `at` (the envelope's `created`),
+    `id`. Statuses travel on the `node` channel, so its last `limit` envelopes, read through the
+    sequence index, hold them all; an office silent since then is not listed.
+    """
+    rows = conn.execute(
+        select(envelopes.c.id, envelopes.c.raw, envelopes.c.created)
+        .where(
+            envelopes.c.direction == direction,
+            envelopes.c.peer == peer,
+            envelopes.c.channel == NODE_CHANNEL,
+            envelopes.c.seq > 0,
+            envelopes.c.type == "status",
+        )
+        .order_by(envelopes.c.seq.desc())
+        .limit(limit)
+    )
+    newest: dict[str, dict[str, Any]] = {}
+    for envelope_id, raw, created in rows:
+        body = json.loads(bytes(raw))["body"]
+        office = str(body.get("office", ""))
+        if office not in newest:
+            note = str(body.get("note", ""))
+            newest[office] = {"office": office, "code": body["code"], "note": note, "at": created, "id": envelope_id}
+    return list(newest.values())

@@ -240,15 +240,16 @@ async def get_links(node: NodeDep, operator: OperatorDep) -> dict[str, Any]:
     def read(conn: Any) -> dict[str, Any]:
         out = []
         for link in link_views(conn, node.ctx.peers):
-            status = None
-            if link.peer_status:
-                status = {"code": link.peer_status, "note": link.peer_status_note, "at": link.peer_status_at}
+            # `peer_status` is the newest any office told us (with its office); `peer_statuses` the
+            # newest of each office, `our_statuses` what each of our offices told the peer.
+            status = dict(link.their_statuses[0]) if link.their_statuses else None
             out.append(
                 {
                     "peer": link.peer, "state": link.state, "since": link.since, "last_test_at": link.last_test_at,
                     "last_ok_at": link.last_ok_at, "rtt_ms": link.rtt_ms, "clock_offset_ms": link.clock_offset_ms,
                     "clock_warning": link.clock_warning, "failures": link.failures, "last_error": link.last_error,
-                    "outbox": link.outbox, "peer_status": status,
+                    "outbox": link.outbox, "peer_status": status, "peer_statuses": list(link.their_statuses),
+                    "our_statuses": list(link.our_statuses),
                 }
             )  # fmt: skip
         return {"links": out}
