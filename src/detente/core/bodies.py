@@ -8,9 +8,19 @@ the agreement or the envelope's `created` time (lead times, deadlines, the codeb
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import unicodedata
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    ValidationInfo,
+    WithJsonSchema,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from detente.core.precedence import parse_time
@@ -31,8 +41,43 @@ def _utc(value: str) -> str:
     return value
 
 
-def _not_blank(value: str) -> str:
-    if not value.strip():
+# The pydantic validation context of a body this node is about to send (`notifications.validate_body`):
+# rules added after envelopes were already sealed without them apply only then (see `_not_blank`).
+SENDING: dict[str, Any] = {"sending": True}
+
+# Default_Ignorable_Code_Point characters that are not of category Cf (those `is_blank` finds by their
+# category): the combining grapheme joiner, the Hangul fillers, the Khmer inherent vowels, the
+# Mongolian and the other variation selectors. A renderer shows none of them on its own.
+_IGNORABLE = (
+    (0x034F, 0x034F), (0x115F, 0x1160), (0x17B4, 0x17B5), (0x180B, 0x180F), (0x3164, 0x3164),
+    (0xFE00, 0xFE0F), (0xFFA0, 0xFFA0), (0xE0100, 0xE01EF),
+)  # fmt: skip
+
+
+def _invisible(ch: str) -> bool:
+    if ch.isspace() or unicodedata.category(ch) in ("Cf", "Cc"):
+        return True
+    code = ord(ch)
+    return any(low <= code <= high for low, high in _IGNORABLE)
+
+
+def is_blank(text: str) -> bool:
+    """Return whether `text` shows nothing: it is empty or only whitespace and invisible characters.
+
+    Invisible are the format characters (category Cf: zero-width space U+200B, the joiners U+200C/D,
+    the bidirectional marks, word joiner U+2060, U+FEFF), control characters and the other
+    default-ignorable code points. `str.strip()` keeps all of these, so a text made of them alone
+    would pass for words. This is the one blank rule of every text a person must write.
+    """
+    return all(_invisible(ch) for ch in text)
+
+
+def _not_blank(value: str, info: ValidationInfo) -> str:
+    # On receipt only whitespace counts as blank, the rule every release has sealed under: a peer's
+    # envelope an earlier release sealed with invisible text must still be stored, or its channel
+    # would stall. The full rule is the sender's (context `SENDING`).
+    sending = isinstance(info.context, dict) and info.context.get("sending") is True
+    if is_blank(value) if sending else not value.strip():
         raise PydanticCustomError("blank", "must not be blank")
     return value
 

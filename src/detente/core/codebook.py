@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from detente.core.bodies import is_blank
 from detente.core.precedence import Precedence, parse_time
 from detente.errors import Invalid
 
@@ -352,6 +353,8 @@ def _check_value(kind: str, value: Any) -> str | None:
 def _check_range(kind: str, value: Any) -> str | None:
     # Called on a value `_check_value` accepted. The comparisons come first: they hold for ints of
     # any size and are false for NaN; `-0.0` counts as negative, since it would render as "-0".
+    if kind == "text" and is_blank(value):  # zero-width spaces alone say nothing either
+        return "must say something: it holds only spaces or invisible characters"
     if kind == "int" and not 0 <= value <= MAX_INT_PARAM:
         return f"must be a whole number from 0 to {MAX_INT_PARAM}"
     if kind == "number" and (not 0 <= value <= MAX_NUMBER_PARAM or math.copysign(1, value) < 0):

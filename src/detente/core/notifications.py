@@ -12,9 +12,10 @@ The structured notifications (`incident.report` ... `code`, bodies in `core.bodi
 workflow messages (`case.*`, `action.*`, `consultation.*`, bodies in `core.workflow_bodies`) add
 rules that need the agreement or the envelope's `created` time: lead times, window lengths,
 deadlines, the codebook. `validate_message` runs every rule of a type; `validate_body` runs all but
-the time-dependent ones. Errors are `Invalid` with `fields={path: message}`, where a body field's
-path is its dotted location in the body (`window.start`) and `precedence`, `refs` and `case` name
-the envelope's own members.
+the time-dependent ones, plus the rules only a sender applies (`MessageType.sending`, the strict
+blank rule of `bodies.is_blank`). Errors are `Invalid` with `fields={path: message}`, where a body
+field's path is its dotted location in the body (`window.start`, `evidence.1`) and `type`, `channel`,
+`precedence`, `refs` and `case` name the envelope's own members.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 from pydantic import Field, ValidationError
 
@@ -90,10 +91,14 @@ class MessageType:
     needs_ack: bool = True
     precedences: frozenset[Precedence] = ALL_PRECEDENCES
     refs: tuple[int, int] = (0, 32)  # how many refs it may carry, inclusive
+    refs_are: str = ""  # what they are, in order, for the error that counts them: "the action (...)"
     channels: tuple[str, ...] | None = None  # None: any agreement channel that allows it
     service: bool = False
     extra_rules: tuple[Callable[[dict[str, Any], Agreement], None], ...] = field(default_factory=tuple)
     checks: tuple[Check, ...] = ()  # rules needing the agreement or `created`; see `Draft`
+    # Rules added after envelopes were sealed without them: only the sender runs them
+    # (`validate_body`), so that a peer's envelope an earlier release sealed is still stored.
+    sending: tuple[Check, ...] = ()
     opens: str | None = None  # the workflow a message of this type opens: case, action, ...
     needs_case: bool = False  # the envelope must name its case
 
@@ -114,9 +119,9 @@ def register(kind: MessageType) -> MessageType:
 
 
 register(MessageType("hotline.text", HotlineText))
-register(MessageType("ack", Ack, needs_ack=False, refs=(1, 1), service=True))
-register(MessageType("decline", Decline, needs_ack=False, refs=(1, 1), service=True))
-register(MessageType("overdue", Overdue, needs_ack=False, refs=(1, 1), service=True))
+register(MessageType("ack", Ack, needs_ack=False, refs=(1, 1), refs_are="the message it answers", service=True))
+register(MessageType("decline", Decline, needs_ack=False, refs=(1, 1), refs_are="the message it answers", service=True))
+register(MessageType("overdue", Overdue, needs_ack=False, refs=(1, 1), refs_are="the overdue message", service=True))
 register(MessageType("status", Status, needs_ack=False, refs=(0, 0), channels=(NODE_CHANNEL,), service=True))
 register(MessageType("link.test", LinkTest, needs_ack=False, refs=(0, 0), channels=(LINK_CHANNEL,), service=True))
 
@@ -126,12 +131,17 @@ _NOT_FLASH = frozenset({Precedence.IMMEDIATE, Precedence.PRIORITY, Precedence.RO
 _PLANNED = frozenset({Precedence.PRIORITY, Precedence.ROUTINE})
 _ONE = (1, 1)
 _PRENOTIFY = (rules.lead_time, rules.window_length)
+_ACTION = "the action (its operation.prenotify envelope)"
+_CONSULTATION = "the consultation (its consultation.propose envelope)"
+_MINUTES = f"{_CONSULTATION}, then the consultation.minutes envelope it co-signs"
+_EVIDENCE = (rules.distinct_evidence,)
 for _kind in (
     MessageType("incident.report", b.IncidentReport, precedences=_URGENT, opens="case",
                 checks=(rules.not_after_created("time"),)),
     MessageType("clarification.request", b.ClarificationRequest, opens="clarification",
                 checks=(rules.after_created("deadline"),)),
-    MessageType("clarification.response", b.ClarificationResponse, refs=_ONE),
+    MessageType("clarification.response", b.ClarificationResponse, refs=_ONE,
+                refs_are="the clarification.request it answers"),
     MessageType("operation.prenotify", b.OperationPrenotify, opens="action",
                 checks=(*_PRENOTIFY, rules.after_created("respond_by"), rules.respond_by_before_start)),
     MessageType("missile.prenotify", b.MissilePrenotify, precedences=_NOT_FLASH, checks=_PRENOTIFY),
@@ -140,38 +150,60 @@ for _kind in (
     MessageType("diplomatic.status", b.DiplomaticStatus, precedences=_NOT_FLASH),
     MessageType("deescalation.proposal", b.DeescalationProposal),
     MessageType("statement", b.Statement, precedences=_NOT_FLASH),
-    MessageType("code", b.Code, checks=(rules.code_known,)),
+    MessageType("code", b.Code, checks=(rules.code_known,), sending=(rules.code_params_in_range,)),
     MessageType("case.open", w.CaseOpen, opens="case"),
     MessageType("case.update", w.CaseUpdate, needs_case=True),
-    MessageType("action.consent", w.ActionConsent, refs=_ONE),
-    MessageType("action.object", w.ActionObject, refs=_ONE),
-    MessageType("action.request_info", w.ActionRequestInfo, refs=_ONE),
-    MessageType("action.provide_info", w.ActionProvideInfo, refs=_ONE),
-    MessageType("action.withdraw", w.ActionWithdraw, refs=_ONE),
-    MessageType("action.execute", w.ActionExecute, refs=_ONE, checks=(rules.not_after_created("started"),)),
-    MessageType("action.report", w.ActionReport, refs=_ONE),
-    MessageType("action.verify", w.ActionVerify, refs=_ONE),
-    MessageType("action.dispute", w.ActionDispute, refs=_ONE),
+    MessageType("action.consent", w.ActionConsent, refs=_ONE, refs_are=_ACTION),
+    MessageType("action.object", w.ActionObject, refs=_ONE, refs_are=_ACTION),
+    MessageType("action.request_info", w.ActionRequestInfo, refs=_ONE, refs_are=_ACTION),
+    MessageType("action.provide_info", w.ActionProvideInfo, refs=_ONE, refs_are=_ACTION),
+    MessageType("action.withdraw", w.ActionWithdraw, refs=_ONE, refs_are=_ACTION),
+    MessageType("action.execute", w.ActionExecute, refs=_ONE, refs_are=_ACTION,
+                checks=(rules.not_after_created("started"),)),
+    MessageType("action.report", w.ActionReport, refs=_ONE, refs_are=_ACTION, sending=_EVIDENCE),
+    MessageType("action.verify", w.ActionVerify, refs=_ONE, refs_are=_ACTION, sending=_EVIDENCE),
+    MessageType("action.dispute", w.ActionDispute, refs=_ONE, refs_are=_ACTION, sending=_EVIDENCE),
     MessageType("consultation.propose", w.ConsultationPropose, precedences=_NOT_FLASH, opens="consultation",
                 checks=(rules.after_created("start"), rules.schedule_known)),
-    MessageType("consultation.agree", w.ConsultationAgree, precedences=_NOT_FLASH, refs=_ONE),
-    MessageType("consultation.cancel", w.ConsultationCancel, precedences=_NOT_FLASH, refs=_ONE),
+    MessageType("consultation.agree", w.ConsultationAgree, precedences=_NOT_FLASH, refs=_ONE,
+                refs_are=_CONSULTATION),
+    MessageType("consultation.cancel", w.ConsultationCancel, precedences=_NOT_FLASH, refs=_ONE,
+                refs_are=_CONSULTATION),
     MessageType("consultation.held", w.ConsultationHeld, precedences=_NOT_FLASH, refs=_ONE,
-                checks=(rules.not_after_created("held_at"),)),
+                refs_are=_CONSULTATION, checks=(rules.not_after_created("held_at"),)),
     MessageType("consultation.minutes", w.ConsultationMinutes, precedences=_NOT_FLASH, refs=_ONE,
-                checks=(rules.owners_known,)),
-    MessageType("consultation.cosign", w.ConsultationCosign, precedences=_NOT_FLASH, refs=(2, 2)),
-    MessageType("consultation.item_done", w.ConsultationItemDone, precedences=_NOT_FLASH, refs=_ONE),
+                refs_are=_CONSULTATION, checks=(rules.owners_known,)),
+    MessageType("consultation.cosign", w.ConsultationCosign, precedences=_NOT_FLASH, refs=(2, 2),
+                refs_are=_MINUTES),
+    MessageType("consultation.item_done", w.ConsultationItemDone, precedences=_NOT_FLASH, refs=_ONE,
+                refs_are=_CONSULTATION),
 ):  # fmt: skip
     register(_kind)
 
 
 def get(name: str) -> MessageType:
-    """Return the type called `name`. Raises `Invalid` for an unknown type."""
+    """Return the type called `name`. Raises `Invalid` (field `type`) for an unknown type."""
     try:
         return CATALOG[name]
     except KeyError:
-        raise Invalid(f"unknown message type {name!r}") from None
+        raise Invalid(f"unknown message type {name!r}", fields={"type": "not a message type"}) from None
+
+
+def refs_problem(name: str, count: int) -> str | None:
+    """Return what is wrong with `count` refs on a message of type `name`, or None if it may carry that many.
+
+    The answer says what the refs must be (`MessageType.refs_are`), not only how many. Raises
+    `Invalid` for an unknown type.
+    """
+    kind = get(name)
+    low, high = kind.refs
+    if low <= count <= high:
+        return None
+    many = "no" if high == 0 else str(low) if low == high else f"{low} to {high}"
+    wanted = f"{many} reference{'' if (low, high) == (1, 1) else 's'}"
+    if kind.refs_are:
+        return f"{name} refs {kind.refs_are}: {wanted}, got {count}"
+    return f"{name} takes {wanted}, got {count}"
 
 
 def _describe(error: ValidationError) -> str:
@@ -186,23 +218,25 @@ def validate_body(name: str, body: Any, agreement: Agreement) -> dict[str, Any]:
     """Validate a body against its type and return it unchanged.
 
     Runs every rule that does not need the envelope's `created` time (`validate_message` runs
-    them all). Raises `Invalid` naming the field and the rule it breaks.
+    them all), and the rules only a sender applies: the sender's blank rule (`bodies.is_blank`)
+    and `MessageType.sending`. Only a node about to send a body calls it. Raises `Invalid` naming
+    the field and the rule it breaks.
     """
     kind = get(name)
     if not isinstance(body, dict):
-        raise Invalid("body must be a JSON object")
+        raise Invalid("body must be a JSON object", fields={"body": "must be a JSON object"})
     try:
-        kind.model.model_validate(body)
+        kind.model.model_validate(body, context=b.SENDING)
     except ValidationError as exc:
         raise Invalid(f"{name}: {_describe(exc)}", fields=_field_errors(exc)) from None
     for rule in kind.extra_rules:
         rule(body, agreement)
-    _run_checks(kind, Draft(name, body, agreement), {})
+    _run_checks((*kind.checks, *kind.sending), Draft(name, body, agreement), {})
     return body
 
 
-def _run_checks(kind: MessageType, draft: Draft, errors: dict[str, str]) -> None:
-    for check in kind.checks:
+def _run_checks(checks: Sequence[Check], draft: Draft, errors: dict[str, str]) -> None:
+    for check in checks:
         for path, message in check(draft).items():
             errors.setdefault(path, message)
     if errors:
@@ -231,9 +265,9 @@ def validate_message(
     if precedence not in kind.precedences:
         allowed = ", ".join(p.value for p in Precedence if p in kind.precedences)
         errors["precedence"] = f"{name} may not be sent {precedence.value}; allowed: {allowed}"
-    low, high = kind.refs
-    if not low <= len(refs) <= high:
-        errors["refs"] = f"{name} needs between {low} and {high} reference(s), got {len(refs)}"
+    refs_wrong = refs_problem(name, len(refs))
+    if refs_wrong:
+        errors["refs"] = refs_wrong
     if kind.needs_case and case is None:
         errors["case"] = f"{name} must name the case it belongs to"
     if not isinstance(body, dict):
@@ -247,7 +281,7 @@ def validate_message(
         raise Invalid(detail, fields=errors) from None
     for rule in kind.extra_rules:
         rule(body, agreement)
-    _run_checks(kind, Draft(name, body, agreement, created, precedence, tuple(refs), case), errors)
+    _run_checks(kind.checks, Draft(name, body, agreement, created, precedence, tuple(refs), case), errors)
     return body
 
 
@@ -318,19 +352,24 @@ def _field_errors(error: ValidationError) -> dict[str, str]:
 def check_route(name: str, channel: str, precedence: Precedence, refs: list[str], agreement: Agreement) -> None:
     """Check that a message of type `name` may travel on `channel` with this precedence and refs.
 
-    Raises `Invalid` naming the rule broken.
+    Raises `Invalid` naming the rule broken, with `fields` naming the envelope member: `type` (or
+    `channel`, for a type bound to a reserved channel), `precedence` or `refs`.
     """
     kind = get(name)
     if kind.channels is not None:
         if channel not in kind.channels:
-            raise Invalid(f"{name} travels only on channel(s) {', '.join(kind.channels)}, not {channel!r}")
+            _refuse("channel", f"{name} travels only on channel(s) {', '.join(kind.channels)}, not {channel!r}")
     else:
         chan = agreement.channel(channel)
         if chan.types is not None and name not in chan.types and not kind.service:
-            raise Invalid(f"channel {channel!r} does not carry {name} under the agreement")
+            _refuse("type", f"channel {channel!r} does not carry {name} under the agreement")
     if precedence not in kind.precedences:
         allowed = ", ".join(p.value for p in Precedence if p in kind.precedences)
-        raise Invalid(f"{name} may not be sent {precedence.value}; allowed: {allowed}")
-    low, high = kind.refs
-    if not low <= len(refs) <= high:
-        raise Invalid(f"{name} needs between {low} and {high} reference(s), got {len(refs)}")
+        _refuse("precedence", f"{name} may not be sent {precedence.value}; allowed: {allowed}")
+    refs_wrong = refs_problem(name, len(refs))
+    if refs_wrong:
+        _refuse("refs", refs_wrong)
+
+
+def _refuse(member: str, detail: str) -> NoReturn:
+    raise Invalid(detail, fields={member: detail})

@@ -138,7 +138,17 @@ def code_known(draft: Draft) -> dict[str, str]:
     entry = codebook.codebook(draft.agreement.raw).get(code)
     if entry is None:
         return {"code": f"{code} is not in the agreement's codebook"}
-    return codebook.check_params(entry, draft.body.get("params", {}))
+    return codebook.check_params(entry, draft.body.get("params", {}), ranges=False)
+
+
+def code_params_in_range(draft: Draft) -> dict[str, str]:
+    """A code's counts and distances are within bounds (0..10^9, 0..10^7): a sender's rule.
+
+    Only the sender runs it (`MessageType.sending`): a peer of an earlier release may have sealed
+    "-3 killed", and refusing it on receipt would stall the channel behind it.
+    """
+    entry = codebook.codebook(draft.agreement.raw).get(draft.body["code"])
+    return {} if entry is None else codebook.check_params(entry, draft.body.get("params", {}))
 
 
 def schedule_known(draft: Draft) -> dict[str, str]:
@@ -155,4 +165,15 @@ def owners_known(draft: Draft) -> dict[str, str]:
     for index, item in enumerate(draft.body.get("items", [])):
         if item["owner"] not in draft.agreement.offices:
             errors[f"items.{index}.owner"] = f"{item['owner']} is not an office of the agreement"
+    return errors
+
+
+def distinct_evidence(draft: Draft) -> dict[str, str]:
+    """Every evidence item is a file of its own: an item with the sha256 of an earlier one is refused."""
+    errors: dict[str, str] = {}
+    first: dict[str, int] = {}
+    for index, item in enumerate(draft.body.get("evidence", [])):
+        earlier = first.setdefault(item["sha256"], index)
+        if earlier != index:
+            errors[f"evidence.{index}"] = f"lists the same file (sha256 {item['sha256']}) as evidence.{earlier}"
     return errors

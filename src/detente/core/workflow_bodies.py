@@ -158,7 +158,7 @@ class ActionItem(Body):
 
 
 class ConsultationMinutes(Body):
-    """Proposed minutes; both sides co-sign their SHA-256 (`minutes_digest`)."""
+    """Proposed minutes; each party co-signs their `minutes_sha256`: the SHA-256 of this body's JCS, items included."""
 
     text: Annotated[str, Field(min_length=1, max_length=30_000)]
     items: list[ActionItem] = Field(default_factory=list, max_length=50)
@@ -173,7 +173,12 @@ class ConsultationMinutes(Body):
 
 
 class ConsultationCosign(Body):
-    """A party's signature over the minutes: its node signs this envelope, which carries their hash."""
+    """A party's signature over the minutes: refs the consultation, then the minutes envelope.
+
+    `sha256` is the consultation's `minutes_sha256`: the SHA-256 of the JCS bytes of the minutes body
+    (text and items, `items` as [] when there are none), not of the minutes text alone. Its node signs
+    this envelope.
+    """
 
     sha256: Sha256
 

@@ -12,8 +12,9 @@
 The consultation's id is the id of its `consultation.propose` envelope, carried as `refs[0]` by
 every later `consultation.*` envelope. New minutes replace the pending ones and void their
 co-signatures. A co-signature is a `consultation.cosign` envelope with refs
-`[consultation id, minutes envelope id]` carrying `minutes_digest` of the minutes body; its node's
-signature over the envelope is the party's signature over the minutes. Each party co-signs once,
+`[consultation id, minutes envelope id]` whose body's `sha256` is the consultation's `minutes_sha256`
+(`minutes_digest` of the minutes body: its JCS, not the text alone); its node's signature over the
+envelope is the party's signature over the minutes. Each party co-signs once,
 the party that wrote the minutes included. An item is `late` if reported done after its due time
 and `overdue` (`overdue_items`) while open past its due time.
 """

@@ -17,6 +17,7 @@ from sqlalchemy import Connection
 from detente.core import envelope as envelope_mod
 from detente.core import notifications
 from detente.core.agreement import LINK_CHANNEL, NODE_CHANNEL
+from detente.core.bodies import is_blank
 from detente.core.envelope import Envelope, uuid7
 from detente.core.precedence import Precedence, deadline_for, format_time, now, parse_precedence
 from detente.errors import Error, Forbidden, Invalid, located
@@ -162,28 +163,39 @@ def check_message(
 ) -> Message:  # fmt: skip
     """Validate a message an operator wants to send, without touching storage.
 
-    Raises `Invalid` for an unknown channel, office, type or a bad body, and `Forbidden` if the
-    operator may not send from the office at this end of the channel.
+    Raises `Invalid` for an unknown channel, office, type or a bad body, with `fields` naming the
+    request member at fault (`channel`, `to`, `precedence`, `type`, `refs`, `lang`, or the body's
+    field), and `Forbidden` if the operator may not send from the office at this end of the channel.
     """
+
+    def refuse(member: str, detail: str) -> Invalid:
+        return Invalid(detail, fields={member: detail})
+
     if channel in (NODE_CHANNEL, LINK_CHANNEL):
-        raise Invalid(f"channel {channel!r} is reserved for the nodes themselves")
-    chan = ctx.agreement.channel(channel)
+        raise refuse("channel", f"channel {channel!r} is reserved for the nodes themselves")
+    chan = ctx.agreement.channels.get(channel)
+    if chan is None:
+        raise refuse("channel", f"unknown channel {channel!r}")
     if to not in chan.offices:
-        raise Invalid(f"office {to!r} is not at either end of channel {channel!r}")
+        raise refuse("to", f"office {to!r} is not at either end of channel {channel!r}")
     if to.split(":", 1)[0] == ctx.party:
-        raise Invalid(f"office {to!r} belongs to this node's own party")
+        raise refuse("to", f"office {to!r} belongs to this node's own party")
     sender = chan.other(to)
     require_sender(operator, sender)
-    prec = parse_precedence(precedence)
+    try:
+        prec = parse_precedence(precedence)
+    except Invalid as exc:
+        raise refuse("precedence", exc.detail) from None
     kind_def = notifications.get(kind)
     if kind_def.service:
-        raise Invalid(f"{kind} is sent with its own action, not as a message")
+        raise refuse("type", f"{kind} is sent with its own action, not as a message")
     notifications.check_route(kind, channel, prec, refs, ctx.agreement)
     notifications.validate_body(kind, body, ctx.agreement)
     require_words(kind, body)
     language = lang or operator.lang
     if language not in ctx.agreement.languages:
-        raise Invalid(f"language {language!r} is not one of the agreement's: {', '.join(ctx.agreement.languages)}")
+        allowed = ", ".join(ctx.agreement.languages)
+        raise refuse("lang", f"language {language!r} is not one of the agreement's: {allowed}")
     return Message(channel, to, sender, prec, kind, body, list(refs), case, language)
 
 
@@ -194,10 +206,11 @@ _WORDS = {"hotline.text": ("text",), "statement": ("text",), "decline": ("reason
 
 
 def require_words(kind: str, body: dict[str, Any]) -> None:
-    """Raise `Invalid` (with `fields`) if a free-text field of `body` that must say something is blank."""
-    blank = {
-        f: "must not be blank" for f in _WORDS.get(kind, ()) if isinstance(body.get(f), str) and not body[f].strip()
-    }
+    """Raise `Invalid` (with `fields`) if a free-text field of `body` that must say something is blank.
+
+    Blank is `bodies.is_blank`: whitespace and invisible characters (U+200B ...) say nothing either.
+    """
+    blank = {f: "must not be blank" for f in _WORDS.get(kind, ()) if isinstance(body.get(f), str) and is_blank(body[f])}
     if blank:
         raise Invalid(f"{kind}: " + "; ".join(f"{f}: must not be blank" for f in blank), fields=blank)
 
@@ -205,9 +218,10 @@ def require_words(kind: str, body: dict[str, Any]) -> None:
 def _check_refs(conn: Connection, refs: list[str]) -> None:
     # Existence only: who may refer to what is the workflows' rule (a liaison officer verifies an
     # action between two other offices), and an id is a random UUID one learns only by seeing it.
-    for ref in refs:
+    for index, ref in enumerate(refs):
         if db.get_envelope(conn, ref) is None:
-            raise Invalid(f"refs: no envelope {ref} on this node")
+            where = f"refs.{index}"
+            raise Invalid(f"{where}: no envelope {ref} on this node", fields={where: "no such envelope on this node"})
 
 
 def send_job(ctx: NodeContext, operator: Operator, message: Message) -> Callable[[Connection], Sent]:
