@@ -13,8 +13,9 @@
 
 The action's id is the id of its `operation.prenotify` envelope; every `action.*` envelope carries
 it as its only ref. The proposer is the prenotification's sender, the counterpart its addressee.
-An execution that was not consented to, or that came despite an objection, is accepted, because
-the record must show what happened, and flagged `unilateral`; one whose `started` time falls
+An execution that was not consented to, that came despite an objection, or whose `started` time
+is earlier than the consent (or than the prenotification) is accepted, because the record must
+show what happened, and flagged `unilateral` with the reason; one whose `started` time falls
 outside the notified window is flagged `outside_window`. `withdrawn`, `verified` and `disputed`
 are final.
 """
@@ -87,7 +88,9 @@ class Action:
     target_group: str
     status: ActionStatus
     unilateral: bool = False
-    unilateral_reason: str | None = None  # "executed without consent" | "executed despite an objection"
+    # "executed without consent" | "executed despite an objection" | "executed before consent was given"
+    # | "executed before it was notified"
+    unilateral_reason: str | None = None
     outside_window: bool = False
     executed_at: str | None = None
     decision: str | None = None  # id of the latest consent or objection
@@ -135,11 +138,10 @@ def apply_action(state: Action | None, envelope: Envelope) -> Action:
         moment = parse_time(started)
         changes["executed_at"] = started
         changes["outside_window"] = not parse_time(state.window_start) <= moment <= parse_time(state.window_end)
-        if state.status != "consented":
+        reason = _unilateral(state, moment)
+        if reason is not None:
             changes["unilateral"] = True
-            changes["unilateral_reason"] = (
-                "executed despite an objection" if state.status == "objected" else "executed without consent"
-            )
+            changes["unilateral_reason"] = reason
     elif envelope.type == "action.report":
         changes["report"] = envelope.id
         changes["evidence"] = state.evidence + _evidence(envelope, parse_body(envelope, ActionReport).evidence)
@@ -151,6 +153,24 @@ def apply_action(state: Action | None, envelope: Envelope) -> Action:
         changes["verdict"] = envelope.id
         changes["evidence"] = state.evidence + _evidence(envelope, files)
     return replace(state, status=target, history=(*state.history, Step.of(envelope, target)), **changes)
+
+
+def _unilateral(state: Action, started: datetime) -> str | None:
+    """Return why an execution that `started` then was not consented to, or None if it was.
+
+    A consent counts only for what started after it: an execution whose `started` is earlier than
+    the consent, or than the prenotification itself, was carried out before anyone agreed.
+    """
+    if started < parse_time(state.created):
+        return "executed before it was notified"
+    if state.status == "objected":
+        return "executed despite an objection"
+    if state.status != "consented":
+        return "executed without consent"
+    consent = next(step for step in reversed(state.history) if step.status == "consented")
+    if started < parse_time(consent.created):
+        return "executed before consent was given"
+    return None
 
 
 def _evidence(envelope: Envelope, items: list[Evidence]) -> tuple[EvidenceRef, ...]:

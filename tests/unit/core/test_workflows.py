@@ -204,6 +204,23 @@ def test_execution_without_consent_is_recorded_as_unilateral(path: list[str], re
     assert script.send("action.report").unilateral  # the flag stays on the record
 
 
+@pytest.mark.parametrize(
+    ("started", "reason"),
+    [(at(0.5), "executed before consent was given"), (at(-1), "executed before it was notified")],
+)
+def test_a_consent_counts_only_for_what_started_after_it(started: str, reason: str) -> None:
+    script = action_in("consented")  # notified at hour 0, consented at hour 1
+    state = script.send("action.execute", started=started)
+    assert (state.status, state.unilateral, state.unilateral_reason) == ("executed", True, reason)
+    assert script.state.outside_window  # and, here, before its window too
+
+
+def test_an_execution_started_after_the_consent_is_consented() -> None:
+    script = action_in("consented")
+    state = script.send("action.execute", started=at(1))  # the consent's own moment: after it, not before
+    assert state.unilateral is False and state.unilateral_reason is None
+
+
 def test_consent_after_objection_then_execution_is_not_unilateral() -> None:
     script = action_in("objected")
     script.send("action.consent")
