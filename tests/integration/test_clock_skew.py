@@ -1,15 +1,22 @@
 """Two real nodes, ir's clock four minutes ahead (within the federation's ±5 minutes).
 
 The link tests measure the difference and both sides show it; a FLASH from pk keeps its full ten
-minutes on both sides (before, both marked it overdue within a second, and alerted the alternates).
+minutes on both sides (before, both marked it overdue within a second, and alerted the alternates);
+and a workflow's shared history keeps causes before their effects.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from detente.core.precedence import parse_time
 from support import Cluster, NodeProc, wait_for
+from workflow_support import PRENOTIFY, iso, reaches, same_on_both, send
 
 SKEW = 240.0
 FLASH = {"channel": "dgmo", "to": "ir:dgmo", "precedence": "FLASH", "type": "hotline.text"}
@@ -27,10 +34,20 @@ def message(node: NodeProc, operator: str, message_id: str) -> dict[str, Any]:
     return found
 
 
-def test_a_peer_clock_ahead_is_measured_shown_and_does_not_shorten_deadlines(fresh_pair: Cluster) -> None:
-    pk, ir = fresh_pair["pk"], fresh_pair["ir"]
-    pk.start()
-    ir.start(clock_skew=SKEW)
+@pytest.fixture(scope="module")
+def skewed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """pk on the machine's clock, ir four minutes ahead."""
+    cluster = Cluster(Path(tmp_path_factory.mktemp("skewed")))
+    try:
+        cluster["pk"].start()
+        cluster["ir"].start(clock_skew=SKEW)
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def test_a_peer_clock_ahead_is_measured_shown_and_does_not_shorten_deadlines(skewed: Cluster) -> None:
+    pk, ir = skewed["pk"], skewed["ir"]
     seen = wait_for(lambda: (o := link(pk, "pk-dgmo")).get("clock_offset_ms") is not None and o, 30, 0.2,
                     "pk's link test to measure ir's clock")  # fmt: skip
     assert abs(seen["clock_offset_ms"] / 1000 - SKEW) < 2, seen
@@ -44,8 +61,6 @@ def test_a_peer_clock_ahead_is_measured_shown_and_does_not_shorten_deadlines(fre
     wait_for(lambda: message(pk, "pk-dgmo", sent["id"])["state"] == "delivered", 30, 0.1, "delivery")
     ours = message(pk, "pk-dgmo", sent["id"])
     wait_for(lambda: message(ir, "ir-dgmo", sent["id"]).get("state") == "delivered", 30, 0.1, "ir's copy")
-    import time
-
     time.sleep(2)  # the early overdue came within a second of delivery
     ours, there = message(pk, "pk-dgmo", sent["id"]), message(ir, "ir-dgmo", sent["id"])
     assert ours["state"] == there["state"] == "delivered" and ours["overdue_at"] is None and there["overdue_at"] is None
@@ -55,3 +70,21 @@ def test_a_peer_clock_ahead_is_measured_shown_and_does_not_shorten_deadlines(fre
     # pk's delivery time is in pk's clock: after the send, not four minutes in its future.
     delivered = (parse_time(ours["delivered_at"]) - parse_time(ours["envelope"]["created"])).total_seconds()
     assert 0 <= delivered < 5, (ours["envelope"]["created"], ours["delivered_at"])
+
+
+def test_an_execution_sent_after_an_objection_stays_after_it_on_both_nodes(skewed: Cluster) -> None:
+    """ir's objection carries ir's clock, 4 min ahead; pk executes after storing it.
+
+    Without a stamp after the objection, pk's execution sorted first on both nodes: the record said
+    "executed without consent" and blamed ir's objection as a late conflict.
+    """
+    pk, ir = skewed["pk"], skewed["ir"]
+    action = send(pk, "pk-dgmo", "operation.prenotify", {**PRENOTIFY, "window": {"start": iso(25), "end": iso(30)}})
+    reaches(ir, "ir-dgmo", "action", action["id"], "proposed")
+    send(ir, "ir-dgmo", "action.object", {"reason": "Civilians nearby"}, refs=[action["id"]])
+    reaches(pk, "pk-dgmo", "action", action["id"], "objected")
+    send(pk, "pk-dgmo", "action.execute", {"started": iso(0)}, refs=[action["id"]])
+    reaches(ir, "ir-dgmo", "action", action["id"], "executed")
+    state = same_on_both(skewed, "action", action["id"])
+    assert [step["type"] for step in state["history"]] == ["operation.prenotify", "action.object", "action.execute"]
+    assert state["unilateral"] is True and state["unilateral_reason"] == "executed despite an objection"

@@ -10,82 +10,19 @@ import sys
 from dataclasses import dataclass
 from datetime import timedelta, timezone
 from pathlib import Path
-from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
 from detente.cli import app
-from detente.core.precedence import dtg, format_time, now, parse_time
+from detente.core.precedence import dtg, parse_time
 from detente.errors import Error
 from detente.node.config import load_config
 from support import Cluster, NodeProc, quiet, service_free_counts, wait_for
+from workflow_support import PRENOTIFY, get, iso, post, reaches, same_on_both, send, status_of, status_of_message
 
-PRENOTIFY = {
-    "area": {"center": {"lat": 27.35, "lon": 62.33}, "radius_km": 15.0, "place": "Saravan border villages"},
-    "forces": "Armed drones and stand-off munitions", "target_group": "BLF",
-    "objective": "Hideouts of the group responsible for the attack on Sirkan",
-}  # fmt: skip
 PKT = timezone(timedelta(hours=5))
 PNG = b"\x89PNG\r\n\x1a\n" + os.urandom(4096)
-
-
-def iso(hours: float = 0) -> str:
-    return format_time(now() + timedelta(hours=hours))
-
-
-def post(node: NodeProc, operator: str, path: str, payload: Any, expect: int = 201, **kwargs: Any) -> dict[str, Any]:
-    with node.client(operator) as client:
-        response = client.post(path, json=payload, **kwargs)
-    assert response.status_code == expect, response.text
-    result: dict[str, Any] = response.json()
-    return result
-
-
-def get(node: NodeProc, operator: str, path: str, expect: int = 200, **params: Any) -> dict[str, Any]:
-    with node.client(operator) as client:
-        response = client.get(path, params=params)
-    assert response.status_code == expect, response.text
-    result: dict[str, Any] = response.json()
-    return result
-
-
-def send(
-    node: NodeProc, operator: str, kind: str, body: dict[str, Any], *, to: str | None = None, channel: str = "dgmo",
-    refs: list[str] | None = None, precedence: str = "PRIORITY", case: str | None = None, expect: int = 201,
-) -> dict[str, Any]:  # fmt: skip
-    other = "ir" if node.party == "pk" else "pk"
-    request = {"channel": channel, "to": to or f"{other}:dgmo", "precedence": precedence, "type": kind, "body": body,
-               "refs": refs or [], "case": case}  # fmt: skip
-    return post(node, operator, "/api/v1/messages", request, expect)
-
-
-def status_of_message(node: NodeProc, message: str) -> int:
-    with node.client(f"{node.party}-dgmo") as client:
-        code: int = client.get(f"/api/v1/messages/{message}").status_code
-    return code
-
-
-def status_of(node: NodeProc, operator: str, kind: str, target: str) -> str | None:
-    with node.client(operator) as client:
-        response = client.get(f"/api/v1/{kind}s/{target}")
-    return response.json()[kind]["status"] if response.status_code == 200 else None
-
-
-def reaches(node: NodeProc, operator: str, kind: str, target: str, status: str) -> None:
-    wait_for(lambda: status_of(node, operator, kind, target) == status, what=f"{node.party}: {kind} {status}")
-
-
-def same_on_both(pair: Cluster, kind: str, target: str) -> dict[str, Any]:
-    """Wait until both nodes hold the same state, then compare it field by field; return it."""
-    quiet(pair)
-    states: dict[str, dict[str, Any]] = {
-        p: get(pair[p], f"{p}-supervisor", f"/api/v1/{kind}s/{target}")[kind] for p in ("pk", "ir")
-    }
-    assert sorted(states["pk"]) == sorted(states["ir"])
-    for name in states["pk"]:
-        assert states["pk"][name] == states["ir"][name], name
-    return states["pk"]
 
 
 def test_action_lifecycle_with_evidence_is_the_same_on_both_nodes(pair: Cluster) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection
@@ -19,7 +19,7 @@ from detente.core import notifications
 from detente.core.agreement import LINK_CHANNEL, NODE_CHANNEL
 from detente.core.bodies import is_blank
 from detente.core.envelope import Envelope, uuid7
-from detente.core.precedence import Precedence, deadline_for, format_time, now, parse_precedence
+from detente.core.precedence import Precedence, deadline_for, format_time, now, parse_precedence, parse_time
 from detente.errors import Error, Forbidden, Invalid, located
 from detente.node import evidence, workflow
 from detente.node.auth import SENDING_ROLES
@@ -47,6 +47,22 @@ class Sent:
             "log_index": self.log_index,
             "state": self.state,
         }
+
+
+def _after_what_it_answers(conn: Connection, target: str, created: datetime) -> datetime:
+    """Return `created`, or a moment just after the newest envelope this node holds of `target`.
+
+    Both nodes fold a workflow in the order of refs, then `created`. A peer whose clock is ahead
+    stamps its objection later than our clock reads when we answer it: our execution, sent after
+    we stored the objection, would sort before it, and the shared record would say the objection
+    came after the execution (QA4 #2). Stamping a message at least 1 ms after everything it could
+    have seen of its object keeps causes before their effects on both nodes (a Lamport clock).
+    """
+    newest = db.newest_created(conn, target)
+    if newest is None:
+        return created
+    after = parse_time(newest) + timedelta(milliseconds=1)
+    return after if after > created else created
 
 
 def record_outgoing(
@@ -262,6 +278,8 @@ def send_batch_job(ctx: NodeContext, operator: Operator, messages: list[Message]
 
 def _record_message(conn: Connection, ctx: NodeContext, operator: Operator, m: Message) -> Sent:
     created = now()
+    if m.refs and not notifications.get(m.kind).service:
+        created = _after_what_it_answers(conn, m.refs[0], created)
     full = notifications.with_defaults(m.kind, m.body, ctx.agreement, created)
     notifications.validate_message(
         m.kind, full, ctx.agreement, created=created, precedence=m.precedence, refs=m.refs, case=m.case

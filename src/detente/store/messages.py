@@ -220,6 +220,14 @@ def list_envelopes(
     return Page(rows, more)
 
 
+def newest_created(conn: Connection, target: str) -> str | None:
+    """Return the newest `created` of the envelope `target` and of those whose first ref is it (or None)."""
+    found = conn.execute(
+        select(func.max(envelopes.c.created)).where(or_(envelopes.c.id == target, envelopes.c.ref == target))
+    ).scalar()
+    return None if found is None else str(found)
+
+
 def due_for_overdue(conn: Connection, now: str, limit: int = 500) -> list[RowMapping]:
     """Return unanswered envelopes that need a person's acknowledgement and whose deadline passed."""
     query = (
