@@ -105,6 +105,16 @@ class NodeProc:
             headers["Authorization"] = f"Bearer {token or self.token(operator or '')}"
         return httpx.Client(base_url=self.url, verify=self.context, headers=headers, timeout=30)
 
+    def message(self, operator: str, message_id: str, *, missing_ok: bool = False) -> dict[str, Any]:
+        """The operator's view of one message (`GET /api/v1/messages/{id}`); {} for a 404 if `missing_ok`."""
+        with self.client(operator) as client:
+            response = client.get(f"/api/v1/messages/{message_id}")
+        if missing_ok and response.status_code == 404:
+            return {}
+        assert response.status_code == 200, response.text
+        found: dict[str, Any] = response.json()
+        return found
+
     def engine(self) -> Engine:
         from detente.node.config import load_config
 

@@ -11,7 +11,6 @@ import base64
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -25,14 +24,6 @@ from support import Cluster, NodeProc, wait_for
 
 def auth(node: NodeProc, operator: str) -> tuple[str, ...]:
     return ("--node", str(node.data), "--token", node.token(operator))
-
-
-def view(node: NodeProc, operator: str, message_id: str) -> dict[str, Any]:
-    with node.client(operator) as client:
-        response = client.get(f"/api/v1/messages/{message_id}")
-    assert response.status_code == 200, response.text
-    result: dict[str, Any] = response.json()
-    return result
 
 
 def cosigned_bundle(node: NodeProc, operator: str, message_id: str) -> bytes | None:
@@ -65,9 +56,9 @@ def sent(pair: Cluster) -> Sent:
         response = client.post("/api/v1/messages", json=request)
     assert response.status_code == 201, response.text
     message_id = str(response.json()["id"])
-    wait_for(lambda: view(pk, "pk-dgmo", message_id)["verified"], what="the message to be proven in ir's log")
+    wait_for(lambda: pk.message("pk-dgmo", message_id)["verified"], what="the message to be proven in ir's log")
     wait_for(lambda: cosigned_bundle(pk, "pk-dgmo", message_id), what="ir to cosign pk's checkpoint")
-    shown = view(pk, "pk-dgmo", message_id)
+    shown = pk.message("pk-dgmo", message_id)
     return Sent(message_id, int(response.json()["log_index"]), int(shown["receipt"]["log_index"]),
                 Path(pair.info["agreement"]))  # fmt: skip
 

@@ -26,14 +26,6 @@ def send(node: NodeProc, operator: str, **fields: Any) -> dict[str, Any]:
     return result
 
 
-def message(node: NodeProc, operator: str, message_id: str) -> dict[str, Any]:
-    with node.client(operator) as client:
-        response = client.get(f"/api/v1/messages/{message_id}")
-    assert response.status_code == 200, response.text
-    result: dict[str, Any] = response.json()
-    return result
-
-
 def state_is(node: NodeProc, operator: str, message_id: str, state: str) -> bool:
     with node.client(operator) as client:
         response = client.get(f"/api/v1/messages/{message_id}")
@@ -46,14 +38,14 @@ def test_flash_message_is_delivered_receipted_and_acknowledged(pair: Cluster) ->
     assert sent["state"] == "accepted" and sent["seq"] >= 1 and sent["log_index"] >= 0
 
     wait_for(lambda: state_is(pk, "pk-dgmo", sent["id"], "delivered"), what="the receipt")
-    received = message(ir, "ir-dgmo", sent["id"])
+    received = ir.message("ir-dgmo", sent["id"])
     assert received["direction"] == "in" and received["state"] == "delivered"
     assert received["precedence"] == "FLASH" and received["from"] == "pk:dgmo"
     assert received["body"]["text"].startswith("Explosions")
     # The deadline is the creation time plus 10 minutes (FLASH).
     assert received["deadline"][:13] >= received["created"][:13]
 
-    outgoing = message(pk, "pk-dgmo", sent["id"])
+    outgoing = pk.message("pk-dgmo", sent["id"])
     receipt = outgoing["receipt"]
     assert receipt["node"] == "ir" and receipt["envelope"] == sent["id"]
     assert receipt["log_index"] == received["log_index"]
@@ -64,11 +56,11 @@ def test_flash_message_is_delivered_receipted_and_acknowledged(pair: Cluster) ->
         ack = client.post(f"/api/v1/messages/{sent['id']}/ack", json={"note": "Received; investigating"})
     assert ack.status_code == 201, ack.text
     wait_for(lambda: state_is(pk, "pk-dgmo", sent["id"], "acknowledged"), what="the ack to travel back")
-    outgoing = message(pk, "pk-dgmo", sent["id"])
+    outgoing = pk.message("pk-dgmo", sent["id"])
     assert outgoing["acknowledgement"]["type"] == "ack"
     assert outgoing["acknowledgement"]["refs"] == [sent["id"]]
     assert outgoing["response"]["note"] == "Received; investigating"
-    assert message(ir, "ir-dgmo", sent["id"])["state"] == "acknowledged"
+    assert ir.message("ir-dgmo", sent["id"])["state"] == "acknowledged"
 
     # A second acknowledgement is refused and changes nothing.
     with ir.client("ir-dgmo") as client:
@@ -84,7 +76,7 @@ def test_decline_travels_back_with_its_reason(pair: Cluster) -> None:
         response = client.post(f"/api/v1/messages/{sent['id']}/decline", json={"reason": "Awaiting authority"})
     assert response.status_code == 201, response.text
     wait_for(lambda: state_is(pk, "pk-dgmo", sent["id"], "declined"))
-    assert message(pk, "pk-dgmo", sent["id"])["response"]["note"] == "Awaiting authority"
+    assert pk.message("pk-dgmo", sent["id"])["response"]["note"] == "Awaiting authority"
 
 
 def test_stream_shows_arrival_and_acknowledgement_live(pair: Cluster) -> None:
