@@ -14,7 +14,12 @@ through the hook `install` sets on `app.state.session_operator`.
 
 from __future__ import annotations
 
+import inspect
+
 from fastapi import FastAPI
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -36,6 +41,9 @@ PAGE_HEADERS = [
     (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
 ]
 NO_STORE = (b"cache-control", b"no-store")
+# Where the node answers programs, in JSON, whoever asks.
+MACHINE_PREFIXES = ("/api", "/federation", "/static")
+PAGE_MISSES = {404: "there is no page at this address", 405: "this address does not answer this kind of request"}
 
 
 class SecurityHeaders:
@@ -59,6 +67,34 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
+def wants_page(request: Request) -> bool:
+    """Return whether a request is a browser's for a console page: it accepts HTML, outside the API paths."""
+    path = request.url.path
+    if any(path == prefix or path.startswith(prefix + "/") for prefix in MACHINE_PREFIXES):
+        return False
+    return "text/html" in request.headers.get("accept", "")
+
+
+def _pages_for_unknown_addresses(app: FastAPI, console: Console) -> None:
+    """Answer a browser's request for an unknown console address with the console's error page.
+
+    Routing fails before any console route runs, so these answers come from the application's
+    HTTP error handler: this one wraps it, and leaves everything else (the API's JSON) to it.
+    """
+    previous = app.exception_handlers.get(StarletteHTTPException)
+
+    async def handler(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, StarletteHTTPException) and exc.status_code in PAGE_MISSES and wants_page(request):
+            return await console.error_page(request, exc.status_code, PAGE_MISSES[exc.status_code])
+        if previous is None:
+            raise exc
+        answer = previous(request, exc)
+        response: Response = await answer if inspect.isawaitable(answer) else answer
+        return response
+
+    app.add_exception_handler(StarletteHTTPException, handler)
+
+
 def install(app: FastAPI, node: Node) -> Console:
     """Serve the console on `app` and let console sessions use the operator API and stream."""
     console = Console(node)
@@ -69,6 +105,7 @@ def install(app: FastAPI, node: Node) -> Console:
     app.include_router(routes.router)
     app.include_router(record.router)
     app.add_middleware(SecurityHeaders)
+    _pages_for_unknown_addresses(app, console)
     return console
 
 

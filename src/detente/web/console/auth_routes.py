@@ -3,7 +3,8 @@
 `POST /login` checks the form's CSRF token (bound to a pre-login cookie), then the rate limits
 (per operator name and per client address), then the argon2 password (off the event loop); a
 wrong name and a wrong password get the same answer in the same time. Success sets the session
-cookie and, if a language was chosen on the login page, stores it as the operator's.
+cookie and, if a language was chosen on the login page, stores it as the operator's; the menu's
+default ("my saved language") keeps the one the operator has.
 `GET <any page>?lang=ur` stores the choice for a signed-in operator and reloads the page without
 the parameter; before login it is kept in a cookie.
 """
@@ -32,15 +33,27 @@ def _client(request: Request) -> str:
 
 
 def _login_page(
-    console: Console, request: Request, locale: Locale, *, error: str = "", name: str = "", status: int = 200
+    console: Console,
+    request: Request,
+    locale: Locale,
+    *,
+    error: str = "",
+    name: str = "",
+    status: int = 200,
+    chosen: str | None = None,
 ) -> HTMLResponse:
+    """Render the login form; its language menu shows `chosen` (default: this address's `?lang=`, else none)."""
     pre = request.cookies.get(console.pre_login_cookie) or secrets.token_urlsafe(24)
+    if chosen is None:
+        chosen = request.query_params.get("lang", "")
+    chosen = chosen if chosen in i18n.LANGUAGES else ""
     context = {
         "viewer": None, "csrf": csrf.login_token(console.signer, pre), "error": error, "name": name,
         "next": safe_next(request.query_params.get("next") or request.query_params.get("next_url")),
         "languages": i18n.LANGUAGES, "expired": request.query_params.get("expired") == "1",
         "bye": request.query_params.get("bye") == "1", "request_path": request.url.path,
         "request_query": request.url.query, "page": "login", "title": locale.gettext("Log in"),
+        "chosen_lang": chosen,
     }  # fmt: skip
     response = HTMLResponse(console.render("login.html", locale, context), status_code=status)
     response.set_cookie(console.pre_login_cookie, pre, path="/", secure=True, httponly=True, samesite="strict")
@@ -76,7 +89,7 @@ async def login(
         console.signer, request.cookies.get(console.pre_login_cookie), token
     ):
         message = locale.gettext(N_("The login form had expired. Please try again."))
-        return _login_page(console, request, locale, error=message, name=name, status=403)
+        return _login_page(console, request, locale, error=message, name=name, status=403, chosen=lang)
     name = name.strip()
     client = _client(request)
     wait = max(console.names.blocked("name:" + name.lower()), console.addresses.blocked("ip:" + client))
@@ -87,7 +100,7 @@ async def login(
             "Too many failed attempts. Try again in %(n)d minutes.",
             minutes,
         ) % {"n": minutes}
-        response = _login_page(console, request, locale, error=message, name=name, status=429)
+        response = _login_page(console, request, locale, error=message, name=name, status=429, chosen=lang)
         response.headers["Retry-After"] = str(int(wait) + 1)
         return response
     operator = await console.node.aread(lambda c: operators_db.by_name(c, name)) if name else None
@@ -96,8 +109,11 @@ async def login(
     if not ok or operator is None:
         console.names.fail("name:" + name.lower())
         console.addresses.fail("ip:" + client)
-        return _login_page(console, request, locale, error=locale.gettext(BAD_LOGIN), name=name, status=401)
+        return _login_page(
+            console, request, locale, error=locale.gettext(BAD_LOGIN), name=name, status=401, chosen=lang
+        )
     console.names.reset("name:" + name.lower())
+    # An empty `lang` is the menu's default, "my saved language": the operator's own stays.
     if lang in i18n.LANGUAGES and lang != operator.lang:
         chosen, operator_id = lang, operator.id
         await console.node.run(lambda c: operators_db.set_lang(c, operator_id, chosen))

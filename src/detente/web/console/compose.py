@@ -1,7 +1,8 @@
 """The compose panel of a channel: the type's generated form, precedence, case, refs, and the codebook.
 
 A message is sent through the operator API's own function (`api.send_message`), so the console
-checks nothing the API would not and the API's errors, with their `fields`, come back to the form.
+checks nothing the API would not and the API's errors, with their `fields`, come back to the form,
+each worded as a plain sentence naming its field (`forms.explain_errors`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from pydantic import ValidationError
 
 from detente.core import codebook as codebook_mod
 from detente.core import notifications
@@ -152,9 +155,9 @@ async def send(viewer: Viewer, node: Any, channel: Channel, form: Mapping[str, s
         found = exc.extra.get("fields")
         fields: dict[str, str] = {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
         if is_code:
-            panel.code_errors = {k.removeprefix("params."): v for k, v in fields.items()} or {"": exc.detail}
+            panel.code_errors = {"": forms.explain_code_errors(fields) if fields else exc.detail}
         else:
-            placed, rest = forms.place_errors([f.path for f in panel.fields], fields)
+            placed, rest = forms.explain_errors(panel.fields, fields, panel.values)
             panel.errors = placed
             panel.general = rest or ([] if placed else [exc.detail])
         return None, panel
@@ -163,7 +166,10 @@ async def send(viewer: Viewer, node: Any, channel: Channel, form: Mapping[str, s
         if is_code:
             panel.code_errors = {"": exc.detail}
         return None, panel
-    except ValueError as exc:  # pydantic refused the request itself (a bad precedence or a long value)
-        panel.general = [str(exc).splitlines()[0]]
+    except ValidationError as exc:  # the request itself: a precedence altered by hand, a case id too long
+        said = [forms.member_sentence(".".join(str(p) for p in e["loc"]) or "body", e["msg"]) for e in exc.errors()]
+        panel.general = said
+        if is_code:
+            panel.code_errors = {"": " ".join(said)}
         return None, panel
     return str(sent["id"]), panel

@@ -6,9 +6,10 @@ by folding the envelopes with `core.workflows.fold`, limited to what the operato
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, and_, or_, select
+from sqlalchemy import ColumnElement, Connection, RowMapping, and_, case, func, or_, select
 
 from detente.core import envelope as envelope_mod
 from detente.core import notifications
@@ -25,6 +26,23 @@ from detente.store.tables import envelopes, operators
 
 WORKFLOW_PREFIXES = ("case.", "action.", "consultation.", "clarification.")
 MAX_FOLD = 5000  # envelopes folded for one page; a node past this needs the projection tables
+WAITING_LIMIT = 500  # messages other than FLASH read for one list of waiting messages; FLASH is never cut
+THREAD_LIMIT = 200  # messages of a channel on one page of its thread
+# Precedence as a number in SQL (0 for FLASH), so that a cut list keeps the most urgent messages.
+_RANK = case({p.value: p.rank for p in Precedence}, value=envelopes.c.precedence, else_=len(Precedence))
+
+
+@dataclass(frozen=True)
+class Pending:
+    """Messages waiting for an answer: the rows read, and how many wait in all (more than read if cut)."""
+
+    rows: list[RowMapping]
+    total: int
+
+    @property
+    def more(self) -> int:
+        """How many waiting messages the list leaves out."""
+        return max(0, self.total - len(self.rows))
 
 
 def service_types() -> list[str]:
@@ -76,39 +94,95 @@ def _office_filter(offices: list[str] | None) -> Any:
     return or_(envelopes.c.from_office.in_(offices), envelopes.c.to_office.in_(offices))
 
 
-def pending_in(conn: Connection, offices: list[str] | None, escalated: list[str]) -> list[RowMapping]:
-    """Return received messages still waiting for a person's answer, most urgent first.
-
-    With `offices` (not a wide role), those addressed to the operator's offices, plus overdue
-    ones addressed to offices the operator is an alternate of.
-    """
-    query = select(envelopes).where(
+def _pending_in_where(offices: list[str] | None, escalated: list[str]) -> list[ColumnElement[bool]]:
+    terms: list[ColumnElement[bool]] = [
         envelopes.c.direction == "in", envelopes.c.needs_ack.is_(True), envelopes.c.response_id.is_(None)
-    )
+    ]  # fmt: skip
     if offices is not None:
-        query = query.where(
+        terms.append(
             or_(
                 envelopes.c.to_office.in_(offices),
                 and_(envelopes.c.to_office.in_(escalated), envelopes.c.overdue_at.is_not(None)),
             )
         )
-    rows = list(conn.execute(query.order_by(envelopes.c.deadline).limit(500)).mappings())
-    return sorted(rows, key=lambda r: (Precedence(r["precedence"]).rank, r["deadline"] or ""))
+    return terms
 
 
-def pending_out(conn: Connection, offices: list[str] | None) -> list[RowMapping]:
-    """Return sent messages not yet acknowledged or declined (overdue ones included), oldest deadline first."""
-    query = select(envelopes).where(
+def _pending_out_where(offices: list[str] | None) -> list[ColumnElement[bool]]:
+    terms: list[ColumnElement[bool]] = [
         envelopes.c.direction == "out", envelopes.c.needs_ack.is_(True), envelopes.c.response_id.is_(None)
-    )
+    ]  # fmt: skip
     if offices is not None:
-        query = query.where(envelopes.c.from_office.in_(offices))
-    return list(conn.execute(query.order_by(envelopes.c.deadline).limit(500)).mappings())
+        terms.append(envelopes.c.from_office.in_(offices))
+    return terms
 
 
-def thread(conn: Connection, channel: str, offices: list[str] | None, limit: int = 200) -> list[RowMapping]:
-    """Return the latest messages of a channel, oldest first (service messages left out)."""
-    return db.list_envelopes(conn, offices=offices, channel=channel, exclude_types=service_types(), limit=limit).rows
+def _pending(conn: Connection, terms: list[ColumnElement[bool]], limit: int) -> Pending:
+    """Return every FLASH row matching `terms` and the `limit` most urgent others, with the total count."""
+    flash = select(envelopes).where(*terms, envelopes.c.precedence == "FLASH").order_by(envelopes.c.deadline)
+    others = (
+        select(envelopes)
+        .where(*terms, envelopes.c.precedence != "FLASH")
+        .order_by(_RANK, envelopes.c.deadline, envelopes.c.log_index)
+        .limit(max(0, limit))
+    )
+    rows = [*conn.execute(flash).mappings(), *conn.execute(others).mappings()]
+    total = int(conn.execute(select(func.count()).select_from(envelopes).where(*terms)).scalar_one())
+    return Pending(rows, total)
+
+
+def _urgent_first(row: RowMapping) -> tuple[int, str]:
+    return Precedence(row["precedence"]).rank, row["deadline"] or ""
+
+
+def pending_in(
+    conn: Connection, offices: list[str] | None, escalated: list[str], limit: int = WAITING_LIMIT
+) -> Pending:
+    """Return received messages still waiting for a person's answer, most urgent first.
+
+    With `offices` (not a wide role), those addressed to the operator's offices, plus overdue
+    ones addressed to offices the operator is an alternate of. Every FLASH message is read; of
+    the others only the `limit` most urgent (by precedence, then deadline), and `total` counts all.
+    """
+    pending = _pending(conn, _pending_in_where(offices, escalated), limit)
+    return Pending(sorted(pending.rows, key=_urgent_first), pending.total)
+
+
+def pending_flash(conn: Connection, offices: list[str] | None, escalated: list[str]) -> list[RowMapping]:
+    """Return every received FLASH message still waiting for a person's answer, earliest deadline first."""
+    query = select(envelopes).where(*_pending_in_where(offices, escalated), envelopes.c.precedence == "FLASH")
+    return list(conn.execute(query.order_by(envelopes.c.deadline)).mappings())
+
+
+def pending_out(conn: Connection, offices: list[str] | None, limit: int = WAITING_LIMIT) -> Pending:
+    """Return sent messages not yet acknowledged or declined (overdue ones included), oldest deadline first.
+
+    Every FLASH message is read; of the others only the `limit` most urgent, and `total` counts all.
+    """
+    pending = _pending(conn, _pending_out_where(offices), limit)
+    return Pending(sorted(pending.rows, key=lambda r: r["deadline"] or ""), pending.total)
+
+
+def thread(
+    conn: Connection, channel: str, offices: list[str] | None, before: int | None = None, limit: int = THREAD_LIMIT
+) -> db.Page:
+    """Return a page of a channel's messages, oldest first (service messages left out).
+
+    The page holds the newest `limit` messages, or with `before` the newest `limit` of those whose
+    log index is below it; `more` says whether older messages exist.
+    """
+    query = select(envelopes).where(envelopes.c.channel == channel, envelopes.c.type.not_in(service_types()))
+    where = _office_filter(offices)
+    if where is not None:
+        query = query.where(where)
+    if before is not None:
+        query = query.where(envelopes.c.log_index < before)
+    # One row more than asked says whether older rows exist.
+    rows = list(conn.execute(query.order_by(envelopes.c.log_index.desc()).limit(limit + 1)).mappings())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    rows.reverse()
+    return db.Page(rows, more)
 
 
 def thread_all(conn: Connection, offices: list[str] | None, limit: int) -> list[RowMapping]:

@@ -7,16 +7,21 @@ and `anyOf: [X, null]` (an optional X) are resolved. Inputs are named `b.<path>`
 `body_from_form` converts what the browser sent. It never judges the values: text that does not
 parse as the number a field wants is passed on as text, so that the node's own validation (the
 same that checks API requests) reports the error, and `place_errors` puts each of the node's
-field errors (`location.lat`, `questions.0`) on the input it belongs to.
+field errors (`location.lat`, `questions.0`) on the input it belongs to. `explain_errors` does the
+same and words each error as a plain English sentence naming its field, and the line of a list
+(the node's own messages are English, like the API's; see docs/console.md).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from detente.web.console.labels import FIELDS, humanise
 
 FieldKind = Literal["text", "textarea", "integer", "number", "datetime", "date", "select", "lines", "points", "json"]
 PREFIX = "b."
@@ -38,6 +43,7 @@ class FormField:
     group: bool = False
     minimum: float | None = None
     maximum: float | None = None
+    max_length: int | None = None  # of a text input: the browser stops typing there (the node's limit)
 
     @property
     def name(self) -> str:
@@ -111,9 +117,11 @@ def fields_for(schema: Mapping[str, Any]) -> list[FormField]:
             options = tuple(str(v) for v in child.get("enum", ()))
             low = child.get("minimum", child.get("exclusiveMinimum"))
             high = child.get("maximum", child.get("exclusiveMaximum"))
+            limit = child.get("maxLength") if kind in ("text", "textarea") else None
             out.append(
                 FormField(path, _title(name, raw), kind, needed, depth, options,
-                          minimum=None if low is None else float(low), maximum=None if high is None else float(high))
+                          minimum=None if low is None else float(low), maximum=None if high is None else float(high),
+                          max_length=None if limit is None else int(limit))
             )  # fmt: skip
 
     walk(schema, "", True, 0)
@@ -132,6 +140,17 @@ def _number(text: str, integer: bool) -> Any:
     return value if not integer or not value.is_integer() else int(value)
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is not a finite number")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def utc_time(text: str) -> str:
     """Turn `2024-01-16 13:05`, `2024-01-16T13:05:09` (read as UTC) into RFC 3339 UTC; leave anything else."""
     match = re.fullmatch(r"(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2})(:\d{2}(?:\.\d+)?)?(Z)?", text.strip())
@@ -147,7 +166,10 @@ def convert(kind: FieldKind, raw: str) -> Any:
     if not text:
         return _MISSING
     if kind in ("integer", "number"):
-        return _number(text, kind == "integer")
+        value = _number(text, kind == "integer")
+        # NaN and infinity (`1e999`) are floats but no JSON number: passed on as text, the node
+        # says "not a number" instead of comparing NaN with a bound or failing to canonicalise.
+        return text if isinstance(value, float) and not math.isfinite(value) else value
     if kind == "datetime":
         return utc_time(text)
     if kind == "lines":
@@ -159,11 +181,15 @@ def convert(kind: FieldKind, raw: str) -> Any:
             points.append({"lat": float(match.group(1)), "lon": float(match.group(2))} if match else line.strip())
         return points
     if kind == "json":
-        try:
-            return json.loads(text)
-        except ValueError:
+        try:  # NaN, Infinity and 1e999 are not JSON numbers: the text goes to the node as it is
+            return json.loads(text, parse_float=_finite, parse_constant=_no_constant)
+        except (ValueError, RecursionError):
             return text
-    return raw.rstrip() if kind == "textarea" else text
+    if kind == "textarea":
+        # Browsers send a text area's line breaks as CRLF but count each as one character against
+        # `maxlength`; as LF the node counts them the same way.
+        return raw.replace("\r\n", "\n").rstrip()
+    return text
 
 
 def _put(body: dict[str, Any], path: str, value: Any) -> None:
@@ -223,3 +249,134 @@ def code_params(kinds: Mapping[str, str], form: Mapping[str, str]) -> dict[str, 
         else:
             params[name] = raw
     return params
+
+
+# -- errors as sentences ------------------------------------------------------------------------
+
+# The request members the compose form's own inputs stand for, named as an officer knows them.
+MEMBERS = {
+    "precedence": "Precedence", "refs": "In reply to", "case": "Case", "type": "Message type", "channel": "Channel",
+    "to": "Addressee", "lang": "Language", "body": "The message", "code": "Code", "params": "Parameters",
+}  # fmt: skip
+_POINT_PARTS = {"lat": "the latitude", "lon": "the longitude"}
+# A rule's message that starts with one of these has left out its subject: the field's name goes first.
+_VERBS = frozenset(
+    "is are was were must may should cannot can has have does do lists names needs takes belongs ends starts".split()
+)
+# pydantic's words for a type or constraint, as a predicate about the field (matched in this order).
+_PYDANTIC: tuple[tuple[str, str], ...] = (
+    (r"Field required", "is required"),
+    (r"Input should be a valid number.*", "must be a number"),
+    (r"Input should be a valid integer.*", "must be a whole number"),
+    (r"Input should be a finite number", "must be a finite number"),
+    (r"Input should be a valid string", "must be text"),
+    (r"Input should be a valid boolean.*", "must be true or false"),
+    (r"Input should be a valid (?:dictionary|object).*", "must be a JSON object, in braces { }"),
+    (r"Input should be a valid (?:list|array|tuple).*", "must be a list"),
+    (r"Extra inputs are not permitted", "is not a field of this message"),
+)
+
+
+_NOT_A_NUMBER = re.compile(r"Input should be a valid (?:number|integer)")
+
+
+def english_label(field: FormField) -> str:
+    """Return a field's English label without its hint in brackets: `Time (UTC)` -> `Time`."""
+    text = FIELDS.get(field.title, humanise(field.title))
+    return re.sub(r"\s*\(.*\)$", "", text) or text
+
+
+def _finish(text: str) -> str:
+    text = text.strip()
+    text = text[:1].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def sentence(subject: str, message: str) -> str:
+    """Return an error `message` about `subject` as one plain English sentence naming it.
+
+    pydantic's `Input should be less than or equal to 90` about `Latitude` becomes `Latitude must
+    be less than or equal to 90.`; a rule's message that leaves out its subject (`must not be
+    blank`, `is 3 h after the message was created; ...`) gets the subject in front; any other
+    message reads `Subject: message.` Raises nothing.
+    """
+    text = re.sub(r"^(?:Value error|Assertion failed), ", "", message.strip()).replace(" after validation", "")
+    for pattern, predicate in _PYDANTIC:
+        if re.fullmatch(pattern, text, re.DOTALL):
+            return _finish(f"{subject} {predicate}")
+    choices = re.fullmatch(r"Input should be ((?:'[^']*'(?:, | or )?)+)", text)
+    if choices:
+        return _finish(f"{subject} must be one of: {choices.group(1).replace(chr(39), '')}")
+    should = re.fullmatch(r"(?:Input|String|List|Value|Dictionary|Tuple|Set|Object|Decimal) should (.*)", text, re.S)
+    if should:
+        return _finish(f"{subject} must {should.group(1)}")
+    first = text.split(" ", 1)[0]
+    return _finish(f"{subject} {text}" if first in _VERBS else f"{subject}: {text}")
+
+
+def member_sentence(key: str, message: str) -> str:
+    """Return an error on a request member (`precedence`, `refs.0`) as a sentence naming it. Raises nothing."""
+    head, _, index = key.removeprefix("body.").partition(".")
+    name = MEMBERS.get(head, humanise(key))
+    return sentence(f"{name}, item {int(index) + 1}" if head in MEMBERS and index.isdigit() else name, message)
+
+
+def _number_sentence(field: FormField, label: str, raw: str) -> str:
+    whole = field.kind == "integer"
+    wanted = "a whole number" if whole else "a number"
+    if field.minimum is not None and field.maximum is not None:
+        wanted += f" from {field.minimum:g} to {field.maximum:g}"
+    return _finish(f"{label} must be {wanted}, not “{raw.strip()}”")
+
+
+def _field_sentence(field: FormField, sub: str, message: str, raw: str) -> str:
+    label = english_label(field)
+    index, _, part = sub.partition(".")
+    if field.kind in ("integer", "number") and not sub and _NOT_A_NUMBER.match(message):
+        return _number_sentence(field, label, raw)
+    if field.kind in ("lines", "points") and index.isdigit():
+        # The node counts the items the form made, one per non-blank line; the officer counts lines.
+        lines = [(n, line.strip()) for n, line in enumerate(raw.splitlines(), 1) if line.strip()]
+        number, text = lines[int(index)] if int(index) < len(lines) else (int(index) + 1, "")
+        where = f"{label}, line {number}"
+        if field.kind == "points" and not part and text and not _POINT.match(text):
+            example = "write the latitude and longitude in degrees, for example “27.5, 63.1”"
+            return _finish(f"{where}: “{text}” is not a position; {example}")
+        if part:
+            return sentence(f"{where}: {_POINT_PARTS.get(part, part)}", message)
+        return sentence(where, message)
+    if index.isdigit():  # an item of a list typed as JSON (`evidence.1`)
+        label = f"{label}, item {int(index) + 1}"
+    return sentence(label, message)
+
+
+def explain_errors(
+    fields: list[FormField], errors: Mapping[str, str], values: Mapping[str, str]
+) -> tuple[dict[str, str], list[str]]:
+    """Like `place_errors`, with every message a plain sentence naming its field.
+
+    `values` is what was typed, by field path (`values_of`): an error on the second point of a
+    polygon names the line it was typed on and quotes it. Errors that fit no field name the request
+    member (`Precedence`, `In reply to`) and are returned for the top of the form. Raises nothing.
+    """
+    by_path = {f.path: f for f in fields}
+    placed: dict[str, str] = {}
+    rest: list[str] = []
+    for key, message in errors.items():
+        path = key.removeprefix("body.")
+        best = max((p for p in by_path if path == p or path.startswith(p + ".")), key=len, default=None)
+        if best is None:
+            rest.append(member_sentence(key, message))
+            continue
+        text = _field_sentence(by_path[best], path[len(best) + 1 :], message, values.get(best, ""))
+        placed[best] = f"{placed[best]} {text}" if best in placed else text
+    return placed, rest
+
+
+def explain_code_errors(errors: Mapping[str, str]) -> str:
+    """Return a codebook message's errors (keyed `params.<name>` or a member) as sentences naming each parameter."""
+    said = []
+    for key, message in errors.items():
+        name = key.removeprefix("params.")
+        said.append(sentence(humanise(name), message) if key.startswith("params.") else member_sentence(key, message))
+    return " ".join(said)

@@ -174,8 +174,14 @@ class Presenter:
         steps.append(Badge("verified", lab("verified"), verified_at is not None, stamp_.short if stamp_ else ""))
         return tuple(steps)
 
-    def card(self, row: RowMapping, operator: Operator, escalated: list[str] | None = None) -> Card:
-        """Return the card of one envelope row, as `operator` sees it."""
+    def card(
+        self, row: RowMapping, operator: Operator, escalated: list[str] | None = None, brief: bool = False
+    ) -> Card:
+        """Return the card of one envelope row, as `operator` sees it.
+
+        A `brief` card leaves out the body (its lines and codebook text), for the compact rows of a
+        long list and the FLASH banner: reading the body of hundreds of messages slows every refresh.
+        """
         envelope = json.loads(row["raw"])
         body = envelope.get("body", {})
         receipt = json.loads(row["receipt"]) if row["receipt"] else None
@@ -193,8 +199,8 @@ class Presenter:
             author=row["author"], channel=row["channel"], created=self.when(row["created"]),
             deadline=self.when(row["deadline"]) if row["needs_ack"] and row["response_id"] is None else None,
             state=row["state"], state_label=self.labels.value(row["state"]),
-            lines=() if row["type"] == "code" else self.lines(row["type"], body),
-            code_text=self.code_text(body) if row["type"] == "code" else "",
+            lines=() if brief or row["type"] == "code" else self.lines(row["type"], body),
+            code_text=self.code_text(body) if row["type"] == "code" and not brief else "",
             case=row["case_id"], refs=tuple(envelope.get("refs", [])), answerable=answerable,
             overdue=row["overdue_at"] is not None, badges=self.badges(row, receipt),
             # The peer's answer names its author by their id on the peer's node: show the office instead.

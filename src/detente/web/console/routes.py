@@ -9,6 +9,7 @@ token and then calls the same function the operator API calls, and answers with 
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
 from pydantic import ValidationError
@@ -48,16 +49,24 @@ def _channel(viewer: Viewer, name: str) -> Channel:
 
 @router.get("/")
 async def now_page(request: Request) -> Response:
-    """The Now screen: links, messages waiting for an answer, cases, actions, consultations."""
+    """The Now screen: links, messages waiting for an answer, cases, actions, consultations.
+
+    `?all=1` lists every waiting message (up to `screens.ALL_LIMIT`) instead of the most urgent ones.
+    `?status_sent=<peer>` (where sending a status leads) says that the status went out.
+    """
     console = console_of(request)
     viewer = await console.viewer(request)
     peers = console.node.ctx.peers
-    screen = await console.node.aread(lambda conn: screens.now_screen(conn, viewer, peers))
+    show_all = request.query_params.get("all") == "1"
+    screen = await console.node.aread(lambda conn: screens.now_screen(conn, viewer, peers, show_all))
     alarms = record.alarm_list(await record.optional_json(console, request, "alarms"))
+    status_sent = request.query_params.get("status_sent", "")
+    own = viewer.presenter.agreement.parties[viewer.presenter.party]
     return await console.page(
-        request, "now.html", viewer, page="now", title=viewer.locale.gettext("Now"), live_url="/?fragment=1",
-        alarms=alarms, now_iso=format_time(now()), parties=viewer.presenter.parties,
-        can_status=data.may_send(viewer.operator), **screen,
+        request, "now.html", viewer, page="now", title=viewer.locale.gettext("Now"),
+        live_url="/?all=1&fragment=1" if show_all else "/?fragment=1", alarms=alarms, now_iso=format_time(now()),
+        clock_offset=int(own.utc_offset.total_seconds() // 60), parties=viewer.presenter.parties,
+        can_status=data.may_send(viewer.operator), status_sent=status_sent if status_sent in peers else "", **screen,
     )  # fmt: skip
 
 
@@ -70,39 +79,55 @@ async def strip(request: Request) -> Response:
     return HTMLResponse(console.render("_strip.html", viewer.locale, context))
 
 
+def _before(request: Request) -> int | None:
+    """Return the `?before=<log index>` of a channel page of older messages. Raises `Invalid` if malformed."""
+    value = request.query_params.get("before")
+    if value is None or value == "":
+        return None
+    if not value.isascii() or not value.isdigit() or len(value) > 18:
+        raise Invalid("before: expected the log index of a message (a whole number)")
+    return int(value)
+
+
 async def _channel_page(request: Request, viewer: Viewer, channel: Channel, panel: compose.Compose,
-                        status: int = 200) -> Response:  # fmt: skip
+                        status: int = 200, before: int | None = None) -> Response:  # fmt: skip
     console = console_of(request)
     offices = viewer.offices
     party = viewer.presenter.party
 
     def read(conn: Any) -> dict[str, Any]:
         escalated = data.escalated_to(viewer.presenter.agreement, viewer.operator)
-        rows = data.thread(conn, channel.name, offices)
-        cards = [viewer.presenter.card(r, viewer.operator, escalated) for r in rows]
+        page = data.thread(conn, channel.name, offices, before)
+        cards = [viewer.presenter.card(r, viewer.operator, escalated) for r in page.rows]
         proj = data.projection(conn, offices)
         cases = [(c.id, c.title) for c in proj.cases.values() if c.status != "resolved"]
-        return {"cards": cards, "followups": screens.followups(viewer, proj, {c.id for c in cards}), "cases": cases}
+        return {"cards": cards, "followups": screens.followups(viewer, proj, {c.id for c in cards}), "cases": cases,
+                "older": cards[0].log_index if page.more and cards else None}  # fmt: skip
 
     thread = await console.node.aread(read)
     own = data.own_end(channel, party)
+    paged = f"before={before}&" if before is not None else ""
     return await console.page(
         request, "channel.html", viewer, status=status, page="channel", channel=channel, own=own,
         other=channel.other(own), can_send=data.may_send(viewer.operator) and own in viewer.operator.offices,
-        compose=panel, title=channel.name, live_url=f"/channel/{channel.name}?fragment=1",
-        sent=request.query_params.get("sent", ""), **thread,
+        compose=panel, title=channel.name, live_url=f"/channel/{channel.name}?{paged}fragment=1",
+        sent=request.query_params.get("sent", ""), before=before, **thread,
     )  # fmt: skip
 
 
 @router.get("/channel/{name}")
 async def channel_page(request: Request, name: str) -> Response:
-    """A channel: the thread with the other office, newest last, and the compose panel."""
+    """A channel: the thread with the other office, newest last, and the compose panel.
+
+    The thread holds the newest `data.THREAD_LIMIT` messages; `?before=<log index>` pages to older ones.
+    """
     viewer = await console_of(request).viewer(request)
     channel = _channel(viewer, name)
     q = request.query_params
+    before = _before(request)
     panel = compose.compose_for(viewer, channel, q.get("type"), q.get("precedence"), case=q.get("case", ""),
                                 refs=q.get("refs", ""))  # fmt: skip
-    return await _channel_page(request, viewer, channel, panel)
+    return await _channel_page(request, viewer, channel, panel, before=before)
 
 
 @router.post("/channel/{name}/send")
@@ -150,7 +175,7 @@ async def send_status(request: Request, token: Token = "", peer: Annotated[str, 
     except ValidationError as exc:  # only a form altered by hand gets here: the console offers valid choices
         raise Invalid("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
     await api.send_status(status_request, console_of(request).node, viewer.operator)
-    return RedirectResponse("/", status_code=303)
+    return RedirectResponse(f"/?status_sent={quote(peer)}", status_code=303)
 
 
 @router.get("/cases")

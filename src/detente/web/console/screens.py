@@ -22,10 +22,14 @@ from detente.errors import Error
 from detente.node.linkstate import link_views
 from detente.web.console import data
 from detente.web.console.i18n import Stamp
+from detente.web.console.present import Card
 from detente.web.console.site import Viewer
 
 OPENER_OF = {"action": "operation.prenotify", "clarification": "clarification.request",
              "consultation": "consultation.propose"}  # fmt: skip
+FULL_CARDS = 50  # waiting messages shown in full on Now; beyond, compact rows (FLASH and IMMEDIATE stay in full)
+NOW_LIMIT = 100  # messages other than FLASH read for each list of Now; `?all=1` reads up to ALL_LIMIT
+ALL_LIMIT = 5000
 ACTION_WAITING = {
     "counterpart": frozenset({"proposed", "info_requested", "reported"}),
     "proposer": frozenset({"info_requested"}),
@@ -54,8 +58,17 @@ def _own_office(agreement: Agreement, viewer: Viewer, opener_offices: tuple[str,
     return next((o for o in viewer.operator.offices if party_of(o) == party), None)
 
 
+def _may_act(viewer: Viewer, office: str | None) -> bool:
+    """Return whether the viewer may send for `office`: a sending role, bound to it (as the compose form asks)."""
+    return office is not None and data.may_send(viewer.operator) and office in viewer.operator.offices
+
+
 def waiting_for_us(conn: Connection, viewer: Viewer, proj: Projection) -> list[Waiting]:
-    """Return the actions, clarifications and consultations that wait on this side."""
+    """Return the actions, clarifications and consultations that wait on this side.
+
+    Each lists the messages the viewer may send about it now: none for a viewer who may not send
+    for this side's office (a translator, an auditor, an admin, an office not theirs).
+    """
     p, party = viewer.presenter, viewer.presenter.party
     rows = data.rows_by_id(conn, list(proj.actions) + list(proj.clarifications) + list(proj.consultations))
     out: list[Waiting] = []
@@ -64,7 +77,7 @@ def waiting_for_us(conn: Connection, viewer: Viewer, proj: Projection) -> list[W
         if action.status not in ACTION_WAITING[side]:
             continue
         office = _own_office(p.agreement, viewer, (action.counterpart, action.proposer))
-        types = tuple(allowed_types(action, office)) if office else ()
+        types = tuple(allowed_types(action, office)) if office and _may_act(viewer, office) else ()
         if side == "counterpart" and action.status == "reported":
             types = tuple(t for t in types if t in ("action.verify", "action.dispute"))
         row = rows.get(action.id)
@@ -75,7 +88,8 @@ def waiting_for_us(conn: Connection, viewer: Viewer, proj: Projection) -> list[W
             row = rows.get(clar.id)
             out.append(Waiting("clarification", clar.id, "", clar.status,
                                p.when(clar.deadline), row["channel"] if row else None,
-                               ("clarification.response",), clar.case))  # fmt: skip
+                               ("clarification.response",) if _may_act(viewer, clar.addressee) else (),
+                               clar.case))  # fmt: skip
     for cons in proj.consultations.values():
         office = _own_office(p.agreement, viewer, (cons.counterpart, cons.proposer))
         types = tuple(allowed_types(cons, office)) if office else ()
@@ -83,6 +97,7 @@ def waiting_for_us(conn: Connection, viewer: Viewer, proj: Projection) -> list[W
             cons.status == "minutes_proposed" and "consultation.cosign" in types
         )
         if waiting:
+            types = types if _may_act(viewer, office) else ()
             row = rows.get(cons.id)
             out.append(Waiting("consultation", cons.id, cons.title, cons.status, p.when(cons.start),
                                row["channel"] if row else None, types, cons.case))  # fmt: skip
@@ -120,19 +135,37 @@ def overdue_action_items(viewer: Viewer, proj: Projection, now: datetime) -> lis
     ]
 
 
-def now_screen(conn: Connection, viewer: Viewer, peers: list[str]) -> dict[str, Any]:
-    """Return everything the Now screen shows."""
+def now_screen(conn: Connection, viewer: Viewer, peers: list[str], show_all: bool = False) -> dict[str, Any]:
+    """Return everything the Now screen shows.
+
+    Waiting messages come as full cards (every FLASH and IMMEDIATE one, and the first `FULL_CARDS`)
+    and, beyond, as compact rows; each list reads every FLASH message and `NOW_LIMIT` others
+    (`ALL_LIMIT` with `show_all`), and says how many it leaves out.
+    """
     p, operator, offices = viewer.presenter, viewer.operator, viewer.offices
     escalated = data.escalated_to(p.agreement, operator)
-    incoming = [p.card(r, operator, escalated) for r in data.pending_in(conn, offices, escalated)]
-    outgoing = [p.card(r, operator) for r in data.pending_out(conn, offices)]
+    limit = ALL_LIMIT if show_all else NOW_LIMIT
+    pending_in = data.pending_in(conn, offices, escalated, limit)
+    incoming: list[Card] = []
+    compact: list[Card] = []
+    for i, row in enumerate(pending_in.rows):
+        full = row["precedence"] in ("FLASH", "IMMEDIATE") or i < FULL_CARDS
+        (incoming if full else compact).append(p.card(row, operator, escalated, brief=not full))
+    pending_out = data.pending_out(conn, offices, limit)
+    outgoing = [p.card(r, operator, brief=True) for r in pending_out.rows]
     proj = data.projection(conn, offices)
     now = datetime.now(UTC)
     cases = sorted((c for c in proj.cases.values() if c.status != "resolved"), key=lambda c: c.created, reverse=True)
     return {
         "links": link_views(conn, peers),
         "incoming": incoming,
+        "incoming_compact": compact,
+        "incoming_total": pending_in.total,
+        "incoming_more": pending_in.more,
         "outgoing": outgoing,
+        "outgoing_total": pending_out.total,
+        "outgoing_more": pending_out.more,
+        "show_all": show_all,
         "cases": cases,
         "waiting": waiting_for_us(conn, viewer, proj),
         "consultations": upcoming_consultations(viewer, proj, now),
@@ -143,14 +176,17 @@ def now_screen(conn: Connection, viewer: Viewer, peers: list[str]) -> dict[str, 
 
 
 def followups(viewer: Viewer, proj: Projection, ids: set[str]) -> dict[str, list[str]]:
-    """Return, per message id that opened a workflow, the types this side may send about it now."""
+    """Return, per message id that opened a workflow, the types the viewer may send about it now.
+
+    None for a viewer who may not send for this side's office (a translator, an auditor, an admin).
+    """
     out: dict[str, list[str]] = {}
     states: dict[str, Action | Case | Clarification | Consultation] = proj.states()
     for state_id in ids & set(states):
         state = states[state_id]
         ends = _ends(state)
         office = _own_office(viewer.presenter.agreement, viewer, ends)
-        if office and office in viewer.operator.offices:
+        if office and _may_act(viewer, office):
             out[state_id] = allowed_types(state, office)
     return out
 

@@ -8,13 +8,14 @@ for an unsafe API request the hook also demands the session's CSRF token in `X-C
 from __future__ import annotations
 
 import hashlib
+import html
 import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
 
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
@@ -60,9 +61,11 @@ ERROR_TITLES = {
     401: N_("Please log in"),
     403: N_("Not allowed"),
     404: N_("Not found"),
+    405: N_("Not available here"),
     409: N_("Already done"),
     422: N_("Not accepted"),
     429: N_("Too many attempts"),
+    413: N_("Too large to send"),
     503: N_("Unavailable"),
 }
 
@@ -106,6 +109,15 @@ def safe_next(value: str | None) -> str:
     return value
 
 
+def page_address(next_url: str) -> str:
+    """Return the page to go back to after login for a request's address: a live fragment's page, not the fragment."""
+    path, _, query = next_url.partition("?")
+    if path == "/strip":  # the status strip is on every page: the Now screen will do
+        return "/"
+    kept = [(k, v) for k, v in parse_qsl(query) if k != "fragment"]
+    return path + (f"?{urlencode(kept)}" if kept else "")
+
+
 class Console:
     """Sessions, limits, templates and rendering for one node's console."""
 
@@ -116,12 +128,14 @@ class Console:
         self.names = name_limiter()
         self.addresses = address_limiter()
         self.pre_login_cookie = f"__Host-detente-{node.ctx.party}-login"
+        # Templates are read once: a running node must not mix templates changed on disk with its old code.
         self.env = Environment(
             loader=FileSystemLoader(TEMPLATES),
             autoescape=select_autoescape(["html"]),
             undefined=StrictUndefined,
             trim_blocks=True,
             lstrip_blocks=True,
+            auto_reload=False,
         )
         version = _static_version()
         self.env.globals["static"] = lambda name: f"/static/{name}?v={version}"
@@ -223,13 +237,13 @@ class Console:
         }  # fmt: skip
 
     async def strip(self, viewer: Viewer) -> dict[str, Any]:
-        """Return the status strip: every link's state and the FLASH messages waiting for this operator."""
+        """Return the status strip: every link's state and every FLASH message waiting for this operator."""
         peers = self.node.ctx.peers
 
         def read(conn: Any) -> dict[str, Any]:
             escalated = data.escalated_to(self.node.ctx.agreement, viewer.operator)
-            rows = [r for r in data.pending_in(conn, viewer.offices, escalated) if r["precedence"] == "FLASH"]
-            cards = [viewer.presenter.card(r, viewer.operator, escalated) for r in rows]
+            rows = data.pending_flash(conn, viewer.offices, escalated)
+            cards = [viewer.presenter.card(r, viewer.operator, escalated, brief=True) for r in rows]
             return {"links": link_views(conn, peers), "flash": [c for c in cards if c.answerable]}
 
         return await self.node.aread(read)
@@ -248,21 +262,46 @@ class Console:
         return HTMLResponse(html, status_code=status)
 
     async def error_page(self, request: Request, status: int, detail: str) -> HTMLResponse:
-        """Render an error as an HTML page in the viewer's language (with the menu, if signed in)."""
-        session = self.sessions.read(request)
-        operator = self._account(session) if session else None
-        locale = self.language(request, operator)
+        """Render an error as an HTML page in the viewer's language (with the menu, if signed in).
+
+        Never raises: when the full page cannot be built (the failure that led here may be in the
+        menu or the status strip it shares with every page), a page without them, and if even that
+        fails, a bare page written here.
+        """
+        locale, operator = Locale("en"), None
+        context: dict[str, Any] = {}
+        try:
+            session = self.sessions.read(request)
+            operator = self._account(session) if session else None
+            locale = self.language(request, operator)
+            if session is not None and operator is not None:
+                presenter = Presenter(self.node.ctx.agreement, self.node.ctx.party, locale)
+                viewer = Viewer(operator, session, locale, presenter, csrf.session_token(self.signer, session))
+                context = {**self.chrome(viewer), "strip": await self.strip(viewer)}
+        except Exception:  # the page below still says what happened, without the parts that failed
+            log.exception("the error page of %s could not read the session or the strip", request.url.path)
+            context = {}
         title = locale.gettext(ERROR_TITLES.get(status, UNEXPECTED))
-        context: dict[str, Any] = {"viewer": None, "csrf": ""}
-        if session is not None and operator is not None:
-            presenter = Presenter(self.node.ctx.agreement, self.node.ctx.party, locale)
-            viewer = Viewer(operator, session, locale, presenter, csrf.session_token(self.signer, session))
-            context = {**self.chrome(viewer), "strip": await self.strip(viewer)}
-        context.update({"status": status, "title": title, "detail": detail, "signed_in": operator is not None,
-                        "request_path": request.url.path, "request_query": request.url.query,
-                        "page": "error"})  # fmt: skip
-        html = self.render("error.html", locale, context)
-        return HTMLResponse(html, status_code=status)
+        common = {"status": status, "title": title, "detail": detail, "signed_in": operator is not None,
+                  "request_path": request.url.path, "request_query": request.url.query, "page": "error"}  # fmt: skip
+        attempts: list[dict[str, Any]] = [context, {}] if context else [{}]  # with the menu and strip, then without
+        for extra in attempts:
+            try:
+                page = self.render("error.html", locale, {"viewer": None, "csrf": "", **extra, **common})
+                return HTMLResponse(page, status_code=status)
+            except Exception:
+                log.exception("the error page of %s could not be rendered", request.url.path)
+        return HTMLResponse(bare_error_page(locale, status, title, detail), status_code=status)
+
+
+def bare_error_page(locale: Locale, status: int, title: str, detail: str) -> str:
+    """Return an error page written without templates, for when the templates themselves fail."""
+    again = locale.gettext(N_("Back to Now"))
+    return (
+        f'<!doctype html><html lang="{locale.code}" dir="{locale.dir}"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title></head><body><main><p>{status}</p><h1>{html.escape(title)}</h1>"
+        f'<p>{html.escape(detail)}</p><p><a href="/">{html.escape(again)}</a></p></main></body></html>'
+    )
 
 
 def _lang_url_for(query: str) -> Any:
@@ -311,7 +350,10 @@ class ConsoleRoute(APIRoute):
                         return await remember_language(console, request, operator.id)
                 response = await original(request)
             except LoginRequired as exc:
-                return RedirectResponse(f"/login?next={quote(safe_next(exc.next_url))}", status_code=303)
+                # A cookie that no longer opens a session: say on the login page that the session ended.
+                expired = "expired=1&" if console.sessions.cookie in request.cookies else ""
+                next_url = quote(safe_next(page_address(exc.next_url)))
+                return RedirectResponse(f"/login?{expired}next={next_url}", status_code=303)
             except Error as exc:
                 return await console.error_page(request, exc.status_code, exc.detail)
             except RequestValidationError:

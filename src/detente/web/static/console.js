@@ -78,11 +78,116 @@
     });
   }
 
-  /* ---- FLASH: banner (server-rendered strip), title, sound ---- */
+  /* ---- storage of this tab (sessionStorage), which a browser may refuse ---- */
+  function load(key) {
+    try { return JSON.parse(sessionStorage.getItem(key) || "null"); } catch (e) { return null; }
+  }
+  function store(key, value) {
+    try { if (value === null) { sessionStorage.removeItem(key); } else { sessionStorage.setItem(key, JSON.stringify(value)); } }
+    catch (e) { /* storage off or full: the page still works, only without memory across pages */ }
+  }
+  function who() { var el = document.querySelector(".who bdi"); return el ? el.textContent : ""; }
+
+  /* ---- FLASH: banner (server-rendered strip), title, notice and sound ----
+     A FLASH reaches the banner by arriving live, by arriving while the stream was down, or by going
+     overdue at an office this operator is the alternate of. Whichever way it came, it is announced
+     once (a notice, and three beeps if the sound is on) when the banner's count goes up: a live
+     `message` event announces it at once and marks its id, so the refreshed banner does not announce
+     it again. The ids seen are kept for the tab, per operator, so that another page of the console
+     does not announce them again; the first page of a tab announces nothing (the banner shows it). */
+  var flashKey = "detente-flash:" + who();
+  var flashState = load(flashKey);  /* {ids: [...], count: n} of the last banner seen, or null */
+  var flashReady = !!(flashState && Array.isArray(flashState.ids));
+  var flashSeen = {};
+  if (flashReady) { flashState.ids.forEach(function (id) { flashSeen[id] = true; }); } else { flashState = { ids: [], count: 0 }; }
+  function bannerFlash(strip) {
+    var items = [];
+    strip.querySelectorAll("#flash-banner a[href^='/#m-']").forEach(function (a) {
+      var sender = a.querySelector("bdi"), first = a.firstChild;
+      var type = first && first.nodeType === 3 ? first.nodeValue.replace(/[\s·]+$/, "").trim() : "";
+      items.push({ id: a.getAttribute("href").slice(4), from: sender ? sender.textContent : "", type: type });
+    });
+    var line = strip.querySelector("#flash-banner > span");
+    return { count: parseInt(strip.dataset.flashCount || "0", 10) || 0, items: items, line: line ? line.textContent : "" };
+  }
+  function announceFlash(text) { toast(text, true); beep(3); }
+  function checkFlash(strip) {
+    var now = bannerFlash(strip), before = {};
+    flashState.ids.forEach(function (id) { before[id] = true; });
+    var fresh = now.items.filter(function (m) { return !flashSeen[m.id]; });
+    var added = now.items.filter(function (m) { return !before[m.id]; }).length;
+    var unlisted = Math.max(0, now.count - flashState.count - added);  /* more waiting than the banner's new lines */
+    if (flashReady && now.count > 0 && (fresh.length || unlisted)) {
+      var one = fresh.length === 1 && !unlisted ? fresh[0] : null;
+      announceFlash(one ? say("flash", { from: one.from, type: one.type }) : now.line);
+    }
+    now.items.forEach(function (m) { flashSeen[m.id] = true; });
+    flashState = { ids: now.items.map(function (m) { return m.id; }), count: now.count };
+    flashReady = true;
+    store(flashKey, flashState);
+  }
   function flashTitle() {
     var strip = document.querySelector("#strip .strip-inner");
     var n = strip ? parseInt(strip.dataset.flashCount || "0", 10) : 0;
     document.title = n > 0 ? "⚠ FLASH (" + n + ") · " + baseTitle : baseTitle;
+    if (strip) { checkFlash(strip); }
+  }
+
+  /* ---- the session ends: what was being typed is kept ----
+     When the stream closes with 4401 (the session ended: its time ran out, a logout elsewhere, a new
+     password) or a refresh lands on the login page, the page goes to the login page, which comes back
+     here. Before it goes, what was typed into each form is kept in this tab's sessionStorage, and put
+     back into the same form (same action, type and code) when this page opens again for the same
+     operator; it is deleted then, or when another operator signs in on the tab. */
+  var DRAFT_KEY = "detente-draft";
+  function here() { return location.pathname + location.search; }
+  function postForms() { return Array.prototype.slice.call(document.querySelectorAll("form[method=post]")); }
+  function formKey(form) {
+    var type = form.querySelector("input[type=hidden][name=type]"), code = form.querySelector("input[type=hidden][name=code]");
+    return [form.getAttribute("action"), type ? type.value : "", code ? code.value : ""].join("|");
+  }
+  function typedIn(form) {
+    return form.querySelectorAll("textarea, input[type=text]").length > 0 && Array.prototype.some.call(
+      form.querySelectorAll("textarea, input[type=text]"),
+      function (el) { return el.value.trim() !== "" && el.value !== el.defaultValue; });
+  }
+  function saveDrafts() {
+    var forms = postForms().filter(typedIn).map(function (form) {
+      var values = [];
+      Array.prototype.forEach.call(form.elements, function (el) {
+        if (el.name && el.name !== "csrf" && ["hidden", "file", "submit", "button"].indexOf(el.type) < 0) { values.push([el.name, el.value]); }
+      });
+      return { key: formKey(form), values: values };
+    });
+    if (forms.length) { store(DRAFT_KEY, { who: who(), path: here(), forms: forms }); }
+  }
+  function restoreDrafts() {
+    var saved = load(DRAFT_KEY);
+    if (!saved || !who() || !Array.isArray(saved.forms)) { return; }
+    if (saved.who !== who()) { store(DRAFT_KEY, null); return; }  /* never another operator's draft */
+    if (saved.path !== here()) { return; }  /* kept until the page it was typed on opens again */
+    store(DRAFT_KEY, null);
+    var first = null;
+    saved.forms.forEach(function (draft) {
+      var form = postForms().filter(function (f) { return formKey(f) === draft.key; })[0];
+      if (!form) { return; }
+      (draft.values || []).forEach(function (pair) {
+        var el = form.querySelector("[name='" + String(pair[0]).replace(/['\\]/g, "") + "']");
+        if (!el || el.type === "hidden" || el.type === "file") { return; }
+        el.value = pair[1];
+        if (!first && el.matches("textarea, input[type=text]") && el.value) { first = el; }
+      });
+      var box = form.closest("details");
+      if (box) { box.open = true; }
+      if (form.classList.contains("code-form")) { fill(form); }
+    });
+    if (first) { first.focus(); }
+  }
+  function sessionEnded() {
+    /* Back to this page after login (not to the fragment whose refresh found the session ended). */
+    status("expired");
+    saveDrafts();
+    location.href = "/login?expired=1&next=" + encodeURIComponent(here());
   }
 
   /* ---- live refresh of the page's live block and the strip ---- */
@@ -94,7 +199,7 @@
   }
   function swap(url, target) {
     return fetch(url, { credentials: "same-origin", headers: { "X-Requested-With": "fetch" } }).then(function (r) {
-      if (r.redirected && r.url.indexOf("/login") >= 0) { location.href = r.url; return; }
+      if (r.redirected && r.url.indexOf("/login") >= 0) { sessionEnded(); return; }
       if (!r.ok) { return; }
       return r.text().then(function (html) {
         if (html === lastHtml[url]) { return; }  /* nothing changed: keep the DOM (and screen readers) quiet */
@@ -131,9 +236,14 @@
   function onEvent(ev) {
     if (ev.event === "hello") { return; }
     if (ev.event === "message") {
-      var flash = ev.precedence === "FLASH";
-      toast(flash ? say("flash", { from: ev.from, type: typeName(ev.type) }) : say("arrived", { prec: ev.precedence, from: ev.from }), flash);
-      beep(flash ? 3 : ev.precedence === "IMMEDIATE" ? 1 : 0);
+      if (ev.precedence === "FLASH") {
+        if (ev.id && flashSeen[ev.id]) { soon(); return; }
+        if (ev.id) { flashSeen[ev.id] = true; }  /* announced now: the banner that follows says nothing more */
+        announceFlash(say("flash", { from: ev.from, type: typeName(ev.type) }));
+      } else {
+        toast(say("arrived", { prec: ev.precedence, from: ev.from }), false);
+        beep(ev.precedence === "IMMEDIATE" ? 1 : 0);
+      }
     } else if (ev.event === "acknowledged" || ev.event === "declined") {
       toast(say(ev.event === "acknowledged" ? "acked" : "declined", { id: "…" + (ev.id || "").slice(-8), by: ev.by || "" }));
     } else if (ev.event === "link") {
@@ -150,8 +260,7 @@
     ws.onmessage = function (m) { try { onEvent(JSON.parse(m.data)); } catch (e) { /* ignore a malformed event */ } };
     ws.onclose = function (e) {
       if (e.code === 4401) {
-        status("expired");
-        location.href = "/login?expired=1&next=" + encodeURIComponent(location.pathname + location.search);
+        sessionEnded();
         return;
       }
       status("lost");
@@ -246,16 +355,56 @@
 
   document.documentElement.classList.add("js");
   bindPage(document);
+  restoreDrafts();
   tick(); flashTitle();
   setInterval(tick, 1000);
   var invalid = document.querySelector("[aria-invalid=true]");
   var target = location.hash && document.getElementById(location.hash.slice(1));
   var newest = document.querySelector(".thread article.msg:last-of-type");
-  if (invalid) { invalid.focus(); } else if (target && target.tabIndex >= 0) { target.focus(); }
+  if (document.activeElement && document.activeElement.matches("textarea, input")) { /* a draft put back: stay there */ }
+  else if (invalid) { invalid.focus(); } else if (target && target.tabIndex >= 0) { target.focus(); }
   else if (newest && !location.hash) { newest.scrollIntoView({ block: "nearest" }); }
   window.addEventListener("hashchange", function () {
     var el = document.getElementById(location.hash.slice(1));
     if (el && el.tabIndex >= 0) { el.focus(); }
   });
   connect();
+})();
+
+/* The clock in the Now heading ([data-clock]), kept current from this browser's clock (as the
+   countdowns are): UTC, the party's local time (data-offset, minutes) and the date-time group.
+   The Solar Hijri date of a Persian page is written again only once the local day has changed. */
+(function () {
+  "use strict";
+  var clock = document.querySelector("[data-clock]");
+  if (!clock) { return; }
+  var months = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"];
+  var offset = parseInt(clock.dataset.offset || "0", 10) * 60000;
+  var utc = clock.querySelector("[data-clock-utc]"), local = clock.querySelector("[data-clock-local]");
+  var dtg = clock.querySelector("[data-clock-dtg]"), hijri = clock.querySelector(".hijri");
+  var shownDay = local ? local.textContent.slice(0, 10) : "";
+  function pad(n) { return (n < 10 ? "0" : "") + n; }
+  function day(d) { return d.getUTCFullYear() + "-" + pad(d.getUTCMonth() + 1) + "-" + pad(d.getUTCDate()); }
+  function hm(d) { return pad(d.getUTCHours()) + ":" + pad(d.getUTCMinutes()); }
+  function show() {
+    var now = new Date(), here = new Date(now.getTime() + offset);
+    if (utc) {
+      utc.setAttribute("datetime", now.toISOString());
+      utc.firstElementChild.textContent = day(now) + " " + hm(now) + ":" + pad(now.getUTCSeconds()) + "Z";
+    }
+    if (local) { local.textContent = day(here) + " " + hm(here); }
+    if (dtg) {
+      dtg.textContent = pad(now.getUTCDate()) + hm(now).replace(":", "") + "Z" + months[now.getUTCMonth()] +
+        String(now.getUTCFullYear()).slice(-2);
+    }
+    if (hijri && day(here) !== shownDay) {
+      shownDay = day(here);
+      try {
+        hijri.textContent = new Intl.DateTimeFormat("fa-IR-u-ca-persian-nu-latn",
+          { timeZone: "UTC", day: "2-digit", month: "long", year: "numeric" }).format(here);
+      } catch (e) { /* no Persian calendar in this browser: the date stays as the page gave it */ }
+    }
+  }
+  show();
+  setInterval(show, 1000);
 })();
