@@ -242,6 +242,21 @@ def user_enable(data: DataOpt, name: Annotated[str, typer.Option(help="login nam
     print(f"operator {name} enabled")
 
 
+@user_app.command("passwd", cls=CheckedCommand)
+def user_passwd(
+    data: DataOpt,
+    name: Annotated[str, typer.Option(help="login name")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="read the new console password (first line of stdin)")
+    ] = False,
+) -> None:
+    """Set an operator's console password; their open console sessions end (within 2 s on a running node)."""
+    if not password_stdin:
+        raise BadRequest("give the new password on standard input, with --password-stdin")
+    setup.set_password(data, name, read_password())
+    print(f"operator {name}: password changed; their console sessions have ended")
+
+
 @user_app.command("token")
 def user_token(data: DataOpt, name: Annotated[str, typer.Option(help="login name")]) -> None:
     """Give an operator a new API token (printed once); the old token stops working."""

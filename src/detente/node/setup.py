@@ -189,6 +189,23 @@ def set_user_enabled(data: Path, name: str, enabled: bool) -> None:
     _change_user(data, name, lambda conn: operators_db.set_disabled(conn, name, not enabled))
 
 
+def set_password(data: Path, name: str, password: str) -> None:
+    """Give an operator a new console password; their console sessions end with the old one.
+
+    A session carries a fingerprint of the password hash it was opened with, and a running node
+    compares it with the stored hash on every page, refresh and live update (the stream within
+    `web.deps.TOKEN_TTL` seconds), so nothing else needs to reach the node. The API token is not
+    changed (`rotate_token` does that). Raises `BadRequest` for an empty password or one under 8
+    characters, `NotFound` for an unknown name, and what `database.node_database` raises.
+    """
+    if not password:
+        raise BadRequest("no password on standard input: give the new password as its first line")
+    if len(password) < 8:
+        raise BadRequest("passwords are at least 8 characters")
+    hashed = hash_password(password)
+    _change_user(data, name, lambda conn: operators_db.set_password_hash(conn, name, hashed))
+
+
 def rotate_token(data: Path, name: str) -> str:
     """Give an operator a new API token and return it (shown once); the old one stops working.
 
