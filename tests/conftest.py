@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import Engine
 
 from detente.store.db import make_engine, migrate, sqlite_url
-from support import Cluster
+from support import Cluster, running_cluster
 
 
 def _free_port() -> int:
@@ -101,11 +101,8 @@ def any_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engin
 @pytest.fixture(scope="session")
 def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """Two real nodes (pk, ir) shared by the tests that do not stop them."""
-    cluster = Cluster(tmp_path_factory.mktemp("pair")).start()
-    try:
+    with running_cluster(tmp_path_factory.mktemp("pair")) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 @pytest.fixture

@@ -7,7 +7,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -156,6 +157,16 @@ class Cluster:
     def stop(self) -> None:
         for node in self.nodes.values():
             node.stop()
+
+
+@contextmanager
+def running_cluster(workdir: Path, **options: Any) -> Iterator[Cluster]:
+    """Two started nodes in `workdir` (`Cluster` options), stopped when the block ends."""
+    cluster = Cluster(workdir, **options).start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 def sqlite_engine(path: Path) -> Engine:

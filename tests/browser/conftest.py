@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize, expect
 
-from support import ROOT, Cluster, NodeProc
+from support import ROOT, Cluster, NodeProc, running_cluster
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
@@ -49,11 +49,8 @@ def browser_type_launch_args(
 @pytest.fixture(scope="session")
 def console_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """Two real nodes (pk, ir) of the console tests' own."""
-    cluster = Cluster(tmp_path_factory.mktemp("console")).start()
-    try:
+    with running_cluster(tmp_path_factory.mktemp("console")) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 def password(node: NodeProc, name: str) -> str:

@@ -16,7 +16,7 @@ import pytest
 from playwright.sync_api import Page, WebSocketRoute, expect
 
 from cli_support import detente
-from support import Cluster, NodeProc
+from support import Cluster, NodeProc, running_cluster
 
 pytestmark = pytest.mark.browser
 OpenConsole = Callable[..., Page]
@@ -40,11 +40,8 @@ localStorage.setItem("detente-sound", "on");
 
 @pytest.fixture(scope="module")
 def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    cluster = Cluster(tmp_path_factory.mktemp("alerts")).start()
-    try:
+    with running_cluster(tmp_path_factory.mktemp("alerts")) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 def send_flash(node: NodeProc, operator: str, channel: str, to: str, text: str) -> str:

@@ -16,7 +16,7 @@ from playwright.sync_api import Page, expect
 from sqlalchemy import func, select
 
 from detente.store.tables import envelopes
-from support import Cluster, NodeProc, wait_for
+from support import Cluster, NodeProc, running_cluster, wait_for
 
 pytestmark = pytest.mark.browser
 OpenConsole = Callable[..., Page]
@@ -26,11 +26,8 @@ BACKLOG = 230  # more than the Now screen reads besides FLASH (screens.NOW_LIMIT
 @pytest.fixture(scope="module")
 def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """Two real nodes of this module's own: the backlog must not reach the other console tests."""
-    cluster = Cluster(tmp_path_factory.mktemp("backlog")).start()
-    try:
+    with running_cluster(tmp_path_factory.mktemp("backlog")) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 def received(node: NodeProc, channel: str) -> int:

@@ -3,54 +3,23 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
+from console_support import BASE, csrf_of, login
 from detente.node.demo import setup_demo
-from detente.node.runtime import Node
-from detente.web.app import create_app
 
 ROOT = Path(__file__).resolve().parents[3]
-BASE = "https://testserver"
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     info: dict[str, Any] = setup_demo(tmp_path_factory.mktemp("demo"), ROOT / "agreements" / "pk-ir.toml")
     return info
-
-
-@pytest.fixture(scope="module")
-def app_client(demo: dict[str, Any]) -> Iterator[TestClient]:
-    node = Node.open(Path(demo["nodes"]["pk"]["data"]))
-    with TestClient(create_app(node, start_background=False), base_url=BASE) as client:
-        yield client
-
-
-@pytest.fixture
-def client(app_client: TestClient) -> Iterator[TestClient]:
-    app_client.cookies.clear()
-    yield app_client
-    app_client.cookies.clear()
-
-
-def csrf_of(response: httpx.Response) -> str:
-    match = re.search(r'name="csrf" value="([^"]+)"', response.text)
-    assert match, response.text[:500]
-    return match.group(1)
-
-
-def login(client: TestClient, name: str, password: str | None = None, **extra: str) -> httpx.Response:
-    token = csrf_of(client.get("/login"))
-    form = {"name": name, "password": password or f"{name}-demo", "csrf": token, **extra}
-    response: httpx.Response = client.post("/login", data=form, follow_redirects=False)
-    return response
 
 
 def test_pages_need_a_session(client: TestClient) -> None:

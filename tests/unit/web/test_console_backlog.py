@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -16,19 +15,17 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from console_support import csrf_of, login
 from detente.core.precedence import format_time, now
 from detente.node.config import load_config
 from detente.node.demo import setup_demo
-from detente.node.runtime import Node
 from detente.store import messages as db
 from detente.store.db import make_engine
 from detente.store.tables import operators
-from detente.web.app import create_app
 from detente.web.console import data, screens
 from detente.web.console.site import Console
 
 ROOT = Path(__file__).resolve().parents[3]
-BASE = "https://testserver"
 ROUTINE_IN, IMMEDIATE_IN, ROUTINE_OUT = 600, 30, 250
 FLASH_ID = "01a20000-0000-7000-8000-999999999999"
 HTML = {"Accept": "text/html,application/xhtml+xml"}
@@ -72,30 +69,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return info
 
 
-@pytest.fixture(scope="module")
-def app_client(demo: dict[str, Any]) -> Iterator[TestClient]:
-    node = Node.open(Path(demo["nodes"]["pk"]["data"]))
-    with TestClient(create_app(node, start_background=False), base_url=BASE) as client:
-        yield client
-
-
-@pytest.fixture
-def client(app_client: TestClient) -> Iterator[TestClient]:
-    app_client.cookies.clear()
-    yield app_client
-    app_client.cookies.clear()
-
-
-def csrf_of(response: httpx.Response) -> str:
-    match = re.search(r'name="csrf" value="([^"]+)"', response.text)
-    assert match, response.text[:500]
-    return match.group(1)
-
-
-def login(client: TestClient, name: str, **extra: str) -> httpx.Response:
-    token = csrf_of(client.get("/login"))
-    form = {"name": name, "password": f"{name}-demo", "csrf": token, **extra}
-    response: httpx.Response = client.post("/login", data=form, follow_redirects=False)
+def signed_in(client: TestClient, name: str, **extra: str) -> httpx.Response:
+    response = login(client, name, **extra)
     assert response.status_code == 303, response.text[:1000]
     return response
 
@@ -107,7 +82,7 @@ def saved_lang(client: TestClient, name: str) -> str:
 
 
 def test_every_waiting_flash_is_listed_and_counted_however_many_others_wait(client: TestClient) -> None:
-    login(client, "pk-dgmo")
+    signed_in(client, "pk-dgmo")
     page = client.get("/")
     assert page.status_code == 200
     text = page.text
@@ -138,14 +113,14 @@ def test_the_flash_outranks_older_deadlines_in_the_query_itself(client: TestClie
 
 
 def test_show_all_lists_every_waiting_message_in_short(client: TestClient) -> None:
-    login(client, "pk-dgmo")
+    signed_in(client, "pk-dgmo")
     text = client.get("/?all=1").text
     assert text.count('<li class="row-in') == ROUTINE_IN + IMMEDIATE_IN + 1 - screens.FULL_CARDS
     assert "not listed here" not in text and 'data-live-url="/?all=1&amp;fragment=1"' in text
 
 
 def test_sent_messages_are_cut_with_a_count(client: TestClient) -> None:
-    login(client, "pk-dgmo")
+    signed_in(client, "pk-dgmo")
     text = client.get("/").text
     assert re.search(rf'id="h-out">[^<]*<span class="count">{ROUTINE_OUT}</span>', text)
     assert text.count('class="row-out') == screens.NOW_LIMIT
@@ -153,7 +128,7 @@ def test_sent_messages_are_cut_with_a_count(client: TestClient) -> None:
 
 
 def test_a_compact_row_leads_to_its_message_on_an_older_page_of_its_channel(client: TestClient) -> None:
-    login(client, "pk-dgmo")
+    signed_in(client, "pk-dgmo")
     links = re.findall(r'<li class="row-in[^"]*">.*?<a href="([^"]+)"', client.get("/").text)
     assert links
     path, anchor = links[-1].replace("&amp;", "&").split("#")
@@ -163,7 +138,7 @@ def test_a_compact_row_leads_to_its_message_on_an_older_page_of_its_channel(clie
 
 
 def test_the_channel_pages_back_to_its_oldest_message(client: TestClient) -> None:
-    login(client, "pk-dgmo")
+    signed_in(client, "pk-dgmo")
     seen: list[str] = []
     path = "/channel/dgmo"
     for _ in range(10):
@@ -187,24 +162,24 @@ def test_the_channel_pages_back_to_its_oldest_message(client: TestClient) -> Non
 
 
 def test_logging_in_keeps_the_saved_language_unless_another_is_chosen(client: TestClient) -> None:
-    login(client, "pk-fs", lang="ur")
+    signed_in(client, "pk-fs", lang="ur")
     assert saved_lang(client, "pk-fs") == "ur"
     client.cookies.clear()
     form = client.get("/login")  # the browser's language is English; the menu defaults to the saved one
     assert re.search(r'<option value="" selected>My saved language</option>', form.text)
-    login(client, "pk-fs", lang="")
+    signed_in(client, "pk-fs", lang="")
     assert '<html lang="ur" dir="rtl">' in client.get("/").text and saved_lang(client, "pk-fs") == "ur"
     client.cookies.clear()
     chosen = client.get("/login?lang=fa")  # a language link on the login page is a choice
     assert re.search(r'<option value="fa" lang="fa" selected>', chosen.text)
-    login(client, "pk-fs", lang="fa")
+    signed_in(client, "pk-fs", lang="fa")
     assert saved_lang(client, "pk-fs") == "fa"
     client.get("/?lang=en")
     assert saved_lang(client, "pk-fs") == "en"
 
 
 def test_a_session_that_ended_leads_to_the_login_page_saying_so(client: TestClient) -> None:
-    login(client, "pk-fs")
+    signed_in(client, "pk-fs")
     copied = client.cookies.get("__Host-detente-pk") or ""
     token = csrf_of(client.get("/"))
     client.post("/logout", data={"csrf": token}, follow_redirects=False)
@@ -224,7 +199,7 @@ def test_a_session_that_ended_leads_to_the_login_page_saying_so(client: TestClie
 
 @pytest.mark.parametrize("path", ["/nonexistent", "/channel/", "/case/a/b"])
 def test_an_unknown_address_is_the_consoles_404_page(client: TestClient, path: str) -> None:
-    login(client, "pk-dgmo")
+    signed_in(client, "pk-dgmo")
     page = client.get(path, headers=HTML)
     assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
     assert '<h1 id="h-error">Not found</h1>' in page.text and 'class="nav"' in page.text
@@ -235,7 +210,7 @@ def test_an_unknown_address_is_the_consoles_404_page(client: TestClient, path: s
 
 
 def test_unknown_api_addresses_and_programs_still_get_json(client: TestClient) -> None:
-    login(client, "pk-dgmo")
+    signed_in(client, "pk-dgmo")
     for path, headers in (("/api/v1/nonexistent", HTML), ("/federation/v1/nonexistent", HTML),
                           ("/nonexistent", {"Accept": "application/json"}), ("/static/none.css", HTML)):  # fmt: skip
         response = client.get(path, headers=headers)
@@ -246,7 +221,7 @@ def test_unknown_api_addresses_and_programs_still_get_json(client: TestClient) -
 
 
 def test_a_status_sent_is_confirmed_and_shown_as_ours(client: TestClient) -> None:
-    login(client, "pk-dgmo")
+    signed_in(client, "pk-dgmo")
     token = csrf_of(client.get("/"))
     form = {"csrf": token, "peer": "ir", "office": "pk:dgmo", "code": "AWAITING_AUTHORITY", "note": "<b>minister</b>"}
     sent = client.post("/status", data=form, follow_redirects=False)
@@ -260,7 +235,7 @@ def test_a_status_sent_is_confirmed_and_shown_as_ours(client: TestClient) -> Non
 
 
 def test_workflow_buttons_are_only_for_those_who_may_send(client: TestClient) -> None:
-    login(client, "pk-fs")
+    signed_in(client, "pk-fs")
     token = csrf_of(client.get("/channel/fs?type=case.open"))
     form = {"csrf": token, "type": "case.open", "precedence": "PRIORITY", "b.title": "Buttons test"}
     sent = client.post("/channel/fs/send", data=form, follow_redirects=False)
@@ -270,13 +245,13 @@ def test_workflow_buttons_are_only_for_those_who_may_send(client: TestClient) ->
     own = card.search(client.get("/channel/fs").text)
     assert own and 'class="followups"' in own.group(0)
     client.cookies.clear()
-    login(client, "pk-admin")  # bound to every pk office, but an admin and auditor: no sending role
+    signed_in(client, "pk-admin")  # bound to every pk office, but an admin and auditor: no sending role
     other = card.search(client.get("/channel/fs").text)
     assert other and 'class="followups"' not in other.group(0)
 
 
 def test_the_now_heading_carries_a_clock_the_script_keeps_current(client: TestClient) -> None:
-    login(client, "pk-dgmo")
+    signed_in(client, "pk-dgmo")
     text = client.get("/").text
     assert re.search(r'<small class="when now-clock" data-clock data-offset="300">', text)
     assert re.search(r"data-clock-utc><bdi>\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ</bdi>", text)
@@ -290,7 +265,7 @@ def test_templates_are_read_once(client: TestClient) -> None:
 def test_an_error_page_that_cannot_show_the_strip_is_shown_without_it(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    login(client, "pk-dgmo")
+    signed_in(client, "pk-dgmo")
 
     async def broken(self: Console, viewer: Any) -> dict[str, Any]:
         raise RuntimeError("the strip's template needs what this code lacks")
@@ -303,7 +278,7 @@ def test_an_error_page_that_cannot_show_the_strip_is_shown_without_it(
 
 
 def test_an_error_page_whose_templates_fail_is_a_bare_page(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
-    login(client, "pk-dgmo", lang="ur")
+    signed_in(client, "pk-dgmo", lang="ur")
 
     def broken(self: Console, *args: Any, **kwargs: Any) -> str:
         raise RuntimeError("every template fails")

@@ -17,18 +17,16 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from console_support import csrf_of, login
 from detente.core import agreement as agreement_mod
 from detente.core import notifications
 from detente.core.precedence import Precedence
 from detente.errors import Invalid
 from detente.node.demo import setup_demo
-from detente.node.runtime import Node
-from detente.web.app import create_app
 from detente.web.console import forms
 from detente.web.limits import MAX_BODY
 
 ROOT = Path(__file__).resolve().parents[3]
-BASE = "https://testserver"
 PRENOTIFY = {"b.window.start": "2030-01-01 00:00", "b.window.end": "2030-01-02 00:00", "b.forces": "Two companies",
              "b.target_group": "Jundallah", "b.objective": "Arrest a cell"}  # fmt: skip
 
@@ -121,25 +119,15 @@ def test_text_fields_carry_the_nodes_length_limit() -> None:
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     info: dict[str, Any] = setup_demo(tmp_path_factory.mktemp("demo"), ROOT / "agreements" / "pk-ir.toml")
-    node = Node.open(Path(info["nodes"]["pk"]["data"]))
-    with TestClient(create_app(node, start_background=False), base_url=BASE) as app_client:
-        yield app_client
-
-
-def csrf_of(response: httpx.Response) -> str:
-    match = re.search(r'name="csrf" value="([^"]+)"', response.text)
-    assert match, response.text[:500]
-    return match.group(1)
+    return info
 
 
 def signed_in(client: TestClient) -> str:
     """Log in as pk-dgmo; return the CSRF token of the dgmo channel page."""
     client.cookies.clear()
-    token = csrf_of(client.get("/login"))
-    form = {"name": "pk-dgmo", "password": "pk-dgmo-demo", "csrf": token}
-    assert client.post("/login", data=form, follow_redirects=False).status_code == 303
+    assert login(client, "pk-dgmo").status_code == 303
     page = client.get("/channel/dgmo")
     assert re.search(r'<textarea id="f-text" name="b.text" maxlength="10000"', page.text), page.text[:3000]
     return csrf_of(page)
