@@ -186,7 +186,10 @@ def _store_one(
         # Measured from `created` as this node's clock reads that moment: a peer whose clock is
         # ahead would otherwise give this side less time than the agreement does (`core.clocks`).
         sent = parse_time(clocks.to_local(env.created, ctx.clock_offsets.get(party)))
-        deadline = format_time(deadline_for(sent, env.precedence, ctx.agreement.deadlines(env.channel)))
+        # The deadlines of the agreement it was sealed under, as the sender counts them (an amendment
+        # may have changed them since it was queued).
+        terms = ctx.sealed_under(env.data["agreement"]).deadlines(env.channel)
+        deadline = format_time(deadline_for(sent, env.precedence, terms))
     # The row's `created` in the form this node writes (milliseconds), whatever form of RFC 3339 the
     # peer used, so that listing by time compares like with like (`since`, in `store.messages`).
     db.insert_envelope(

@@ -14,10 +14,12 @@ import pytest
 from detente.core import agreement as agreement_mod
 from detente.core.agreement import Agreement
 from detente.core.keys import Signer
+from detente.core.precedence import format_time, now, parse_time
 from detente.errors import Invalid, VerificationError
 from detente.node.config import NodeConfig
 from detente.node.context import NodeContext
-from detente.node.incoming import check_envelope
+from detente.node.incoming import check_envelope, receive_job
+from detente.store import messages as db
 from record_support import agreement_text_and_keys, envelope, node_context
 
 Era = tuple[str, Agreement, dict[str, Signer]]
@@ -30,7 +32,10 @@ def era() -> Era:
 
 @pytest.fixture
 def eras() -> tuple[Era, Era]:
-    return era(), era()
+    """The first agreement, and its amendment: new keys, and 5 minutes for a FLASH on dgmo, not 10."""
+    text, signers = agreement_text_and_keys()
+    amended = text + "\n[channels.dgmo.deadlines]\nFLASH = 300\n"
+    return era(), (amended, agreement_mod.load(amended), signers)
 
 
 @pytest.fixture
@@ -82,3 +87,18 @@ def test_only_kept_copies_of_ratified_agreements_are_loaded(tmp_path: Path, eras
     assert config.earlier_agreements(both, amended.hash) == {}
     config.kept_agreement_path(first.hash).write_bytes(b"\xff\xfe")
     assert config.earlier_agreements(both, amended.hash) == {}
+
+
+def test_an_envelope_sealed_before_the_amendment_keeps_the_deadline_it_was_sent_with(
+    ir: NodeContext, eras: tuple[Era, Era]
+) -> None:
+    # The sender counted 10 minutes (the first agreement); the receiver, under the amendment, must too.
+    (_, first, old_keys), (_, amended, _) = eras
+    assert amended.deadlines("dgmo") and not first.deadlines("dgmo")
+    created = format_time(now())
+    old = check_envelope(ir, "pk", envelope(first, old_keys["pk"], 1, precedence="FLASH", created=created).data)
+    ir.writer.run_sync(receive_job(ir, "pk", [old], [old.id]))
+    with ir.engine.connect() as conn:
+        row = db.get_envelope(conn, old.id)
+    assert row is not None
+    assert (parse_time(row["deadline"]) - parse_time(created)).total_seconds() == 600
