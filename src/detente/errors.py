@@ -5,6 +5,7 @@
     │   ├── MalformedError     400  a signed or structured input does not parse (flat message)
     │   └── TooLarge           413  a body over its limit
     ├── Unauthorized           401  no or bad credentials
+    │   └── ClockSkew          401  a signed request from a peer whose clock is off ours beyond the tolerance
     ├── Forbidden              403  credentials fine, action not allowed for them
     │   └── NotRatified        403  the agreement is not ratified by every party
     ├── NotFound               404  no such object
@@ -65,6 +66,17 @@ class Unauthorized(Error):
     """Missing or invalid credentials."""
 
     status_code = 401
+
+
+class ClockSkew(Unauthorized):
+    """A federation request signed correctly, but stamped too far from this node's clock.
+
+    `offset` is the peer's clock minus ours, in seconds, as the request's time says (to a second).
+    """
+
+    def __init__(self, detail: str, offset: float) -> None:
+        super().__init__(detail)
+        self.offset = offset
 
 
 class Forbidden(Error):

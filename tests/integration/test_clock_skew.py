@@ -84,3 +84,25 @@ def test_an_execution_sent_after_an_objection_stays_after_it_on_both_nodes(skewe
     state = same_on_both(skewed, "action", action["id"])
     assert [step["type"] for step in state["history"]] == ["operation.prenotify", "action.object", "action.execute"]
     assert state["unilateral"] is True and state["unilateral_reason"] == "executed despite an objection"
+
+
+def test_a_peer_clock_set_right_is_measured_again_at_its_first_request(tmp_path: Path) -> None:
+    """Link tests hourly, as in production: ir's clock is fixed (restarted without the skew).
+
+    pk's measured offset (4 min) would hold until the next link test, an hour later, and shorten
+    every deadline of ir's messages by 4 minutes; ir's first request contradicts it, and pk measures
+    again at once.
+    """
+    cluster = Cluster(tmp_path, link_test_seconds=3600)
+    pk, ir = cluster["pk"], cluster["ir"]
+    try:
+        ir.start(clock_skew=SKEW)
+        pk.start()  # second, so that its first link test (at start) finds ir up
+        seen = wait_for(lambda: link(pk, "pk-dgmo").get("clock_offset_ms"), 30, 0.2, "the first link test")
+        assert abs(seen / 1000 - SKEW) < 2
+        ir.stop()
+        ir.start()  # its clock set right: its own first link test reaches pk at once
+        wait_for(lambda: abs(link(pk, "pk-dgmo")["clock_offset_ms"]) < 1000, 15, 0.2, "pk to measure again")
+        assert link(pk, "pk-dgmo")["clock_warning"] is None
+    finally:
+        cluster.stop()

@@ -101,8 +101,8 @@ def test_valid_envelope_gets_a_verifiable_receipt_and_replay_gets_the_same(peer:
     ("tweak", "status", "error"),
     [
         ({"signer": Signer.generate("pk.detente/log")}, 401, "Unauthorized"),
-        ({"when": -600}, 401, "Unauthorized"),
-        ({"when": 600}, 401, "Unauthorized"),
+        ({"when": -600}, 401, "ClockSkew"),
+        ({"when": 600}, 401, "ClockSkew"),
         ({"party": "xx"}, 403, "Forbidden"),
         ({"party": "ir"}, 403, "Forbidden"),
         ({"ratification": base64.b64encode(b"\0" * 64).decode()}, 403, "NotRatified"),

@@ -23,6 +23,10 @@ from datetime import datetime, timedelta
 from detente.core.precedence import format_time, parse_time
 
 TOLERANCE = 1.0  # seconds: clocks closer than this are taken as agreeing
+# Seconds: a signed request whose time disagrees more than this with the measured offset makes it
+# stale. Well above the stamp's own second of resolution and a request's queueing on a loaded node,
+# so that load is never taken for a clock change; far below what would matter to a deadline.
+RESTAMP = 5.0
 
 
 def measured_offset(received: str, sent: float, round_trip: float) -> float:
@@ -51,11 +55,26 @@ def to_local(stamp: str, offset_ms: float | None) -> str:
     return format_time(moment)
 
 
+def amount(seconds: float) -> str:
+    """Return a clock difference for people: "4 min 0 s", "1.5 s" (its sign dropped)."""
+    seconds = abs(seconds)
+    return f"{int(seconds // 60)} min {int(seconds % 60)} s" if seconds >= 60 else f"{seconds:.1f} s"
+
+
 def describe(offset_ms: float | None) -> str | None:
     """Return a warning for an offset beyond the tolerance: "its clock is 4 min 0 s ahead of ours"."""
     if not skewed(offset_ms):
         return None
     assert offset_ms is not None
-    seconds = abs(offset_ms) / 1000
-    amount = f"{int(seconds // 60)} min {int(seconds % 60)} s" if seconds >= 60 else f"{seconds:.1f} s"
-    return f"its clock is {amount} {'ahead of' if offset_ms > 0 else 'behind'} ours"
+    return f"its clock is {amount(offset_ms / 1000)} {'ahead of' if offset_ms > 0 else 'behind'} ours"
+
+
+def stale(offset_ms: float | None, request_offset: int) -> bool:
+    """Whether a peer's signed request time (whole seconds) shows the measured offset no longer holds.
+
+    The request's stamp is the peer's clock floored to the second and read here after its transit,
+    so it says the offset to within a second or two; a disagreement beyond `RESTAMP` seconds means
+    the peer's clock moved (NTP stepped it, or someone set it) since the last link test.
+    """
+    known = 0.0 if offset_ms is None else offset_ms / 1000
+    return abs(request_offset - known) > RESTAMP

@@ -137,7 +137,7 @@ _MINUTES = f"{_CONSULTATION}, then the consultation.minutes envelope it co-signs
 _EVIDENCE = (rules.distinct_evidence,)
 for _kind in (
     MessageType("incident.report", b.IncidentReport, precedences=_URGENT, opens="case",
-                checks=(rules.not_after_created("time"),)),
+                checks=(rules.not_after_created("time"),), sending=(rules.not_long_before_created("time", 366),)),
     MessageType("clarification.request", b.ClarificationRequest, opens="clarification",
                 checks=(rules.after_created("deadline"),)),
     MessageType("clarification.response", b.ClarificationResponse, refs=_ONE,
@@ -252,8 +252,12 @@ def validate_message(
     precedence: Precedence,
     refs: Sequence[str] = (),
     case: str | None = None,
+    sending: bool = False,
 ) -> dict[str, Any]:
     """Run every rule of type `name` on a message created at `created`; return the body unchanged.
+
+    With `sending` (the node about to seal it), the sender's own rules run too, measured from
+    `created` (`MessageType.sending`); a receiver leaves them out.
 
     Checks the precedence, the number of refs, the case (for types that need one), the body's
     schema and every rule of the type, including lead times and deadlines measured from `created`.
@@ -281,7 +285,8 @@ def validate_message(
         raise Invalid(detail, fields=errors) from None
     for rule in kind.extra_rules:
         rule(body, agreement)
-    _run_checks(kind.checks, Draft(name, body, agreement, created, precedence, tuple(refs), case), errors)
+    checks = (*kind.checks, *kind.sending) if sending else kind.checks
+    _run_checks(checks, Draft(name, body, agreement, created, precedence, tuple(refs), case), errors)
     return body
 
 

@@ -110,6 +110,22 @@ def not_after_created(path: str) -> Check:
     return check
 
 
+def not_long_before_created(path: str, days: int) -> Check:
+    """Return a sender's rule: the time at `path` is at most `days` before `created` (a typo of a year
+    such as 1900 or 0001 is caught, an event of last month is not)."""
+
+    def check(draft: Draft) -> dict[str, str]:
+        value = _at(draft.body, path)
+        if draft.created is None or value is None:
+            return {}
+        behind = draft.created - parse_time(value)
+        if behind > timedelta(days=days):
+            return {path: f"is {behind.days} days before the message was created; at most {days} are taken"}
+        return {}
+
+    return check
+
+
 def after_created(path: str) -> Check:
     """Return a rule: the time at `path` (a deadline, a start) is after `created`."""
 

@@ -21,9 +21,10 @@ import binascii
 import hashlib
 from collections.abc import Mapping
 
+from detente.core import clocks
 from detente.core.agreement import Agreement
 from detente.core.keys import Signer
-from detente.errors import Forbidden, NotRatified, Unauthorized
+from detente.errors import ClockSkew, Forbidden, NotRatified, Unauthorized
 
 MAX_SKEW_SECONDS = 300
 REQUEST_LABEL = b"detente-request/v1\n"
@@ -118,11 +119,17 @@ def verify_request(
         raise Forbidden(f"unknown node {party!r}")
     if not stamp.isdigit() or len(stamp) > 12:
         raise Unauthorized("Detente-Time must be Unix seconds")
-    if abs(int(stamp) - now) > MAX_SKEW_SECONDS:
-        raise Unauthorized(f"request time {stamp} is outside ±{MAX_SKEW_SECONDS} s of this node's clock")
     verifier = agreement.party(party).verifier()
     sig = _unb64(signature, "Detente-Signature")
     if not verifier.verify(sig, request_message(method, path, int(stamp), body, agreement.hash)):
         raise Unauthorized("federation request signature does not verify")
+    # Checked after the signature, so that the offset a refusal reports is the peer's own word.
+    offset = int(stamp) - now
+    if abs(offset) > MAX_SKEW_SECONDS:
+        raise ClockSkew(
+            f"{party}'s clock is {clocks.amount(offset)} {'ahead of' if offset > 0 else 'behind'} {own_party}'s "
+            f"(requests are accepted within ±{MAX_SKEW_SECONDS} s): set both nodes' clocks by NTP",
+            offset,
+        )
     check_ratification(agreement, party, ratification)
     return party

@@ -282,7 +282,7 @@ def _record_message(conn: Connection, ctx: NodeContext, operator: Operator, m: M
         created = _after_what_it_answers(conn, m.refs[0], created)
     full = notifications.with_defaults(m.kind, m.body, ctx.agreement, created)
     notifications.validate_message(
-        m.kind, full, ctx.agreement, created=created, precedence=m.precedence, refs=m.refs, case=m.case
+        m.kind, full, ctx.agreement, created=created, precedence=m.precedence, refs=m.refs, case=m.case, sending=True
     )
     _check_refs(conn, m.refs)
     evidence.require_stored(conn, m.kind, full)

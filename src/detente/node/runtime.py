@@ -14,7 +14,7 @@ from detente.core import wire
 from detente.errors import NotRatified
 from detente.node.config import NodeConfig, load_config
 from detente.node.context import NodeContext
-from detente.node.database import database_errors, node_engine
+from detente.node.database import RepeatedWarnings, database_errors, node_engine
 from detente.node.deliver import Deliverer
 from detente.node.events import EventBus
 from detente.node.evidence import EvidenceFetcher
@@ -76,8 +76,10 @@ class Node:
         self.clients: dict[str, PeerClient] = {}
         self.deliverers: dict[str, Deliverer] = {}
         self._tasks: list[asyncio.Task[Any]] = []
+        self.scheduler: Scheduler | None = None
         self.ratification = ""
         self.record: Record | None = None  # checkpoints, witnessing, proofs of delivery (once started)
+        self.repeats = RepeatedWarnings()  # while running: a database that is down is not logged every tick
 
     @classmethod
     def open(cls, data: Path) -> Node:
@@ -102,12 +104,14 @@ class Node:
         """Start delivering, testing links and watching deadlines."""
         self.check_ready()
         ratification = own_ratification(self.ctx)
+        self.repeats.attach()
         for party in self.ctx.agreement.peers(self.ctx.party):
             client = PeerClient(self.ctx, party, ratification)
             self.clients[party.id] = client
             self.deliverers[party.id] = Deliverer(self.ctx, client)
         self._tasks = [asyncio.create_task(d.run(), name=f"deliver-{p}") for p, d in self.deliverers.items()]
-        self._tasks.append(asyncio.create_task(Scheduler(self.ctx, self.clients, self.wake).run(), name="scheduler"))
+        self.scheduler = Scheduler(self.ctx, self.clients, self.wake)
+        self._tasks.append(asyncio.create_task(self.scheduler.run(), name="scheduler"))
         self.record = Record(self.ctx, self.clients, {p: d.backlogged for p, d in self.deliverers.items()})
         self._tasks += self.record.start()
         fetcher = EvidenceFetcher(self.ctx, self.clients)  # evidence files the peers' envelopes refer to
@@ -126,6 +130,16 @@ class Node:
         for party, deliverer in self.deliverers.items():
             if peer is None or peer == party:
                 (deliverer.flash if flash else deliverer.wake).set()
+
+    def clock_doubted(self, peer: str) -> None:
+        """A signed request from `peer` contradicts its measured clock offset: forget it, measure again.
+
+        Until the link test that follows (within a tick), the peer's times are read as they are, as
+        before any offset was measured. A request cannot set an offset itself: a replayed one would.
+        """
+        self.ctx.clock_offsets[peer] = None
+        if self.scheduler is not None:
+            self.scheduler.test_soon(peer)
 
     async def run(self, job: Callable[[Connection], T], *, urgent: bool = False, weight: int = 1) -> T:
         """Run a writer job; return its result once its transaction has committed.
@@ -155,3 +169,4 @@ class Node:
         await self.ctx.writer.detach()
         self.ctx.writer.stop()
         self.ctx.engine.dispose()
+        self.repeats.detach()

@@ -21,6 +21,7 @@ from detente.store.db import read_connection
 
 log = logging.getLogger("detente.schedule")
 TICK = 0.5
+RETEST = 5.0  # seconds: the least time between a link test and one brought forward (`test_soon`)
 
 
 class Scheduler:
@@ -31,6 +32,12 @@ class Scheduler:
         self.clients = clients
         self.wake = wake  # tells the deliverers that overdue notices wait in the outbox
         self._next_test = dict.fromkeys(clients, 0.0)
+
+    def test_soon(self, peer: str) -> None:
+        """Test the link to `peer` at the next tick, or `RETEST` seconds after the last test if sooner."""
+        if peer in self._next_test:
+            last = self._next_test[peer] - self.ctx.agreement.link_test_seconds
+            self._next_test[peer] = min(self._next_test[peer], last + RETEST)
 
     async def run(self) -> None:
         """Run until cancelled."""

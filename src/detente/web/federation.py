@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from detente.core import receipts, wire
+from detente.core import clocks, receipts, wire
 from detente.core.envelope import Envelope
 from detente.core.precedence import Precedence, format_time, now
 from detente.errors import BadRequest, Error, MalformedError
@@ -28,12 +28,20 @@ router = APIRouter(prefix="/federation/v1", tags=["federation"])
 
 
 async def authenticate(request: Request, node: Any) -> tuple[str, bytes]:
-    """Check the request's signature headers; return the sending party and the body."""
+    """Check the request's signature headers; return the sending party and the body.
+
+    A signed request also tells the peer's clock, to a second or so: when that contradicts the
+    offset the link tests measured (`core.clocks.stale`: the peer's clock was set since), the
+    offset is dropped and measured again at once (`Node.clock_doubted`).
+    """
+    moment = int(time.time())  # before the body is read: a large one takes a while
     body = await request.body()
     party = wire.verify_request(
-        node.ctx.agreement, node.ctx.party, request.headers, request.method, request.url.path, body,
-        int(time.time()),
-    )  # fmt: skip
+        node.ctx.agreement, node.ctx.party, request.headers, request.method, request.url.path, body, moment
+    )
+    offset = int(request.headers["detente-time"]) - moment
+    if node.ctx.clock_offsets.get(party) is not None and clocks.stale(node.ctx.clock_offsets[party], offset):
+        node.clock_doubted(party)
     return party, body
 
 

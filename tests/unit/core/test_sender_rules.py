@@ -8,7 +8,7 @@ but a receiver still stores such an envelope if an earlier release sealed it. Ro
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from detente.core import notifications as n
 from detente.core.bodies import is_blank
 from detente.core.envelope import seal
 from detente.core.keys import Signer
-from detente.core.precedence import Precedence, format_time
+from detente.core.precedence import Precedence, format_time, now
 from detente.errors import Invalid
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -217,3 +217,21 @@ def test_a_body_that_is_not_an_object_names_the_body() -> None:
     assert refused(n.validate_body, "hotline.text", ["hi"], AGREEMENT).extra["fields"] == {
         "body": "must be a JSON object"
     }
+
+
+def test_an_incident_dated_a_year_or_more_back_is_refused_by_the_sender_only() -> None:
+    # QA6 #9: an incident report of year 1900 was accepted and sent.
+    body = {
+        "kind": "strike", "location": {"lat": 26.97, "lon": 63.52, "place": "Koh-e-Sabz"},
+        "description": "Missiles hit a house.", "assessment": "Deliberate.", "escalation": 3,
+    }  # fmt: skip
+    old = {**body, "time": "1900-01-16T13:05:00Z"}
+    created, flash = now(), Precedence.FLASH
+    with pytest.raises(Invalid) as refused:
+        n.validate_message("incident.report", old, AGREEMENT, created=created, precedence=flash, sending=True)
+    assert list(refused.value.extra["fields"]) == ["time"]
+    assert "days before the message was created; at most 366 are taken" in refused.value.detail
+    recent = {**body, "time": format_time(created - timedelta(days=30))}
+    assert n.validate_message("incident.report", recent, AGREEMENT, created=created, precedence=flash, sending=True)
+    # A receiver stores what an earlier release sealed: its rules do not include this one.
+    assert n.validate_message("incident.report", old, AGREEMENT, created=created, precedence=flash)

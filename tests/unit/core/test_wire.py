@@ -10,7 +10,7 @@ import pytest
 from detente.core import agreement as agreement_mod
 from detente.core import wire
 from detente.core.keys import Signer
-from detente.errors import Forbidden, NotRatified, Unauthorized
+from detente.errors import ClockSkew, Forbidden, NotRatified, Unauthorized
 
 SHIPPED = Path(__file__).resolve().parents[3] / "agreements" / "pk-ir.toml"
 PK = Signer.from_seed("pk.detente/log", b"p" * 32)
@@ -76,3 +76,17 @@ def test_missing_headers_and_bad_ratification() -> None:
         wire.verify_request(DOC, "ir", forged, "POST", "/federation/v1/envelopes", b"{}", 1000)
     with pytest.raises(Unauthorized):
         wire.verify_request(DOC, "ir", {**lower(HEADERS), "detente-time": "12a"}, "POST", "/", b"{}", 1000)
+
+
+@pytest.mark.parametrize(("late", "said"), [(600, "10 min 0 s ahead of"), (-301, "5 min 1 s behind")])
+def test_a_request_from_a_clock_too_far_off_says_how_far_and_what_to_do(late: int, said: str) -> None:
+    # Stamped 1000 by pk; ir's clock reads 1000 - late. The signature is checked first: the offset is pk's word.
+    with pytest.raises(ClockSkew) as refused:
+        wire.verify_request(DOC, "ir", lower(HEADERS), "POST", "/federation/v1/envelopes", b"{}", 1000 - late)
+    assert refused.value.offset == late and refused.value.status_code == 401
+    assert refused.value.detail == (
+        f"pk's clock is {said} ir's (requests are accepted within ±300 s): set both nodes' clocks by NTP"
+    )
+    forged = {**lower(HEADERS), "detente-signature": base64.b64encode(b"\0" * 64).decode()}
+    with pytest.raises(Unauthorized, match="signature does not verify"):
+        wire.verify_request(DOC, "ir", forged, "POST", "/federation/v1/envelopes", b"{}", 1000 - late)

@@ -134,3 +134,9 @@ def test_clock_arithmetic() -> None:
     assert clocks.describe(None) is None and clocks.describe(-999.9) is None
     assert clocks.describe(240_000) == "its clock is 4 min 0 s ahead of ours"
     assert clocks.describe(-1_500) == "its clock is 1.5 s behind ours"
+
+
+def test_a_request_time_far_from_the_measured_offset_makes_it_stale() -> None:
+    assert not clocks.stale(240_000, 240) and not clocks.stale(240_000, 236)
+    assert clocks.stale(240_000, 0) and clocks.stale(-1_000, 5)
+    assert not clocks.stale(None, 3) and clocks.stale(None, 6)
