@@ -15,10 +15,12 @@ from pathlib import Path
 import pytest
 
 from cli_support import Ran, assert_error, assert_usage_error, detente
+from detente.cli import log as log_cli
 from detente.core import agreement as agreement_mod
 from detente.core.checkpoint import parse_proof_bundle
 from detente.core.keys import Signer
 from detente.core.note import parse_note
+from detente.errors import BadRequest, Conflict
 from support import Cluster, NodeProc, wait_for
 
 
@@ -164,17 +166,68 @@ def test_a_wrong_key_in_the_agreement_fails_the_proof(pair: Cluster, sent: Sent,
     assert f"is not signed by the key agreement {doc.id} pins for pk" in result.stderr and result.stdout == ""
     in_ir = detente("log", "proof", sent.id, "--log", "ir", *auth(pk, "pk-dgmo"), "--agreement", str(wrong_ir))
     assert_error(in_ir, "is not signed by the key agreement")
+    # The envelope names the real agreement, not this copy: its signature cannot be checked, and the
+    # proof is not verified (QA5 #11), unless the real one is given as an earlier agreement.
+    real = agreement_mod.load(sent.agreement.read_text(encoding="utf-8"))
+    given = ("log", "proof", sent.id, *auth(pk, "pk-dgmo"), "--agreement", str(wrong_ir))
+    refused = detente(*given, "--allow-unwitnessed")
+    assert_error(refused, f"is sealed under agreement {real.hash[:12]}…, not given, so its signature cannot be checked")
+    assert "give that agreement with --earlier" in refused.stderr and refused.stdout == ""
     # ir's real cosignature is not by the key this copy pins for ir: pk's checkpoint is then unwitnessed.
-    unwitnessed = detente("log", "proof", sent.id, *auth(pk, "pk-dgmo"), "--agreement", str(wrong_ir))
+    unwitnessed = detente(*given, "--earlier", str(sent.agreement))
     assert_error(unwitnessed, "VerificationError: no other party cosigned the checkpoint of pk.detente/log at size")
-    allowed = detente(
-        "log", "proof", sent.id, *auth(pk, "pk-dgmo"), "--agreement", str(wrong_ir), "--allow-unwitnessed"
-    )
-    out = lines(allowed)
+    assert "usually cosigned within a second: try again, or accept it with --allow-unwitnessed" in unwitnessed.stderr
+    out = lines(detente(*given, "--earlier", str(sent.agreement), "--allow-unwitnessed"))
     assert "not cosigned by ir" in out and out[-1] == "inclusion proof verifies"
     assert "warning      no other party cosigned this checkpoint: it rests on pk's word alone" in out
-    # The envelope names the real agreement, not this copy: its signature is not checked, and it says so.
-    assert "signature not checked: sealed under agreement" in out[1]
+    assert "signature verifies (pk's key pinned by earlier agreement" in out[2]
+
+
+# --- --earlier: a log across an amendment ---------------------------------------------------------
+
+
+def amended(agreement: Path, tmp_path: Path) -> Path:
+    """A copy of the agreement amended (another id, so another hash), the keys unchanged."""
+    text = agreement.read_text(encoding="utf-8")
+    assert 'id = "pk-ir-2024"' in text
+    path = tmp_path / "amended.toml"
+    path.write_text(text.replace('id = "pk-ir-2024"', 'id = "pk-ir-2025"', 1), encoding="utf-8")
+    return path
+
+
+def proves_earlier(result: Ran, sent: Sent, new: Path, log: str, index: int) -> None:
+    """Assert `result` proves the message under the amended agreement `new`, its envelope under the real one."""
+    doc = agreement_mod.load(new.read_text(encoding="utf-8"))
+    real = agreement_mod.load(sent.agreement.read_text(encoding="utf-8"))
+    out = lines(result)
+    assert out[:2] == [f"agreement    {doc.id} {doc.hash}", f"earlier      {real.id} {real.hash}"], out
+    assert out[2] == (
+        f"envelope     {sent.id} pk:dgmo → ir:dgmo hotline.text, signature verifies "
+        f"(pk's key pinned by earlier agreement pk-ir-2024 {real.hash[:12]}…)"
+    )
+    assert out[3] == f"log          {log}.detente/log (party {log})" and out[4] == f"leaf index   {index}"
+    assert out[-1] == "inclusion proof verifies" and "warning" not in result.stdout and result.stderr == ""
+
+
+def test_proof_of_an_envelope_under_an_earlier_agreement_needs_it(pair: Cluster, sent: Sent, tmp_path: Path) -> None:
+    pk = pair["pk"]
+    new = amended(sent.agreement, tmp_path)
+    real = agreement_mod.load(sent.agreement.read_text(encoding="utf-8"))
+    given = ("log", "proof", sent.id, *auth(pk, "pk-dgmo"), "--agreement", str(new))
+    refused = detente(*given)
+    assert_error(refused, f"VerificationError: envelope {sent.id} is sealed under agreement {real.hash[:12]}…, not")
+    assert refused.stdout == ""
+    proves_earlier(detente(*given, "--earlier", str(sent.agreement)), sent, new, "pk", sent.pk_index)
+    in_ir = detente(*given, "--log", "ir", "--earlier", str(sent.agreement))
+    proves_earlier(in_ir, sent, new, "ir", sent.ir_index)
+    # An earlier agreement not named by the envelope, given too, changes nothing.
+    other = wrong_key(sent.agreement, "pk", tmp_path)
+    both = detente(*given, "--earlier", str(other), "--earlier", str(sent.agreement))
+    assert lines(both)[3].startswith(f"envelope     {sent.id} ") and "earlier agreement pk-ir-2024" in lines(both)[3]
+    assert_usage_error(detente(*given, "--earlier", str(new)), "is an agreement given already")
+    twice = ("--earlier", str(sent.agreement))
+    assert_usage_error(detente(*given, *twice, *twice), "is an agreement given already")
+    assert_usage_error(detente(*given, "--earlier", str(tmp_path / "missing.toml")), "does not exist")
 
 
 # --- --out and log verify-proof -------------------------------------------------------------------
@@ -227,7 +280,7 @@ def test_a_tampered_bundle_fails_naming_what(sent: Sent, saved: Path) -> None:
         "the witness": (
             b"\n\xe2\x80\x94 pk.detente/log ",
             b"\n\xe2\x80\x94 pk.detente/lug ",
-            "no other party cosigned",
+            "no other party cosigned the checkpoint of ir.detente/log at size",
         ),
         "the format": (b"c2sp.org/tlog-proof@v1", b"c2sp.org/tlog-proof@v2", "is not a tlog-proof bundle"),
     }
@@ -235,6 +288,42 @@ def test_a_tampered_bundle_fails_naming_what(sent: Sent, saved: Path) -> None:
         result = verify(tampered(saved, old, new), sent.agreement)
         assert result.code == 1 and result.stdout == "", what
         assert_error(result, says)
+    # A file does not change by asking again: the advice for an unwitnessed one says what to do instead.
+    unwitnessed = verify(tampered(saved, *cases["the witness"][:2]), sent.agreement)
+    assert "a saved bundle stays as it is: fetch a newer one with `log proof`, or accept it with" in unwitnessed.stderr
+    assert "try again" not in unwitnessed.stderr
+
+
+def test_proof_out_refuses_a_file_that_exists_unless_forced(pair: Cluster, sent: Sent, tmp_path: Path) -> None:
+    given = ("log", "proof", sent.id, "--log", "ir", *auth(pair["pk"], "pk-dgmo"))
+    keep = tmp_path / "keep.txt"
+    keep.write_text("precious\n", encoding="utf-8")
+    refused = detente(*given, "--out", str(keep))
+    assert_error(refused, f"Conflict: {keep} exists: name a new file, or give --force to replace it")
+    assert refused.stdout == "" and keep.read_text(encoding="utf-8") == "precious\n"  # refused before fetching
+    # A dangling link exists too: writing through it would create its target.
+    link = tmp_path / "link.tlog-proof"
+    link.symlink_to(tmp_path / "target")
+    assert_error(detente(*given, "--out", str(link)), f"Conflict: {link} exists")
+    assert not (tmp_path / "target").exists()
+    forced = detente(*given, "--out", str(keep), "--force")
+    assert lines(forced)[-1] == f"wrote        {keep}"
+    proves(verify(keep, sent.agreement), sent.id, "ir", "pk", sent.ir_index)
+    assert_usage_error(detente(*given, "--force"), "--force replaces the file of --out: give --out FILE")
+    assert_usage_error(detente(*given, "--out", str(tmp_path)), "is a directory")
+
+
+def test_a_file_made_after_the_check_is_not_overwritten(tmp_path: Path) -> None:
+    # `log proof` checks before fetching, then creates the file exclusively: one made meanwhile stays.
+    keep = tmp_path / "keep.txt"
+    keep.write_text("precious\n", encoding="utf-8")
+    with pytest.raises(Conflict, match="exists: name a new file, or give --force"):
+        log_cli._write(keep, b"bundle", force=False)
+    assert keep.read_text(encoding="utf-8") == "precious\n"
+    log_cli._write(keep, b"bundle", force=True)
+    assert keep.read_bytes() == b"bundle"
+    with pytest.raises(BadRequest, match="cannot write"):
+        log_cli._write(tmp_path / "missing" / "m.tlog-proof", b"bundle", force=False)
 
 
 def test_a_bundle_from_the_api_needs_the_envelope(pair: Cluster, sent: Sent, tmp_path: Path) -> None:
@@ -260,3 +349,15 @@ def test_verify_proof_refuses_what_is_no_bundle(sent: Sent, tmp_path: Path) -> N
     assert_error(verify(big, sent.agreement), "is larger than 1000000 bytes")
     assert_usage_error(verify(tmp_path / "missing", sent.agreement), "does not exist")
     assert_usage_error(verify(garbage, sent.agreement, "--log", "xx"), "'xx' is not a party of this agreement")
+
+
+def test_verify_proof_takes_earlier_agreements(sent: Sent, saved: Path, tmp_path: Path) -> None:
+    new = amended(sent.agreement, tmp_path)
+    refused = verify(saved, new)
+    assert_error(refused, "is sealed under agreement")
+    assert "give that agreement with --earlier" in refused.stderr and refused.stdout == ""
+    proves_earlier(verify(saved, new, "--earlier", str(sent.agreement)), sent, new, "ir", sent.ir_index)
+    assert_usage_error(verify(saved, new, "--earlier", str(new)), "is an agreement given already")
+    # The real agreement in force and the amended one as earlier: the envelope names the one in force.
+    out = lines(verify(saved, sent.agreement, "--earlier", str(new)))
+    assert out[1].startswith("earlier      pk-ir-2025 ") and out[2].endswith("signature verifies (pk's pinned key)")

@@ -31,7 +31,7 @@ from detente.core.audit_report import entry_range
 from detente.core.checkpoint import ProofBundle, parse_proof_bundle
 from detente.core.envelope import Envelope
 from detente.core.proof_bundle import ProvenEntry, envelope_in, verify_bundle, with_envelope
-from detente.errors import BadRequest, Error, MalformedError, Unavailable, VerificationError
+from detente.errors import BadRequest, Conflict, Error, MalformedError, Unavailable, VerificationError
 from detente.node.config import load_config
 from detente.node.export import export_log
 from detente.node.setup import agreement_text
@@ -43,6 +43,31 @@ log_app = typer.Typer(
     help="This node's transparency log: its state, a message's proof, an export for an auditor.", no_args_is_help=True
 )
 app.add_typer(log_app, name="log")
+
+EarlierOpt = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--earlier",
+        help="an earlier agreement (one amended since), for what was sealed under it; repeatable",
+        exists=True,
+        dir_okay=False,
+    ),
+]
+
+
+def _earlier(doc: agreement_mod.Agreement, paths: list[Path] | None) -> list[agreement_mod.Agreement]:
+    """Return the earlier agreements in `paths`, in order.
+
+    Raises `BadParameter` (a usage error) for one that is `doc` or given twice, and what
+    `agreement_text` and `agreement.load` raise for a file that is not an agreement.
+    """
+    before: list[agreement_mod.Agreement] = []
+    for path in paths or []:
+        amended = agreement_mod.load(agreement_text(path))
+        if amended.hash == doc.hash or amended.hash in {a.hash for a in before}:
+            raise typer.BadParameter(f"{path} is an agreement given already", param_hint="--earlier")
+        before.append(amended)
+    return before
 
 
 @log_app.command("export")
@@ -127,6 +152,8 @@ def print_report(report: Report, seconds: float) -> None:
         print(f"FAIL {problem}")
     if report.more_problems:
         print(f"FAIL … and {report.more_problems} more problems")
+    for hint in report.hints:
+        print(f"hint         {hint}")
     if report.unwitnessed() and not report.unwitnessed_allowed:
         # Say what the choice is, without recommending it: only the auditor knows whether a tail
         # not yet witnessed is expected (an export made just after a checkpoint, a peer down).
@@ -145,15 +172,7 @@ def audit_command(
     agreement: Annotated[
         Path, typer.Option("--agreement", help="your own copy of the agreement in force", exists=True, dir_okay=False)
     ],
-    earlier: Annotated[
-        list[Path] | None,
-        typer.Option(
-            "--earlier",
-            help="an earlier agreement the log spans (one amended since), repeatable",
-            exists=True,
-            dir_okay=False,
-        ),
-    ] = None,
+    earlier: EarlierOpt = None,
     jobs: Annotated[
         int, typer.Option("--jobs", help="processes checking envelope signatures (used from 20,000 entries)")
     ] = _DEFAULT_JOBS,
@@ -174,20 +193,18 @@ def audit_command(
     --allow-unwitnessed accepts those it did not), 1 with one line per problem otherwise. A log
     kept across amendments of the agreement needs each earlier agreement too (--earlier): every
     envelope is checked under the agreement it names, and a rotated key verifies what it signed.
+    Entries naming an agreement not given fail, with one hint naming it; an --earlier agreement
+    that no entry names is a warning.
     """
     started = time.perf_counter()
     doc = agreement_mod.load(agreement_text(agreement))
     if party is not None and party not in doc.parties:
         known = ", ".join(sorted(doc.parties))
         raise typer.BadParameter(f"{party!r} is not a party of this agreement ({known})", param_hint="--party")
+    before = _earlier(doc, earlier)
     print(f"agreement    {doc.id} {doc.hash}")
-    before: list[agreement_mod.Agreement] = []
-    for path in earlier or []:
-        amended = agreement_mod.load(agreement_text(path))
-        if amended.hash == doc.hash or amended.hash in {a.hash for a in before}:
-            raise typer.BadParameter(f"{path} is an agreement given already", param_hint="--earlier")
+    for amended in before:
         print(f"earlier      {amended.id} {amended.hash}")
-        before.append(amended)
     report = audit(
         _reader(export),
         doc,
@@ -281,10 +298,14 @@ def log_proof(
         str | None, typer.Option("--log", help="prove it in this peer party's log (default: the node's own)")
     ] = None,
     agreement: AgreementOpt = None,
+    earlier: EarlierOpt = None,
     out: Annotated[
         Path | None,
-        typer.Option("--out", help="write the verified bundle, with the envelope in it, to this file", dir_okay=False),
+        typer.Option(
+            "--out", help="write the verified bundle, with the envelope in it, to this new file", dir_okay=False
+        ),
     ] = None,
+    force: Annotated[bool, typer.Option("--force", help="with --out, replace a file that exists")] = False,
     allow_unwitnessed: UnwitnessedOpt = False,
     node: NodeOpt = None,
     url: UrlOpt = None,
@@ -293,12 +314,19 @@ def log_proof(
     """Fetch a message's c2sp.org/tlog-proof bundle and verify it here, with the agreement's pinned keys.
 
     Verifies the checkpoint's signature by the log's owner, each other party's cosignature on it, and
-    the inclusion proof of the envelope's bytes; prints what it verified. Exits 1 with one line
-    naming what failed, or if no other party cosigned the checkpoint (unless --allow-unwitnessed).
-    With --out, the bundle (holding the envelope) is written for `detente log verify-proof`.
+    the inclusion proof of the envelope's bytes, and the envelope's signature under the agreement
+    it names (the one in force, or one given with --earlier); prints what it verified. Exits 1
+    with one line naming what failed, or if no other party cosigned the checkpoint (unless
+    --allow-unwitnessed). With --out, the bundle (holding the envelope) is written for `detente log
+    verify-proof`, to a file that does not exist yet (unless --force).
     """
     doc = _agreement(agreement, node)
+    before = _earlier(doc, earlier)
     _check_party(doc, log, "--log")
+    if force and out is None:
+        raise typer.BadParameter("--force replaces the file of --out: give --out FILE", param_hint="'--force'")
+    if out is not None and not force and os.path.lexists(out):
+        raise Conflict(f"{out} exists: name a new file, or give --force to replace it")
     where = f"/messages/{segment(message)}"
     with api(node, url, cacert, token) as client:
         answer = call(client, "GET", where, expect={"id": str, "envelope": dict})
@@ -308,13 +336,10 @@ def log_proof(
         bundle = parse_proof_bundle(raw)
     except MalformedError:
         raise UnexpectedAnswer(f"the node's answer to GET {API}{where}/proof is not a tlog-proof bundle") from None
-    entry = _verify(bundle, envelope, doc, log, allow_unwitnessed)
-    _print_entry(doc, entry)
+    entry = _verify(bundle, envelope, doc, before, log, allow_unwitnessed, live=True)
+    _print_entry(doc, before, entry)
     if out is not None:
-        try:
-            out.write_bytes(with_envelope(bundle, envelope))
-        except OSError as exc:
-            raise BadRequest(f"cannot write {out}: {exc.strerror or exc}") from exc
+        _write(out, with_envelope(bundle, envelope), force)
         print(f"wrote        {out}")
 
 
@@ -339,15 +364,18 @@ def log_verify_proof(
     log: Annotated[
         str | None, typer.Option("--log", help="the party whose log you expect (fail if it is another's)")
     ] = None,
+    earlier: EarlierOpt = None,
     allow_unwitnessed: UnwitnessedOpt = False,
 ) -> None:
     """Verify a saved tlog-proof bundle offline, with the agreement's pinned keys; nothing is asked of a node.
 
     The envelope is the one the bundle's `extra` line holds (`log proof --out` puts it there), or
-    the one given with --envelope (for a bundle from the API, which holds none). Checks and exit
-    status as `log proof`.
+    the one given with --envelope (for a bundle from the API, which holds none). Checks (an
+    envelope sealed under an earlier agreement needs it, with --earlier) and exit status as `log
+    proof`.
     """
     doc = agreement_mod.load(agreement_text(agreement))
+    before = _earlier(doc, earlier)
     _check_party(doc, log, "--log")
     try:
         bundle = parse_proof_bundle(_read(file, MAX_BUNDLE_BYTES))
@@ -361,8 +389,8 @@ def log_verify_proof(
         except Error as exc:
             hint = ": give the envelope with --envelope FILE" if bundle.extra is None else ""
             raise BadRequest(f"{file}: {exc.detail}{hint}") from None
-    entry = _verify(bundle, envelope, doc, log, allow_unwitnessed)
-    _print_entry(doc, entry)
+    entry = _verify(bundle, envelope, doc, before, log, allow_unwitnessed, live=False)
+    _print_entry(doc, before, entry)
 
 
 def _agreement(path: Path | None, node: Path | None) -> agreement_mod.Agreement:
@@ -422,6 +450,21 @@ def _fetch(client: httpx.Client, path: str, params: dict[str, str]) -> bytes:
     return response.content
 
 
+def _write(path: Path, data: bytes, force: bool) -> None:
+    """Write `data` to `path`, a new file unless `force`.
+
+    Raises `Conflict` if `path` exists (even as a dangling link) and not `force`, nothing written;
+    `BadRequest` if it cannot be written.
+    """
+    try:
+        with path.open("wb" if force else "xb") as f:
+            f.write(data)
+    except FileExistsError:
+        raise Conflict(f"{path} exists: name a new file, or give --force to replace it") from None
+    except OSError as exc:
+        raise BadRequest(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
 def _read(path: Path, limit: int) -> bytes:
     """Return the bytes of `path`. Raises `BadRequest` if it cannot be read or is over `limit` bytes."""
     try:
@@ -451,19 +494,31 @@ def _envelope_file(path: Path) -> Envelope:
 
 
 def _verify(
-    bundle: ProofBundle, envelope: Envelope, doc: agreement_mod.Agreement, log: str | None, allow_unwitnessed: bool
+    bundle: ProofBundle,
+    envelope: Envelope,
+    doc: agreement_mod.Agreement,
+    earlier: list[agreement_mod.Agreement],
+    log: str | None,
+    allow_unwitnessed: bool,
+    *,
+    live: bool,
 ) -> ProvenEntry:
     """Verify the bundle (`core.proof_bundle.verify_bundle`) and that another party witnessed it.
 
     Raises `VerificationError` naming what failed; a checkpoint no other party cosigned is one
-    unless `allow_unwitnessed`.
+    unless `allow_unwitnessed` (`live`: the bundle was just fetched, and asking again may find it
+    cosigned; else it is a saved file).
     """
-    entry = verify_bundle(bundle, envelope, doc, log_party=log)
+    entry = verify_bundle(bundle, envelope, doc, log_party=log, earlier=earlier)
     if not entry.witnessed and not allow_unwitnessed:
+        again = (
+            "a checkpoint is usually cosigned within a second: try again"
+            if live
+            else "a saved bundle stays as it is: fetch a newer one with `log proof`"
+        )
         raise VerificationError(
             f"no other party cosigned the checkpoint of {entry.origin} at size {entry.size}: it rests on "
-            f"{entry.log_party}'s word alone (a checkpoint is usually cosigned within a second: try again, "
-            "or accept it with --allow-unwitnessed)"
+            f"{entry.log_party}'s word alone ({again}, or accept it with --allow-unwitnessed)"
         )
     return entry
 
@@ -472,15 +527,20 @@ def _time(seconds: int) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _print_entry(doc: agreement_mod.Agreement, entry: ProvenEntry) -> None:
+def _print_entry(doc: agreement_mod.Agreement, earlier: list[agreement_mod.Agreement], entry: ProvenEntry) -> None:
     """Print what a verified bundle proved, one fact a line."""
     envelope = entry.envelope
-    if entry.signed_by is not None:
+    sealed = next((a for a in earlier if a.hash == envelope.data["agreement"]), None)
+    if sealed is None:
         signature = f"signature verifies ({envelope.sender_party}'s pinned key)"
     else:
-        signature = f"signature not checked: sealed under agreement {envelope.data['agreement'][:12]}…, not this one"
+        signature = (
+            f"signature verifies ({envelope.sender_party}'s key pinned by earlier agreement {sealed.id} "
+            f"{sealed.hash[:12]}…)"
+        )
     lines = [
         f"agreement    {doc.id} {doc.hash}",
+        *(f"earlier      {a.id} {a.hash}" for a in earlier),
         f"envelope     {envelope.id} {envelope.sender} → {envelope.recipient} {envelope.type}, {signature}",
         f"log          {entry.origin} (party {entry.log_party})",
         f"leaf index   {entry.index}",

@@ -13,7 +13,9 @@ trusting nothing else:
    problem unless the auditor allows an unwitnessed tail (`core.audit_report` says why);
 3. every entry of the entry bundles is an envelope in canonical form, under one of the agreements
    given (its hash), signed by the sending party's key as that agreement pins it, and sent or
-   received by the log's party;
+   received by the log's party; the agreements the entries name but the auditor did not give are
+   named in one hint (how many entries name each), and an earlier agreement no entry names is
+   a warning;
 4. the RFC 6962 tree recomputed from the entries (`RootBuilder`) has the root of every checkpoint
    at its size, and every hash tile equals the hashes recomputed from the entries;
 5. each checkpoint is consistent with the one before it: an RFC 6962 consistency proof, built
@@ -106,6 +108,7 @@ def _check_entry(report: Report, i: int, entry: bytes, owner: str, pinned: dict[
         report.fail(f"entry {i}: not a valid envelope: {exc.detail}")
         return
     where = f"entry {i} (envelope {env.id})"
+    report.agreements[env.data["agreement"]] += 1
     if env.raw != entry:
         report.fail(f"{where}: not in canonical JSON form (RFC 8785)")
     keyring = pinned.get(env.data["agreement"])
@@ -180,7 +183,9 @@ def audit(
     """Audit the export that `read` gives access to against `agreement`. Raises nothing.
 
     `agreement` is the one in force; `earlier`, the agreements it amended that the log also spans
-    (each envelope names the hash it was sealed under; a rotated key verifies what it signed).
+    (each envelope names the hash it was sealed under; a rotated key verifies what it signed). The
+    report's `hints` name the agreements entries name that were not given, and its `warnings` an
+    earlier one that no entry names.
 
     With `jobs` > 1, a log of at least `PARALLEL_MIN` entries has its envelopes checked in that
     many worker processes. `names`, the path of every file in the export (relative, "/"-separated),
@@ -255,6 +260,7 @@ def _audit(
             report.fail(problem)
         report.more_problems += checked.more_problems
         report.senders.update(checked.senders)
+        report.agreements.update(checked.agreements)
         for entry in bundle:
             leaf = merkle.leaf_hash(entry)
             builder.append_leaf_hash(leaf)
@@ -264,6 +270,7 @@ def _audit(
                 report.fail(f"checkpoint of size {builder.size}: root does not match entries 0..{builder.size - 1}")
                 bad_roots.add(builder.size)
     report.entries = builder.size
+    report.check_agreements_named([(a.id, a.hash) for a in agreements])
     tile_check.finish()
 
     # Consistency between successive checkpoints, proven from the verified tiles.

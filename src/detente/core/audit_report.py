@@ -21,6 +21,7 @@ accept it explicitly; the tail is then named in a warning and in the verdict.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 MAX_PROBLEMS = 50
@@ -48,6 +49,8 @@ class Report:
 
     `witnessed` maps each other party of the agreement to the largest tree size it cosigned in the
     export (0: none); the entries below the smallest of them are witnessed by every party.
+    `agreements` counts the envelopes naming each agreement hash (given or not); `hints` says what
+    the auditor may have left out (an earlier agreement), without being a problem of its own.
     """
 
     origin: str = ""
@@ -56,6 +59,7 @@ class Report:
     root: bytes = b""
     entries: int = 0
     senders: Counter[str] = field(default_factory=Counter)
+    agreements: Counter[str] = field(default_factory=Counter)
     tiles: int = 0
     checkpoints: int = 0
     consistency_proofs: int = 0
@@ -65,6 +69,7 @@ class Report:
     unwitnessed_allowed: bool = False
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    hints: list[str] = field(default_factory=list)
     more_problems: int = 0
 
     @property
@@ -83,6 +88,26 @@ class Report:
             self.problems.append(message)
         else:
             self.more_problems += 1
+
+    def check_agreements_named(self, given: Sequence[tuple[str, str]]) -> None:
+        """Hint at the agreements entries name but the auditor did not give; warn of an earlier one none names.
+
+        `given` is (id, hash) of the agreement in force, then of each earlier one. The hint is one
+        line for all the agreements not given (each entry naming one is a problem already, and the
+        export holds only the agreement in force: this line is what tells the auditor which to
+        look for). Call it once every entry has been read. Raises nothing.
+        """
+        hashes = {digest for _, digest in given}
+        unknown = [(digest, n) for digest, n in self.agreements.most_common() if digest not in hashes]
+        if unknown:
+            named = ", ".join(
+                f"{n} {'entry names' if n == 1 else 'entries name'} agreement {digest[:12]}…" for digest, n in unknown
+            )
+            these = "that agreement" if len(unknown) == 1 else "those agreements"
+            self.hints.append(f"{named}, not given: if the log spans an amendment, give {these} with --earlier")
+        for agreement_id, digest in given[1:]:
+            if not self.agreements[digest]:
+                self.warnings.append(f"--earlier {agreement_id} {digest[:12]}…: no entry names it")
 
     def unwitnessed(self) -> list[str]:
         """Return one line per stretch of entries some other party has not witnessed (none: all are).

@@ -13,8 +13,11 @@ witnesses. `verify_bundle` checks it for one envelope, with nothing from the nod
 4. the envelope is sent or received by the log's party (nothing else is ever in its log);
 5. the inclusion proof leads from `SHA-256(0x00 ‖ envelope bytes)` at `index` to the checkpoint's
    root;
-6. the envelope's signature verifies with its sender's pinned key, when the envelope names this
-   agreement (an envelope sealed under an earlier one is not checked, and `signed_by` says so).
+6. the envelope names the agreement given or one of the earlier agreements given (a log spans
+   the amendments of its agreement: each envelope names the hash it was sealed under), and its
+   signature verifies with the key that agreement pins for its sender. An envelope under an
+   agreement not given cannot be checked, so the bundle does not verify. The checkpoint, being
+   newer, is checked with the keys of the agreement given (`doc`) only.
 
 The bundle's `extra` line is unauthenticated, application-defined data: a bundle written by
 `detente log proof --out` carries the envelope's canonical bytes there, so that one file can be
@@ -26,6 +29,7 @@ for a bundle or an envelope that does not parse.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from detente.core import envelope as envelope_mod
@@ -45,7 +49,7 @@ class ProvenEntry:
 
     `cosigned_by` maps each other party whose cosignature verified to its cosignature time (Unix
     seconds); `not_cosigned_by` lists the other parties whose cosignature is absent. `signed_by` is
-    the sender office whose pinned key verified the envelope, None if it names another agreement.
+    the sender office whose key, as the agreement the envelope names pins it, verified the envelope.
     """
 
     envelope: Envelope
@@ -56,7 +60,7 @@ class ProvenEntry:
     root: bytes
     cosigned_by: dict[str, int]
     not_cosigned_by: tuple[str, ...]
-    signed_by: str | None
+    signed_by: str
 
     @property
     def witnessed(self) -> bool:
@@ -97,12 +101,15 @@ def verify_bundle(
     doc: Agreement,
     *,
     log_party: str | None = None,
+    earlier: Sequence[Agreement] = (),
 ) -> ProvenEntry:
     """Verify that `bundle` proves `envelope` is in the log of a party of `doc` (of `log_party` if given).
 
-    Checks, in order, what the module docstring lists. Raises `MalformedError` for bytes that are
-    not a tlog-proof bundle, `Invalid` for a `log_party` the agreement does not name, and
-    `VerificationError` naming the first check that fails.
+    `doc` is the agreement in force; `earlier`, agreements it amended, under one of which the
+    envelope may have been sealed. Checks, in order, what the module docstring lists. Raises
+    `MalformedError` for bytes that are not a tlog-proof bundle, `Invalid` for a `log_party` the
+    agreement does not name, and `VerificationError` naming the first check that fails (an
+    envelope naming an agreement not given is one).
     """
     parsed = parse_proof_bundle(bundle) if isinstance(bundle, bytes) else bundle
     note = parse_note(parsed.note_bytes)
@@ -144,15 +151,19 @@ def verify_bundle(
             f"the inclusion proof does not verify: envelope {envelope.id} is not entry {parsed.index} of "
             f"{cp.origin} at size {cp.size} ({exc.detail})"
         ) from None
-    signed_by = None
-    if envelope.data["agreement"] == doc.hash:
-        sender = doc.parties.get(envelope.sender_party)
-        if sender is None:
-            raise VerificationError(f"envelope {envelope.id} is sent by {envelope.sender}, of no party of {doc.id}")
-        envelope.verify(_pinned(sender))
-        signed_by = envelope.sender
+    named = envelope.data["agreement"]
+    sealed = next((a for a in (doc, *earlier) if a.hash == named), None)
+    if sealed is None:
+        raise VerificationError(
+            f"envelope {envelope.id} is sealed under agreement {named[:12]}…, not given, so its signature cannot be "
+            "checked: if the log spans an amendment, give that agreement with --earlier"
+        )
+    sender = sealed.parties.get(envelope.sender_party)
+    if sender is None:
+        raise VerificationError(f"envelope {envelope.id} is sent by {envelope.sender}, of no party of {sealed.id}")
+    envelope.verify(_pinned(sender))
     return ProvenEntry(
-        envelope, party.id, cp.origin, parsed.index, cp.size, cp.root, cosigned, tuple(absent), signed_by
+        envelope, party.id, cp.origin, parsed.index, cp.size, cp.root, cosigned, tuple(absent), envelope.sender
     )
 
 

@@ -8,6 +8,7 @@ one (`earlier`); each envelope is checked under the agreement it names.
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,8 @@ from audit_support import HISTORY, SIZE, Export, Log, make_export, make_log, run
 from cli_support import assert_usage_error, detente
 from detente.core import audit as audit_module
 from detente.core import tiles
-from detente.core.audit import audit
+from detente.core.audit import Report, audit
+from detente.core.audit_checkpoints import CHECKPOINT_FILE
 from record_support import envelope
 
 CUT = 150  # entries 0..149 under the first agreement; checkpoints of size <= CUT signed by its keys
@@ -54,6 +56,61 @@ def test_without_the_earlier_agreement_its_era_fails_and_is_named(logs: tuple[Lo
     # checkpoint carries none of its keys, and with no tree to check the audit stops there.
     older = run(amended_export(logs), first.doc).problems
     assert older[0] == "checkpoint: not signed by pk's log key (pk.detente/log)", older
+
+
+def hint(*named: str, these: str = "that agreement") -> str:
+    return f"{', '.join(named)}, not given: if the log spans an amendment, give {these} with --earlier"
+
+
+def test_without_the_earlier_agreement_one_hint_names_it_and_counts_its_entries(logs: tuple[Log, Log]) -> None:
+    # 150 entries fail, 50 are listed: the hint is one line, and counts them all (QA5 #14).
+    first, amended = logs
+    report = run(amended_export(logs), amended.doc)
+    assert report.more_problems > 0 and report.agreements == {first.doc.hash: CUT, amended.doc.hash: SIZE - CUT}
+    assert report.hints == [hint(f"{CUT} entries name agreement {first.doc.hash[:12]}…")]
+    assert report.warnings == []
+    assert run(amended_export(logs), amended.doc, earlier=(first.doc,)).hints == []
+
+
+def test_two_agreements_not_given_are_named_in_the_one_hint(logs: tuple[Log, Log]) -> None:
+    first, amended = logs
+    middle = make_log()
+    entries = first.entries[:CUT] + middle.entries[CUT:200] + amended.entries[200:]
+    files = make_export(Log(amended.doc, amended.text, amended.signers, entries), signed_by=lambda s: amended)
+    report = run(files, amended.doc)
+    named = f"{CUT} entries name agreement {first.doc.hash[:12]}…", f"50 entries name agreement {middle.doc.hash[:12]}…"
+    assert report.hints == [hint(*named, these="those agreements")]
+    # Given one of them, the hint names the other alone.
+    assert run(files, amended.doc, earlier=(middle.doc,)).hints == [hint(named[0])]
+
+
+def test_one_entry_not_given_is_named_in_the_singular() -> None:
+    report = Report(agreements=Counter({"ab" * 32: 1, "cd" * 32: 7}))
+    report.check_agreements_named([("pk-ir-2025", "cd" * 32)])
+    assert report.hints == [hint(f"1 entry names agreement {'ab' * 6}…")] and report.warnings == []
+
+
+def test_an_earlier_agreement_no_entry_names_is_a_warning(logs: tuple[Log, Log]) -> None:
+    # The agreement of another pair of nodes given by mistake: it changes nothing, and is named.
+    first, amended = logs
+    stranger = make_log()
+    report = run(amended_export(logs), amended.doc, earlier=(first.doc, stranger.doc))
+    assert report.ok and report.hints == [], report.problems
+    assert report.warnings == [f"--earlier {stranger.doc.id} {stranger.doc.hash[:12]}…: no entry names it"]
+    # Given alone, it is unused and the earlier era's entries are not checked: both are said.
+    alone = run(amended_export(logs), amended.doc, earlier=(stranger.doc,))
+    assert not alone.ok and alone.warnings == [
+        f"--earlier {stranger.doc.id} {stranger.doc.hash[:12]}…: no entry names it"
+    ]
+    assert alone.hints == [hint(f"{CUT} entries name agreement {first.doc.hash[:12]}…")]
+
+
+def test_an_audit_that_stops_before_the_entries_neither_hints_nor_warns(logs: tuple[Log, Log]) -> None:
+    # No entry read: nothing is known of the agreements they name.
+    first, amended = logs
+    files = {k: v for k, v in amended_export(logs).items() if k != CHECKPOINT_FILE}
+    report = run(files, amended.doc, earlier=(make_log().doc,))
+    assert report.problems == [f"{CHECKPOINT_FILE}: missing"] and report.hints == [] and report.warnings == []
 
 
 def test_an_envelope_under_the_earlier_agreement_signed_with_the_new_key_fails(logs: tuple[Log, Log]) -> None:
@@ -95,9 +152,14 @@ def test_worker_processes_check_each_era_alike(logs: tuple[Log, Log], monkeypatc
     changed[7] = changed[7].replace(b"message 7", b"message 8")
     damaged = {**files, "tile/entries/000": tiles.entry_bundle(changed[:256])}
     serial = run(damaged, amended.doc, earlier=(first.doc,))
+    alone = run(damaged, amended.doc)
     monkeypatch.setattr(audit_module, "PARALLEL_MIN", 0)
     parallel = audit(damaged.get, amended.doc, jobs=2, names=list(damaged), earlier=(first.doc,))
     assert parallel.problems == serial.problems and serial.problems[0].startswith("entry 7 ")
+    # The workers' counts of the agreements named add up to the same hint.
+    parallel_alone = audit(damaged.get, amended.doc, jobs=2, names=list(damaged))
+    assert parallel_alone.hints == alone.hints and len(alone.hints) == 1
+    assert parallel_alone.agreements == alone.agreements == {first.doc.hash: CUT, amended.doc.hash: SIZE - CUT}
 
 
 def test_the_cli_takes_earlier_agreements(logs: tuple[Log, Log], tmp_path: Path) -> None:
@@ -114,4 +176,15 @@ def test_the_cli_takes_earlier_agreements(logs: tuple[Log, Log], tmp_path: Path)
     assert f"earlier      pk-ir-2024 {first.doc.hash}" in passed.stdout and "\nOK (" in passed.stdout
     failed = detente(*given)
     assert failed.code == 1 and "is not the hash of an agreement given" in failed.stdout
+    hints = [line for line in failed.stdout.splitlines() if line.startswith("hint ")]
+    assert hints == [f"hint         {hint(f'{CUT} entries name agreement {first.doc.hash[:12]}…')}"], hints
     assert_usage_error(detente(*given, "--earlier", str(tmp_path / "amended.toml")), "an agreement given already")
+    twice = ("--earlier", str(tmp_path / "first.toml"))
+    assert_usage_error(detente(*given, *twice, *twice), "an agreement given already")
+    # An earlier agreement no entry names: a warning, and the verdict stands.
+    stranger = make_log()
+    (tmp_path / "stranger.toml").write_text(stranger.text)
+    extra = detente(*given, *twice, "--earlier", str(tmp_path / "stranger.toml"))
+    assert extra.code == 0, extra.stdout
+    assert f"warning      --earlier {stranger.doc.id} {stranger.doc.hash[:12]}…: no entry names it" in extra.stdout
+    assert "\nOK (" in extra.stdout and "hint " not in extra.stdout

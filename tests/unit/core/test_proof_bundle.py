@@ -83,13 +83,62 @@ def test_a_checkpoint_no_other_party_cosigned_verifies_as_unwitnessed() -> None:
     assert not proven.witnessed and proven.cosigned_by == {} and proven.not_cosigned_by == ("ir",)
 
 
-def test_an_envelope_of_another_agreement_proves_inclusion_without_its_signature() -> None:
-    log = pk_log()
-    other = envelope(log.doc, log.signers["pk"], 1, agreement="ab" * 32)
-    entries = (*log.entries[:-1], other)
+def with_last(log: Log, last: Envelope) -> tuple[Log, ProofBundle]:
+    """pk's log with `last` as its last entry, and the bundle of that entry."""
+    entries = (*log.entries[:-1], last)
     changed = replace(log, entries=entries, root=merkle_memory.MemoryHashStore(e.raw for e in entries).root())
-    proven = verify_bundle(bundle(changed, SIZE - 1, checkpoint_note(changed)), other, log.doc)
-    assert proven.signed_by is None and proven.index == SIZE - 1
+    return changed, bundle(changed, SIZE - 1, checkpoint_note(changed))
+
+
+def test_an_envelope_under_an_earlier_agreement_given_is_checked_with_its_keys() -> None:
+    # A log across an amendment that rotated the keys: the old envelope, the new checkpoint (QA5 #11).
+    log = pk_log()
+    earlier, old_signers = agreement_and_keys()
+    old = envelope(earlier, old_signers["pk"], 1, "before the amendment")
+    _, proof = with_last(log, old)
+    proven = verify_bundle(proof, old, log.doc, earlier=(earlier,))
+    assert proven.signed_by == "pk:dgmo" and proven.index == SIZE - 1 and proven.witnessed
+    # Another earlier agreement given as well changes nothing.
+    assert verify_bundle(proof, old, log.doc, earlier=(agreement_and_keys()[0], earlier)) == proven
+
+
+def test_an_envelope_under_an_agreement_not_given_is_not_a_verified_proof() -> None:
+    log = pk_log()
+    earlier, old_signers = agreement_and_keys()
+    old = envelope(earlier, old_signers["pk"], 1)
+    changed, proof = with_last(log, old)
+    says = (
+        f"envelope {old.id} is sealed under agreement {earlier.hash[:12]}…, not given, so its signature cannot be "
+        "checked: if the log spans an amendment, give that agreement with --earlier"
+    )
+    fails(changed, proof, old, says)
+    with pytest.raises(VerificationError, match="is sealed under agreement"):
+        verify_bundle(proof, old, log.doc, earlier=(agreement_and_keys()[0],))  # another earlier one
+    unknown = envelope(log.doc, log.signers["pk"], 1, agreement="ab" * 32)
+    changed, proof = with_last(log, unknown)
+    fails(changed, proof, unknown, f"is sealed under agreement {'ab' * 6}…, not given")
+
+
+def test_an_envelope_under_an_earlier_agreement_signed_with_the_new_key_is_refused() -> None:
+    # Whoever holds only the new key cannot add to the earlier era: the key of the agreement named counts.
+    log = pk_log()
+    earlier, _ = agreement_and_keys()
+    forged = envelope(earlier, log.signers["pk"], 1, "written after the rotation")
+    _, proof = with_last(log, forged)
+    with pytest.raises(VerificationError, match="signature does not verify"):
+        verify_bundle(proof, forged, log.doc, earlier=(earlier,))
+    # And an envelope naming the agreement in force, signed with an earlier key, is refused alike.
+    earlier_signed = envelope(log.doc, agreement_and_keys()[1]["pk"], 1)
+    _, proof = with_last(log, earlier_signed)
+    with pytest.raises(VerificationError, match="signature does not verify"):
+        verify_bundle(proof, earlier_signed, log.doc, earlier=(earlier,))
+
+
+def test_an_envelope_from_no_party_of_its_agreement_is_refused() -> None:
+    log = pk_log()
+    stray = envelope(log.doc, log.signers["ir"], 1, **{"from": "xx:dgmo", "to": "pk:dgmo"})
+    changed, proof = with_last(log, stray)
+    fails(changed, proof, stray, f"envelope {stray.id} is sent by xx:dgmo, of no party of {log.doc.id}")
 
 
 def test_log_party_of_names_the_party_whose_log_an_origin_is() -> None:
