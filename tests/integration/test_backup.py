@@ -1,13 +1,19 @@
-"""`detente backup` of a running node, its refusals, and a restore into a node that lost its database."""
+"""`detente backup` of a running node and its refusals; `detente restore` after a crash, into a node that
+lost its database or into a new directory, and its refusals."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import sqlite3
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from cli_support import assert_error, detente
+from detente.core.keys import Signer
 from support import Cluster, NodeProc, wait_for
 
 TEXT = {"channel": "dgmo", "to": "ir:dgmo", "precedence": "ROUTINE", "type": "hotline.text"}
@@ -22,6 +28,29 @@ def send(node: NodeProc, text: str) -> str:
     return message_id
 
 
+def log_size(db_file: Path) -> int:
+    """Entries in the log of a SQLite database file, after checking its integrity."""
+    with contextlib.closing(sqlite3.connect(db_file)) as db:
+        assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        (size,) = db.execute("SELECT count(*) FROM log").fetchone()
+    return int(size)
+
+
+def sidecars(directory: Path) -> list[str]:
+    """What SQLite or a restore left beside the files: -wal, -shm, -journal, .NAME.restoring."""
+    return sorted(p.name for p in directory.iterdir() if p.name.startswith(".") or "-" in p.name)
+
+
+def backed_up(node: Path, out: Path) -> Path:
+    done = detente("backup", "--data", str(node), "--out", str(out))
+    assert done.code == 0, done.stderr
+    return out
+
+
+def files_of(directory: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in directory.iterdir() if p.is_file() and p.name != "serve.lock"}
+
+
 def test_a_running_node_is_copied_consistently(pair: Cluster, tmp_path: Path) -> None:
     pk = pair["pk"]
     send(pk, "before the backup")
@@ -31,14 +60,17 @@ def test_a_running_node_is_copied_consistently(pair: Cluster, tmp_path: Path) ->
     assert done.code == 0, done.stderr
     copied = {p.name for p in out.iterdir() if p.is_file()}
     assert NODE_FILES <= copied
+    assert sidecars(out) == []  # one self-contained file: nothing to forget when it is copied or restored
     assert stat.S_IMODE(out.stat().st_mode) == 0o700  # it holds the private key
     assert (out / "node.key").read_bytes() == (pk.data / "node.key").read_bytes()
-    with sqlite3.connect(out / "node.db") as db:
+    with contextlib.closing(sqlite3.connect(out / "node.db")) as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-        (log_size,) = db.execute("SELECT count(*) FROM log").fetchone()
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+        (size,) = db.execute("SELECT count(*) FROM log").fetchone()
         (stored,) = db.execute("SELECT count(*) FROM envelopes").fetchone()
-    assert log_size >= before["log"] and stored >= before["envelopes"]
-    assert f"database     node.db, a consistent copy; the log holds {log_size} entries" in done.stdout
+    assert sidecars(out) == []
+    assert size >= before["log"] and stored >= before["envelopes"]
+    assert f"database     node.db, a consistent copy; the log holds {size} entries" in done.stdout
     assert done.stdout.splitlines()[-1].startswith("a restore is exact only if the node does nothing after")
 
 
@@ -51,6 +83,14 @@ def test_refusals_leave_nothing_behind(pair: Cluster, tmp_path: Path) -> None:
     assert [p.name for p in used.iterdir()] == ["keep.txt"]
     assert_error(detente("backup", "--data", str(pk.data), "--out", str(pk.data / "b")), "inside the node's data")
     assert not (pk.data / "b").exists()
+    # The same place reached through `..` or a symlink: the resolved paths are compared.
+    dotted = pk.data.parent / "elsewhere" / ".." / pk.data.name / "b"
+    assert_error(detente("backup", "--data", str(pk.data), "--out", str(dotted)), "inside the node's data")
+    link = tmp_path / "link"
+    link.symlink_to(pk.data, target_is_directory=True)
+    assert_error(detente("backup", "--data", str(pk.data), "--out", str(link / "b")), "inside the node's data")
+    assert_error(detente("backup", "--data", str(pk.data), "--out", str(link)), "inside the node's data")
+    assert not (pk.data / "b").exists() and not (pk.data.parent / "elsewhere").exists()
     missing = detente("backup", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "o"))
     assert_error(missing, "is not a node data directory (run `detente init` first)")
     assert not (tmp_path / "o").exists()
@@ -74,12 +114,13 @@ def test_a_copy_taken_after_the_last_message_restores_a_node_that_lost_its_datab
     try:
         sent = send(pk, "kept by the backup")
         wait_for(lambda: pk.counts()["outbox"] == 0, what="delivery before the backup")
-        assert detente("backup", "--data", str(pk.data), "--out", str(tmp_path / "copy")).code == 0
+        copy = backed_up(pk.data, tmp_path / "copy")
         pk.stop()
         for lost in pk.data.glob("node.db*"):
             lost.unlink()
-        for name in ("node.db", "node.toml", "node.key", "tls.crt", "tls.key", "agreement.toml"):
-            shutil.copy2(tmp_path / "copy" / name, pk.data / name)
+        done = detente("restore", "--data", str(pk.data), "--from", str(copy))
+        assert done.code == 0, done.stderr
+        assert f"the log holds {log_size(copy / 'node.db')} entries" in done.stdout and "removed" not in done.stdout
         pk.start()
         with pk.client("pk-dgmo") as client:
             assert client.get(f"/api/v1/messages/{sent}").json()["state"] in ("delivered", "acknowledged")
@@ -88,3 +129,140 @@ def test_a_copy_taken_after_the_last_message_restores_a_node_that_lost_its_datab
                  30, 0.2, "the first message after the restore to reach ir")  # fmt: skip
     finally:
         fresh_pair.stop()
+
+
+def test_a_restore_after_a_crash_brings_back_the_backup_not_the_newer_state_in_the_wal(
+    fresh_pair: Cluster, tmp_path: Path
+) -> None:
+    pk = fresh_pair["pk"]
+    fresh_pair.start()
+    try:
+        kept = send(pk, "kept by the backup")
+        wait_for(lambda: pk.counts()["outbox"] == 0, what="delivery before the backup")
+        copy = backed_up(pk.data, tmp_path / "copy")
+        backed = log_size(copy / "node.db")
+        newer = [send(pk, f"after the backup {n}") for n in range(20)]
+        wait_for(lambda: pk.counts()["outbox"] == 0, what="delivery after the backup")
+        assert pk.counts()["log"] > backed
+        pk.kill9()  # a crash: no checkpoint, the newer state stays in node.db-wal
+        assert (pk.data / "node.db-wal").stat().st_size > 0
+        done = detente("restore", "--data", str(pk.data), "--from", str(copy))
+        assert done.code == 0, done.stderr
+        lines = done.stdout.splitlines()
+        assert lines[0].startswith(f"restored {pk.data} from {copy}: node.toml, node.key, tls.crt")
+        assert f"database     {pk.data / 'node.db'}, integrity checked; the log holds {backed} entries" in lines
+        assert "removed      node.db-wal, node.db-shm: the old database's" in done.stdout
+        assert lines[-1].startswith("a restore is exact only if the node did nothing after the copy")
+        assert sidecars(pk.data) == []
+        assert log_size(pk.data / "node.db") == backed  # not the WAL's newer state, and not corrupt
+        pk.start()
+        assert pk.message("pk-dgmo", kept)["state"] in ("delivered", "acknowledged")
+        assert all(pk.message("pk-dgmo", later, missing_ok=True) == {} for later in newer)
+        assert log_size(pk.data / "node.db") >= backed
+        assert "malformed" not in pk.log_path.read_text()
+    finally:
+        fresh_pair.stop()
+
+
+def test_a_restore_is_refused_while_the_node_serves(pair: Cluster, tmp_path: Path) -> None:
+    pk = pair["pk"]
+    copy = backed_up(pk.data, tmp_path / "copy")
+    before = {name: (pk.data / name).read_bytes() for name in ("node.toml", "node.key", "agreement.toml")}
+    assert pk.proc is not None
+    refused = detente("restore", "--data", str(pk.data), "--from", str(copy))
+    assert_error(refused, f"a node serves from {pk.data} (pid {pk.proc.pid}); stop it first")
+    assert {name: (pk.data / name).read_bytes() for name in before} == before
+    assert not list(pk.data.glob(".*restoring*"))
+    assert pk.is_up()
+
+
+def test_a_restore_takes_only_a_complete_sound_backup_of_the_same_node(pair: Cluster, tmp_path: Path) -> None:
+    pk_copy = backed_up(pair["pk"].data, tmp_path / "pk-copy")
+    ir_copy = backed_up(pair["ir"].data, tmp_path / "ir-copy")
+    # Into a new directory (a move): the database goes to DIR/node.db, and node.toml says so.
+    moved = tmp_path / "moved"
+    done = detente("restore", "--data", str(moved), "--from", str(pk_copy))
+    assert done.code == 0, done.stderr
+    assert NODE_FILES <= set(files_of(moved)) and sidecars(moved) == []
+    assert f'db = "sqlite:///{moved / "node.db"}"' in (moved / "node.toml").read_text()
+    assert stat.S_IMODE((moved / "node.key").stat().st_mode) == 0o600
+    assert log_size(moved / "node.db") == log_size(pk_copy / "node.db")
+    node = files_of(moved)
+
+    def refused(source: Path, says: str, data: Path = moved) -> None:
+        assert_error(detente("restore", "--data", str(data), "--from", str(source)), says)
+        assert files_of(moved) == node and sidecars(moved) == []
+
+    def spoiled(name: str, spoil: Callable[[Path], object]) -> Path:
+        spoilt = tmp_path / name
+        shutil.copytree(pk_copy, spoilt)
+        spoil(spoilt)
+        return spoilt
+
+    refused(ir_copy, f"{ir_copy} is a backup of node ir, not of pk in {moved}")
+    other_key = Signer.generate("pk.detente/log").to_pem()
+    refused(spoiled("other-key", lambda d: (d / "node.key").write_bytes(other_key)), "a backup of another node pk")
+    refused(tmp_path / "none", "is not a directory: give the directory `detente backup` wrote")
+    (tmp_path / "empty").mkdir()
+    refused(tmp_path / "empty", "is not a complete backup of a node: it has no node.toml, node.key, tls.crt")
+    refused(spoiled("no-db", lambda d: (d / "node.db").unlink()), "it has no node.db (the node's is SQLite)")
+    refused(
+        spoiled("no-tls", lambda d: (d / "tls.key").unlink()), "is not a complete backup of a node: it has no tls.key"
+    )
+    refused(spoiled("not-db", lambda d: (d / "node.db").write_bytes(b"x" * 4096)), "file is not a database")
+
+    def garble(directory: Path) -> None:
+        with (directory / "node.db").open("r+b") as db:
+            db.seek(4096)  # past the header: the pages of the tables
+            db.write(b"\xff" * 8192)
+
+    refused(spoiled("garbled", garble), "node.db cannot be restored")
+
+    def no_log(directory: Path) -> None:
+        (directory / "node.db").unlink()
+        with contextlib.closing(sqlite3.connect(directory / "node.db")) as db:
+            db.execute("CREATE TABLE other (x)")
+
+    refused(spoiled("no-log", no_log), "node.db is not a node's database: it has no log")
+    refused(moved, f"{moved} is inside {moved}: restore from a backup kept elsewhere")
+    stranger = tmp_path / "stranger"
+    stranger.mkdir()
+    (stranger / "keep.txt").write_text("mine")
+    refused(pk_copy, f"{stranger} holds keep.txt but no node.toml", data=stranger)
+    assert [p.name for p in stranger.iterdir()] == ["keep.txt"]
+    assert not (tmp_path / "moved-again").exists()
+    refused(spoiled("garbled-new", garble), "cannot be restored", data=tmp_path / "moved-again")
+    assert not (tmp_path / "moved-again").exists()  # a directory made for the restore is removed again
+
+    # A backup of a stopped node whose database is in WAL mode: nothing left beside either database.
+    with contextlib.closing(sqlite3.connect(moved / "node.db")) as db:
+        assert db.execute("PRAGMA journal_mode=WAL").fetchone() == ("wal",)
+    again = backed_up(moved, tmp_path / "again")
+    assert sidecars(moved) == [] and sidecars(again) == []
+    # And back in place, over the node it was taken of.
+    done = detente("restore", "--data", str(moved), "--from", str(again))
+    assert done.code == 0, done.stderr
+    assert files_of(moved) == node and sidecars(moved) == []
+
+
+@pytest.mark.postgres
+def test_a_postgresql_node_s_files_are_restored_and_its_database_left_to_the_server(
+    tmp_path: Path, pg_database: Callable[[str], str]
+) -> None:
+    url = pg_database("backup")
+    cluster = Cluster(tmp_path, db_urls={"pk": url, "ir": pg_database("backup")})
+    pk = cluster["pk"]
+    copy = backed_up(pk.data, tmp_path / "copy")
+    assert "node.db" not in files_of(copy)
+    before = pk.counts()
+    done = detente("restore", "--data", str(pk.data), "--from", str(copy))
+    assert done.code == 0, done.stderr
+    assert (
+        "database     not restored: " in done.stdout
+        and "is PostgreSQL; restore it with the server's own tools" in done.stdout
+    )
+    assert pk.counts() == before and not (pk.data / "node.db").exists()
+    moved = tmp_path / "moved"
+    assert detente("restore", "--data", str(moved), "--from", str(copy)).code == 0
+    assert (moved / "node.toml").read_bytes() == (copy / "node.toml").read_bytes()  # the same server's database
+    assert not (moved / "node.db").exists()

@@ -133,6 +133,37 @@ def backup(
 
 
 @app.command()
+def restore(
+    data: DataOpt,
+    source: Annotated[Path, typer.Option("--from", help="the directory `detente backup` wrote")],
+) -> None:
+    """Put a backup of this node back into its data directory (or a new one), with the node stopped.
+
+    Everything is checked first: the backup is complete and of this node, and its database passes
+    SQLite's integrity check. The old database's -wal and -shm are removed, so that SQLite cannot
+    apply them to the restored file. A PostgreSQL database is left alone: restore it with the
+    server's own tools. Exact only if the node did nothing after the copy (see README, "Backups").
+    """
+    from detente.node.backup import restore as put_back
+
+    done = put_back(data, source)
+    print(f"restored {done.data} from {done.source}: {', '.join(done.files)}")
+    if done.database is not None:
+        print(f"database     {done.database}, integrity checked; the log holds {done.log_size} entries")
+        if done.removed:
+            print(f"removed      {', '.join(done.removed)}: the old database's, which SQLite would have applied to it")
+    else:
+        print(
+            f"database     not restored: {done.database_url} is PostgreSQL; restore it with the server's own tools "
+            "(pg_restore or psql, from the dump taken with this backup) before starting the node"
+        )
+    print(
+        "a restore is exact only if the node did nothing after the copy was taken: the peers hold what came after "
+        'it, and refuse the reused sequence numbers and the forked log (see README, "Backups")'
+    )
+
+
+@app.command()
 def serve(data: DataOpt) -> None:
     """Run the node (HTTPS API, federation, console) until Ctrl-C.
 
@@ -176,6 +207,13 @@ def serve(data: DataOpt) -> None:
             **UVICORN_OPTIONS,
         )
     )
+    for agreement_hash in node.ctx.unkept:
+        print(
+            f"warning: agreement {agreement_hash[:12]}…, ratified by this node before, is not kept in "
+            f"{config.kept_agreement_path(agreement_hash).parent}: an envelope a peer queued under it is refused. "
+            "Put a copy of it there, named <hash>.toml",
+            flush=True,
+        )
     print(f"node {config.party} serving on {config.url}", flush=True)
     # Everything built so far (modules, the app, the agreement, SQLAlchemy's metadata) lives as
     # long as the process: move it out of the collector's reach. A full collection then scans only
