@@ -262,3 +262,36 @@ def test_cli_send_says_when_the_link_to_the_addressee_is_down(fresh_pair: Cluste
     wait_for(lambda: state()["state"] == "UP", 30, 0.2, "the link to come UP")
     up = detente("send", *args, "--text", "over a live link")
     assert up.code == 0 and up.stdout.rstrip().endswith(" accepted") and up.stderr == "", up.stderr
+
+
+def test_a_channel_stalled_at_an_envelope_the_peer_refuses_is_named(fresh_pair: Cluster) -> None:
+    """The link is UP (ir answers), yet dgmo moves no more: the links view, `links` and `send` say so."""
+    pk = fresh_pair["pk"]
+    pk.start()  # ir down: the message waits in pk's outbox
+    request = {"channel": "dgmo", "to": "ir:dgmo", "precedence": "ROUTINE", "type": "hotline.text"}
+    with pk.client("pk-dgmo") as client:
+        sent = client.post("/api/v1/messages", json={**request, "body": {"text": "altered later"}})
+    assert sent.status_code == 201, sent.text
+    pk.stop()
+    engine = pk.engine()
+    with engine.begin() as conn:  # the stored bytes no longer match their signature: ir must refuse them
+        raw = conn.execute(select(envelopes.c.raw).where(envelopes.c.id == sent.json()["id"])).scalar_one()
+        conn.execute(
+            envelopes.update()
+            .where(envelopes.c.id == sent.json()["id"])
+            .values(raw=raw.replace(b"altered", b"ALTERED"))
+        )
+    engine.dispose()
+    fresh_pair.start()
+    link = lambda: pk.client("pk-dgmo").get("/api/v1/links").json()["links"][0]  # noqa: E731
+    head = wait_for(lambda: link()["refused"] and link()["refused"][0], 30, 0.2, "ir to refuse the envelope")
+    assert head["channel"] == "dgmo" and head["envelope_id"] == sent.json()["id"] and head["waiting_behind"] == 0
+    assert "signature" in head["last_error"] and link()["state"] == "UP"
+    args = ("--node", str(pk.data), "--token", pk.token("pk-dgmo"))
+    listed = detente("links", *args)
+    assert f"warning: ir refuses envelope {sent.json()['id']} (seq 1) on channel dgmo: " in listed.stderr
+    behind = detente("send", *args, "--channel", "dgmo", "--to", "ir:dgmo", "--text", "stuck behind it")
+    assert behind.code == 0 and "wait until a person acts" in behind.stderr
+    supervisor = ("--node", str(pk.data), "--token", pk.token("pk-supervisor"))
+    elsewhere = detente("send", *supervisor, "--channel", "fs", "--to", "ir:fs", "--text", "another channel")
+    assert elsewhere.code == 0 and elsewhere.stderr == "", elsewhere.stderr  # fs is not stalled

@@ -137,6 +137,13 @@ def test_envelopes_queued_before_an_amendment_are_delivered_after_it(fresh_pair:
             got = client.get(f"/api/v1/messages/{sent}").json()
         assert got["envelope"]["agreement"] == in_force and got["envelope"]["body"]["text"] == "before the amendment"
         assert queued >= 1 and pk.counts()["outbox"] == 0
+        # Without its copy of the earlier agreement, ir says so when it starts.
+        ir.stop()
+        (ir.data / "agreements" / f"{in_force}.toml").unlink()
+        ir.start()
+        assert f"warning: agreement {in_force[:12]}…, ratified by this node before, is not kept in " in (
+            ir.log_path.read_text()
+        )
     finally:
         fresh_pair.stop()
 

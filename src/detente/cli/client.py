@@ -80,7 +80,7 @@ def send(
     with api(node, url, cacert, token) as client:
         result = call(client, "POST", "/messages", json=request, expect=SENT)
         print(_sent_line(result))
-        _warn_if_link_down(client, [to])
+        _warn_if_link_down(client, [to], [channel])
 
 
 @app.command("send-batch", cls=CheckedCommand)
@@ -121,16 +121,18 @@ def send_batch(
         result = call(client, "POST", "/messages/batch", json=payload, expect={"messages": list})
         lines = [_sent_line(shape(sent, SENT, "a message in the node's answer")) for sent in result["messages"]]
         print("\n".join(lines))
-        _warn_if_link_down(client, [m.get("to") for m in payload["messages"] if isinstance(m, dict)])
+        messages = [m for m in payload["messages"] if isinstance(m, dict)]
+        _warn_if_link_down(client, [m.get("to") for m in messages], [m.get("channel") for m in messages])
 
 
-def _warn_if_link_down(client: Any, addressees: list[Any]) -> None:
+def _warn_if_link_down(client: Any, addressees: list[Any], channels: list[Any] | None = None) -> None:
     """After a send, say on standard error which addressed peers the node cannot reach now.
 
     `accepted` means signed, logged and queued here; a duty officer who sends over a link that is
-    DOWN (the peer does not answer, or refuses: another agreement, another key) must know at once,
-    to use another means while the node keeps trying. A failure to read the links is said too: the
-    message itself was accepted either way.
+    DOWN (the peer does not answer, or refuses: another agreement, another key), or on a channel
+    the peer has stopped at an envelope it refuses, must know at once, to use another means while
+    the node keeps trying. A failure to read the links is said too: the message itself was
+    accepted either way.
     """
     parties = {a.split(":", 1)[0] for a in addressees if isinstance(a, str) and ":" in a}
     try:
@@ -139,17 +141,36 @@ def _warn_if_link_down(client: Any, addressees: list[Any]) -> None:
         print(f"warning: sent, but the link state could not be read: {exc.diagnostics()}", file=sys.stderr)
         return
     for link in answer["links"]:
-        if not isinstance(link, dict) or link.get("peer") not in parties or link.get("state") == "UP":
+        if not isinstance(link, dict) or link.get("peer") not in parties:
             continue
-        since = f" since {link['since']}" if link.get("since") else ""
-        error = f": {link['last_error']}" if link.get("last_error") else ""
-        print(
+        if link.get("state") != "UP":
+            since = f" since {link['since']}" if link.get("since") else ""
+            error = f": {link['last_error']}" if link.get("last_error") else ""
+            print(
+                printable(
+                    f"warning: the link to {link['peer']} is {link.get('state')}{since}{error}; "
+                    f"the message is queued and goes when {link['peer']} answers"
+                ),
+                file=sys.stderr,
+            )
+        for line in _refusals(link, channels):
+            print(line, file=sys.stderr)
+
+
+def _refusals(link: dict[str, Any], channels: list[Any] | None = None) -> list[str]:
+    """Lines naming each channel to this peer stalled at an envelope it refuses (of `channels`, if given)."""
+    lines = []
+    for head in link.get("refused") or []:
+        if not isinstance(head, dict) or (channels is not None and head.get("channel") not in channels):
+            continue
+        lines.append(
             printable(
-                f"warning: the link to {link['peer']} is {link.get('state')}{since}{error}; "
-                f"the message is queued and goes when {link['peer']} answers"
-            ),
-            file=sys.stderr,
+                f"warning: {link.get('peer')} refuses envelope {head.get('envelope_id')} (seq {head.get('seq')}) on "
+                f"channel {head.get('channel')}: {head.get('last_error')}; it and the {head.get('waiting_behind')} "
+                "queued behind it wait until a person acts (the node keeps trying)"
+            )
         )
+    return lines
 
 
 @app.command(cls=CheckedCommand)
@@ -295,6 +316,7 @@ def links(
             warnings.append(
                 printable(f"warning: {r.get('peer')}: {r['clock_warning']}; deadlines here follow our clock")
             )
+        warnings += _refusals(r)
     out.print(table)
     for line in warnings:
         print(line, file=sys.stderr)

@@ -27,6 +27,8 @@ from detente.core.keys import Signer
 from detente.errors import ClockSkew, Forbidden, NotRatified, Unauthorized
 
 MAX_SKEW_SECONDS = 300
+# Said with every refused ratification: after an amendment it is what the two technicians must do.
+_AMENDED = " (the one this node serves under: after an amendment, every node must ratify the same one and restart)"
 REQUEST_LABEL = b"detente-request/v1\n"
 
 
@@ -67,9 +69,9 @@ def check_ratification(agreement: Agreement, party: str, signature: str) -> None
     try:
         sig = base64.b64decode(signature, validate=True)
     except (binascii.Error, ValueError):
-        raise NotRatified(f"party {party!r} has not ratified agreement {agreement.hash[:12]}…") from None
+        raise NotRatified(f"party {party!r} has not ratified agreement {agreement.hash[:12]}…{_AMENDED}") from None
     if not agreement.party(party).verifier().verify(sig, agreement.ratification_message()):
-        raise NotRatified(f"party {party!r} has not ratified agreement {agreement.hash[:12]}…")
+        raise NotRatified(f"party {party!r} has not ratified agreement {agreement.hash[:12]}…{_AMENDED}")
     if len(_RATIFIED) > 1024:
         _RATIFIED.clear()
     _RATIFIED.add(key)

@@ -27,6 +27,9 @@ class NodeContext:
     # The agreements this node ratified before the one in force, kept by `ratify` (hash -> agreement):
     # an envelope sealed under one of them before an amendment is still accepted from its sender.
     earlier: dict[str, Agreement] = field(default_factory=dict)
+    # Agreements this node ratified before the one in force whose copy is missing or damaged:
+    # envelopes a peer queued under them are refused (`serve` warns of them).
+    unkept: tuple[str, ...] = ()
     # Each peer's clock minus ours, in ms, as the last link test measured it (`core.clocks`).
     clock_offsets: dict[str, float | None] = field(default_factory=dict)
 

@@ -91,6 +91,9 @@ class LinkView:
     # {office, code, note, at, id}. A status is an office's word, not the whole party's.
     their_statuses: tuple[dict[str, Any], ...] = ()
     our_statuses: tuple[dict[str, Any], ...] = ()
+    # Per channel, the queued envelope the peer refused and how many wait behind it: the peer
+    # answers (the link is UP), yet nothing more goes on that channel until a person acts.
+    refused: tuple[dict[str, Any], ...] = ()
 
     @property
     def clock_warning(self) -> str | None:
@@ -121,6 +124,7 @@ def link_views(conn: Connection, peers: list[str]) -> list[LinkView]:
                 failures=row["failures"] if row else 0,
                 their_statuses=tuple(db.latest_statuses(conn, "in", peer)),
                 our_statuses=tuple(db.latest_statuses(conn, "out", peer)),
+                refused=tuple(messages_db.refused_heads(conn, peer)),
             )
         )
     return out

@@ -110,7 +110,11 @@ class PeerClient:
             try:
                 wire.check_ratification(self.ctx.agreement, self.peer.id, ratification)
             except Exception as exc:
-                raise VerificationError(f"{self.peer.id} answered without ratifying the agreement") from exc
+                raise VerificationError(
+                    f"{self.peer.id} answered without a ratification of agreement {self.ctx.agreement.hash[:12]}…, "
+                    "the one this node serves under: if the agreement was amended, every node must ratify the "
+                    "same amendment and be restarted"
+                ) from exc
         return response
 
     async def close(self) -> None:

@@ -50,7 +50,8 @@ def open_context(config: NodeConfig) -> NodeContext:
     writer = Writer(engine)
     writer.start()
     earlier = config.earlier_agreements(ratified, agreement.hash)
-    return NodeContext(config, signer, agreement, engine, writer, EventBus(), earlier, offsets)
+    unkept = tuple(sorted(set(ratified) - {agreement.hash} - set(earlier)))
+    return NodeContext(config, signer, agreement, engine, writer, EventBus(), earlier, unkept, offsets)
 
 
 def own_ratification(ctx: NodeContext) -> str:

@@ -337,6 +337,28 @@ def note_delivery_error(conn: Connection, envelope_id: str, error: str) -> None:
     )
 
 
+def refused_heads(conn: Connection, peer: str) -> list[dict[str, Any]]:
+    """Return, per channel to `peer`, the first queued envelope the peer refused, with its error.
+
+    The peer accepts each channel in sequence, so everything queued behind a refused envelope waits
+    for it: the channel is stalled until a person acts (`docs/architecture.md`).
+    """
+    rows = conn.execute(
+        select(outbox.c.channel, outbox.c.envelope_id, outbox.c.seq, outbox.c.attempts, outbox.c.last_error)
+        .where(outbox.c.peer == peer, outbox.c.last_error.is_not(None))
+        .order_by(outbox.c.channel, outbox.c.seq)
+    ).mappings()
+    heads: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        heads.setdefault(row["channel"], dict(row))
+    for head in heads.values():
+        behind = select(func.count()).where(
+            outbox.c.peer == peer, outbox.c.channel == head["channel"], outbox.c.seq > head["seq"]
+        )
+        head["waiting_behind"] = int(conn.execute(behind.select_from(outbox)).scalar_one())
+    return list(heads.values())
+
+
 def requeue_from(conn: Connection, peer: str, channel: str, seq: int) -> int:
     """Queue again every envelope sent to `peer` on `channel` from `seq` on; return how many."""
     rows = conn.execute(

@@ -249,7 +249,7 @@ async def get_links(node: NodeDep, operator: OperatorDep) -> dict[str, Any]:
                     "last_ok_at": link.last_ok_at, "rtt_ms": link.rtt_ms, "clock_offset_ms": link.clock_offset_ms,
                     "clock_warning": link.clock_warning, "failures": link.failures, "last_error": link.last_error,
                     "outbox": link.outbox, "peer_status": status, "peer_statuses": list(link.their_statuses),
-                    "our_statuses": list(link.our_statuses),
+                    "our_statuses": list(link.our_statuses), "refused": list(link.refused),
                 }
             )  # fmt: skip
         return {"links": out}
