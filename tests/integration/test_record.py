@@ -348,6 +348,10 @@ def test_forked_history_is_refused_alarmed_and_nothing_cosigned_is_lost(stopped:
     same_size = pk_checkpoint(stopped, held, forked)
     refused = post_as(stopped, pk, ir, ADD_CHECKPOINT, format_add_checkpoint(held, [], same_size))
     assert refused.status_code == 422 and "same size" in refused.json()["detail"]
+    # ... but it is the same fork, against the same cosigned checkpoint: no second alarm buries the first.
+    assert "alarm" not in refused.json()
+    forks = [a for a in get(ir, "ir-dgmo", "/api/v1/alarms").json()["alarms"] if a["origin"] == "pk.detente/log"]
+    assert [a["id"] for a in forks] == [alarm_id]
 
     # Nothing ir had cosigned is lost, and the genuine log can still go on being witnessed.
     assert {k: witnessed(ir, "pk")[k] for k in cosigned} == before

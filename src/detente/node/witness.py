@@ -107,8 +107,22 @@ def _cosigned_note(conn: Connection, origin: str, state: Any) -> str:
     return note.format().decode()
 
 
-def _fork_alarm(ctx: NodeContext, conn: Connection, sub: Submission, state: Any, reason: str) -> Event:
+def _fork_alarm(ctx: NodeContext, conn: Connection, sub: Submission, state: Any, reason: str) -> Event | None:
+    """Record a fork alarm with its evidence; return its event, or None if this fork is known already.
+
+    A log that forked keeps presenting checkpoints (a new one at each append), and this node keeps
+    refusing them, since its witness state cannot move past the fork. One alarm per fork, against the
+    same cosigned checkpoint, keeps the first evidence in sight instead of burying it under dozens.
+    """
     cp = sub.checkpoint
+    known = tlog.latest_alarm(conn, "fork", cp.origin)
+    cosigned_root = _b64(bytes(state["root"]))
+    if known is not None and known["evidence"]["cosigned"] == {
+        **known["evidence"]["cosigned"],
+        "size": int(state["size"]),
+        "root": cosigned_root,
+    }:
+        return None
     party = ctx.agreement.party(sub.log_party)
     evidence = {
         "kind": "fork",

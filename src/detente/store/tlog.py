@@ -163,6 +163,21 @@ def insert_alarm(
     )
 
 
+def latest_alarm(conn: Connection, kind: str, origin: str) -> dict[str, Any] | None:
+    """Return the newest alarm of `kind` about the log `origin`, with its decoded evidence, or None."""
+    row = (
+        conn.execute(
+            select(alarms)
+            .where(alarms.c.kind == kind, alarms.c.origin == origin)
+            .order_by(alarms.c.created.desc(), alarms.c.id.desc())
+            .limit(1)
+        )
+        .mappings()
+        .first()
+    )
+    return None if row is None else {**dict(row), "evidence": json.loads(row["evidence"])}
+
+
 def list_alarms(conn: Connection, limit: int = 100) -> list[dict[str, Any]]:
     """Return the newest alarms first, each with its decoded evidence."""
     rows = conn.execute(select(alarms).order_by(alarms.c.created.desc(), alarms.c.id.desc()).limit(limit)).mappings()
