@@ -2,8 +2,8 @@
 
 The command writes the node's database from another process, as an administrator would while the
 node serves; the node notices on the session's next page request, and closes its open stream (4401).
-Refusals (an unknown name, an empty or short password, no --password-stdin) are one error line,
-exit status 1, and change nothing.
+Refusals (an unknown name, an empty or short password, one longer than the console login takes,
+one of only blanks, no --password-stdin) are one error line, exit status 1, and change nothing.
 """
 
 from __future__ import annotations
@@ -91,6 +91,10 @@ REFUSALS = [
     ("pk-fs", b"", ("--password-stdin",), "no password on standard input"),
     ("pk-fs", b"\n", ("--password-stdin",), "no password on standard input"),
     ("pk-fs", b"short\n", ("--password-stdin",), "passwords are at least 8 characters"),
+    ("pk-fs", b"y" * 1025 + b"\n", ("--password-stdin",), "passwords are at most 1024 characters"),
+    ("pk-fs", "ی".encode() * 1025 + b"\n", ("--password-stdin",), "passwords are at most 1024 characters"),
+    ("pk-fs", b" " * 10 + b"\n", ("--password-stdin",), "a password may not be only spaces"),
+    ("pk-fs", "\t \xa0 \t \u2003  \r\n".encode(), ("--password-stdin",), "a password may not be only spaces"),
     ("pk-fs", b"long enough password\n", (), "with --password-stdin"),
     ("pk-fs", b"\xff\xfe not utf-8\n", ("--password-stdin",), "not UTF-8"),
 ]
@@ -106,3 +110,15 @@ def test_a_refused_change_is_one_error_line_and_changes_nothing(pk: NodeProc) ->
         assert log_in(browser, "pk-fs", "pk-fs-demo") == 303
     with console(pk) as browser:
         assert log_in(browser, "pk-fs", "long enough password") == 401
+
+
+@pytest.mark.parametrize("longest", ["y" * 1024, "ی" * 1024], ids=["ascii", "persian"])
+def test_the_longest_password_passwd_sets_is_one_the_login_takes(pk: NodeProc, longest: str) -> None:
+    # The console's login form takes at most 1024 characters (not bytes): a longer password set
+    # here would lock the operator out.
+    changed = passwd(pk, "pk-fs", longest.encode() + b"\n", "--password-stdin")
+    assert changed.code == 0, (changed.stdout, changed.stderr)
+    with console(pk) as browser:
+        assert log_in(browser, "pk-fs", longest) == 303
+    with console(pk) as browser:
+        assert log_in(browser, "pk-fs", longest + "y") == 400  # the form's own limit, the same number

@@ -1,18 +1,22 @@
 """Connections to PostgreSQL (`store.db`, `store.writer`): reads without a transaction, pings only
 after a rest, and a connection the server dropped replaced rather than handed out again, with the
-read or the writer's batch run once more on the new one."""
+read or the writer's batch run again on the new one, never a batch whose COMMIT was under way.
+A server that restarts or stops: `test_outage`."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import Connection, Engine, func, select, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Connection, Engine, event, func, select, text
+from sqlalchemy.exc import DBAPIError, OperationalError
 
+from detente.errors import Unavailable
 from detente.store import db as store_db
 from detente.store import driver
 from detente.store import messages as db
@@ -109,9 +113,11 @@ def test_a_busy_connection_the_server_dropped_fails_its_statement_and_is_replace
     monkeypatch.setattr(store_db, "PING_IDLE", 3600.0)  # no ping: the statement itself finds out
     first = _backend_pid(pg_engine)
     _terminate(pg_engine, first)
-    with pytest.raises(DBAPIError) as caught, read_connection(pg_engine) as conn:
+    with pytest.raises(Unavailable) as caught, read_connection(pg_engine) as conn:
         db.get_envelope(conn, envelope_row(1)["id"])  # a statement on the driver's own cursor
-    assert caught.value.connection_invalidated
+    assert "is unavailable: terminating connection due to administrator command" in caught.value.detail
+    dropped = caught.value.__cause__
+    assert isinstance(dropped, DBAPIError) and dropped.connection_invalidated
     # The pool did not get the dead connection back: the next read runs on a new backend.
     assert _backend_pid(pg_engine) != first
     with write_transaction(pg_engine) as conn:
@@ -136,7 +142,7 @@ def test_a_read_runs_again_on_a_new_connection_when_the_server_dropped_it(
         pids.append(int(driver.scalar(conn, select(func.pg_backend_pid()), {})))
         return db.get_envelope(conn, envelope_row(1)["id"])
 
-    with pytest.raises(DBAPIError):  # the statement on the dropped connection failed ...
+    with pytest.raises(Unavailable):  # the statement on the dropped connection failed ...
         with read_connection(pg_engine) as conn:
             query(conn)
     _terminate(pg_engine, _backend_pid(pg_engine))
@@ -166,28 +172,94 @@ def test_the_writer_runs_a_batch_again_when_the_server_dropped_its_connection_be
     assert _count(pg_engine) == 2  # each stored once
 
 
-def test_a_batch_that_loses_its_connection_each_time_fails_after_one_more_try(pg_engine: Engine) -> None:
-    tries: list[int] = []
+def test_a_batch_that_loses_its_connection_each_time_is_unavailable_after_the_retry_window(
+    pg_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_db, "RETRY_FOR", 0.5)
+    tries: list[float] = []
 
     def loses_its_connection(conn: Connection) -> None:
         db.insert_envelope(conn, **envelope_row(8))
-        tries.append(1)
+        tries.append(time.monotonic())
         conn.execute(text("SELECT pg_terminate_backend(pg_backend_pid())"))
 
     writer = Writer(pg_engine)
     try:
-        with pytest.raises(DBAPIError) as caught:
+        with pytest.raises(Unavailable) as caught:
             writer.run_sync(loses_its_connection)
-        assert caught.value.connection_invalidated
+        assert "terminating connection due to administrator command" in caught.value.detail
+        on_the_thread = list(tries)
 
         async def on_the_loop() -> None:
             writer.attach(asyncio.get_running_loop())
-            with pytest.raises(DBAPIError):
+            with pytest.raises(Unavailable):
                 await writer.run(loses_its_connection)
             await writer.detach()
 
+        tries.clear()
         run_async(on_the_loop())
     finally:
         writer.stop()
-    assert len(tries) == 4  # twice on the thread, twice on the loop: never a third time
+    for each in (on_the_thread, tries):
+        # Tried again after 0.05, 0.1, 0.2 s and what was left of the window: no more.
+        assert 3 <= len(each) <= 6, each
+        assert 0.3 <= each[-1] - each[0] < 1.0, each
     assert _count(pg_engine) == 0  # and nothing was written
+
+
+def test_a_statement_that_fails_for_itself_is_not_tried_again(pg_engine: Engine) -> None:
+    tries: list[int] = []
+
+    def cancelled(conn: Connection) -> Any:
+        tries.append(1)
+        conn.execute(text("SET statement_timeout = 10"))
+        return conn.execute(text("SELECT pg_sleep(1)")).scalar_one()
+
+    with pytest.raises(OperationalError) as caught:  # QueryCanceled: an OperationalError, not a lost connection
+        store_db.read(pg_engine, cancelled)
+    assert "statement timeout" in str(caught.value) and len(tries) == 1
+    writer = Writer(pg_engine)
+    try:
+        with pytest.raises(OperationalError):
+            writer.run_sync(cancelled)
+    finally:
+        writer.stop()
+    assert len(tries) == 2
+
+
+def test_a_batch_whose_commit_was_under_way_is_never_run_again(pg_engine: Engine) -> None:
+    # The server goes away while COMMIT is on its way: it may have committed, so the jobs fail
+    # with the driver's error and are not run again, neither as a batch nor one SAVEPOINT each.
+    runs: list[int] = []
+    writer = Writer(pg_engine)
+    release = threading.Event()
+
+    def job(n: int) -> Callable[[Connection], None]:
+        def insert(conn: Connection) -> None:
+            runs.append(n)
+            db.insert_envelope(conn, **envelope_row(n))
+
+        return insert
+
+    def blocker(conn: Connection) -> None:
+        release.wait(10)  # the jobs below queue up meanwhile, and make up the next batch together
+
+    def drop_before_commit(conn: Any) -> None:
+        if not release.is_set():
+            return
+        pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+        _terminate(pg_engine, pid)  # the COMMIT that follows meets a connection the server closed
+
+    try:
+        first = writer.submit(blocker)
+        futures = [writer.submit(job(n)) for n in (11, 12, 13)]
+        event.listen(pg_engine, "commit", drop_before_commit)
+        release.set()
+        for future in [first, *futures]:
+            error = future.exception(10)
+            assert isinstance(error, DBAPIError) and not isinstance(error, Unavailable), repr(error)
+    finally:
+        event.remove(pg_engine, "commit", drop_before_commit)
+        writer.stop()
+    assert runs == [11, 12, 13]  # once each
+    assert _count(pg_engine) == 0  # here the server had not committed: the caller looks, and sends again

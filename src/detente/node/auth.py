@@ -8,6 +8,7 @@ import secrets
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from detente.errors import BadRequest
 from detente.store.operators import Operator
 
 ROLES = ("operator", "supervisor", "translator", "auditor", "admin")
@@ -15,6 +16,10 @@ ROLES = ("operator", "supervisor", "translator", "auditor", "admin")
 SENDING_ROLES = ("operator", "supervisor")
 # Roles that see every office of their party, not only their own.
 WIDE_ROLES = ("supervisor", "auditor", "admin")
+# A console password's length in characters: `user add` and `user passwd` set no password the
+# console's login form refuses (it takes at most PASSWORD_MAX), which would lock the operator out.
+PASSWORD_MIN = 8
+PASSWORD_MAX = 1024
 
 _hasher = PasswordHasher()
 
@@ -40,6 +45,20 @@ def new_token() -> str:
 def token_hash(token: str) -> str:
     """Return the stored form of an API token (tokens are random, so a plain SHA-256 suffices)."""
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def check_new_password(password: str) -> None:
+    """Refuse a console password the login form cannot take or that is no secret.
+
+    Raises `BadRequest` for one under `PASSWORD_MIN` or over `PASSWORD_MAX` characters, or made
+    only of spaces (or other blank characters).
+    """
+    if len(password) < PASSWORD_MIN:
+        raise BadRequest(f"passwords are at least {PASSWORD_MIN} characters")
+    if len(password) > PASSWORD_MAX:
+        raise BadRequest(f"passwords are at most {PASSWORD_MAX} characters (the console login takes no longer ones)")
+    if not password.strip():
+        raise BadRequest("a password may not be only spaces or other blank characters")
 
 
 def hash_password(password: str) -> str:

@@ -10,13 +10,18 @@ database and turns what the driver says into one line of our own errors:
     node_database    open an existing node's database; a missing SQLite file is an
                      error, never a new empty database                   (NotFound, Conflict, ...)
     database_errors  any driver error inside becomes `Unavailable`, password hidden
+    RepeatedWarnings a running node's log says a warning that repeats word for word (a
+                     database that is down) once, then every `REPEAT_EVERY` seconds
 
 A URL is shown with its password replaced by `***`, and the driver's message is cut to one line.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,6 +37,8 @@ from detente.store.tables import metadata
 
 FORMS = "sqlite:///PATH or postgresql+psycopg://USER@HOST/DBNAME"
 SQLITE_SIDECARS = ("", "-wal", "-shm", "-journal")  # the database file and what SQLite writes beside it
+REPEAT_EVERY = 30.0  # seconds between two log lines of a warning that keeps repeating word for word
+_REMEMBERED = 256  # distinct warnings `RepeatedWarnings` remembers before it forgets the old ones
 
 
 def shown(url: str) -> str:
@@ -167,3 +174,66 @@ def node_database(config: NodeConfig, *, migrated: bool = False) -> Iterator[Eng
             yield engine
     finally:
         engine.dispose()
+
+
+class RepeatedWarnings(logging.Filter):
+    """Lets a warning through once, then once every `REPEAT_EVERY` seconds while it repeats word for word.
+
+    While the database was down, the scheduler logged the same line at every tick (0.5 s), and so
+    did every other duty at its own pace. The line let through after a pause says how many were
+    held back. The record `store.db` logs when a database that was down answers again (marked
+    `recovered`) goes through and clears what was remembered: the next failure is logged at once.
+    """
+
+    def __init__(self, every: float = REPEAT_EVERY) -> None:
+        super().__init__()
+        self.every = every
+        self._seen: dict[tuple[str, str], tuple[float, int]] = {}  # when let through, how many held back since
+        self._lock = threading.Lock()  # warnings come from the writer's and other threads too
+        self._loggers: list[logging.Logger] = []
+
+    def attach(self) -> None:
+        """Filter the warnings of every `detente` logger that exists now (each module makes its own at import)."""
+        manager = logging.getLogger().manager
+        names = [n for n in list(manager.loggerDict) if n == "detente" or n.startswith("detente.")]
+        self._loggers = [logging.getLogger(n) for n in sorted(names)]
+        for logger in self._loggers:
+            logger.addFilter(self)
+
+    def detach(self) -> None:
+        """Stop filtering (the node stopped)."""
+        for logger in self._loggers:
+            logger.removeFilter(self)
+        self._loggers = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Return whether to log `record`; a warning let through after a pause says how many were held back."""
+        if getattr(record, "recovered", False):
+            with self._lock:
+                self._seen.clear()
+            return True
+        if record.levelno != logging.WARNING:
+            return True
+        # Another node's filter in the same process (tests) may have reworded the record: its key stays.
+        key: tuple[str, str] | None = getattr(record, "repeat_key", None)
+        if key is None:
+            try:
+                key = (record.name, record.getMessage())
+            except Exception:  # a record that does not format is the handler's to report
+                return True
+            record.repeat_key = key
+        moment = time.monotonic()
+        with self._lock:
+            seen = self._seen.get(key)
+            if seen is not None and moment - seen[0] < self.every:
+                self._seen[key] = (seen[0], seen[1] + 1)
+                return False
+            if len(self._seen) >= _REMEMBERED:
+                self._seen = {k: v for k, v in self._seen.items() if moment - v[0] < self.every}
+                if len(self._seen) >= _REMEMBERED:
+                    self._seen.clear()
+            self._seen[key] = (moment, 0)
+        if seen is not None and seen[1]:
+            record.msg = "%s (%d more times in the last %d s)"
+            record.args = (key[1], seen[1], round(moment - seen[0]))
+        return True

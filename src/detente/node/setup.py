@@ -17,7 +17,7 @@ from detente.core.keys import Signer
 from detente.core.precedence import format_time, now
 from detente.errors import BadRequest, Conflict, Invalid, NotFound
 from detente.node import database
-from detente.node.auth import ROLES, hash_password, new_token, token_hash
+from detente.node.auth import ROLES, check_new_password, hash_password, new_token, token_hash
 from detente.node.config import NodeConfig, absolute, agreement_text, load_config, write_config
 from detente.node.tls import make_certificate
 from detente.store import operators as operators_db
@@ -142,10 +142,10 @@ def add_user(
     """Create an operator bound to `offices` with `roles`; return it with its API token (shown once).
 
     Repeated offices or roles count once (in the order first given). Raises `Invalid` for an
-    unknown office or role, an office of another party, `BadRequest` for a password under 8
-    characters, `Conflict` if the name is taken, also by a disabled operator or with other
-    letter case (`pk-dgmo` and `PK-DGMO` would be two logins no one can tell apart), and what
-    `database.node_database` raises.
+    unknown office or role, an office of another party, `BadRequest` for a password the console
+    login would refuse (`auth.check_new_password`), `Conflict` if the name is taken, also by a
+    disabled operator or with other letter case (`pk-dgmo` and `PK-DGMO` would be two logins no
+    one can tell apart), and what `database.node_database` raises.
     """
     offices, roles = list(dict.fromkeys(offices)), list(dict.fromkeys(roles))
     config = load_config(data)
@@ -162,8 +162,8 @@ def add_user(
             raise Invalid(f"office {office} belongs to another party")
     if lang not in doc.languages:
         raise Invalid(f"language {lang!r} is not one of the agreement's")
-    if password is not None and len(password) < 8:
-        raise BadRequest("passwords are at least 8 characters")
+    if password is not None:
+        check_new_password(password)
     token = new_token()
     operator_id = uuid7()
     with database.node_database(config) as engine, write_transaction(engine) as conn:
@@ -195,13 +195,13 @@ def set_password(data: Path, name: str, password: str) -> None:
     A session carries a fingerprint of the password hash it was opened with, and a running node
     compares it with the stored hash on every page, refresh and live update (the stream within
     `web.deps.TOKEN_TTL` seconds), so nothing else needs to reach the node. The API token is not
-    changed (`rotate_token` does that). Raises `BadRequest` for an empty password or one under 8
-    characters, `NotFound` for an unknown name, and what `database.node_database` raises.
+    changed (`rotate_token` does that). Raises `BadRequest` for an empty password or one the
+    console login would refuse (`auth.check_new_password`), `NotFound` for an unknown name, and
+    what `database.node_database` raises.
     """
     if not password:
         raise BadRequest("no password on standard input: give the new password as its first line")
-    if len(password) < 8:
-        raise BadRequest("passwords are at least 8 characters")
+    check_new_password(password)
     hashed = hash_password(password)
     _change_user(data, name, lambda conn: operators_db.set_password_hash(conn, name, hashed))
 

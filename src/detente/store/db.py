@@ -8,11 +8,21 @@ can: reads (`read_connection`) run in autocommit, without the BEGIN and ROLLBACK
 pooled connection is pinged only when it has been idle for `PING_IDLE` seconds, not at every
 checkout. The ROLLBACK mattered most: psycopg forgets its prepared statements at every ROLLBACK
 (`DEALLOCATE ALL`), so the server parsed and planned the hot statements again each time.
+
+A PostgreSQL server that cannot be reached (restarting, stopped, a connection it dropped) is waited
+out: a read (`read`), a connection (`connect`, `read_connection`) and the writer's batch before its
+COMMIT (`store.writer`) are tried again after 0.05 s, 0.1 s, 0.2 s ... for about `RETRY_FOR` seconds
+in all (`Retries`), and then fail with `Unavailable` naming the database, without its password. Once
+they have, the engine counts as down: the next callers try once and do not wait, until a connection
+succeeds again ("available again" in the log). SQLite is not retried beyond the one try on a new
+connection that `read` always made.
 """
 
 from __future__ import annotations
 
+import logging
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,13 +31,20 @@ from typing import Any, TypeVar
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 
+from detente.errors import Unavailable
 from detente.store import driver, logtail
 
+log = logging.getLogger("detente.database")
 MIGRATIONS = Path(__file__).parent / "migrations"
 T = TypeVar("T")
 PING_IDLE = 1.0  # seconds a pooled PostgreSQL connection may rest before it is pinged at checkout
+RETRY_FOR = 2.0  # seconds a read or a write batch waits out a PostgreSQL server it cannot reach
+FIRST_WAIT = 0.05  # seconds before the second try; each next wait is twice the one before
+# The engines whose server could not be reached after all the tries: their callers no longer wait.
+_down: weakref.WeakKeyDictionary[Engine, bool] = weakref.WeakKeyDictionary()
 
 
 def sqlite_url(path: Path) -> str:
@@ -75,18 +92,29 @@ def _ping_when_idle(engine: Engine) -> None:
     # before anyone uses it. Pinging at every checkout (`pool_pre_ping`) cost a round trip per read
     # and per writer batch; a connection used less than PING_IDLE seconds ago is taken as alive, and
     # one that died meanwhile fails its statement and is invalidated there (`store.driver`).
+    # Once one connection was found dropped, the others returned before that are pinged too: a
+    # restart of the server dropped them all, and each would otherwise fail one caller's statement.
+    dropped = [0.0]  # when a connection of this engine was last found dropped (monotonic)
+
     @event.listens_for(engine, "connect")
     def _connected(_dbapi_conn: Any, record: Any) -> None:
         record.info["rested_since"] = time.monotonic()
+        if _down.pop(engine, False):
+            log.warning("the database %s is available again", shown_url(engine), extra={"recovered": True})
 
     @event.listens_for(engine, "checkin")
     def _returned(_dbapi_conn: Any, record: Any) -> None:
         if record is not None:
             record.info["rested_since"] = time.monotonic()
 
+    @event.listens_for(engine, "invalidate")
+    def _invalidated(_dbapi_conn: Any, _record: Any, _exc: Any) -> None:
+        dropped[0] = time.monotonic()
+
     @event.listens_for(engine, "checkout")
     def _checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
-        if time.monotonic() - record.info.get("rested_since", 0.0) < PING_IDLE:
+        rested_since = record.info.get("rested_since", 0.0)
+        if time.monotonic() - rested_since < PING_IDLE and rested_since > dropped[0]:
             return
         try:
             engine.dialect.do_ping(dbapi_conn)
@@ -94,20 +122,125 @@ def _ping_when_idle(engine: Engine) -> None:
             raise DisconnectionError(f"connection dropped by the server: {exc}") from exc  # the pool reconnects
 
 
+def shown_url(engine: Engine) -> str:
+    """Return the engine's URL fit to print: without its password (not even `***`)."""
+    url = engine.url  # `URL.set(password=None)` would keep the password: None there means "unchanged"
+    bare = URL.create(url.drivername, url.username, None, url.host, url.port, url.database, url.query)
+    return bare.render_as_string(hide_password=True)
+
+
+def connection_failed(engine: Engine, exc: BaseException) -> bool:
+    """Return whether `exc` says the connection to the database failed, not the statement: worth another try.
+
+    On PostgreSQL: a connection the server dropped (SQLAlchemy invalidated it), or the driver's
+    OperationalError without a SQLSTATE (connecting failed: refused, the server shutting down or
+    starting up) or of the classes 08 (connection exception) and 57P (the server shut down or cannot
+    take connections now); not a statement's own OperationalError (a deadlock, a cancelled query).
+    On SQLite: only a connection SQLAlchemy invalidated, as before.
+    """
+    invalidated = isinstance(exc, DBAPIError) and exc.connection_invalidated
+    if engine.dialect.name != "postgresql" or invalidated:
+        return invalidated
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    if not isinstance(orig, engine.dialect.loaded_dbapi.OperationalError):
+        return False
+    state = getattr(orig, "sqlstate", None)
+    return state is None or str(state).startswith(("08", "57P"))
+
+
+def unavailable(engine: Engine, exc: BaseException) -> Unavailable:
+    """Return the `Unavailable` a connection failure `exc` is answered with: the database named, its
+    password left out, and what the driver said on one line."""
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    said = " ".join(line.strip() for line in str(orig).splitlines() if line.strip()) or type(orig).__name__
+    password = engine.url.password
+    if password:
+        said = said.replace(str(password), "***")
+    return Unavailable(f"the database {shown_url(engine)} is unavailable: {said}")
+
+
+class Retries:
+    """When to try again a read, a connection or a write batch whose connection failed (`connection_failed`).
+
+    On PostgreSQL it waits `FIRST_WAIT`, then twice as long each time, for `RETRY_FOR` seconds in
+    all: a restart of the server is over by then. While the engine counts as down (a caller's
+    tries ran out: `gave_up`), there are no more tries, so that callers fail at once until a
+    connection succeeds again. On SQLite: one more try at once, as before.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._postgresql = engine.dialect.name == "postgresql"
+        self._until = time.monotonic() + RETRY_FOR
+        self._wait = FIRST_WAIT
+        self._left = 1  # SQLite's one more try
+
+    def next_wait(self) -> float | None:
+        """Return the seconds to wait before the next try, or None: no more tries."""
+        if not self._postgresql:
+            self._left -= 1
+            return 0.0 if self._left >= 0 else None
+        left = self._until - time.monotonic()
+        if left <= 0 or _down.get(self.engine, False):
+            return None
+        wait = min(self._wait, left)
+        self._wait *= 2
+        return wait
+
+    def gave_up(self, exc: BaseException) -> BaseException:
+        """Return what to raise when the last try failed with `exc`: on PostgreSQL `Unavailable` (and
+        the engine counts as down until a connection succeeds), elsewhere `exc` itself."""
+        if not self._postgresql:
+            return exc
+        _down[self.engine] = True
+        error = unavailable(self.engine, exc)
+        error.__cause__ = exc
+        return error
+
+
 def read(engine: Engine, query: Callable[[Connection], T]) -> T:
     """Run a read-only function of a connection and return its result (`read_connection`).
 
-    If the server dropped the connection under it (a restart), the read runs once more on a new
-    one: a read changes nothing, so a person sees the answer instead of an error.
+    If the connection failed (the server dropped it, or cannot be reached: `connection_failed`),
+    the read runs again on a new one (`Retries`): a read changes nothing, so a person sees the
+    answer instead of an error. Raises `Unavailable` if PostgreSQL still cannot be reached, and
+    the query's own errors.
     """
-    try:
-        with read_connection(engine) as conn:
-            return query(conn)
-    except DBAPIError as exc:
-        if not exc.connection_invalidated:
-            raise
-    with read_connection(engine) as conn:
-        return query(conn)
+    retries: Retries | None = None
+    while True:
+        try:
+            with _connection(engine) as conn:
+                return query(conn)
+        except DBAPIError as exc:
+            if not connection_failed(engine, exc):
+                raise
+            retries = retries or Retries(engine)
+            wait = retries.next_wait()
+            if wait is None:
+                failure = retries.gave_up(exc)
+                if failure is exc:
+                    raise
+                raise failure from exc
+            time.sleep(wait)
+
+
+def connect(engine: Engine) -> Connection:
+    """Open a connection; on PostgreSQL, wait out a server that cannot be reached (`Retries`).
+
+    Raises `Unavailable` if PostgreSQL still cannot be reached, and the driver's error otherwise.
+    """
+    retries: Retries | None = None
+    while True:
+        try:
+            return engine.connect()
+        except DBAPIError as exc:
+            if engine.dialect.name != "postgresql" or not connection_failed(engine, exc):
+                raise
+            retries = retries or Retries(engine)
+            wait = retries.next_wait()
+            if wait is None:
+                raise retries.gave_up(exc) from exc
+            time.sleep(wait)
 
 
 @contextmanager
@@ -117,7 +250,24 @@ def read_connection(engine: Engine) -> Iterator[Connection]:
     On PostgreSQL it runs in autocommit: each statement sees the data committed before it, as it
     would in a READ COMMITTED transaction, without a BEGIN and a ROLLBACK around the reads. On
     SQLite it is a plain connection (its reads share one snapshot).
+
+    Connecting waits out a PostgreSQL server that cannot be reached (`connect`); the block cannot
+    be run again, so a connection that fails in it raises `Unavailable` at once (`read` runs its
+    query again instead). Raises `Unavailable` for either on PostgreSQL.
     """
+    postgresql = engine.dialect.name == "postgresql"
+    with connect(engine) as conn:
+        try:
+            yield conn.execution_options(isolation_level="AUTOCOMMIT") if postgresql else conn
+        except DBAPIError as exc:
+            if postgresql and connection_failed(engine, exc):
+                raise unavailable(engine, exc) from exc
+            raise
+
+
+@contextmanager
+def _connection(engine: Engine) -> Iterator[Connection]:
+    """`read_connection` without its waits: a connection failure raises the driver's error."""
     with engine.connect() as conn:
         if engine.dialect.name == "postgresql":
             conn = conn.execution_options(isolation_level="AUTOCOMMIT")

@@ -4,8 +4,11 @@ Callers hand a job (a function of a SQLAlchemy connection) to `Writer.run`; the 
 job waiting, runs them in one transaction, commits once, and only then answers each caller (group
 commit). A job that raises is rolled back alone: the batch is run again with a SAVEPOINT per job,
 and the others in it still commit. Because there is a single writer, log indexes and sequence
-numbers are allocated without races. If the database server dropped the connection before the
-COMMIT (PostgreSQL restarting), the batch runs once more on a new connection (`_Dropped`).
+numbers are allocated without races. If the connection failed before the COMMIT (PostgreSQL
+restarting or stopped: connecting failed, or the server dropped it), the batch runs again on a new
+connection, waiting as `store.db.Retries` says (`_Dropped`); if PostgreSQL still cannot be reached,
+every job of the batch fails with `Unavailable`. A batch whose COMMIT was under way when the
+connection failed is never run again: the server may have committed it.
 
 Where the jobs run: a serving node `attach`es the writer to its event loop, which then runs the
 jobs itself and hands only the COMMIT (the wait for the disk) to a thread, unless the batch is one
@@ -35,6 +38,7 @@ from sqlalchemy import Connection, Engine, RootTransaction
 from sqlalchemy.exc import DBAPIError
 
 from detente.store import logtail
+from detente.store.db import Retries, connection_failed
 
 T = TypeVar("T")
 Job = Callable[[Connection], Any]
@@ -148,51 +152,67 @@ class Writer:
         # The same recovery as `_commit`: the whole batch first, then a SAVEPOINT per job.
         try:
             return [(True, r) for r in await self._run_on_loop_again(batch, savepoints=False)]
+        except _Failed as failed:  # the database, not a job: running the jobs again would not help
+            return [(False, failed.error)] * len(batch)
         except Exception as exc:
             if len(batch) == 1:
                 return [(False, exc)]
         try:
             return await self._run_on_loop_again(batch, savepoints=True)
+        except _Failed as failed:
+            return [(False, failed.error)] * len(batch)
         except Exception as exc:  # the commit itself failed: nothing was written
             return [(False, exc)] * len(batch)
 
     async def _run_on_loop_again(self, batch: list[Item], *, savepoints: bool) -> list[Any]:
-        """`_run_on_loop`, once more on a new connection if the server dropped the first before COMMIT."""
-        try:
-            return await self._run_on_loop(batch, savepoints=savepoints)
-        except _Dropped:
-            return await self._run_on_loop(batch, savepoints=savepoints, last=True)
+        """`_run_on_loop`, again on a new connection while the connection fails before COMMIT (`Retries`).
 
-    async def _run_on_loop(self, batch: list[Item], *, savepoints: bool, last: bool = False) -> list[Any]:
+        Raises `_Failed` when the tries are over on PostgreSQL, the last try's error on SQLite.
+        """
+        retries: Retries | None = None  # made at the first failure: nothing to do on the hot path
+        while True:
+            try:
+                return await self._run_on_loop(batch, savepoints=savepoints)
+            except _Dropped as exc:
+                dropped = exc
+            retries = retries or Retries(self.engine)
+            wait = retries.next_wait()
+            if wait is None:
+                raise _given_up(retries, dropped)
+            await asyncio.sleep(wait)  # the loop serves requests meanwhile
+
+    async def _run_on_loop(self, batch: list[Item], *, savepoints: bool) -> list[Any]:
         """Run the jobs in one transaction on the loop and commit it in a thread.
 
-        Raises `_Dropped` if the server dropped the connection before COMMIT (unless `last`), else
-        the jobs' error. Without `savepoints`, urgent jobs may cut in (`batch` is then changed).
+        Raises `_Dropped` if the connection failed before COMMIT, `_Failed` if it failed during
+        COMMIT, else the jobs' error. Without `savepoints`, urgent jobs may cut in (`batch` is
+        then changed).
         """
         with self._write() as (conn, transaction):
-            with _rolled_back_on_error(transaction, last=last):
+            with _rolled_back_on_error(transaction):
                 if savepoints:  # the rare second try runs the batch as it was, without turns
                     out = self._execute(conn, batch, savepoints=True)
                 else:
                     out = await self._execute_with_turns(conn, batch)
-            if len(batch) == 1 and not self._pending and not self._ahead and not self._urgent:
-                # A lone job with nothing queued behind it commits here: the hand-off to a thread
-                # and back adds about 0.3 ms to its answer, and a FLASH message crosses two such
-                # jobs. Interleaved runs: FLASH delivered p50 lower in 7 of 8 pairs, by 0.4-0.7 ms
-                # in the medians (docs/performance.md, item 12). The loop waits for the disk
-                # meanwhile, which is why a busier writer still hands its COMMIT to a thread.
-                transaction.commit()
+            with self._in_doubt_on_failure():
+                if len(batch) == 1 and not self._pending and not self._ahead and not self._urgent:
+                    # A lone job with nothing queued behind it commits here: the hand-off to a thread
+                    # and back adds about 0.3 ms to its answer, and a FLASH message crosses two such
+                    # jobs. Interleaved runs: FLASH delivered p50 lower in 7 of 8 pairs, by 0.4-0.7 ms
+                    # in the medians (docs/performance.md, item 12). The loop waits for the disk
+                    # meanwhile, which is why a busier writer still hands its COMMIT to a thread.
+                    transaction.commit()
+                    return out
+                # COMMIT waits for the disk (fsync); the loop serves requests meanwhile. The connection
+                # is used by one thread at a time: this task waits for the commit before going on, even
+                # when cancelled (closing the connection under a running COMMIT would corrupt it).
+                commit = asyncio.ensure_future(asyncio.to_thread(transaction.commit))
+                try:
+                    await asyncio.shield(commit)
+                except asyncio.CancelledError:
+                    await asyncio.wait({commit})
+                    raise
                 return out
-            # COMMIT waits for the disk (fsync); the loop serves requests meanwhile. The connection
-            # is used by one thread at a time: this task waits for the commit before going on, even
-            # when cancelled (closing the connection under a running COMMIT would corrupt it).
-            commit = asyncio.ensure_future(asyncio.to_thread(transaction.commit))
-            try:
-                await asyncio.shield(commit)
-            except asyncio.CancelledError:
-                await asyncio.wait({commit})
-                raise
-            return out
 
     async def _execute_with_turns(self, conn: Connection, batch: list[Item]) -> list[Any]:
         """Run the jobs on `conn`, giving the loop a turn every `TURN` seconds of their work.
@@ -255,6 +275,9 @@ class Writer:
         # SAVEPOINT per job, so that the failing job fails alone.
         try:
             results = self._run_again(batch, savepoints=False)
+        except _Failed as failed:  # the database, not a job: running the jobs again would not help
+            self._settle(batch, [(False, failed.error)] * len(batch))
+            return
         except BaseException as exc:  # noqa: B036 - nothing was written
             if len(batch) == 1:
                 self._settle(batch, [(False, exc)])
@@ -264,35 +287,68 @@ class Writer:
             return
         try:
             outcomes = self._run_again(batch, savepoints=True)
+        except _Failed as failed:
+            self._settle(batch, [(False, failed.error)] * len(batch))
+            return
         except BaseException as exc:  # noqa: B036 - the commit itself failed: nothing was written
             self._settle(batch, [(False, exc)] * len(batch))
             return
         self._settle(batch, outcomes)
 
     def _run_again(self, batch: list[Item], *, savepoints: bool) -> list[Any]:
-        """`_run`, once more on a new connection if the server dropped the first before COMMIT."""
-        try:
-            return self._run(batch, savepoints=savepoints)
-        except _Dropped:
-            return self._run(batch, savepoints=savepoints, last=True)
+        """`_run`, again on a new connection while the connection fails before COMMIT (`Retries`).
 
-    def _run(self, batch: list[Item], *, savepoints: bool, last: bool = False) -> list[Any]:
+        Raises `_Failed` when the tries are over on PostgreSQL, the last try's error on SQLite.
+        """
+        retries: Retries | None = None  # made at the first failure: nothing to do on the hot path
+        while True:
+            try:
+                return self._run(batch, savepoints=savepoints)
+            except _Dropped as exc:
+                dropped = exc
+            retries = retries or Retries(self.engine)
+            wait = retries.next_wait()
+            if wait is None:
+                raise _given_up(retries, dropped)
+            time.sleep(wait)
+
+    def _run(self, batch: list[Item], *, savepoints: bool) -> list[Any]:
         """Run the jobs in one transaction and commit it; with `savepoints`, return (ok, value) per job.
 
-        Raises `_Dropped` if the server dropped the connection before COMMIT (unless `last`), else
-        the jobs' error.
+        Raises `_Dropped` if the connection failed before COMMIT, `_Failed` if it failed during
+        COMMIT, else the jobs' error.
         """
         with self._write() as (conn, transaction):
-            with _rolled_back_on_error(transaction, last=last):
+            with _rolled_back_on_error(transaction):
                 out = self._execute(conn, batch, savepoints=savepoints)
-            transaction.commit()
+            with self._in_doubt_on_failure():
+                transaction.commit()
             return out
 
     @contextmanager
     def _write(self) -> Iterator[tuple[Connection, RootTransaction]]:
-        """Open a connection and its write transaction (BEGIN IMMEDIATE on SQLite)."""
-        with self.engine.connect().execution_options(begin="immediate") as conn:
+        """Open a connection and its write transaction (BEGIN IMMEDIATE on SQLite).
+
+        Raises `_Dropped` if connecting failed (`connection_failed`): nothing was run yet.
+        """
+        try:
+            conn = self.engine.connect()
+        except DBAPIError as exc:
+            if connection_failed(self.engine, exc):
+                raise _Dropped(exc) from exc
+            raise
+        with conn.execution_options(begin="immediate") as conn:
             yield conn, conn.begin()
+
+    @contextmanager
+    def _in_doubt_on_failure(self) -> Iterator[None]:
+        """Raise `_Failed` if the connection fails in the block (a COMMIT): the server may have committed."""
+        try:
+            yield
+        except DBAPIError as exc:
+            if connection_failed(self.engine, exc):
+                raise _Failed(exc) from exc
+            raise
 
     def _execute(self, conn: Connection, batch: list[Item], *, savepoints: bool) -> list[Any]:
         """Run the jobs on `conn`, inside its transaction; with `savepoints`, return (ok, value) per job."""
@@ -329,31 +385,48 @@ class Writer:
 
 
 class _Dropped(Exception):
-    """The database server dropped the connection before COMMIT was sent: nothing was written.
+    """The connection failed before COMMIT was sent (`connection_failed`): nothing was written.
 
-    The batch then runs once more on a new connection (a server restart, a connection it timed
-    out): its jobs are functions of the connection alone, which the SAVEPOINT recovery already
-    relies on. A connection lost at COMMIT is not retried: the server may have committed.
+    The batch then runs again on a new connection (a server restart, a connection it timed out):
+    its jobs are functions of the connection alone, which the SAVEPOINT recovery already relies
+    on. A connection lost at COMMIT is not retried (`_Failed`): the server may have committed.
     """
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error  # the driver's error
+
+
+class _Failed(Exception):
+    """The batch failed for the database, not for a job: every job fails with `error`, none runs again.
+
+    Raised when the connection failed during COMMIT (the driver's error: the server may have
+    committed), or before it on every try (`Unavailable`).
+    """
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _given_up(retries: Retries, dropped: _Dropped) -> BaseException:
+    """Return what to raise when the last try of a batch failed with `dropped`: `_Failed` with
+    `Unavailable` on PostgreSQL, the driver's error itself on SQLite (the SAVEPOINT recovery may follow)."""
+    failure = retries.gave_up(dropped.error)
+    return dropped.error if failure is dropped.error else _Failed(failure)
 
 
 @contextmanager
-def _rolled_back_on_error(transaction: RootTransaction, *, last: bool) -> Iterator[None]:
+def _rolled_back_on_error(transaction: RootTransaction) -> Iterator[None]:
     """Roll `transaction` back if the block raises, and raise the error again.
 
-    The error becomes `_Dropped` if the server dropped the connection, unless `last` (the batch's
-    second try). Only the jobs run in the block: a COMMIT that fails is never tried again.
+    The error becomes `_Dropped` if the connection failed (`connection_failed`). Only the jobs run
+    in the block: a COMMIT that fails is never tried again.
     """
     try:
         yield
     except BaseException as exc:
         transaction.rollback()
-        if not last:
-            _raise_dropped(exc)
+        if connection_failed(transaction.connection.engine, exc):
+            raise _Dropped(exc) from exc
         raise
-
-
-def _raise_dropped(exc: BaseException) -> None:
-    """Raise `_Dropped` if `exc` says the server dropped the connection (the pool replaced it)."""
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        raise _Dropped(str(exc)) from exc

@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from detente.errors import Error
+from detente.errors import Error, Unavailable
 
 log = logging.getLogger("detente.web")
 
@@ -43,7 +43,12 @@ def install(app: FastAPI) -> None:
     """Install the exception handlers on `app`."""
 
     @app.exception_handler(Error)
-    async def _ours(_request: Request, exc: Error) -> JSONResponse:
+    async def _ours(request: Request, exc: Error) -> JSONResponse:
+        if isinstance(exc, Unavailable) and request.url.path.startswith("/federation/"):
+            # What is down here (a database's user, host and name) is this state's own business: a
+            # peer learns only to try again, which its deliverer does anyway.
+            log.warning("federation request answered 503: %s", exc.detail)
+            return error_response(Unavailable("this node cannot answer now; try again later"))
         return error_response(exc)
 
     @app.exception_handler(RequestValidationError)

@@ -86,7 +86,8 @@ def test_inconsistent_checkpoints_raise_a_fork_alarm_and_keep_the_state(ir: tupl
     assert same_size.status == 422 and "same size" in same_size.detail
     assert _state(ctx) == (8, root_of(8))
     alarms = _alarms(ctx)
-    assert [a["kind"] for a in alarms] == ["fork", "fork"]
+    assert [a["kind"] for a in alarms] == ["fork"]  # one fork, one alarm: the same-size one is that fork too
+    assert same_size.alarm is None
     evidence = alarms[-1]["evidence"]
     assert isinstance(evidence, dict)
     assert evidence["cosigned"]["size"] == 8 and evidence["presented"]["size"] == 12

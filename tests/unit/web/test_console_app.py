@@ -11,7 +11,9 @@ from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
 from console_support import BASE, csrf_of, login
+from detente.errors import Unavailable
 from detente.node.demo import setup_demo
+from detente.web import federation
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -161,3 +163,16 @@ def test_every_screen_renders_for_a_supervisor(client: TestClient, path: str) ->
     login(client, "pk-supervisor")
     response = client.get(path)
     assert response.status_code == 200, response.text[:2000]
+
+
+def test_a_peer_is_not_told_what_is_down_here(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A federation answer 503 keeps this state's database address to itself (its own log has it).
+    detail = "the database postgresql+psycopg://detente@db.pk.internal/hotline is unavailable: refused"
+
+    def down(*_args: Any, **_kwargs: Any) -> Any:
+        raise Unavailable(detail)
+
+    monkeypatch.setattr(federation.wire, "verify_request", down)
+    refused = client.get("/federation/v1/health")
+    assert refused.status_code == 503
+    assert refused.json() == {"error": "Unavailable", "detail": "this node cannot answer now; try again later"}

@@ -1,0 +1,143 @@
+"""A real node whose PostgreSQL server restarts or stops (its own server: `pg_support`).
+
+During a restart every request succeeds, but one whose COMMIT was under way: the node waits the
+server out (`store.db.RETRY_FOR`).
+While it is stopped, the API answers 503 `Unavailable` naming the database without its password,
+nothing is written, and the node's log says so once, not at every tick; once the server is back,
+the log says so and requests succeed again.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from pg_support import OwnServer, own_server
+from support import Cluster, quiet, service_free_counts, wait_for
+
+pytestmark = pytest.mark.postgres
+PASSWORD = "pw-never-shown-91c2"
+
+
+def _message(text: str) -> dict[str, Any]:
+    return {"channel": "dgmo", "to": "ir:dgmo", "precedence": "ROUTINE", "type": "hotline.text", "body": {"text": text}}
+
+
+@pytest.fixture
+def outage(tmp_path: Path) -> Iterator[tuple[OwnServer, Cluster]]:
+    """pk on a PostgreSQL server of this test's own (its URL holds a password), ir on SQLite."""
+    with own_server() as server:
+        cluster = Cluster(tmp_path, db_urls={"pk": server.database("pk", PASSWORD)})
+        try:
+            cluster.start()
+            yield server, cluster
+        finally:
+            cluster.stop()
+
+
+def _counts(cluster: Cluster) -> dict[str, dict[str, int]]:
+    quiet(cluster)
+    return {party: service_free_counts(node) for party, node in cluster.nodes.items()}
+
+
+def test_with_the_database_stopped_the_api_answers_503_naming_it_and_nothing_changes(
+    outage: tuple[OwnServer, Cluster],
+) -> None:
+    server, cluster = outage
+    pk = cluster["pk"]
+    with pk.client("pk-dgmo") as api:
+        assert api.post("/api/v1/messages", json=_message("before")).status_code == 201
+    before = _counts(cluster)
+    database = pk.engine().url.database
+    named = f"the database postgresql+psycopg://postgres@127.0.0.1:{server.port}/{database} is unavailable: "
+    logged_before = pk.log_path.read_text()
+
+    server.stop()
+    try:
+        with pk.client("pk-dgmo") as api, pk.client(token="dtn_a-token-no-one-holds") as stranger:
+            answers = [
+                api.post("/api/v1/messages", json=_message("while the database is stopped")),
+                api.get("/api/v1/links"),
+                api.get("/api/v1/messages"),
+                stranger.get("/api/v1/me"),  # not in the token cache: looked up in the database
+            ]
+        for answer in answers:
+            assert answer.status_code == 503, (answer.request.url, answer.text)
+            body = answer.json()
+            assert body["error"] == "Unavailable" and named in body["detail"], body
+            assert PASSWORD not in answer.text and "***" not in answer.text and "Traceback" not in answer.text
+        # The scheduler meets the database down at every tick (0.5 s): its log says so once.
+        wait_for(lambda: "deadline check failed: " + named in pk.log_path.read_text(), timeout=10)
+        threading.Event().wait(3)
+        during = pk.log_path.read_text()[len(logged_before) :]
+    finally:
+        server.start()
+
+    lines = [re.sub(r"^\S+ \S+ ", "", line) for line in during.splitlines() if " WARNING " in line]
+    assert lines, during
+    assert len(lines) == len(set(lines)), during  # no warning twice in those seconds
+    assert PASSWORD not in during
+    wait_for(lambda: "is available again" in pk.log_path.read_text(), timeout=10, what="the node to say so")
+    assert _counts(cluster) == before  # the refused message was not stored, nor anything else
+    with pk.client("pk-dgmo") as api:
+        assert api.post("/api/v1/messages", json=_message("after")).status_code == 201
+
+
+def test_requests_during_restarts_of_the_database_all_succeed(outage: tuple[OwnServer, Cluster]) -> None:
+    server, cluster = outage
+    pk, ir = cluster["pk"], cluster["ir"]
+    before = _counts(cluster)
+    sent: list[str] = []
+    failed: list[str] = []
+    closed: list[int] = []
+    stop = threading.Event()
+
+    def sending(n: int) -> None:
+        with pk.client("pk-dgmo") as api:
+            i = 0
+            while not stop.is_set() or i < 3:
+                try:
+                    answer = api.post("/api/v1/messages", json=_message(f"sender {n}, message {i}"))
+                except httpx.RemoteProtocolError:  # uvicorn closes a connection after a 500: the next request meets it
+                    closed.append(n)
+                    i += 1
+                    continue
+                if answer.status_code == 201:
+                    sent.append(answer.json()["id"])
+                else:
+                    failed.append(f"{answer.status_code} {answer.text}")
+                i += 1
+
+    senders = [threading.Thread(target=sending, args=(n,)) for n in range(5)]
+    for thread in senders:
+        thread.start()
+    try:
+        threading.Event().wait(0.5)
+        server.restart("fast")
+        threading.Event().wait(0.5)
+        server.restart("immediate")
+        threading.Event().wait(0.5)
+    finally:
+        stop.set()
+        for thread in senders:
+            thread.join(60)
+    # Only a request whose COMMIT was under way when the server went away may fail: it is never
+    # run again (the server may have committed it), and the node logs it as unexpected, with the
+    # COMMIT in its traceback. Every other request waited the restart out.
+    assert all(failure.startswith("500 ") for failure in failed), failed
+    assert len(closed) <= len(failed)
+    unexpected = re.split(r"\n\S+ \S+ detente\.web ERROR unexpected error\n", "\n" + pk.log_path.read_text())[1:]
+    assert len(unexpected) >= len(failed)
+    for traceback in unexpected:
+        assert "in _commit_impl" in traceback.split("\nThe above exception")[0], traceback[:3000]
+    assert len(sent) >= 15
+    after = _counts(cluster)
+    assert after["pk"]["envelopes"] - before["pk"]["envelopes"] >= len(sent)  # and their receipts' envelopes
+    for message_id in sent:  # each stored and delivered
+        assert ir.message("ir-dgmo", message_id)["id"] == message_id
