@@ -119,7 +119,7 @@ def test_a_bad_field_shows_the_nodes_error_on_that_field(console_nodes: Cluster,
     page.click("#compose-form button.send")
     field = page.locator("#f-location-lat")
     expect(field).to_have_attribute("aria-invalid", "true")
-    expect(page.locator("#f-location-lat-error")).to_contain_text("less than or equal to 90")
+    expect(page.locator("#f-location-lat-error")).to_contain_text("Latitude must be a number from -90 to 90, not “95”")
     expect(field).to_be_focused()
     # What the officer typed is still there; the other fields are not marked.
     expect(page.locator("#f-location-place")).to_have_value("Panjgur")

@@ -129,8 +129,16 @@ def test_sent_messages_are_cut_with_a_count(client: TestClient) -> None:
 
 def test_a_compact_row_leads_to_its_message_on_an_older_page_of_its_channel(client: TestClient) -> None:
     signed_in(client, "pk-dgmo")
-    links = re.findall(r'<li class="row-in[^"]*">.*?<a href="([^"]+)"', client.get("/").text)
-    assert links
+    rows = re.findall(
+        r'<li class="row-in[^"]*">.*?<a class="row-link" href="([^"]+)">([^<]*)<bdi class="snippet">'
+        r"([^<]*)</bdi></a>",
+        client.get("/").text,
+    )
+    assert rows
+    # Each row's link names its message by the start of its text, not only by its type.
+    assert all(name == "Hotline message: " and text.startswith("backlog ") for _, name, text in rows)
+    assert len({text for _, _, text in rows}) == len(rows)
+    links = [href for href, _, _ in rows]
     path, anchor = links[-1].replace("&amp;", "&").split("#")
     page = client.get(path)
     assert page.status_code == 200 and f'id="{anchor}"' in page.text
@@ -227,7 +235,11 @@ def test_a_status_sent_is_confirmed_and_shown_as_ours(client: TestClient) -> Non
     sent = client.post("/status", data=form, follow_redirects=False)
     assert sent.status_code == 303 and sent.headers["location"] == "/?status_sent=ir"
     page = client.get(sent.headers["location"]).text
-    assert '<p class="notice" role="status">Status sent to IR.</p>' in page
+    # No peer runs here: the link is DOWN, and the confirmation says that the status waits for it.
+    assert (
+        '<p class="notice link-waits" role="status">Status sent to IR. The link to IR is DOWN: it is queued and '
+        "goes when IR answers.</p>"
+    ) in page
     ours = re.search(r'<td class="our-status">(.*?)</td>', page, re.S)
     assert ours and "awaiting authority" in ours.group(1) and "&lt;b&gt;minister&lt;/b&gt;" in ours.group(1)
     assert "pk:dgmo" in ours.group(1)
@@ -287,6 +299,7 @@ def test_an_error_page_whose_templates_fail_is_a_bare_page(client: TestClient, m
     page = client.get("/cases")
     assert page.status_code == 500 and page.headers["content-type"].startswith("text/html")
     assert '<html lang="ur" dir="rtl">' in page.text and '<a href="/">' in page.text
-    assert "the node could not show this page" in page.text and "RuntimeError" not in page.text
+    # The bare page is in the operator's language too: "the node could not show this page; ...".
+    assert "نوڈ یہ صفحہ نہیں دکھا سکا" in page.text and "RuntimeError" not in page.text
     monkeypatch.undo()
     client.get("/?lang=en")

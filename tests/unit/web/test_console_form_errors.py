@@ -57,7 +57,7 @@ def test_a_bad_polygon_line_is_named_by_its_line_and_quoted() -> None:
     [("NaN", "Latitude must be a number from -90 to 90, not “NaN”."),
      ("inf", "Latitude must be a number from -90 to 90, not “inf”."),
      ("east", "Latitude must be a number from -90 to 90, not “east”."),
-     ("95", "Latitude must be less than or equal to 90.")],
+     ("95", "Latitude must be a number from -90 to 90, not “95”.")],
 )  # fmt: skip
 def test_a_latitude_that_is_no_number_or_out_of_range_says_so(typed: str, said: str) -> None:
     form = {"b.kind": "strike", "b.time": "2024-01-16 13:05", "b.location.lat": typed, "b.location.lon": "63",
@@ -72,7 +72,8 @@ def test_a_huge_radius_is_not_infinity_and_a_whole_number_is_asked_for_as_such()
     form = {"b.escalation": "3.5", "b.casualties.killed": "-1"}
     placed, _ = refused("incident.report", form)
     assert placed["escalation"] == "Escalation level must be a whole number from 0 to 5, not “3.5”."
-    assert placed["casualties.killed"] == "Killed must be greater than or equal to 0."
+    # A number out of its range is said like one that is no number: the same words, the bounds written plainly.
+    assert placed["casualties.killed"] == "Killed must be a whole number from 0 to 1000000, not “-1”."
     assert placed["description"] == "Description is required."
 
 

@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from detente.node.runtime import Node
 from detente.web.console import auth_routes, record, routes
+from detente.web.console.i18n import N_
 from detente.web.console.site import STATIC, Console
 
 # No inline script or style anywhere; the stream is same-origin (CSP 3 lets 'self' match wss:).
@@ -43,7 +44,11 @@ PAGE_HEADERS = [
 NO_STORE = (b"cache-control", b"no-store")
 # Where the node answers programs, in JSON, whoever asks.
 MACHINE_PREFIXES = ("/api", "/federation", "/static")
-PAGE_MISSES = {404: "there is no page at this address", 405: "this address does not answer this kind of request"}
+# Translated on the page (`site.FIXED_DETAILS`).
+PAGE_MISSES = {
+    404: N_("there is no page at this address"),
+    405: N_("this address does not answer this kind of request"),
+}
 
 
 class SecurityHeaders:

@@ -18,7 +18,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from detente.node.auth import check_password
+from detente.node.auth import PASSWORD_MAX, check_password
 from detente.store import operators as operators_db
 from detente.web.console import csrf, i18n
 from detente.web.console.i18n import N_, Locale
@@ -41,16 +41,23 @@ def _login_page(
     name: str = "",
     status: int = 200,
     chosen: str | None = None,
+    next_url: str | None = None,
+    expired: bool | None = None,
 ) -> HTMLResponse:
-    """Render the login form; its language menu shows `chosen` (default: this address's `?lang=`, else none)."""
+    """Render the login form; its language menu shows `chosen` (default: this address's `?lang=`, else none).
+
+    `next_url` and `expired` (default: this address's `?next=` and `?expired=1`) are what a failed
+    attempt posted: the page to go back to and the "session ended" notice outlive a mistyped password.
+    """
     pre = request.cookies.get(console.pre_login_cookie) or secrets.token_urlsafe(24)
     if chosen is None:
         chosen = request.query_params.get("lang", "")
     chosen = chosen if chosen in i18n.LANGUAGES else ""
     context = {
         "viewer": None, "csrf": csrf.login_token(console.signer, pre), "error": error, "name": name,
-        "next": safe_next(request.query_params.get("next") or request.query_params.get("next_url")),
-        "languages": i18n.LANGUAGES, "expired": request.query_params.get("expired") == "1",
+        "next": safe_next(next_url or request.query_params.get("next") or request.query_params.get("next_url")),
+        "languages": i18n.LANGUAGES,
+        "expired": request.query_params.get("expired") == "1" if expired is None else expired,
         "bye": request.query_params.get("bye") == "1", "request_path": request.url.path,
         "request_query": request.url.query, "page": "login", "title": locale.gettext("Log in"),
         "chosen_lang": chosen,
@@ -77,19 +84,26 @@ async def login_form(request: Request) -> Response:
 async def login(
     request: Request,
     name: Annotated[str, Form(max_length=64)] = "",
-    password: Annotated[str, Form(max_length=1024)] = "",
+    password: Annotated[str, Form(max_length=PASSWORD_MAX)] = "",  # what `user add` and `user passwd` may set
     token: Annotated[str, Form(alias=csrf.FIELD, max_length=128)] = "",
     lang: Annotated[str, Form(max_length=3)] = "",
     next_url: Annotated[str, Form(alias="next", max_length=512)] = "/",
+    expired: Annotated[str, Form(max_length=1)] = "",
 ) -> Response:
     """Check the password and start a session."""
     console = console_of(request)
     locale = Locale(i18n.pick(lang, request.cookies.get(i18n.LANG_COOKIE)))
+
+    def again(error: str, status: int) -> HTMLResponse:
+        """The form again, saying `error`; the page to go back to and the "session ended" notice are kept."""
+        return _login_page(console, request, locale, error=error, name=name, status=status, chosen=lang,
+                           next_url=next_url, expired=expired == "1")  # fmt: skip
+
     if not csrf.origin_allowed(request) or not csrf.check_login_token(
         console.signer, request.cookies.get(console.pre_login_cookie), token
     ):
         message = locale.gettext(N_("The login form had expired. Please try again."))
-        return _login_page(console, request, locale, error=message, name=name, status=403, chosen=lang)
+        return again(message, 403)
     name = name.strip()
     client = _client(request)
     wait = max(console.names.blocked("name:" + name.lower()), console.addresses.blocked("ip:" + client))
@@ -100,7 +114,7 @@ async def login(
             "Too many failed attempts. Try again in %(n)d minutes.",
             minutes,
         ) % {"n": minutes}
-        response = _login_page(console, request, locale, error=message, name=name, status=429, chosen=lang)
+        response = again(message, 429)
         response.headers["Retry-After"] = str(int(wait) + 1)
         return response
     operator = await console.node.aread(lambda c: operators_db.by_name(c, name)) if name else None
@@ -109,9 +123,7 @@ async def login(
     if not ok or operator is None:
         console.names.fail("name:" + name.lower())
         console.addresses.fail("ip:" + client)
-        return _login_page(
-            console, request, locale, error=locale.gettext(BAD_LOGIN), name=name, status=401, chosen=lang
-        )
+        return again(locale.gettext(BAD_LOGIN), 401)
     console.names.reset("name:" + name.lower())
     # An empty `lang` is the menu's default, "my saved language": the operator's own stays.
     if lang in i18n.LANGUAGES and lang != operator.lang:

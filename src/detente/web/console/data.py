@@ -185,6 +185,22 @@ def thread(
     return db.Page(rows, more)
 
 
+def newer_page(
+    conn: Connection, channel: str, offices: list[str] | None, before: int, limit: int = THREAD_LIMIT
+) -> int | None:
+    """Return the `before` of the page of a channel's thread just newer than the page `before` ends,
+    or None when that page is the newest (the page without `before`)."""
+    query = select(envelopes.c.log_index).where(
+        envelopes.c.channel == channel, envelopes.c.type.not_in(service_types()), envelopes.c.log_index >= before
+    )
+    where = _office_filter(offices)
+    if where is not None:
+        query = query.where(where)
+    # The `limit` messages after this page make the newer page; one more says that newer ones follow it.
+    indexes = list(conn.execute(query.order_by(envelopes.c.log_index).limit(limit + 1)).scalars())
+    return int(indexes[limit - 1]) + 1 if len(indexes) > limit else None
+
+
 def thread_all(conn: Connection, offices: list[str] | None, limit: int) -> list[RowMapping]:
     """Return the latest messages of every channel the operator may see, oldest first."""
     return db.list_envelopes(conn, offices=offices, exclude_types=service_types(), limit=limit).rows

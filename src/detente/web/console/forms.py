@@ -278,6 +278,17 @@ _PYDANTIC: tuple[tuple[str, str], ...] = (
 
 
 _NOT_A_NUMBER = re.compile(r"Input should be a valid (?:number|integer)")
+# pydantic's words for a number beyond an inclusive bound of its field: said like a number that is none, with
+# the range (an exclusive bound keeps pydantic's words: "from 0" would not say that 0 itself is refused).
+_OUT_OF_RANGE = re.compile(r"Input should be (?:greater|less) than or equal to \S+")
+_DOTTED = re.compile(r"(?<![\w.])[a-z_]+(?:\.[a-z_]+)+(?!\w|\.\w)")  # a field's path in a sentence
+
+
+def plain_number(value: float) -> str:
+    """Return a number as people write it, never in exponent notation: 1000000, 0.5, -90."""
+    if value.is_integer():
+        return str(int(value))
+    return f"{value:f}".rstrip("0").rstrip(".")
 
 
 def english_label(field: FormField) -> str:
@@ -325,7 +336,7 @@ def _number_sentence(field: FormField, label: str, raw: str) -> str:
     whole = field.kind == "integer"
     wanted = "a whole number" if whole else "a number"
     if field.minimum is not None and field.maximum is not None:
-        wanted += f" from {field.minimum:g} to {field.maximum:g}"
+        wanted += f" from {plain_number(field.minimum)} to {plain_number(field.maximum)}"
     return _finish(f"{label} must be {wanted}, not “{raw.strip()}”")
 
 
@@ -334,6 +345,9 @@ def _field_sentence(field: FormField, sub: str, message: str, raw: str) -> str:
     index, _, part = sub.partition(".")
     if field.kind in ("integer", "number") and not sub and _NOT_A_NUMBER.match(message):
         return _number_sentence(field, label, raw)
+    ranged = field.minimum is not None and field.maximum is not None
+    if field.kind in ("integer", "number") and not sub and ranged and _OUT_OF_RANGE.fullmatch(message.strip()):
+        return _number_sentence(field, label, raw)  # the same words whichever way the number is wrong
     if field.kind in ("lines", "points") and index.isdigit():
         # The node counts the items the form made, one per non-blank line; the officer counts lines.
         lines = [(n, line.strip()) for n, line in enumerate(raw.splitlines(), 1) if line.strip()]
@@ -348,6 +362,20 @@ def _field_sentence(field: FormField, sub: str, message: str, raw: str) -> str:
     if index.isdigit():  # an item of a list typed as JSON (`evidence.1`)
         label = f"{label}, item {int(index) + 1}"
     return sentence(label, message)
+
+
+def _named(text: str, by_path: Mapping[str, FormField]) -> str:
+    """Return `text` with the dotted paths of the form's fields (`window.start`) named as the form names them."""
+
+    def name(match: re.Match[str]) -> str:
+        path = match.group(0)
+        if path not in by_path:
+            return path
+        parts = path.split(".")
+        prefixes = (".".join(parts[: i + 1]) for i in range(len(parts)))
+        return " · ".join(english_label(by_path[p]) for p in prefixes if p in by_path)
+
+    return _DOTTED.sub(name, text)
 
 
 def explain_errors(
@@ -366,9 +394,9 @@ def explain_errors(
         path = key.removeprefix("body.")
         best = max((p for p in by_path if path == p or path.startswith(p + ".")), key=len, default=None)
         if best is None:
-            rest.append(member_sentence(key, message))
+            rest.append(_named(member_sentence(key, message), by_path))
             continue
-        text = _field_sentence(by_path[best], path[len(best) + 1 :], message, values.get(best, ""))
+        text = _named(_field_sentence(by_path[best], path[len(best) + 1 :], message, values.get(best, "")), by_path)
         placed[best] = f"{placed[best]} {text}" if best in placed else text
     return placed, rest
 

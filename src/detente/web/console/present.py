@@ -6,6 +6,7 @@ same card is rendered on a full page and in the fragments the live updates fetch
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,21 @@ from detente.store.operators import Operator
 from detente.web.console import forms
 from detente.web.console.i18n import Locale, Stamp, Zone, stamp
 from detente.web.console.labels import Labels, humanise
+
+SNIPPET = 80  # characters of a message's text a short row shows
+# The members whose text says what a message is about, the first a body has naming it.
+SNIPPET_FIELDS = ("text", "title", "summary", "description", "objective", "reason", "note", "target_group")
+
+
+def snippet(text: str, size: int = SNIPPET) -> str:
+    """Return the start of a text on one line, cut at a word with `…` when longer than `size` characters."""
+    line = " ".join(text.split())
+    if len(line) <= size:
+        return line
+    cut = line[:size]
+    if " " in cut[size // 2 :]:  # end at a word when one ends in the second half
+        cut = cut.rsplit(" ", 1)[0]
+    return cut.rstrip(" ,.;:") + "…"
 
 
 @dataclass(frozen=True)
@@ -71,6 +87,7 @@ class Card:
     log_index: int
     peer_log_index: int | None
     extra: dict[str, Any] = field(default_factory=dict)
+    snippet: str = ""  # the start of its text (a codebook message's, in the reader's language), for short rows
 
     @property
     def unanswered(self) -> bool:
@@ -92,6 +109,11 @@ class Presenter:
         self.all_zones = self.own_zone + tuple(Zone(p.id, p.utc_offset) for p in others)
         self.parties = (party, *(p.id for p in others))  # this party first
 
+    @functools.cached_property
+    def codebook(self) -> dict[str, codebook_mod.CodeEntry]:
+        """The agreement's codebook, read once for all the cards of a page."""
+        return codebook_mod.codebook(self.agreement.raw)
+
     def when(self, iso: str | None) -> Stamp | None:
         """Return a time in UTC with this party's local time beside it."""
         return stamp(iso, self.own_zone, self.locale)
@@ -107,16 +129,23 @@ class Presenter:
 
     def code_text(self, body: dict[str, Any], lang: str | None = None) -> str:
         """Return a codebook message in the viewer's language (else the first the entry has)."""
-        entry = codebook_mod.codebook(self.agreement.raw).get(str(body.get("code", "")))
+        entry = self.codebook.get(str(body.get("code", "")))
         if entry is None:
             return str(body.get("code", ""))
         language = lang or self.locale.code
         if language not in entry.text:
             language = next(iter(entry.text))
         try:
-            return notifications.render_code(body, self.agreement, language)
+            return codebook_mod.render(entry, body.get("params", {}), language)
         except Error:
             return f"{entry.code} {json.dumps(body.get('params', {}), ensure_ascii=False)}"
+
+    def snippet(self, kind: str, body: dict[str, Any]) -> str:
+        """Return what a short row says of a message: the start of its text (or of its codebook text), else ""."""
+        if kind == "code":
+            return snippet(self.code_text(body))
+        text = next((body[k] for k in SNIPPET_FIELDS if isinstance(body.get(k), str) and body[k].strip()), "")
+        return snippet(text)
 
     def lines(self, kind: str, body: dict[str, Any]) -> tuple[BodyLine, ...]:
         """Return a body as labelled lines, nested members as `Location · Place`."""
@@ -209,4 +238,5 @@ class Presenter:
             response_at=self.when(row["response_at"]),
             response_note=row["response_note"], log_index=row["log_index"],
             peer_log_index=receipt.get("log_index") if receipt else None,
+            snippet=self.snippet(row["type"], body) if brief else "",
         )  # fmt: skip

@@ -18,6 +18,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from detente.core.agreement import Channel
 from detente.core.precedence import format_time, now
 from detente.errors import Forbidden, Invalid, NotFound
+from detente.node.linkstate import link_views
 from detente.web import api
 from detente.web.console import compose, csrf, data, record, screens
 from detente.web.console.site import ConsoleRoute, Viewer, console_of, safe_next
@@ -61,12 +62,15 @@ async def now_page(request: Request) -> Response:
     screen = await console.node.aread(lambda conn: screens.now_screen(conn, viewer, peers, show_all))
     alarms = record.alarm_list(await record.optional_json(console, request, "alarms"))
     status_sent = request.query_params.get("status_sent", "")
+    status_sent = status_sent if status_sent in peers else ""
+    # The link the status goes over: when it is not UP the notice says the status waits for it.
+    status_link = next((link for link in screen["links"] if link.peer == status_sent), None)
     own = viewer.presenter.agreement.parties[viewer.presenter.party]
     return await console.page(
         request, "now.html", viewer, page="now", title=viewer.locale.gettext("Now"),
         live_url="/?all=1&fragment=1" if show_all else "/?fragment=1", alarms=alarms, now_iso=format_time(now()),
         clock_offset=int(own.utc_offset.total_seconds() // 60), parties=viewer.presenter.parties,
-        can_status=data.may_send(viewer.operator), status_sent=status_sent if status_sent in peers else "", **screen,
+        can_status=data.may_send(viewer.operator), status_sent=status_sent, status_link=status_link, **screen,
     )  # fmt: skip
 
 
@@ -94,6 +98,9 @@ async def _channel_page(request: Request, viewer: Viewer, channel: Channel, pane
     console = console_of(request)
     offices = viewer.offices
     party = viewer.presenter.party
+    own = data.own_end(channel, party)
+    peer = channel.other(own).split(":", 1)[0]
+    sent = request.query_params.get("sent", "")
 
     def read(conn: Any) -> dict[str, Any]:
         escalated = data.escalated_to(viewer.presenter.agreement, viewer.operator)
@@ -102,16 +109,18 @@ async def _channel_page(request: Request, viewer: Viewer, channel: Channel, pane
         proj = data.projection(conn, offices)
         cases = [(c.id, c.title) for c in proj.cases.values() if c.status != "resolved"]
         return {"cards": cards, "followups": screens.followups(viewer, proj, {c.id for c in cards}), "cases": cases,
-                "older": cards[0].log_index if page.more and cards else None}  # fmt: skip
+                "older": cards[0].log_index if page.more and cards else None,
+                "newer": data.newer_page(conn, channel.name, offices, before) if before is not None else None,
+                # The link a message just sent goes over: when it is not UP the notice says it waits for it.
+                "sent_link": link_views(conn, [peer])[0] if sent else None}  # fmt: skip
 
     thread = await console.node.aread(read)
-    own = data.own_end(channel, party)
     paged = f"before={before}&" if before is not None else ""
     return await console.page(
         request, "channel.html", viewer, status=status, page="channel", channel=channel, own=own,
         other=channel.other(own), can_send=data.may_send(viewer.operator) and own in viewer.operator.offices,
         compose=panel, title=channel.name, live_url=f"/channel/{channel.name}?{paged}fragment=1",
-        sent=request.query_params.get("sent", ""), before=before, **thread,
+        sent=sent, peer=peer, before=before, **thread,
     )  # fmt: skip
 
 

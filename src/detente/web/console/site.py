@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlencode
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
@@ -25,13 +25,14 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from detente import __version__
 from detente.core import notifications
-from detente.core.precedence import format_time
+from detente.core.precedence import format_time, now
 from detente.errors import Error
 from detente.node import auth
 from detente.node.linkstate import link_views
 from detente.node.runtime import Node
 from detente.store.operators import Operator
 from detente.web.console import csrf, data, i18n
+from detente.web.console.forms import plain_number
 from detente.web.console.i18n import N_, Locale
 from detente.web.console.present import Presenter
 from detente.web.console.sessions import (
@@ -56,6 +57,18 @@ OPTIONAL = {
     "upload": "/api/v1/evidence",
 }
 UNEXPECTED = N_("Something went wrong")
+# The fixed details of the console's own error pages, as the code says them (in English): an error
+# page translates these. Other details are the node's own messages, English like the API's.
+NO_FIELD = N_("the request is missing a field or has a malformed one")
+PAGE_FAILED = N_("the node could not show this page; the error is in its log")
+FIXED_DETAILS = frozenset({
+    NO_FIELD, PAGE_FAILED,
+    N_("there is no page at this address"),
+    N_("this address does not answer this kind of request"),
+    N_("this address holds an encoded '/' (%2F): no page has one"),
+    N_("the form is larger than this node accepts (256 KiB), so it was not read and nothing was sent: "
+       "go back, shorten what you typed and send it again"),
+})  # fmt: skip
 ERROR_TITLES = {
     400: N_("The request could not be understood"),
     401: N_("Please log in"),
@@ -109,6 +122,44 @@ def safe_next(value: str | None) -> str:
     return value
 
 
+ONE_TIME = frozenset({"sent", "status_sent", "fragment"})  # query parameters of a page that are not the page
+
+
+def form_page(path: str) -> str:
+    """Return the page a form-posting address belongs to: `/channel/x/send` -> `/channel/x`, other POSTs -> Now.
+
+    A page answered to a POST (a form sent back with its errors) stands at the POST's address.
+    """
+    if path.startswith("/channel/") and path.endswith("/send"):
+        return path.removesuffix("/send")
+    if path in ("/status", "/login", "/logout") or path.startswith("/messages/"):
+        return "/"
+    return path
+
+
+async def posted_from(request: Request) -> str:
+    """Return the page a posted form was on, to go back to after login (never the POST's own address).
+
+    The `Referer` when it is a page of this origin (browsers send it: the pages' referrer policy is
+    `same-origin`); else the form's `next` field (the answer forms carry it); else the page the
+    POST's address belongs to.
+    """
+    referer = urlsplit(request.headers.get("referer", ""))
+    if (referer.scheme, referer.netloc) == (request.url.scheme, request.url.netloc) and referer.path.startswith("/"):
+        page = form_page(referer.path)
+        # Not the notices of what the page's last form did (`?sent=`, `?status_sent=`): they are said once.
+        query = referer.query if page == referer.path else ""
+        kept = [p for p in query.split("&") if p and p.split("=", 1)[0] not in ONE_TIME]
+        return safe_next(page + (f"?{'&'.join(kept)}" if kept else ""))
+    try:
+        posted = (await request.form()).get("next")
+    except Exception:  # a body that cannot be read as a form: the POST's own page will do
+        posted = None
+    if isinstance(posted, str) and safe_next(posted) != "/":
+        return safe_next(posted)
+    return form_page(request.url.path)
+
+
 def page_address(next_url: str) -> str:
     """Return the page to go back to after login for a request's address: a live fragment's page, not the fragment."""
     path, _, query = next_url.partition("?")
@@ -144,6 +195,7 @@ class Console:
         self.env.globals["quote"] = quote
         self.env.filters["utc_from_epoch"] = utc_from_epoch
         self.env.filters["offset"] = offset_text
+        self.env.filters["plain"] = plain_number
         self.extras: dict[str, str] | None = None  # optional endpoints the node serves: name -> path
 
     def discover(self, app: Any) -> dict[str, str]:
@@ -196,7 +248,7 @@ class Console:
         if session is None or operator is None:
             raise LoginRequired(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
         if self.signer.password_fingerprint(operator.password_hash) != session.password:
-            raise LoginRequired(request.url.path)
+            raise LoginRequired(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
         refreshed = self.sessions.touch(session)
         if refreshed is not None:
             request.state.refreshed_session = refreshed
@@ -220,6 +272,8 @@ class Console:
             "_": locale.gettext, "ngettext": locale.ngettext, "locale": locale, "party": self.node.ctx.party,
             "arrow": "←" if locale.dir == "rtl" else "→", "lang_url": _lang_url_for(context.get("request_query", "")),
             "party_name": self.node.ctx.agreement.parties[self.node.ctx.party].name, "extras": self.extras or {},
+            # The node's time (Unix ms) as the page is made: the script counts deadlines in it, not in the browser's.
+            "now_ms": int(now().timestamp() * 1000),
             **context,
         }  # fmt: skip
         # The macros see the same context (translations, labels, CSRF token) as the page using them.
@@ -282,6 +336,7 @@ class Console:
             log.exception("the error page of %s could not read the session or the strip", request.url.path)
             context = {}
         title = locale.gettext(ERROR_TITLES.get(status, UNEXPECTED))
+        detail = locale.gettext(detail) if detail in FIXED_DETAILS else detail
         common = {"status": status, "title": title, "detail": detail, "signed_in": operator is not None,
                   "request_path": request.url.path, "request_query": request.url.query, "page": "error"}  # fmt: skip
         attempts: list[dict[str, Any]] = [context, {}] if context else [{}]  # with the menu and strip, then without
@@ -352,16 +407,17 @@ class ConsoleRoute(APIRoute):
             except LoginRequired as exc:
                 # A cookie that no longer opens a session: say on the login page that the session ended.
                 expired = "expired=1&" if console.sessions.cookie in request.cookies else ""
-                next_url = quote(safe_next(page_address(exc.next_url)))
+                # A form posted after the session ended goes back to its page (the draft is put back there).
+                back = await posted_from(request) if request.method == "POST" else page_address(exc.next_url)
+                next_url = quote(safe_next(back))
                 return RedirectResponse(f"/login?{expired}next={next_url}", status_code=303)
             except Error as exc:
                 return await console.error_page(request, exc.status_code, exc.detail)
             except RequestValidationError:
-                return await console.error_page(request, 400, "the request is missing a field or has a malformed one")
+                return await console.error_page(request, 400, NO_FIELD)
             except Exception:  # never a bare disconnect or a traceback: log it and say so, in the page's language
                 log.exception("console page %s failed", request.url.path)
-                detail = "the node could not show this page; the error is in its log"
-                return await console.error_page(request, 500, detail)
+                return await console.error_page(request, 500, PAGE_FAILED)
             refreshed = getattr(request.state, "refreshed_session", None)
             if refreshed is not None and console.sessions.cookie not in response.headers.get("set-cookie", ""):
                 console.set_session_cookie(response, refreshed)

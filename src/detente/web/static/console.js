@@ -24,6 +24,9 @@
   function typeName(type) {
     try { return JSON.parse(strings.dataset.types || "{}")[type] || type; } catch (e) { return type; }
   }
+  function stateName(state) {  /* a link's state in the page's language (UP, DEGRADED, DOWN) */
+    try { return JSON.parse(strings.dataset.states || "{}")[state] || state; } catch (e) { return state; }
+  }
 
   function toast(text, flash) {
     var box = document.getElementById("toasts");
@@ -62,6 +65,26 @@
   }
   if (soundButton) { soundButton.addEventListener("click", toggleSound); showSound(); }
 
+  /* ---- the node's time ----
+     Deadlines are in the node's clock, which may be minutes off this browser's (within the agreement's
+     tolerance). Each page and each refreshed strip carries the node's time when it was made
+     (data-now, Unix ms); the difference to this browser's clock when it arrived is kept, and every
+     countdown and the Now clock count in the node's time. */
+  var skew = 0;  /* the node's clock minus this browser's, in ms */
+  function nodeNow() { return Date.now() + skew; }
+  function learnSkew(stamp, at) {
+    var n = parseInt(stamp || "", 10);
+    if (n > 0) { skew = n - at; body.setAttribute("data-skew", String(skew)); }
+  }
+  function pageArrived() {  /* this browser's time when the page's answer began to arrive */
+    try {
+      var nav = performance.getEntriesByType("navigation")[0];
+      if (nav && nav.responseStart > 0) { return Date.now() - (performance.now() - nav.responseStart); }
+    } catch (e) { /* no navigation timing: now will do */ }
+    return Date.now();
+  }
+  learnSkew(body.dataset.now, pageArrived());
+
   /* ---- countdowns to acknowledgement deadlines ---- */
   function pad(n) { return (n < 10 ? "0" : "") + n; }
   function span(seconds) {
@@ -69,12 +92,13 @@
     return (h ? h + ":" + pad(m) : m) + ":" + pad(s % 60);
   }
   function tick() {
-    var now = Date.now();
+    var now = nodeNow();
     document.querySelectorAll(".countdown[data-deadline]").forEach(function (el) {
       var left = (Date.parse(el.dataset.deadline) - now) / 1000;
-      el.textContent = left >= 0 ? say("left", { t: span(left) }) : say("late", { t: span(left) });
-      el.classList.toggle("urgent", left < 120);
-      el.classList.toggle("late", left < 0);
+      var late = left < 0 || el.hasAttribute("data-overdue");  /* the node said overdue: late, whatever is left */
+      el.textContent = late ? say("late", { t: span(Math.min(left, 0)) }) : say("left", { t: span(left) });
+      el.classList.toggle("urgent", late || left < 120);
+      el.classList.toggle("late", late);
     });
   }
 
@@ -105,7 +129,8 @@
     strip.querySelectorAll("#flash-banner a[href^='/#m-']").forEach(function (a) {
       var sender = a.querySelector("bdi"), first = a.firstChild;
       var type = first && first.nodeType === 3 ? first.nodeValue.replace(/[\s·]+$/, "").trim() : "";
-      items.push({ id: a.getAttribute("href").slice(4), from: sender ? sender.textContent : "", type: type });
+      items.push({ id: a.getAttribute("href").slice(4), from: sender ? sender.textContent : "", type: type,
+                   to: a.dataset.to || "", alternate: a.hasAttribute("data-alternate") });
     });
     var line = strip.querySelector("#flash-banner > span");
     return { count: parseInt(strip.dataset.flashCount || "0", 10) || 0, items: items, line: line ? line.textContent : "" };
@@ -117,9 +142,19 @@
     var fresh = now.items.filter(function (m) { return !flashSeen[m.id]; });
     var added = now.items.filter(function (m) { return !before[m.id]; }).length;
     var unlisted = Math.max(0, now.count - flashState.count - added);  /* more waiting than the banner's new lines */
-    if (flashReady && now.count > 0 && (fresh.length || unlisted)) {
+    var n = fresh.length + unlisted;
+    if (flashReady && now.count > 0 && n) {
+      /* Why it came: a new one (or one overdue elsewhere, that falls to this operator as the alternate);
+         several: how many are new, and how many wait in all. */
       var one = fresh.length === 1 && !unlisted ? fresh[0] : null;
-      announceFlash(one ? say("flash", { from: one.from, type: one.type }) : now.line);
+      var alt = fresh.filter(function (m) { return m.alternate; }).length;
+      var text = now.line;
+      if (one) {
+        text = say(one.alternate ? "flashAlternate" : "flash", { from: one.from, to: one.to, type: one.type });
+      } else if (n > 1) {
+        text = say(alt ? "flashNewAlternate" : "flashNew", { n: n, alt: alt, total: now.count });
+      }
+      announceFlash(text);
     }
     now.items.forEach(function (m) { flashSeen[m.id] = true; });
     flashState = { ids: now.items.map(function (m) { return m.id; }), count: now.count };
@@ -138,28 +173,50 @@
      password) or a refresh lands on the login page, the page goes to the login page, which comes back
      here. Before it goes, what was typed into each form is kept in this tab's sessionStorage, and put
      back into the same form (same action, type and code) when this page opens again for the same
-     operator; it is deleted then, or when another operator signs in on the tab. */
+     operator; it is deleted then, or when another operator signs in on the tab.
+     A form sent is kept the same way until the next page shows where it went: a page of the console
+     (it reached the node: deleted) or the login page (its session had ended: kept, to be put back on
+     the page it was typed on, where the login page comes back to). */
   var DRAFT_KEY = "detente-draft";
-  function here() { return location.pathname + location.search; }
+  var TEXTS = "textarea, input[type=text], input:not([type])";
+  /* The page the login page comes back to: a form's page (not the address it posts to), without one-time notices. */
+  function here() {
+    var query = location.search.replace(/^\?/, "").split("&").filter(function (part) {
+      return part && !/^(sent|status_sent|fragment)=/.test(part);
+    }).join("&");
+    return location.pathname.replace(/^(\/channel\/[^/]+)\/send$/, "$1") + (query ? "?" + query : "");
+  }
   function postForms() { return Array.prototype.slice.call(document.querySelectorAll("form[method=post]")); }
   function formKey(form) {
     var type = form.querySelector("input[type=hidden][name=type]"), code = form.querySelector("input[type=hidden][name=code]");
     return [form.getAttribute("action"), type ? type.value : "", code ? code.value : ""].join("|");
   }
   function typedIn(form) {
-    return form.querySelectorAll("textarea, input[type=text]").length > 0 && Array.prototype.some.call(
-      form.querySelectorAll("textarea, input[type=text]"),
+    return Array.prototype.some.call(form.querySelectorAll(TEXTS),
       function (el) { return el.value.trim() !== "" && el.value !== el.defaultValue; });
   }
-  function saveDrafts() {
-    var forms = postForms().filter(typedIn).map(function (form) {
-      var values = [];
-      Array.prototype.forEach.call(form.elements, function (el) {
-        if (el.name && el.name !== "csrf" && ["hidden", "file", "submit", "button"].indexOf(el.type) < 0) { values.push([el.name, el.value]); }
-      });
-      return { key: formKey(form), values: values };
+  function draftOf(form) {
+    var values = [];
+    Array.prototype.forEach.call(form.elements, function (el) {
+      if (el.name && el.name !== "csrf" && ["hidden", "file", "submit", "button"].indexOf(el.type) < 0) { values.push([el.name, el.value]); }
     });
+    return { key: formKey(form), values: values };
+  }
+  function saveDrafts() {
+    var forms = postForms().filter(typedIn).map(draftOf);
     if (forms.length) { store(DRAFT_KEY, { who: who(), path: here(), forms: forms }); }
+  }
+  document.addEventListener("submit", function (e) {
+    var form = e.target, action = form.getAttribute("action") || "";
+    if (!who() || !form.matches("form[method=post]") || action === "/login" || action === "/logout") { return; }
+    var draft = draftOf(form);
+    if (draft.values.length) { store(DRAFT_KEY, { who: who(), path: here(), forms: [draft], sent: true }); }
+  });
+  function settleSent() {  /* where did the form sent from the last page go? */
+    var saved = load(DRAFT_KEY);
+    if (!saved || !saved.sent) { return; }
+    if (who()) { store(DRAFT_KEY, null); return; }  /* to the node: nothing to put back */
+    if (document.querySelector(".login-form")) { saved.sent = false; store(DRAFT_KEY, saved); }  /* kept for after login */
   }
   function restoreDrafts() {
     var saved = load(DRAFT_KEY);
@@ -175,7 +232,7 @@
         var el = form.querySelector("[name='" + String(pair[0]).replace(/['\\]/g, "") + "']");
         if (!el || el.type === "hidden" || el.type === "file") { return; }
         el.value = pair[1];
-        if (!first && el.matches("textarea, input[type=text]") && el.value) { first = el; }
+        if (!first && el.matches(TEXTS) && el.value) { first = el; }
       });
       var box = form.closest("details");
       if (box) { box.open = true; }
@@ -190,23 +247,68 @@
     location.href = "/login?expired=1&next=" + encodeURIComponent(here());
   }
 
-  /* ---- live refresh of the page's live block and the strip ---- */
+  /* ---- live refresh of the page's live block and the strip ----
+     A refresh waits while the operator works in the block: typing in a field, or an open form
+     (the status form, a decline) that has the focus or holds what they changed. After a refresh the
+     focus goes back to the same control (by id, else by what it is within the nearest element with an
+     id: the message, the form), and the forms that were open are open again. */
+  function changed(form) {
+    return Array.prototype.some.call(form.elements, function (el) {
+      if (el.tagName === "SELECT") {
+        var first = Array.prototype.findIndex.call(el.options, function (o) { return o.defaultSelected; });
+        return el.selectedIndex !== Math.max(first, 0);
+      }
+      return ["hidden", "file", "submit", "button"].indexOf(el.type) < 0 && el.value !== el.defaultValue;
+    });
+  }
   function busy(region) {
     var el = document.activeElement;
-    if (!region || !el || !region.contains(el)) { return false; }
-    if (el.matches("textarea, input, select")) { return true; }
-    return !!region.querySelector("details.decline[open]");
+    if (!region) { return false; }
+    if (el && region.contains(el) && el.matches("textarea, input, select")) { return true; }
+    return Array.prototype.some.call(region.querySelectorAll("details[open]"), function (box) {
+      var form = box.querySelector("form");
+      return !!form && ((el && box.contains(el)) || changed(form));
+    });
+  }
+  function what(el) {  /* what a control is, whatever its place: kind, target, action */
+    var form = el.form || el.closest("form"), box = el.closest("details");
+    return [el.tagName, el.getAttribute("href") || "", el.getAttribute("data-action") || "",
+            form ? form.getAttribute("action") : "", el.getAttribute("name") || "", box ? box.id : ""].join("|");
+  }
+  function focusKey(target) {
+    var el = document.activeElement;
+    if (!el || el === body || !target.contains(el)) { return null; }
+    if (el.id) { return { id: el.id }; }
+    var anchor = el.parentElement.closest("[id]");
+    if (!anchor || !target.contains(anchor)) { anchor = target; }
+    var same = Array.prototype.filter.call(anchor.querySelectorAll(el.tagName), function (x) { return what(x) === what(el); });
+    return { anchor: anchor.id, what: what(el), tag: el.tagName, nth: same.indexOf(el) };
+  }
+  function refocus(key) {
+    if (!key) { return; }
+    var el = key.id ? document.getElementById(key.id) : null, anchor = key.anchor && document.getElementById(key.anchor);
+    if (!el && anchor) {
+      var same = Array.prototype.filter.call(anchor.querySelectorAll(key.tag), function (x) { return what(x) === key.what; });
+      el = same[key.nth] || same[0] || (anchor.tabIndex >= 0 ? anchor : null);  /* gone: its message, if still there */
+    }
+    if (el) { el.focus({ preventScroll: true }); }
   }
   function swap(url, target) {
     return fetch(url, { credentials: "same-origin", headers: { "X-Requested-With": "fetch" } }).then(function (r) {
+      var at = Date.now();
       if (r.redirected && r.url.indexOf("/login") >= 0) { sessionEnded(); return; }
       if (!r.ok) { return; }
       return r.text().then(function (html) {
-        if (html === lastHtml[url]) { return; }  /* nothing changed: keep the DOM (and screen readers) quiet */
-        lastHtml[url] = html;
-        var focused = document.activeElement && document.activeElement.id;
+        var stamp = / data-now="(\d+)"/.exec(html);
+        if (stamp) { learnSkew(stamp[1], at); }
+        var kept = html.replace(/ data-now="\d+"/g, "");
+        if (kept === lastHtml[url]) { return; }  /* nothing changed: keep the DOM (and screen readers) quiet */
+        lastHtml[url] = kept;
+        var focused = focusKey(target);
+        var open = Array.prototype.map.call(target.querySelectorAll("details[open][id]"), function (d) { return d.id; });
         target.innerHTML = html;
-        if (focused) { var again = document.getElementById(focused); if (again) { again.focus({ preventScroll: true }); } }
+        open.forEach(function (id) { var box = document.getElementById(id); if (box) { box.open = true; } });
+        refocus(focused);
         tick(); flashTitle(); bindPage(target);
       });
     }).catch(function () { /* the next event or reconnect refreshes again */ });
@@ -219,11 +321,16 @@
     if (strip && body.dataset.stripUrl) { swap(body.dataset.stripUrl, strip); }
   }
   function soon() { clearTimeout(refreshTimer); refreshTimer = setTimeout(refresh, 150); }
-  document.addEventListener("focusout", function () {
+  function whenFree() {
     setTimeout(function () {
       if (pendingRefresh && !busy(document.getElementById("live"))) { pendingRefresh = false; refresh(); }
     }, 50);
-  });
+  }
+  document.addEventListener("focusout", whenFree);
+  document.addEventListener("toggle", whenFree, true);  /* a form closed: what waited comes now */
+  /* Link tests change no state most of the time, and send no event: the strip and the links are read again
+     at least this often (the clock's offset, the last test and its round trip, the last error). */
+  setInterval(refresh, 20000);
 
   /* ---- the event stream ---- */
   var conn = document.getElementById("conn");
@@ -247,7 +354,7 @@
     } else if (ev.event === "acknowledged" || ev.event === "declined") {
       toast(say(ev.event === "acknowledged" ? "acked" : "declined", { id: "…" + (ev.id || "").slice(-8), by: ev.by || "" }));
     } else if (ev.event === "link") {
-      toast(say("link", { peer: (ev.peer || "").toUpperCase(), state: ev.state }));
+      toast(say("link", { peer: (ev.peer || "").toUpperCase(), state: stateName(ev.state) }));
     }
     soon();
   }
@@ -270,8 +377,13 @@
   }
 
   /* ---- keyboard ---- */
-  function messages() { return Array.prototype.slice.call(document.querySelectorAll("article.msg")); }
-  function current() { var el = document.activeElement; return el && el.closest ? el.closest("article.msg") : null; }
+  /* j/k go through the messages: full cards, and the links of the short rows (Enter opens one). */
+  var ITEMS = "article.msg, li.row-in a.row-link";
+  function messages() { return Array.prototype.slice.call(document.querySelectorAll(ITEMS)); }
+  function current() {
+    var el = document.activeElement;
+    return el && el.closest ? el.closest("article.msg") || (el.matches("li.row-in a.row-link") ? el : null) : null;
+  }
   function move(step) {
     var list = messages(); if (!list.length) { return; }
     var at = list.indexOf(current());
@@ -355,6 +467,7 @@
 
   document.documentElement.classList.add("js");
   bindPage(document);
+  settleSent();
   restoreDrafts();
   tick(); flashTitle();
   setInterval(tick, 1000);
@@ -371,8 +484,9 @@
   connect();
 })();
 
-/* The clock in the Now heading ([data-clock]), kept current from this browser's clock (as the
-   countdowns are): UTC, the party's local time (data-offset, minutes) and the date-time group.
+/* The clock in the Now heading ([data-clock]), kept current in the node's time (as the countdowns
+   are: this browser's clock corrected by body[data-skew], ms): UTC, the party's local time
+   (data-offset, minutes) and the date-time group.
    The Solar Hijri date of a Persian page is written again only once the local day has changed. */
 (function () {
   "use strict";
@@ -387,7 +501,8 @@
   function day(d) { return d.getUTCFullYear() + "-" + pad(d.getUTCMonth() + 1) + "-" + pad(d.getUTCDate()); }
   function hm(d) { return pad(d.getUTCHours()) + ":" + pad(d.getUTCMinutes()); }
   function show() {
-    var now = new Date(), here = new Date(now.getTime() + offset);
+    var now = new Date(Date.now() + (parseFloat(document.body.getAttribute("data-skew") || "0") || 0));
+    var here = new Date(now.getTime() + offset);
     if (utc) {
       utc.setAttribute("datetime", now.toISOString());
       utc.firstElementChild.textContent = day(now) + " " + hm(now) + ":" + pad(now.getUTCSeconds()) + "Z";
