@@ -24,6 +24,7 @@ from detente.store.db import make_engine
 from detente.store.tables import operators
 from detente.web.console import data, screens
 from detente.web.console.site import Console
+from support import envelope_row
 
 ROOT = Path(__file__).resolve().parents[3]
 ROUTINE_IN, IMMEDIATE_IN, ROUTINE_OUT = 600, 30, 250
@@ -34,16 +35,13 @@ HTML = {"Accept": "text/html,application/xhtml+xml"}
 def _row(n: int, direction: str, precedence: str, deadline: str, **extra: Any) -> dict[str, Any]:
     inbound = direction == "in"
     created = format_time(now() - timedelta(hours=2))
-    values = {
-        "id": f"01a20000-0000-7000-8000-{n:012d}", "direction": direction, "peer": "ir", "channel": "dgmo",
-        "from_office": "ir:dgmo" if inbound else "pk:dgmo", "to_office": "pk:dgmo" if inbound else "ir:dgmo",
-        "seq": n, "type": "hotline.text", "precedence": precedence, "author": "someone", "created": created,
-        "raw": json.dumps({"body": {"text": f"backlog {n}"}, "refs": []}).encode(), "log_index": 100_000 + n,
-        "needs_ack": True, "deadline": deadline, "state": "delivered" if inbound else "accepted",
-        "recorded_at": created,
-    }  # fmt: skip
-    values.update(extra)
-    return values
+    values: dict[str, Any] = dict(
+        direction=direction, from_office="ir:dgmo" if inbound else "pk:dgmo",
+        to_office="pk:dgmo" if inbound else "ir:dgmo", precedence=precedence, author="someone", created=created,
+        raw=json.dumps({"body": {"text": f"backlog {n}"}, "refs": []}).encode(), log_index=100_000 + n,
+        deadline=deadline, state="delivered" if inbound else "accepted", recorded_at=created,
+    )  # fmt: skip
+    return envelope_row(n, **{**values, **extra})
 
 
 @pytest.fixture(scope="module")

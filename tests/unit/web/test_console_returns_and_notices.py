@@ -28,6 +28,7 @@ from detente.store.db import make_engine
 from detente.web import limits
 from detente.web.console import forms, i18n, present, site
 from detente.web.console.i18n import Locale
+from support import envelope_row
 
 ROOT = Path(__file__).resolve().parents[3]
 HTML = {"Accept": "text/html,application/xhtml+xml"}
@@ -40,14 +41,12 @@ ESCALATED_FLASH = "01a20000-0000-7000-8000-900000000002"  # to pk:lo-zahedan, ov
 def _row(n: int, channel: str, to: str, precedence: str, text: str, **extra: Any) -> dict[str, Any]:
     created = format_time(now() - timedelta(hours=1))
     frm = {"pk:dgmo": "ir:dgmo", "pk:lo-zahedan": "ir:lo-turbat"}[to]
-    values = {
-        "id": f"01a20000-0000-7000-8000-{n:012d}", "direction": "in", "peer": "ir", "channel": channel,
-        "from_office": frm, "to_office": to, "seq": n, "type": "hotline.text", "precedence": precedence,
-        "author": "someone", "created": created, "raw": json.dumps({"body": {"text": text}, "refs": []}).encode(),
-        "log_index": 200_000 + n, "needs_ack": False, "deadline": None, "state": "delivered", "recorded_at": created,
-    }  # fmt: skip
-    values.update(extra)
-    return values
+    values: dict[str, Any] = dict(
+        direction="in", channel=channel, from_office=frm, to_office=to, precedence=precedence, author="someone",
+        created=created, raw=json.dumps({"body": {"text": text}, "refs": []}).encode(), log_index=200_000 + n,
+        needs_ack=False, deadline=None, state="delivered", recorded_at=created,
+    )  # fmt: skip
+    return envelope_row(n, **{**values, **extra})
 
 
 @pytest.fixture(scope="module")
