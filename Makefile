@@ -34,7 +34,7 @@ typecheck: venv
 	$(BIN)/mypy
 
 test: venv system lint typecheck
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist worksteal
 
 unit: venv
 	$(BIN)/pytest -q tests/unit tests/vectors

@@ -2,7 +2,7 @@
 says "serving on" and without changing the node.
 
 The nodes are prepared as the demo prepares them (real keys, certificates, databases, a ratified
-agreement) and never started, except by the one test that starts one for real; the refusals run
+agreement) and never started, except by the two tests that start one for real; the refusals run
 through `detente.cli.main` in this process (`cli_support.detente`).
 """
 
@@ -151,3 +151,22 @@ def test_a_node_that_serves_says_so_and_lets_go_of_its_address_and_lock(nodes: d
     assert running(node.data) is None
     with socket.socket() as again:  # the address is free again
         again.bind((config.host, config.port))
+
+
+def test_a_node_stops_at_once_though_clients_keep_idle_connections_open(nodes: dict[str, Any], tmp_path: Path) -> None:
+    """A console tab or an operator's client between two requests reads nothing: over TLS it never
+    answers the close the node sends it, and the node used to wait out its whole grace for them."""
+    node = NodeProc(nodes["nodes"]["ir"], tmp_path / "ir.log")
+    node.start()
+    idle = [node.client("ir-dgmo"), node.client("ir-supervisor")]
+    try:
+        for client in idle:
+            assert client.get("/api/v1/links").status_code == 200  # the connection stays open, idle
+        node.stop()
+    finally:
+        for client in idle:
+            client.close()
+    log = (tmp_path / "ir.log").read_text()
+    assert node.proc is not None and node.proc.returncode == 0, log
+    # uvicorn writes this line only when the grace (5 s) ran out with connections still open.
+    assert "timeout graceful shutdown exceeded" not in log, log

@@ -179,7 +179,7 @@ def serve(data: DataOpt) -> None:
     from detente.node.runtime import Node
     from detente.node.serving import ServeLock, check_tls, listen
     from detente.web.app import create_app
-    from detente.web.stack import UVICORN_OPTIONS
+    from detente.web.stack import UVICORN_OPTIONS, NodeServer
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     node = Node.open(data)
@@ -197,7 +197,7 @@ def serve(data: DataOpt) -> None:
             held.callback(sock.close)
         application = create_app(node)
         held.pop_all()  # from here on the node's lifespan closes the node
-    server = uvicorn.Server(
+    server = NodeServer(
         uvicorn.Config(
             application,
             host=config.host,

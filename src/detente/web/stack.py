@@ -6,8 +6,10 @@ to import the node to get them.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import uvicorn
 from fastapi.telemetry import TelemetryConfig
 
 # FastAPI's native OpenTelemetry, off: a node sends nothing about its traffic to a collector, and
@@ -22,3 +24,26 @@ UVICORN_OPTIONS: dict[str, Any] = {
     # compressing a peer's text beside our own under TLS invites length side channels.
     "ws_per_message_deflate": False,
 }
+
+
+class NodeServer(uvicorn.Server):
+    """uvicorn's server, which lets go at once of a connection it has already closed.
+
+    On shutdown uvicorn closes every idle keep-alive connection and waits until each is gone. Over
+    TLS, a closed connection is gone only when the client answers with its own close_notify, and an
+    idle client (a browser tab, an operator's HTTP client between two requests) reads nothing:
+    every Ctrl-C of a node with a console open took the whole 5 s grace and ended with an error.
+    A connection whose close has been sent in full is aborted instead; one still writing, and one
+    with a request in flight, is waited for as before (`timeout_graceful_shutdown`).
+    """
+
+    async def _wait_tasks_to_complete(self) -> None:
+        # uvicorn 0.54's own wait (pinned in pyproject.toml) follows, once every connection left
+        # is gone; the graceful timeout around this whole method still bounds the wait.
+        while self.server_state.connections and not self.force_exit:
+            for connection in list(self.server_state.connections):
+                transport = getattr(connection, "transport", None)
+                if transport is not None and transport.is_closing() and transport.get_write_buffer_size() == 0:
+                    transport.abort()  # everything it was sent has left, close_notify included
+            await asyncio.sleep(0.05)
+        await super()._wait_tasks_to_complete()
