@@ -55,10 +55,15 @@ def to_local(stamp: str, offset_ms: float | None) -> str:
     return format_time(moment)
 
 
-def amount(seconds: float) -> str:
-    """Return a clock difference for people: "4 min 0 s", "1.5 s" (its sign dropped)."""
+def amount(seconds: float, long: str = "{minutes} min {seconds} s", short: str = "{seconds:.1f} s") -> str:
+    """Return a clock difference for people: "4 min 0 s", "1.5 s" (its sign dropped).
+
+    `long` (a minute or more) and `short` are the forms, for a translated interface to give its own.
+    """
     seconds = abs(seconds)
-    return f"{int(seconds // 60)} min {int(seconds % 60)} s" if seconds >= 60 else f"{seconds:.1f} s"
+    if seconds >= 60:
+        return long.format(minutes=int(seconds // 60), seconds=int(seconds % 60))
+    return short.format(seconds=seconds)
 
 
 def describe(offset_ms: float | None) -> str | None:

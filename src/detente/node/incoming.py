@@ -206,12 +206,12 @@ def _store_one(
         batch.changed.add(env.channel)
     summary = {"type": env.type, "precedence": env.precedence.value, "from": env.sender, "to": env.recipient}
     if target is not None:
-        _apply_response(conn, ctx, env, target, received, events)
+        _apply_response(conn, ctx, party, env, target, received, events)
     elif env.type == "status":
         links_db.ensure_link(conn, party, received)
         links_db.update_link(
             conn, party, peer_status=env.body["code"], peer_status_note=env.body.get("note", ""),
-            peer_status_at=env.created,
+            peer_status_at=in_local_clock(ctx, party, env.created, latest=received),
         )  # fmt: skip
         events.append(Event("status", env.id, (), {**summary, **env.body, "peer": party}, everyone=True))
     elif env.type != "link.test":
@@ -241,8 +241,20 @@ def _sign(
             result["receipt"] = signed[result["id"]]
 
 
+def in_local_clock(ctx: NodeContext, party: str, stamp: str, *, latest: str, earliest: str = "") -> str:
+    """Return a time `party` stamped, read in this node's clock and kept between two of this node's times.
+
+    The offset is known to within a link test's round trip, so a converted time could fall a few
+    milliseconds before what it follows (`earliest`: the message it answers, say) or after this
+    node saw it (`latest`). Both are this node's stamps, in the one format, so they compare as text.
+    Raises `Invalid` if `stamp` is not an RFC 3339 time.
+    """
+    local = format_time(parse_time(clocks.to_local(stamp, ctx.clock_offsets.get(party))))
+    return min(max(local, earliest), latest)
+
+
 def _apply_response(
-    conn: Connection, ctx: NodeContext, env: Envelope, target: Any, at: str, events: list[Event]
+    conn: Connection, ctx: NodeContext, party: str, env: Envelope, target: Any, at: str, events: list[Event]
 ) -> None:
     """Update the message an ack, decline or overdue refers to, and say so on the stream."""
     own_office = env.recipient
@@ -261,7 +273,8 @@ def _apply_response(
     state = "acknowledged" if env.type == "ack" else "declined"
     note = env.body.get("reason") or env.body.get("note") or None
     db.update_envelope(
-        conn, target["id"], state=state, response_id=env.id, response_type=env.type, response_at=env.created,
+        conn, target["id"], state=state, response_id=env.id, response_type=env.type,
+        response_at=in_local_clock(ctx, party, env.created, earliest=target["created"], latest=at),
         response_by=env.data["author"], response_note=note,
     )  # fmt: skip
     if target["overdue_at"] is None:
@@ -285,10 +298,8 @@ def receipts_job(
             if row is None:
                 continue
             state = "delivered" if row["state"] == "accepted" else row["state"]
-            delivered = clocks.to_local(receipt["received"], ctx.clock_offsets.get(peer))  # in this node's clock
-            # The offset is known to within the link test's round trip: never before the message was
-            # sent, never after its receipt is stored here (the stamps compare as text: one format).
-            delivered = min(max(delivered, row["created"]), stored_at)
+            # Never before the message was sent, never after its receipt is stored here.
+            delivered = in_local_clock(ctx, peer, receipt["received"], earliest=row["created"], latest=stored_at)
             values = {"receipt": json.dumps(receipt), "delivered_at": delivered, "state": state}
             changes.append({"target_id": env.id, **values})
             if env.type != "link.test":

@@ -23,6 +23,7 @@ from detente.store import messages as db
 
 FLASH_MINUTES = 10  # agreements/pk-ir.toml: FLASH on dgmo
 SEQ = itertools.count(1)  # the module's nodes are shared: each envelope takes the channel's next number
+IR_SEQ = itertools.count(1)  # the same channel, ir to pk
 
 
 @pytest.fixture
@@ -106,22 +107,53 @@ def test_an_overdue_notice_after_our_deadline_marks_the_message(nodes: tuple[Nod
     assert marked["state"] == "overdue" and marked["overdue_at"] is not None
 
 
-def test_a_receipt_time_is_read_in_our_clock(nodes: tuple[Node, Node]) -> None:
-    pk, ir = nodes
-    pk.ctx.clock_offsets["ir"] = 240_000  # ir's clock is 4 min ahead
-    env = sealed(pk, format_time(now()))
-    # Stored on pk as sent (the send job would have), then the receipt ir stamped 4 minutes "later".
-    receipt = receive(ir, env)["receipt"]
+def stored_as_sent(pk: Node, env: Envelope) -> None:
+    """Store `env` on pk as the send job would have (pk's own message to ir)."""
     with pk.ctx.engine.begin() as conn:
         db.insert_envelope(
             conn, id=env.id, direction="out", peer="ir", channel="dgmo", from_office="pk:dgmo", to_office="ir:dgmo",
             seq=env.seq, type="hotline.text", precedence="FLASH", author="tester", case_id=None, ref=None,
-            created=env.created, raw=env.raw, log_index=0, needs_ack=True, deadline=env.created, state="accepted",
-            receipt=None, delivered_at=None, recorded_at=env.created,
+            created=env.created, raw=env.raw, log_index=db.append_log(conn, env.raw, env.id), needs_ack=True,
+            deadline=env.created, state="accepted", receipt=None, delivered_at=None, recorded_at=env.created,
         )  # fmt: skip
+
+
+def test_a_receipt_time_is_read_in_our_clock(nodes: tuple[Node, Node]) -> None:
+    pk, ir = nodes
+    pk.ctx.clock_offsets["ir"] = 240_000  # ir's clock is 4 min ahead
+    env = sealed(pk, format_time(now()))
+    # Stored on pk as sent, then the receipt ir stamped 4 minutes "later".
+    receipt = receive(ir, env)["receipt"]
+    stored_as_sent(pk, env)
     receipt["received"] = format_time(parse_time(env.created) + timedelta(minutes=4))
     pk.ctx.writer.run_sync(receipts_job(pk.ctx, "ir", [(env, receipt)]))
     assert row(pk, env.id)["delivered_at"] == env.created
+
+
+@pytest.mark.parametrize("offset_s", [240, -240, -0.5])
+def test_an_answer_from_a_peer_is_timed_in_our_clock(nodes: tuple[Node, Node], offset_s: float) -> None:
+    pk, ir = nodes
+    pk.ctx.clock_offsets["ir"] = offset_s * 1000  # ir's clock minus pk's
+    message = sealed(pk, format_time(now() - timedelta(seconds=30)))
+    stored_as_sent(pk, message)
+    answered_at = now() + timedelta(seconds=offset_s)  # ir's clock, as its duty officer answers
+    data = {
+        "v": 1, "id": envelope_mod.uuid7(), "agreement": ir.ctx.agreement.hash, "channel": "dgmo",
+        "from": "ir:dgmo", "to": "pk:dgmo", "seq": next(IR_SEQ), "author": "ir-dgmo", "precedence": "FLASH",
+        "type": "ack", "lang": "en", "refs": [message.id], "case": None, "created": format_time(answered_at),
+        "body": {"note": "seen"},
+    }  # fmt: skip
+    ack = envelope_mod.seal(data, ir.ctx.signer)
+    checked = check_envelope(pk.ctx, "ir", envelope_mod.stored(ack.raw).data)
+    pk.ctx.writer.run_sync(receive_job(pk.ctx, "ir", [checked], [checked.id]))
+    answered = row(pk, message.id)
+    assert answered["state"] == "acknowledged"
+    if offset_s == -0.5:  # within the tolerance: the peer's own stamp, as it signed it
+        assert answered["response_at"] == ack.created
+    else:  # the moment in pk's clock: now, give or take the test's own run (not 4 minutes off)
+        assert abs(seconds_between(format_time(now()), answered["response_at"])) < 5
+        # and never before the message it answers, nor after pk stored the answer
+        assert message.created <= answered["response_at"] <= format_time(now())
 
 
 def test_clock_arithmetic() -> None:
@@ -134,6 +166,8 @@ def test_clock_arithmetic() -> None:
     assert clocks.describe(None) is None and clocks.describe(-999.9) is None
     assert clocks.describe(240_000) == "its clock is 4 min 0 s ahead of ours"
     assert clocks.describe(-1_500) == "its clock is 1.5 s behind ours"
+    assert clocks.amount(-240.4, "{minutes} دقیقه {seconds} ثانیه") == "4 دقیقه 0 ثانیه"
+    assert clocks.amount(59.94, short="{seconds:.1f} ثانیه") == "59.9 ثانیه"
 
 
 def test_a_request_time_far_from_the_measured_offset_makes_it_stale() -> None:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import RowMapping
 
+from detente.core import clocks, notifications
 from detente.core import codebook as codebook_mod
-from detente.core import notifications
 from detente.core.agreement import Agreement
 from detente.errors import Error
 from detente.store.operators import Operator
@@ -88,6 +89,8 @@ class Card:
     peer_log_index: int | None
     extra: dict[str, Any] = field(default_factory=dict)
     snippet: str = ""  # the start of its text (a codebook message's, in the reader's language), for short rows
+    # The sender's own stamp, when its clock is off ours and `created` shows the moment in ours.
+    created_theirs: Stamp | None = None
 
     @property
     def unanswered(self) -> bool:
@@ -96,10 +99,22 @@ class Card:
 
 
 class Presenter:
-    """Renders rows for one viewer: their language, their party's clock and the agreement."""
+    """Renders rows for one viewer: their language, their party's clock and the agreement.
 
-    def __init__(self, agreement: Agreement, party: str, locale: Locale) -> None:
+    `clock_offsets` (each peer's clock minus this node's, in ms, as link tests measured it) puts
+    the times a peer stamped in this node's clock, as deadlines already are: a message from a peer
+    4 minutes ahead must not look sent 4 minutes from now.
+    """
+
+    def __init__(
+        self,
+        agreement: Agreement,
+        party: str,
+        locale: Locale,
+        clock_offsets: Mapping[str, float | None] | None = None,
+    ) -> None:
         self.agreement = agreement
+        self.clock_offsets = clock_offsets or {}
         self.party = party
         self.locale = locale
         self.labels = Labels(locale)
@@ -117,6 +132,15 @@ class Presenter:
     def when(self, iso: str | None) -> Stamp | None:
         """Return a time in UTC with this party's local time beside it."""
         return stamp(iso, self.own_zone, self.locale)
+
+    def peer_time(self, iso: str | None, peer: str) -> str | None:
+        """Return a time `peer` stamped, in this node's clock (unchanged within `clocks.TOLERANCE`)."""
+        return clocks.to_local(iso, self.clock_offsets.get(peer)) if iso else iso
+
+    def clock_difference(self, offset_ms: float) -> str:
+        """Return a clock difference in the viewer's language, as the CLI writes it: "4 min 0 s"."""
+        gettext = self.locale.gettext
+        return clocks.amount(offset_ms / 1000, gettext("{minutes} min {seconds} s"), gettext("{seconds:.1f} s"))
 
     def when_everywhere(self, iso: str | None) -> Stamp | None:
         """Return a time in UTC with every party's local time (for case timelines)."""
@@ -222,10 +246,13 @@ class Presenter:
             row["direction"] == "in" and bool(row["needs_ack"]) and row["response_id"] is None and may_answer
             and any(operator.has(r) for r in ("operator", "supervisor"))
         )  # fmt: skip
+        # The peer stamped an incoming message's `created` (an answer's time is stored in ours).
+        created = self.peer_time(row["created"], row["peer"]) if row["direction"] == "in" else row["created"]
         return Card(
             id=row["id"], direction=row["direction"], type=row["type"], type_label=self.labels.type(row["type"]),
             precedence=row["precedence"], sender=row["from_office"], recipient=row["to_office"],
-            author=row["author"], channel=row["channel"], created=self.when(row["created"]),
+            author=row["author"], channel=row["channel"], created=self.when(created),
+            created_theirs=self.when(row["created"]) if created != row["created"] else None,
             deadline=self.when(row["deadline"]) if row["needs_ack"] and row["response_id"] is None else None,
             state=row["state"], state_label=self.labels.value(row["state"]),
             lines=() if brief or row["type"] == "code" else self.lines(row["type"], body),

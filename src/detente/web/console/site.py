@@ -253,7 +253,7 @@ class Console:
         if refreshed is not None:
             request.state.refreshed_session = refreshed
         locale = self.language(request, operator)
-        presenter = Presenter(self.node.ctx.agreement, self.node.ctx.party, locale)
+        presenter = Presenter(self.node.ctx.agreement, self.node.ctx.party, locale, self.node.ctx.clock_offsets)
         return Viewer(operator, session, locale, presenter, csrf.session_token(self.signer, session))
 
     def set_session_cookie(self, response: Response, session: Session) -> None:
@@ -329,7 +329,7 @@ class Console:
             operator = self._account(session) if session else None
             locale = self.language(request, operator)
             if session is not None and operator is not None:
-                presenter = Presenter(self.node.ctx.agreement, self.node.ctx.party, locale)
+                presenter = Presenter(self.node.ctx.agreement, self.node.ctx.party, locale, self.node.ctx.clock_offsets)
                 viewer = Viewer(operator, session, locale, presenter, csrf.session_token(self.signer, session))
                 context = {**self.chrome(viewer), "strip": await self.strip(viewer)}
         except Exception:  # the page below still says what happened, without the parts that failed
