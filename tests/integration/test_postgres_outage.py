@@ -9,6 +9,7 @@ the log says so and requests succeed again.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
 from collections.abc import Iterator
@@ -141,3 +142,38 @@ def test_requests_during_restarts_of_the_database_all_succeed(outage: tuple[OwnS
     assert after["pk"]["envelopes"] - before["pk"]["envelopes"] >= len(sent)  # and their receipts' envelopes
     for message_id in sent:  # each stored and delivered
         assert ir.message("ir-dgmo", message_id)["id"] == message_id
+
+
+def test_a_read_on_the_event_loop_waits_the_database_out_off_it(tmp_path: Path) -> None:
+    """Every request's token or session is read on the event loop (`Node.read_quick`). With the
+    database stopped, that read waits out `RETRY_FOR` in a thread: the loop goes on serving others
+    meanwhile, where it used to stop the whole node for those seconds."""
+    from detente.errors import Unavailable
+    from detente.node.demo import setup_demo
+    from detente.node.runtime import Node
+    from detente.store import operators as operators_db
+    from support import run_async
+    from support import test_agreement as agreement_for_tests
+
+    with own_server() as server:
+        info = setup_demo(tmp_path / "nodes", agreement_for_tests(tmp_path), db_urls={"pk": server.database("pk")})
+        node = Node.open(Path(info["nodes"]["pk"]["data"]))  # in this process, no background work
+        try:
+            assert run_async(node.read_quick(lambda conn: operators_db.by_token_hash(conn, "0" * 64))) is None
+            server.stop()
+
+            async def read_beside_a_ticker() -> tuple[BaseException | None, int]:
+                ticks = 0
+                reading = asyncio.create_task(node.read_quick(lambda conn: operators_db.by_token_hash(conn, "0" * 64)))
+                while not reading.done():
+                    await asyncio.sleep(0.01)
+                    ticks += 1
+                return reading.exception(), ticks
+
+            error, ticks = run_async(read_beside_a_ticker())
+            assert isinstance(error, Unavailable), error
+            # The read waited about 2 s (store.db.RETRY_FOR) for the server, in a thread: the loop
+            # ran the ticker all the while (a read waiting on the loop would have let it tick once).
+            assert ticks >= 20, ticks
+        finally:
+            node.close()

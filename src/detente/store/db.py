@@ -224,6 +224,26 @@ def read(engine: Engine, query: Callable[[Connection], T]) -> T:
             time.sleep(wait)
 
 
+class ReadElsewhere(Exception):
+    """A read's connection failed where it must not wait (`read_without_waiting`): run it with `read`."""
+
+
+def read_without_waiting(engine: Engine, query: Callable[[Connection], T]) -> T:
+    """Run a read-only function of a connection once, for a caller on the event loop.
+
+    `read` waits out a PostgreSQL restart, which on the event loop would stop the whole node for as
+    long. Raises `ReadElsewhere` if the connection failed (run the query with `read`, off the loop),
+    and the query's own errors.
+    """
+    try:
+        with _connection(engine) as conn:
+            return query(conn)
+    except DBAPIError as exc:
+        if connection_failed(engine, exc):
+            raise ReadElsewhere from exc
+        raise
+
+
 def connect(engine: Engine) -> Connection:
     """Open a connection; on PostgreSQL, wait out a server that cannot be reached (`Retries`).
 

@@ -199,7 +199,7 @@ async def _respond(node: Node, operator: Operator, message_id: str, kind: str, b
     # The answer to a FLASH message is FLASH too, and goes ahead of the writer's queue as the
     # message did: under load that queue holds whole delivery batches. One indexed read on the
     # loop finds the precedence; the job checks everything about the message again.
-    urgent = node.read(lambda conn: db.precedence_of(conn, message_id)) == Precedence.FLASH.value
+    urgent = await node.read_quick(lambda conn: db.precedence_of(conn, message_id)) == Precedence.FLASH.value
     sent = await node.run(answers.respond_job(node.ctx, operator, message_id, kind, body), urgent=urgent)
     node.ctx.bus.publish(*sent.events)
     node.wake(sent.envelope.recipient_party, flash=sent.envelope.precedence is Precedence.FLASH)

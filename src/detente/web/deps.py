@@ -28,7 +28,7 @@ NodeDep = Annotated[Node, Depends(get_node)]
 
 
 # Tokens found recently, by hash: (operator, monotonic time until which it is trusted). Every API
-# request authenticates, and the lookup costs a connection and a query on the event loop; a token
+# request authenticates, and the lookup costs a connection and a query (`Node.read_quick`); a token
 # disabled from the command line (another process) therefore stops working within TOKEN_TTL.
 # Unknown tokens are never cached, so a new token works at once and guessing fills nothing.
 TOKEN_TTL = 2.0
@@ -36,12 +36,12 @@ _TOKEN_CACHE_MAX = 1024
 _tokens: weakref.WeakKeyDictionary[Node, dict[str, tuple[Operator, float]]] = weakref.WeakKeyDictionary()
 
 
-def operator_from_token(node: Node, authorization: str) -> Operator:
+async def operator_from_token(node: Node, authorization: str) -> Operator:
     """Return the operator holding this bearer token. Raises `Unauthorized` otherwise."""
-    return token_credentials(node, authorization)[0]
+    return (await token_credentials(node, authorization))[0]
 
 
-def token_credentials(node: Node, authorization: str) -> tuple[Operator, float]:
+async def token_credentials(node: Node, authorization: str) -> tuple[Operator, float]:
     """Return the operator holding this bearer token and the monotonic time until which that answer stands.
 
     Raises `Unauthorized` when no enabled operator holds the token.
@@ -55,7 +55,7 @@ def token_credentials(node: Node, authorization: str) -> tuple[Operator, float]:
     now = time.monotonic()
     if cached is not None and cached[1] > now:
         return cached
-    operator = node.read(lambda conn: operators_db.by_token_hash(conn, digest))
+    operator = await node.read_quick(lambda conn: operators_db.by_token_hash(conn, digest))
     if operator is None:
         known.pop(digest, None)
         raise Unauthorized("unknown or disabled API token")
@@ -65,15 +65,15 @@ def token_credentials(node: Node, authorization: str) -> tuple[Operator, float]:
     return entry
 
 
-def connection_operator(connection: HTTPConnection) -> Operator:
+async def connection_operator(connection: HTTPConnection) -> Operator:
     """Authenticate a request or WebSocket by bearer token, or by console session when the console is on.
 
     Raises `Unauthorized` when neither identifies an enabled operator.
     """
-    return connection_credentials(connection)[0]
+    return (await connection_credentials(connection))[0]
 
 
-def connection_credentials(connection: HTTPConnection) -> tuple[Operator, float]:
+async def connection_credentials(connection: HTTPConnection) -> tuple[Operator, float]:
     """Return `connection_operator` and the monotonic time until which that answer stands.
 
     A token's answer stands as long as the token cache trusts it; a console session's, which is
@@ -82,11 +82,11 @@ def connection_credentials(connection: HTTPConnection) -> tuple[Operator, float]
     node: Node = connection.app.state.node
     authorization = connection.headers.get("authorization", "")
     if authorization:
-        return token_credentials(node, authorization)
+        return await token_credentials(node, authorization)
     session_lookup = getattr(connection.app.state, "session_operator", None)
     if session_lookup is not None:
         now = time.monotonic()
-        operator: Operator | None = session_lookup(connection)
+        operator: Operator | None = await session_lookup(connection)
         if operator is not None:
             return operator, now + TOKEN_TTL
     raise Unauthorized("send 'Authorization: Bearer <token>'")
@@ -94,12 +94,12 @@ def connection_credentials(connection: HTTPConnection) -> tuple[Operator, float]
 
 async def get_operator(request: Request) -> Operator:
     """The authenticated operator of an HTTP request (a FastAPI dependency)."""
-    return connection_operator(request)
+    return await connection_operator(request)
 
 
-def websocket_credentials(websocket: WebSocket) -> tuple[Operator, float]:
+async def websocket_credentials(websocket: WebSocket) -> tuple[Operator, float]:
     """The authenticated operator of a WebSocket, and until when (monotonic) to trust it. Raises `Unauthorized`."""
-    return connection_credentials(websocket)
+    return await connection_credentials(websocket)
 
 
 OperatorDep = Annotated[Operator, Depends(get_operator)]

@@ -16,7 +16,6 @@ tile of it); everything but the checkpoint is immutable and is served with a lon
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import json
@@ -52,7 +51,7 @@ async def authenticate_reader(request: Request, node: Node) -> str:
     authorization = request.headers.get("authorization", "")
     if not authorization:
         raise Unauthorized("sign the request as a peer node, or send an auditor's 'Authorization: Bearer <token>'")
-    operator = await asyncio.to_thread(operator_from_token, node, authorization)
+    operator = await operator_from_token(node, authorization)
     if not operator.has("auditor"):
         raise Forbidden("reading the log needs the auditor role")
     return f"operator:{operator.name}"

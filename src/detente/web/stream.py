@@ -55,7 +55,6 @@ class _Stream:
         self.trusted_until = trusted_until
         self.closing: tuple[int, str] | None = None  # the close the sender owes the client, if any
         self.queue = node.ctx.bus.subscribe()
-        self.timer: asyncio.TimerHandle | None = None
 
     def wake(self) -> None:
         """Stop the subscription and wake the sender, which then ends."""
@@ -70,7 +69,7 @@ class _Stream:
             self.closing = (code, reason[:_REASON_MAX])
         self.wake()
 
-    def trusted(self) -> bool:
+    async def trusted(self) -> bool:
         """Return whether the credentials still stand, asking again once their answer has expired.
 
         A refusal or a failed check ends the stream. Raises nothing.
@@ -82,7 +81,7 @@ class _Stream:
         try:
             # The same check as at connect, through the node's token cache: one database read per
             # token (not per stream or event) each TOKEN_TTL, or one per console stream.
-            _, self.trusted_until = websocket_credentials(self.websocket)
+            _, self.trusted_until = await websocket_credentials(self.websocket)
         except Error as exc:
             self.end(REFUSED, exc.detail)
             return False
@@ -93,11 +92,10 @@ class _Stream:
             return False
         return True
 
-    def watch(self) -> None:
-        """Check the credentials now if their answer has expired, and again when the next one does."""
-        if self.trusted():
-            delay = max(self.trusted_until - time.monotonic(), _MIN_WAIT)
-            self.timer = asyncio.get_running_loop().call_later(delay, self.watch)
+    async def watch(self) -> None:
+        """Check the credentials each time their answer expires, until they no longer stand."""
+        while await self.trusted():
+            await asyncio.sleep(max(self.trusted_until - time.monotonic(), _MIN_WAIT))
 
     async def drain_client(self) -> None:
         """Read what the client sends until it leaves; a binary frame ends the stream with 1003."""
@@ -113,6 +111,7 @@ class _Stream:
     async def run(self) -> None:
         """Accept the stream, send each event that concerns the operator until it ends, then close it if owed."""
         reader: asyncio.Task[None] | None = None
+        watcher: asyncio.Task[None] | None = None
         try:
             await self.websocket.accept()
             hello = {"event": "hello", "id": None, "offices": list(self.operator.offices), "party": self.node.ctx.party}
@@ -122,12 +121,12 @@ class _Stream:
             # reader and the timer wake it through the queue instead.
             reader = asyncio.create_task(self.drain_client())
             reader.add_done_callback(self._client_gone)
-            self.watch()
+            watcher = asyncio.create_task(self.watch())
             while (event := await self.queue.get()) is not _WAKE:
                 # Checked here too, not only by the timer: an event may come in after the answer
                 # expired and before the timer has run.
                 if concerns(event, self.operator):
-                    if not self.trusted():
+                    if not await self.trusted():
                         break
                     await self.websocket.send_json(event.to_json())
             if self.closing is not None:
@@ -138,8 +137,8 @@ class _Stream:
             if reader is not None:
                 reader.remove_done_callback(self._client_gone)
                 reader.cancel()
-            if self.timer is not None:
-                self.timer.cancel()
+            if watcher is not None:
+                watcher.cancel()
             self.node.ctx.bus.unsubscribe(self.queue)
 
     def _client_gone(self, _: asyncio.Task[None]) -> None:
@@ -150,7 +149,7 @@ class _Stream:
 async def stream(websocket: WebSocket) -> None:
     """Send each event that concerns the operator as one JSON text message, while its credentials stand."""
     try:
-        operator, trusted_until = websocket_credentials(websocket)
+        operator, trusted_until = await websocket_credentials(websocket)
     except Error as exc:
         # Accept, then close with a reason: a bare handshake refusal would not say why.
         await websocket.accept()

@@ -75,7 +75,7 @@ async def login_form(request: Request) -> Response:
     """Show the login form (or go home if already signed in)."""
     console = console_of(request)
     session = console.sessions.read(request)
-    if session is not None and console.session_operator(request) is not None:
+    if session is not None and await console.session_operator(request) is not None:
         return RedirectResponse(safe_next(request.query_params.get("next")), status_code=303)
     return _login_page(console, request, console.language(request, None))
 

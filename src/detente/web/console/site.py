@@ -211,7 +211,7 @@ class Console:
 
     # -- sessions ---------------------------------------------------------------------------
 
-    def session_operator(self, conn: HTTPConnection) -> Operator | None:
+    async def session_operator(self, conn: HTTPConnection) -> Operator | None:
         """Return the operator of a valid console session on this request or WebSocket, if any.
 
         Unsafe API requests must also carry the session's CSRF token in `X-CSRF-Token`, and a
@@ -223,10 +223,10 @@ class Console:
         if conn.scope["type"] == "http" and conn.scope.get("method", "GET") not in csrf.SAFE_METHODS:
             if not csrf.check_session_token(self.signer, session, conn.headers.get(csrf.HEADER)):
                 return None
-        return self._account(session)
+        return await self._account(session)
 
-    def _account(self, session: Session) -> Operator | None:
-        operator = self.node.read(lambda c: data.account(c, session.operator))
+    async def _account(self, session: Session) -> Operator | None:
+        operator = await self.node.read_quick(lambda c: data.account(c, session.operator))
         if operator is None or self.signer.password_fingerprint(operator.password_hash) != session.password:
             return None
         return operator
@@ -326,7 +326,7 @@ class Console:
         context: dict[str, Any] = {}
         try:
             session = self.sessions.read(request)
-            operator = self._account(session) if session else None
+            operator = await self._account(session) if session else None
             locale = self.language(request, operator)
             if session is not None and operator is not None:
                 presenter = Presenter(self.node.ctx.agreement, self.node.ctx.party, locale, self.node.ctx.clock_offsets)
@@ -400,7 +400,7 @@ class ConsoleRoute(APIRoute):
             console.discover(request.app)
             try:
                 if request.method == "GET" and request.query_params.get("lang") in i18n.LANGUAGES:
-                    operator = console.session_operator(request)
+                    operator = await console.session_operator(request)
                     if operator is not None:
                         return await remember_language(console, request, operator.id)
                 response = await original(request)
