@@ -137,6 +137,14 @@ class Unavailable(Error):
     status_code = 503
 
 
+class CommitInDoubt(Unavailable):
+    """The database went away while a write was being committed: it may or may not be stored.
+
+    Never run again by the node (the server may have committed it): the person who sent it looks
+    for it first, and a peer's delivery is simply retried (it is idempotent).
+    """
+
+
 ErrorT = TypeVar("ErrorT", bound=Error)
 
 

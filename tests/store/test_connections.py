@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import Connection, Engine, event, func, select, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from detente.errors import Unavailable
+from detente.errors import CommitInDoubt, Unavailable
 from detente.store import db as store_db
 from detente.store import driver
 from detente.store import messages as db
@@ -229,7 +229,7 @@ def test_a_statement_that_fails_for_itself_is_not_tried_again(pg_engine: Engine)
 
 def test_a_batch_whose_commit_was_under_way_is_never_run_again(pg_engine: Engine) -> None:
     # The server goes away while COMMIT is on its way: it may have committed, so the jobs fail
-    # with the driver's error and are not run again, neither as a batch nor one SAVEPOINT each.
+    # with `CommitInDoubt` and are not run again, neither as a batch nor one SAVEPOINT each.
     runs: list[int] = []
     writer = Writer(pg_engine)
     release = threading.Event()
@@ -257,7 +257,9 @@ def test_a_batch_whose_commit_was_under_way_is_never_run_again(pg_engine: Engine
         release.set()
         for future in [first, *futures]:
             error = future.exception(10)
-            assert isinstance(error, DBAPIError) and not isinstance(error, Unavailable), repr(error)
+            assert isinstance(error, CommitInDoubt), repr(error)
+            assert "may or may not be stored: look for it before sending it again" in error.detail
+            assert isinstance(error.__cause__, DBAPIError)  # the driver's error, for the log
     finally:
         event.remove(pg_engine, "commit", drop_before_commit)
         writer.stop()

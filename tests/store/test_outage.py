@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 
-from detente.errors import Unavailable
+from detente.errors import CommitInDoubt, Unavailable
 from detente.store import db as store_db
 from detente.store import messages as db
 from detente.store.db import make_engine, migrate, read_connection
@@ -115,9 +115,10 @@ def test_reads_and_writes_during_a_restart_succeed(server: OwnServer, engine: En
 
 
 def _at_commit(exc: BaseException) -> bool:
-    """Whether `exc` is the driver's error from a COMMIT (not `Unavailable`, not a statement's)."""
-    frames = [frame.name for frame in traceback.extract_tb(exc.__traceback__)]
-    return isinstance(exc, DBAPIError) and "_in_doubt_on_failure" in frames and "_commit_impl" in frames
+    """Whether `exc` is `CommitInDoubt`, caused by the driver's error from a COMMIT (not a statement's)."""
+    cause = exc.__cause__
+    frames = [frame.name for frame in traceback.extract_tb(cause.__traceback__)] if cause else []
+    return isinstance(exc, CommitInDoubt) and isinstance(cause, DBAPIError) and "_commit_impl" in frames
 
 
 def test_with_the_server_stopped_everything_is_unavailable_and_nothing_is_written(

@@ -34,7 +34,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 
-from detente.errors import Unavailable
+from detente.errors import CommitInDoubt, Unavailable
 from detente.store import driver, logtail
 
 log = logging.getLogger("detente.database")
@@ -157,6 +157,15 @@ def unavailable(engine: Engine, exc: BaseException) -> Unavailable:
     if password:
         said = said.replace(str(password), "***")
     return Unavailable(f"the database {shown_url(engine)} is unavailable: {said}")
+
+
+def in_doubt(engine: Engine, exc: BaseException) -> CommitInDoubt:
+    """Return the `CommitInDoubt` a COMMIT whose connection failed (`exc`) is answered with."""
+    cause = unavailable(engine, exc).detail
+    return CommitInDoubt(
+        f"{cause}; it went away while this was being committed, so it may or may not be stored: "
+        "look for it before sending it again"
+    )
 
 
 class Retries:

@@ -26,6 +26,7 @@ writer's CPU per send job, and the loop carries 9–29% more messages/s (docs/pe
 from __future__ import annotations
 
 import asyncio
+import logging
 import queue
 import threading
 import time
@@ -38,7 +39,9 @@ from sqlalchemy import Connection, Engine, RootTransaction
 from sqlalchemy.exc import DBAPIError
 
 from detente.store import logtail
-from detente.store.db import Retries, connection_failed
+from detente.store.db import Retries, connection_failed, in_doubt
+
+log = logging.getLogger("detente.database")
 
 T = TypeVar("T")
 Job = Callable[[Connection], Any]
@@ -342,12 +345,16 @@ class Writer:
 
     @contextmanager
     def _in_doubt_on_failure(self) -> Iterator[None]:
-        """Raise `_Failed` if the connection fails in the block (a COMMIT): the server may have committed."""
+        """Raise `_Failed` with `CommitInDoubt` if the connection fails in the block (a COMMIT): the
+        server may have committed."""
         try:
             yield
         except DBAPIError as exc:
             if connection_failed(self.engine, exc):
-                raise _Failed(exc) from exc
+                doubt = in_doubt(self.engine, exc)
+                doubt.__cause__ = exc  # handed to each caller as it is, never raised here
+                log.warning("a commit is in doubt: %s", doubt.detail)
+                raise _Failed(doubt) from exc
             raise
 
     def _execute(self, conn: Connection, batch: list[Item], *, savepoints: bool) -> list[Any]:
@@ -400,7 +407,7 @@ class _Dropped(Exception):
 class _Failed(Exception):
     """The batch failed for the database, not for a job: every job fails with `error`, none runs again.
 
-    Raised when the connection failed during COMMIT (the driver's error: the server may have
+    Raised when the connection failed during COMMIT (`CommitInDoubt`: the server may have
     committed), or before it on every try (`Unavailable`).
     """
 
