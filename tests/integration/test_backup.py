@@ -152,6 +152,7 @@ def test_a_restore_after_a_crash_brings_back_the_backup_not_the_newer_state_in_t
         assert lines[0].startswith(f"restored {pk.data} from {copy}: node.toml, node.key, tls.crt")
         assert f"database     {pk.data / 'node.db'}, integrity checked; the log holds {backed} entries" in lines
         assert "removed      node.db-wal, node.db-shm: the old database's" in done.stdout
+        assert "not restored" not in done.stdout and "kept " not in done.stdout  # nothing of PostgreSQL, no key kept
         assert lines[-1].startswith("a restore is exact only if the node did nothing after the copy")
         assert sidecars(pk.data) == []
         assert log_size(pk.data / "node.db") == backed  # not the WAL's newer state, and not corrupt

@@ -1,4 +1,4 @@
-"""Node administration commands: init, agreement, serve, user."""
+"""Node administration commands: init, agreement (ratify, show), key (new, show), backup, restore, serve, user."""
 
 from __future__ import annotations
 
@@ -18,7 +18,9 @@ from detente.node import setup
 app = typer.Typer(help="Détente: a verifiable hotline for states in crisis.", no_args_is_help=True)
 agreement_app = typer.Typer(help="The agreement in force: ratify, show.", no_args_is_help=True)
 user_app = typer.Typer(help="Operators of this node.", no_args_is_help=True)
+key_app = typer.Typer(help="The node key and its rotation: new, show.", no_args_is_help=True)
 app.add_typer(agreement_app, name="agreement")
+app.add_typer(key_app, name="key")
 app.add_typer(user_app, name="user")
 out = Console()
 
@@ -64,7 +66,8 @@ def agreement_ratify(
     """Sign the agreement's hash with the node key (ratification).
 
     Replacing an agreement this node ratified by another one needs --replace and a stopped node;
-    every peer must ratify the same agreement.
+    every peer must ratify the same agreement. It signs with the key the agreement pins for this
+    node: if that is the next key (`detente key new`) or a retired one, it becomes node.key.
     """
     from detente.node.ratification import ratify
 
@@ -72,6 +75,10 @@ def agreement_ratify(
     doc = done.agreement
     print(f"ratified agreement {doc.id} {doc.hash}")
     print(f"signature {done.signature}")
+    if done.switched is not None:
+        moved = done.switched
+        print(f"node key switched: node.key is now {moved.vkey} (it was {moved.source.name})")
+        print(f"the key it replaced, {moved.retired_vkey}, is kept in {moved.retired}")
     if done.again:
         print("this agreement was in force already: nothing else changed")
         return
@@ -106,6 +113,44 @@ def agreement_show(data: DataOpt) -> None:
         print(f"office {office.id}: {office.title}{alt}")
     for channel in doc.channels.values():
         print(f"channel {channel.name}: {channel.offices[0]} <-> {channel.offices[1]}")
+
+
+@key_app.command("new")
+def key_new(
+    data: DataOpt,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="make another next key in place of the one made before")
+    ] = False,
+) -> None:
+    """Make the next node key (DATA/node.key.next) for a key rotation and print its vkey.
+
+    Changes nothing the node uses, so it may run meanwhile. The key switches when this node
+    ratifies an amended agreement that pins it (`detente agreement ratify ... --replace`).
+    """
+    from detente.node.config import load_config
+    from detente.node.keyring import new_key
+
+    made = new_key(data, replace=replace)
+    party = load_config(data).party
+    print(
+        f"next node key written to {made.key.path}; node.key stays in force until this node ratifies an agreement "
+        "that pins the new key"
+    )
+    if made.replaced is not None:
+        print(f"it replaces the next key made before, {made.replaced}")
+    print(f"Put it in the amended agreement under [parties.{party}]:")
+    print(f'vkey = "{made.key.vkey}"')
+    print("then every party ratifies the amended agreement, each node stopped; this node switches to the new key")
+    print(f"when it ratifies it: detente agreement ratify --data {data} --agreement NEW.toml --replace")
+
+
+@key_app.command("show")
+def key_show(data: DataOpt) -> None:
+    """Print the node key in force, whether the agreement pins it, the next key and the retired keys."""
+    from detente.node.keyring import status
+
+    for line in status(data).lines():
+        print(line)
 
 
 @app.command()
@@ -144,7 +189,7 @@ def restore(
     apply them to the restored file. A PostgreSQL database is left alone: restore it with the
     server's own tools. Exact only if the node did nothing after the copy (see README, "Backups").
     """
-    from detente.node.backup import restore as put_back
+    from detente.node.restore import restore as put_back
 
     done = put_back(data, source)
     print(f"restored {done.data} from {done.source}: {', '.join(done.files)}")
@@ -157,6 +202,8 @@ def restore(
             f"database     not restored: {done.database_url} is PostgreSQL; restore it with the server's own tools "
             "(pg_restore or psql, from the dump taken with this backup) before starting the node"
         )
+    if done.kept:
+        print(f"kept         {', '.join(done.kept)}: this node's keys that the backup holds no copy of")
     print(
         "a restore is exact only if the node did nothing after the copy was taken: the peers hold what came after "
         'it, and refuse the reused sequence numbers and the forked log (see README, "Backups")'
@@ -176,6 +223,7 @@ def serve(data: DataOpt) -> None:
 
     import uvicorn
 
+    from detente.node.keyring import check_in_force
     from detente.node.runtime import Node
     from detente.node.serving import ServeLock, check_tls, listen
     from detente.web.app import create_app
@@ -188,6 +236,7 @@ def serve(data: DataOpt) -> None:
     held.callback(node.close)
     with held:
         node.check_ready()
+        check_in_force(config, node.ctx.agreement, node.ctx.signer)
         check_tls(config, node.ctx.agreement)
         lock = ServeLock(data, node.ctx.agreement)
         held.callback(lock.release)

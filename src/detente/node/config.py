@@ -1,7 +1,9 @@
 """A node's data directory and its configuration file.
 
 DIR/node.toml       party, listen address, database URL
-DIR/node.key        the Ed25519 node key (PKCS#8 PEM, mode 0600)
+DIR/node.key        the Ed25519 node key in force (PKCS#8 PEM, mode 0600)
+DIR/node.key.next   the next node key, made by `detente key new` for a key rotation (`node.keyring`)
+DIR/retired-keys/   the keys in force before a rotation, kept for going back (`node.keyring`)
 DIR/tls.key tls.crt the self-signed TLS certificate the agreement pins by fingerprint
 DIR/agreement.toml  the agreement in force (installed by `init` and `agreement ratify`)
 DIR/node.db         the SQLite database (unless `db` names PostgreSQL or another file)
@@ -34,6 +36,8 @@ from detente.errors import BadRequest, Error, MalformedError, NotFound
 from detente.store.db import sqlite_url
 
 NODE_DB = "node.db"
+NEXT_KEY = "node.key.next"
+RETIRED_KEYS = "retired-keys"
 T = TypeVar("T")
 
 
@@ -71,6 +75,14 @@ class NodeConfig:
     @property
     def key_path(self) -> Path:
         return self.data / "node.key"
+
+    @property
+    def next_key_path(self) -> Path:
+        return self.data / NEXT_KEY
+
+    @property
+    def retired_keys_path(self) -> Path:
+        return self.data / RETIRED_KEYS
 
     @property
     def cert_path(self) -> Path:

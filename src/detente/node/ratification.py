@@ -14,6 +14,11 @@ hash (its ratification, stored in its database); `serve` refuses to start otherw
   agreement takes effect only when the node starts. A replacement reports the agreement it
   replaced and the envelopes still waiting in the outbox, which were sealed under that one.
 
+The ratification is signed with the key the agreement pins for this party: node.key, or for a key
+rotation the next key (`detente key new`) or a retired one (going back). Once the ratification
+is stored and the agreement installed, that key becomes node.key and the one it replaces is kept
+in DIR/retired-keys/ (`keyring.switch`). A switch is refused while a node serves, like an amendment.
+
 The agreement in force is the one the running node serves under; with no node running, the
 installed one if this node ratified it, else the one it ratified last (someone edited
 agreement.toml by hand).
@@ -30,6 +35,7 @@ from detente.core import notifications, wire
 from detente.core.agreement import Agreement
 from detente.core.precedence import format_time, now
 from detente.errors import BadRequest, Conflict, Error, Invalid
+from detente.node import keyring
 from detente.node.config import NodeConfig, agreement_text, load_config
 from detente.node.database import node_database
 from detente.node.serving import Serving, running
@@ -48,16 +54,19 @@ class Ratified:
     again: bool  # the agreement was in force already: nothing changed
     replaced: str | None = None  # the hash of the agreement in force before, when this replaced it
     queued: int = 0  # envelopes waiting for delivery when it was replaced, sealed under the old one
+    switched: keyring.Switched | None = None  # the node key it switched to, when the agreement pins another
 
 
 def ratify(data: Path, agreement_file: Path | None = None, *, replace: bool = False) -> Ratified:
     """Sign the agreement (installing `agreement_file` first, if given) and store the ratification.
 
-    Raises `Invalid` if the agreement is incomplete or does not pin this node's own key,
-    `Conflict` if it would replace the agreement in force without `replace`, or while a node
-    serves from `data`, and what `load_config`, `agreement_text` and `node_database` raise.
-    Nothing is changed when it raises, except that the database's schema may have been brought up
-    to date.
+    Signs with the key the agreement pins (`keyring.find`) and, if that is not node.key, makes it
+    node.key once the ratification is stored (`keyring.switch`). Raises `Invalid` if the agreement
+    is incomplete or pins no key this node holds, `Conflict` if it would replace the agreement in
+    force without `replace`, or while a node serves from `data`, or if it would switch keys while
+    a node serves, what `load_config`, `agreement_text`, `node_database` and `keyring.find` raise,
+    and `BadRequest` if a file cannot be written. Nothing is changed when it raises before the
+    ratification is stored, except that the database's schema may have been brought up to date.
     """
     config = load_config(data)
     source = agreement_file or config.agreement_path
@@ -69,9 +78,8 @@ def ratify(data: Path, agreement_file: Path | None = None, *, replace: bool = Fa
     if not doc.is_complete():
         missing = [p.id for p in doc.parties.values() if not (p.url and p.vkey and p.tls_fingerprint)]
         raise Invalid(f"the agreement lacks the URL, vkey or TLS fingerprint of: {', '.join(missing)}")
-    signer = config.signer()
-    if doc.parties[config.party].vkey != signer.verifier.vkey():
-        raise Invalid("the agreement does not pin this node's key; put the vkey `detente init` printed in it")
+    key = _pinned_key(config, doc)
+    switching = key.path != config.key_path
     with node_database(config, migrated=True) as engine:
         with read_connection(engine) as conn:
             held = operators_db.ratified_by(conn, config.party)
@@ -80,7 +88,9 @@ def ratify(data: Path, agreement_file: Path | None = None, *, replace: bool = Fa
         replaced = current if current is not None and current != doc.hash else None
         if replaced is not None:
             _check_replacement(config, source, doc, replaced, held[replaced], replace=replace)
-        signature = wire.ratify(doc, signer)
+        if switching:
+            _check_stopped(config)
+        signature = wire.ratify(doc, key.signer)
         _keep_copies(config, doc, text, replaced)
         with write_transaction(engine) as conn:
             operators_db.save_ratification(conn, config.party, doc.hash, signature, format_time(now()))
@@ -88,9 +98,39 @@ def ratify(data: Path, agreement_file: Path | None = None, *, replace: bool = Fa
     # agreement stays in force, ratified as before.
     if agreement_file is not None:
         _install(config.agreement_path, text)
+    # Last, so that the key in force changes only once the agreement that pins the new one is
+    # ratified and installed; a failure here leaves node.key as it was, and `ratify` again retries.
+    switched = keyring.switch(config, key) if switching else None
     if replaced is not None:
-        return Ratified(doc, config.party, signature, again=False, replaced=replaced, queued=queued)
-    return Ratified(doc, config.party, signature, again=current == doc.hash)
+        return Ratified(doc, config.party, signature, again=False, replaced=replaced, queued=queued, switched=switched)
+    return Ratified(doc, config.party, signature, again=current == doc.hash and not switching, switched=switched)
+
+
+def _pinned_key(config: NodeConfig, doc: Agreement) -> keyring.KeyFile:
+    """Return the key file holding the key the agreement pins for this node.
+
+    Raises `Invalid` if none does, and what `keyring.find` raises.
+    """
+    pinned = doc.parties[config.party].vkey
+    found = keyring.find(config, pinned)
+    if found is None:
+        raise Invalid(
+            f"the agreement does not pin this node's key: it pins {pinned} for {config.party}, which neither "
+            f"{config.key_path.name} nor a next or retired key of this node holds. Put the vkey `detente key show "
+            f"--data {config.data}` prints in it, or for a new key (a rotation), the one `detente key new` makes"
+        )
+    return found
+
+
+def _check_stopped(config: NodeConfig) -> None:
+    """Refuse to switch the node key while a node serves from DIR. Raises `Conflict`."""
+    serving = running(config.data)
+    if serving is not None:
+        pid = f" (pid {serving.pid})" if serving.pid else ""
+        raise Conflict(
+            f"the agreement pins another key than {config.key_path}, which the node serving from {config.data}{pid} "
+            "signs with until it stops: stop it, ratify, then start it again"
+        )
 
 
 def _in_force(config: NodeConfig, held: dict[str, str]) -> str | None:
