@@ -28,7 +28,7 @@ from pathlib import Path
 from detente.core.precedence import format_time, now
 from detente.errors import BadRequest, Conflict, Invalid, Unavailable
 from detente.node import keyring
-from detente.node.config import NODE_DB, load_config
+from detente.node.config import NODE_DB, load_config, sync
 from detente.node.database import node_engine, shown, sqlite_files
 
 FILES = ("node.toml", "node.key", "tls.crt", "tls.key", "agreement.toml")
@@ -141,12 +141,3 @@ def _copy_sqlite(source: Path, target: Path) -> int:
     except OSError as exc:
         raise BadRequest(f"cannot write {target}: {exc.strerror or exc}") from exc
     return int(size)
-
-
-def sync(path: Path) -> None:
-    """fsync a file or a directory. Raises `OSError`."""
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

@@ -216,3 +216,12 @@ def _sqlite_file(database: str, data: Path) -> Path:
     # data directory, where `init` put it. `node.database` refuses the choice if both exist.
     written, beside = absolute(data / path), absolute(data / path.name)
     return beside if not written.exists() and beside.exists() else written
+
+
+def sync(path: Path) -> None:
+    """fsync a file or a directory (so that a rename or a new name in it survives a crash). Raises `OSError`."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

@@ -30,7 +30,7 @@ from pathlib import Path
 from detente.core.agreement import Agreement
 from detente.core.keys import Signer
 from detente.errors import BadRequest, Conflict, Error, Invalid, MalformedError, NotFound
-from detente.node.config import NEXT_KEY, RETIRED_KEYS, NodeConfig, load_config
+from detente.node.config import NEXT_KEY, RETIRED_KEYS, NodeConfig, load_config, sync
 
 NODE_KEY = "node.key"
 
@@ -160,7 +160,7 @@ def switch(config: NodeConfig, chosen: KeyFile) -> Switched:
         os.chmod(chosen.path, 0o600)
         os.replace(chosen.path, config.key_path)
         for directory in dict.fromkeys((config.data, chosen.path.parent)):
-            _sync(directory)
+            sync(directory)
     except OSError as exc:
         raise BadRequest(f"cannot make {chosen.path} the node key {config.key_path}: {exc.strerror or exc}") from exc
     return Switched(chosen.vkey, chosen.path, current.verifier.vkey(), kept)
@@ -214,7 +214,7 @@ def _write(path: Path, pem: bytes, *, replace: bool) -> None:
             os.replace(spare, path)
         else:
             os.link(spare, path)
-        _sync(path.parent)
+        sync(path.parent)
     except FileExistsError:
         raise Conflict(f"{path} exists already: another command wrote it meanwhile") from None
     except OSError as exc:
@@ -222,15 +222,6 @@ def _write(path: Path, pem: bytes, *, replace: bool) -> None:
     finally:
         with contextlib.suppress(OSError):
             spare.unlink(missing_ok=True)
-
-
-def _sync(directory: Path) -> None:
-    """fsync a directory, so that a rename or a new name in it survives a crash. Raises `OSError`."""
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def _pinned(config: NodeConfig) -> str | None:

@@ -28,8 +28,8 @@ from pathlib import Path
 
 from detente.errors import BadRequest, Conflict, Invalid, NotFound
 from detente.node import keyring
-from detente.node.backup import FILES, KEPT_AGREEMENTS, sync, within
-from detente.node.config import NODE_DB, RETIRED_KEYS, NodeConfig, absolute, load_config, toml_string
+from detente.node.backup import FILES, KEPT_AGREEMENTS, within
+from detente.node.config import NODE_DB, RETIRED_KEYS, NodeConfig, absolute, load_config, sync, toml_string
 from detente.node.database import node_engine, shown, sqlite_files
 from detente.node.serving import LOCK_NAME, running
 from detente.store.db import sqlite_url
