@@ -162,3 +162,32 @@ def test_a_draft_survives_the_end_of_the_session_and_returns_after_login(
     assert page.evaluate("sessionStorage.getItem('detente-draft')") is None  # put back once, then gone
     page.click("#compose-form button.send")
     expect(page.locator("article.msg.dir-out").last).to_contain_text("Second line of the draft.")
+
+
+def test_a_draft_too_large_to_send_is_kept_and_the_error_page_leads_back_to_it(
+    nodes: Cluster, open_console: OpenConsole
+) -> None:
+    pk = nodes["pk"]
+    page = open_console(pk, "pk-lo-zahedan")  # pk-fs's password is changed above
+    page.goto(pk.url + "/channel/liaison")
+    # Pasted in past the field's limit (a script, or a browser that ignores maxlength): the form is
+    # over what the node reads (256 KiB), so it answers 413 without reading it.
+    page.locator("#f-text").fill("start of a long report")
+    page.evaluate("document.querySelector('#f-text').value += ' ' + 'situation report line. '.repeat(14000)")
+    typed = page.locator("#f-text").input_value()
+    page.click("#compose-form button.send")
+    expect(page.locator(".error-page .status-code")).to_have_text("413")
+    back = page.locator(".error-page a.back-to-draft")
+    expect(back).to_be_visible()
+    assert back.get_attribute("href") == "/channel/liaison"
+    back.click()
+    page.wait_for_url(pk.url + "/channel/liaison")
+    expect(page.locator("#f-text")).to_have_value(typed)  # put back, to be cut down and sent again
+    assert page.evaluate("sessionStorage.getItem('detente-draft')") is None
+
+
+def test_an_error_page_not_after_a_form_has_no_way_back_to_a_draft(nodes: Cluster, open_console: OpenConsole) -> None:
+    page = open_console(nodes["pk"], "pk-lo-zahedan")
+    page.goto(nodes["pk"].url + "/no/such/page")
+    expect(page.locator(".error-page .status-code")).to_have_text("404")
+    expect(page.locator(".error-page a.back-to-draft")).to_be_hidden()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import socket
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from unittest import mock
@@ -182,3 +183,21 @@ def test_agreement_files_init_cannot_use(cwd: Path) -> None:
     bad_key.write_bytes(text.replace(section, section.replace(b'vkey = ""', b'vkey = "ir.detente/log+00+AA"')))
     assert_error(detente(*init("n1", agreement=bad_key)), "MalformedError: [parties.ir]: malformed verifier key")
     assert files(cwd) == {}
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new", "an empty directory made before"])
+def test_the_node_s_directory_and_database_are_its_user_s_alone(cwd: Path, existing: bool) -> None:
+    """The database holds every message and the hashes of every password and token, as private as the key."""
+    data, elsewhere = cwd / "node", cwd / "databases"
+    if existing:
+        data.mkdir(mode=0o755)
+    elsewhere.mkdir(mode=0o755)
+    made = detente(*init(data, "--db", f"sqlite:///{elsewhere}/pk.db"))
+    assert made.code == 0, made.stderr
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    assert stat.S_IMODE((elsewhere / "pk.db").stat().st_mode) == 0o600  # a database outside DIR too
+    for name in ("node.key", "tls.key"):
+        assert stat.S_IMODE((data / name).stat().st_mode) == 0o600
+    added = detente("user", "add", "--data", str(data), "--name", "duty1", "--office", "pk:dgmo", "--role", "operator")
+    assert added.code == 0, added.stderr  # written again by another command, still private
+    assert stat.S_IMODE((elsewhere / "pk.db").stat().st_mode) == 0o600

@@ -61,6 +61,8 @@ def init_node(data: Path, party: str, agreement_file: Path, host: str, port: int
     made = _Made()
     try:
         made.directory(data)
+        # The node's own: its database holds every message, and the hashes of passwords and tokens.
+        data.chmod(0o700)
         made.files.append(data / "node.toml")
         config = write_config(data, party, host, port, db_url)
         signer = Signer.generate(config.key_name)
@@ -79,6 +81,9 @@ def init_node(data: Path, party: str, agreement_file: Path, host: str, port: int
                 migrate(engine)
         finally:
             engine.dispose()
+        for path in database.sqlite_files(db_url):  # readable by the node's user alone, wherever it is
+            if path.exists():
+                path.chmod(0o600)
     except OSError as exc:
         made.undo()
         raise BadRequest(f"cannot create {exc.filename or data}: {exc.strerror or exc}") from exc

@@ -215,6 +215,14 @@
   function settleSent() {  /* where did the form sent from the last page go? */
     var saved = load(DRAFT_KEY);
     if (!saved || !saved.sent) { return; }
+    var back = document.querySelector(".error-page .back-to-draft");
+    if (back && saved.who === who()) {  /* refused before the node read it (too large, say): kept, and the way back shown */
+      saved.sent = false;
+      store(DRAFT_KEY, saved);
+      back.setAttribute("href", saved.path);
+      back.hidden = false;
+      return;
+    }
     if (who()) { store(DRAFT_KEY, null); return; }  /* to the node: nothing to put back */
     if (document.querySelector(".login-form")) { saved.sent = false; store(DRAFT_KEY, saved); }  /* kept for after login */
   }
@@ -222,7 +230,8 @@
     var saved = load(DRAFT_KEY);
     if (!saved || !who() || !Array.isArray(saved.forms)) { return; }
     if (saved.who !== who()) { store(DRAFT_KEY, null); return; }  /* never another operator's draft */
-    if (saved.path !== here()) { return; }  /* kept until the page it was typed on opens again */
+    /* kept until the page it was typed on opens again (an error page at its form's address is not that page) */
+    if (saved.path !== here() || document.querySelector(".error-page")) { return; }
     store(DRAFT_KEY, null);
     var first = null;
     saved.forms.forEach(function (draft) {
