@@ -25,6 +25,8 @@ app.add_typer(user_app, name="user")
 out = Console()
 
 DataOpt = Annotated[Path, typer.Option("--data", help="the node's data directory")]
+# An agreement ratified before unknown keys were refused still serves; each such key is named.
+IGNORED_KEY = "the agreement in force holds a key no rule reads, so it has had no effect (amend it to correct it):"
 
 
 def _listen(value: str) -> tuple[str, int]:
@@ -73,6 +75,9 @@ def agreement_ratify(
 
     done = ratify(data, agreement, replace=replace)
     doc = done.agreement
+    # On stderr, like the client's warnings: stdout stays what was done.
+    for warning in done.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"ratified agreement {doc.id} {doc.hash}")
     print(f"signature {done.signature}")
     if done.switched is not None:
@@ -106,6 +111,8 @@ def agreement_show(data: DataOpt) -> None:
     print(f"{doc.id}  {doc.hash}")
     for line in found.lines():
         print(line)
+    for ignored in doc.ignored:
+        print(f"warning: {IGNORED_KEY} {ignored}")
     for party in doc.parties.values():
         print(f"party {party.id}: {party.name}  {party.url or '(no url)'}  {party.vkey or '(no key)'}")
     for office in doc.offices.values():
@@ -164,6 +171,7 @@ def backup(
     hold what it did since (see README, "Backups").
     """
     from detente.node.backup import backup as take
+    from detente.node.serving import running
 
     done = take(data, to)
     print(f"backed up {data} to {done.out} at {done.taken}: {len(done.files)} files")
@@ -175,6 +183,11 @@ def backup(
             "tools (pg_dump), at the same time"
         )
     print("a restore is exact only if the node does nothing after this copy: the peers hold what comes after it")
+    if running(data) is not None:
+        print(
+            "the node is serving: its link tests, checkpoints and cosignatures go into its log every few seconds, "
+            "so this copy is behind within seconds; for a copy to restore exactly, stop the node and take it again"
+        )
 
 
 @app.command()
@@ -225,7 +238,7 @@ def serve(data: DataOpt) -> None:
 
     from detente.node.keyring import check_in_force
     from detente.node.runtime import Node
-    from detente.node.serving import ServeLock, check_tls, listen
+    from detente.node.serving import ServeLock, address_warnings, check_tls, listen
     from detente.web.app import create_app
     from detente.web.stack import UVICORN_OPTIONS, NodeServer
 
@@ -256,6 +269,10 @@ def serve(data: DataOpt) -> None:
             **UVICORN_OPTIONS,
         )
     )
+    for warning in address_warnings(config, node.ctx.agreement):
+        print(f"warning: {warning}", flush=True)
+    for ignored in node.ctx.agreement.ignored:
+        print(f"warning: {IGNORED_KEY} {ignored}", flush=True)
     for agreement_hash in node.ctx.unkept:
         print(
             f"warning: agreement {agreement_hash[:12]}…, ratified by this node before, is not kept in "

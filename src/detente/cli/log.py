@@ -63,7 +63,7 @@ def _earlier(doc: agreement_mod.Agreement, paths: list[Path] | None) -> list[agr
     """
     before: list[agreement_mod.Agreement] = []
     for path in paths or []:
-        amended = agreement_mod.load(agreement_text(path))
+        amended = agreement_mod.load(agreement_text(path), strict=False)
         if amended.hash == doc.hash or amended.hash in {a.hash for a in before}:
             raise typer.BadParameter(f"{path} is an agreement given already", param_hint="--earlier")
         before.append(amended)
@@ -197,7 +197,7 @@ def audit_command(
     that no entry names is a warning.
     """
     started = time.perf_counter()
-    doc = agreement_mod.load(agreement_text(agreement))
+    doc = agreement_mod.load(agreement_text(agreement), strict=False)
     if party is not None and party not in doc.parties:
         known = ", ".join(sorted(doc.parties))
         raise typer.BadParameter(f"{party!r} is not a party of this agreement ({known})", param_hint="--party")
@@ -374,7 +374,7 @@ def log_verify_proof(
     envelope sealed under an earlier agreement needs it, with --earlier) and exit status as `log
     proof`.
     """
-    doc = agreement_mod.load(agreement_text(agreement))
+    doc = agreement_mod.load(agreement_text(agreement), strict=False)
     before = _earlier(doc, earlier)
     _check_party(doc, log, "--log")
     try:
@@ -405,7 +405,7 @@ def _agreement(path: Path | None, node: Path | None) -> agreement_mod.Agreement:
                 "give your copy of the agreement, or --node DIR to use its agreement.toml", param_hint="'--agreement'"
             )
         path = load_config(node).agreement_path
-    return agreement_mod.load(agreement_text(path))
+    return agreement_mod.load(agreement_text(path), strict=False)
 
 
 def _check_party(doc: agreement_mod.Agreement, party: str | None, option: str) -> None:

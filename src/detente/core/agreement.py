@@ -8,6 +8,13 @@ It is a TOML file (see `agreements/pk-ir.toml`) with these tables:
     [channels.<name>]  offices = [a, b], types = [...], [channels.<name>.deadlines] FLASH = seconds
     [[codebook]] [lead_times] [response_deadlines] [consultations.<key>]   see `core.codebook`
 
+Any other key, at any level, is refused (naming it, its table and the closest known key): a
+misspelled key would otherwise be silently dropped, and every party would ratify a document that
+says something other than what its authors meant (no alternate, no deadlines, a default link test).
+An agreement ratified before this rule (`load(text, strict=False)`: the one in force, earlier
+ones, an audit's) still loads, its unknown keys listed in `Agreement.ignored` for a warning: a
+hotline must not stop serving over a key that has never had an effect.
+
 Its hash is the SHA-256 of the RFC 8785 canonical JSON of the parsed document, so formatting and
 comments do not change it, but any value does. Each party's node signs that hash (ratification);
 nodes federate only under an agreement every party has ratified. Two channel names are reserved:
@@ -16,9 +23,11 @@ nodes federate only under an agreement every party has ratified. Two channel nam
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import re
 import tomllib
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -38,6 +47,15 @@ _OFFICE = re.compile(r"^([a-z]{2,8}):([a-z0-9][a-z0-9-]{0,31})$")
 _CHANNEL = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 _FINGERPRINT = re.compile(r"^[0-9a-f]{64}$")
 _OFFSET = re.compile(r"^[+-](\d{2}):(\d{2})$", re.ASCII)
+# The keys each table may hold. The vocabulary tables (codebook entries, consultations, lead times,
+# response deadlines) check their own keys in `core.codebook`; here they are only known top-level names.
+TOP_KEYS = (
+    "agreement", "parties", "offices", "channels", "codebook", "lead_times", "response_deadlines", "consultations",
+)  # fmt: skip
+AGREEMENT_KEYS = ("id", "title", "languages", "link_test_seconds")
+PARTY_KEYS = ("name", "utc_offset", "url", "vkey", "tls_fingerprint")
+OFFICE_KEYS = ("title", "alternate")
+CHANNEL_KEYS = ("offices", "types", "deadlines")
 
 
 @dataclass(frozen=True)
@@ -98,6 +116,8 @@ class Agreement:
     offices: dict[str, Office]
     channels: dict[str, Channel]
     hash: str
+    # Keys no rule reads, in an agreement loaded with strict=False (each as `_known_keys` words it).
+    ignored: tuple[str, ...] = ()
 
     def office(self, office_id: str) -> Office:
         """Return the office. Raises `Invalid` if the agreement names no such office."""
@@ -158,6 +178,26 @@ def _need(table: dict[str, Any], key: str, kind: type, where: str) -> Any:
     return value
 
 
+def _known_keys(table: Mapping[Any, Any], known: Collection[str], where: str, ignored: list[str] | None) -> None:
+    """Refuse a table holding a key outside `known`, or, given an `ignored` list, add the refusal to it.
+
+    Raises `Invalid` naming `where`, every unknown key (with the closest known one, if one is
+    close) and the known keys.
+    """
+    unknown = [str(key) for key in table if key not in known]
+    if not unknown:
+        return
+    named = []
+    for key in unknown:
+        close = difflib.get_close_matches(key, sorted(known), n=1)
+        named.append(f"{key!r} (did you mean {close[0]!r}?)" if close else repr(key))
+    keys = "key" if len(unknown) == 1 else "keys"
+    refusal = f"{where}: unknown {keys} {', '.join(named)}; known keys: {', '.join(sorted(known))}"
+    if ignored is None:
+        raise Invalid(refusal)
+    ignored.append(refusal)
+
+
 def _offset(text: str, where: str) -> timedelta:
     match = _OFFSET.match(text)
     if not match:
@@ -166,31 +206,40 @@ def _offset(text: str, where: str) -> timedelta:
     return -delta if text.startswith("-") else delta
 
 
-def load(text: str) -> Agreement:
+def load(text: str, *, strict: bool = True) -> Agreement:
     """Parse and validate an agreement from TOML text.
 
     Raises `MalformedError` if it is not TOML or holds a malformed vkey (naming its table), and
-    `Invalid`, naming the table and key, for any rule it breaks.
+    `Invalid`, naming the table and key, for any rule it breaks. Not `strict` (an agreement already
+    ratified), unknown keys are listed in `Agreement.ignored` instead.
     """
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise MalformedError(f"agreement is not valid TOML: {exc}") from exc
     try:
-        return from_dict(raw)
+        return from_dict(raw, strict=strict)
     except (TypeError, ValueError, AttributeError, KeyError) as exc:
         # The rules name the table and key they check; a value of a shape no rule foresaw (a
         # number where a list goes) must still be a plain refusal, never a traceback.
         raise Invalid(f"agreement holds a value of the wrong type or shape: {type(exc).__name__}: {exc}") from None
 
 
-def from_dict(raw: dict[str, Any]) -> Agreement:
-    """Validate a decoded agreement document. Raises `Invalid` naming the first broken rule."""
+def from_dict(raw: dict[str, Any], *, strict: bool = True) -> Agreement:
+    """Validate a decoded agreement document.
+
+    Raises `Invalid` naming the first broken rule, an unknown key among them (with its table); not
+    `strict`, unknown keys are listed in `Agreement.ignored` instead.
+    """
+    ignored: list[str] | None = None if strict else []
     try:
         digest = hashlib.sha256(canonical(raw)).hexdigest()
     except Invalid as exc:
         raise Invalid(f"agreement holds a value JSON cannot carry (dates must be strings): {exc}") from exc
+    # Before the required tables: `[chanels]` is best named as the misspelling it is, not as "no channels".
+    _known_keys(raw, TOP_KEYS, "agreement (top level)", ignored)
     head = _need(raw, "agreement", dict, "agreement")
+    _known_keys(head, AGREEMENT_KEYS, "[agreement]", ignored)
     agreement_id = _need(head, "id", str, "[agreement]")
     title = str(head.get("title", agreement_id))
     listed = head.get("languages", ["en"])
@@ -206,6 +255,7 @@ def from_dict(raw: dict[str, Any]) -> Agreement:
         where = f"[parties.{pid}]"
         if not _PARTY.match(pid) or not isinstance(table, dict):
             raise Invalid(f"{where}: party ids are 2-8 lowercase letters")
+        _known_keys(table, PARTY_KEYS, where, ignored)
         vkey = str(table.get("vkey", ""))
         if vkey:
             try:
@@ -237,6 +287,7 @@ def from_dict(raw: dict[str, Any]) -> Agreement:
         match = _OFFICE.match(oid)
         if not match or not isinstance(table, dict):
             raise Invalid(f"{where}: office ids look like 'pk:dgmo'")
+        _known_keys(table, OFFICE_KEYS, where, ignored)
         if match.group(1) not in parties:
             raise Invalid(f"{where}: no party {match.group(1)!r}")
         if match.group(2) == "node":
@@ -258,6 +309,7 @@ def from_dict(raw: dict[str, Any]) -> Agreement:
         where = f"[channels.{name}]"
         if not _CHANNEL.match(name) or not isinstance(table, dict):
             raise Invalid(f"{where}: channel names are lowercase words")
+        _known_keys(table, CHANNEL_KEYS, where, ignored)
         if name in RESERVED_CHANNELS:
             raise Invalid(f"{where}: {name!r} is reserved")
         ends = table.get("offices")
@@ -272,9 +324,10 @@ def from_dict(raw: dict[str, Any]) -> Agreement:
         if types is not None and (not isinstance(types, list) or not all(isinstance(t, str) for t in types)):
             raise Invalid(f"{where}: types must be a list of message types")
         deadlines: dict[Precedence, timedelta] = {}
-        for prec, seconds in dict(table.get("deadlines", {})).items():
-            if prec not in Precedence.__members__:
-                raise Invalid(f"{where}.deadlines: unknown precedence {prec!r}")
+        overrides = dict(table.get("deadlines", {}))
+        # Keyed by precedence: `FLAHS = 60` would otherwise leave FLASH at its default.
+        _known_keys(overrides, [p.value for p in Precedence], f"{where}.deadlines", None)  # refused before too
+        for prec, seconds in overrides.items():
             if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds <= 0:
                 raise Invalid(f"{where}.deadlines: {prec} must be a positive number of seconds")
             deadlines[Precedence(prec)] = timedelta(seconds=seconds)
@@ -292,4 +345,5 @@ def from_dict(raw: dict[str, Any]) -> Agreement:
         offices=offices,
         channels=channels,
         hash=digest,
+        ignored=tuple(ignored or ()),
     )

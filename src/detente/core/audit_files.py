@@ -89,7 +89,7 @@ def check_agreement_copy(report: Report, data: bytes | None, agreement: agreemen
         report.warnings.append(f"{AGREEMENT_FILE}: missing (the auditor's own copy is the one used)")
         return
     try:
-        copy = agreement_mod.load(data.decode("utf-8"))
+        copy = agreement_mod.load(data.decode("utf-8"), strict=False)
     # Broad on purpose: the loader is written for agreements people write, and raises TypeError on
     # some shapes (`languages = 5`); an informative copy must only ever cost a warning.
     except Exception:

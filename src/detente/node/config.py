@@ -109,7 +109,7 @@ class NodeConfig:
         found: dict[str, Agreement] = {}
         for agreement_hash in sorted(set(ratified) - {in_force}):
             try:
-                doc = agreement_mod.load(agreement_text(self.kept_agreement_path(agreement_hash)))
+                doc = agreement_mod.load(agreement_text(self.kept_agreement_path(agreement_hash)), strict=False)
             except Error:
                 continue
             if doc.hash == agreement_hash:
@@ -142,7 +142,7 @@ class NodeConfig:
 
         Raises what `agreement_text` raises (naming DIR/agreement.toml), `MalformedError` and `Invalid`.
         """
-        doc = agreement_mod.load(agreement_text(self.agreement_path))
+        doc = agreement_mod.load(agreement_text(self.agreement_path), strict=False)
         notifications.check_agreement(doc)
         return doc
 

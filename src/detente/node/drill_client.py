@@ -80,7 +80,7 @@ def load_target(path: Path, *, pids: dict[str, int] | None = None, source: str |
                 watcher=str(watchers[0]), data=node.get("data"), pid=(pids or {}).get(party),
             )  # fmt: skip
         agreement_path = str(info["agreement"])
-        agreement = agreement_mod.load(Path(agreement_path).read_text(encoding="utf-8"))
+        agreement = agreement_mod.load(Path(agreement_path).read_text(encoding="utf-8"), strict=False)
     except (KeyError, TypeError, ValueError, OSError) as exc:
         raise BadRequest(f"{path} is not a demo.json (from `detente demo --setup-only`): {exc}") from exc
     return Target(parties, agreement, agreement_path, source or str(path))

@@ -19,6 +19,11 @@ rotation the next key (`detente key new`) or a retired one (going back). Once th
 is stored and the agreement installed, that key becomes node.key and the one it replaces is kept
 in DIR/retired-keys/ (`keyring.switch`). A switch is refused while a node serves, like an amendment.
 
+Before anything is written, `ratify` also checks that tls.crt is the certificate the agreement
+pins for this party (as `serve` does: a fingerprint copied wrong would be ratified by every party
+and found only when the node starts), and it warns, without refusing, when the url the agreement
+gives for this party is not where the node listens (`serving.address_warnings`).
+
 The agreement in force is the one the running node serves under; with no node running, the
 installed one if this node ratified it, else the one it ratified last (someone edited
 agreement.toml by hand).
@@ -38,7 +43,7 @@ from detente.errors import BadRequest, Conflict, Error, Invalid
 from detente.node import keyring
 from detente.node.config import NodeConfig, agreement_text, load_config
 from detente.node.database import node_database
-from detente.node.serving import Serving, running
+from detente.node.serving import Serving, address_warnings, check_pinned_certificate, running
 from detente.store import messages as messages_db
 from detente.store import operators as operators_db
 from detente.store.db import read_connection, write_transaction
@@ -55,6 +60,7 @@ class Ratified:
     replaced: str | None = None  # the hash of the agreement in force before, when this replaced it
     queued: int = 0  # envelopes waiting for delivery when it was replaced, sealed under the old one
     switched: keyring.Switched | None = None  # the node key it switched to, when the agreement pins another
+    warnings: tuple[str, ...] = ()  # why peers may not reach this node at its url (`address_warnings`)
 
 
 def ratify(data: Path, agreement_file: Path | None = None, *, replace: bool = False) -> Ratified:
@@ -62,10 +68,12 @@ def ratify(data: Path, agreement_file: Path | None = None, *, replace: bool = Fa
 
     Signs with the key the agreement pins (`keyring.find`) and, if that is not node.key, makes it
     node.key once the ratification is stored (`keyring.switch`). Raises `Invalid` if the agreement
-    is incomplete or pins no key this node holds, `Conflict` if it would replace the agreement in
-    force without `replace`, or while a node serves from `data`, or if it would switch keys while
-    a node serves, what `load_config`, `agreement_text`, `node_database` and `keyring.find` raise,
-    and `BadRequest` if a file cannot be written. Nothing is changed when it raises before the
+    is incomplete, pins no key this node holds or pins another TLS certificate than tls.crt,
+    `NotFound` or `BadRequest` if tls.crt is missing or unreadable, `Conflict` if it would replace
+    the agreement in force without `replace`, or while a node serves from `data`, or if it would
+    switch keys while a node serves, what `load_config`, `agreement_text`, `node_database` and
+    `keyring.find` raise, and `BadRequest` if a file cannot be written. The warnings of
+    `address_warnings` are returned, never raised. Nothing is changed when it raises before the
     ratification is stored, except that the database's schema may have been brought up to date.
     """
     config = load_config(data)
@@ -79,6 +87,8 @@ def ratify(data: Path, agreement_file: Path | None = None, *, replace: bool = Fa
         missing = [p.id for p in doc.parties.values() if not (p.url and p.vkey and p.tls_fingerprint)]
         raise Invalid(f"the agreement lacks the URL, vkey or TLS fingerprint of: {', '.join(missing)}")
     key = _pinned_key(config, doc)
+    check_pinned_certificate(config, doc)
+    warnings = tuple(address_warnings(config, doc))
     switching = key.path != config.key_path
     with node_database(config, migrated=True) as engine:
         with read_connection(engine) as conn:
@@ -102,8 +112,12 @@ def ratify(data: Path, agreement_file: Path | None = None, *, replace: bool = Fa
     # ratified and installed; a failure here leaves node.key as it was, and `ratify` again retries.
     switched = keyring.switch(config, key) if switching else None
     if replaced is not None:
-        return Ratified(doc, config.party, signature, again=False, replaced=replaced, queued=queued, switched=switched)
-    return Ratified(doc, config.party, signature, again=current == doc.hash and not switching, switched=switched)
+        return Ratified(
+            doc, config.party, signature, again=False, replaced=replaced, queued=queued, switched=switched,
+            warnings=warnings,
+        )  # fmt: skip
+    again = current == doc.hash and not switching
+    return Ratified(doc, config.party, signature, again=again, switched=switched, warnings=warnings)
 
 
 def _pinned_key(config: NodeConfig, doc: Agreement) -> keyring.KeyFile:
@@ -140,7 +154,7 @@ def _in_force(config: NodeConfig, held: dict[str, str]) -> str | None:
     if serving is not None and serving.agreement in held:
         return serving.agreement
     try:
-        installed: str | None = agreement_mod.load(agreement_text(config.agreement_path)).hash
+        installed: str | None = agreement_mod.load(agreement_text(config.agreement_path), strict=False).hash
     except Error:
         installed = None  # missing or damaged: the ratifications still say what was in force
     if installed in held:
@@ -180,7 +194,7 @@ def _keep_copies(config: NodeConfig, doc: Agreement, text: str, replaced: str | 
     if replaced is not None and not config.kept_agreement_path(replaced).exists():
         try:
             installed = agreement_text(config.agreement_path)
-            installed_hash: str | None = agreement_mod.load(installed).hash
+            installed_hash: str | None = agreement_mod.load(installed, strict=False).hash
         except Error:
             installed_hash = None  # missing, unreadable or edited by hand: its envelopes are refused
         if installed_hash == replaced:

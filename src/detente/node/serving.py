@@ -4,6 +4,9 @@ Each check fails with one line naming the file or address, before the node claim
 
     check_tls   tls.crt and tls.key exist, load as a pair, and are the certificate the agreement
                 pins for this party (peers refuse any other)        NotFound, BadRequest, Invalid
+                (`check_pinned_certificate`, which `ratify` checks too)
+    address_warnings   whether peers can reach the node at the url the agreement gives for it
+                (a warning only: a proxy or NAT may forward that address here)
     listen      the listening sockets, bound here and handed to uvicorn, so that "serving on"
                 is printed only once the address is ours            Unavailable
     ServeLock   an exclusive `flock` on DIR/serve.lock for as long as the process runs, holding
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import ipaddress
 import json
 import os
 import socket
@@ -25,6 +29,7 @@ import ssl
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from detente.core.agreement import Agreement
 from detente.core.precedence import format_time, now
@@ -44,13 +49,8 @@ def check_tls(config: NodeConfig, agreement: Agreement) -> None:
     for path, what in ((config.cert_path, "TLS certificate"), (config.tls_key_path, "TLS key")):
         if not path.is_file():
             raise NotFound(f"{path} is missing: it holds the node's {what} (made by `detente init`)")
+    check_pinned_certificate(config, agreement)
     cert, key = config.cert_path, config.tls_key_path
-    try:
-        fingerprint = fingerprint_pem(cert.read_bytes())
-    except ValueError:
-        raise BadRequest(f"{cert} is not a PEM certificate: it holds the node's TLS certificate") from None
-    except OSError as exc:
-        raise BadRequest(f"cannot read {cert}: {exc.strerror or exc}") from exc
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     try:
         context.load_cert_chain(cert, key)
@@ -61,12 +61,99 @@ def check_tls(config: NodeConfig, agreement: Agreement) -> None:
         raise BadRequest(f"{key} is {why}: it holds the key of {cert}") from exc
     except OSError as exc:
         raise BadRequest(f"cannot read {key}: {exc.strerror or exc}") from exc
+
+
+def check_pinned_certificate(config: NodeConfig, agreement: Agreement) -> None:
+    """Check that the node's tls.crt is the certificate the agreement pins for this party.
+
+    Checks nothing if the agreement pins none yet. Raises `NotFound` if tls.crt is missing,
+    `BadRequest` if it cannot be read or is not a PEM certificate, and `Invalid` if its
+    fingerprint is not the pinned one (naming both in full: a fingerprint copied wrong by one
+    digit looks right when cut short).
+    """
+    cert = config.cert_path
+    try:
+        fingerprint = fingerprint_pem(cert.read_bytes())
+    except FileNotFoundError:
+        raise NotFound(f"{cert} is missing: it holds the node's TLS certificate (made by `detente init`)") from None
+    except ValueError:
+        raise BadRequest(f"{cert} is not a PEM certificate: it holds the node's TLS certificate") from None
+    except OSError as exc:
+        raise BadRequest(f"cannot read {cert}: {exc.strerror or exc}") from exc
     pinned = agreement.parties[config.party].tls_fingerprint
     if pinned and fingerprint != pinned:
+        at = next((i for i, (a, b) in enumerate(zip(fingerprint, pinned, strict=False)) if a != b), len(pinned))
         raise Invalid(
-            f"{config.cert_path} is not the certificate the agreement pins for {config.party} (its fingerprint "
-            f"is {fingerprint[:16]}…, the agreement pins {pinned[:16]}…): every peer would refuse this node"
+            f"{cert} is not the certificate the agreement pins for {config.party}: its fingerprint is {fingerprint}, "
+            f"the agreement pins {pinned} (they differ from hex digit {at + 1} on): every peer would refuse this "
+            f"node. Correct tls_fingerprint under [parties.{config.party}], or put back the certificate it pins"
         )
+
+
+def address_warnings(config: NodeConfig, agreement: Agreement) -> list[str]:
+    """Return why peers may not reach this node at the url the agreement gives for its party.
+
+    Warns (never refuses: a proxy or NAT may forward a public address here) when the url's port is
+    not the one the node listens on, when its host is a loopback address the node does not listen
+    on, and when its host is 0.0.0.0 or ::, which no peer can connect to. Returns an empty list
+    when nothing is amiss, or when the agreement names no url for the party yet. Raises nothing.
+    """
+    party = agreement.parties.get(config.party)
+    if party is None or not party.url:
+        return []
+    url, where = party.url, _where(config.host, config.port)
+    said = f"the agreement gives {party.id}'s address as {url}"
+    try:
+        parts = urlsplit(url)
+        host, port = (parts.hostname or "").lower(), parts.port or 443
+    except ValueError:
+        return [f"{said}, which is not a usable URL: peers will not reach this node, which listens on {where}"]
+    found: list[str] = []
+    address = _ip(host)
+    if not host or address is not None and address.is_unspecified:
+        found.append(
+            f"{said}, but {host or 'an empty host'} is no address a peer can connect to: give the address peers "
+            f"reach this node at (it listens on {where})"
+        )
+    if port != config.port or (_is_loopback(host) and not _listens_on(config.host.lower(), host)):
+        found.append(
+            f"{said} but this node listens on {where}: peers will not reach it unless that address is forwarded here"
+        )
+    return found
+
+
+def _where(host: str, port: int) -> str:
+    """Return HOST:PORT as a URL writes it ([::1]:8443 for an IPv6 address)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None  # a name
+
+
+def _is_loopback(host: str) -> bool:
+    address = _ip(host)
+    return address.is_loopback if address is not None else host == "localhost" or host.endswith(".localhost")
+
+
+def _listens_on(listen_host: str, url_host: str) -> bool:
+    """Return whether a node listening on `listen_host` is reached at the loopback host `url_host`.
+
+    Decided from the names alone, without resolving them (`localhost` stands for 127.0.0.1 and ::1).
+    """
+    listening, reached = _ip(listen_host), _ip(url_host)
+    if listen_host in ("", url_host) or listening is not None and listening == reached:
+        return True
+    if listening is not None and listening.is_unspecified:
+        # `listen` binds 0.0.0.0 and :: each to its own family (IPV6_V6ONLY).
+        return reached is None or reached.version == listening.version
+    usual = (ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1"))
+    if listening is None and _is_loopback(listen_host):
+        return reached is None or reached in usual
+    return reached is None and listening in usual
 
 
 def listen(host: str, port: int) -> list[socket.socket]:
@@ -74,7 +161,7 @@ def listen(host: str, port: int) -> list[socket.socket]:
 
     Raises `Unavailable` naming HOST:PORT if an address is taken or cannot be bound.
     """
-    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    where = _where(host, port)
     try:
         infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
