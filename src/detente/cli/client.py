@@ -15,11 +15,11 @@ from typing import Annotated, Any, Literal, TextIO
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
+from detente.cli.alarms import alarm_note, alarm_table
 from detente.cli.app import app
 from detente.cli.arguments import CheckedCommand, check_id, check_since, segment
-from detente.cli.terminal import cell, dump_json, printable
+from detente.cli.terminal import TEXT_LIMIT, dump_json, print_links, print_messages, printable
 from detente.cli.transport import CertOpt, NodeOpt, TokenOpt, UrlOpt, api, call, shape
 from detente.errors import BadRequest, Error
 
@@ -191,8 +191,11 @@ def inbox(
 ) -> None:
     """List received (or sent) messages with their precedence, deadline and state, oldest first.
 
-    The node gives the newest `--limit` of them; when older ones match too, a line says so (on
-    standard error with `--json`, whose output stays the list it always was).
+    Each id is whole, and each text whole up to 500 characters, wrapped: a table on a terminal wide
+    enough for one, else a block per message. A longer text is cut at a word, ends in "…", and a
+    line says that `detente message <id>` prints it whole. The node gives the newest `--limit` of
+    them; when older ones match too, a line says so (on standard error with `--json`, whose output
+    stays the list it always was).
     """
     given = {"box": box, "state": state, "since": since, "limit": limit}
     params = {key: value for key, value in given.items() if value is not None}
@@ -202,23 +205,11 @@ def inbox(
         print(dump_json(answer["messages"]))
         _say_if_more(answer, sys.stderr)
         return
-    table = Table("id", "prec", "from → to", "type", "created", "deadline", "state", "text")
-    for item in answer["messages"]:
-        m = shape(item, {}, "a message in the node's answer")
-        body = m.get("body")
-        # A codebook message reads as the node renders it in this operator's language, not as its
-        # code and params; then a body's own text; only then the raw JSON.
-        text = m.get("rendered_text")
-        if not isinstance(text, str):
-            text = body.get("text") if isinstance(body, dict) else None
-        if not isinstance(text, str):
-            text = json.dumps(body, ensure_ascii=False)
-        route = f"{printable(m.get('from'))} → {printable(m.get('to'))}"
-        table.add_row(
-            cell(m.get("id")), cell(m.get("precedence")), cell(route), cell(m.get("type")), cell(m.get("created")),
-            cell(m.get("deadline")), cell(m.get("state")), cell(printable(text)[:60]),
-        )  # fmt: skip
-    out.print(table)
+    cut = print_messages(out, [shape(item, {}, "a message in the node's answer") for item in answer["messages"]])
+    if cut:
+        # The id is on the row: the whole text is one command away, and the operator is told so.
+        texts, are, each = ("1 text", "is", "it") if cut == 1 else (f"{cut} texts", "are", "each")
+        print(f"{texts} over {TEXT_LIMIT} characters {are} cut (…): detente message <id> prints {each} whole")
     _say_if_more(answer, sys.stdout)
 
 
@@ -285,41 +276,68 @@ def status(
 @app.command(cls=CheckedCommand)
 def links(
     token: TokenOpt,
+    as_json: Annotated[bool, typer.Option("--json", help="print the node's answer (GET /api/v1/links)")] = False,
     node: NodeOpt = None,
     url: UrlOpt = None,
     cacert: CertOpt = None,
 ) -> None:
     """Show the link to each peer: state, last test, round trip, the peer's clock, outbox depth, and the
-    newest status each of the peer's offices told this side.
+    newest status each of the peer's offices told this side, and the last error.
 
-    A peer whose clock is off this node's by a second or more is named in a warning on standard error.
+    The round trip and the clock are those of the last answer, so a link that is not UP shows "—".
+    A line after the table says when the node holds alarms (`detente alarms` lists them). A peer
+    whose clock is off this node's by a second or more is named in a warning on standard error.
+    With `--json`, the node's answer is printed as it is, and the alarms line goes to standard error.
     """
     with api(node, url, cacert, token) as client:
-        rows = call(client, "GET", "/links", expect={"links": list})["links"]
-    table = Table("peer", "state", "since", "last test", "rtt ms", "clock ms", "outbox", "peer status", "last error")
+        answer = call(client, "GET", "/links", expect={"links": list})
+        # Fetched alongside: a forked log may sit behind a link that is UP and error-free.
+        alarm = alarm_note(client)
+    rows = [shape(item, {}, "a link in the node's answer") for item in answer["links"]]
+    if as_json:
+        print(dump_json(answer))
+    else:
+        print_links(out, rows)
+    if alarm:
+        # After the table; with --json, standard output stays the node's answer alone.
+        print(alarm, file=sys.stderr if as_json else sys.stdout)
     warnings = []
-    for item in rows:
-        r = shape(item, {}, "a link in the node's answer")
-        # Each office's newest status, named by office (an older node gives one, without the office).
-        told = r.get("peer_statuses")
-        if not isinstance(told, list):
-            told = [r["peer_status"]] if isinstance(r.get("peer_status"), dict) else []
-        code = "; ".join(
-            " ".join(str(s[k]) for k in ("office", "code") if s.get(k)) for s in told if isinstance(s, dict)
-        )
-        table.add_row(
-            cell(r.get("peer")), cell(r.get("state")), cell(r.get("since")), cell(r.get("last_test_at")),
-            cell(r.get("rtt_ms")), cell(r.get("clock_offset_ms")), cell(r.get("outbox")), cell(code),
-            cell(printable(r.get("last_error") or "")[:50]),
-        )  # fmt: skip
+    for r in rows:
         if r.get("clock_warning"):
             warnings.append(
                 printable(f"warning: {r.get('peer')}: {r['clock_warning']}; deadlines here follow our clock")
             )
         warnings += _refusals(r)
-    out.print(table)
     for line in warnings:
         print(line, file=sys.stderr)
+
+
+@app.command(cls=CheckedCommand)
+def alarms(
+    token: TokenOpt,
+    limit: Annotated[
+        int | None, typer.Option(help="the newest N alarms, 1-1000 (the node's default: 100)", min=1, max=1000)
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the node's answer, evidence and all, as JSON")] = False,
+    node: NodeOpt = None,
+    url: UrlOpt = None,
+    cacert: CertOpt = None,
+) -> None:
+    """List the node's alarms, newest first: a peer's log that forked, or fails to prove an envelope.
+
+    Each shows when, what, whose log and the node's summary; `--json` prints the node's answer (GET
+    /api/v1/alarms) as it is, with the evidence of each, which stands on its own.
+    """
+    with api(node, url, cacert, token) as client:
+        answer = call(client, "GET", "/alarms", params={"limit": limit} if limit else {}, expect={"alarms": list})
+    if as_json:
+        print(dump_json(answer))
+        return
+    if not answer["alarms"]:
+        print("no alarms: every checkpoint and proof this node checked was consistent")
+        return
+    out.print(alarm_table(answer["alarms"]))
+    print("each alarm's evidence: detente alarms --json, or the console's Record page")
 
 
 @app.command("message", cls=CheckedCommand)

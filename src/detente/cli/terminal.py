@@ -17,21 +17,41 @@ A literal backslash is left as it is, so `\\x1b` typed as four characters reads 
 escaped ESC; `--json` output is exact where that matters. `dump_json` writes JSON that means the
 same value as the node's answer but cannot move the terminal either: JSON already escapes C0, and
 the C1 controls, separators and lone surrogates are written as `\\uHHHH` escapes too.
+
+Nothing from the other side is cut silently: `clip` shortens only a text beyond its bound, at a
+word boundary, and marks the cut with "…" (the caller says where the whole text is). Times are
+written compactly (`compact_time`), and `print_messages` and `print_links` lay out what `inbox` and
+`links` show so that it fits 80 columns (any terminal's default, and a pipe's) with every id whole
+and every text wrapped, never cut.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, date, datetime
 from typing import Any
 
+from rich.cells import cell_len
+from rich.console import Console
+from rich.table import Column, Table
 from rich.text import Text
+
+from detente.core.precedence import parse_time
+from detente.errors import Invalid
 
 # C0 controls, DEL, C1 controls, the line/paragraph separators and surrogates.
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 # What `json.dumps(ensure_ascii=False)` leaves raw that a terminal may act on (it escapes C0 itself).
 _UNSAFE_IN_JSON = re.compile("[\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 _SHORT = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+# The last whitespace of a text and the part of a word after it, if any (`clip` cuts there).
+_LAST_WORD = re.compile(r"\s\S*\Z")
+ELLIPSIS = "…"
+# `inbox` shows a text whole up to this many characters (wrapped); `detente message` prints any whole.
+TEXT_LIMIT = 500
+# The narrowest text column a table of messages gets; a terminal too narrow for it gets blocks.
+TEXT_MIN = 40
 
 
 def _escape(match: re.Match[str]) -> str:
@@ -63,3 +83,141 @@ def dump_json(value: Any, indent: int | None = 2) -> str:
     """Return `value` as JSON (indented, unless `indent` is None), readable in any script and inert in a terminal."""
     text = json.dumps(value, indent=indent, ensure_ascii=False)
     return _UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def clip(text: str, limit: int) -> tuple[str, bool]:
+    """Return `text` and False if it has at most `limit` characters; else its head and True.
+
+    The head ends at the last word boundary within `limit` characters (within them anyway if the
+    text has no whitespace there) and with a visible "…": a reader must never take a cut sentence
+    for a whole one, nor a word cut in two (in Persian, "نداریم" cut to "ندار" turns "we do not
+    have" into "we have") for another word.
+    """
+    if len(text) <= limit:
+        return text, False
+    # One character past the bound: if it is whitespace, the bound itself is a word boundary.
+    word = _LAST_WORD.search(text, 0, limit + 1)
+    head = text[: word.start()].rstrip() if word is not None else ""
+    # No boundary (one long token, a URL): cut at the bound; the "…" still shows the cut.
+    return (head or text[:limit]) + ELLIPSIS, True
+
+
+def compact_time(value: object, today: date | None = None) -> str:
+    """Return a node's RFC 3339 UTC time briefly: `13:05:00Z` on `today` (UTC), else `2024-01-16 13:05Z`.
+
+    `today` defaults to the current UTC date. None is "", and a value that is not such a time is
+    shown as `printable` shows it: the node's word, never dropped.
+    """
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        return printable(value)
+    try:
+        moment = parse_time(value)
+    except Invalid:
+        return printable(value)
+    if moment.date() == (today or datetime.now(UTC).date()):
+        return f"{moment:%H:%M:%S}Z"
+    # A space, not a `T`: a narrow column wraps the time under the date instead of cutting it.
+    return f"{moment:%Y-%m-%d %H:%M}Z"
+
+
+def _text_of(m: dict[str, Any]) -> str:
+    """Return what a message says: its rendered codebook text, else its body's text, else its body as JSON."""
+    # A codebook message reads as the node renders it in this operator's language, not as its
+    # code and params; then a body's own text; only then the raw JSON.
+    body = m.get("body")
+    text = m.get("rendered_text")
+    if not isinstance(text, str):
+        text = body.get("text") if isinstance(body, dict) else None
+    if not isinstance(text, str):
+        text = json.dumps(body, ensure_ascii=False)
+    return text
+
+
+def print_messages(console: Console, messages: list[dict[str, Any]]) -> int:
+    """Print `messages` (the node's objects) on `console`: a table if it is wide enough, else a block each.
+
+    Every id is whole (it is what `ack` and `message` take), and every text whole up to
+    `TEXT_LIMIT` characters, wrapped; a longer one is cut at a word and ends in "…". Returns how
+    many texts were cut.
+    """
+    if not messages:
+        # Said, not an empty table: at 80 columns there would be nothing at all to read.
+        console.print("no messages")
+        return 0
+    today = datetime.now(UTC).date()
+    rows, cut = [], 0
+    for m in messages:
+        text, clipped = clip(_text_of(m), TEXT_LIMIT)
+        cut += clipped
+        route = f"{printable(m.get('from'))} → {printable(m.get('to'))}"
+        fields = (m.get("id"), m.get("precedence"), route, m.get("type"), compact_time(m.get("created"), today),
+                  compact_time(m.get("deadline"), today), m.get("state"))  # fmt: skip
+        rows.append([printable("" if v is None else v) for v in fields] + [printable(text)])
+    headers = ["id", "prec", "from → to", "type", "created", "deadline", "state"]
+    # A table needs the widest value of each column, a border and two spaces a column, and room
+    # for the text; below that (80 columns: any terminal, or a pipe) a table would squeeze every
+    # column to a few letters, so each message gets a block, its id on a line of its own.
+    widths = [max([cell_len(h)] + [cell_len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+    if sum(widths) + 3 * (len(headers) + 1) + 1 + TEXT_MIN <= console.width:
+        table = Table(*(Column(h, no_wrap=True) for h in headers), Column("text", overflow="fold"))
+        for row in rows:
+            table.add_row(*(Text(value) for value in row))
+        console.print(table)
+        return cut
+    prec = max((cell_len(r[1]) for r in rows), default=0)
+    for i, (id_, precedence, route, type_, created, deadline, state, text) in enumerate(rows):
+        if i:
+            console.print()
+        console.print(Text(f"{id_}  {precedence.ljust(prec)}  {state}"), overflow="fold")
+        when = f"  created {created}" + (f"  deadline {deadline}" if deadline else "")
+        _indented(console, f"{route}  {type_}{when}")
+        _indented(console, text)
+    return cut
+
+
+def _indented(console: Console, text: str) -> None:
+    """Print `text` wrapped to `console`'s width, each line indented by two spaces (none padded after)."""
+    for line in Text(text, overflow="fold").wrap(console, max(console.width - 2, 1)):
+        line.rstrip()
+        console.print(Text("  ") + line, no_wrap=True, crop=False)
+
+
+def print_links(console: Console, links: list[dict[str, Any]]) -> None:
+    """Print `links` (the node's objects) on `console`: a table of their figures, then each peer's
+    statuses and last error, wrapped.
+
+    The round trip and the clock are those of the last answer: a link that is not UP shows "—".
+    """
+    today = datetime.now(UTC).date()
+    # Short columns only, so that the table fits 80 columns (a time of another day wraps under its
+    # date); the free text (statuses, the last error) goes below it, as wide as the terminal.
+    table = Table(
+        Column("peer", no_wrap=True), Column("state", no_wrap=True), Column("since", min_width=10),
+        Column("last test", min_width=10), Column("rtt ms", justify="right"), Column("clock ms", justify="right"),
+        Column("outbox", justify="right"),
+    )  # fmt: skip
+    details = Table.grid(Column(no_wrap=True), Column(no_wrap=True), Column(overflow="fold"), padding=(0, 2))
+    for r in links:
+        up = r.get("state") == "UP"
+        # Each office's newest status, named by office (an older node gives one, without the office).
+        told = r.get("peer_statuses")
+        if not isinstance(told, list):
+            told = [r["peer_status"]] if isinstance(r.get("peer_status"), dict) else []
+        code = "; ".join(
+            " ".join(str(s[k]) for k in ("office", "code") if s.get(k)) for s in told if isinstance(s, dict)
+        )
+        figures = [r.get("rtt_ms"), r.get("clock_offset_ms")]
+        table.add_row(
+            cell(r.get("peer")), cell(r.get("state")), cell(compact_time(r.get("since"), today)),
+            cell(compact_time(r.get("last_test_at"), today) if r.get("last_test_at") else "never"),
+            *(cell(value if up and value is not None else "—") for value in figures), cell(r.get("outbox")),
+        )  # fmt: skip
+        shown = [(label, value) for label, value in (("peer status", code), ("last error", r.get("last_error")))
+                 if value]  # fmt: skip
+        for i, (label, value) in enumerate(shown):
+            details.add_row(cell(r.get("peer") if i == 0 else ""), cell(label), cell(value))
+    console.print(table)
+    if details.row_count:
+        console.print(details)
