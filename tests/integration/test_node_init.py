@@ -55,7 +55,11 @@ def test_a_relative_data_directory_works_from_any_directory(cwd: Path, monkeypat
     assert listed.code == 0 and json.loads(listed.stdout) == [], listed.stderr
     added = detente("user", "add", "--data", str(data), "--name", "duty1", "--office", "pk:dgmo", "--role", "operator")
     assert added.code == 0, added.stderr
-    assert [o["name"] for o in json.loads(detente("user", "list", "--data", str(data)).stdout)] == ["duty1"]
+    assert json.loads(detente("user", "list", "--data", str(data)).stdout) == [
+        {"name": "duty1", "offices": ["pk:dgmo"], "roles": ["operator"], "lang": "en", "disabled": False}
+    ]
+    assert detente("user", "disable", "--data", str(data), "--name", "duty1").code == 0
+    assert [o["disabled"] for o in json.loads(detente("user", "list", "--data", str(data)).stdout)] == [True]
     assert files(elsewhere) == {"adm": b"/", "adm/n1": b"/"}  # no empty database made here
 
 
@@ -201,3 +205,18 @@ def test_the_node_s_directory_and_database_are_its_user_s_alone(cwd: Path, exist
     added = detente("user", "add", "--data", str(data), "--name", "duty1", "--office", "pk:dgmo", "--role", "operator")
     assert added.code == 0, added.stderr  # written again by another command, still private
     assert stat.S_IMODE((elsewhere / "pk.db").stat().st_mode) == 0o600
+
+
+def test_the_url_for_the_agreement_is_the_one_peers_reach(cwd: Path) -> None:
+    public = detente(*init("public", "--listen", "0.0.0.0:8443", "--url", "https://hotline.example.pk:443"))
+    assert public.code == 0, public.stderr
+    assert 'url = "https://hotline.example.pk:443"' in public.stdout and public.stderr == ""
+    # Listening on every address without --url: the line to paste is not an address; a note says so.
+    everywhere = detente(*init("everywhere", "--listen", "0.0.0.0:8443"))
+    assert everywhere.code == 0, everywhere.stderr
+    assert 'url = "https://0.0.0.0:8443"' in everywhere.stdout
+    assert "note: 0.0.0.0 is where this node listens, not an address a peer can connect to" in everywhere.stderr
+    for bad in ("http://hotline.example.pk", "https://0.0.0.0:8443", "https://hotline.example.pk:99999", "hotline"):
+        before = files(cwd)
+        assert_error(detente(*init("refused", "--url", bad)), "--url must be")
+        assert files(cwd) == before  # refused before anything is made

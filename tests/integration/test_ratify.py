@@ -153,6 +153,7 @@ def test_a_node_not_ratified_yet_says_so(tmp_path: Path) -> None:
     lines = show(tmp_path / "pk")
     assert lines[1] == (
         "NOT ratified by this node (pk): `detente serve` refuses to start until "
-        f"`detente agreement ratify --data {tmp_path / 'pk'}`"
+        f"`detente agreement ratify --data {tmp_path / 'pk'} --agreement COMPLETED.toml` (the agreement with every "
+        "party's url, vkey and tls_fingerprint filled in; without --agreement, the installed one)"
     )
     assert lines[2] == f"no node serves from {tmp_path / 'pk'} now"

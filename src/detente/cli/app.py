@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import typer
 from rich.console import Console
@@ -43,15 +44,40 @@ def init(
     data: DataOpt,
     listen: Annotated[str, typer.Option(help="HOST:PORT the node listens on")] = "127.0.0.1:8443",
     db: Annotated[str | None, typer.Option(help="database URL (default: SQLite in DIR)")] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(help="the https:// address peers reach this node at (default: that of --listen)"),
+    ] = None,
 ) -> None:
     """Create a node: Ed25519 key, TLS certificate, database; print what the agreement needs."""
     host, port = _listen(listen)
+    if url is not None:
+        _public_url(url)
     result = setup.init_node(data, party, agreement, host, port, db)
     out.print(f"[bold]node {party}[/] created in {data}")
     out.print(f"Put these in the agreement under [parties.{party}]:", markup=False)
-    print(f'url = "{result.config.url}"')
+    print(f'url = "{url or result.config.url}"')
     print(f'vkey = "{result.vkey}"')
     print(f'tls_fingerprint = "{result.fingerprint}"')
+    if url is None and host in ("0.0.0.0", "::"):
+        print(
+            f"note: {host} is where this node listens, not an address a peer can connect to: put in url the "
+            "address peers reach it at (or make the node again with --url)",
+            file=sys.stderr,
+        )
+
+
+def _public_url(url: str) -> None:
+    """Refuse a --url peers could not use. Raises `Invalid`."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        parts, port = None, None
+    if parts is None or parts.scheme != "https" or not parts.hostname or parts.path not in ("", "/"):
+        raise Invalid(f"--url must be https://HOST[:PORT], the address peers reach this node at, not {url!r}")
+    if parts.hostname in ("0.0.0.0", "::") or port == 0:
+        raise Invalid(f"--url must be an address peers can connect to, not {url!r}")
 
 
 @agreement_app.command("ratify")

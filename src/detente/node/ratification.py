@@ -232,7 +232,8 @@ class AgreementStatus:
             f"ratified by this node ({party}) on {self.ratified_at}"
             if self.ratified_at
             else f"NOT ratified by this node ({party}): `detente serve` refuses to start until "
-            f"`detente agreement ratify --data {data}`"
+            f"`detente agreement ratify --data {data} --agreement COMPLETED.toml` (the agreement with every "
+            "party's url, vkey and tls_fingerprint filled in; without --agreement, the installed one)"
         ]
         serving = self.serving
         if serving is None:

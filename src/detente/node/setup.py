@@ -228,10 +228,15 @@ def _change_user(data: Path, name: str, change: Callable[[Connection], bool]) ->
 
 
 def operators_json(data: Path) -> str:
-    """Return the operators of a node as JSON (names, offices, roles; no secrets).
+    """Return the operators of a node as JSON (names, offices, roles, language, disabled; no secrets).
 
     Raises what `load_config` and `database.node_database` raise.
     """
     with database.node_database(load_config(data)) as engine, read_connection(engine) as conn:
         rows = operators_db.all_operators(conn)
-    return json.dumps([{"name": o.name, "offices": o.offices, "roles": o.roles} for o in rows], indent=2)
+        disabled = operators_db.disabled_names(conn)
+    listed = [
+        {"name": o.name, "offices": o.offices, "roles": o.roles, "lang": o.lang, "disabled": o.name in disabled}
+        for o in rows
+    ]
+    return json.dumps(listed, indent=2, ensure_ascii=False)

@@ -105,6 +105,11 @@ def all_operators(conn: Connection) -> list[Operator]:
     return [_operator(r) for r in conn.execute(select(operators).order_by(operators.c.name)).mappings()]
 
 
+def disabled_names(conn: Connection) -> set[str]:
+    """Return the names of the operators who are disabled."""
+    return set(conn.execute(select(operators.c.name).where(operators.c.disabled)).scalars())
+
+
 def set_password_hash(conn: Connection, name: str, password_hash: str) -> bool:
     """Set an operator's password hash; return whether the operator exists."""
     return _update_by_name(conn, name, password_hash=password_hash)
