@@ -116,6 +116,14 @@ class NodeProc:
         found: dict[str, Any] = response.json()
         return found
 
+    def created(self, operator: str, path: str, request: dict[str, Any]) -> dict[str, Any]:
+        """POST `request` to `path` as `operator`; assert 201 and return the answer."""
+        with self.client(operator) as client:
+            response = client.post(path, json=request)
+        assert response.status_code == 201, response.text
+        answer: dict[str, Any] = response.json()
+        return answer
+
     def engine(self) -> Engine:
         from detente.node.config import load_config
 
@@ -248,3 +256,16 @@ def envelope_row(n: int, **extra: Any) -> dict[str, Any]:
     }  # fmt: skip
     values.update(extra)
     return values
+
+
+def ratifications(data: Path, party: str) -> dict[str, str]:
+    """The agreements `party`'s node in `data` has ratified (hash: time), read from its database."""
+    from detente.node.config import load_config
+    from detente.store import operators as operators_db
+
+    engine = make_engine(load_config(data).db)
+    try:
+        with engine.connect() as conn:
+            return operators_db.ratified_by(conn, party)
+    finally:
+        engine.dispose()

@@ -29,18 +29,10 @@ def counts(pair: Cluster) -> dict[str, dict[str, int]]:
     return {party: service_free_counts(node) for party, node in pair.nodes.items()}
 
 
-def post(node: NodeProc, operator: str, path: str, request: dict[str, Any]) -> dict[str, Any]:
-    with node.client(operator) as client:
-        response = client.post(path, json=request)
-    assert response.status_code == 201, response.text
-    answer: dict[str, Any] = response.json()
-    return answer
-
-
 def message(node: NodeProc, operator: str, to: str, kind: str, body: dict[str, Any]) -> dict[str, Any]:
     """Send a ROUTINE message of type `kind` on dgmo through the API; return the node's answer."""
     request = {"channel": "dgmo", "to": to, "precedence": "ROUTINE", "type": kind, "body": body}
-    return post(node, operator, "/api/v1/messages", request)
+    return node.created(operator, "/api/v1/messages", request)
 
 
 def view(node: NodeProc, operator: str | None, message_id: str, token: str | None = None) -> dict[str, Any]:
@@ -83,7 +75,7 @@ def test_inbox_shows_a_code_message_as_text_in_the_readers_language(pair: Cluste
     persian = persian_reader(ir)
     request = {"channel": "dgmo", "to": "ir:dgmo", "precedence": "ROUTINE", "code": "CASUALTIES-CONFIRMED",
                "params": CASUALTIES}  # fmt: skip
-    sent = post(pk, "pk-dgmo", "/api/v1/codes", request)
+    sent = pk.created("pk-dgmo", "/api/v1/codes", request)
     plain = message(pk, "pk-dgmo", "ir:dgmo", "hotline.text", {"text": "plain text"})
     bare = message(pk, "pk-dgmo", "ir:dgmo", "deescalation.proposal", {"measures": ["pull back 10 km"]})
     wait_for(lambda: arrived(ir, "ir-dgmo", bare["id"]), what="the messages to reach ir")

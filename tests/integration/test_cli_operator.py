@@ -210,12 +210,16 @@ def test_user_add_refusals_and_duplicates(pair: Cluster) -> None:
     assert added.code == 0, added.stderr
     assert added.stdout.startswith("operator cli-qa-b (operator, supervisor) for pk:dgmo, pk:fs\n")
     mine = [o for o in _operators(pk) if o["name"] == "cli-qa-b"]
-    assert mine == [{"name": "cli-qa-b", "offices": ["pk:dgmo", "pk:fs"], "roles": ["operator", "supervisor"]}]
+    assert mine == [{"name": "cli-qa-b", "offices": ["pk:dgmo", "pk:fs"], "roles": ["operator", "supervisor"],
+                     "lang": "en", "disabled": False}]  # fmt: skip
 
     after = _operators(pk)
     assert_error(detente(*add, "--name", "CLI-QA-B"), "Conflict: an operator called 'cli-qa-b' exists already;")
     assert_error(detente(*add, "--name", "cli-qa-b"), "Conflict: an operator called 'cli-qa-b' exists already")
+    assert _operators(pk) == after
     assert detente("user", "disable", *data, "--name", "cli-qa-b").code == 0
+    after = _operators(pk)
+    assert [o["disabled"] for o in after if o["name"] == "cli-qa-b"] == [True]
     assert_error(detente(*add, "--name", "cli-qa-b"), "Conflict: an operator called 'cli-qa-b' exists already")
     assert_error(detente(*add, "--name", "Cli-Qa-B"), "names may not differ only in case")
     assert _operators(pk) == after

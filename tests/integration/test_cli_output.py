@@ -33,18 +33,10 @@ def auth(node: NodeProc, operator: str) -> tuple[str, ...]:
     return ("--node", str(node.data), "--token", node.token(operator))
 
 
-def post(node: NodeProc, operator: str, path: str, request: dict[str, Any]) -> dict[str, Any]:
-    with node.client(operator) as client:
-        response = client.post(path, json=request)
-    assert response.status_code == 201, response.text
-    answer: dict[str, Any] = response.json()
-    return answer
-
-
 def text(node: NodeProc, operator: str, body: str) -> dict[str, Any]:
     request = {"channel": "dgmo", "to": "ir:dgmo", "precedence": "ROUTINE", "type": "hotline.text",
                "body": {"text": body}}  # fmt: skip
-    return post(node, operator, "/api/v1/messages", request)
+    return node.created(operator, "/api/v1/messages", request)
 
 
 def squeezed(output: str) -> str:
@@ -60,7 +52,7 @@ def test_inbox_and_links_at_80_columns_keep_every_id_and_sentence_whole(pair: Cl
     pk, ir = pair["pk"], pair["ir"]
     request = {"channel": "dgmo", "to": "ir:dgmo", "precedence": "ROUTINE", "code": "NO-HOSTILE-INTENT",
                "params": {"place": "Panjgur"}}  # fmt: skip
-    code = post(pk, "pk-dgmo", "/api/v1/codes", request)
+    code = pk.created("pk-dgmo", "/api/v1/codes", request)
     persian, long = text(pk, "pk-dgmo", PERSIAN), text(pk, "pk-dgmo", LONG)
     wait_for(lambda: ir.message("ir-dgmo", long["id"], missing_ok=True).get("state") == "delivered")
     since = ir.message("ir-dgmo", code["id"])["created"]

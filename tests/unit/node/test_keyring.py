@@ -19,12 +19,10 @@ from detente.core import agreement as agreement_mod
 from detente.core import wire
 from detente.core.keys import Signer
 from detente.node import keyring, serving
-from detente.node.config import load_config
 from detente.node.demo import fill_agreement
 from detente.node.serving import ServeLock
 from detente.node.setup import init_node
-from detente.store import operators as operators_db
-from detente.store.db import make_engine
+from support import ratifications
 
 ROOT = Path(__file__).resolve().parents[3]
 AGREEMENT = ROOT / "agreements" / "pk-ir.toml"
@@ -73,15 +71,6 @@ def files(data: Path) -> dict[str, bytes]:
         for p in sorted(data.rglob("*"))
         if p.is_file() and not p.name.startswith("node.db") and p.name != "serve.lock"
     }
-
-
-def ratifications(data: Path) -> dict[str, str]:
-    engine = make_engine(load_config(data).db)
-    try:
-        with engine.connect() as conn:
-            return operators_db.ratified_by(conn, "pk")
-    finally:
-        engine.dispose()
 
 
 def vkey_of(path: Path) -> str:
@@ -207,7 +196,7 @@ def test_ratifying_an_agreement_that_pins_the_next_key_switches_to_it(nodes: Nod
     # The ratification was signed with the key the agreement pins: the new one.
     signature = lines[1].removeprefix("signature ")
     wire.check_ratification(doc, "pk", signature)
-    assert doc.hash in ratifications(pk)
+    assert doc.hash in ratifications(pk, "pk")
 
     after = files(pk)
     again = ratify(pk, amended)
@@ -222,11 +211,11 @@ def test_an_agreement_pinning_a_key_this_node_does_not_hold_is_refused_and_chang
     key_new(pk)
     stranger = Signer.generate("pk.detente/log").verifier.vkey()
     amended = nodes.amended("stranger.toml", pk=stranger)
-    before, held = files(pk), ratifications(pk)
+    before, held = files(pk), ratifications(pk, "pk")
     refused = ratify(pk, amended, "--replace")
     assert_error(refused, f"Invalid: the agreement does not pin this node's key: it pins {stranger} for pk")
     assert "or for a new key (a rotation), the one `detente key new` makes" in refused.stderr
-    assert files(pk) == before and ratifications(pk) == held
+    assert files(pk) == before and ratifications(pk, "pk") == held
 
 
 def test_going_back_to_the_earlier_agreement_uses_the_retired_key(nodes: Nodes) -> None:

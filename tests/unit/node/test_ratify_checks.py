@@ -28,8 +28,7 @@ from detente.node.config import NodeConfig, load_config
 from detente.node.demo import fill_agreement, free_port
 from detente.node.serving import address_warnings, check_pinned_certificate, check_tls
 from detente.node.setup import init_node
-from detente.store import operators as operators_db
-from detente.store.db import make_engine
+from support import ratifications
 
 ROOT = Path(__file__).resolve().parents[3]
 AGREEMENT = ROOT / "agreements" / "pk-ir.toml"
@@ -64,15 +63,6 @@ def files(data: Path) -> dict[str, bytes]:
     }
 
 
-def ratifications(data: Path) -> dict[str, str]:
-    engine = make_engine(load_config(data).db)
-    try:
-        with engine.connect() as conn:
-            return operators_db.ratified_by(conn, "pk")
-    finally:
-        engine.dispose()
-
-
 def one_digit_off(fingerprint: str, at: int) -> str:
     return fingerprint[:at] + ("0" if fingerprint[at] != "0" else "1") + fingerprint[at + 1 :]
 
@@ -94,10 +84,10 @@ def test_ratify_refuses_a_fingerprint_copied_wrong_and_changes_nothing(tmp_path:
         "Correct tls_fingerprint under [parties.pk], or put back the certificate it pins",
     )
     assert files(pk) == before
-    assert ratifications(pk) == {}
+    assert ratifications(pk, "pk") == {}
     # Corrected, it is ratified.
     assert ratify(pk, write(tmp_path, values)).code == 0
-    assert len(ratifications(pk)) == 1
+    assert len(ratifications(pk, "pk")) == 1
 
 
 def test_ratify_refuses_a_node_without_its_certificate(tmp_path: Path) -> None:
@@ -107,7 +97,7 @@ def test_ratify_refuses_a_node_without_its_certificate(tmp_path: Path) -> None:
     before = files(pk)
     refused = ratify(pk, write(tmp_path, values))
     assert_error(refused, f"NotFound: {pk / 'tls.crt'} is missing: it holds the node's TLS certificate")
-    assert files(pk) == before and ratifications(pk) == {}
+    assert files(pk) == before and ratifications(pk, "pk") == {}
     with pytest.raises(NotFound):
         ratification.ratify(pk, tmp_path / "agreement.toml")
 
@@ -200,7 +190,7 @@ def test_ratify_and_serve_warn_of_a_url_that_is_not_where_the_node_listens(tmp_p
     assert done.code == 0, done.stderr
     assert done.stderr.splitlines() == [warning]  # a warning, not a refusal: ratified
     assert done.stdout.startswith("ratified agreement pk-ir-2024 ")
-    assert len(ratifications(pk)) == 1
+    assert len(ratifications(pk, "pk")) == 1
 
     proc = subprocess.Popen(
         [sys.executable, "-m", "detente", "serve", "--data", str(pk)],
