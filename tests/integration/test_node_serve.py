@@ -148,6 +148,7 @@ def test_a_node_that_serves_says_so_and_lets_go_of_its_address_and_lock(nodes: d
     log = (tmp_path / "ir.log").read_text()
     assert node.proc.returncode == 0, log
     assert log.startswith(f"node ir serving on {config.url}\n") and "Traceback" not in log
+    assert log.endswith("node ir stopped\n")  # Ctrl-C (SIGINT) is a clean stop, and says so
     assert running(node.data) is None
     with socket.socket() as again:  # the address is free again
         again.bind((config.host, config.port))

@@ -321,6 +321,8 @@ def serve(data: DataOpt) -> None:
         for sock in sockets:
             sock.close()
         lock.release()
+    # Said only once everything is closed and the lock let go: another `serve` may start now.
+    print(f"node {config.party} stopped", flush=True)
 
 
 def read_password() -> str:

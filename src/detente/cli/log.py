@@ -23,7 +23,18 @@ from detente.cli.app import DataOpt, app
 from detente.cli.arguments import CheckedCommand, check_id, segment
 from detente.cli.client import load_json
 from detente.cli.terminal import dump_json, printable
-from detente.cli.transport import API, ApiError, CertOpt, NodeOpt, TokenOpt, UnexpectedAnswer, UrlOpt, api, call
+from detente.cli.transport import (
+    API,
+    ApiError,
+    CertOpt,
+    NodeOpt,
+    TokenOpt,
+    UnexpectedAnswer,
+    UrlOpt,
+    api,
+    call,
+    unreachable,
+)
 from detente.core import agreement as agreement_mod
 from detente.core import envelope as envelope_mod
 from detente.core.audit import Reader, Report, audit
@@ -31,7 +42,7 @@ from detente.core.audit_report import entry_range
 from detente.core.checkpoint import ProofBundle, parse_proof_bundle
 from detente.core.envelope import Envelope
 from detente.core.proof_bundle import ProvenEntry, envelope_in, verify_bundle, with_envelope
-from detente.errors import BadRequest, Conflict, Error, MalformedError, Unavailable, VerificationError
+from detente.errors import BadRequest, Conflict, Error, MalformedError, VerificationError
 from detente.node.config import load_config
 from detente.node.export import export_log
 from detente.node.setup import agreement_text
@@ -436,7 +447,7 @@ def _fetch(client: httpx.Client, path: str, params: dict[str, str]) -> bytes:
     try:
         response = client.get(path, params=params)
     except httpx.HTTPError as exc:
-        raise Unavailable(f"cannot reach the node at {client.base_url}: {exc}") from exc
+        raise unreachable(client, exc) from exc
     status = response.status_code
     if status >= 400:
         try:

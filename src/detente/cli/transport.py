@@ -140,6 +140,24 @@ def api(node: Path | None, url: str | None, cacert: Path | None, token: str) -> 
     )
 
 
+def unreachable(client: httpx.Client, exc: httpx.HTTPError) -> Unavailable:
+    """Return the `Unavailable` a request that could not reach the node is answered with."""
+    return Unavailable(f"cannot reach the node at {client.base_url}: {exc}{_hint(exc)}")
+
+
+def _hint(exc: httpx.HTTPError) -> str:
+    """Return what a failure to reach the node most likely means, for the error line ("" if unsure)."""
+    said = str(exc)
+    if "CERTIFICATE_VERIFY_FAILED" in said or isinstance(exc.__context__, ssl.SSLCertVerificationError):
+        return (
+            " (the server there does not hold the certificate given: check that --cacert, or --node's "
+            "tls.crt, is this node's, and that the URL is this node's)"
+        )
+    if isinstance(exc, httpx.ConnectError) and ("Connection refused" in said or "Errno 111" in said):
+        return " (nothing listens there: is `detente serve` running for this node, on this address?)"
+    return ""
+
+
 def call(
     client: httpx.Client, method: str, path: str, *, expect: Mapping[str, type] | None = None, **kwargs: Any
 ) -> dict[str, Any]:
@@ -155,7 +173,7 @@ def call(
     except httpx.InvalidURL as exc:
         raise BadRequest(f"cannot build the request {request}: {exc}") from exc
     except httpx.HTTPError as exc:
-        raise Unavailable(f"cannot reach the node at {client.base_url}: {exc}") from exc
+        raise unreachable(client, exc) from exc
     try:
         body = response.json() if response.content else {}
     except ValueError:

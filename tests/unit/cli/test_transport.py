@@ -104,8 +104,28 @@ def test_a_node_that_cannot_be_reached_is_unavailable() -> None:
         raise httpx.ConnectError("Connection refused", request=request)
 
     with _client(refuse) as client:
-        with pytest.raises(Unavailable, match="cannot reach the node at https://node.test/api/v1/: Connection refused"):
+        with pytest.raises(Unavailable, match="node at https://node.test/api/v1/: Connection refused") as refused:
             call(client, "GET", "/links")
+    assert refused.value.detail.endswith(
+        "(nothing listens there: is `detente serve` running for this node, on this address?)"
+    )
+
+
+def test_a_node_holding_another_certificate_is_named_as_such() -> None:
+    def other(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: self-signed certificate")
+
+    with _client(other) as client:
+        with pytest.raises(Unavailable, match="does not hold the certificate given: check that --cacert"):
+            call(client, "GET", "/links")
+
+    def timeout(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("timed out", request=request)
+
+    with _client(timeout) as client:  # no guess where none is sure
+        with pytest.raises(Unavailable) as unsure:
+            call(client, "GET", "/links")
+    assert unsure.value.detail == "cannot reach the node at https://node.test/api/v1/: timed out"
 
 
 def test_a_url_too_long_to_send_is_a_bad_request() -> None:
