@@ -114,17 +114,17 @@ def test_envelopes_queued_before_an_amendment_are_delivered_after_it(fresh_pair:
     finally:
         pk.stop()
     queued = pk.counts()["outbox"]
+    said = {}
     for node in (pk, ir):
         replaced = detente("agreement", "ratify", "--data", str(node.data), "--agreement", str(other), "--replace")
         assert replaced.code == 0, replaced.stderr
+        said[node.party] = replaced.stdout.splitlines()
         # Both agreements are kept: the replaced one is the envelope's, the new one for the next amendment.
         kept = sorted(p.name for p in (node.data / "agreements").iterdir())
         assert kept == sorted([f"{in_force}.toml", f"{other_hash}.toml"])
-    said = replaced.stdout.splitlines()
-    assert (
-        f"an audit of this node's log now needs both agreements: --earlier with the one replaced ({in_force[:12]}…)"
-        in said
-    )
+    audit = f"an audit of this node's log now needs both agreements: --earlier with the one replaced ({in_force[:12]}…)"
+    assert audit in said["pk"]
+    assert audit not in said["ir"]  # ir never served under the replaced agreement: its log is empty
     said = detente("agreement", "ratify", "--data", str(pk.data), "--agreement", str(other)).stdout  # again: nothing
     assert "nothing else changed" in said
 

@@ -122,7 +122,8 @@ def agreement_ratify(
                 "each peer accepts them once it has ratified the new one too, and checks each under the "
                 "agreement it names"
             )
-        print(f"an audit of this node's log now needs both agreements: --earlier with the one replaced ({old})")
+        if done.logged:  # a node that never served under the replaced agreement logged nothing under it
+            print(f"an audit of this node's log now needs both agreements: --earlier with the one replaced ({old})")
     peers = ", ".join(p.id for p in doc.peers(done.party))
     print(f"every peer ({peers}) must ratify this same agreement: until it does, the nodes refuse each other")
 

@@ -59,6 +59,7 @@ class Ratified:
     again: bool  # the agreement was in force already: nothing changed
     replaced: str | None = None  # the hash of the agreement in force before, when this replaced it
     queued: int = 0  # envelopes waiting for delivery when it was replaced, sealed under the old one
+    logged: int = 0  # entries in the log when it was replaced: an audit needs the old agreement for them
     switched: keyring.Switched | None = None  # the node key it switched to, when the agreement pins another
     warnings: tuple[str, ...] = ()  # why peers may not reach this node at its url (`address_warnings`)
 
@@ -94,6 +95,7 @@ def ratify(data: Path, agreement_file: Path | None = None, *, replace: bool = Fa
         with read_connection(engine) as conn:
             held = operators_db.ratified_by(conn, config.party)
             queued = messages_db.outbox_depth(conn)
+            logged = messages_db.log_size(conn)
         current = _in_force(config, held)
         replaced = current if current is not None and current != doc.hash else None
         if replaced is not None:
@@ -113,8 +115,8 @@ def ratify(data: Path, agreement_file: Path | None = None, *, replace: bool = Fa
     switched = keyring.switch(config, key) if switching else None
     if replaced is not None:
         return Ratified(
-            doc, config.party, signature, again=False, replaced=replaced, queued=queued, switched=switched,
-            warnings=warnings,
+            doc, config.party, signature, again=False, replaced=replaced, queued=queued, logged=logged,
+            switched=switched, warnings=warnings,
         )  # fmt: skip
     again = current == doc.hash and not switching
     return Ratified(doc, config.party, signature, again=again, switched=switched, warnings=warnings)
