@@ -5,11 +5,9 @@
     DIR/retired-keys/ID.key   a key that was in force before a rotation (ID: the key id in its vkey)
 
 A key rotation is an amendment of the agreement (DESIGN.md §5). `key new` makes the next key and
-prints its vkey; the parties put it under this party in the amended agreement and each ratifies
-it. `agreement ratify` signs with the key the agreement pins, whichever of these files holds it
-(`find`), and once its ratification is stored it switches (`switch`): node.key's key goes to
-retired-keys/ and the pinned key becomes node.key. Until then nothing the node uses changes:
-`key new` writes only node.key.next, which a running node never reads.
+prints its vkey for the amended agreement. `agreement ratify` signs with the key the agreement
+pins, whichever file holds it (`find`), and once its ratification is stored switches (`switch`):
+node.key's key is retired and the pinned key becomes node.key. A running node never reads node.key.next.
 
 Retired keys are kept so that going back (ratifying the earlier agreement again, with --replace)
 finds its key. An operator whose old key was compromised deletes retired-keys/ once every peer is
@@ -286,6 +284,7 @@ class KeyStatus:
     retired: list[KeyFile]
     agreement: Agreement | None
     agreement_error: str | None  # why the installed agreement cannot be read
+    unusable: tuple[str, ...] = ()  # a next or retired key file that cannot be read: why
 
     def lines(self) -> list[str]:
         """Return the lines `key show` prints."""
@@ -316,14 +315,16 @@ class KeyStatus:
             out.append(f"retired key    {key.vkey}  ({key.path.relative_to(config.data)})")
         if not self.retired:
             out.append("retired keys   none")
+        out += [f"unusable key   {why}" for why in self.unusable]
         return out
 
 
 def status(data: Path) -> KeyStatus:
     """Return the keys of the node in `data` and whether the installed agreement pins the one in force.
 
-    Raises what `load_config` and `NodeConfig.signer` raise, and `BadRequest` if the next key or a
-    retired key is unusable. An agreement that cannot be read is reported, not raised.
+    Raises what `load_config` and `NodeConfig.signer` raise. An agreement that cannot be read, and
+    a next or retired key file that cannot, are reported with the rest, not raised: `key show` is
+    where a technician looks when something is wrong with the keys.
     """
     config = load_config(data)
     current = KeyFile(config.key_path, config.signer())
@@ -332,7 +333,19 @@ def status(data: Path) -> KeyStatus:
         error = None
     except Error as exc:
         agreement, error = None, exc.detail
-    return KeyStatus(config, current, next_key(config), retired_keys(config), agreement, error)
+    unusable: list[str] = []
+    try:
+        upcoming = next_key(config)
+    except Error as exc:
+        upcoming = None
+        unusable.append(exc.detail)
+    retired = []
+    for path in _retired_paths(config.data):
+        try:
+            retired.append(KeyFile(path, load(path, config.key_name)))
+        except Error as exc:
+            unusable.append(exc.detail)
+    return KeyStatus(config, current, upcoming, retired, agreement, error, tuple(unusable))
 
 
 # --- backup and restore ---------------------------------------------------------------------------

@@ -164,6 +164,18 @@ def test_key_show_tells_which_key_is_in_force_and_pinned(nodes: Nodes) -> None:
         f"next key       none (`detente key new --data {pk}` makes one)",
         f"retired key    {old}  (retired-keys/{retired.name})",
     ]
+    # A damaged key file is named with the rest, not in place of them.
+    (pk / "node.key.next").write_bytes(b"not a key")
+    (pk / "retired-keys" / "zz.key").write_bytes(b"")
+    damaged = detente("key", "show", "--data", str(pk))
+    assert damaged.code == 0, damaged.stderr
+    lines = damaged.stdout.splitlines()
+    assert f"key in force   {new}  (node.key)" in lines
+    assert f"retired key    {old}  (retired-keys/{retired.name})" in lines
+    assert [line.split(": ")[0] for line in lines if line.startswith("unusable key")] == [
+        f"unusable key   {pk / 'node.key.next'} is damaged",
+        f"unusable key   {pk / 'retired-keys' / 'zz.key'} is damaged",
+    ]
 
 
 def test_ratifying_an_agreement_that_pins_the_next_key_switches_to_it(nodes: Nodes) -> None:
