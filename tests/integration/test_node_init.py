@@ -55,9 +55,12 @@ def test_a_relative_data_directory_works_from_any_directory(cwd: Path, monkeypat
     assert listed.code == 0 and json.loads(listed.stdout) == [], listed.stderr
     added = detente("user", "add", "--data", str(data), "--name", "duty1", "--office", "pk:dgmo", "--role", "operator")
     assert added.code == 0, added.stderr
-    assert json.loads(detente("user", "list", "--data", str(data)).stdout) == [
-        {"name": "duty1", "offices": ["pk:dgmo"], "roles": ["operator"], "lang": "en", "disabled": False}
-    ]
+    listed = json.loads(detente("user", "list", "--data", str(data)).stdout)
+    assert listed == [
+        {"name": "duty1", "id": listed[0]["id"], "offices": ["pk:dgmo"], "roles": ["operator"], "lang": "en",
+         "disabled": False}
+    ]  # fmt: skip
+    assert added.stdout and len(listed[0]["id"]) == 36  # the id envelopes name as their author
     assert detente("user", "disable", "--data", str(data), "--name", "duty1").code == 0
     assert [o["disabled"] for o in json.loads(detente("user", "list", "--data", str(data)).stdout)] == [True]
     assert files(elsewhere) == {"adm": b"/", "adm/n1": b"/"}  # no empty database made here

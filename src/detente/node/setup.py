@@ -228,7 +228,7 @@ def _change_user(data: Path, name: str, change: Callable[[Connection], bool]) ->
 
 
 def operators_json(data: Path) -> str:
-    """Return the operators of a node as JSON (names, offices, roles, language, disabled; no secrets).
+    """Return the operators of a node as JSON (name, id, offices, roles, language, disabled; no secrets).
 
     Raises what `load_config` and `database.node_database` raise.
     """
@@ -236,7 +236,15 @@ def operators_json(data: Path) -> str:
         rows = operators_db.all_operators(conn)
         disabled = operators_db.disabled_names(conn)
     listed = [
-        {"name": o.name, "offices": o.offices, "roles": o.roles, "lang": o.lang, "disabled": o.name in disabled}
+        # The id is what an envelope's `author` names: an auditor maps it to a person with this list.
+        {
+            "name": o.name,
+            "id": o.id,
+            "offices": o.offices,
+            "roles": o.roles,
+            "lang": o.lang,
+            "disabled": o.name in disabled,
+        }  # fmt: skip
         for o in rows
     ]
     return json.dumps(listed, indent=2, ensure_ascii=False)

@@ -218,8 +218,13 @@ class Presenter:
             Badge("accepted", lab("accepted"), True, f"#{row['log_index']}"),
             Badge("delivered", lab("delivered"), row["delivered_at"] is not None, delivered_detail),
         ]
+        overdue = self.when(row["overdue_at"])
+        if overdue is not None:  # stays on the record once answered: the answer came late
+            steps.append(Badge("overdue", lab("overdue"), True, overdue.short))
         if row["needs_ack"]:
             who = row["to_office"] if row["direction"] == "out" else (row["response_by"] or "")
+            if answered is not None and overdue is not None:
+                who = f"{who} · {self.locale.gettext('late')}" if who else self.locale.gettext("late")
             steps.append(Badge(answer_key, lab(answer_key), answered is not None, who))
         # Set by the record feature once the peer's log is proven to hold the envelope (sent messages).
         verified_at = row["verified_at"] if "verified_at" in row else None

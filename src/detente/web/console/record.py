@@ -8,6 +8,7 @@ serve (404) or that the viewer may not read simply leaves its section out.
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -88,7 +89,10 @@ def checkpoint_view(text: str) -> dict[str, Any] | None:
         except Error:
             at = None  # the log's own signature carries no time
         signers.append({"name": sig.name, "key_id": sig.key_id.hex(), "time": at, "party": sig.name.split(".", 1)[0]})
-    return {"origin": checkpoint.origin, "size": checkpoint.size, "root": checkpoint.root.hex(), "signers": signers,
+    # The root in base64, as the checkpoint note itself, `detente log show` and `detente audit` write
+    # it (C2SP tlog-checkpoint): an auditor compares them character for character.
+    root = base64.b64encode(checkpoint.root).decode("ascii")
+    return {"origin": checkpoint.origin, "size": checkpoint.size, "root": root, "signers": signers,
             "text": text}  # fmt: skip
 
 

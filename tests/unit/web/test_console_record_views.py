@@ -1,0 +1,45 @@
+"""What the console shows an auditor or a supervisor of the record: a message answered after its
+deadline says so, and a checkpoint's root is written as the checkpoint note and the CLI write it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_a_message_answered_after_it_went_overdue_says_so() -> None:
+    """An acknowledgement after the deadline must not read as one in time (auditor's QA)."""
+    from detente.core.agreement import load
+    from detente.web.console.i18n import Locale
+    from detente.web.console.present import Presenter
+
+    agreement = load((ROOT / "agreements" / "pk-ir.toml").read_text(encoding="utf-8"))
+    row = {
+        "log_index": 7, "delivered_at": "2026-11-28T08:00:00.000Z", "needs_ack": True, "direction": "out",
+        "to_office": "ir:dgmo", "response_by": None, "response_type": "ack", "verified_at": None,
+        "overdue_at": "2026-11-28T08:02:56.000Z",
+    }  # fmt: skip
+    for lang, late in (("en", "late"), ("fa", "با تأخیر")):
+        badges = {b.key: b for b in Presenter(agreement, "pk", Locale(lang)).badges(row, {"log_index": 8})}  # type: ignore[arg-type]
+        assert badges["overdue"].done and badges["overdue"].detail.startswith("08:02")
+        assert badges["acknowledged"].detail == f"ir:dgmo · {late}"
+    on_time = {b.key: b for b in Presenter(agreement, "pk", Locale("en")).badges({**row, "overdue_at": None}, None)}  # type: ignore[arg-type]
+    assert "overdue" not in on_time and on_time["acknowledged"].detail == "ir:dgmo"
+
+
+def test_the_record_page_writes_a_root_as_the_checkpoint_and_the_cli_do() -> None:
+    """Base64, as in the C2SP checkpoint note, `detente log show` and `detente audit` (auditor's QA)."""
+    import base64
+    import hashlib
+
+    from detente.core.checkpoint import Checkpoint, sign_checkpoint
+    from detente.core.keys import Signer
+    from detente.web.console.record import checkpoint_view
+
+    root = hashlib.sha256(b"a root").digest()
+    note = sign_checkpoint(Checkpoint("pk.detente/log", 34, root), Signer.generate("pk.detente/log"))
+    view = checkpoint_view(note.format().decode())
+    assert view is not None and view["root"] == base64.b64encode(root).decode()
+    assert view["root"] in note.format().decode().splitlines()  # the note's own third line
