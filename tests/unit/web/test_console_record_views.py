@@ -17,7 +17,7 @@ def test_a_message_answered_after_it_went_overdue_says_so() -> None:
 
     agreement = load((ROOT / "agreements" / "pk-ir.toml").read_text(encoding="utf-8"))
     row = {
-        "log_index": 7, "delivered_at": "2026-11-28T08:00:00.000Z", "needs_ack": True, "direction": "out",
+        "log_index": 7, "delivered_at": "2026-11-28T08:00:00.000Z", "needs_ack": True, "direction": "out", "peer": "ir",
         "to_office": "ir:dgmo", "response_by": None, "response_type": "ack", "verified_at": None,
         "overdue_at": "2026-11-28T08:02:56.000Z",
     }  # fmt: skip
@@ -25,6 +25,12 @@ def test_a_message_answered_after_it_went_overdue_says_so() -> None:
         badges = {b.key: b for b in Presenter(agreement, "pk", Locale(lang)).badges(row, {"log_index": 8})}  # type: ignore[arg-type]
         assert badges["overdue"].done and badges["overdue"].detail.startswith("08:02")
         assert badges["acknowledged"].detail == f"ir:dgmo · {late}"
+    # Whose log each index is in (both read "#7", "#8" otherwise).
+    english = {b.key: b for b in Presenter(agreement, "pk", Locale("en")).badges(row, {"log_index": 8})}  # type: ignore[arg-type]
+    assert (english["accepted"].detail, english["accepted"].title) == ("#7", "position in this node's log")
+    assert (english["delivered"].detail, english["delivered"].title) == ("#8", "position in IR's log")
+    received = Presenter(agreement, "pk", Locale("en")).badges({**row, "direction": "in"}, {"log_index": 9})  # type: ignore[arg-type]
+    assert {b.key: b.title for b in received}["delivered"] == "position in this node's log"
     on_time = {b.key: b for b in Presenter(agreement, "pk", Locale("en")).badges({**row, "overdue_at": None}, None)}  # type: ignore[arg-type]
     assert "overdue" not in on_time and on_time["acknowledged"].detail == "ir:dgmo"
 

@@ -56,6 +56,7 @@ class Badge:
     label: str
     done: bool
     detail: str = ""
+    title: str = ""  # what the detail is, where it needs saying (whose log an index is in)
 
 
 @dataclass(frozen=True)
@@ -214,9 +215,16 @@ class Presenter:
         answer_key = "declined" if answered == "decline" else "acknowledged"
         peer_index = receipt.get("log_index") if receipt else None
         delivered_detail = f"#{peer_index}" if peer_index is not None else ""
+        ours = self.locale.gettext("position in this node's log")
+        # A sent message's receipt gives its place in the peer's log; a received one's, in ours.
+        where = (
+            self.locale.gettext("position in %(party)s's log") % {"party": str(row["peer"]).upper()}
+            if row["direction"] == "out"
+            else ours
+        )
         steps = [
-            Badge("accepted", lab("accepted"), True, f"#{row['log_index']}"),
-            Badge("delivered", lab("delivered"), row["delivered_at"] is not None, delivered_detail),
+            Badge("accepted", lab("accepted"), True, f"#{row['log_index']}", ours),
+            Badge("delivered", lab("delivered"), row["delivered_at"] is not None, delivered_detail, where),
         ]
         overdue = self.when(row["overdue_at"])
         if overdue is not None:  # stays on the record once answered: the answer came late
