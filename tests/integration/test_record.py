@@ -159,6 +159,10 @@ def test_messages_both_ways_are_cosigned_and_verified(pair: Cluster) -> None:
         check_bundle(pair, own, node.party, other, raw)
         theirs = get(node, operator, f"/api/v1/messages/{message_id}/proof", log=other)
         assert theirs.status_code == 200, theirs.text
+        # Each download is named for the log it proves, so that the two do not overwrite each other.
+        assert theirs.headers["content-disposition"] == f'attachment; filename="{message_id}.{other}-log.tlog-proof"'
+        ours = get(node, operator, f"/api/v1/messages/{message_id}/proof")
+        assert ours.headers["content-disposition"] == f'attachment; filename="{message_id}.{node.party}-log.tlog-proof"'
         check_bundle(pair, theirs.content, other, node.party, raw)
         # The receiver can prove the same envelope in the sender's log (it asks the sender live).
         receiver = ir if node is pk else pk

@@ -99,7 +99,9 @@ async def message_proof(
 ) -> Response:
     """Return a c2sp.org/tlog-proof@v1 bundle proving the envelope is in this node's (or a peer's) log."""
     offices = visible_offices(node, operator)
-    filename = {"Content-Disposition": f'attachment; filename="{message_id}.tlog-proof"'}
+    # Named for the log it proves: the proof in ours and the one in the peer's must not overwrite each other.
+    whose = node.ctx.party if log is None else log
+    filename = {"Content-Disposition": f'attachment; filename="{message_id}.{whose}-log.tlog-proof"'}
     if log is None or log == node.ctx.party:
 
         def own(conn: Connection) -> bytes:
