@@ -22,6 +22,7 @@ from cli_support import assert_error, detente
 from detente.cli.app import app
 from detente.core import envelope as envelope_mod
 from detente.core import merkle_memory, tiles
+from detente.core.audit_checkpoints import NOTHING_WITNESSED
 from detente.core.audit_report import Report, entry_range
 from detente.core.checkpoint import Checkpoint, parse_checkpoint, sign_checkpoint
 from detente.core.note import parse_note
@@ -207,6 +208,20 @@ def test_a_log_rewritten_by_its_owner_fails(cluster: Cluster, tmp_path: Path) ->
     assert expected[0].startswith(f"{entry_range(witnessed, len(forged))} rest")
     allowed = audit(cluster, out, "--allow-unwitnessed")
     assert allowed.exit_code == 0 and f"OK up to size {witnessed} only:" in allowed.output
+
+    # QA6 #1: pk also re-signs every checkpoint alone, stripping ir's cosignatures: nothing is
+    # witnessed, and --allow-unwitnessed (meant for a tail) does not accept that.
+    stripped = []
+    for line in lines:
+        item = json.loads(line)
+        cp = parse_checkpoint(parse_note(item["note"].encode()).text)
+        item["note"] = sign_checkpoint(cp, signer).format().decode()
+        stripped.append(json.dumps(item))
+    (out / "checkpoints.jsonl").write_text("\n".join(stripped) + "\n")
+    (out / "checkpoint").write_text(json.loads(stripped[-1])["note"])
+    alone = audit(cluster, out, "--allow-unwitnessed")
+    assert alone.exit_code == 1, alone.output
+    assert f"FAIL {NOTHING_WITNESSED}\n" in alone.output and "\nFAILED: 1 problem(s)" in alone.output
 
 
 # --- a damaged export -----------------------------------------------------------------------------

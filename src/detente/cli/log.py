@@ -39,10 +39,11 @@ from detente.core import agreement as agreement_mod
 from detente.core import envelope as envelope_mod
 from detente.core.audit import Reader, Report, audit
 from detente.core.audit_report import entry_range
-from detente.core.checkpoint import ProofBundle, parse_proof_bundle
+from detente.core.checkpoint import ProofBundle, parse_checkpoint, parse_proof_bundle
 from detente.core.envelope import Envelope
-from detente.core.proof_bundle import ProvenEntry, envelope_in, verify_bundle, with_envelope
-from detente.errors import BadRequest, Conflict, Error, MalformedError, VerificationError
+from detente.core.note import parse_note, signature_for
+from detente.core.proof_bundle import ProvenEntry, envelope_in, log_party_of, verify_bundle, with_envelope
+from detente.errors import BadRequest, Conflict, Error, Invalid, MalformedError, VerificationError
 from detente.node.config import load_config
 from detente.node.export import export_log
 from detente.node.setup import agreement_text
@@ -66,6 +67,19 @@ EarlierOpt = Annotated[
 ]
 
 
+def _load_agreement(path: Path) -> agreement_mod.Agreement:
+    """Return the agreement in the file `path`.
+
+    Raises what `agreement_text` raises (naming the file), and what `agreement.load` raises for a
+    file that is not an agreement, with the file's name in front (`--agreement exp/checkpoint`).
+    """
+    text = agreement_text(path)
+    try:
+        return agreement_mod.load(text, strict=False)
+    except (MalformedError, Invalid) as exc:
+        raise type(exc)(f"{path}: {exc.detail}") from None
+
+
 def _earlier(doc: agreement_mod.Agreement, paths: list[Path] | None) -> list[agreement_mod.Agreement]:
     """Return the earlier agreements in `paths`, in order.
 
@@ -74,7 +88,7 @@ def _earlier(doc: agreement_mod.Agreement, paths: list[Path] | None) -> list[agr
     """
     before: list[agreement_mod.Agreement] = []
     for path in paths or []:
-        amended = agreement_mod.load(agreement_text(path), strict=False)
+        amended = _load_agreement(path)
         if amended.hash == doc.hash or amended.hash in {a.hash for a in before}:
             raise typer.BadParameter(f"{path} is an agreement given already", param_hint="--earlier")
         before.append(amended)
@@ -165,7 +179,8 @@ def print_report(report: Report, seconds: float) -> None:
         print(f"FAIL … and {report.more_problems} more problems")
     for hint in report.hints:
         print(f"hint         {hint}")
-    if report.unwitnessed() and not report.unwitnessed_allowed:
+    if report.unwitnessed() and not report.unwitnessed_allowed and report.witnessed_size:
+        # Not when nothing is witnessed: the flag accepts an unwitnessed tail, not a whole log.
         # Say what the choice is, without recommending it: only the auditor knows whether a tail
         # not yet witnessed is expected (an export made just after a checkpoint, a peer down).
         print(
@@ -185,7 +200,7 @@ def audit_command(
     ],
     earlier: EarlierOpt = None,
     jobs: Annotated[
-        int, typer.Option("--jobs", help="processes checking envelope signatures (used from 20,000 entries)")
+        int, typer.Option("--jobs", min=1, help="processes checking envelope signatures (used from 20,000 entries)")
     ] = _DEFAULT_JOBS,
     party: Annotated[
         str | None, typer.Option("--party", help="the party whose log you expect (fail if it is another's)")
@@ -208,7 +223,7 @@ def audit_command(
     that no entry names is a warning.
     """
     started = time.perf_counter()
-    doc = agreement_mod.load(agreement_text(agreement), strict=False)
+    doc = _load_agreement(agreement)
     if party is not None and party not in doc.parties:
         known = ", ".join(sorted(doc.parties))
         raise typer.BadParameter(f"{party!r} is not a party of this agreement ({known})", param_hint="--party")
@@ -219,7 +234,7 @@ def audit_command(
     report = audit(
         _reader(export),
         doc,
-        jobs=max(1, jobs),
+        jobs=jobs,
         names=_names(export),
         party=party,
         allow_unwitnessed=allow_unwitnessed,
@@ -385,7 +400,7 @@ def log_verify_proof(
     envelope sealed under an earlier agreement needs it, with --earlier) and exit status as `log
     proof`.
     """
-    doc = agreement_mod.load(agreement_text(agreement), strict=False)
+    doc = _load_agreement(agreement)
     before = _earlier(doc, earlier)
     _check_party(doc, log, "--log")
     try:
@@ -416,7 +431,7 @@ def _agreement(path: Path | None, node: Path | None) -> agreement_mod.Agreement:
                 "give your copy of the agreement, or --node DIR to use its agreement.toml", param_hint="'--agreement'"
             )
         path = load_config(node).agreement_path
-    return agreement_mod.load(agreement_text(path), strict=False)
+    return _load_agreement(path)
 
 
 def _check_party(doc: agreement_mod.Agreement, party: str | None, option: str) -> None:
@@ -520,7 +535,10 @@ def _verify(
     unless `allow_unwitnessed` (`live`: the bundle was just fetched, and asking again may find it
     cosigned; else it is a saved file).
     """
-    entry = verify_bundle(bundle, envelope, doc, log_party=log, earlier=earlier)
+    try:
+        entry = verify_bundle(bundle, envelope, doc, log_party=log, earlier=earlier)
+    except VerificationError as exc:
+        raise VerificationError(f"{exc.detail}{_rotated_key(bundle, doc)}") from None
     if not entry.witnessed and not allow_unwitnessed:
         again = (
             "a checkpoint is usually cosigned within a second: try again"
@@ -532,6 +550,29 @@ def _verify(
             f"{entry.log_party}'s word alone ({again}, or accept it with --allow-unwitnessed)"
         )
     return entry
+
+
+def _rotated_key(bundle: ProofBundle, doc: agreement_mod.Agreement) -> str:
+    """Return, for a checkpoint signed by a key of its log's name other than the one `doc` pins, which.
+
+    Empty when the pinned key signed it (the failure is elsewhere) or no key of that name did.
+    Raises nothing.
+    """
+    try:
+        note = parse_note(bundle.note_bytes)
+        party = log_party_of(parse_checkpoint(note.text).origin, doc)
+        pinned = party.verifier()
+    except Error:
+        return ""
+    others = [sig.key_id.hex() for sig in note.signatures if sig.name == pinned.name]
+    if signature_for(note, pinned) is not None or not others:
+        return ""
+    # The checkpoint key comes from --agreement alone (--earlier serves the envelope), so a bundle
+    # saved before a rotation is verified with the agreement in force when it was saved.
+    return (
+        f" (it is signed by key {', '.join(others)}; {doc.id} pins key {pinned.key_id.hex()}): if the proof was "
+        "saved before an amendment that rotated this key, give the agreement in force before it with --agreement"
+    )
 
 
 def _time(seconds: int) -> str:

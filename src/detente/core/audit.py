@@ -17,7 +17,10 @@ trusting nothing else:
    named in one hint (how many entries name each), and an earlier agreement no entry names is
    a warning;
 4. the RFC 6962 tree recomputed from the entries (`RootBuilder`) has the root of every checkpoint
-   at its size, and every hash tile equals the hashes recomputed from the entries;
+   at its size, and every hash tile equals the hashes recomputed from the entries; the roots are
+   reported after the entry and tile problems, and those that follow from the first entry whose
+   hash differs from the tiles in one line, so that `MAX_PROBLEMS` never hides that entry; an
+   entry bundle that does not parse says why (empty, cut short inside entry N, N entries held);
 5. each checkpoint is consistent with the one before it: an RFC 6962 consistency proof, built
    from the (now verified) tiles, verifies between every two successive checkpoints;
 6. `export.json` agrees with the checkpoint, and, given the names of the export's files, none is
@@ -59,6 +62,7 @@ class _Tiles:
         self.numbers: list[int] = []  # per level: the index N of that tile
         self.data: dict[tuple[int, int], bytes] = {}  # verified tiles, for the consistency proofs
         self.bad = 0
+        self.first_bad_leaf: int | None = None  # the first entry whose hash differs from the level-0 tiles
 
     def add(self, level: int, h: bytes) -> None:
         """Add the next hash of `level`; a full tile is checked and its root goes one level up."""
@@ -93,6 +97,53 @@ class _Tiles:
         width = merkle.HASH_SIZE
         first = next((i for i, h in enumerate(buf) if data[i * width : (i + 1) * width] != h), len(buf))
         self.report.fail(f"{path}: hash {first} does not match the entries")
+        if level == 0 and self.first_bad_leaf is None:
+            self.first_bad_leaf = n * tiles.TILE_WIDTH + first
+
+
+def _report_roots(report: Report, sizes: list[int], first_bad_leaf: int | None) -> None:
+    """Record the checkpoints whose root the entries do not give, after the entry and tile problems.
+
+    A changed, dropped or moved entry changes the root of every tree that holds it: the mismatches
+    from the first bad entry on follow from it, and one line says so (listed one by one, they would
+    push the line naming that entry past `MAX_PROBLEMS`). A mismatch below it is a problem of its own.
+    """
+    own = [size for size in sizes if first_bad_leaf is None or size <= first_bad_leaf]
+    for size in own:
+        report.fail(f"checkpoint of size {size}: root does not match entries 0..{size - 1}")
+    following = sizes[len(own) :]
+    if len(following) == 1:
+        report.fail(
+            f"the checkpoint of size {following[0]} does not match the entries: "
+            "it follows from the entry problems above"
+        )
+    elif following:
+        report.fail(
+            f"{len(following)} checkpoints from size {following[0]} on do not match the entries: "
+            "they follow from the entry problems above"
+        )
+
+
+def _bundle_problem(data: bytes, n: int, width: int, size: int) -> str:
+    """Return what is wrong with entry bundle `n`, which `tiles.parse_entry_bundle` refused for `width`.
+
+    Says whether it is empty, is cut short inside an entry (numbered in the log), or holds the wrong
+    number of entries for the tree of `size`. Raises nothing.
+    """
+    if not data:
+        return "is empty"
+    count, pos = 0, 0
+    while pos < len(data):
+        entry = n * tiles.TILE_WIDTH + count
+        if pos + 2 > len(data):
+            return f"entry {entry} is cut short (the bundle ends inside its length)"
+        pos += 2 + int.from_bytes(data[pos : pos + 2], "big")
+        if pos > len(data):
+            return f"entry {entry} is cut short (the bundle ends inside it)"
+        count += 1
+    if count > tiles.TILE_WIDTH:
+        return f"holds {count} entries, more than the {tiles.TILE_WIDTH} a bundle may hold"
+    return f"holds {count} {'entry' if count == 1 else 'entries'}, the tree of size {size} needs {width}"
 
 
 def _perfect_root(hashes: list[bytes]) -> bytes:
@@ -250,7 +301,7 @@ def _audit(
             try:
                 entries = tiles.parse_entry_bundle(data, width)
             except Error as exc:
-                report.fail(f"{path}: {exc.detail}")
+                report.fail(f"{path}: {_bundle_problem(data, n, width, report.size)}")
                 raise Stop from exc
             yield n * tiles.TILE_WIDTH, entries
 
@@ -267,11 +318,11 @@ def _audit(
             tile_check.add(0, leaf)
             root = roots.get(builder.size)
             if root is not None and root != builder.root():
-                report.fail(f"checkpoint of size {builder.size}: root does not match entries 0..{builder.size - 1}")
                 bad_roots.add(builder.size)
     report.entries = builder.size
     report.check_agreements_named([(a.id, a.hash) for a in agreements])
     tile_check.finish()
+    _report_roots(report, sorted(bad_roots - {0}), tile_check.first_bad_leaf)
 
     # Consistency between successive checkpoints, proven from the verified tiles.
     if tile_check.bad:

@@ -12,7 +12,9 @@ signed up to it, oldest first, one JSON object a line, `{"size": <JSON integer>,
   cut short of its newest checkpoint, or whose newest checkpoint was swapped, fails;
 - each other party's newest cosigned size is recorded (`Report.witnessed`), counting the
   cosignatures of `checkpoint` itself, and the entries beyond it are named: a problem unless the
-  auditor allowed an unwitnessed tail, then a warning (`Report.unwitnessed`).
+  auditor allowed an unwitnessed tail, then a warning (`Report.unwitnessed`). A log with entries
+  of which no part is witnessed by every party fails even then: there is no witnessed prefix for
+  the tail to follow (`NOTHING_WITNESSED`).
 
 Deleting a line in the middle (or the first) of the history leaves a history that verifies; it
 loses evidence but hides nothing the witnessing does not already bind: the newest checkpoint's
@@ -36,6 +38,10 @@ from detente.errors import Error, MalformedError, VerificationError
 
 CHECKPOINT_FILE = "checkpoint"
 HISTORY_FILE = "checkpoints.jsonl"
+NOTHING_WITNESSED = (
+    "no checkpoint of this log is cosigned by every party: nothing in it is proven to them "
+    "(--allow-unwitnessed accepts an unwitnessed tail, not a log no one witnessed)"
+)
 
 
 @dataclass(frozen=True)
@@ -101,7 +107,10 @@ def open_named(report: Report, data: bytes, where: str, signers: Signers) -> Ope
         return None
     signed = [key for key in signers.log_keys if signature_for(note, key) is not None]
     if not signed:
-        report.fail(f"{where}: not signed by {signers.party}'s log key ({signers.log_name})")
+        report.fail(
+            f"{where}: not signed by {signers.party}'s log key ({signers.log_name}){_signed_instead(note, signers)}"
+        )
+        _hint_rotation(report, note, signers, newest=where == CHECKPOINT_FILE)
         return None
     failed = [key for key in signed if not _verifies(note, key)]
     for key in failed:
@@ -118,6 +127,35 @@ def open_named(report: Report, data: bytes, where: str, signers: Signers) -> Ope
             else:
                 report.fail(f"{where}: the cosignature of {party} ({witness.name}) does not verify")
     return Opened(cp.size, cp.root, frozenset(cosigners))
+
+
+def _other_key_ids(note: Note, signers: Signers) -> list[str]:
+    """Return, in hex, the key id of each signature line of `note` under the log's name (none verified)."""
+    return [sig.key_id.hex() for sig in note.signatures if sig.name == signers.log_name]
+
+
+def _signed_instead(note: Note, signers: Signers) -> str:
+    """Return what signed a note none of the log's pinned keys signed: ": signed by key …, the agreement pins …"."""
+    pinned = [key.key_id.hex() for key in signers.log_keys]
+    pins = f"the agreement pins key {pinned[0]}" if len(pinned) == 1 else f"the agreements pin keys {', '.join(pinned)}"
+    others = _other_key_ids(note, signers)
+    if not others:
+        return f": it carries no signature of {signers.log_name} ({pins})"
+    return f": signed by key {', '.join(others)}, {pins}"
+
+
+def _hint_rotation(report: Report, note: Note, signers: Signers, *, newest: bool) -> None:
+    """Add, once per key, the hint that a key no agreement given pins may be the other side of a rotation."""
+    for key_id in _other_key_ids(note, signers):
+        # A key rotation is an amendment: the key that signed may be the one the earlier (or, for the
+        # newest checkpoint, the later) agreement pins, which the auditor did not give.
+        also = " (and the agreement in force after it with --agreement)" if newest else ""
+        hint = (
+            f"checkpoints signed by {signers.log_name} key {key_id}, which no agreement given pins: if the log "
+            f"spans an amendment that rotated this key, give the agreement in force before it with --earlier{also}"
+        )
+        if not any(h.startswith(hint.split(":", 1)[0]) for h in report.hints):
+            report.hints.append(hint)
 
 
 def _verifies(note: Note, verifier: keys.Verifier) -> bool:
@@ -167,7 +205,8 @@ def check_checkpoints(latest: bytes, history: bytes | None, report: Report, sign
     """Verify `checkpoint` and `checkpoints.jsonl`; return {size: root} of every usable checkpoint.
 
     Fills the report's size, root, checkpoint and cosignature counts and `witnessed`, and records
-    each problem (or, if `report.unwitnessed_allowed`, the unwitnessed tail as warnings). Raises
+    each problem (or, if `report.unwitnessed_allowed`, the unwitnessed tail as warnings, unless
+    nothing at all is witnessed by every party: that is `NOTHING_WITNESSED`, a problem). Raises
     `Stop` if `checkpoint` cannot be used (there is then no tree to check).
     """
     newest = open_named(report, latest, CHECKPOINT_FILE, signers)
@@ -196,6 +235,10 @@ def check_checkpoints(latest: bytes, history: bytes | None, report: Report, sign
             report.warnings.append(f"UNWITNESSED {line}")
         else:
             report.fail(line)
+    if report.unwitnessed_allowed and report.size and report.witnessed and not report.witnessed_size:
+        # The flag accepts a tail beyond what the others witnessed; with nothing witnessed there is
+        # no such prefix, and an owner who rewrote the log and stripped every cosignature would pass.
+        report.fail(NOTHING_WITNESSED)
     return roots
 
 

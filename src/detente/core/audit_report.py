@@ -7,7 +7,8 @@ Three verdicts, in this order of precedence:
 - **OK**: everything verifies, and the newest checkpoint is cosigned by every other party of the
   agreement, so every entry is *witnessed*.
 - **OK up to size W** (only with `allow_unwitnessed`): everything verifies, but some entries, the
-  *tail* from size W on, are covered by no checkpoint that every other party cosigned.
+  *tail* from size W on, are covered by no checkpoint that every other party cosigned. W is never
+  0 for a log with entries: a log no part of which every party witnessed fails, flag or not.
 
 The distinction matters because an entry that no other party has witnessed rests on the log owner's
 signature alone: the owner can drop, reorder or change such entries, re-sign the tree and hand over

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from audit_support import HISTORY, SIZE, Log, edit_manifest, make_export, make_log, note, run
+from cli_support import assert_error, assert_usage_error, detente
 from detente.core import audit as audit_module
 from detente.core import merkle, merkle_memory, tiles
 from detente.core.audit import audit
+from detente.core.audit_checkpoints import NOTHING_WITNESSED
 from detente.core.checkpoint import Checkpoint, sign_checkpoint
 from detente.core.keys import Signer
+from detente.core.note import sign_note
 from record_support import envelope
 
 
@@ -47,7 +51,13 @@ def test_a_changed_entry_is_named(log: Log) -> None:
     damaged = {**files, "tile/entries/000": tiles.entry_bundle(changed[:256])}
     problems = run(damaged, log.doc).problems
     assert problems[0].startswith("entry 7 (envelope ") and "signature does not verify" in problems[0]
-    assert any("checkpoint of size 100: root does not match entries 0..99" in p for p in problems)
+    # The entry first, then the tiles it breaks, then one line for the roots that follow from it.
+    assert problems[1:] == [
+        "tile/0/000: hash 7 does not match the entries",
+        "tile/1/000.p/1: hash 0 does not match the entries",
+        "4 checkpoints from size 100 on do not match the entries: they follow from the entry problems above",
+        "consistency proofs not checked: the hash tiles do not match the entries",
+    ]
     # Re-signing the tree over the changed entry (here even with ir's key) does not help: the envelope fails.
     resigned = make_export(log, changed)
     problems = run(resigned, log.doc).problems
@@ -108,9 +118,26 @@ def test_a_bad_signature_names_its_signer(log: Log) -> None:
     # A checkpoint without the log's signature, or signed by another key of the same name.
     stranger = Signer.generate("pk.detente/log")
     forged = sign_checkpoint(Checkpoint("pk.detente/log", SIZE, merkle.EMPTY_ROOT), stranger).format()
-    assert run({**files, "checkpoint": forged}, log.doc).problems == [
-        "checkpoint: not signed by pk's log key (pk.detente/log)"
+    report = run({**files, "checkpoint": forged}, log.doc)
+    signed, pinned = stranger.verifier.key_id.hex(), log.signers["pk"].verifier.key_id.hex()
+    assert report.problems == [
+        f"checkpoint: not signed by pk's log key (pk.detente/log): signed by key {signed}, "
+        f"the agreement pins key {pinned}"
     ]
+    assert report.hints == [
+        f"checkpoints signed by pk.detente/log key {signed}, which no agreement given pins: if the log spans an "
+        "amendment that rotated this key, give the agreement in force before it with --earlier "
+        "(and the agreement in force after it with --agreement)"
+    ]
+    # A note with no signature line of the log's name at all: no key to name, no hint.
+    other = Signer.generate("pk.example/other")
+    unsigned = sign_note(Checkpoint("pk.detente/log", SIZE, merkle.EMPTY_ROOT).text(), other).format()
+    report = run({**files, "checkpoint": unsigned}, log.doc)
+    assert report.problems == [
+        "checkpoint: not signed by pk's log key (pk.detente/log): it carries no signature of pk.detente/log "
+        f"(the agreement pins key {pinned})"
+    ]
+    assert report.hints == []
 
 
 def test_an_export_of_another_log_stops_the_audit(log: Log) -> None:
@@ -200,3 +227,102 @@ def test_worker_processes_give_the_same_report(log: Log, monkeypatch: pytest.Mon
     assert parallel.problems == serial.problems
     assert [p.split(" (")[0] for p in serial.problems if p.startswith("entry ")] == ["entry 7", "entry 299"]
     assert parallel.senders == serial.senders and parallel.tiles == serial.tiles
+
+
+def test_root_mismatches_that_follow_from_a_bad_entry_come_after_it_in_one_line(log: Log) -> None:
+    """QA6 #3: on a log with many checkpoints, two swapped entries are named before the roots they break."""
+    sizes = tuple(range(0, SIZE + 1, 4))  # 76 checkpoints, more than MAX_PROBLEMS
+    files = make_export(log, sizes=sizes)
+    swapped = list(log.entries)
+    swapped[7], swapped[8] = swapped[8], swapped[7]  # each envelope still verifies
+    damaged = {**files, "tile/entries/000": tiles.entry_bundle(swapped[:256])}
+    report = run(damaged, log.doc)
+    assert report.problems == [
+        "tile/0/000: hash 7 does not match the entries",
+        "tile/1/000.p/1: hash 0 does not match the entries",
+        f"{len(sizes) - 2} checkpoints from size 8 on do not match the entries: "
+        "they follow from the entry problems above",
+        "consistency proofs not checked: the hash tiles do not match the entries",
+    ]
+    assert report.more_problems == 0
+    # A checkpoint of another tree below the first bad entry does not follow from it: named alone.
+    other = merkle_memory.MemoryHashStore([b"x"] * 4).root()
+    lines = damaged["checkpoints.jsonl"].decode().splitlines()
+    lines[1] = json.dumps({"size": 4, "note": note(log, 4, other).decode()})
+    problems = run({**damaged, "checkpoints.jsonl": ("\n".join(lines) + "\n").encode()}, log.doc).problems
+    assert problems[2:4] == [
+        "checkpoint of size 4: root does not match entries 0..3",
+        f"{len(sizes) - 2} checkpoints from size 8 on do not match the entries: "
+        "they follow from the entry problems above",
+    ]
+    # One checkpoint beyond the bad entry: said in the singular.
+    one = {**make_export(log, sizes=(4, SIZE)), "tile/entries/000": tiles.entry_bundle(swapped[:256])}
+    assert run(one, log.doc).problems[2] == (
+        f"the checkpoint of size {SIZE} does not match the entries: it follows from the entry problems above"
+    )
+
+
+@pytest.mark.parametrize(
+    ("cut", "message"),
+    [
+        (lambda entries: entries[:-1], "holds 43 entries, the tree of size 300 needs 44"),
+        (lambda entries: entries + entries[-1:], "holds 45 entries, the tree of size 300 needs 44"),
+        (lambda entries: entries[:1], "holds 1 entry, the tree of size 300 needs 44"),
+    ],
+)
+def test_an_entry_bundle_with_the_wrong_number_of_entries_says_how_many(log: Log, cut: object, message: str) -> None:
+    """QA6 #4: a dropped (or added) entry is counted, not just "malformed"."""
+    files = make_export(log)
+    assert callable(cut)
+    bundle = tiles.entry_bundle(cut(log.entries[256:]))
+    assert run({**files, "tile/entries/001.p/44": bundle}, log.doc).problems == [f"tile/entries/001.p/44: {message}"]
+
+
+def test_a_cut_short_or_empty_entry_bundle_says_which(log: Log) -> None:
+    files = make_export(log)
+    path = "tile/entries/001.p/44"
+    bundle = files[path]
+
+    def problems(data: bytes) -> list[str]:
+        return run({**files, path: data}, log.doc).problems
+
+    assert problems(bundle[:-10]) == [f"{path}: entry 299 is cut short (the bundle ends inside it)"]
+    last = len(bundle) - 2 - len(log.entries[299])  # where entry 299's two-byte length starts
+    assert problems(bundle[: last + 1]) == [f"{path}: entry 299 is cut short (the bundle ends inside its length)"]
+    assert problems(b"") == [f"{path}: is empty"]
+    # A tree of 33 from which an entry was dropped: the brief's own example.
+    small = make_export(log, sizes=(33,))
+    dropped = {**small, "tile/entries/000.p/33": tiles.entry_bundle(log.entries[:7] + log.entries[8:33])}
+    assert run(dropped, log.doc).problems == ["tile/entries/000.p/33: holds 32 entries, the tree of size 33 needs 33"]
+
+
+def _write(files: dict[str, bytes], root: Path) -> Path:
+    for name, data in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data)
+    return root
+
+
+def test_the_cli_names_a_file_that_is_not_an_agreement_and_refuses_no_jobs(log: Log, tmp_path: Path) -> None:
+    """QA6 #5."""
+    export = _write(make_export(log), tmp_path / "export")
+    (tmp_path / "agreement.toml").write_text(log.text)
+    given = ("audit", str(export), "--agreement")
+    not_toml = export / "checkpoint"
+    assert_error(detente(*given, str(not_toml)), f"MalformedError: {not_toml}: agreement is not valid TOML: ")
+    earlier = ("--earlier", str(not_toml))
+    assert_error(detente(*given, str(tmp_path / "agreement.toml"), *earlier), f"{not_toml}: agreement is not valid")
+    assert_usage_error(detente(*given, str(tmp_path / "agreement.toml"), "--jobs", "0"), "--jobs")
+    assert detente(*given, str(tmp_path / "agreement.toml"), "--jobs", "1").code == 0
+
+
+def test_the_cli_fails_a_log_no_one_witnessed_even_with_the_flag(log: Log, tmp_path: Path) -> None:
+    """QA6 #1, as the auditor sees it: exit 1, the line saying why, no hint to use the flag."""
+    export = _write(make_export(log, cosigned=()), tmp_path / "export")
+    (tmp_path / "agreement.toml").write_text(log.text)
+    given = ("audit", str(export), "--agreement", str(tmp_path / "agreement.toml"))
+    allowed = detente(*given, "--allow-unwitnessed")
+    assert allowed.code == 1 and f"FAIL {NOTHING_WITNESSED}\n" in allowed.stdout
+    assert "\nFAILED: 1 problem(s) (" in allowed.stdout
+    plain = detente(*given)
+    assert plain.code == 1 and "--allow-unwitnessed accepts them" not in plain.stdout

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from audit_support import HISTORY, SIZE, Export, Log, make_export, make_log, run
-from cli_support import assert_usage_error, detente
+from audit_support import HISTORY, SIZE, Export, Log, make_export, make_log, note, run
+from cli_support import assert_error, assert_usage_error, detente
 from detente.core import audit as audit_module
-from detente.core import tiles
+from detente.core import merkle, merkle_memory, tiles
 from detente.core.audit import Report, audit
 from detente.core.audit_checkpoints import CHECKPOINT_FILE
+from detente.core.checkpoint import ProofBundle
 from record_support import envelope
 
 CUT = 150  # entries 0..149 under the first agreement; checkpoints of size <= CUT signed by its keys
@@ -52,14 +53,36 @@ def test_without_the_earlier_agreement_its_era_fails_and_is_named(logs: tuple[Lo
     assert any(p.startswith("entry 0 (envelope ") and "is not the hash of an agreement given" in p for p in problems)
     assert any("checkpoint of size 100" in p and "not signed by pk's log key" in p for p in problems)
     assert not any(p.startswith(f"entry {CUT} ") for p in problems)  # the amended era verifies
+    old_key, new_key = key_id(first), key_id(amended)
+    assert (
+        "checkpoints.jsonl line 3 (checkpoint of size 100): not signed by pk's log key (pk.detente/log): "
+        f"signed by key {old_key}, the agreement pins key {new_key}"
+    ) in problems
     # The earlier agreement alone (an auditor who gave the wrong one as in force): the newest
     # checkpoint carries none of its keys, and with no tree to check the audit stops there.
-    older = run(amended_export(logs), first.doc).problems
-    assert older[0] == "checkpoint: not signed by pk's log key (pk.detente/log)", older
+    older = run(amended_export(logs), first.doc)
+    assert older.problems == [
+        f"checkpoint: not signed by pk's log key (pk.detente/log): signed by key {new_key}, the agreement pins key "
+        f"{old_key}"
+    ]
+    assert older.hints == [key_hint(new_key, newest=True)]
 
 
 def hint(*named: str, these: str = "that agreement") -> str:
     return f"{', '.join(named)}, not given: if the log spans an amendment, give {these} with --earlier"
+
+
+def key_id(log: Log) -> str:
+    """The key id (hex) of pk's log key in `log`."""
+    return log.signers["pk"].verifier.key_id.hex()
+
+
+def key_hint(key: str, newest: bool = False) -> str:
+    also = " (and the agreement in force after it with --agreement)" if newest else ""
+    return (
+        f"checkpoints signed by pk.detente/log key {key}, which no agreement given pins: if the log spans an "
+        f"amendment that rotated this key, give the agreement in force before it with --earlier{also}"
+    )
 
 
 def test_without_the_earlier_agreement_one_hint_names_it_and_counts_its_entries(logs: tuple[Log, Log]) -> None:
@@ -67,7 +90,8 @@ def test_without_the_earlier_agreement_one_hint_names_it_and_counts_its_entries(
     first, amended = logs
     report = run(amended_export(logs), amended.doc)
     assert report.more_problems > 0 and report.agreements == {first.doc.hash: CUT, amended.doc.hash: SIZE - CUT}
-    assert report.hints == [hint(f"{CUT} entries name agreement {first.doc.hash[:12]}…")]
+    # The checkpoints signed with the first key come first (they are read first), then the entries.
+    assert report.hints == [key_hint(key_id(first)), hint(f"{CUT} entries name agreement {first.doc.hash[:12]}…")]
     assert report.warnings == []
     assert run(amended_export(logs), amended.doc, earlier=(first.doc,)).hints == []
 
@@ -102,7 +126,7 @@ def test_an_earlier_agreement_no_entry_names_is_a_warning(logs: tuple[Log, Log])
     assert not alone.ok and alone.warnings == [
         f"--earlier {stranger.doc.id} {stranger.doc.hash[:12]}…: no entry names it"
     ]
-    assert alone.hints == [hint(f"{CUT} entries name agreement {first.doc.hash[:12]}…")]
+    assert alone.hints == [key_hint(key_id(first)), hint(f"{CUT} entries name agreement {first.doc.hash[:12]}…")]
 
 
 def test_an_audit_that_stops_before_the_entries_neither_hints_nor_warns(logs: tuple[Log, Log]) -> None:
@@ -158,7 +182,7 @@ def test_worker_processes_check_each_era_alike(logs: tuple[Log, Log], monkeypatc
     assert parallel.problems == serial.problems and serial.problems[0].startswith("entry 7 ")
     # The workers' counts of the agreements named add up to the same hint.
     parallel_alone = audit(damaged.get, amended.doc, jobs=2, names=list(damaged))
-    assert parallel_alone.hints == alone.hints and len(alone.hints) == 1
+    assert parallel_alone.hints == alone.hints and len(alone.hints) == 2  # the first key's, the first agreement's
     assert parallel_alone.agreements == alone.agreements == {first.doc.hash: CUT, amended.doc.hash: SIZE - CUT}
 
 
@@ -177,7 +201,10 @@ def test_the_cli_takes_earlier_agreements(logs: tuple[Log, Log], tmp_path: Path)
     failed = detente(*given)
     assert failed.code == 1 and "is not the hash of an agreement given" in failed.stdout
     hints = [line for line in failed.stdout.splitlines() if line.startswith("hint ")]
-    assert hints == [f"hint         {hint(f'{CUT} entries name agreement {first.doc.hash[:12]}…')}"], hints
+    assert hints == [
+        f"hint         {key_hint(key_id(first))}",
+        f"hint         {hint(f'{CUT} entries name agreement {first.doc.hash[:12]}…')}",
+    ], hints
     assert_usage_error(detente(*given, "--earlier", str(tmp_path / "amended.toml")), "an agreement given already")
     twice = ("--earlier", str(tmp_path / "first.toml"))
     assert_usage_error(detente(*given, *twice, *twice), "an agreement given already")
@@ -188,3 +215,24 @@ def test_the_cli_takes_earlier_agreements(logs: tuple[Log, Log], tmp_path: Path)
     assert extra.code == 0, extra.stdout
     assert f"warning      --earlier {stranger.doc.id} {stranger.doc.hash[:12]}…: no entry names it" in extra.stdout
     assert "\nOK (" in extra.stdout and "hint " not in extra.stdout
+
+
+def test_a_proof_saved_before_the_rotation_names_both_keys(logs: tuple[Log, Log], tmp_path: Path) -> None:
+    """QA6 #2: `log verify-proof` of a bundle whose checkpoint the first key signed, with the amended agreement."""
+    first, amended = logs
+    store = merkle_memory.MemoryHashStore(amended.entries[:100])
+    proof = merkle.prove_inclusion(5, 100, store)
+    bundle = ProofBundle(5, tuple(proof), note(first, 100, store.root()), amended.entries[5])
+    (tmp_path / "m.tlog-proof").write_bytes(bundle.format())
+    (tmp_path / "first.toml").write_text(first.text)
+    (tmp_path / "amended.toml").write_text(amended.text)
+    verify = ("log", "verify-proof", str(tmp_path / "m.tlog-proof"), "--agreement")
+    assert_error(
+        detente(*verify, str(tmp_path / "amended.toml"), "--earlier", str(tmp_path / "first.toml")),
+        f"VerificationError: the checkpoint of pk.detente/log at size 100 is not signed by the key agreement "
+        f"{amended.doc.id} pins for pk (it is signed by key {key_id(first)}; {amended.doc.id} pins key "
+        f"{key_id(amended)}): if the proof was saved before an amendment that rotated this key, give the agreement "
+        "in force before it with --agreement",
+    )
+    # What the hint says to do verifies it.
+    assert detente(*verify, str(tmp_path / "first.toml")).code == 0

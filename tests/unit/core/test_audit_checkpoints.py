@@ -8,7 +8,7 @@ import pytest
 
 from audit_support import HISTORY_CUTS, SIZE, Log, history_file, lines_of, make_export, make_log, note, run, with_lines
 from detente.core import merkle_memory
-from detente.core.audit_checkpoints import parse_history_line
+from detente.core.audit_checkpoints import NOTHING_WITNESSED, parse_history_line
 from detente.core.audit_report import Report
 
 
@@ -48,7 +48,32 @@ def test_a_log_no_one_cosigned_is_unwitnessed_from_its_first_entry(log: Log) -> 
         "entries 0..299 rest on pk's signature alone: ir cosigned no checkpoint in the export (the tree has size 300)"
     ]
     assert report.cosignatures == {} and report.witnessed == {"ir": 0}
-    assert run(files, log.doc, allow_unwitnessed=True).verdict().startswith("OK up to size 0 only: entries 0..299")
+
+
+def test_allow_unwitnessed_does_not_accept_a_log_no_one_witnessed(log: Log) -> None:
+    """QA6 #1: pk drops an entry, re-signs every checkpoint and strips ir's cosignatures."""
+    forged = log.entries[:7] + log.entries[8:]
+    files = make_export(log, forged, sizes=(0, 1, 7, 100, 256, SIZE - 1), cosigned=())
+    report = run(files, log.doc, allow_unwitnessed=True)
+    assert report.problems == [NOTHING_WITNESSED] and report.verdict() == "FAILED: 1 problem(s)"
+    assert NOTHING_WITNESSED == (
+        "no checkpoint of this log is cosigned by every party: nothing in it is proven to them "
+        "(--allow-unwitnessed accepts an unwitnessed tail, not a log no one witnessed)"
+    )
+    assert report.warnings == [
+        "UNWITNESSED entries 0..298 rest on pk's signature alone: ir cosigned no checkpoint in the export "
+        "(the tree has size 299)"
+    ]
+    # Only the empty tree cosigned witnesses nothing either.
+    files = make_export(log, forged, sizes=(0, 1, 7, 100, 256, SIZE - 1), cosigned={0})
+    assert run(files, log.doc, allow_unwitnessed=True).problems == [NOTHING_WITNESSED]
+    # An empty log has nothing to witness; a witnessed prefix still lets the flag accept the tail.
+    assert run(make_export(log, sizes=(0,), cosigned=()), log.doc, allow_unwitnessed=True).ok
+    assert (
+        run(make_export(log, cosigned={1}), log.doc, allow_unwitnessed=True)
+        .verdict()
+        .startswith("OK up to size 1 only: entries 1..299")
+    )
 
 
 def test_the_newest_checkpoints_own_cosignature_counts(log: Log) -> None:
