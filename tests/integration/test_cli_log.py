@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from cli_support import Ran, assert_error, assert_usage_error, detente
-from detente.cli import log as log_cli
+from detente.cli import log_proofs as log_cli
 from detente.core import agreement as agreement_mod
 from detente.core.checkpoint import parse_proof_bundle
 from detente.core.keys import Signer

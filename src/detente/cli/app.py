@@ -405,7 +405,7 @@ def user_list(data: DataOpt) -> None:
 from detente.cli import client as _client  # noqa: E402,F401  (registers the API commands)
 from detente.cli import demo as _demo  # noqa: E402,F401  (registers `demo`)
 from detente.cli import drill as _drill  # noqa: E402,F401  (registers `drill`)
-from detente.cli import log as _log  # noqa: E402,F401  (registers `log export` and `audit`)
+from detente.cli import log as _log  # noqa: E402,F401  (registers `log` and `audit`)
 from detente.cli import workflow as _workflow  # noqa: E402,F401  (code, codebook, case, action, ..., rebuild)
 
 __all__ = ["app", "json"]
