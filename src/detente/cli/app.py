@@ -1,4 +1,4 @@
-"""Node administration commands: init, agreement (ratify, show), key (new, show), backup, restore, serve, user."""
+"""Node administration commands: init, agreement (ratify, show), serve, user (key, backup, restore: `safekeeping`)."""
 
 from __future__ import annotations
 
@@ -19,9 +19,7 @@ from detente.node import setup
 app = typer.Typer(help="Détente: a verifiable hotline for states in crisis.", no_args_is_help=True)
 agreement_app = typer.Typer(help="The agreement in force: ratify, show.", no_args_is_help=True)
 user_app = typer.Typer(help="Operators of this node.", no_args_is_help=True)
-key_app = typer.Typer(help="The node key and its rotation: new, show.", no_args_is_help=True)
 app.add_typer(agreement_app, name="agreement")
-app.add_typer(key_app, name="key")
 app.add_typer(user_app, name="user")
 out = Console()
 
@@ -147,107 +145,6 @@ def agreement_show(data: DataOpt) -> None:
         print(f"office {office.id}: {office.title}{alt}")
     for channel in doc.channels.values():
         print(f"channel {channel.name}: {channel.offices[0]} <-> {channel.offices[1]}")
-
-
-@key_app.command("new")
-def key_new(
-    data: DataOpt,
-    replace: Annotated[
-        bool, typer.Option("--replace", help="make another next key in place of the one made before")
-    ] = False,
-) -> None:
-    """Make the next node key (DATA/node.key.next) for a key rotation and print its vkey.
-
-    Changes nothing the node uses, so it may run meanwhile. The key switches when this node
-    ratifies an amended agreement that pins it (`detente agreement ratify ... --replace`).
-    """
-    from detente.node.config import load_config
-    from detente.node.keyring import new_key
-
-    made = new_key(data, replace=replace)
-    party = load_config(data).party
-    print(
-        f"next node key written to {made.key.path}; node.key stays in force until this node ratifies an agreement "
-        "that pins the new key"
-    )
-    if made.replaced is not None:
-        print(f"it replaces the next key made before, {made.replaced}")
-    print(f"Put it in the amended agreement under [parties.{party}]:")
-    print(f'vkey = "{made.key.vkey}"')
-    print("then every party ratifies the amended agreement, each node stopped; this node switches to the new key")
-    print(f"when it ratifies it: detente agreement ratify --data {data} --agreement NEW.toml --replace")
-
-
-@key_app.command("show")
-def key_show(data: DataOpt) -> None:
-    """Print the node key in force, whether the agreement pins it, the next key and the retired keys."""
-    from detente.node.keyring import status
-
-    for line in status(data).lines():
-        print(line)
-
-
-@app.command()
-def backup(
-    data: DataOpt,
-    to: Annotated[Path, typer.Option("--out", help="a new or empty directory for the copy")],
-) -> None:
-    """Copy the node's files and SQLite database, consistently, while it runs (or not).
-
-    A copy restores the node exactly only if the node did nothing after it was taken: the peers
-    hold what it did since (see README, "Backups").
-    """
-    from detente.node.backup import backup as take
-    from detente.node.serving import running
-
-    done = take(data, to)
-    print(f"backed up {data} to {done.out} at {done.taken}: {len(done.files)} files")
-    if done.database is not None:
-        print(f"database     {done.database}, a consistent copy; the log holds {done.log_size} entries")
-    else:
-        print(
-            f"database     not copied: {done.database_url} is PostgreSQL; back it up with the server's own "
-            "tools (pg_dump), at the same time"
-        )
-    print("a restore is exact only if the node does nothing after this copy: the peers hold what comes after it")
-    if running(data) is not None:
-        print(
-            "the node is serving: its link tests, checkpoints and cosignatures go into its log every few seconds, "
-            "so this copy is behind within seconds; for a copy to restore exactly, stop the node and take it again"
-        )
-
-
-@app.command()
-def restore(
-    data: DataOpt,
-    source: Annotated[Path, typer.Option("--from", help="the directory `detente backup` wrote")],
-) -> None:
-    """Put a backup of this node back into its data directory (or a new one), with the node stopped.
-
-    Everything is checked first: the backup is complete and of this node, and its database passes
-    SQLite's integrity check. The old database's -wal and -shm are removed, so that SQLite cannot
-    apply them to the restored file. A PostgreSQL database is left alone: restore it with the
-    server's own tools. Exact only if the node did nothing after the copy (see README, "Backups").
-    """
-    from detente.node.restore import restore as put_back
-
-    done = put_back(data, source)
-    print(f"restored {done.data} from {done.source}: {', '.join(done.files)}")
-    if done.database is not None:
-        print(f"database     {done.database}, integrity checked; the log holds {done.log_size} entries")
-        if done.removed:
-            print(f"removed      {', '.join(done.removed)}: the old database's, which SQLite would have applied to it")
-    else:
-        print(
-            f"database     not restored: {done.database_url} is PostgreSQL; restore it with the server's own tools "
-            "(pg_restore or psql, from the dump taken with this backup) before starting the node"
-        )
-    if done.kept:
-        print(f"kept         {', '.join(done.kept)}: this node's keys that the backup holds no copy of")
-    print(
-        "a restore is exact only if the node did nothing after the copy was taken: the peers hold what came after "
-        'it, and refuse the reused sequence numbers and the forked log (see README, "Backups")'
-    )
 
 
 @app.command()
@@ -406,6 +303,7 @@ from detente.cli import client as _client  # noqa: E402,F401  (registers the API
 from detente.cli import demo as _demo  # noqa: E402,F401  (registers `demo`)
 from detente.cli import drill as _drill  # noqa: E402,F401  (registers `drill`)
 from detente.cli import log as _log  # noqa: E402,F401  (registers `log` and `audit`)
+from detente.cli import safekeeping as _safekeeping  # noqa: E402,F401  (registers `key`, `backup`, `restore`)
 from detente.cli import workflow as _workflow  # noqa: E402,F401  (code, codebook, case, action, ..., rebuild)
 
 __all__ = ["app", "json"]
