@@ -326,12 +326,15 @@ def test_a_file_made_after_the_check_is_not_overwritten(tmp_path: Path) -> None:
         log_cli._write(tmp_path / "missing" / "m.tlog-proof", b"bundle", force=False)
 
 
-def test_a_bundle_from_the_api_needs_the_envelope(pair: Cluster, sent: Sent, tmp_path: Path) -> None:
+def test_a_bundle_from_the_api_carries_its_envelope(pair: Cluster, sent: Sent, tmp_path: Path) -> None:
+    """A proof downloaded from the console or the API verifies alone; one without its envelope needs it given."""
     pk = pair["pk"]
     with pk.client("pk-dgmo") as client:
         served = client.get(f"/api/v1/messages/{sent.id}/proof", params={"log": "ir"}).content
     path = tmp_path / "served.tlog-proof"
     path.write_bytes(served)
+    proves(verify(path, sent.agreement), sent.id, "ir", "pk", sent.ir_index)
+    path.write_bytes(b"".join(line for line in served.splitlines(keepends=True) if not line.startswith(b"extra ")))
     assert_error(verify(path, sent.agreement), "carries no envelope (no extra line): give the envelope with --envelope")
     message = tmp_path / "message.json"
     message.write_text(detente("message", sent.id, *auth(pk, "pk-dgmo")).stdout, encoding="utf-8")

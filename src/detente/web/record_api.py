@@ -5,9 +5,9 @@
     GET /api/v1/messages/{id}/proof[?log=P]  a c2sp.org/tlog-proof@v1 bundle of the envelope in this
                                              node's log, or in peer P's log (checkpoint cosigned by us)
 
-A proof bundle holds the leaf index, the inclusion proof and the checkpoint with its cosignatures;
-with the envelope's bytes (`GET /api/v1/messages/{id}` → `envelope`, canonical JSON) and the
-agreement's keys anyone can check it offline.
+A proof bundle holds the leaf index, the inclusion proof, the checkpoint with its cosignatures and,
+in its `extra` line, the envelope's bytes (canonical JSON, as logged): with the agreement's keys
+anyone can check it offline (`detente log verify-proof`).
 """
 
 from __future__ import annotations
@@ -112,7 +112,8 @@ async def message_proof(
                 raise NotFound("no checkpoint covers this envelope yet; try again in a second")
             size, note = covering
             proof = merkle.prove_inclusion(index, size, tlog.TableHashReader(conn))
-            return format_proof_bundle(index, proof, note)
+            # The envelope rides along (`extra`): a download verifies alone, with `detente log verify-proof`.
+            return format_proof_bundle(index, proof, note, bytes(row["raw"]))
 
         return Response(await node.aread(own), media_type=PROOF_MEDIA_TYPE, headers=filename)
     if log not in node.ctx.peers:
@@ -127,7 +128,7 @@ async def message_proof(
             index = int(json.loads(row["receipt"])["log_index"])
             proof = [bytes.fromhex(h) for h in json.loads(row["peer_proof"])]
             note = _witnessed_note(conn, origin, int(row["verified_size"]))
-            return row, format_proof_bundle(index, proof, note), None
+            return row, format_proof_bundle(index, proof, note, bytes(row["raw"])), None
         return row, None, tlog.get_witness_state(conn, origin)
 
     row, bundle, state = await node.aread(stored)
@@ -140,5 +141,5 @@ async def message_proof(
         index, proof = await fetch_inclusion(client, size, id=message_id)
         merkle_verify.verify_inclusion(index, size, merkle.leaf_hash(bytes(row["raw"])), proof, root)
         note = await node.aread(lambda conn: _witnessed_note(conn, origin, size))
-        bundle = format_proof_bundle(index, proof, note)
+        bundle = format_proof_bundle(index, proof, note, bytes(row["raw"]))
     return Response(bundle, media_type=PROOF_MEDIA_TYPE, headers=filename)
