@@ -244,6 +244,14 @@ def test_overdue_on_both_sides_and_alternates_are_told(fresh_pair: Cluster) -> N
     wait_for(lambda: view(pk, "pk-lo-zahedan")["state"] == "acknowledged")
     late = view(pk, "pk-lo-zahedan")
     assert late["overdue_at"] is not None and late["response"]["note"] == "DGMO answering"
+    # From the message to each envelope about it, in the log: the overdue notices and the answer.
+    referred = late["referred_by"]
+    assert [r["log_index"] for r in referred] == sorted(r["log_index"] for r in referred)
+    kinds = {r["type"] for r in referred}
+    assert {"overdue", "ack"} <= kinds, referred
+    ack_id = ack.json()["id"]
+    assert [r["from"] for r in referred if r["id"] == ack_id] == ["ir:lo-turbat"]  # the office it was addressed to
+    assert late["acknowledgement"]["id"] == ack_id
 
 
 def test_cli_send_says_when_the_link_to_the_addressee_is_down(fresh_pair: Cluster) -> None:

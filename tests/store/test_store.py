@@ -541,3 +541,18 @@ def test_rows_by_id_in_one_read_and_batch_updates(any_engine: Engine) -> None:
         rows = db.get_envelopes(conn, ids)
         assert [rows[i]["state"] for i in ids] == ["delivered", "delivered", envelope_row(3)["state"]]
         assert db.get_envelopes(conn, []) == {}
+
+
+def test_the_envelopes_referring_to_one_are_listed_in_log_order(any_engine: Engine) -> None:
+    with any_engine.begin() as conn:
+        db.insert_envelope(conn, **envelope_row(1))
+        db.insert_envelope(conn, **envelope_row(3, type="ack", ref=envelope_row(1)["id"], direction="in"))
+        db.insert_envelope(conn, **envelope_row(2, type="overdue", ref=envelope_row(1)["id"], direction="in"))
+        db.insert_envelope(conn, **envelope_row(4, type="ack", ref=envelope_row(2)["id"]))  # about another one
+    with any_engine.connect() as conn:
+        referred = db.referring(conn, envelope_row(1)["id"])
+        assert [(r["id"], r["type"], r["log_index"]) for r in referred] == [
+            (envelope_row(2)["id"], "overdue", 2),
+            (envelope_row(3)["id"], "ack", 3),
+        ]
+        assert db.referring(conn, envelope_row(9)["id"]) == []

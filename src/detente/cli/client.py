@@ -348,6 +348,6 @@ def show_message(
     url: UrlOpt = None,
     cacert: CertOpt = None,
 ) -> None:
-    """Print one message as JSON: envelope, receipt, acknowledgement, deadline and state."""
+    """Print one message as JSON: envelope, receipt, acknowledgement, deadline, state, and what refers to it."""
     with api(node, url, cacert, token) as client:
         print(dump_json(call(client, "GET", f"/messages/{segment(message)}", expect={"id": str, "envelope": dict})))

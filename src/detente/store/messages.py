@@ -138,6 +138,20 @@ def get_envelope(conn: Connection, envelope_id: str) -> EnvelopeRow | None:
     return found[0] if found else None
 
 
+def referring(conn: Connection, envelope_id: str) -> list[dict[str, object]]:
+    """Return what each envelope about this one is (an ack, decline, overdue notice, a workflow
+    answer): its id, type, sender, place in this node's log and time, in log order."""
+    query = (
+        select(envelopes.c.id, envelopes.c.type, envelopes.c.from_office, envelopes.c.log_index, envelopes.c.created)
+        .where(envelopes.c.ref == envelope_id)
+        .order_by(envelopes.c.log_index)
+    )
+    return [
+        {"id": r.id, "type": r.type, "from": r.from_office, "log_index": r.log_index, "created": r.created}
+        for r in conn.execute(query)
+    ]
+
+
 def precedence_of(conn: Connection, envelope_id: str) -> str | None:
     """Return the precedence of the envelope with this id, or None if there is none."""
     found = driver.scalar(conn, _ENVELOPE_PRECEDENCE, {"envelope_id": envelope_id})

@@ -177,7 +177,8 @@ async def list_messages(
 
 @router.get("/messages/{message_id}")
 async def get_message(message_id: str, node: NodeDep, operator: OperatorDep) -> dict[str, Any]:
-    """Return one message: the envelope, its receipt, its answer, its deadline and state."""
+    """Return one message: the envelope, its receipt, its answer, its deadline and state, and the
+    envelopes that refer to it (id, type, sender, log index, time)."""
 
     def read(conn: Any) -> dict[str, Any]:
         row = db.get_envelope(conn, message_id)
@@ -189,6 +190,9 @@ async def get_message(message_id: str, node: NodeDep, operator: OperatorDep) -> 
             "envelope": json.loads(row["raw"]),
             "receipt": db.receipt_of(row),
             "acknowledgement": None if response is None else json.loads(response["raw"]),
+            # Every envelope about this one (answers, overdue notices, a later answer refused as
+            # second), so that an auditor can go from a message to each of them in the log.
+            "referred_by": db.referring(conn, message_id),
         }
 
     result: dict[str, Any] = await node.aread(read)
