@@ -346,11 +346,9 @@ def _rotated_key(bundle: ProofBundle, doc: agreement_mod.Agreement) -> str:
     others = [sig.key_id.hex() for sig in note.signatures if sig.name == pinned.name]
     if signature_for(note, pinned) is not None or not others:
         return ""
-    # The checkpoint key comes from --agreement alone (--earlier serves the envelope), so a bundle
-    # saved before a rotation is verified with the agreement in force when it was saved.
     return (
         f" (it is signed by key {', '.join(others)}; {doc.id} pins key {pinned.key_id.hex()}): if the proof was "
-        "saved before an amendment that rotated this key, give the agreement in force before it with --agreement"
+        "saved before an amendment that rotated this key, give the agreement in force before it with --earlier"
     )
 
 

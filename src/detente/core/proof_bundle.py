@@ -6,18 +6,19 @@ witnesses. `verify_bundle` checks it for one envelope, with nothing from the nod
 
 1. the checkpoint's origin is the log of a party of the agreement (`<party>.detente/log`), the
    party asked for if one was;
-2. the checkpoint is signed by the key the agreement pins for that party;
-3. each other party's cosignature on it, if present, verifies with that party's pinned key as a
-   cosignature/v1 key (type 0x04); which parties cosigned is returned, and whether that is enough
-   is the caller's choice;
+2. the checkpoint is signed by the key the agreement pins for that party, or, for a checkpoint
+   older than an amendment that rotated it (a proof saved before), the key an earlier agreement
+   given pins, as `detente audit --earlier` accepts it;
+3. each other party's cosignature on it, if present, verifies with that party's key pinned by the
+   same agreement, as a cosignature/v1 key (type 0x04); which parties cosigned is returned, and
+   whether that is enough is the caller's choice;
 4. the envelope is sent or received by the log's party (nothing else is ever in its log);
 5. the inclusion proof leads from `SHA-256(0x00 ‖ envelope bytes)` at `index` to the checkpoint's
    root;
 6. the envelope names the agreement given or one of the earlier agreements given (a log spans
    the amendments of its agreement: each envelope names the hash it was sealed under), and its
    signature verifies with the key that agreement pins for its sender. An envelope under an
-   agreement not given cannot be checked, so the bundle does not verify. The checkpoint, being
-   newer, is checked with the keys of the agreement given (`doc`) only.
+   agreement not given cannot be checked, so the bundle does not verify.
 
 The bundle's `extra` line is unauthenticated, application-defined data: a bundle written by
 `detente log proof --out` carries the envelope's canonical bytes there, so that one file can be
@@ -37,7 +38,7 @@ from detente.core import keys, merkle, merkle_verify
 from detente.core.agreement import Agreement, Party
 from detente.core.checkpoint import ProofBundle, open_checkpoint, parse_checkpoint, parse_proof_bundle
 from detente.core.envelope import Envelope
-from detente.core.note import parse_note, signature_for
+from detente.core.note import Note, parse_note, signature_for
 from detente.errors import Error, MalformedError, VerificationError
 
 __all__ = ["ProvenEntry", "envelope_in", "log_party_of", "verify_bundle", "with_envelope"]
@@ -117,17 +118,17 @@ def verify_bundle(
     party = log_party_of(cp.origin, doc)
     if log_party is not None and doc.party(log_party).id != party.id:
         raise VerificationError(f"the bundle proves inclusion in {party.id}'s log ({cp.origin}), not in {log_party}'s")
-    log_key = _pinned(party)
-    try:
-        open_checkpoint(note, log_key)
-    except VerificationError:
+    # The checkpoint may be older than an amendment that rotated the keys (a proof saved before it):
+    # it verifies under the agreement whose key signed it, and its cosignatures under that one too.
+    era, log_key = _signing_era(note, party.id, (doc, *earlier))
+    if era is None or log_key is None:
         raise VerificationError(
             f"the checkpoint of {cp.origin} at size {cp.size} is not signed by the key agreement {doc.id} pins for "
-            f"{party.id}"
-        ) from None
+            f"{party.id}" + (" nor by one an earlier agreement given pins" if earlier else "")
+        )
     cosigned: dict[str, int] = {}
     absent: list[str] = []
-    for peer in doc.peers(party.id):
+    for peer in era.peers(party.id):
         witness = _pinned(peer).with_alg(keys.ALG_COSIGNATURE_V1)
         if signature_for(note, witness) is None:
             absent.append(peer.id)
@@ -165,6 +166,31 @@ def verify_bundle(
     return ProvenEntry(
         envelope, party.id, cp.origin, parsed.index, cp.size, cp.root, cosigned, tuple(absent), envelope.sender
     )
+
+
+def _signing_era(
+    note: Note, party_id: str, agreements: Sequence[Agreement]
+) -> tuple[Agreement | None, keys.Verifier | None]:
+    """Return the first of `agreements` whose key for `party_id` signed the checkpoint `note`, and that key.
+
+    (None, None) if none did. Raises `VerificationError` if the first agreement pins no usable key.
+    """
+    for n, candidate in enumerate(agreements):
+        party = candidate.parties.get(party_id)
+        if party is None:
+            continue
+        try:
+            key = _pinned(party)
+        except VerificationError:
+            if n == 0:
+                raise
+            continue
+        try:
+            open_checkpoint(note, key)
+        except VerificationError:
+            continue
+        return candidate, key
+    return None, None
 
 
 def _pinned(party: Party) -> keys.Verifier:

@@ -228,11 +228,20 @@ def test_a_proof_saved_before_the_rotation_names_both_keys(logs: tuple[Log, Log]
     (tmp_path / "amended.toml").write_text(amended.text)
     verify = ("log", "verify-proof", str(tmp_path / "m.tlog-proof"), "--agreement")
     assert_error(
-        detente(*verify, str(tmp_path / "amended.toml"), "--earlier", str(tmp_path / "first.toml")),
+        detente(*verify, str(tmp_path / "amended.toml")),
         f"VerificationError: the checkpoint of pk.detente/log at size 100 is not signed by the key agreement "
         f"{amended.doc.id} pins for pk (it is signed by key {key_id(first)}; {amended.doc.id} pins key "
         f"{key_id(amended)}): if the proof was saved before an amendment that rotated this key, give the agreement "
-        "in force before it with --agreement",
+        "in force before it with --earlier",
     )
-    # What the hint says to do verifies it.
-    assert detente(*verify, str(tmp_path / "first.toml")).code == 0
+    # What the hint says to do verifies it, as the audit accepts it: the checkpoint under the key the
+    # earlier agreement pins, the envelope under the agreement it names.
+    passed = detente(*verify, str(tmp_path / "amended.toml"), "--earlier", str(tmp_path / "first.toml"))
+    assert passed.code == 0, passed.stderr
+    # An earlier agreement that pins neither key does not help, and says it was tried.
+    stranger = make_log()
+    (tmp_path / "stranger.toml").write_text(stranger.text)
+    assert_error(
+        detente(*verify, str(tmp_path / "amended.toml"), "--earlier", str(tmp_path / "stranger.toml")),
+        f"pins for pk nor by one an earlier agreement given pins (it is signed by key {key_id(first)};",
+    )
