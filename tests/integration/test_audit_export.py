@@ -109,6 +109,28 @@ def test_a_fresh_export_is_witnessed_to_its_end(cluster: Cluster, tmp_path: Path
     assert unknown.exit_code == 2 and "'xx' is not a party of this agreement" in unknown.output
 
 
+def test_the_entries_listed_are_those_the_audit_counted(cluster: Cluster, clean: Path) -> None:
+    """An auditor reconciles the audit's counts with the envelopes: `log entries` lists them by type."""
+    audited = audit(cluster, clean)
+    assert audited.exit_code == 0, audited.output
+    types_line = next(line for line in audited.output.splitlines() if line.startswith("types "))
+    counted = dict(item.rsplit(" ", 1) for item in types_line.removeprefix("types").strip().split(", "))
+    listed = detente("log", "entries", str(clean), "--json")
+    assert listed.code == 0, listed.stderr
+    rows = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert [row["index"] for row in rows] == list(range(size_of(clean)))
+    by_type: dict[str, int] = {}
+    for row in rows:
+        by_type[row["envelope"]["type"]] = by_type.get(row["envelope"]["type"], 0) + 1
+    assert {kind: int(n) for kind, n in counted.items()} == by_type and by_type["hotline.text"] == 4
+    # ir's message to pk, found by its id, is the one the node says it logged.
+    one = detente("log", "entries", str(clean), "--id", cluster.info["to_pk"])
+    assert one.code == 0 and one.stdout.splitlines()[-1].startswith(
+        f"1 of {size_of(clean)} entries listed: hotline.text 1"
+    )
+    assert f"ir:dgmo → pk:dgmo  {cluster.info['to_pk']}" in one.stdout
+
+
 def test_an_export_that_cannot_be_written_says_why_and_leaves_nothing(cluster: Cluster, tmp_path: Path) -> None:
     afile = tmp_path / "pk.log"
     afile.write_text("a file\n")

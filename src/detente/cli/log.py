@@ -3,7 +3,8 @@
 log export        the log as a C2SP tlog-tiles directory, for `detente audit`
 audit EXPORT      every entry, tile, checkpoint and cosignature of an export checked against the agreement
 
-`log show`, `log proof` and `log verify-proof` are in `cli.log_proofs`.
+`log entries` (an export's envelopes, listed) is in `cli.log_entries`; `log show`, `log proof` and
+`log verify-proof` are in `cli.log_proofs`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Annotated
 import typer
 
 from detente.cli.app import DataOpt, app
+from detente.cli.terminal import printable
 from detente.core import agreement as agreement_mod
 from detente.core.audit import Reader, Report, audit
 from detente.core.audit_report import entry_range
@@ -122,7 +124,7 @@ def log_export(
         )
 
 
-def _reader(root: Path) -> Reader:
+def export_reader(root: Path) -> Reader:
     """Return a reader of the files under `root` (None for anything missing or outside it)."""
     base = root.resolve()
 
@@ -155,6 +157,8 @@ def print_report(report: Report, seconds: float) -> None:
     print(f"tree         size {report.size}  root {root}")
     senders = ", ".join(f"{p} {n}" for p, n in sorted(report.senders.items())) or "none"
     print(f"entries      {report.entries} envelopes checked (sent by: {senders})")
+    if report.types:  # to reconcile with `detente log entries --type T`
+        print("types        " + printable(", ".join(f"{kind} {n}" for kind, n in sorted(report.types.items()))))
     print(f"tiles        {report.tiles} hash tiles match the entries")
     print(
         f"checkpoints  {report.checkpoints} signed checkpoints, {report.consistency_proofs} consistency proofs verified"
@@ -225,7 +229,7 @@ def audit_command(
     for amended in before:
         print(f"earlier      {amended.id} {amended.hash}")
     report = audit(
-        _reader(export),
+        export_reader(export),
         doc,
         jobs=jobs,
         names=_names(export),
@@ -238,4 +242,5 @@ def audit_command(
         sys.exit(1)
 
 
+from detente.cli import log_entries as _log_entries  # noqa: E402,F401  (registers `log entries`)
 from detente.cli import log_proofs as _log_proofs  # noqa: E402,F401  (registers `log show`, `proof`, `verify-proof`)

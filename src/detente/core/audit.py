@@ -177,6 +177,7 @@ def _check_entry(report: Report, i: int, entry: bytes, owner: str, pinned: dict[
     if owner not in (env.sender_party, env.recipient_party):
         report.fail(f"{where}: neither sent nor received by {owner}")
     report.senders[env.sender_party] += 1
+    report.types[env.type] += 1
 
 
 def check_entries(agreements: Sequence[Agreement], owner: str, start: int, entries: list[bytes]) -> Report:
@@ -311,6 +312,7 @@ def _audit(
             report.fail(problem)
         report.more_problems += checked.more_problems
         report.senders.update(checked.senders)
+        report.types.update(checked.types)
         report.agreements.update(checked.agreements)
         for entry in bundle:
             leaf = merkle.leaf_hash(entry)

@@ -37,6 +37,7 @@ from detente.core.note import Note, open_note, parse_note, signature_for
 from detente.errors import Error, MalformedError, VerificationError
 
 CHECKPOINT_FILE = "checkpoint"
+HISTORY_PROBLEMS = 10  # listed from checkpoints.jsonl, so that the entries' problems are listed too
 HISTORY_FILE = "checkpoints.jsonl"
 NOTHING_WITNESSED = (
     "no checkpoint of this log is cosigned by every party: nothing in it is proven to them "
@@ -218,7 +219,9 @@ def check_checkpoints(latest: bytes, history: bytes | None, report: Report, sign
     if history is None:
         report.fail(f"{HISTORY_FILE}: missing")
     else:
+        listed, counted = len(report.problems), report.more_problems
         _read_history(history, report, signers, roots, cosigners)
+        _cap_history_problems(report, listed, counted)
     if roots.get(report.size, report.root) != report.root:
         report.fail(f"{CHECKPOINT_FILE}: two different roots signed for size {report.size}")
     roots.setdefault(report.size, report.root)
@@ -240,6 +243,22 @@ def check_checkpoints(latest: bytes, history: bytes | None, report: Report, sign
         # no such prefix, and an owner who rewrote the log and stripped every cosignature would pass.
         report.fail(NOTHING_WITNESSED)
     return roots
+
+
+def _cap_history_problems(report: Report, listed: int, counted: int) -> None:
+    """Keep the first `HISTORY_PROBLEMS` problems the history added after `listed`; fold the rest into one.
+
+    A history damaged line by line (every note re-signed, say) has a problem per checkpoint, and
+    those come first: the entries' problems, which say what was changed, fell beyond `MAX_PROBLEMS`.
+    The folded line counts as one problem, as the roots that follow from a bad entry do.
+    """
+    kept = min(HISTORY_PROBLEMS, len(report.problems) - listed)
+    hidden = len(report.problems) - listed - kept + report.more_problems - counted
+    if hidden <= 1:
+        return
+    del report.problems[listed + kept :]
+    report.more_problems = counted
+    report.fail(f"{HISTORY_FILE}: {hidden} more problems on later lines, not listed")
 
 
 def _read_history(

@@ -60,6 +60,7 @@ class Report:
     root: bytes = b""
     entries: int = 0
     senders: Counter[str] = field(default_factory=Counter)
+    types: Counter[str] = field(default_factory=Counter)
     agreements: Counter[str] = field(default_factory=Counter)
     tiles: int = 0
     checkpoints: int = 0

@@ -30,7 +30,7 @@ def test_a_sound_export_passes(log: Log) -> None:
     assert report.ok and report.problems == [] and report.warnings == []
     assert report.verdict() == "OK"
     assert (report.origin, report.party, report.size, report.entries) == ("pk.detente/log", "pk", SIZE, SIZE)
-    assert report.senders == {"pk": 200, "ir": 100}
+    assert report.senders == {"pk": 200, "ir": 100} and report.types == {"hotline.text": 300}
     assert report.tiles == len(tiles.tiles_for_size(SIZE)) == 3  # 000, 001.p/44, tile/1/000.p/1
     assert report.checkpoints == len(HISTORY) and report.consistency_proofs == len(HISTORY) - 1
     assert report.cosignatures == {"ir.detente/log": len(HISTORY)} and report.newest_cosigned["ir.detente/log"] == SIZE

@@ -7,9 +7,9 @@ import json
 import pytest
 
 from audit_support import HISTORY_CUTS, SIZE, Log, history_file, lines_of, make_export, make_log, note, run, with_lines
-from detente.core import merkle_memory
-from detente.core.audit_checkpoints import NOTHING_WITNESSED, parse_history_line
-from detente.core.audit_report import Report
+from detente.core import merkle_memory, tiles
+from detente.core.audit_checkpoints import HISTORY_PROBLEMS, NOTHING_WITNESSED, parse_history_line
+from detente.core.audit_report import MAX_PROBLEMS, Report
 
 
 @pytest.fixture(scope="module")
@@ -215,3 +215,26 @@ def test_a_history_line_that_parses(log: Log) -> None:
     assert run({**files, "checkpoints.jsonl": files["checkpoints.jsonl"].rstrip(b"\n")}, log.doc).ok
     problems = run({**files, "checkpoints.jsonl": files["checkpoints.jsonl"] + b"\n"}, log.doc).problems
     assert problems[0] == "checkpoints.jsonl line 7: malformed: not JSON"
+
+
+def test_a_history_bad_on_every_line_does_not_hide_the_entries_problems(log: Log) -> None:
+    """Auditor QA: 60 bad history lines had filled the 50 listed problems before the changed entry's."""
+    files = make_export(log)
+    lines = lines_of(files)
+    changed = list(log.entries)
+    changed[7] = changed[7].replace(b"message 7", b"message 8")
+    junk = [b"{"] * 60
+    damaged = {**with_lines(files, [*junk, *lines]), "tile/entries/000": tiles.entry_bundle(changed[:256])}
+    report = run(damaged, log.doc)
+    history = [p for p in report.problems if p.startswith("checkpoints.jsonl")]
+    assert history == [
+        *(f"checkpoints.jsonl line {n}: malformed: not JSON" for n in range(1, HISTORY_PROBLEMS + 1)),
+        f"checkpoints.jsonl: {60 - HISTORY_PROBLEMS} more problems on later lines, not listed",
+    ]
+    assert any(p.startswith("entry 7 (envelope ") for p in report.problems)
+    assert len(report.problems) < MAX_PROBLEMS and report.more_problems == 0
+    # Just at the cap, every line is listed: nothing is folded into a line that would stand for one.
+    report = run(with_lines(files, [*junk[: HISTORY_PROBLEMS + 1], *lines]), log.doc)
+    assert [p for p in report.problems if p.startswith("checkpoints.jsonl")] == [
+        f"checkpoints.jsonl line {n}: malformed: not JSON" for n in range(1, HISTORY_PROBLEMS + 2)
+    ]

@@ -1,0 +1,152 @@
+"""`detente log entries`: an export's envelopes listed, selected and counted, and what it cannot read."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from audit_support import SIZE, Log, make_export, make_log
+from cli_support import assert_error, detente
+from detente.core import log_listing, tiles
+from detente.core.envelope import parse
+from detente.errors import MalformedError, NotFound
+from record_support import envelope
+
+
+@pytest.fixture(scope="module")
+def log() -> Log:
+    """pk's log of 300 envelopes, with an ack from ir answering entry 1 appended (301 entries)."""
+    base = make_log()
+    answered = parse(base.entries[1])
+    ack = envelope(
+        base.doc, base.signers["ir"], 999, "", type="ack", body={}, refs=[answered.id],
+        **{"from": "ir:dgmo", "to": "pk:dgmo"},
+    )  # fmt: skip
+    return Log(base.doc, base.text, base.signers, [*base.entries, ack.raw])
+
+
+def write(files: dict[str, bytes], to: Path) -> Path:
+    for name, data in files.items():
+        (to / name).parent.mkdir(parents=True, exist_ok=True)
+        (to / name).write_bytes(data)
+    return to
+
+
+def test_every_entry_in_log_order(log: Log) -> None:
+    files = make_export(log, sizes=(SIZE + 1,))
+    tree = log_listing.tree_of(files.get)
+    assert (tree.origin, tree.size) == ("pk.detente/log", SIZE + 1)
+    listed = list(log_listing.entries(files.get, tree.size))
+    assert [item.index for item in listed] == list(range(SIZE + 1))
+    assert [item.envelope.raw for item in listed if item.envelope] == log.entries
+
+
+def test_selections_combine(log: Log) -> None:
+    items = list(log_listing.entries(make_export(log, sizes=(SIZE + 1,)).get, SIZE + 1))
+    first = items[1].envelope
+    assert first is not None
+
+    def pick(**members: object) -> list[int]:
+        selection = log_listing.Selection(**members)  # type: ignore[arg-type]
+        return [item.index for item in items if log_listing.chosen(item, selection)]
+
+    assert pick(types=frozenset({"ack"})) == [SIZE]
+    assert pick(refers_to=frozenset({first.id})) == [SIZE]
+    assert pick(ids=(first.id[:20],)) == [1]
+    # An office matches as sender or addressee: ir:dgmo sent every third entry and was sent the others.
+    assert pick(offices=frozenset({"ir:dgmo"})) == list(range(SIZE + 1))
+    assert pick(offices=frozenset({"ir:dgmo", "ir:fm"}), types=frozenset({"ack"})) == [SIZE]
+    assert pick(offices=frozenset({"ir:fm"})) == []
+    assert pick(types=frozenset({"ack", "hotline.text"})) == list(range(SIZE + 1))
+    assert pick(types=frozenset({"incident.notify"})) == []
+
+
+def test_a_typo_is_named_not_read_as_none_sent(log: Log) -> None:
+    tally = log_listing.Tally()
+    selection = log_listing.Selection(types=frozenset({"akc"}), offices=frozenset({"pk:dgmo", "pk:dmgo"}))
+    for item in log_listing.entries(make_export(log, sizes=(SIZE + 1,)).get, SIZE + 1):
+        tally.add(item, log_listing.chosen(item, selection))
+    assert tally.total == SIZE + 1 and sum(tally.listed.values()) == 0
+    assert tally.hints(selection) == [
+        "no entry of this log has type 'akc' (those it has: ack, hotline.text)",
+        "no entry of this log has office 'pk:dmgo' (those it has: ir:dgmo, pk:dgmo)",
+    ]
+
+
+def test_an_entry_that_is_not_an_envelope_is_listed_with_why(log: Log) -> None:
+    entries = [*log.entries[:5]]
+    entries[2] = b'{"v": 1}'
+    files = make_export(log, entries=entries, sizes=(5,))
+    items = list(log_listing.entries(files.get, 5))
+    assert [item.index for item in items] == [0, 1, 2, 3, 4]
+    assert items[2].envelope is None and items[2].problem == "not a valid envelope: envelope lacks member(s): " + (
+        "id, agreement, channel, from, to, seq, author, precedence, type, lang, refs, case, created, body, sig"
+    )
+    # Listed only when nothing narrows the selection: it has no type or office to select it by.
+    assert log_listing.chosen(items[2], log_listing.Selection())
+    assert not log_listing.chosen(items[2], log_listing.Selection(types=frozenset({"hotline.text"})))
+
+
+def test_what_cannot_be_read_is_named(log: Log) -> None:
+    files = make_export(log)
+    with pytest.raises(NotFound, match="no checkpoint file"):
+        log_listing.tree_of(dict[str, bytes]().get)
+    with pytest.raises(MalformedError, match="checkpoint: not a checkpoint note"):
+        log_listing.tree_of({"checkpoint": b"pk.detente/log\n3\n"}.get)
+    missing = {k: v for k, v in files.items() if k != "tile/entries/001.p/44"}
+    listed: list[log_listing.Listed] = []
+    with pytest.raises(NotFound, match=r"^tile/entries/001.p/44: missing \(it holds entries 256..\)$"):
+        listed.extend(log_listing.entries(missing.get, SIZE))
+    assert len(listed) == 256  # the entries before it were listed
+    cut = {**files, "tile/entries/001.p/44": files["tile/entries/001.p/44"][:-3]}
+    with pytest.raises(MalformedError, match="tile/entries/001.p/44: not an entry bundle of 44 entries"):
+        list(log_listing.entries(cut.get, SIZE))
+
+
+# --- the command ----------------------------------------------------------------------------------
+
+
+def test_the_command_lists_and_counts(log: Log, tmp_path: Path) -> None:
+    out = write(make_export(log, sizes=(SIZE + 1,)), tmp_path / "pk")
+    answered = parse(log.entries[1]).id
+    result = detente("log", "entries", str(out), "--refers-to", answered)
+    assert result.code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"log pk.detente/log, size {SIZE + 1}: the entries as exported, not verified by this listing"
+    ack = parse(log.entries[SIZE])
+    assert lines[1].split() == [
+        str(SIZE), "2026-01-16T13:05:00.000Z", "ack", "ROUTINE", "ir:dgmo", "→", "pk:dgmo", ack.id, "re", answered,
+    ]  # fmt: skip
+    assert lines[2:] == [f"1 of {SIZE + 1} entries listed: ack 1"]
+
+    every = detente("log", "entries", str(out))
+    assert every.code == 0 and every.stdout.splitlines()[-1] == (
+        f"{SIZE + 1} of {SIZE + 1} entries listed: ack 1, hotline.text {SIZE}"
+    )
+
+    as_json = detente("log", "entries", str(out), "--json", "--type", "ack", "--type", "akc")
+    assert as_json.code == 0, as_json.stderr
+    assert [json.loads(line) for line in as_json.stdout.splitlines()] == [{"index": SIZE, "envelope": ack.data}]
+    assert as_json.stderr.splitlines() == [
+        f"1 of {SIZE + 1} entries listed: ack 1",
+        "hint: no entry of this log has type 'akc' (those it has: ack, hotline.text)",
+    ]
+
+
+def test_the_command_exits_1_for_what_it_cannot_read(log: Log, tmp_path: Path) -> None:
+    entries = [*log.entries[:5]]
+    entries[3] = b"not json"
+    out = write(make_export(log, entries=entries, sizes=(5,)), tmp_path / "bad")
+    result = detente("log", "entries", str(out))
+    assert result.code == 1
+    assert "      3  not a valid envelope: envelope is not valid JSON" in result.stdout
+    assert "5 of 5 entries listed: (not an envelope) 1, hotline.text 4" in result.stdout
+    assert "error: 1 of the entries are not envelopes; `detente audit` says more" in result.stderr
+
+    (out / tiles.entries_path(0, 5)).unlink()
+    assert_error(detente("log", "entries", str(out)), "tile/entries/000.p/5: missing (it holds entries 0..)")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert_error(detente("log", "entries", str(empty)), "no checkpoint file")
