@@ -23,7 +23,6 @@ nodes federate only under an agreement every party has ratified. Two channel nam
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import re
 import tomllib
@@ -32,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from detente.core import codebook
+from detente.core import codebook, table_keys
 from detente.core.envelope import canonical
 from detente.core.keys import Verifier, parse_vkey
 from detente.core.precedence import Precedence
@@ -184,15 +183,9 @@ def _known_keys(table: Mapping[Any, Any], known: Collection[str], where: str, ig
     Raises `Invalid` naming `where`, every unknown key (with the closest known one, if one is
     close) and the known keys.
     """
-    unknown = [str(key) for key in table if key not in known]
-    if not unknown:
+    refusal = table_keys.refusal(table, known, where)
+    if refusal is None:
         return
-    named = []
-    for key in unknown:
-        close = difflib.get_close_matches(key, sorted(known), n=1)
-        named.append(f"{key!r} (did you mean {close[0]!r}?)" if close else repr(key))
-    keys = "key" if len(unknown) == 1 else "keys"
-    refusal = f"{where}: unknown {keys} {', '.join(named)}; known keys: {', '.join(sorted(known))}"
     if ignored is None:
         raise Invalid(refusal)
     ignored.append(refusal)

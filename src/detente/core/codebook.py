@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from detente.core import table_keys
 from detente.core.bodies import is_blank
 from detente.core.precedence import Precedence, parse_time
 from detente.errors import Invalid
@@ -59,6 +60,7 @@ MAX_NUMBER_PARAM = 10**7
 _CODE = re.compile(r"^[A-Z][A-Z0-9]*(?:-[A-Z0-9]+)*$")
 _PARAM = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 _KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+_CONSULTATION_KEYS = ("title", "channel", "every_days", "day_of_month", "time", "venue", "agenda")
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$", re.ASCII)  # wire formats: ASCII digits only
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$", re.ASCII)
 
@@ -159,9 +161,9 @@ def _entry(item: Any, index: int, langs: tuple[str, ...]) -> CodeEntry:
     if not isinstance(code, str) or len(code) > 48 or not _CODE.match(code):
         raise Invalid(f"{where}: code must be upper-case words joined by '-', like NO-HOSTILE-INTENT")
     where = f"[[codebook]] {code}"
-    unknown = sorted(set(item) - {"code", "params", "text", "precedence"})
-    if unknown:
-        raise Invalid(f"{where}: unknown key(s) {', '.join(unknown)}")
+    refused = table_keys.refusal(item, ("code", "params", "text", "precedence"), where)
+    if refused:
+        raise Invalid(refused)
     params = item.get("params", {})
     if not isinstance(params, dict):
         raise Invalid(f"{where}: params must be a table of name = type")
@@ -214,10 +216,11 @@ def _hours_table(raw: Mapping[str, Any], table: str, allowed: Mapping[str, Any])
     values = raw.get(table, {})
     if not isinstance(values, dict):
         raise Invalid(f"[{table}]: must be a table of message type = hours")
+    refused = table_keys.refusal(values, allowed, f"[{table}]", "message type")
+    if refused:
+        raise Invalid(refused)
     out: dict[str, timedelta] = {}
     for name, hours in values.items():
-        if name not in allowed:
-            raise Invalid(f"[{table}]: {name!r} is not one of {', '.join(allowed)}")
         if not isinstance(hours, int | float) or isinstance(hours, bool) or not 0 < hours <= 24 * 366:
             raise Invalid(f"[{table}]: {name} must be a positive number of hours (at most a year)")
         out[name] = timedelta(hours=hours)
@@ -267,9 +270,9 @@ def consultations(raw: Mapping[str, Any]) -> dict[str, ConsultationSchedule]:
         where = f"[consultations.{key}]"
         if not _KEY.match(key) or not isinstance(table, dict):
             raise Invalid(f"{where}: keys are lower-case words like border-security")
-        unknown = sorted(set(table) - {"title", "channel", "every_days", "day_of_month", "time", "venue", "agenda"})
-        if unknown:
-            raise Invalid(f"{where}: unknown key(s) {', '.join(unknown)}")
+        refused = table_keys.refusal(table, _CONSULTATION_KEYS, where)
+        if refused:
+            raise Invalid(refused)
         title = table.get("title")
         if not isinstance(title, str) or not title.strip():
             raise Invalid(f"{where}: title must be a non-empty string")

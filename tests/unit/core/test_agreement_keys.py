@@ -82,11 +82,29 @@ def refused(changed: str) -> str:
             "[channels.dgmo].deadlines: unknown key 'FLAHS' (did you mean 'FLASH'?); "
             "known keys: FLASH, IMMEDIATE, PRIORITY, ROUTINE",
         ),
-        # The vocabulary tables check their own keys (`core.codebook`).
-        ('precedence = "IMMEDIATE"', 'precedense = "IMMEDIATE"', "[[codebook]] MESSAGE-RECEIVED: unknown key(s) prec"),
-        ("day_of_month = 15", "day_of_month = 15\nweekday = 3", "[consultations.border-security]: unknown key(s) week"),
-        ('"missile.prenotify" = 72', '"missile.prenotfy" = 72', "[lead_times]: 'missile.prenotfy' is not one of"),
-        ('"clarification.request" = 48', '"clarification" = 48', "[response_deadlines]: 'clarification' is not one"),
+        # The vocabulary tables check their own keys (`core.codebook`), with the same sentence.
+        (
+            'precedence = "IMMEDIATE"',
+            'precedense = "IMMEDIATE"',
+            "[[codebook]] MESSAGE-RECEIVED: unknown key 'precedense' (did you mean 'precedence'?); "
+            "known keys: code, params, precedence, text",
+        ),
+        (
+            "day_of_month = 15",
+            "day_of_month = 15\nweekday = 3",
+            "[consultations.border-security]: unknown key 'weekday'; known keys: agenda, channel, day_of_month, ",
+        ),
+        (
+            '"missile.prenotify" = 72',
+            '"missile.prenotfy" = 72',
+            "[lead_times]: unknown message type 'missile.prenotfy' (did you mean 'missile.prenotify'?); "
+            "known message types: ",
+        ),
+        (
+            '"clarification.request" = 48',
+            '"clarification" = 48',
+            "[response_deadlines]: unknown message type 'clarification' (did you mean 'clarification.request'?)",
+        ),
     ],
 )
 def test_an_unknown_key_is_named_with_its_table(old: str, new: str, message: str) -> None:
