@@ -22,7 +22,7 @@ from detente.core import wire
 from detente.core.agreement import Party
 from detente.errors import Unavailable, VerificationError
 from detente.node.context import NodeContext
-from detente.node.tls import pinned_context
+from detente.node.tls import pinned_context, unreachable
 
 # Ten seconds without a byte from the peer, or three to connect, and the request has failed.
 TIMEOUT = aiohttp.ClientTimeout(total=None, connect=3.0, sock_read=10.0)
@@ -50,6 +50,13 @@ class PeerResponse:
     def refusal(self, limit: int = 200) -> str:
         """Return "HTTP <status>: <the start of the body>", the peer's reason for a refusal, for a log or a link."""
         return f"HTTP {self.status_code}: {self.text[:limit]}"
+
+
+def _unreachable(url: str, exc: aiohttp.ClientError | TimeoutError) -> str:
+    """Return why `url` could not be reached, in the words `tls.unreachable` uses for the first try."""
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return f"cannot reach {url}: it closed the connection before answering"
+    return unreachable(url, exc.os_error if isinstance(exc, aiohttp.ClientConnectorError) else exc)
 
 
 class PeerClient:
@@ -104,7 +111,7 @@ class PeerClient:
             ) as answer:
                 response = PeerResponse(answer.status, answer.headers, await answer.read())
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise Unavailable(f"{self.peer.id}: {type(exc).__name__}: {exc}") from exc
+            raise Unavailable(_unreachable(self.peer.url, exc)) from exc
         ratification = response.headers.get("detente-ratification", "")
         if response.status_code < 500:
             try:

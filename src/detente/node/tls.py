@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import ipaddress
+import socket
 import ssl
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -81,8 +82,32 @@ def pinned_context(url: str, fingerprint: str, timeout: float = 5.0) -> ssl.SSLC
     try:
         pem = ssl.get_server_certificate((host, port), timeout=timeout)
     except (OSError, ssl.SSLError) as exc:
-        raise Unavailable(f"cannot reach {url}: {exc}") from exc
+        raise Unavailable(unreachable(url, exc)) from exc
     found = fingerprint_der(ssl.PEM_cert_to_DER_cert(pem))
     if found != fingerprint:
         raise VerificationError(f"{url} presents TLS certificate {found[:16]}…, not the pinned one")
     return trust_exactly(pem)
+
+
+def unreachable(url: str, exc: BaseException) -> str:
+    """Return "cannot reach URL: why", in plain words, for a link's last error and the node's log.
+
+    The first connection to a peer fails in `pinned_context` and the later ones in aiohttp, which
+    word the same refusal differently ("[Errno 111] Connection refused", "Cannot connect to host
+    … [Connect call failed …]"); a technician reading `detente links` should see one sentence.
+    """
+    return f"cannot reach {url}: {_why(exc)}"
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused (nothing listens there: is the node serving, at that address?)"
+    if isinstance(exc, TimeoutError):
+        return "no answer in time"
+    if isinstance(exc, socket.gaierror):
+        return f"the host name does not resolve ({exc.strerror})"
+    if isinstance(exc, ssl.SSLError):  # before OSError, of which it is one
+        return f"TLS failed ({getattr(exc, 'reason', None) or exc})"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror[:1].lower() + exc.strerror[1:]
+    return f"{type(exc).__name__}: {exc}"
