@@ -23,7 +23,7 @@ from detente.core import notifications
 from detente.core.precedence import Precedence
 from detente.errors import Invalid
 from detente.node.demo import setup_demo
-from detente.web.console import forms
+from detente.web.console import form_errors, forms
 from detente.web.limits import MAX_BODY
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -40,7 +40,7 @@ def refused(
     body = forms.body_from_form(fields, form)
     with pytest.raises(Invalid) as caught:
         notifications.validate_message(kind, body, agreement, created=datetime.now(UTC), precedence=precedence)
-    return forms.explain_errors(fields, caught.value.extra["fields"], forms.values_of(form))
+    return form_errors.explain_errors(fields, caught.value.extra["fields"], forms.values_of(form))
 
 
 def test_a_bad_polygon_line_is_named_by_its_line_and_quoted() -> None:
@@ -85,17 +85,18 @@ def test_a_rule_without_a_subject_gets_the_fields_name_and_members_are_named_as_
         r"Time is \d+ h \d+ min after the message was created; it must be in the past\.", placed["time"]
     )
     assert rest == ["Precedence: incident.report may not be sent ROUTINE; allowed: FLASH, IMMEDIATE, PRIORITY."]
-    said = forms.member_sentence("precedence", "Input should be 'FLASH', 'IMMEDIATE', 'PRIORITY' or 'ROUTINE'")
+    said = form_errors.member_sentence("precedence", "Input should be 'FLASH', 'IMMEDIATE', 'PRIORITY' or 'ROUTINE'")
     assert said == "Precedence must be one of: FLASH, IMMEDIATE, PRIORITY or ROUTINE."
-    assert forms.member_sentence("refs.0", "no such envelope on this node") == (
+    assert form_errors.member_sentence("refs.0", "no such envelope on this node") == (
         "In reply to, item 1: no such envelope on this node."
     )
-    assert forms.sentence("Text", "must not be blank") == "Text must not be blank."
-    assert forms.sentence("Text", "String should have at most 10000 characters") == (
+    assert form_errors.sentence("Text", "must not be blank") == "Text must not be blank."
+    assert form_errors.sentence("Text", "String should have at most 10000 characters") == (
         "Text must have at most 10000 characters."
     )
     codes = {"params.radius_km": "must be a finite number from 0 to 10000000", "precedence": "bad"}
-    assert forms.explain_code_errors(codes) == "Radius km must be a finite number from 0 to 10000000. Precedence: bad."
+    said = form_errors.explain_code_errors(codes)
+    assert said == "Radius km must be a finite number from 0 to 10000000. Precedence: bad."
 
 
 def test_no_number_that_json_cannot_hold_leaves_the_form() -> None:

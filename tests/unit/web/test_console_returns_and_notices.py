@@ -26,7 +26,7 @@ from detente.node.linkstate import contact_job
 from detente.store import messages as db
 from detente.store.db import make_engine
 from detente.web import limits
-from detente.web.console import forms, i18n, present, site
+from detente.web.console import form_errors, forms, i18n, present, site
 from detente.web.console.i18n import Locale
 from support import envelope_row
 
@@ -263,13 +263,14 @@ def test_number_limits_are_written_plainly_and_fields_are_named_as_the_form_name
     login(client, "pk-dgmo")
     page = client.get("/channel/dgmo?type=incident.report").text
     assert '<small class="range"><bdi>0 … 1000000</bdi></small>' in page and "e+" not in page
-    assert [forms.plain_number(x) for x in (1e6, 0.0, -90.0, 0.5, 1e-3)] == ["1000000", "0", "-90", "0.5", "0.001"]
+    numbers = [form_errors.plain_number(x) for x in (1e6, 0.0, -90.0, 0.5, 1e-3)]
+    assert numbers == ["1000000", "0", "-90", "0.5", "0.001"]
     fields = forms.fields_for(notifications.CATALOG["operation.prenotify"].json_schema())
-    placed, _ = forms.explain_errors(fields, {"respond_by": "must not be after window.start"}, {})
+    placed, _ = form_errors.explain_errors(fields, {"respond_by": "must not be after window.start"}, {})
     assert placed == {"respond_by": "Respond by must not be after Window · Start."}
-    placed, _ = forms.explain_errors(fields, {"body.window": "window.end is before window.start"}, {})
+    placed, _ = form_errors.explain_errors(fields, {"body.window": "window.end is before window.start"}, {})
     assert placed == {"window": "Window: Window · End is before Window · Start."}
-    placed, _ = forms.explain_errors(fields, {"objective": "see window.nowhere and e.g. this"}, {})
+    placed, _ = form_errors.explain_errors(fields, {"objective": "see window.nowhere and e.g. this"}, {})
     assert placed == {"objective": "Objective: see window.nowhere and e.g. this."}  # only the form's paths
 
 

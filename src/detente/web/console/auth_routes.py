@@ -21,8 +21,9 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from detente.node.auth import PASSWORD_MAX, check_password
 from detente.store import operators as operators_db
 from detente.web.console import csrf, i18n
+from detente.web.console.addresses import safe_next
 from detente.web.console.i18n import N_, Locale
-from detente.web.console.site import Console, ConsoleRoute, console_of, safe_next
+from detente.web.console.site import Console, ConsoleRoute, console_of
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 BAD_LOGIN = N_("Wrong name or password.")

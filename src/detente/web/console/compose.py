@@ -2,7 +2,7 @@
 
 A message is sent through the operator API's own function (`api.send_message`), so the console
 checks nothing the API would not and the API's errors, with their `fields`, come back to the form,
-each worded as a plain sentence naming its field (`forms.explain_errors`).
+each worded as a plain sentence naming its field (`form_errors.explain_errors`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from detente.core.agreement import Agreement, Channel
 from detente.core.precedence import Precedence
 from detente.errors import Error, Invalid
 from detente.web import api
-from detente.web.console import forms
+from detente.web.console import form_errors, forms
 from detente.web.console.forms import FormField
 from detente.web.console.i18n import AUTONYMS
 from detente.web.console.site import Viewer
@@ -155,9 +155,9 @@ async def send(viewer: Viewer, node: Any, channel: Channel, form: Mapping[str, s
         found = exc.extra.get("fields")
         fields: dict[str, str] = {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
         if is_code:
-            panel.code_errors = {"": forms.explain_code_errors(fields) if fields else exc.detail}
+            panel.code_errors = {"": form_errors.explain_code_errors(fields) if fields else exc.detail}
         else:
-            placed, rest = forms.explain_errors(panel.fields, fields, panel.values)
+            placed, rest = form_errors.explain_errors(panel.fields, fields, panel.values)
             panel.errors = placed
             panel.general = rest or ([] if placed else [exc.detail])
         return None, panel
@@ -167,7 +167,9 @@ async def send(viewer: Viewer, node: Any, channel: Channel, form: Mapping[str, s
             panel.code_errors = {"": exc.detail}
         return None, panel
     except ValidationError as exc:  # the request itself: a precedence altered by hand, a case id too long
-        said = [forms.member_sentence(".".join(str(p) for p in e["loc"]) or "body", e["msg"]) for e in exc.errors()]
+        said = [
+            form_errors.member_sentence(".".join(str(p) for p in e["loc"]) or "body", e["msg"]) for e in exc.errors()
+        ]
         panel.general = said
         if is_code:
             panel.code_errors = {"": " ".join(said)}

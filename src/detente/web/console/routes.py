@@ -21,7 +21,8 @@ from detente.errors import Forbidden, Invalid, NotFound
 from detente.node.linkstate import link_views
 from detente.web import api
 from detente.web.console import compose, csrf, data, record, screens
-from detente.web.console.site import ConsoleRoute, Viewer, console_of, safe_next
+from detente.web.console.addresses import safe_next
+from detente.web.console.site import ConsoleRoute, Viewer, console_of
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 Token = Annotated[str, Form(alias=csrf.FIELD, max_length=128)]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit
+from urllib.parse import parse_qsl, quote, urlencode
 
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
@@ -32,7 +32,8 @@ from detente.node.linkstate import link_views
 from detente.node.runtime import Node
 from detente.store.operators import Operator
 from detente.web.console import csrf, data, i18n
-from detente.web.console.forms import plain_number
+from detente.web.console.addresses import page_address, posted_from, safe_next
+from detente.web.console.form_errors import plain_number
 from detente.web.console.i18n import N_, Locale
 from detente.web.console.present import Presenter
 from detente.web.console.sessions import (
@@ -113,60 +114,6 @@ def _static_version() -> str:
         if path.is_file():
             digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
-
-
-def safe_next(value: str | None) -> str:
-    """Return a same-site path to go back to after login (anything else becomes `/`)."""
-    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value or "\n" in value:
-        return "/"
-    return value
-
-
-ONE_TIME = frozenset({"sent", "status_sent", "fragment"})  # query parameters of a page that are not the page
-
-
-def form_page(path: str) -> str:
-    """Return the page a form-posting address belongs to: `/channel/x/send` -> `/channel/x`, other POSTs -> Now.
-
-    A page answered to a POST (a form sent back with its errors) stands at the POST's address.
-    """
-    if path.startswith("/channel/") and path.endswith("/send"):
-        return path.removesuffix("/send")
-    if path in ("/status", "/login", "/logout") or path.startswith("/messages/"):
-        return "/"
-    return path
-
-
-async def posted_from(request: Request) -> str:
-    """Return the page a posted form was on, to go back to after login (never the POST's own address).
-
-    The `Referer` when it is a page of this origin (browsers send it: the pages' referrer policy is
-    `same-origin`); else the form's `next` field (the answer forms carry it); else the page the
-    POST's address belongs to.
-    """
-    referer = urlsplit(request.headers.get("referer", ""))
-    if (referer.scheme, referer.netloc) == (request.url.scheme, request.url.netloc) and referer.path.startswith("/"):
-        page = form_page(referer.path)
-        # Not the notices of what the page's last form did (`?sent=`, `?status_sent=`): they are said once.
-        query = referer.query if page == referer.path else ""
-        kept = [p for p in query.split("&") if p and p.split("=", 1)[0] not in ONE_TIME]
-        return safe_next(page + (f"?{'&'.join(kept)}" if kept else ""))
-    try:
-        posted = (await request.form()).get("next")
-    except Exception:  # a body that cannot be read as a form: the POST's own page will do
-        posted = None
-    if isinstance(posted, str) and safe_next(posted) != "/":
-        return safe_next(posted)
-    return form_page(request.url.path)
-
-
-def page_address(next_url: str) -> str:
-    """Return the page to go back to after login for a request's address: a live fragment's page, not the fragment."""
-    path, _, query = next_url.partition("?")
-    if path == "/strip":  # the status strip is on every page: the Now screen will do
-        return "/"
-    kept = [(k, v) for k, v in parse_qsl(query) if k != "fragment"]
-    return path + (f"?{urlencode(kept)}" if kept else "")
 
 
 class Console:
@@ -361,8 +308,6 @@ def bare_error_page(locale: Locale, status: int, title: str, detail: str) -> str
 
 def _lang_url_for(query: str) -> Any:
     """Return a template function: the current page's address with `lang` set (other parameters kept)."""
-    from urllib.parse import parse_qsl
-
     kept = [(k, v) for k, v in parse_qsl(query) if k not in ("lang", "fragment")]
 
     def lang_url(path: str, code: str) -> str:
