@@ -6,7 +6,7 @@ commit). A job that raises is rolled back alone: the batch is run again with a S
 and the others in it still commit. Because there is a single writer, log indexes and sequence
 numbers are allocated without races. If the connection failed before the COMMIT (PostgreSQL
 restarting or stopped: connecting failed, or the server dropped it), the batch runs again on a new
-connection, waiting as `store.db.Retries` says (`_Dropped`); if PostgreSQL still cannot be reached,
+connection, waiting as `store.db.Retries` says (`Dropped`); if PostgreSQL still cannot be reached,
 every job of the batch fails with `Unavailable`. A batch whose COMMIT was under way when the
 connection failed is never run again: the server may have committed it.
 
@@ -26,22 +26,25 @@ writer's CPU per send job, and the loop carries 9–29% more messages/s (docs/pe
 from __future__ import annotations
 
 import asyncio
-import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future
-from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, RootTransaction
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Connection, Engine
 
 from detente.store import logtail
-from detente.store.db import Retries, connection_failed, in_doubt
-
-log = logging.getLogger("detente.database")
+from detente.store.db import Retries
+from detente.store.write_failures import (
+    Dropped,
+    Failed,
+    given_up,
+    in_doubt_on_failure,
+    open_write,
+    rolled_back_on_error,
+)
 
 T = TypeVar("T")
 Job = Callable[[Connection], Any]
@@ -155,14 +158,14 @@ class Writer:
         # The same recovery as `_commit`: the whole batch first, then a SAVEPOINT per job.
         try:
             return [(True, r) for r in await self._run_on_loop_again(batch, savepoints=False)]
-        except _Failed as failed:  # the database, not a job: running the jobs again would not help
+        except Failed as failed:  # the database, not a job: running the jobs again would not help
             return [(False, failed.error)] * len(batch)
         except Exception as exc:
             if len(batch) == 1:
                 return [(False, exc)]
         try:
             return await self._run_on_loop_again(batch, savepoints=True)
-        except _Failed as failed:
+        except Failed as failed:
             return [(False, failed.error)] * len(batch)
         except Exception as exc:  # the commit itself failed: nothing was written
             return [(False, exc)] * len(batch)
@@ -170,34 +173,34 @@ class Writer:
     async def _run_on_loop_again(self, batch: list[Item], *, savepoints: bool) -> list[Any]:
         """`_run_on_loop`, again on a new connection while the connection fails before COMMIT (`Retries`).
 
-        Raises `_Failed` when the tries are over on PostgreSQL, the last try's error on SQLite.
+        Raises `Failed` when the tries are over on PostgreSQL, the last try's error on SQLite.
         """
         retries: Retries | None = None  # made at the first failure: nothing to do on the hot path
         while True:
             try:
                 return await self._run_on_loop(batch, savepoints=savepoints)
-            except _Dropped as exc:
+            except Dropped as exc:
                 dropped = exc
             retries = retries or Retries(self.engine)
             wait = retries.next_wait()
             if wait is None:
-                raise _given_up(retries, dropped)
+                raise given_up(retries, dropped)
             await asyncio.sleep(wait)  # the loop serves requests meanwhile
 
     async def _run_on_loop(self, batch: list[Item], *, savepoints: bool) -> list[Any]:
         """Run the jobs in one transaction on the loop and commit it in a thread.
 
-        Raises `_Dropped` if the connection failed before COMMIT, `_Failed` if it failed during
+        Raises `Dropped` if the connection failed before COMMIT, `Failed` if it failed during
         COMMIT, else the jobs' error. Without `savepoints`, urgent jobs may cut in (`batch` is
         then changed).
         """
-        with self._write() as (conn, transaction):
-            with _rolled_back_on_error(transaction):
+        with open_write(self.engine) as (conn, transaction):
+            with rolled_back_on_error(transaction):
                 if savepoints:  # the rare second try runs the batch as it was, without turns
                     out = self._execute(conn, batch, savepoints=True)
                 else:
                     out = await self._execute_with_turns(conn, batch)
-            with self._in_doubt_on_failure():
+            with in_doubt_on_failure(self.engine):
                 if len(batch) == 1 and not self._pending and not self._ahead and not self._urgent:
                     # A lone job with nothing queued behind it commits here: the hand-off to a thread
                     # and back adds about 0.3 ms to its answer, and a FLASH message crosses two such
@@ -278,7 +281,7 @@ class Writer:
         # SAVEPOINT per job, so that the failing job fails alone.
         try:
             results = self._run_again(batch, savepoints=False)
-        except _Failed as failed:  # the database, not a job: running the jobs again would not help
+        except Failed as failed:  # the database, not a job: running the jobs again would not help
             self._settle(batch, [(False, failed.error)] * len(batch))
             return
         except BaseException as exc:  # noqa: B036 - nothing was written
@@ -290,7 +293,7 @@ class Writer:
             return
         try:
             outcomes = self._run_again(batch, savepoints=True)
-        except _Failed as failed:
+        except Failed as failed:
             self._settle(batch, [(False, failed.error)] * len(batch))
             return
         except BaseException as exc:  # noqa: B036 - the commit itself failed: nothing was written
@@ -301,61 +304,32 @@ class Writer:
     def _run_again(self, batch: list[Item], *, savepoints: bool) -> list[Any]:
         """`_run`, again on a new connection while the connection fails before COMMIT (`Retries`).
 
-        Raises `_Failed` when the tries are over on PostgreSQL, the last try's error on SQLite.
+        Raises `Failed` when the tries are over on PostgreSQL, the last try's error on SQLite.
         """
         retries: Retries | None = None  # made at the first failure: nothing to do on the hot path
         while True:
             try:
                 return self._run(batch, savepoints=savepoints)
-            except _Dropped as exc:
+            except Dropped as exc:
                 dropped = exc
             retries = retries or Retries(self.engine)
             wait = retries.next_wait()
             if wait is None:
-                raise _given_up(retries, dropped)
+                raise given_up(retries, dropped)
             time.sleep(wait)
 
     def _run(self, batch: list[Item], *, savepoints: bool) -> list[Any]:
         """Run the jobs in one transaction and commit it; with `savepoints`, return (ok, value) per job.
 
-        Raises `_Dropped` if the connection failed before COMMIT, `_Failed` if it failed during
+        Raises `Dropped` if the connection failed before COMMIT, `Failed` if it failed during
         COMMIT, else the jobs' error.
         """
-        with self._write() as (conn, transaction):
-            with _rolled_back_on_error(transaction):
+        with open_write(self.engine) as (conn, transaction):
+            with rolled_back_on_error(transaction):
                 out = self._execute(conn, batch, savepoints=savepoints)
-            with self._in_doubt_on_failure():
+            with in_doubt_on_failure(self.engine):
                 transaction.commit()
             return out
-
-    @contextmanager
-    def _write(self) -> Iterator[tuple[Connection, RootTransaction]]:
-        """Open a connection and its write transaction (BEGIN IMMEDIATE on SQLite).
-
-        Raises `_Dropped` if connecting failed (`connection_failed`): nothing was run yet.
-        """
-        try:
-            conn = self.engine.connect()
-        except DBAPIError as exc:
-            if connection_failed(self.engine, exc):
-                raise _Dropped(exc) from exc
-            raise
-        with conn.execution_options(begin="immediate") as conn:
-            yield conn, conn.begin()
-
-    @contextmanager
-    def _in_doubt_on_failure(self) -> Iterator[None]:
-        """Raise `_Failed` with `CommitInDoubt` if the connection fails in the block (a COMMIT): the
-        server may have committed."""
-        try:
-            yield
-        except DBAPIError as exc:
-            if connection_failed(self.engine, exc):
-                doubt = in_doubt(self.engine, exc)
-                doubt.__cause__ = exc  # handed to each caller as it is, never raised here
-                log.warning("a commit is in doubt: %s", doubt.detail)
-                raise _Failed(doubt) from exc
-            raise
 
     def _execute(self, conn: Connection, batch: list[Item], *, savepoints: bool) -> list[Any]:
         """Run the jobs on `conn`, inside its transaction; with `savepoints`, return (ok, value) per job."""
@@ -389,51 +363,3 @@ class Writer:
                 future.set_result(value)
             else:
                 future.set_exception(value)
-
-
-class _Dropped(Exception):
-    """The connection failed before COMMIT was sent (`connection_failed`): nothing was written.
-
-    The batch then runs again on a new connection (a server restart, a connection it timed out):
-    its jobs are functions of the connection alone, which the SAVEPOINT recovery already relies
-    on. A connection lost at COMMIT is not retried (`_Failed`): the server may have committed.
-    """
-
-    def __init__(self, error: BaseException) -> None:
-        super().__init__(str(error))
-        self.error = error  # the driver's error
-
-
-class _Failed(Exception):
-    """The batch failed for the database, not for a job: every job fails with `error`, none runs again.
-
-    Raised when the connection failed during COMMIT (`CommitInDoubt`: the server may have
-    committed), or before it on every try (`Unavailable`).
-    """
-
-    def __init__(self, error: BaseException) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
-def _given_up(retries: Retries, dropped: _Dropped) -> BaseException:
-    """Return what to raise when the last try of a batch failed with `dropped`: `_Failed` with
-    `Unavailable` on PostgreSQL, the driver's error itself on SQLite (the SAVEPOINT recovery may follow)."""
-    failure = retries.gave_up(dropped.error)
-    return dropped.error if failure is dropped.error else _Failed(failure)
-
-
-@contextmanager
-def _rolled_back_on_error(transaction: RootTransaction) -> Iterator[None]:
-    """Roll `transaction` back if the block raises, and raise the error again.
-
-    The error becomes `_Dropped` if the connection failed (`connection_failed`). Only the jobs run
-    in the block: a COMMIT that fails is never tried again.
-    """
-    try:
-        yield
-    except BaseException as exc:
-        transaction.rollback()
-        if connection_failed(transaction.connection.engine, exc):
-            raise _Dropped(exc) from exc
-        raise
