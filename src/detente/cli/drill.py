@@ -10,6 +10,10 @@ Exit status, as for every command (0 done, 1 an error, 2 a usage error):
   refused, a role missing, a node out of reach): the report is written and named, but its figures
   do not measure the response, so a script must not take them for a result; later variants and
   the comparison are not run;
+- 1 also after a run in which a node refused a step (a 422, a 404): every variant runs and every
+  report is written, then the failed steps are listed (`DrillStepsFailed`);
+- 130: interrupted (Ctrl-C, SIGTERM), after saying where it stopped and writing the partial run
+  (`cli.drill_run`);
 - 0: the drill played its script. What the figures say (late, never answered, the nodes disagree)
   is what a drill measures and never changes the status.
 """
@@ -19,9 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import signal
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -33,6 +35,7 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
+from detente.cli import drill_run
 from detente.cli.app import app
 from detente.cli.drill_output import day, format_feed, harness_warning, out, print_comparison, print_summary, write_text
 from detente.core import agreement as agreement_mod
@@ -47,7 +50,7 @@ from detente.node.drill import DrillOptions, FeedItem, clock_plan, preflight
 from detente.node.drill_access import check_access_now
 from detente.node.drill_client import Target, load_target
 from detente.node.drill_collect import play
-from detente.node.drill_types import DrillIncomplete, pause_problem, speed_problem
+from detente.node.drill_types import DrillIncomplete, pause_problem, speed_note, speed_problem
 from detente.web.drill_report import render_comparison, render_report
 
 drill_app = typer.Typer(help="Drills: replay a scripted crisis through real nodes and report the response.")
@@ -120,7 +123,8 @@ def load_scenario(path: Path, *, seed: int | None = None) -> tuple[Scenario, Agr
         raise BadRequest(f"{path} is not UTF-8 text: {exc}") from exc
     except OSError as exc:
         raise BadRequest(f"cannot read {path}: {exc.strerror or exc}") from exc
-    scenario = scenario_mod.load(text, str(path))
+    # Reading problems ride on the scenario to the planner, which lists them with its own.
+    scenario = scenario_mod.load(text, str(path), partial=True)
     if seed is not None:
         scenario = replace(scenario, seed=seed)
     agreement_path = (path.parent / scenario.agreement).resolve()
@@ -138,7 +142,7 @@ def load_scenario(path: Path, *, seed: int | None = None) -> tuple[Scenario, Agr
         problem = f"cannot read {agreement_path}: {exc.strerror or exc}"
     except Error as exc:
         problem = f"{agreement_path}: {exc.detail}"
-    raise ScenarioError(str(path), [(line, "agreement", problem)])
+    raise ScenarioError(str(path), [*scenario.problems, (line, "agreement", problem)])
 
 
 def plan_all(
@@ -192,7 +196,22 @@ def check(scenario: ScenarioArg, variant: VariantOpt = None, speed: SpeedOpt = N
             f"with {len(clock.jumps())} time jumps"
         )
         out.print("    " + ", ".join(f"{k} ×{v}" for k, v in sorted(kinds.items())))
+        _print_provenance(p)
     out.print(f"[green]{scenario}: no problems[/]")
+
+
+def _print_provenance(p: Plan) -> None:
+    """List the steps whose time the scenario assumes or the sources leave uncertain."""
+    marked = [s for s in p.steps if s.inject.assumed or s.inject.uncertain]
+    if not marked:
+        return
+    out.print(f"    {len(marked)} step times are not sourced facts:")
+    for s in marked:
+        what = f"{s.kind} {s.label or ''}".rstrip()
+        for key in ("uncertain", "assumed"):
+            text = getattr(s.inject, key)
+            if text:
+                out.print(f"      line {s.line} ({what}, {day(s.at)}): {key}: {' '.join(text.split())}", soft_wrap=True)
 
 
 # --- running -------------------------------------------------------------------------------------
@@ -213,8 +232,14 @@ def run(
     self_hosted: Annotated[bool, typer.Option("--self-hosted", help="start two nodes for the drill (default)")] = False,
     workdir: Annotated[
         Path | None,
-        typer.Option(help="where --self-hosted puts its nodes (default: temporary)", callback=_directory_option),
+        typer.Option(
+            help="where --self-hosted puts its nodes (default: REPORT/<scenario>.nodes, kept)",
+            callback=_directory_option,
+        ),
     ] = None,
+    discard_nodes: Annotated[
+        bool, typer.Option("--discard-nodes", help="delete the drill's nodes and their logs at the end")
+    ] = False,
     report: Annotated[
         Path, typer.Option("--report", help="directory for the JSON and HTML reports", callback=_directory_option)
     ] = Path("drill-reports"),
@@ -237,11 +262,14 @@ def run(
     jumps = (loaded.skip_quiet and not humans) if skip is None else skip
     options = DrillOptions(speed=speed if speed is not None else loaded.speed, skip=jumps, pause=pause)
     hosted = None
-    temp: str | None = None
+    base: Path | None = None
     written: list[tuple[Path, dict[str, Any]]] = []
+    failures: list[str] = []
+    playing = False
     try:
         if against is None:
-            base = workdir or Path(temp := tempfile.mkdtemp(prefix="detente-drill-"))
+            base = workdir or drill_run.default_workdir(report, scenario)
+            drill_run.make_room(base, given=workdir is not None)
             agreement_file = (scenario.parent / loaded.agreement).resolve()
             out.print(f"[dim]starting two nodes for the drill in {base} …[/]")
             hosted = drill_nodes.start(drill_nodes.prepare(base, agreement_file))
@@ -251,21 +279,30 @@ def run(
         for p in plans:
             preflight(p, target, can_pause=hosted is not None)
         check_access_now(plans, target)
+        drill_run.set_aside(report, scenario, plans)
+        playing = True  # from here on, `_run_one` says where an interruption stopped the drill
         for index, p in enumerate(plans):
-            written.append(_run_one(p, target, options, report, quiet))
-            _raise_if_incomplete(*written[-1], left=len(plans) - index - 1)
+            left = len(plans) - index - 1
+            written.append(_run_one(p, target, options, report, quiet, discard=discard_nodes, left=left))
+            _raise_if_incomplete(*written[-1], left=left)
+            failures += drill_run.failed_steps(written[-1][1], p)
+    except KeyboardInterrupt:
+        if not playing:
+            out.print("[bold red]interrupted before STARTEX: nothing was sent[/]")
+        raise
     finally:
         if hosted is not None:
             hosted.stop()
             out.print("[dim]drill nodes stopped[/]")
-        if temp is not None:
-            shutil.rmtree(temp, ignore_errors=True)
+        if base is not None and hosted is not None:
+            drill_run.finish_nodes(base, discard=discard_nodes)
     if compare and len(written) >= 2:
         a, b = written[0][1], written[1][1]
         print_comparison(a, b)
         html = report / f"{scenario.stem}.comparison.html"
         write_text(html, render_comparison(a, b))
         out.print(f"comparison: {html}")
+    drill_run.raise_failed(failures, [path for path, _ in written])
 
 
 def _raise_if_incomplete(path: Path, result: dict[str, Any], *, left: int) -> None:
@@ -293,12 +330,27 @@ def run_on(scenario: Path, demo_json: Path, variant: str, speed: float, report_d
 
 
 def _run_one(
-    p: Plan, target: Target, options: DrillOptions, report_dir: Path, quiet: bool
-) -> tuple[Path, dict[str, Any]]:
+    p: Plan, target: Target, options: DrillOptions, report_dir: Path, quiet: bool, *,
+    discard: bool = False, left: int = 0,
+) -> tuple[Path, dict[str, Any]]:  # fmt: skip
+    """Play one plan and write its report; return the JSON's path and the report.
+
+    Raises `KeyboardInterrupt` once an interrupted run has said where it stopped and its partial
+    report is written (`<stem>.interrupted.json`), and `Error` if a report cannot be written.
+    """
     scenario = p.scenario
     title = f"{scenario.title}" + (f" — {p.variant}" if p.variant else "")
     for notice in p.notices:
         out.print(f"[dim]{notice}[/]")
+    out.print(f"[dim]{title}: {speed_note(p, options)}[/]")
+    assumed = sum(1 for s in p.steps if s.inject.assumed)
+    uncertain = sum(1 for s in p.steps if s.inject.uncertain)
+    if assumed or uncertain:
+        out.print(
+            f"[dim]{uncertain} step times are uncertain in the sources and {assumed} are the scenario's "
+            "assumptions, not sourced facts (`detente drill check` lists them; each step of the report "
+            "carries its `uncertain` or `assumed` note)[/]"
+        )
     started = time.monotonic()
     with Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
@@ -319,25 +371,43 @@ def _run_one(
         previous = signal.signal(signal.SIGTERM, _terminate) if main else None
         try:
             facts = asyncio.run(play(p, target, options, feed=feed, progress=tick))
+        except KeyboardInterrupt:
+            out.print(f"[bold red]interrupted before STARTEX of {title}: nothing was sent in it[/]")
+            raise
         finally:
             if main:
                 signal.signal(signal.SIGTERM, previous)
+    if discard:
+        drill_run.mark_discarded(facts)
+    interrupted = "interrupted" in facts
     result = drill_report.compute(facts)
     try:
         report_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise Error(f"cannot create the report directory {report_dir}: {exc.strerror or exc}") from exc
-    stem = Path(scenario.source).stem + (f".{p.variant}" if p.variant else "")
+    stem = drill_run.report_stem(Path(scenario.source), p.variant) + (".interrupted" if interrupted else "")
     json_path, html_path = report_dir / f"{stem}.json", report_dir / f"{stem}.html"
-    write_text(json_path, json.dumps(result, indent=1, ensure_ascii=False))
-    write_text(html_path, render_report(result))
+    try:
+        write_text(json_path, json.dumps(result, indent=1, ensure_ascii=False))
+        write_text(html_path, render_report(result))
+    except Error:
+        if not interrupted:
+            raise
+        drill_run.say_interrupted(facts, None, p, left)
+        raise KeyboardInterrupt from None
+    if interrupted:
+        drill_run.say_interrupted(facts, (json_path, html_path), p, left)
+        raise KeyboardInterrupt
     print_summary(result)
     out.print(f"report: {json_path}  {html_path}")
     return json_path, result
 
 
 def _terminate(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt  # SIGTERM stops a drill like Ctrl-C: nodes it started are stopped by their pid
+    # SIGTERM stops a drill exactly like Ctrl-C: inside the event loop, asyncio's own SIGINT handler
+    # cancels the run, which then writes its partial report; outside it, SIGINT raises
+    # KeyboardInterrupt. Nodes the drill started are stopped by their pid either way.
+    signal.raise_signal(signal.SIGINT)
 
 
 # --- reports read back ---------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from detente.core import drill_report
+from detente.core import drill_compare
 from detente.core.precedence import parse_time
 from detente.core.scenario import format_duration
 from detente.errors import Error
@@ -73,20 +73,21 @@ def print_summary(result: dict[str, Any]) -> None:
     out.print(
         f"\n[bold]{heading}[/]: {summary['messages']} messages, "
         f"{format_duration(summary['drill_seconds'])} of drill time in {summary['wall_seconds']:.1f} s real"
+        f"{_pace(figures.get('clock'))}"
     )
     warning = harness_warning(result)
     if warning is not None:
         out.print(f"[bold red]{_escape(warning)}[/]")
-    table = Table("incident", "at (drill)", "notice", "first message", "acknowledged", "clarified", title="Incidents")
-    for incident in figures["incidents"]:
-        table.add_row(
-            f"{incident['label']} ({incident['kind']})", day(parse_time(incident["drill"])),
-            _fig(incident["notice"], "before"), _fig(incident["first_message"]), _fig(incident["acknowledged"]),
-            _fig(incident["clarified"]),
-        )  # fmt: skip
-    out.print(table)
+    clock = figures.get("clock") or {}
+    if clock.get("why"):
+        out.print(f"[yellow]the clock ran at {clock['rate']:g}×, not the {clock['speed']:g} asked: {clock['why']}[/]")
+    if clock.get("left_out"):
+        people = ", ".join(clock.get("people", [])) or "people"
+        out.print(f"{clock['left_out']} scripted steps left out for people playing {people} (listed below)")
+    if figures["incidents"]:
+        _print_incidents(figures["incidents"])
     accepted = figures["deescalation"]["accepted"]
-    out.print(f"first strike → de-escalation accepted: [bold]{_fig(accepted)}[/]" + _ids(accepted))
+    out.print(f"first strike → de-escalation accepted: [bold]{_fig(accepted, 'never')}[/]" + _ids(accepted))
     late = figures["overdue"]
     out.print(
         f"messages never answered: {summary['unanswered']}   answered late or never (drill time): {len(late)}   "
@@ -96,11 +97,7 @@ def print_summary(result: dict[str, Any]) -> None:
         env = message["envelope"]
         why = " (silent by script)" if message["silent_by_script"] else ""
         out.print(f"  unanswered: {env['precedence']} {env['type']} {env['from']} → {env['to']} {env['id']}{why}")
-    for outage in figures["links"]:
-        out.print(
-            f"  outage: {outage['node']} saw {outage['peer']} {outage['worst']} for {outage['drill']} drill time "
-            f"({outage['wall_seconds']:.1f} s real){' — still down at the end' if outage['ongoing'] else ''}"
-        )
+    _print_outages(figures)
     flows = figures.get("workflows", [])
     if flows:
         unilateral = sum(1 for w in flows if any(v.get("unilateral") for v in w["nodes"].values()))
@@ -108,18 +105,78 @@ def print_summary(result: dict[str, Any]) -> None:
             f"workflows: {len(flows)} (cases, actions, clarifications, consultations); "
             f"the nodes disagree on {summary.get('workflows_disagreeing', 0)}; executed without consent: {unilateral}"
         )
+    for notice in scenario.get("notices") or []:
+        out.print(f"  [dim]{_escape(str(notice))}[/]")
     for step in figures["steps"]["problems"][:12]:
         detail = step.get("error") or "; ".join(step.get("notes", []))
         out.print(f"  [yellow]line {step['line']}: {step['status']}: {_escape(str(detail))}[/]")
+
+
+def _pace(clock: dict[str, Any] | None) -> str:
+    if not clock:
+        return ""
+    jumps = f", {len(clock['jumps'])} time jumps" if clock.get("jumps") else ""
+    return f" (clock at {clock['rate']:g}×{jumps})"
+
+
+def _print_incidents(incidents: list[dict[str, Any]]) -> None:
+    table = Table("incident", "at (drill)", "notice", "first message", "acknowledged", "clarified", title="Incidents")
+    for incident in incidents:
+        first = incident["first_message"]
+        asked = incident.get("clarification_asked", True)
+        table.add_row(
+            f"{incident['label']} ({incident['kind']})", day(parse_time(incident["drill"])),
+            _fig(incident["notice"], "none", "before"), _fig(first, "never"),
+            _fig(incident["acknowledged"], "never" if first else "—"),
+            _fig(incident["clarified"], "never" if asked else "not asked"),
+        )  # fmt: skip
+    out.print(table)
+
+
+def _print_outages(figures: dict[str, Any]) -> None:
+    """Print each scripted outage beside what each node saw of it, then the outages nobody scripted."""
+    for outage in figures.get("outages", []):
+        start = day(parse_time(outage["drill_from"]))
+        out.print(
+            f"  outage (scripted, line {outage['line']}): {outage['party']}'s node down {start} for {outage['drill']}"
+        )
+        if not outage["seen"]:
+            out.print("    no node saw the link go down")
+        for view in outage["seen"]:
+            out.print("    " + _view(view))
+    for view in figures["links"]:
+        if view.get("outage") is None:
+            out.print("  outage (not scripted): " + _view(view))
+
+
+def _view(view: dict[str, Any]) -> str:
+    mark = "*" if view.get("distorted") else ""
+    text = (
+        f"{view['node']} saw {view['peer']} {view['worst']} {_clock_time(view['drill_from'])} → "
+        f"{_clock_time(view['drill_to'])} drill: {view['drill']}{mark} ({view['wall_seconds']:.1f} s real)"
+    )
+    if view.get("noticed_after") is not None:
+        text += f"; noticed {view['noticed_after']:.1f} s real after the node stopped"
+    if view.get("back_after") is not None:
+        text += f", up again {view['back_after']:.1f} s real after it resumed"
+    if view["ongoing"]:
+        text += " — still down at the end"
+    for reason in view.get("distortions", []):
+        text += f"\n      [dim]* distorted by the compression: {_escape(reason)}[/]"
+    return text
+
+
+def _clock_time(value: str) -> str:
+    return parse_time(value).strftime("%H:%M:%S")
 
 
 def _escape(text: str) -> str:
     return text.replace("[", "\\[")  # a node's error text is not Rich markup
 
 
-def _fig(value: dict[str, Any] | None, suffix: str = "") -> str:
+def _fig(value: dict[str, Any] | None, missing: str = "—", suffix: str = "") -> str:
     if value is None:
-        return "—"
+        return missing
     return f"{value['drill']} {suffix}".strip()
 
 
@@ -132,12 +189,13 @@ def _ids(value: dict[str, Any] | None) -> str:
 
 
 def print_comparison(a: dict[str, Any], b: dict[str, Any]) -> None:
-    """Print two reports' headline figures side by side."""
-    table = Table("figure (drill time)", _name(a), _name(b), title="Comparison")
-    for name, left, right in drill_report.compare(a, b):
-        table.add_row(name, left, right)
+    """Print two reports' headline figures side by side, after any reason they may not be comparable."""
+    for warning in drill_compare.warnings(a, b):
+        out.print(f"[bold yellow]warning: {_escape(warning)}[/]")
+    left, right = drill_compare.columns(a, b)
+    table = Table("figure (drill time)", left, right, title="Comparison")
+    for name, first, second in drill_compare.compare(a, b):
+        table.add_row(name, first, second)
     out.print(table)
-
-
-def _name(report: dict[str, Any]) -> str:
-    return str(report["scenario"]["variant"] or report["scenario"]["title"])
+    if any("*" in value for _, x, y in drill_compare.compare(a, b) for value in (x, y)):
+        out.print("[dim]* distorted by the time compression: the reports say why[/]")

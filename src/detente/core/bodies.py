@@ -4,10 +4,13 @@ Each model is strict (no coercion, unknown members refused) and frozen. A model 
 its own fields say (a window ends after it starts, an area is a circle or a polygon); rules that need
 the agreement or the envelope's `created` time (lead times, deadlines, the codebook) live in
 `core.notifications`. Times are RFC 3339 UTC strings (`2024-01-16T13:05:00Z`), kept as sent.
+What a body must say in words (`require_words`), and how a text is shown cut short (`clip`, for
+the CLI and the console alike), are here too.
 """
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from typing import Annotated, Any, Literal
 
@@ -70,6 +73,23 @@ def is_blank(text: str) -> bool:
     would pass for words. This is the one blank rule of every text a person must write.
     """
     return all(_invisible(ch) for ch in text)
+
+
+# Free text a person must write, which says nothing when blank. A sender refuses it (`node.outgoing`,
+# and the drill's planner before a drill runs, both through `require_words`), not the types' models:
+# those also judge the peer's envelopes, and an envelope an earlier release sealed with a blank text
+# must still be stored, or its channel would stall.
+WORDS: dict[str, tuple[str, ...]] = {"hotline.text": ("text",), "statement": ("text",), "decline": ("reason",)}
+
+
+def require_words(kind: str, body: dict[str, Any]) -> None:
+    """Raise `Invalid` (with `fields`) if a free-text field of `body` that must say something is blank.
+
+    Blank is `is_blank`: whitespace and invisible characters (U+200B ...) say nothing either.
+    """
+    blank = {f: "must not be blank" for f in WORDS.get(kind, ()) if isinstance(body.get(f), str) and is_blank(body[f])}
+    if blank:
+        raise Invalid(f"{kind}: " + "; ".join(f"{f}: must not be blank" for f in blank), fields=blank)
 
 
 def _not_blank(value: str, info: ValidationInfo) -> str:
@@ -253,3 +273,25 @@ class Code(Body):
     code: str = Field(pattern=r"^[A-Z][A-Z0-9]*(?:-[A-Z0-9]+)*$", max_length=48)
     params: dict[Annotated[str, Field(max_length=32)], ParamValue] = Field(default_factory=dict, max_length=16)
     note: Note = ""
+
+
+# A cut text ends in this; the last whitespace-led word within a bound starts where a cut may go.
+ELLIPSIS = "…"
+_LAST_WORD = re.compile(r"\s\S*\Z")
+
+
+def clip(text: str, limit: int) -> tuple[str, bool]:
+    """Return `text` and False if it has at most `limit` characters; else its head and True.
+
+    The head ends at the last word boundary within `limit` characters (within them anyway if the
+    text has no whitespace there) and with a visible "…": a reader must never take a cut sentence
+    for a whole one, nor a word cut in two (in Persian, "نداریم" cut to "ندار" turns "we do not
+    have" into "we have") for another word.
+    """
+    if len(text) <= limit:
+        return text, False
+    # One character past the bound: if it is whitespace, the bound itself is a word boundary.
+    word = _LAST_WORD.search(text, 0, limit + 1)
+    head = text[: word.start()].rstrip() if word is not None else ""
+    # No boundary (one long token, a URL): cut at the bound; the "…" still shows the cut.
+    return (head or text[:limit]) + ELLIPSIS, True

@@ -11,7 +11,15 @@ node, so that the real milliseconds of a request are not multiplied by the speed
 lasts that much longer than planned (the time is never "caught up", so a time promised in a body,
 such as the start of a notified window, is never reached early). Every stretch of the clock as it actually ran
 is kept (`ClockRun.samples`: wall time -> drill time breakpoints) and goes into the report, so any
-envelope's `created` time converts to drill time by the same table (`to_drill`).
+envelope's `created` time converts to drill time by the same table (`to_drill`). The breakpoints are
+kept to the millisecond, the precision of the report's JSON, so the table read back from a report
+converts every `created` time to exactly the drill time the run gave it.
+
+A link a node sees down holds back the next time jump (`ClockRun.see_link`): a jump that started
+while a node still sees its peer down would put the peer's return, drill hours later, on the far
+side of the jump, and the outage would read hours longer than scripted. The clock waits at the jump
+instead, at most `JUMP_WAIT` real seconds per outage a node sees, so a link that never comes back
+cannot stall the drill.
 
 Times in message bodies are written in drill time in the scenario; the engine sends the wall time
 that lies as far from now, along the plan, as the drill time lies from the clock's current drill
@@ -28,6 +36,9 @@ from datetime import datetime, timedelta
 LEAD_IN = timedelta(minutes=1)  # drill time run slowly before each moment
 TAIL = timedelta(minutes=2)  # and after it
 JUMP_OVER = timedelta(minutes=10)  # quiet stretches at least this long are jumped
+# Link tests run every second on drill nodes and a node needs a few tests to see a peer come back;
+# ten real seconds covers that with room, and bounds what a link that stays down can cost per outage.
+JUMP_WAIT = 10.0
 
 
 @dataclass(frozen=True)
@@ -182,14 +193,20 @@ class ClockRun:
     last: datetime | None = None
     holding: bool = False
     samples: list[tuple[datetime, datetime]] = field(default_factory=list)  # (wall, drill) breakpoints
+    waiting: tuple[datetime, datetime] | None = None  # a jump held back while a link is seen down
+    down: dict[tuple[str, str], float] = field(default_factory=dict)  # (node, peer) -> real seconds waited
+    seen_at: datetime | None = None  # when the newest link change was seen
 
     def __post_init__(self) -> None:
+        self.wall_start = _ms(self.wall_start)
         self.last = self.wall_start
-        self.samples.append((self.wall_start, self.plan.start))
+        self.samples.append((self.wall_start, _ms(self.plan.start)))
 
     @property
     def now(self) -> datetime:
         """The drill time on the clock."""
+        if self.waiting is not None:
+            return self.waiting[0]
         return self.plan.at(self.e)
 
     @property
@@ -200,17 +217,51 @@ class ClockRun:
         """Real seconds the clock is behind its plan (time spent holding, not yet caught up)."""
         return _secs(wall - self.wall_start) - self.e
 
+    def see_link(self, node: str, peer: str, state: str, wall: datetime) -> None:
+        """Note that `node` sees its link to `peer` in `state` (UP, DEGRADED or DOWN) since real time `wall`."""
+        self.seen_at = max(self.seen_at or wall, _ms(wall))
+        if state == "UP":
+            self.down.pop((node, peer), None)
+        else:
+            self.down.setdefault((node, peer), 0.0)
+
+    def _jump_held(self) -> bool:
+        return any(waited < JUMP_WAIT for waited in self.down.values())
+
     def advance(self, wall: datetime, until: datetime | None = None) -> list[tuple[datetime, datetime]]:
         """Move the clock to real time `wall`, but not past drill time `until` (the next step is due then).
 
-        Returns the time jumps it made, as (from, to) drill times. A clock stopped at `until` falls
-        behind its plan like a held one.
+        Returns the time jumps it made, as (from, to) drill times. A clock stopped at `until`, or at
+        a jump while a link is seen down, falls behind its plan like a held one.
         """
         assert self.last is not None
+        wall = _ms(wall)
         t, remaining = self.last, max(0.0, _secs(wall - self.last))
         stop = self.plan.offset_of(until) if until is not None else None
         jumps: list[tuple[datetime, datetime]] = []
         while not self.holding and remaining > 1e-9 and not self.done:
+            if self.waiting is not None:
+                if until is not None and until <= self.waiting[0]:
+                    break
+                if self._jump_held():
+                    for key in self.down:  # the wait counts against each outage seen
+                        self.down[key] += remaining
+                    break
+                if self.seen_at is not None and self.seen_at >= t:
+                    # The clock reached the jump before the tick that takes it; a link change seen
+                    # meanwhile must stay on this side of the jump (a millisecond before it), where
+                    # it happened, or the table would put it drill hours later.
+                    late = self.seen_at + timedelta(milliseconds=1)
+                    if late > wall:
+                        break  # the next tick takes the jump
+                    remaining -= _secs(late - t)
+                    self._point(t, self.waiting[0])
+                    t = late
+                    self._point(t, self.waiting[0])
+                jumps.append(self.waiting)
+                self._point(t, self.waiting[1])
+                self.waiting = None
+                continue
             seg = self.plan.segment_at(self.e)
             if seg is None:
                 break
@@ -220,16 +271,15 @@ class ClockRun:
             if stop is not None and seg.r0 <= stop < seg.r1 and not seg.pause:
                 left = stop - self.e
                 if left <= remaining:
-                    self.e, t, remaining = stop, t + timedelta(seconds=left), 0.0
+                    self.e, t, remaining = stop, _ms(t + timedelta(seconds=left)), 0.0
                     self._point(t, self.now)
                     break
             if left <= remaining:
-                self.e, t, remaining = seg.r1, t + timedelta(seconds=left), remaining - left
+                self.e, t, remaining = seg.r1, _ms(t + timedelta(seconds=left)), remaining - left
                 self._point(t, seg.d1)
                 nxt = self.plan.segment_at(self.e)
                 if nxt is not None and nxt.d0 > seg.d1:
-                    jumps.append((seg.d1, nxt.d0))
-                    self._point(t, nxt.d0)
+                    self.waiting = (seg.d1, nxt.d0)  # taken at the top of the loop unless a link is down
             else:
                 self.e += remaining
                 t, remaining = wall, 0.0
@@ -265,11 +315,12 @@ class ClockRun:
         return (moment - self.plan.end) / self.plan.speed if moment > self.plan.end else timedelta(0)
 
     def _point(self, wall: datetime, drill: datetime) -> None:
+        wall, drill = _ms(wall), _ms(drill)
         if not self.samples or self.samples[-1] != (wall, drill):
             self.samples.append((wall, drill))
 
     def _sample(self, wall: datetime) -> None:
-        drill = self.now
+        wall, drill = _ms(wall), _ms(self.now)
         if self.samples and len(self.samples) >= 2:
             (w1, d1), (w2, d2) = self.samples[-2], self.samples[-1]
             if w2 > w1 and wall > w2 and d2 >= d1 and _collinear(w1, d1, w2, d2, wall, drill):
@@ -281,9 +332,11 @@ class ClockRun:
 
 
 def _collinear(w1: datetime, d1: datetime, w2: datetime, d2: datetime, w3: datetime, d3: datetime) -> bool:
-    s1 = _secs(d2 - d1) / _secs(w2 - w1)
-    s2 = _secs(d3 - d2) / max(_secs(w3 - w2), 1e-9)
-    return abs(s1 - s2) <= 1e-6 * max(1.0, abs(s1))
+    # The points are cut to the millisecond, so allow the drill time a millisecond of wall time
+    # (at the clock's rate) may carry, and a millisecond of its own.
+    rate = _secs(d2 - d1) / _secs(w2 - w1)
+    expected = d2 + (w3 - w2) * rate
+    return abs(_secs(d3 - expected)) <= 0.002 * max(1.0, rate) + 0.002
 
 
 def to_drill(samples: list[tuple[datetime, datetime]], wall: datetime) -> datetime:
@@ -312,6 +365,11 @@ def to_wall(samples: list[tuple[datetime, datetime]], drill: datetime) -> dateti
                 return w1 if drill <= d1 else w2
             return w1 + (w2 - w1) * (_secs(drill - d1) / _secs(d2 - d1))
     return samples[-1][0]
+
+
+def _ms(moment: datetime) -> datetime:
+    """Return `moment` cut to the millisecond, as `format_time` writes it."""
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
 def _lerp(seg: Segment, r: float) -> datetime:

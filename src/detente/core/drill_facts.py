@@ -9,7 +9,11 @@ report is refused with its field named rather than failing deep inside the arith
 The shape is written as data (`FACTS`): a dict lists its keys (required, unless the key ends in
 `?`; other keys are allowed), a
 `("list", item)` or `("map", value)` its items, `("pair", item)` a two-item list, `("opt", shape)`
-a value that may be null; the strings name scalar types, a trailing `?` allowing null. Pure.
+a value that may be null; the strings name scalar types, a trailing `?` allowing null.
+
+A report that has the right shape may still have been edited: a figure changed, or the drill time
+stored beside an envelope. So `check` also recomputes what a report derives and refuses it when a
+stored value disagrees (`core.drill_consistency`), naming the value and both readings. Pure.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from detente.core import drill_consistency
 from detente.core.precedence import parse_time
 from detente.errors import Invalid
 
@@ -46,11 +51,17 @@ FACTS: dict[str, Any] = {
     "envelopes": ("list", _ENVELOPE),
     "links": {"events": ("list", {"node": "str", "peer": "str?", "state": "str?", "wall": "time"})},
     "workflows?": ("map", ("map", ("map", "dict"))),  # reports from before workflows were collected lack it
+    # each node's newest checkpoint with its peer's cosignature, when the run collected it
+    "checkpoints?": ("map", {"size": "int", "note": "str"}),
 }
 
 
 def check(data: Any) -> None:
-    """Check a report's facts against `FACTS`. Raises `Invalid` naming the first field that is wrong."""
+    """Check a report's facts against `FACTS`, then what it derives from them against a recomputation.
+
+    Raises `Invalid` naming the first field that is wrong, or the first stored value (an envelope's
+    drill time, a figure) that its facts do not give, with both values.
+    """
     if not isinstance(data, dict):
         raise Invalid("is not a drill report: the file holds no JSON object")
     if data.get("format") != FORMAT:
@@ -58,6 +69,9 @@ def check(data: Any) -> None:
     problem = _check(data, FACTS, "")
     if problem is not None:
         raise Invalid(f"is not a complete drill report: {problem}")
+    problem = drill_consistency.problem(data)
+    if problem is not None:
+        raise Invalid(f"was edited or is damaged: {problem}")
 
 
 def _check(value: Any, shape: Any, path: str) -> str | None:

@@ -26,7 +26,9 @@ import statistics
 from datetime import datetime, timedelta
 from typing import Any
 
+from detente.core import drill_time
 from detente.core.drill_clock import to_drill, to_wall
+from detente.core.drill_compare import compare, headline
 from detente.core.precedence import format_time, parse_time
 from detente.core.scenario import format_duration
 
@@ -50,6 +52,8 @@ class _Run:
         self.steps: list[dict[str, Any]] = facts["steps"]
         self.end = self.samples[-1][1] if self.samples else _t(facts["run"]["drill_end"])
         self.about = self._about()
+        self.operators = {s["id"]: s.get("operator") for s in self.steps if s.get("id")}
+        self.lines = {s["id"]: (s.get("label"), s.get("line")) for s in self.steps if s.get("id")}
 
     def _about(self) -> dict[str, str]:
         about: dict[str, str] = {s["id"]: s["about"] for s in self.steps if s.get("id") and s.get("about")}
@@ -63,7 +67,12 @@ class _Run:
         return about
 
     def drill(self, envelope: dict[str, Any]) -> datetime:
-        return _t(envelope["drill"])
+        """Return the envelope's drill time, converted from its `created` time with the clock table.
+
+        The stored `drill` value is never used: `drill_facts.check` refuses a report whose stored
+        value differs from this one.
+        """
+        return to_drill(self.samples, _t(envelope["created"]))
 
     def wall_at(self, drill: datetime) -> datetime:
         return to_wall(self.samples, drill)
@@ -71,10 +80,12 @@ class _Run:
     def trace(self, envelope: dict[str, Any] | None) -> dict[str, Any] | None:
         if envelope is None:
             return None
+        label, line = self.lines.get(envelope["id"], (None, None))
         return {
             "id": envelope["id"], "type": envelope["type"], "from": envelope["from"], "to": envelope["to"],
-            "precedence": envelope["precedence"], "created": envelope["created"], "drill": envelope["drill"],
-            "log": dict(envelope.get("log", {})), "step": envelope.get("step"), "line": envelope.get("line"),
+            "precedence": envelope["precedence"], "created": envelope["created"],
+            "drill": format_time(self.drill(envelope)), "log": dict(envelope.get("log", {})), "step": label,
+            "line": line, "operator": self.operators.get(envelope["id"]), "author": envelope.get("author"),
         }  # fmt: skip
 
     def figure(
@@ -109,13 +120,16 @@ def compute(facts: dict[str, Any]) -> dict[str, Any]:
     """Return the report: the facts plus `figures` computed from them."""
     run = _Run(facts)
     messages = _messages(run, facts)
+    links, outages = drill_time.outages(run.samples, facts)
     figures = {
         "incidents": [_incident(run, incident) for incident in facts["incidents"]],
         "messages": messages,
         "unanswered": [m for m in messages if m["status"] == "unanswered"],
         "overdue": [m for m in messages if m["overdue"]],
         "node_overdue": [m for m in messages if m["node_overdue_at"]],
-        "links": _outages(run, facts),
+        "links": links,
+        "outages": outages,
+        "clock": drill_time.clock(run.samples, facts, outages),
         "deescalation": _deescalation(run, facts),
         "parties": _parties(run, messages),
         "steps": _steps(facts),
@@ -147,6 +161,7 @@ def _incident(run: _Run, incident: dict[str, Any]) -> dict[str, Any]:
         elif response is not None:
             declined = run.figure(t0, response, via=first_after)
     answers = [e for e in after if e["type"] == "clarification.response"]
+    asked = any(e["type"] == "clarification.request" for e in about)
     clarification = None
     if answers:
         request = run.by_id.get(answers[0]["refs"][0]) if answers[0].get("refs") else None
@@ -159,6 +174,7 @@ def _incident(run: _Run, incident: dict[str, Any]) -> dict[str, Any]:
         "acknowledged": ack,
         "declined": declined,
         "clarified": clarification,
+        "clarification_asked": asked or clarification is not None,
         "messages": len(about),
     }
 
@@ -199,44 +215,6 @@ def _messages(run: _Run, facts: dict[str, Any]) -> list[dict[str, Any]]:
             }
         )  # fmt: skip
     return out
-
-
-def _outages(run: _Run, facts: dict[str, Any]) -> list[dict[str, Any]]:
-    wall_end = _t(facts["run"]["wall_end"])
-    state: dict[tuple[str, str], tuple[str, datetime]] = {}
-    wall_start = _t(facts["run"]["wall_start"])
-    for node, links in facts["links"].get("before", {}).items():
-        for link in links:
-            # a link never answered before the run is a node starting up, not an outage
-            if "peer" in link and link.get("state") != "UP" and link.get("last_ok_at"):
-                state[(node, link["peer"])] = (link["state"], wall_start)
-    outages = []
-    for event in sorted(facts["links"]["events"], key=lambda e: e["wall"]):
-        key = (event["node"], event["peer"])
-        at = _t(event["wall"])
-        if event["state"] == "UP":
-            if key in state:
-                worst, since = state.pop(key)
-                outages.append(_outage(run, key, since, at, worst, False))
-        elif key not in state:
-            state[key] = (event["state"], at)
-        elif event["state"] == "DOWN":
-            state[key] = ("DOWN", state[key][1])
-    for key, (worst, since) in state.items():
-        outages.append(_outage(run, key, since, wall_end, worst, True))
-    return sorted(outages, key=lambda o: o["wall_from"])
-
-
-def _outage(
-    run: _Run, key: tuple[str, str], since: datetime, until: datetime, worst: str, ongoing: bool
-) -> dict[str, Any]:
-    d0, d1 = to_drill(run.samples, since), to_drill(run.samples, until)
-    return {
-        "node": key[0], "peer": key[1], "worst": worst, "ongoing": ongoing,
-        "wall_from": format_time(since), "wall_to": format_time(until), "wall_seconds": _secs(until - since),
-        "drill_from": format_time(d0), "drill_to": format_time(d1), "drill_seconds": _secs(d1 - d0),
-        "drill": format_duration(d1 - d0),
-    }  # fmt: skip
 
 
 def _deescalation(run: _Run, facts: dict[str, Any]) -> dict[str, Any]:
@@ -330,6 +308,11 @@ def _summary(run: _Run, figures: dict[str, Any]) -> dict[str, Any]:
         "node_overdue": len(figures["node_overdue"]),
         "outages": len(figures["links"]),
         "outage_drill_seconds": sum(o["drill_seconds"] for o in figures["links"]),
+        "outages_scripted": len(figures["outages"]),
+        "outages_not_scripted": sum(1 for o in figures["links"] if o["outage"] is None),
+        "outages_distorted": sum(1 for o in figures["links"] if o["distorted"]),
+        "rate": figures["clock"]["rate"],
+        "left_out": figures["clock"]["left_out"],
         "wall_seconds": _secs(wall),
         "drill_seconds": _secs(drill),
         "failed_steps": figures["steps"]["counts"].get("failed", 0) + figures["steps"]["counts"].get("skipped", 0),
@@ -339,44 +322,4 @@ def _summary(run: _Run, figures: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def headline(report: dict[str, Any]) -> list[tuple[str, str, float | None]]:
-    """Return the report's main figures as (name, text, seconds), the rows a comparison lines up."""
-    figures = report["figures"]
-    rows: list[tuple[str, str, float | None]] = []
-    for incident in figures["incidents"]:
-        name = f"{incident['label']} ({incident['kind']}, {_day(incident['drill'])})"
-        notice = incident["notice"]
-        rows.append((f"{name}: advance notice", _fig(notice), notice["drill_seconds"] if notice else None))
-        for key, what in (("first_message", "first message"), ("acknowledged", "acknowledged"),
-                          ("clarified", "clarification answered")):  # fmt: skip
-            value = incident[key]
-            rows.append((f"{name}: {what}", _fig(value), value["drill_seconds"] if value else None))
-    accepted = figures["deescalation"]["accepted"]
-    rows.append(
-        ("first strike → de-escalation accepted", _fig(accepted), accepted["drill_seconds"] if accepted else None)
-    )
-    summary = figures["summary"]
-    for key, what in (("messages", "messages sent"), ("unanswered", "messages never answered"),
-                      ("overdue", "answered late or never (drill time)"), ("outages", "link outages")):  # fmt: skip
-        rows.append((what, str(summary[key]), float(summary[key])))
-    for party, entry in figures["parties"].items():
-        rows.append((f"{party}: median time to answer", entry["median_answer"], entry["median_answer_seconds"]))
-    return rows
-
-
-def _fig(value: dict[str, Any] | None) -> str:
-    if value is None:
-        return "never"
-    return str(value["drill"])
-
-
-def _day(value: str) -> str:
-    return _t(value).strftime("%d %b")
-
-
-def compare(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """Return (figure, value in A, value in B) for the union of both reports' headline figures."""
-    left = {name: text for name, text, _ in headline(a)}
-    right = {name: text for name, text, _ in headline(b)}
-    names = list(left) + [n for n in right if n not in left]
-    return [(name, left.get(name, "—"), right.get(name, "—")) for name in names]
+__all__ = ["compare", "compute", "headline"]

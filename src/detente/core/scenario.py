@@ -52,7 +52,12 @@ WORKFLOW_SHORTHANDS: dict[str, tuple[str, str]] = {
     "minutes": ("consultation.minutes", "either"),
     "cosign": ("consultation.cosign", "either"),
 }
-COMMON_KEYS = ("at", "after", "delay", "label", "variants", "note")
+# `assumed` and `uncertain` say where an inject's time comes from when it is not a sourced fact:
+# `assumed: "why"` (the scenario's choice, e.g. an acknowledgement delay no source gives) and
+# `uncertain: "range or source"` (the sources disagree or give only a span). `drill check` and
+# `drill run` list them, and the report's facts carry them, so no figure built on them passes for
+# a measured one.
+COMMON_KEYS = ("at", "after", "delay", "label", "variants", "note", "assumed", "uncertain")
 INCIDENT_KINDS = (
     "airspace_violation", "cross_border_fire", "strike", "drone", "border_crossing",
     "non_state_attack", "accidental_launch", "other",
@@ -174,6 +179,8 @@ class Inject:
     note: str = ""
     situation: dict[str, str] = field(default_factory=dict)  # party or "all" -> text
     incident: Incident | None = None
+    assumed: str = ""  # why the time is the scenario's choice, not a source's
+    uncertain: str = ""  # the span or the sources when they disagree
 
     @property
     def path(self) -> str:
@@ -201,6 +208,11 @@ class Scenario:
     variants: dict[str, str]
     injects: tuple[Inject, ...]
     lines: Mapping[Path, int]
+    # Problems found while reading (`load(..., partial=True)`), which planning reports with its own
+    # so that every problem of the file shows at once; and the injects they concern, which
+    # planning leaves out rather than guess at.
+    problems: tuple[tuple[int, str, str], ...] = ()
+    broken: frozenset[int] = frozenset()
 
     def line_of(self, path: Path) -> int:
         """Return the line of the value at `path`, or of its nearest ancestor that has one."""
@@ -220,11 +232,16 @@ class Scenario:
         return self.operators.get(office, office.replace(":", "-"))
 
 
-def load(text: str, source: str = "scenario") -> Scenario:
-    """Read and check a scenario's YAML text. Raises `ScenarioError` listing every problem by line."""
+def load(text: str, source: str = "scenario", *, partial: bool = False) -> Scenario:
+    """Read and check a scenario's YAML text. Raises `ScenarioError` listing every problem by line.
+
+    With `partial`, a scenario whose injects have problems is still returned when it can be (its
+    start is known), holding those problems (`Scenario.problems`) for `core.scenario_plan.plan`
+    to report with its own; `ScenarioError` is raised only when nothing could be read.
+    """
     from detente.core.scenario_read import read
 
-    return read(text, source)
+    return read(text, source, partial=partial)
 
 
 def show(path: Path) -> str:

@@ -14,7 +14,8 @@ from typing import Any
 
 from detente.core import codebook, notifications
 from detente.core.agreement import Agreement
-from detente.core.precedence import Precedence, format_time, parse_time
+from detente.core.bodies import is_blank
+from detente.core.precedence import Precedence, deadline_for, format_time, parse_time
 from detente.core.scenario import WORKFLOW_SHORTHANDS, Inject, Path, Scenario, parse_duration, precedence_of
 from detente.core.scenario_steps import Message, Problems, Step, body_problems, resolve_times
 from detente.errors import Invalid
@@ -72,9 +73,10 @@ def build(
         office = target.message.to
         if spec.get("by") is not None:
             office = _office(spec.get("by"), (*base, "by"), agreement, problems) or office
+            _may_answer(office, target, at, inject.action, (*base, "by"), agreement, problems)
         text = str(spec.get("reason") or spec.get("note") or "")
-        if inject.action == "decline" and not text.strip():
-            problems.add((*base, "reason"), "a decline says why")
+        if inject.action == "decline" and is_blank(text):
+            problems.add((*base, "reason"), "a decline says why (the reason must not be blank)")
         kind = inject.action
         return Step(n, inject, at, kind, office=office, target=target.label, text=text, about=target.about)
     message = _message(scenario, agreement, inject, at, built, problems)
@@ -93,6 +95,34 @@ def build(
         if opener is not None and opener.message is not None:
             message = replace(message, case=opener.message.case or opener.label)
     return Step(n, inject, at, "message", office=message.sender, message=message, about=about)
+
+
+def _may_answer(
+    office: str, target: Step, at: datetime, kind: str, path: Path, agreement: Agreement, problems: Problems
+) -> None:
+    """Check, as a node does, that `office` may acknowledge or decline `target`'s message at `at`.
+
+    The addressee may answer at any time; the alternates of its office only once the message is
+    overdue (escalation), which in drill time is its precedence's deadline on its channel.
+    """
+    assert target.message is not None
+    to, label = target.message.to, target.label
+    if office == to:
+        return
+    alternates = agreement.alternates(to)
+    if office not in alternates:
+        chain = ", ".join(alternates) or "none"
+        problems.add(path, f"{office} cannot answer {label!r}: it is addressed to {to} (its alternates: {chain})")
+        return
+    channel = agreement.channels.get(target.message.channel)
+    due = deadline_for(target.at, target.message.precedence, channel.deadlines if channel else None)
+    if at < due:
+        problems.add(
+            path,
+            f"{office} is an alternate of {to}, so it may {'acknowledge' if kind == 'ack' else 'decline'} "
+            f"{label!r} only once it is overdue, at its {target.message.precedence.value} deadline "
+            f"{format_time(due)}; this step is at {format_time(at)}",
+        )
 
 
 def _about(spec: dict[str, Any], base: Path, incidents: dict[str, Inject], problems: Problems) -> str | None:
@@ -134,12 +164,8 @@ def _ref_step(value: Any, path: Path, built: dict[str, Step], problems: Problems
         return None
     step = built.get(value)
     if step is None:
-        known = {i.label: i for i in scenario.injects if i.label}
-        if value in known:
-            problems.add(
-                path,
-                f"{value!r} (line {known[value].line}) has problems of its own, comes later, or is not in this variant",
-            )
+        if any(i.label == value for i in scenario.injects):
+            problems.add(path, problems.why_missing(value))
         else:
             problems.add(path, f"no inject is labelled {value!r}")
     return step

@@ -19,6 +19,7 @@ from typing import Any
 
 from detente.core import notifications, workflows
 from detente.core.agreement import Agreement
+from detente.core.bodies import require_words
 from detente.core.envelope import Envelope
 from detente.core.precedence import format_time
 from detente.core.scenario import (
@@ -44,26 +45,33 @@ def plan(
     Offices in `humans` are played by people: their scripted steps, and steps that need what those
     would have sent, are left out (each noted in `Plan.notices`).
     """
-    problems = Problems(scenario)
+    problems = Problems(scenario, variant)
+    # What reading found comes first: one run lists every problem of the file, not one pass's.
+    problems.items.extend(scenario.problems)
     if variant is not None and variant not in scenario.variants:
         problems.add(("variants",), f"no variant {variant!r}; variants: {', '.join(scenario.variants) or 'none'}")
         raise ScenarioError(scenario.source, problems.items)
     _check_parties(scenario, agreement, problems)
     times = _times(scenario, variant, problems)
+    problems.times = times
+    problems.failed = {i.label for i in scenario.injects if i.label and i.index in scenario.broken}
     injects = [i for i in scenario.injects if i.in_variant(variant) and i.index in times]
     ordered = sorted(injects, key=lambda i: (times[i.index], i.index))
     incidents = {i.label: i for i in injects if i.label and i.incident is not None}
     steps: list[Step] = []
     built: dict[str, Step] = {}
     for n, inject in enumerate(ordered):
+        problems.at = times[inject.index]
         step = build(scenario, agreement, inject, times[inject.index], n, built, incidents, problems)
         if step is None:
+            if inject.label:
+                problems.failed.add(inject.label)
             continue
         steps.append(step)
         if inject.label:
             built[inject.label] = step
-    if not problems.items:
-        _dry_run(agreement, steps, problems)
+    # Always dry-run what could be built, so that its problems show with the others.
+    _dry_run(agreement, steps, problems)
     if problems.items:
         raise ScenarioError(scenario.source, problems.items)
     end = scenario.end or (max(s.at for s in steps) + DEFAULT_TAIL if steps else scenario.start + DEFAULT_TAIL)
@@ -90,8 +98,8 @@ def _times(scenario: Scenario, variant: str | None, problems: Problems) -> dict[
     labels = {i.label: i for i in scenario.injects if i.label}
     times: dict[int, datetime] = {}
     for inject in scenario.injects:
-        if not inject.in_variant(variant):
-            continue
+        if not inject.in_variant(variant) or inject.index in scenario.broken:
+            continue  # an inject with problems of its own gets no time: planning leaves it out
         spread = (inject.delay.high - inject.delay.low).total_seconds()
         delay = inject.delay.low + timedelta(seconds=round(spread * draws[inject.index]))
         base: datetime | None
@@ -112,9 +120,11 @@ def _times(scenario: Scenario, variant: str | None, problems: Problems) -> dict[
                 problems.add(where, f"{inject.after!r} (line {ref.line}) is not part of variant {variant!r}")
                 continue
             base = times.get(ref.index)
+            if base is None:
+                why = "has problems of its own, so this time is not known"
+                problems.add(where, f"{inject.after!r} (line {ref.line}) {why}")
+                continue
         else:
-            continue
-        if base is None:
             continue
         moment = base + delay
         if moment < scenario.start:
@@ -138,6 +148,8 @@ def _explicit_after(inject: Inject) -> bool:
 def _dry_run(agreement: Agreement, steps: list[Step], problems: Problems) -> None:
     """Check every step as a node would, on synthetic envelopes with `created` = the step's drill time."""
     ids = {s.label: f"00000000-0000-7000-8000-{s.n:012d}" for s in steps if s.label}
+    lines = {s.label: s.line for s in steps if s.label}
+    failed: set[str] = set()  # labels of messages with problems: what needs them is not checked against them
     sent: dict[str, Step] = {}
     answered: set[str] = set()
     states: dict[str, Any] = {}
@@ -147,6 +159,8 @@ def _dry_run(agreement: Agreement, steps: list[Step], problems: Problems) -> Non
         if step.kind in ("ack", "decline", "silence"):
             target = sent.get(step.target or "")
             if target is None or target.message is None:
+                if step.target in failed:
+                    problems.add((*base, "ref"), _needs_failed(step.target or "", lines))
                 continue
             if step.at < target.at:
                 problems.add(("timeline", step.inject.index), f"answers {step.target!r} before it is sent")
@@ -156,11 +170,17 @@ def _dry_run(agreement: Agreement, steps: list[Step], problems: Problems) -> Non
                 if step.target in answered:
                     problems.add((*base, "ref"), f"{step.target!r} is already acknowledged or declined")
                 answered.add(step.target or "")
-                if step.office and step.office.split(":")[0] != target.message.to.split(":")[0]:
-                    problems.add((*base, "by"), f"only {target.message.to}'s side can answer {step.target!r}")
             continue
         message = step.message
         if message is None:
+            continue
+        broken = [label for label in (*message.refs, message.case) if label in failed]
+        if broken:
+            # Its envelope would refer to one that was never made: say so, not what the synthetic
+            # placeholder id would make a workflow say.
+            problems.add(base, _needs_failed(broken[0] or "", lines))
+            if step.label:
+                failed.add(step.label)
             continue
         body = message.body
         if message.digest_of is not None:
@@ -172,11 +192,18 @@ def _dry_run(agreement: Agreement, steps: list[Step], problems: Problems) -> Non
         where: Path = (*base, "body") if step.inject.action == "send" else base
         try:
             notifications.check_route(message.type, message.channel, message.precedence, refs, agreement)
+            # As the sending node does: its own rules too (`sending`), the sender's blank rule on
+            # the body (`validate_body`) and the free text a person must write (`require_words`).
             notifications.validate_message(
                 message.type, body, agreement, created=step.at, precedence=message.precedence, refs=refs, case=case,
+                sending=True,
             )  # fmt: skip
+            notifications.validate_body(message.type, body, agreement)
+            require_words(message.type, body)
         except Invalid as exc:
             body_problems(exc, where, base, message.type, problems)
+            if step.label:
+                failed.add(step.label)
             continue
         envelope = _synthetic(step, ids, refs, case, body, agreement)
         for kind, target_id in workflows.targets(envelope):
@@ -184,9 +211,20 @@ def _dry_run(agreement: Agreement, steps: list[Step], problems: Problems) -> Non
                 states[target_id] = workflows.APPLY[kind](states.get(target_id), envelope)
             except InvalidTransition as exc:
                 detail = exc.detail if exc.detail.startswith(message.type) else f"{message.type}: {exc.detail}"
-                problems.add(base, detail)
+                problems.add(base, _named(detail, ids, lines))
         if step.label:
             sent[step.label] = step
+
+
+def _needs_failed(label: str, lines: dict[str, int]) -> str:
+    return f"it needs {label!r} (line {lines.get(label, '?')}), which has problems of its own"
+
+
+def _named(detail: str, ids: dict[str, str], lines: dict[str, int]) -> str:
+    """Return `detail` with each synthetic envelope id replaced by the step it stands for."""
+    for label, envelope_id in ids.items():
+        detail = detail.replace(envelope_id, f"{label!r} (line {lines[label]})")
+    return detail
 
 
 def _synthetic(

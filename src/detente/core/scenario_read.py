@@ -9,6 +9,7 @@ Times stay strings and are parsed by `core.precedence`. Pure: it reads the text 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -45,6 +46,7 @@ class _Reader:
     def __init__(self, lines: dict[Path, int]) -> None:
         self.lines = lines
         self.problems: list[tuple[int, str, str]] = []
+        self.broken: set[int] = set()  # timeline indexes of injects with a problem
 
     def line(self, path: Path) -> int:
         probe = tuple(path)
@@ -54,6 +56,8 @@ class _Reader:
 
     def fail(self, path: Path, message: str) -> None:
         self.problems.append((self.line(path), show(path), message))
+        if len(path) >= 2 and path[0] == "timeline" and isinstance(path[1], int):
+            self.broken.add(path[1])
 
     def keys(self, value: dict[str, Any], path: Path, allowed: tuple[str, ...], what: str) -> None:
         for key in value:
@@ -96,15 +100,25 @@ def _kind(value: Any) -> str:
     return {dict: "a mapping", list: "a list", str: "a text", bool: "true/false"}.get(type(value), type(value).__name__)
 
 
-def read(text: str, source: str = "scenario") -> Scenario:
-    """Read and check a scenario's YAML text. Raises `ScenarioError` listing every problem by line."""
+def read(text: str, source: str = "scenario", *, partial: bool = False) -> Scenario:
+    """Read and check a scenario's YAML text. Raises `ScenarioError` listing every problem by line.
+
+    With `partial`, problems found in a scenario that could still be read (its start is known) are
+    returned in it (`Scenario.problems`, the injects concerned in `Scenario.broken`) instead.
+    """
     data, lines, dupes = document(text, source)
     reader = _Reader(lines)
     reader.problems.extend(dupes)
+    for _, where, _ in dupes:
+        inject = re.match(r"^timeline\[(\d+)\]", where)
+        if inject:
+            reader.broken.add(int(inject.group(1)))
     scenario = _read(reader, data, source)
-    if reader.problems or scenario is None:
+    if scenario is None or (reader.problems and not partial):
         raise ScenarioError(source, reader.problems or [(1, "", "the scenario is empty")])
-    return scenario
+    if not reader.problems:
+        return scenario
+    return replace(scenario, problems=tuple(reader.problems), broken=frozenset(reader.broken))
 
 
 def _read(r: _Reader, data: Any, source: str) -> Scenario | None:
@@ -203,6 +217,8 @@ def _inject(r: _Reader, item: Any, index: int, variants: set[str]) -> Inject | N
                     r.fail((*path, "variants"), f"unknown variant {name!r} (variants: {known})")
             variant_list = tuple(names)
     note = r.text(spec.get("note"), (*path, "note"), required=False, limit=2000)
+    assumed = r.text(spec.get("assumed"), (*path, "assumed"), required=False, limit=2000)
+    uncertain = r.text(spec.get("uncertain"), (*path, "uncertain"), required=False, limit=2000)
     raw = spec[action]
     body: dict[str, Any]
     situation: dict[str, str] = {}
@@ -219,6 +235,7 @@ def _inject(r: _Reader, item: Any, index: int, variants: set[str]) -> Inject | N
     return Inject(
         index=index, line=r.line(path), action=action, spec=body, label=label, at=at, after=after,
         delay=delay, variants=variant_list, note=note, situation=situation, incident=incident,
+        assumed=assumed, uncertain=uncertain,
     )  # fmt: skip
 
 

@@ -115,12 +115,39 @@ class Plan:
 
 
 class Problems:
-    def __init__(self, scenario: Scenario) -> None:
+    """The problems found so far, with what planning knows that a problem must name.
+
+    `times` (inject index -> drill time), `failed` (labels of steps that have problems) and `at`
+    (the drill time of the step being built) let a reference to a step that is missing say why:
+    it has problems of its own, comes later (both times named) or is in another variant.
+    """
+
+    def __init__(self, scenario: Scenario, variant: str | None = None) -> None:
         self.scenario = scenario
+        self.variant = variant
         self.items: list[tuple[int, str, str]] = []
+        self.times: dict[int, datetime] = {}
+        self.failed: set[str] = set()
+        self.at: datetime | None = None
 
     def add(self, path: Path, message: str) -> None:
         self.items.append((self.scenario.line_of(path), show(path), message))
+
+    def why_missing(self, label: str) -> str:
+        """Say why the step labelled `label` is not there to refer to (it is known to be labelled)."""
+        inject = next(i for i in self.scenario.injects if i.label == label)
+        name = f"{label!r} (line {inject.line})"
+        if not inject.in_variant(self.variant):
+            return f"{name} is not part of variant {self.variant!r}"
+        if label in self.failed or inject.index in self.scenario.broken or inject.index not in self.times:
+            return f"{name} has problems of its own, so this step cannot be checked against it"
+        when = self.times[inject.index]
+        if self.at is not None and when > self.at:
+            return (
+                f"{name} happens at {format_time(when)}, after this step at {format_time(self.at)}: "
+                "a step can refer only to one that happens before it"
+            )
+        return f"{name} comes later in the file at the same drill time {format_time(when)}: put it first"
 
 
 def time_fields(kind: str, body: dict[str, Any], agreement: Agreement) -> list[tuple[str, ...]]:

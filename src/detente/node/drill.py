@@ -32,6 +32,7 @@ from detente.node.drill_access import is_harness_failure
 from detente.node.drill_client import Clients, NodeRefused, Target, collect_links, utcnow
 from detente.node.drill_types import (
     FUTURE_MARGIN,
+    OVERDUE_GRACE,
     DrillOptions,
     FeedItem,
     RunRecord,
@@ -66,6 +67,9 @@ class Drill:
         self.shown: set[tuple[str, str]] = set()
         self.timers: list[tuple[datetime, str]] = []  # (drill time, party to resume)
         self.clients: Clients | None = None
+        self.started = False  # STARTEX passed: from then on an interruption leaves a partial run
+        self.pending: deque[Step] = deque(plan.steps)
+        self.current: Step | None = None  # the step being played, if any
 
     # --- feed -------------------------------------------------------------------------------------
 
@@ -99,6 +103,7 @@ class Drill:
             self.overdue_shown.add(key[2])
             self.feed("overdue", party, f"OVERDUE on the node: …{str(event.get('id'))[-8:]} (real-time deadline)")
         elif kind == "link":
+            self.clock.see_link(party, str(event.get("peer")), str(event.get("state")), wall)  # no jump while down
             self.feed("link", party, f"link to {event.get('peer')} is {event.get('state')} ({event.get('reason')})")
         elif kind == "status" and event.get("id") not in ours:
             self.feed("seen", party, f"status from {event.get('peer')}: {event.get('code')} {event.get('note', '')}")
@@ -149,7 +154,8 @@ class Drill:
     async def _loop(self) -> None:
         self.clock = ClockRun(self.clock_plan, utcnow())
         self.record.wall_start = self.clock.wall_start
-        pending = deque(self.plan.steps)
+        pending = self.pending
+        self.started = True
         self.feed("situation", None, f"STARTEX {self.plan.scenario.title}" + self._variant())
         while True:
             for before, after in self.clock.advance(utcnow(), until=_next(pending, self.timers)):
@@ -198,12 +204,17 @@ class Drill:
         operator = self.plan.scenario.operator_for(step.office) if step.office else None
         result = StepResult(step.n, step.label, step.kind, step.line, step.office, operator, format_time(step.at))
         self.record.steps.append(result)
+        self.current = step
         self.clock.hold(utcnow())
         result.wall = format_time(utcnow())
         try:
             if step.kind == "situation":
                 self._situation(step)
                 result.status = "shown"
+            elif step.kind == "silence" and (step.target or "") not in self.record.ids:
+                # Never shown as if the message existed: it was not sent (a failed or skipped step).
+                result.status, result.error = "skipped", f"{step.target} was not sent"
+                self.feed("error", _party(step.office), f"line {step.line}: skipped: {result.error}", step.label)
             elif step.kind == "silence":
                 self.feed("silence", _party(step.office), f"{step.office} stays silent on {step.target}", step.label)
                 result.status = "shown"
@@ -222,7 +233,16 @@ class Drill:
         except Error as exc:
             result.status, result.error, result.harness = "failed", exc.detail, is_harness_failure(exc)
             self.feed("error", _party(step.office), f"line {step.line}: {exc.detail}", step.label)
+        except asyncio.CancelledError:
+            if result.status == "pending":
+                result.status = "interrupted"
+                result.notes.append(
+                    "the drill was interrupted while it played this step: whether a node took it, "
+                    "the envelopes collected from both nodes say"
+                )
+            raise
         finally:
+            self.current = None
             self.clock.release(utcnow())
 
     def _situation(self, step: Step) -> None:
@@ -279,6 +299,35 @@ class Drill:
             self.bodies[step.label] = body
         self.feed("sent", party, f"{m.sender} → {m.to}  {m.precedence.value} {m.type}{_gist(m.type, body)}", step.label)
 
+    async def _until_overdue(self, step: Step, party: str, target_id: str, result: StepResult) -> None:
+        """Wait, the clock held, until `party`'s node marks the message overdue: only then may an
+        alternate office answer it. The node's deadline runs on the wall clock, so in a compressed
+        drill it falls after the drill-time deadline the plan checked; raise `Error` if it is more
+        than `options.overdue_wait` real seconds away."""
+        assert self.clients is not None
+        key = (party, "overdue", target_id)
+        if key in self.seen:
+            return
+        row = await self.clients.get_message(party, target_id)
+        if row is None or row.get("overdue_at") or not row.get("deadline"):
+            return
+        wait = (parse_time(str(row["deadline"])) - utcnow()).total_seconds() + OVERDUE_GRACE
+        if wait > self.options.overdue_wait:
+            raise Error(
+                f"{step.office} may answer {step.target} only once {party}'s node marks it overdue, at its "
+                f"deadline {row['deadline']} on the wall clock ({wait:.0f} s from now; the drill waits at most "
+                f"{self.options.overdue_wait:.0f} s): run the drill slower, or have {_addressee(row)} answer it"
+            )
+        self.feed("seen", party, f"waiting up to {wait:.0f} s for {party}'s node to mark {step.target} overdue")
+        if not await self.wait_for(key, wait):
+            result.notes.append(f"{party}'s node had not marked {step.target} overdue; answered it anyway")
+        else:
+            result.notes.append(f"waited for {party}'s node to mark {step.target} overdue (wall-clock deadline)")
+
+    def _message_of(self, label: str) -> Any:
+        step = self.plan.by_label().get(label)
+        return step.message if step is not None else None
+
     def _sender_of(self, label: str) -> str:
         step = self.plan.by_label().get(label)
         return step.message.sender if step is not None and step.message is not None else ""
@@ -293,6 +342,9 @@ class Drill:
         party = _party(step.office)
         if not await self.wait_for((party, "message", target_id), self.options.hold_max):
             result.notes.append(f"{step.target} had not reached {party}'s node; answered it anyway")
+        addressee = self._message_of(step.target or "")
+        if addressee is not None and step.office != addressee.to:
+            await self._until_overdue(step, party, target_id, result)
         if step.kind == "ack":
             payload: dict[str, Any] = {"note": step.text}
         else:
@@ -369,6 +421,10 @@ class Drill:
 def _next(pending: deque[Step], timers: list[tuple[datetime, str]]) -> datetime | None:
     times = [t for t, _ in timers] + ([pending[0].at] if pending else [])
     return min(times) if times else None
+
+
+def _addressee(row: dict[str, Any]) -> str:
+    return str(row.get("to") or "its addressee")
 
 
 def _party(office: str | None) -> str:

@@ -7,10 +7,16 @@ index; anything the drill knows of but the listing missed is fetched by id. An e
 names its log index on every node that holds it, so each figure of the report can be checked
 against both logs. `facts` gathers these with the plan, the clock and the link events into the
 JSON document `core.drill_report.compute` works from.
+
+A run interrupted after STARTEX (Ctrl-C, SIGTERM) still collects what the nodes hold and returns
+its facts, with a top-level `interrupted` object saying where it stopped (drill and wall time, the
+step being played, the next step, how many were left), so that the partial run is written and
+cannot pass for a complete one.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,8 +24,9 @@ from typing import Any
 from detente.core.drill_clock import to_drill
 from detente.core.precedence import DEFAULT_DEADLINES, format_time
 from detente.core.scenario_plan import Plan
+from detente.errors import Error
 from detente.node.drill import Drill, DrillOptions, FeedItem, RunRecord
-from detente.node.drill_client import Clients, NodeRefused, Target
+from detente.node.drill_client import Clients, NodeRefused, Target, utcnow
 
 LISTING_LIMIT = 1000
 
@@ -132,6 +139,9 @@ def facts(
                 "about": step.about,
                 "incident": step.inject.incident is not None,
                 "situation": step.inject.situation,
+                **_provenance(step.inject),
+                "party": step.party,  # an outage's node (the report sets it beside what the nodes saw)
+                "duration": step.duration.total_seconds() if step.kind == "outage" else None,
             }
         )
     links = [
@@ -155,6 +165,7 @@ def facts(
             "speed": record.options.speed, "skip": record.options.skip, "pause": record.options.pause,
             "target": target.source, "nodes": {p: n.url for p, n in target.parties.items()},
             "agreement": agreement.hash, "agreement_file": target.agreement_path,
+            "node_dirs": {p: n.data for p, n in target.parties.items() if n.data},
             "wall_start": format_time(record.wall_start),
             "wall_end": format_time(record.wall_end or record.wall_start),
             "drill_start": format_time(plan.start), "drill_end": format_time(plan.end),
@@ -166,7 +177,7 @@ def facts(
         "deadlines": deadlines,
         "incidents": [
             {"label": s.label, "kind": i.kind, "place": i.place, "by": i.by, "where": i.where,
-             "drill": format_time(s.at), "line": s.line, "text": _text(s.inject.situation)}
+             "drill": format_time(s.at), "line": s.line, "text": _text(s.inject.situation), **_provenance(s.inject)}
             for s, i in plan.incidents
         ],
         "steps": steps,
@@ -174,6 +185,11 @@ def facts(
         "links": {"events": links, "before": record.links_before, "after": record.links_after},
         "workflows": workflows or {},
     }  # fmt: skip
+
+
+def _provenance(inject: Any) -> dict[str, str]:
+    """The step's `assumed` and `uncertain` notes, where the scenario gives them: its time is not sourced."""
+    return {k: v for k, v in (("assumed", inject.assumed), ("uncertain", inject.uncertain)) if v}
 
 
 def _steps_in_order(plan: Plan, record: RunRecord) -> list[Any]:
@@ -195,10 +211,64 @@ async def play(
     plan: Plan, target: Target, options: DrillOptions, *,
     feed: Callable[[FeedItem], None] | None = None, progress: Callable[[datetime, float], None] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """Run `plan` against `target`, collect the envelopes, and return the facts for the report."""
+    """Run `plan` against `target`, collect the envelopes, and return the facts for the report.
+
+    Cancelled after STARTEX (the command line's Ctrl-C), it still collects what the nodes hold, for
+    at most `COLLECT_AFTER_INTERRUPT` seconds, and returns the facts with `interrupted` set; a
+    second cancellation, or one before STARTEX, propagates (nothing was sent before STARTEX).
+    """
     drill = Drill(plan, target, options, feed=feed, progress=progress)
-    record = await drill.run()
+    try:
+        record = await drill.run()
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if not drill.started or task is None:
+            raise
+        task.uncancel()  # go on collecting: a second Ctrl-C cancels this too
+        return await _partial(drill, plan, target)
     async with Clients(target) as clients:
         envelopes = await collect_envelopes(clients, record)
         workflows = await collect_workflows(clients, {e["id"] for e in envelopes})
     return facts(plan, record, target, envelopes, workflows)
+
+
+COLLECT_AFTER_INTERRUPT = 20.0
+
+
+async def _partial(drill: Drill, plan: Plan, target: Target) -> dict[str, Any]:
+    record = drill.record
+    envelopes: list[dict[str, Any]] = []
+    workflows: dict[str, dict[str, dict[str, Any]]] = {}
+    collected = "complete"
+    try:
+        async with asyncio.timeout(COLLECT_AFTER_INTERRUPT), Clients(target) as clients:
+            envelopes = await collect_envelopes(clients, record)
+            workflows = await collect_workflows(clients, {e["id"] for e in envelopes})
+    except (TimeoutError, Error) as exc:
+        # The steps still name every envelope the drill made (ids and log indexes).
+        collected = f"not collected from the nodes: {getattr(exc, 'detail', None) or 'no answer within 20 s'}"
+    result = facts(plan, record, target, envelopes, workflows)
+    result["interrupted"] = interruption(drill, collected)
+    return result
+
+
+def interruption(drill: Drill, collected: str) -> dict[str, Any]:
+    """Return where an interrupted run stopped: the `interrupted` object of its facts."""
+    played = drill.record.steps[-1] if drill.record.steps else None
+    following = next(iter(drill.pending), None)
+    return {
+        "drill": format_time(drill.clock.now),
+        "wall": format_time(drill.record.wall_end or utcnow()),
+        "variant": drill.plan.variant,
+        "step": None if played is None else {
+            "line": played.line, "label": played.label, "kind": played.kind, "drill": played.drill,
+            "status": played.status,
+        },
+        "next": None if following is None else {
+            "line": following.line, "label": following.label, "kind": following.kind,
+            "drill": format_time(following.at),
+        },
+        "steps_played": len(drill.record.steps),
+        "steps_left": len(drill.pending),
+        "envelopes": collected,
+    }  # fmt: skip

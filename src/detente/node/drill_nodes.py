@@ -7,27 +7,41 @@ lowered to zero (`operation.prenotify`, `exercise.prenotify`) are removed, becau
 a day ahead in drill time is seconds ahead on the wall clock. The scenario is still checked against
 the full agreement, lead times included, in drill time (`core.scenario_plan`), before the nodes
 start. The nodes run as `python -m detente serve` child processes and are stopped by their pid.
+
+A node the drill starts dies with the drill: on Linux each is started with the parent-death signal
+set to SIGKILL (`prctl(PR_SET_PDEATHSIG)`), so a drill killed outright (`kill -9`, the terminal
+closed) leaves no node running, not even one it had stopped for a scripted outage (SIGKILL ends a
+stopped process too). Before it prepares nodes in a directory, the drill refuses one where a node
+still serves (`running_nodes`, from each node's serve.lock), naming its pid.
 """
 
 from __future__ import annotations
 
+import ctypes
+import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
 from detente.core import codebook
-from detente.errors import Unavailable
+from detente.errors import BadRequest, Conflict, Unavailable
 from detente.node.demo import setup_demo
 from detente.node.drill_client import Target, load_target
+from detente.node.serving import running
 from detente.node.tls import trust_exactly
 
 DRILL_LINK_TEST_SECONDS = 1.0
+AGREEMENT_COPY = "drill-agreement.toml"
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def drill_agreement(text: str) -> str:
@@ -68,10 +82,65 @@ class SelfHosted:
                 proc.wait(timeout=5)
 
 
+def running_nodes(workdir: Path) -> list[tuple[Path, int | None]]:
+    """Return (data directory, pid) of each node that serves from `workdir/nodes/*` now (its serve.lock)."""
+    nodes = workdir / "nodes"
+    if not nodes.is_dir():
+        return []
+    found = []
+    for data in sorted(nodes.iterdir()):
+        holder = running(data) if data.is_dir() else None
+        if holder is not None:
+            found.append((data, holder.pid))
+    return found
+
+
+def refuse_running(workdir: Path) -> None:
+    """Raise `Conflict` naming each node that still serves from `workdir` (and its pid), if any does."""
+    found = running_nodes(workdir)
+    if found:
+        listed = ", ".join(f"{data} (pid {pid})" if pid else str(data) for data, pid in found)
+        raise Conflict(
+            f"a node still serves from {listed}, left by an earlier drill: stop it first "
+            f"(kill {' '.join(str(pid) for _, pid in found if pid)}), then run the drill again"
+        )
+
+
+def is_drill_workdir(workdir: Path) -> bool:
+    """Return whether `workdir` holds only what `prepare` writes (or nothing), so a new drill may replace it."""
+    if not workdir.is_dir():
+        return False
+    return {p.name for p in workdir.iterdir()} <= {AGREEMENT_COPY, "nodes"}
+
+
+def replace_workdir(workdir: Path) -> bool:
+    """Make `workdir` ready for `prepare`: remove an earlier drill's nodes there; return whether it did.
+
+    Raises `Conflict` if a node still serves from it, and `BadRequest` if it holds anything a drill
+    did not write (it is then left as it is).
+    """
+    if not workdir.exists():
+        return False
+    refuse_running(workdir)
+    if not is_drill_workdir(workdir):
+        raise BadRequest(
+            f"{workdir} holds files no drill wrote, so the drill will not put its nodes there: "
+            "move them, or give another directory with --workdir"
+        )
+    if not any(workdir.iterdir()):
+        return False
+    shutil.rmtree(workdir)
+    return True
+
+
 def prepare(workdir: Path, agreement_file: Path, link_test_seconds: float = DRILL_LINK_TEST_SECONDS) -> Path:
-    """Create the demo nodes in `workdir` under a drill copy of the agreement; return demo.json's path."""
+    """Create the demo nodes in `workdir` under a drill copy of the agreement; return demo.json's path.
+
+    Raises `Conflict` if a node still serves from `workdir` (left by an earlier drill).
+    """
+    refuse_running(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    copy = workdir / "drill-agreement.toml"
+    copy = workdir / AGREEMENT_COPY
     copy.write_text(drill_agreement(agreement_file.read_text(encoding="utf-8")), encoding="utf-8")
     setup_demo(workdir / "nodes", copy, link_test_seconds=link_test_seconds)
     return workdir / "nodes" / "demo.json"
@@ -85,8 +154,9 @@ def start(demo_json: Path, *, timeout: float = 60.0) -> SelfHosted:
         data = Path(node.data or "")
         log = (data.parent / f"{party}.log").open("ab")
         processes[party] = subprocess.Popen(
-            [sys.executable, "-m", "detente", "serve", "--data", str(data)], stdout=log, stderr=subprocess.STDOUT
-        )
+            [sys.executable, "-m", "detente", "serve", "--data", str(data)], stdout=log, stderr=subprocess.STDOUT,
+            preexec_fn=_dies_with_parent(),
+        )  # fmt: skip
     hosted = SelfHosted(demo_json.parent, info, processes)
     try:
         for party, node in info.parties.items():
@@ -96,6 +166,25 @@ def start(demo_json: Path, *, timeout: float = 60.0) -> SelfHosted:
         raise
     hosted.target = load_target(demo_json, pids={p: proc.pid for p, proc in processes.items()}, source="self-hosted")
     return hosted
+
+
+def _dies_with_parent() -> Callable[[], None] | None:
+    """Return what a node's child process runs before `exec` so it is killed when the drill dies.
+
+    Linux sends the signal when the *thread* that started the child ends, so it is set only from the
+    main thread (where the command line runs; a caller on another thread stops its nodes itself).
+    """
+    if not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread():
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up here: the child only calls it
+    parent = os.getpid()
+
+    def child() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the drill died before the signal was set
+            os._exit(1)
+
+    return child
 
 
 def _wait_up(party: str, url: str, cert: str, proc: subprocess.Popen[bytes], timeout: float) -> None:

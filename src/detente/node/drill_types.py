@@ -14,12 +14,15 @@ from typing import Any
 
 from detente.core import notifications
 from detente.core.drill_clock import ClockPlan
-from detente.core.scenario import SPEED_RANGE
+from detente.core.scenario import SPEED_RANGE, format_duration
 from detente.core.scenario_plan import Plan
 from detente.errors import Error, Invalid
 from detente.node.drill_client import Target
 
 FUTURE_MARGIN = timedelta(seconds=2)  # a future time in a body lies at least this far ahead of sending
+# The real seconds an alternate office's scripted answer waits, past the node's wall-clock deadline,
+# for the node's overdue record (its overdue check runs every few seconds).
+OVERDUE_GRACE = 5.0
 OUTAGE_REAL_SECONDS = 8.0  # an outage lasts at least this long on the wall clock, so link tests notice it
 # The real seconds shown at a time jump: a pause is there to be seen, and the January 2024 drill
 # has 42 and 73 jumps in its two variants, so a minute each is already over an hour of waiting.
@@ -45,6 +48,10 @@ class DrillIncomplete(Error):
     """Steps failed because the drill could not act on the nodes: the report does not measure the response."""
 
 
+class DrillStepsFailed(Error):
+    """Steps failed because a node refused what the scenario asked: the run did not play its script."""
+
+
 @dataclass(frozen=True)
 class DrillOptions:
     """How to run: compression, time jumps, and how long to wait for the nodes."""
@@ -54,6 +61,7 @@ class DrillOptions:
     pause: float = 0.5  # real seconds shown at each time jump
     hold_max: float = 5.0  # longest real wait for one of the drill's messages to arrive
     settle: float = 15.0  # longest real wait for the outboxes to drain at the end
+    overdue_wait: float = 60.0  # longest real wait for a node to mark a message overdue (an alternate answers)
     tick: float = 0.02
 
     def __post_init__(self) -> None:
@@ -87,7 +95,7 @@ class StepResult:
     operator: str | None
     drill: str  # the scheduled drill time
     wall: str | None = None  # when the engine acted
-    status: str = "pending"  # shown | done | failed | skipped
+    status: str = "pending"  # shown | done | failed | skipped | interrupted
     id: str | None = None
     log_index: int | None = None
     error: str | None = None
@@ -146,6 +154,31 @@ def preflight(plan: Plan, target: Target, *, can_pause: bool) -> None:
                 problems.append(f"{where}: on the nodes' agreement: {exc.detail}")
     if problems:
         raise Invalid("the nodes cannot play this scenario:\n" + "\n".join(sorted(set(problems))))
+
+
+def speed_note(plan: Plan, options: DrillOptions) -> str:
+    """Say at what speed the drill clock runs, and why wherever it runs slower than asked.
+
+    An outage must last `OUTAGE_REAL_SECONDS` on the wall clock so that link tests notice it. With
+    time jumps the clock slows only during the outage; without them (`--no-skip`, `--human`) it
+    runs at one speed throughout, so the slowest outage sets the speed of the whole drill.
+    """
+    asked = options.speed
+    outages = [(s.duration.total_seconds() / OUTAGE_REAL_SECONDS, s) for s in plan.steps if s.kind == "outage"]
+    slow = min(outages, key=lambda o: (o[0], o[1].n), default=None)
+    if slow is None or slow[0] >= asked:
+        jumps = "quiet stretches jumped" if options.skip else "no time jumps"
+        return f"speed {asked:g}× (drill seconds per real second), {jumps}"
+    rate, step = slow
+    outage = f"the {format_duration(step.duration)} outage at line {step.line}"
+    lasts = f"{OUTAGE_REAL_SECONDS:g} real seconds, so that the link tests notice it"
+    if options.skip:
+        jumped = "quiet stretches jumped"
+        return f"speed {asked:g}× (drill seconds per real second), {jumped}; {rate:g}× during {outage}, to last {lasts}"
+    return (
+        f"speed {rate:g}× for the whole drill, not the {asked:g}× asked: without time jumps the drill clock "
+        f"runs at one speed, and {outage} must last {lasts}"
+    )
 
 
 def clock_plan(plan: Plan, options: DrillOptions) -> ClockPlan:

@@ -17,7 +17,7 @@ from sqlalchemy import Connection
 from detente.core import envelope as envelope_mod
 from detente.core import notifications
 from detente.core.agreement import LINK_CHANNEL, NODE_CHANNEL
-from detente.core.bodies import is_blank
+from detente.core.bodies import require_words as require_words  # the one rule, shared with the drill planner
 from detente.core.envelope import Envelope, uuid7
 from detente.core.precedence import Precedence, deadline_for, format_time, now, parse_precedence, parse_time
 from detente.errors import Error, Forbidden, Invalid, located
@@ -213,22 +213,6 @@ def check_message(
         allowed = ", ".join(ctx.agreement.languages)
         raise refuse("lang", f"language {language!r} is not one of the agreement's: {allowed}")
     return Message(channel, to, sender, prec, kind, body, list(refs), case, language)
-
-
-# Free text a person must write, which says nothing when blank. Refused here, where an operator
-# sends it, and not in the types' models: those also judge the peer's envelopes, and an envelope
-# an earlier release sealed with a blank text must still be stored, or its channel would stall.
-_WORDS = {"hotline.text": ("text",), "statement": ("text",), "decline": ("reason",)}
-
-
-def require_words(kind: str, body: dict[str, Any]) -> None:
-    """Raise `Invalid` (with `fields`) if a free-text field of `body` that must say something is blank.
-
-    Blank is `bodies.is_blank`: whitespace and invisible characters (U+200B ...) say nothing either.
-    """
-    blank = {f: "must not be blank" for f in _WORDS.get(kind, ()) if isinstance(body.get(f), str) and is_blank(body[f])}
-    if blank:
-        raise Invalid(f"{kind}: " + "; ".join(f"{f}: must not be blank" for f in blank), fields=blank)
 
 
 def _check_refs(conn: Connection, refs: list[str]) -> None:

@@ -4,7 +4,8 @@ No external assets: the styles are inline and the chart is SVG drawn here. The t
 drill time with quiet stretches (longer than `GAP`) folded to a narrow break, so a six-week crisis
 and its five-minute exchanges are both readable. Rows: the world (incidents, situation updates),
 one row per direction of traffic (each message a mark at its send time, a bar to its answer, red
-and dashed to the end when it was never answered), and each node's link outages. Every mark's
+and dashed to the end when it was never answered), and each node's link outages (the scripted
+outages are outlined on the world row). Every mark's
 tooltip names the envelope id and its log index on each node.
 """
 
@@ -18,7 +19,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
-from detente.core.drill_report import compare
+from detente.core.drill_compare import columns, compare, warnings
 from detente.core.precedence import parse_time
 from detente.core.scenario import format_duration
 
@@ -156,6 +157,14 @@ def timeline(report: dict[str, Any]) -> Markup:
         parts.append(
             f'<circle cx="{x:.1f}" cy="{y}" r="5" fill="{colour}" class="msg"><title>{escape(tip)}</title></circle>'
         )
+    for scripted in figures.get("outages", []):  # the outage as scripted, beside what the nodes saw
+        if scripted.get("drill_to"):
+            x1, x2 = axis.x(_t(scripted["drill_from"])), axis.x(_t(scripted["drill_to"]))
+            tip = f"{scripted['party']}'s node down for {scripted['drill']} (scripted, line {scripted['line']})"
+            parts.append(
+                f'<rect x="{x1:.1f}" y="{world - 5}" width="{max(x2 - x1, 3):.1f}" height="10" class="scripted-outage">'
+                f"<title>{escape(tip)}</title></rect>"
+            )
     for outage in figures["links"]:
         y = lane_y.get(f"links seen by {outage['node']}")
         if y is None:
@@ -190,9 +199,15 @@ def render_report(report: dict[str, Any]) -> str:
 
 
 def render_comparison(a: dict[str, Any], b: dict[str, Any]) -> str:
-    """Return two reports side by side (headline figures and both timelines) as one HTML page."""
+    """Return two reports side by side (headline figures and both timelines) as one HTML page.
+
+    The page opens with any reason the two are not comparable (another scenario, variant, seed or
+    speed), and names its columns so that two runs of one variant can be told apart.
+    """
     rows = compare(a, b)
     return _env.get_template("drill_report.html").render(
         report=a, figures=a["figures"], chart=timeline(a), logs=_logs, duration=format_duration,
-        comparison={"rows": rows, "a": a, "b": b, "chart_b": timeline(b)},
+        comparison={
+            "rows": rows, "a": a, "b": b, "chart_b": timeline(b), "names": columns(a, b), "warnings": warnings(a, b),
+        },
     )  # fmt: skip

@@ -204,6 +204,10 @@ def test_a_report_is_recomputed_and_says_first_that_the_drill_could_not_play_som
         (lambda f: f["steps"][0].__setitem__("line", "32"), "steps[0].line: must be a whole number, not a text"),
         (lambda f: f["deadlines"]["dgmo"].__setitem__("FLASH", None), "deadlines.dgmo.FLASH: must be a number, not"),
         (lambda f: f.__setitem__("format", "x"), "r.json is not a drill report: format is 'x'"),
+        (
+            lambda f: f["clock"]["samples"][1].__setitem__(1, "2024-01-16T11:00:00.000Z"),
+            "r.json was edited or is damaged: clock.samples[1]: the clock runs backwards",
+        ),
     ],
 )
 def test_a_damaged_report_is_refused_naming_the_file_and_the_field(tmp_path: Path, change: Any, says: str) -> None:
@@ -222,3 +226,13 @@ def test_a_report_or_page_that_cannot_be_written_is_refused_before_anything_is_r
     error(detente("drill", "report", str(tmp_path)), f"{tmp_path} is a directory, not a drill report")
     (tmp_path / "bad.json").write_bytes(b"\xff not json")
     error(detente("drill", "report", str(tmp_path / "bad.json")), "bad.json is not a drill report (JSON)")
+
+
+def test_a_report_whose_stored_figures_were_edited_is_refused_not_recomputed_over(tmp_path: Path) -> None:
+    written = drill_report.compute(json.loads(json.dumps(FACTS)))
+    assert detente("drill", "report", str(report_file(tmp_path, lambda f: f.update(written)))).code == 0
+    path = report_file(tmp_path, lambda f: f.update(written) or f["figures"]["summary"].__setitem__("messages", 9))
+    error(
+        detente("drill", "report", str(path)),
+        "r.json was edited or is damaged: figures.summary.messages: the report says 9, its facts give 0",
+    )

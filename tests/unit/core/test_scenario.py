@@ -176,7 +176,10 @@ timeline:
     twice = base.replace('answers: ["us"]', 'answers: ["us", "because"]') + "  - ack: ask\n  - ack: ask\n"
     assert any("already acknowledged" in m for _, _, m in problems(twice))
     late_ack = base.replace('answers: ["us"]', 'answers: ["a", "b"]') + "  - ack: ask\n    at: +30m\n"
-    assert any("comes later" in m for _, _, m in problems(late_ack))
+    # The reason, with both times, not "has problems of its own, comes later, or is not in this variant".
+    says = "'ask' (line 8) happens at 2024-01-16T13:00:00.000Z, after this step at 2024-01-16T12:30:00.000Z"
+    assert any(says in m for _, _, m in problems(late_ack)), problems(late_ack)
+    assert not any("problems of its own" in m for _, _, m in problems(late_ack))
 
 
 def test_shipped_scenarios_plan_in_every_variant() -> None:
@@ -272,7 +275,8 @@ def test_report_figures_come_from_the_envelopes() -> None:
     yes = _env(5, "ack", "ir:dgmo", "pk:dgmo", strike + timedelta(hours=3), refs=["e4"])
     proposal["response"] = {"id": "e5", "type": "ack", "at": yes["created"], "by": "ir-dgmo"}
     facts = {
-        "run": {"drill_start": format_time(T0), "drill_end": format_time(T0 + timedelta(hours=6)),
+        "scenario": {"title": "t", "variant": None},
+        "run": {"speed": 600.0, "drill_start": format_time(T0), "drill_end": format_time(T0 + timedelta(hours=6)),
                 "wall_start": format_time(wall0), "wall_end": format_time(wall0 + timedelta(seconds=36)),
                 "nodes": {"pk": "", "ir": ""}},
         "clock": {"samples": [[format_time(wall0), format_time(T0)],

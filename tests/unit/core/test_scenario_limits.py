@@ -59,7 +59,9 @@ def test_start_end_and_every_step_stay_within_ten_years_of_a_start_in_bounded_ye
     # A chain of `after`s, each within bounds, walks past the span: the inject where it does is named.
     chain = HEAD + "timeline:\n  - {label: a0, at: +3000d, situation: s}\n"
     chain += "  - {label: a1, after: a0, delay: 3000d, situation: s}\n  - {after: a1, delay: 3000d, situation: s}\n"
-    assert [(line, path) for line, path, _ in problems(chain)] == [(7, "timeline[1].after")]
+    found = problems(chain)
+    assert [(line, path) for line, path, _ in found] == [(7, "timeline[1].after"), (8, "timeline[2].after")]
+    assert found[1][2] == "'a1' (line 7) has problems of its own, so this time is not known"
 
 
 def test_a_time_in_a_body_lies_within_ten_years_of_its_inject() -> None:

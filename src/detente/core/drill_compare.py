@@ -1,0 +1,124 @@
+"""Two drill reports side by side: their headline figures, their column names, and what to beware of.
+
+`headline(report)` lists a report's main figures as rows a comparison lines up by name: per
+incident (advance notice, first message, acknowledgement, clarification answer), the time to an
+accepted de-escalation, the message counts, each party's median time to answer, and each scripted
+link outage as each node saw it. A drill-time figure that the compression distorts carries a `*`
+(the report says why). `compare(a, b)` joins two reports' rows; `columns(a, b)` names the two
+columns so that two runs of one variant can be told apart; `warnings(a, b)` says when the two
+reports do not measure the same thing (another scenario, variant, seed or speed). Pure.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from detente.core.precedence import parse_time
+
+
+def headline(report: dict[str, Any]) -> list[tuple[str, str, float | None]]:
+    """Return the report's main figures as (name, text, seconds), the rows a comparison lines up."""
+    figures = report["figures"]
+    rows: list[tuple[str, str, float | None]] = []
+    for incident in figures["incidents"]:
+        name = f"{incident['label']} ({incident['kind']}, {_day(incident['drill'])})"
+        notice = incident["notice"]
+        rows.append((f"{name}: advance notice", _fig(notice, "none"), notice["drill_seconds"] if notice else None))
+        for key, what in (("first_message", "first message"), ("acknowledged", "acknowledged"),
+                          ("clarified", "clarification answered")):  # fmt: skip
+            value = incident[key]
+            missing = "not asked" if key == "clarified" and not incident.get("clarification_asked", True) else "never"
+            rows.append((f"{name}: {what}", _fig(value, missing), value["drill_seconds"] if value else None))
+    accepted = figures["deescalation"]["accepted"]
+    rows.append(
+        ("first strike → de-escalation accepted", _fig(accepted), accepted["drill_seconds"] if accepted else None)
+    )
+    summary = figures["summary"]
+    for key, what in (("messages", "messages sent"), ("unanswered", "messages never answered"),
+                      ("overdue", "answered late or never (drill time)"), ("outages", "link outages")):  # fmt: skip
+        rows.append((what, str(summary[key]), float(summary[key])))
+    for party, entry in figures["parties"].items():
+        rows.append((f"{party}: median time to answer", entry["median_answer"], entry["median_answer_seconds"]))
+    rows.extend(_outage_rows(figures))
+    return rows
+
+
+def _outage_rows(figures: dict[str, Any]) -> list[tuple[str, str, float | None]]:
+    """One row per scripted outage and node that saw it: its length, marked when distorted, and the delay."""
+    rows: list[tuple[str, str, float | None]] = []
+    for outage in figures.get("outages", []):
+        start = parse_time(outage["drill_from"]).strftime("%d %b %H:%MZ")
+        name = f"{outage['party']}'s node down {start} for {outage['drill']} (scripted)"
+        if not outage["seen"]:
+            rows.append((name, "no node saw it", None))
+        for view in outage["seen"]:
+            mark = "*" if view["distorted"] else ""
+            noticed = f", noticed after {view['noticed_after']:.1f} s real" if view["noticed_after"] is not None else ""
+            text = f"{view['drill']}{mark} ({view['wall_seconds']:.1f} s real){noticed}"
+            rows.append((f"{name}: {view['node']} saw {view['peer']} {view['worst']}", text, view["drill_seconds"]))
+    if "outages_not_scripted" in figures["summary"]:
+        count = figures["summary"]["outages_not_scripted"]
+        rows.append(("link outages nobody scripted", str(count), float(count)))
+    return rows
+
+
+def _fig(value: dict[str, Any] | None, missing: str = "never") -> str:
+    if value is None:
+        return missing
+    return str(value["drill"])
+
+
+def _day(value: str) -> str:
+    return parse_time(value).strftime("%d %b")
+
+
+def compare(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """Return (figure, value in A, value in B) for the union of both reports' headline figures."""
+    left = {name: text for name, text, _ in headline(a)}
+    right = {name: text for name, text, _ in headline(b)}
+    names = list(left) + [n for n in right if n not in left]
+    return [(name, left.get(name, "—"), right.get(name, "—")) for name in names]
+
+
+def columns(a: dict[str, Any], b: dict[str, Any]) -> tuple[str, str]:
+    """Return the two columns' names: the variant (or title), with the run's start time and seed if they tie."""
+    names = [_name(a), _name(b)]
+    if names[0] == names[1]:
+        names = [f"{n} (run {_run_time(r)})" for n, r in zip(names, (a, b), strict=True)]
+    if names[0] == names[1]:
+        names = [f"{n}, seed {r['scenario'].get('seed')}" for n, r in zip(names, (a, b), strict=True)]
+    if names[0] == names[1]:
+        names = [f"A: {names[0]}", f"B: {names[1]}"]
+    return names[0], names[1]
+
+
+def warnings(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """Return why the two reports' figures may not be comparable (empty if they are runs of one scenario)."""
+    sa, sb = a["scenario"], b["scenario"]
+    out = []
+    if (sa.get("source"), sa["title"]) != (sb.get("source"), sb["title"]):
+        out.append(
+            f"these reports are of different scenarios ({sa['title']!r} and {sb['title']!r}): "
+            "figures with the same name measure different scripts"
+        )
+    elif sa["variant"] == sb["variant"]:
+        variant = f"variant {sa['variant']!r}" if sa["variant"] else "the scenario"
+        out.append(f"both reports are runs of {variant}: they differ only in what the run itself changed")
+    if sa.get("seed") != sb.get("seed"):
+        seeds = f"{sa.get('seed')} and {sb.get('seed')}"
+        out.append(f"the seeds differ ({seeds}): scripted delays drawn from ranges differ")
+    speeds = [r["figures"].get("clock", {}).get("rate", r["run"]["speed"]) for r in (a, b)]
+    if speeds[0] != speeds[1]:
+        out.append(
+            f"the clocks ran at {speeds[0]:g}× and {speeds[1]:g}×: figures the compression distorts (marked *) "
+            "are not comparable"
+        )
+    return out
+
+
+def _name(report: dict[str, Any]) -> str:
+    return str(report["scenario"]["variant"] or report["scenario"]["title"])
+
+
+def _run_time(report: dict[str, Any]) -> str:
+    return parse_time(report["run"]["wall_start"]).strftime("%d %b %H:%M:%SZ")
