@@ -17,7 +17,8 @@ from typing import Any
 from rich.cells import cell_len
 
 from cli_support import detente
-from detente.cli.terminal import TEXT_LIMIT, clip, printable
+from detente.cli.terminal import TEXT_LIMIT, printable
+from detente.core.bodies import clip
 from detente.core.envelope import uuid7
 from detente.core.precedence import format_time, now
 from detente.store import tlog

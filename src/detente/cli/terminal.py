@@ -37,6 +37,7 @@ from rich.console import Console
 from rich.table import Column, Table
 from rich.text import Text
 
+from detente.core.bodies import clip
 from detente.core.precedence import parse_time
 from detente.errors import Invalid
 
@@ -45,9 +46,6 @@ _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 # What `json.dumps(ensure_ascii=False)` leaves raw that a terminal may act on (it escapes C0 itself).
 _UNSAFE_IN_JSON = re.compile("[\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 _SHORT = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
-# The last whitespace of a text and the part of a word after it, if any (`clip` cuts there).
-_LAST_WORD = re.compile(r"\s\S*\Z")
-ELLIPSIS = "…"
 # `inbox` shows a text whole up to this many characters (wrapped); `detente message` prints any whole.
 TEXT_LIMIT = 500
 # The narrowest text column a table of messages gets; a terminal too narrow for it gets blocks.
@@ -85,23 +83,6 @@ def dump_json(value: Any, indent: int | None = 2) -> str:
     return _UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
-def clip(text: str, limit: int) -> tuple[str, bool]:
-    """Return `text` and False if it has at most `limit` characters; else its head and True.
-
-    The head ends at the last word boundary within `limit` characters (within them anyway if the
-    text has no whitespace there) and with a visible "…": a reader must never take a cut sentence
-    for a whole one, nor a word cut in two (in Persian, "نداریم" cut to "ندار" turns "we do not
-    have" into "we have") for another word.
-    """
-    if len(text) <= limit:
-        return text, False
-    # One character past the bound: if it is whitespace, the bound itself is a word boundary.
-    word = _LAST_WORD.search(text, 0, limit + 1)
-    head = text[: word.start()].rstrip() if word is not None else ""
-    # No boundary (one long token, a URL): cut at the bound; the "…" still shows the cut.
-    return (head or text[:limit]) + ELLIPSIS, True
-
-
 def compact_time(value: object, today: date | None = None) -> str:
     """Return a node's RFC 3339 UTC time briefly: `13:05:00Z` on `today` (UTC), else `2024-01-16 13:05Z`.
 
@@ -123,11 +104,17 @@ def compact_time(value: object, today: date | None = None) -> str:
 
 
 def _text_of(m: dict[str, Any]) -> str:
-    """Return what a message says: its rendered codebook text, else its body's text, else its body as JSON."""
+    """Return what a message says: its rendered codebook text (with its sender's note), else its body's
+    text, else its body as JSON."""
     # A codebook message reads as the node renders it in this operator's language, not as its
     # code and params; then a body's own text; only then the raw JSON.
     body = m.get("body")
     text = m.get("rendered_text")
+    if isinstance(text, str):
+        # The sender's own words beside the code ("EXCEPT the battery at Saravan") may reverse its
+        # meaning: they are part of what the message says, marked as the sender's.
+        note = body.get("note") if isinstance(body, dict) else None
+        return f"{text} | sender's note: {note}" if isinstance(note, str) and note.strip() else text
     if not isinstance(text, str):
         text = body.get("text") if isinstance(body, dict) else None
     if not isinstance(text, str):

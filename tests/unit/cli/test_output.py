@@ -19,8 +19,9 @@ from rich.cells import cell_len
 from cli_support import Ran, detente
 from detente.cli import client as cli_client
 from detente.cli.alarms import alarm_note
-from detente.cli.terminal import TEXT_LIMIT, clip, compact_time
+from detente.cli.terminal import TEXT_LIMIT, compact_time
 from detente.cli.transport import API
+from detente.core.bodies import clip
 
 TODAY = datetime.now(UTC).strftime("%Y-%m-%d")
 ENGLISH = "The activity at Panjgur is not directed against your state. We have no hostile intent."
@@ -140,6 +141,19 @@ def test_inbox_at_80_columns_shows_each_id_and_each_text_whole(node: Node) -> No
     assert ENGLISH in joined(shown.stdout) and PERSIAN in joined(shown.stdout)
     assert "free text ends here" in shown.stdout and "…" not in shown.stdout
     assert "13:05:00Z" in shown.stdout and "2026-12-01 19:05Z" in shown.stdout and "FLASH" in shown.stdout
+
+
+@pytest.mark.parametrize("width", [80, 250])
+def test_inbox_shows_the_note_sent_with_a_codebook_message(node: Node, width: int) -> None:
+    note = "EXCEPT the air-defence battery at Saravan, which stays on alert."
+    code = message(0, None, type="code", precedence="FLASH", rendered_text=ENGLISH,
+                   body={"code": "NO-HOSTILE-INTENT", "params": {"place": "Panjgur"}, "note": note})  # fmt: skip
+    plain = message(1, None, type="code", rendered_text=ENGLISH, body={"code": "NO-HOSTILE-INTENT", "note": " "})
+    shown = node("inbox", answers={"/messages": {"messages": [code, plain], "more": False}}, width=width)
+    assert shown.code == 0, shown.stderr
+    # The sender's words may limit the code: they are shown, marked as the sender's.
+    assert f"{ENGLISH} | sender's note: {note}" in joined(shown.stdout), shown.stdout
+    assert joined(shown.stdout).count("sender's note") == 1
 
 
 def test_inbox_wide_enough_is_a_table_a_row_a_message(node: Node) -> None:

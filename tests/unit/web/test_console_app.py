@@ -131,9 +131,12 @@ def test_sending_a_codebook_message_and_reading_it_in_each_language(client: Test
     form = {"csrf": token, "type": "code", "code": "NO-HOSTILE-INTENT", "precedence": "FLASH", "p.place": "Panjgur"}
     sent = client.post("/channel/dgmo/send", data=form, follow_redirects=False)
     assert sent.status_code == 303, sent.text[:2000]
-    assert "The activity at Panjgur is not directed against your state." in client.get("/channel/dgmo").text
+    # Each value filled into a codebook text is an isolate of its own.
+    said = 'The activity at <bdi dir="ltr">Panjgur</bdi> is not directed against your state.'
+    assert said in client.get("/channel/dgmo").text
     client.get("/?lang=ur")  # stored for the operator
-    assert "Panjgur میں جاری سرگرمی آپ کی ریاست کے خلاف نہیں ہے" in client.get("/channel/dgmo").text
+    urdu = '<bdi dir="ltr">Panjgur</bdi> میں جاری سرگرمی آپ کی ریاست کے خلاف نہیں ہے'
+    assert urdu in client.get("/channel/dgmo").text
     missing = client.post("/channel/dgmo/send", data={**form, "p.place": ""})
     assert missing.status_code == 422 and "needs parameter place" in missing.text
     client.get("/?lang=en")

@@ -128,7 +128,7 @@ def test_sent_messages_are_cut_with_a_count(client: TestClient) -> None:
 def test_a_compact_row_leads_to_its_message_on_an_older_page_of_its_channel(client: TestClient) -> None:
     signed_in(client, "pk-dgmo")
     rows = re.findall(
-        r'<li class="row-in[^"]*">.*?<a class="row-link" href="([^"]+)">([^<]*)<bdi class="snippet">'
+        r'<li class="row-in[^"]*">.*?<a class="row-link" href="([^"]+)">([^<]*)<bdi class="snippet" dir="ltr">'
         r"([^<]*)</bdi></a>",
         client.get("/").text,
     )

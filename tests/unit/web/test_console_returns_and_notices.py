@@ -276,10 +276,10 @@ def test_number_limits_are_written_plainly_and_fields_are_named_as_the_form_name
 
 def test_a_short_row_says_the_start_of_its_text() -> None:
     assert present.snippet("  one\n two  ") == "one two"
-    long = "word " * 40
+    long = "word " * 80
     cut = present.snippet(long)
     assert cut.endswith("…") and len(cut) <= present.SNIPPET + 1 and not cut[:-1].endswith(" ")
-    assert present.snippet("x" * 100) == "x" * present.SNIPPET + "…"
+    assert present.snippet("x" * 300) == "x" * present.SNIPPET + "…"
 
 
 # -- channel paging -------------------------------------------------------------------------------------

@@ -19,7 +19,15 @@ def safe_next(value: str | None) -> str:
     return value
 
 
-ONE_TIME = frozenset({"sent", "status_sent", "fragment"})  # query parameters of a page that are not the page
+ONE_TIME = frozenset({"sent", "status_sent", "acked", "fragment"})  # query parameters of a page that are not the page
+
+
+def with_notice(address: str, name: str, value: str) -> str:
+    """Return a same-site `address` with the one-time notice `name=value` in its query (its `#fragment` kept)."""
+    place, hash_, fragment = safe_next(address).partition("#")
+    path, _, query = place.partition("?")
+    kept = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k != name]
+    return f"{path}?{urlencode([*kept, (name, value)])}{hash_}{fragment}"
 
 
 def form_page(path: str) -> str:

@@ -142,10 +142,18 @@ async def logout(request: Request, token: Annotated[str, Form(alias=csrf.FIELD, 
     """End the session (on this node, at once) and go back to the login page."""
     console = console_of(request)
     session = console.sessions.read(request)
+    operator = None
     if session is not None and csrf.check_session_token(console.signer, session, token):
+        operator_id = session.operator
+        operator = await console.node.aread(lambda c: operators_db.by_id(c, operator_id))
         console.sessions.revoke(session)
     elif session is not None:
         return await console.error_page(request, 403, "the logout form had no valid CSRF token")
     response = RedirectResponse("/login?bye=1", status_code=303)
     response.delete_cookie(console.sessions.cookie, path="/", secure=True, httponly=True, samesite="strict")
+    if operator is not None:
+        # The login page that follows speaks the operator's language. A cookie, not `?lang=`: that
+        # would preselect the language in the login menu, and save it for whoever logs in next.
+        response.set_cookie(i18n.LANG_COOKIE, operator.lang, path="/", secure=True, httponly=True,
+                            samesite="strict", max_age=365 * 86400)  # fmt: skip
     return response

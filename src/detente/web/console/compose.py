@@ -57,6 +57,7 @@ class Compose:
     codes: list[CodeView] = field(default_factory=list)
     code_errors: dict[str, str] = field(default_factory=dict)
     code_values: dict[str, str] = field(default_factory=dict)
+    code_note: str = ""  # the note typed with a codebook message the node refused, to show again
     failed_code: str = ""
 
 
@@ -142,6 +143,7 @@ async def send(viewer: Viewer, node: Any, channel: Channel, form: Mapping[str, s
             body["note"] = form["b.note"].strip()
         panel.failed_code = code
         panel.code_values = {k[2:]: v for k, v in form.items() if k.startswith(forms.PARAM_PREFIX)}
+        panel.code_note = form.get("b.note", "")
     else:
         body = forms.body_from_form(panel.fields, form)
         panel.values = forms.values_of(form)

@@ -93,6 +93,11 @@ VALUES = {
 }  # fmt: skip
 
 
+# The kinds of codebook parameters, as the codebook form names them.
+PARAM_KINDS = {"text": N_("text"), "int": N_("whole number"), "number": N_("number"), "time": N_("time, UTC"),
+               "date": N_("date")}  # fmt: skip
+
+
 def humanise(name: str) -> str:
     """Return a readable English name for an identifier: `target_group` -> `Target group`."""
     text = name.replace("_", " ").replace(".", " ").strip()
@@ -112,6 +117,14 @@ class Labels:
     def field(self, title: str) -> str:
         """Return the label of a body field, from its schema title."""
         return self.locale.gettext(FIELDS[title]) if title in FIELDS else humanise(title)
+
+    def param(self, name: str) -> str:
+        """Return the label of a codebook parameter, as a body field of that name is labelled ("Radius (km)")."""
+        return self.field(name.replace("_", " ").title())
+
+    def param_kind(self, kind: str) -> str:
+        """Return what a codebook parameter takes (`time`: "time, UTC"); an unknown kind as it is."""
+        return self.locale.gettext(PARAM_KINDS[kind]) if kind in PARAM_KINDS else kind
 
     def value(self, value: object) -> str:
         """Return the word for an enumerated value or a state (unknown ones as they are)."""

@@ -12,31 +12,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from markupsafe import escape
 from sqlalchemy import RowMapping
 
 from detente.core import clocks, notifications
 from detente.core import codebook as codebook_mod
 from detente.core.agreement import Agreement
+from detente.core.workflows import Case
 from detente.errors import Error
 from detente.store.operators import Operator
-from detente.web.console import forms
+from detente.web.console import forms, texts
 from detente.web.console.i18n import Locale, Stamp, Zone, stamp
 from detente.web.console.labels import Labels, humanise
+from detente.web.console.texts import SNIPPET as SNIPPET  # re-exported: a short row's length
+from detente.web.console.texts import snippet, text_dir
 
-SNIPPET = 80  # characters of a message's text a short row shows
 # The members whose text says what a message is about, the first a body has naming it.
 SNIPPET_FIELDS = ("text", "title", "summary", "description", "objective", "reason", "note", "target_group")
-
-
-def snippet(text: str, size: int = SNIPPET) -> str:
-    """Return the start of a text on one line, cut at a word with `…` when longer than `size` characters."""
-    line = " ".join(text.split())
-    if len(line) <= size:
-        return line
-    cut = line[:size]
-    if " " in cut[size // 2 :]:  # end at a word when one ends in the second half
-        cut = cut.rsplit(" ", 1)[0]
-    return cut.rstrip(" ,.;:") + "…"
 
 
 @dataclass(frozen=True)
@@ -92,6 +84,10 @@ class Card:
     snippet: str = ""  # the start of its text (a codebook message's, in the reader's language), for short rows
     # The sender's own stamp, when its clock is off ours and `created` shows the moment in ours.
     created_theirs: Stamp | None = None
+    snippet_dir: str = "auto"  # the snippet's direction: the reader's for a codebook text, else its own
+    code: str = ""  # a codebook message's code (STAND-DOWN)
+    code_html: str = ""  # its text as HTML (markupsafe), each filled-in value an isolate of its own
+    code_note: str = ""  # the note its sender added to it, as written
 
     @property
     def unanswered(self) -> bool:
@@ -165,12 +161,40 @@ class Presenter:
         except Error:
             return f"{entry.code} {json.dumps(body.get('params', {}), ensure_ascii=False)}"
 
+    def code_html(self, body: dict[str, Any]) -> str:
+        """Return `code_text` as HTML, each filled-in value in an isolate (times, dates, numbers left to right)."""
+        entry = self.codebook.get(str(body.get("code", "")))
+        params = body.get("params", {})
+        if entry is None or not isinstance(params, dict):
+            return escape(self.code_text(body))
+        language = self.locale.code if self.locale.code in entry.text else next(iter(entry.text))
+        try:
+            return texts.code_markup(entry, params, language)
+        except Error:  # a message the codebook cannot render: shown as `code_text` shows it
+            return escape(self.code_text(body))
+
     def snippet(self, kind: str, body: dict[str, Any]) -> str:
-        """Return what a short row says of a message: the start of its text (or of its codebook text), else ""."""
+        """Return what a short row says of a message: its whole codebook text, else the start of its text, else ""."""
         if kind == "code":
-            return snippet(self.code_text(body))
+            return " ".join(self.code_text(body).split())  # a bounded template: never cut
         text = next((body[k] for k in SNIPPET_FIELDS if isinstance(body.get(k), str) and body[k].strip()), "")
         return snippet(text)
+
+    def snippet_dir(self, kind: str, text: str) -> str:
+        """Return the direction of a short row's text: the reader's for a codebook text (it is in their language)."""
+        return self.locale.dir if kind == "code" else text_dir(text)
+
+    def case_title(self, case: Case) -> str:
+        """Return a case's title in the reader's language where the node made it up (`texts.case_title`)."""
+        return texts.case_title(case, self.locale, self.labels)
+
+    def case_title_dir(self, case: Case) -> str:
+        """Return the direction `case_title` runs in."""
+        return texts.case_title_dir(case, self.locale)
+
+    def start(self, text: str) -> str:
+        """Return the start of a text, cut at a word, for the FLASH banner."""
+        return snippet(text, texts.BANNER)
 
     def lines(self, kind: str, body: dict[str, Any]) -> tuple[BodyLine, ...]:
         """Return a body as labelled lines, nested members as `Location · Place`."""
@@ -261,6 +285,7 @@ class Presenter:
         )  # fmt: skip
         # The peer stamped an incoming message's `created` (an answer's time is stored in ours).
         created = self.peer_time(row["created"], row["peer"]) if row["direction"] == "in" else row["created"]
+        snippet_ = self.snippet(row["type"], body) if brief else ""
         return Card(
             id=row["id"], direction=row["direction"], type=row["type"], type_label=self.labels.type(row["type"]),
             precedence=row["precedence"], sender=row["from_office"], recipient=row["to_office"],
@@ -270,6 +295,9 @@ class Presenter:
             state=row["state"], state_label=self.labels.value(row["state"]),
             lines=() if brief or row["type"] == "code" else self.lines(row["type"], body),
             code_text=self.code_text(body) if row["type"] == "code" and not brief else "",
+            code_html=self.code_html(body) if row["type"] == "code" and not brief else "",
+            code=str(body.get("code", "")) if row["type"] == "code" else "",
+            code_note=str(body.get("note") or "") if row["type"] == "code" and not brief else "",
             case=row["case_id"], refs=tuple(envelope.get("refs", [])), answerable=answerable,
             overdue=row["overdue_at"] is not None, badges=self.badges(row, receipt),
             # The peer's answer names its author by their id on the peer's node: show the office instead.
@@ -278,5 +306,5 @@ class Presenter:
             response_at=self.when(row["response_at"]),
             response_note=row["response_note"], log_index=row["log_index"],
             peer_log_index=receipt.get("log_index") if receipt else None,
-            snippet=self.snippet(row["type"], body) if brief else "",
+            snippet=snippet_ if brief else "", snippet_dir=self.snippet_dir(row["type"], snippet_),
         )  # fmt: skip

@@ -6,10 +6,12 @@ they run off the event loop (`Node.aread`). The workflow views come from `data.p
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from markupsafe import Markup
 from sqlalchemy import Connection
 
 from detente.core import codebook as codebook_mod
@@ -20,7 +22,7 @@ from detente.core.workflows import ordered as in_order
 from detente.core.workflows_consultation import overdue_items
 from detente.errors import Error
 from detente.node.linkstate import link_views
-from detente.web.console import data
+from detente.web.console import data, texts
 from detente.web.console.i18n import Stamp
 from detente.web.console.present import Card
 from detente.web.console.site import Viewer
@@ -218,6 +220,20 @@ def escalation_history(conn: Connection, viewer: Viewer, case: Case) -> list[dic
     return out
 
 
+def _timeline_note(viewer: Viewer, case: Case | None, entry_id: str, row: Any) -> Markup:
+    """Return what a message changed in its case, in the viewer's language ("" outside a case)."""
+    entry = next((e for e in case.timeline if e.id == entry_id), None) if case else None
+    if case is None or entry is None:
+        return Markup("")
+    try:
+        body = json.loads(row["raw"]).get("body", {})
+    except ValueError:  # a stored envelope is JSON; if not, the workflow's own words will do
+        body = {}
+    p = viewer.presenter
+    return texts.timeline_note(entry.note, entry.type, party_of(entry.sender), entry.id == case.id,
+                               body if isinstance(body, dict) else {}, p.locale, p.labels)  # fmt: skip
+
+
 def case_screen(conn: Connection, viewer: Viewer, case_id: str) -> dict[str, Any] | None:
     """Return the case page: the case, its timeline with badges, escalation over time, actions."""
     proj = data.projection(conn, viewer.offices, case_id)
@@ -234,8 +250,8 @@ def case_screen(conn: Connection, viewer: Viewer, case_id: str) -> dict[str, Any
     for entry_id, row in ((e.id, rows.get(e.id)) for e in case.timeline) if case else rows.items():
         if row is None:
             continue
-        note = next((e.note for e in case.timeline if e.id == entry_id), "") if case else ""
-        timeline.append({"card": p.card(row, viewer.operator), "at": p.when_everywhere(row["created"]), "note": note})
+        timeline.append({"card": p.card(row, viewer.operator), "at": p.when_everywhere(row["created"]),
+                         "note": _timeline_note(viewer, case, entry_id, row)})  # fmt: skip
     actions = [a for a in proj.actions.values() if a.case == case_id]
     return {
         "case": case,

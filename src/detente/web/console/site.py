@@ -254,7 +254,8 @@ class Console:
     ) -> HTMLResponse:
         """Render a full page, or only its `live` block when the live updates ask (`?fragment=1`)."""
         base: dict[str, Any] = {**self.chrome(viewer), "request_path": request.url.path,
-                                "request_query": request.url.query}  # fmt: skip
+                                "request_query": request.url.query,
+                                "acked": request.query_params.get("acked", "")[:64]}  # fmt: skip
         fragment = request.query_params.get("fragment") == "1"
         if not fragment:
             base["strip"] = await self.strip(viewer)

@@ -399,6 +399,17 @@
     var next = at < 0 ? (step > 0 ? 0 : list.length - 1) : Math.max(0, Math.min(list.length - 1, at + step));
     list[next].focus(); list[next].scrollIntoView({ block: "nearest" });
   }
+  /* An acknowledged message leaves Now (or stays answered on its channel): the page that comes back
+     puts the focus on the message after it (else before it), so that `j` goes on from there. */
+  document.addEventListener("submit", function (e) {
+    var form = e.target;
+    if (!form.matches || !form.matches(".ack-form")) { return; }
+    var cards = Array.prototype.slice.call(document.querySelectorAll("article.msg"));
+    var at = cards.indexOf(form.closest("article.msg"));
+    var after = at < 0 ? null : (cards[at + 1] || cards[at - 1] || null);
+    var next = form.querySelector("input[name=next]");
+    if (next && after) { next.value = next.value.split("#")[0] + "#" + after.id; }
+  }, true);
   document.addEventListener("keydown", function (e) {
     if (e.ctrlKey || e.metaKey || e.altKey) { return; }
     var t = e.target;
