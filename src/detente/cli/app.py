@@ -304,6 +304,7 @@ from detente.cli import demo as _demo  # noqa: E402,F401  (registers `demo`)
 from detente.cli import drill as _drill  # noqa: E402,F401  (registers `drill`)
 from detente.cli import log as _log  # noqa: E402,F401  (registers `log` and `audit`)
 from detente.cli import safekeeping as _safekeeping  # noqa: E402,F401  (registers `key`, `backup`, `restore`)
+from detente.cli import translations as _translations  # noqa: E402,F401  (registers `translate`, `review`)
 from detente.cli import workflow as _workflow  # noqa: E402,F401  (code, codebook, case, action, ..., rebuild)
 
 __all__ = ["app", "json"]

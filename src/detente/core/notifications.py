@@ -4,9 +4,10 @@ Every type names the pydantic model of its body, whether a person must acknowled
 precedences it may carry and on which channels it may travel. The same `validate` runs on the
 sending node before anything is written and on the receiving node before anything is stored.
 
-Service types (`ack`, `decline`, `overdue`, `status`, `link.test`) are never acknowledged
-themselves. `status` travels on the reserved `node` channel and `link.test` on `link`; every
-other type travels on an agreement channel that allows it.
+Service types (`ack`, `decline`, `overdue`, `status`, `link.test`, `translation`,
+`translation.review`) are never acknowledged themselves. `status` travels on the reserved `node`
+channel and `link.test` on `link`; every other type travels on an agreement channel that allows it
+(a service type on any agreement channel).
 
 The structured notifications (`incident.report` ... `code`, bodies in `core.bodies`) and the
 workflow messages (`case.*`, `action.*`, `consultation.*`, bodies in `core.workflow_bodies`) add
@@ -29,6 +30,7 @@ from pydantic import Field, ValidationError
 
 from detente.core import bodies as b
 from detente.core import codebook, rules
+from detente.core import translations as tr
 from detente.core import workflow_bodies as w
 from detente.core.agreement import LINK_CHANNEL, NODE_CHANNEL, Agreement
 from detente.core.bodies import Body
@@ -124,6 +126,12 @@ register(MessageType("decline", Decline, needs_ack=False, refs=(1, 1), refs_are=
 register(MessageType("overdue", Overdue, needs_ack=False, refs=(1, 1), refs_are="the overdue message", service=True))
 register(MessageType("status", Status, needs_ack=False, refs=(0, 0), channels=(NODE_CHANNEL,), service=True))
 register(MessageType("link.test", LinkTest, needs_ack=False, refs=(0, 0), channels=(LINK_CHANNEL,), service=True))
+# Certified translations (core.translations): they travel on the channel of the message they are
+# about, with its precedence, and are sent with their own action, as answers are.
+register(MessageType(tr.TRANSLATION, tr.Translation, needs_ack=False, refs=(1, 1), refs_are="the message it translates",
+                     service=True, checks=(tr.lang_known,)))  # fmt: skip
+register(MessageType(tr.REVIEW, tr.TranslationReview, needs_ack=False, refs=(1, 1),
+                     refs_are="the translation it reviews", service=True, checks=(tr.dispute_says_why,)))  # fmt: skip
 
 # The structured notifications (reference/domain.md §3) and the workflow messages (core.workflows).
 _URGENT = frozenset({Precedence.FLASH, Precedence.IMMEDIATE, Precedence.PRIORITY})

@@ -14,6 +14,9 @@ from detente.store.operators import Operator
 ROLES = ("operator", "supervisor", "translator", "auditor", "admin")
 # Roles that may send and acknowledge for their offices.
 SENDING_ROLES = ("operator", "supervisor")
+# Roles that may translate messages of their offices and review (certify or dispute) translations.
+# Not a sending role: a translator sends no message of its own and answers none.
+TRANSLATING_ROLES = ("translator", "supervisor")
 # Roles that see every office of their party, not only their own.
 WIDE_ROLES = ("supervisor", "auditor", "admin")
 # A console password's length in characters: `user add` and `user passwd` set no password the

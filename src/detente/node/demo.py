@@ -157,6 +157,10 @@ def fill_agreement(text: str, values: dict[str, dict[str, str]], link_test_secon
     return "\n".join(out) + "\n"
 
 
+# The console language of the demo's translators: each side reads the other's messages in its own.
+TRANSLATOR_LANGS = {"pk": "ur", "ir": "fa"}
+
+
 def setup_demo(
     workdir: Path,
     agreement_file: Path,
@@ -199,9 +203,12 @@ def setup_demo(
         accounts = [(o.replace(":", "-"), [o], ["operator"]) for o in offices]
         accounts.append((f"{party}-supervisor", offices, ["supervisor", "auditor"]))
         accounts.append((f"{party}-admin", offices, ["admin", "auditor"]))
+        # Two translators, so that one certifies what the other translates (the two-person rule).
+        accounts += [(f"{party}-translator{n}", offices, ["translator"]) for n in (1, 2)]
         for name, account_offices, roles in accounts:
             password = f"{name}-demo"
-            op = add_user(data, name, account_offices, roles, password)
+            lang = TRANSLATOR_LANGS.get(party, "en") if roles == ["translator"] else "en"
+            op = add_user(data, name, account_offices, roles, password, lang=lang)
             operators.append(
                 {
                     "name": name,

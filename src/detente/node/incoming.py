@@ -23,8 +23,9 @@ from detente.core import envelope as envelope_mod
 from detente.core.agreement import LINK_CHANNEL, NODE_CHANNEL
 from detente.core.envelope import Envelope
 from detente.core.precedence import deadline_for, format_time, now, parse_time
+from detente.core.translations import TYPES as TRANSLATION_TYPES
 from detente.errors import Conflict, Error, Invalid, SequenceGap
-from detente.node import codes, evidence, workflow
+from detente.node import codes, evidence, translations, workflow
 from detente.node.context import NodeContext
 from detente.node.events import Event
 from detente.store import links as links_db
@@ -176,6 +177,7 @@ def _store_one(
             raise Invalid(f"{env.type} refers to unknown envelope {env.refs[0]}")
         if env.type != "overdue" and (target["direction"] != "out" or target["to_office"] != env.sender):
             raise Invalid(f"{env.type} refers to a message that was not sent to {env.sender}")
+    about = translations.check_incoming(conn, ctx, party, env) if env.type in TRANSLATION_TYPES else None
     received = format_time(now())
     index = db.append_log(conn, env.raw, env.id)
     batch.unsigned[env.id] = receipts.receipt_body(ctx.party, env, index, received)
@@ -214,6 +216,8 @@ def _store_one(
             peer_status_at=in_local_clock(ctx, party, env.created, latest=received),
         )  # fmt: skip
         events.append(Event("status", env.id, (), {**summary, **env.body, "peer": party}, everyone=True))
+    elif about is not None:
+        events.append(translations.incoming_event(ctx, env, about))
     elif env.type != "link.test":
         rendered = codes.view(ctx.agreement, env.type, env.body, None)
         events.append(Event("message", env.id, (env.recipient,), {**summary, "deadline": deadline, **rendered}))

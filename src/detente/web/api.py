@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from detente.core import notifications
 from detente.core.precedence import Precedence, format_time, parse_time
 from detente.errors import Error, Forbidden, NotFound, located
-from detente.node import answers, auth, outgoing
+from detente.node import answers, auth, outgoing, translations
 from detente.node.linkstate import link_views
 from detente.node.runtime import Node
 from detente.node.views import summary
@@ -158,21 +158,22 @@ async def list_messages(
     after = None if since is None else format_time(parse_time(since))
     offices = visible_offices(node, operator)
     service = [] if all_types else [name for name, t in notifications.CATALOG.items() if t.service]
-    rows, more = await node.aread(
-        lambda conn: db.list_envelopes(
-            conn,
-            offices=offices,
-            direction=box,
-            channel=channel,
-            state=state,
-            since=after,
-            exclude_types=service,
-            limit=limit,
+
+    def read(conn: Any) -> tuple[list[Any], bool, dict[str, int]]:
+        page = db.list_envelopes(
+            conn, offices=offices, direction=box, channel=channel, state=state, since=after,
+            exclude_types=service, limit=limit,
         )  # fmt: skip
-    )
+        # How many translations each has (one grouped query on the `ref` index): GET /messages/{id} lists them.
+        return page.rows, page.more, translations.counts(conn, [str(r["id"]) for r in page.rows])
+
+    rows, more, translated = await node.aread(read)
     # Up to 1,000 summaries of plain JSON: FastAPI's generic encoder would walk each value again
     # (about ten times the cost of json.dumps).
-    return JSONResponse({"messages": [summary(r, node.ctx.agreement, operator.lang) for r in rows], "more": more})
+    views = [
+        {**summary(r, node.ctx.agreement, operator.lang), "translations": translated.get(r["id"], 0)} for r in rows
+    ]
+    return JSONResponse({"messages": views, "more": more})
 
 
 @router.get("/messages/{message_id}")
@@ -193,6 +194,8 @@ async def get_message(message_id: str, node: NodeDep, operator: OperatorDep) -> 
             # Every envelope about this one (answers, overdue notices, a later answer refused as
             # second), so that an auditor can go from a message to each of them in the log.
             "referred_by": db.referring(conn, message_id),
+            # Both sides' translations of it, each with its reviews (`node.translations`).
+            "translations": translations.view(conn, node.ctx, message_id),
         }
 
     result: dict[str, Any] = await node.aread(read)

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from detente import __version__
 from detente.node.runtime import Node, own_ratification
-from detente.web import api, api_workflow, console, errors, federation, record, record_api, stream
+from detente.web import api, api_translations, api_workflow, console, errors, federation, record, record_api, stream
 from detente.web.limits import RequestLimits
 from detente.web.stack import TELEMETRY_OFF
 
@@ -40,6 +40,7 @@ def create_app(node: Node, *, start_background: bool = True) -> FastAPI:
     node.ratification = own_ratification(node.ctx)
     errors.install(app)
     app.include_router(api.router)
+    app.include_router(api_translations.router)  # certified translations and their reviews
     app.include_router(federation.router)
     app.include_router(record.router)
     app.include_router(record_api.router)

@@ -125,6 +125,8 @@ VALID: dict[str, tuple[dict[str, Any], Precedence, list[str], str | None]] = {
     ),
     "consultation.cosign": ({"sha256": SHA}, R, [REF, REF2], None),
     "consultation.item_done": ({"item": "1"}, R, [REF], None),
+    "translation": ({"lang": "fa", "text": "پهپاد بر فراز کچ دیده شد"}, F, [REF], None),
+    "translation.review": ({"verdict": "certified"}, F, [REF], None),
 }  # fmt: skip
 
 

@@ -20,8 +20,8 @@ from detente.core.precedence import format_time, now
 from detente.errors import Forbidden, Invalid, NotFound
 from detente.node.linkstate import link_views
 from detente.web import api
-from detente.web.console import compose, csrf, data, record, screens
-from detente.web.console.addresses import safe_next
+from detente.web.console import compose, csrf, data, record, screens, translations
+from detente.web.console.addresses import safe_next, with_notice
 from detente.web.console.site import ConsoleRoute, Viewer, console_of
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
@@ -61,6 +61,7 @@ async def now_page(request: Request) -> Response:
     peers = console.node.ctx.peers
     show_all = request.query_params.get("all") == "1"
     screen = await console.node.aread(lambda conn: screens.now_screen(conn, viewer, peers, show_all))
+    await console.node.aread(lambda conn: translations.attach(conn, viewer, screen["incoming"]))
     alarms = record.alarm_list(await record.optional_json(console, request, "alarms"))
     status_sent = request.query_params.get("status_sent", "")
     status_sent = status_sent if status_sent in peers else ""
@@ -107,8 +108,9 @@ async def _channel_page(request: Request, viewer: Viewer, channel: Channel, pane
         escalated = data.escalated_to(viewer.presenter.agreement, viewer.operator)
         page = data.thread(conn, channel.name, offices, before)
         cards = [viewer.presenter.card(r, viewer.operator, escalated) for r in page.rows]
+        translations.attach(conn, viewer, cards)  # each card's translations, and the forms the viewer may use
         proj = data.projection(conn, offices)
-        cases = [(c.id, c.title) for c in proj.cases.values() if c.status != "resolved"]
+        cases = [(c.id, viewer.presenter.case_title(c)) for c in proj.cases.values() if c.status != "resolved"]
         return {"cards": cards, "followups": screens.followups(viewer, proj, {c.id for c in cards}), "cases": cases,
                 "older": cards[0].log_index if page.more and cards else None,
                 "newer": data.newer_page(conn, channel.name, offices, before) if before is not None else None,
@@ -159,7 +161,9 @@ async def acknowledge(request: Request, message_id: str, token: Token = "", next
     viewer = await _form_viewer(request, token)
     node = console_of(request).node
     await api.ack_message(message_id, node, viewer.operator, api.AckRequest(note=note.strip()))
-    return RedirectResponse(safe_next(next_url), status_code=303)
+    # The page says it was done (a key press gives no other sign); the script keeps the focus on the
+    # message after it (the `#m-<id>` of `next`).
+    return RedirectResponse(with_notice(next_url, "acked", message_id), status_code=303)
 
 
 @router.post("/messages/{message_id}/decline")
@@ -209,6 +213,6 @@ async def case_page(request: Request, case_id: str) -> Response:
     screen = await console.node.aread(lambda conn: screens.case_screen(conn, viewer, case_id))
     if screen is None:
         raise NotFound(f"no case {case_id} among your offices' messages")
-    title = screen["case"].title if screen["case"] else case_id
+    title = viewer.presenter.case_title(screen["case"]) if screen["case"] else case_id
     return await console.page(request, "case.html", viewer, page="case", title=title,
                         live_url=f"/case/{case_id}?fragment=1", **screen)  # fmt: skip

@@ -1,0 +1,142 @@
+"""A peer's translations and reviews: stored when they keep the rules, refused with nothing written when not.
+
+The sender refuses all of these itself (tests/integration/test_translations.py); here a peer seals
+them by hand, as a node of another release or a faulty one could, and the receiver judges them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from detente.core import envelope as envelope_mod
+from detente.core.envelope import Envelope
+from detente.core.precedence import format_time, now
+from detente.node import outgoing, translations
+from detente.node.incoming import check_envelope, receive_job
+from detente.node.runtime import Node
+from detente.store import messages as db
+from detente.store import operators as operators_db
+
+FA = "پهپادی بر فراز بخش کچ دیده شد"
+
+
+def deliver(sender: Node, receiver: Node, envelope: Envelope) -> dict[str, Any]:
+    """Check and store `envelope` on `receiver`, as a delivery from `sender` would; return its result."""
+    checked = check_envelope(receiver.ctx, sender.ctx.party, envelope_mod.stored(envelope.raw).data)
+    received = receiver.ctx.writer.run_sync(receive_job(receiver.ctx, sender.ctx.party, [checked], [checked.id]))
+    result: dict[str, Any] = received.results[0]
+    return result
+
+
+def by_hand(node: Node, seq: int, kind: str, body: dict[str, Any], ref: str, *, author: str = "ir-op-1",
+            channel: str = "dgmo", sender: str = "ir:dgmo", to: str = "pk:dgmo") -> Envelope:  # fmt: skip
+    """An envelope `node` seals itself, without its own rules."""
+    return envelope_mod.seal(
+        {
+            "v": 1, "id": envelope_mod.uuid7(), "agreement": node.ctx.agreement.hash, "channel": channel,
+            "from": sender, "to": to, "seq": seq, "author": author, "precedence": "FLASH", "type": kind,
+            "lang": "fa", "refs": [ref], "case": None, "created": format_time(now()), "body": body,
+        },
+        node.ctx.signer,
+    )  # fmt: skip
+
+
+def log_size(node: Node) -> int:
+    with node.ctx.engine.connect() as conn:
+        return db.log_size(conn)
+
+
+@pytest.fixture
+def flash(nodes: tuple[Node, Node]) -> str:
+    """pk's FLASH in English, delivered to ir."""
+    pk, ir = nodes
+    with pk.ctx.engine.connect() as conn:
+        operator = operators_db.by_name(conn, "pk-dgmo")
+    assert operator is not None
+    message = outgoing.check_message(
+        pk.ctx, operator, channel="dgmo", to="ir:dgmo", precedence="FLASH", kind="hotline.text",
+        body={"text": "Drone sighted over Kech district"}, refs=[], case=None, lang="en",
+    )  # fmt: skip
+    sent = pk.ctx.writer.run_sync(outgoing.send_job(pk.ctx, operator, message))
+    assert "receipt" in deliver(pk, ir, sent.envelope)
+    return sent.envelope.id
+
+
+def test_a_peers_translation_is_stored_and_announced(nodes: tuple[Node, Node], flash: str) -> None:
+    pk, ir = nodes
+    translation = by_hand(ir, 1, "translation", {"lang": "fa", "text": FA}, flash)
+    checked = check_envelope(pk.ctx, "ir", envelope_mod.stored(translation.raw).data)
+    received = pk.ctx.writer.run_sync(receive_job(pk.ctx, "ir", [checked], [checked.id]))
+    assert "receipt" in received.results[0], received.results
+    [event] = [e for e in received.events if e.kind == "translation"]
+    assert (event.id, event.data["lang"], event.data["text"], event.offices) == (flash, "fa", FA, ("pk:dgmo", "pk:fs"))
+    assert not [e for e in received.events if e.kind == "message"]  # no FLASH alarm for a translation
+    with pk.ctx.engine.connect() as conn:
+        [shown] = translations.view(conn, pk.ctx, flash)
+    assert (shown["by"], shown["side"], shown["certified"], shown["reviews"]) == ("ir-op-1", "ir", False, [])
+    review = by_hand(
+        ir, 2, "translation.review", {"verdict": "certified", "note": ""}, translation.id, author="ir-op-2"
+    )
+    assert "receipt" in deliver(ir, pk, review)
+    with pk.ctx.engine.connect() as conn:
+        [shown] = translations.view(conn, pk.ctx, flash)
+    assert shown["certified"] is True and [r["by"] for r in shown["reviews"]] == ["ir-op-2"]
+
+
+def test_a_peers_translation_into_the_original_language_is_refused(nodes: tuple[Node, Node], flash: str) -> None:
+    pk, ir = nodes
+    size = log_size(pk)
+    result = deliver(ir, pk, by_hand(ir, 1, "translation", {"lang": "en", "text": "Drone seen"}, flash))
+    assert result["error"] == "Invalid" and "already in en" in result["detail"], result
+    assert log_size(pk) == size
+
+
+@pytest.mark.parametrize(
+    ("ref", "channel", "sender", "to", "says"),
+    [
+        ("018d1a2b-0000-7000-8000-000000000001", "dgmo", "ir:dgmo", "pk:dgmo", "unknown envelope"),
+        (None, "fs", "ir:fs", "pk:fs", "on the channel of the message it is about"),
+    ],
+)
+def test_a_peers_translation_of_what_this_node_does_not_hold_on_that_channel_is_refused(
+    nodes: tuple[Node, Node], flash: str, ref: str | None, channel: str, sender: str, to: str, says: str
+) -> None:
+    pk, ir = nodes
+    size = log_size(pk)
+    envelope = by_hand(ir, 1, "translation", {"lang": "fa", "text": FA}, ref or flash, channel=channel, sender=sender,
+                       to=to)  # fmt: skip
+    result = deliver(ir, pk, envelope)
+    assert result["error"] == "Invalid" and says in result["detail"], result
+    assert log_size(pk) == size
+
+
+def test_a_peers_review_by_the_translations_author_is_refused(nodes: tuple[Node, Node], flash: str) -> None:
+    pk, ir = nodes
+    translation = by_hand(ir, 1, "translation", {"lang": "fa", "text": FA}, flash)
+    assert "receipt" in deliver(ir, pk, translation)
+    size = log_size(pk)
+    own = by_hand(ir, 2, "translation.review", {"verdict": "certified", "note": ""}, translation.id)
+    result = deliver(ir, pk, own)
+    assert result["error"] == "Forbidden" and "two-person rule" in result["detail"], result
+    assert log_size(pk) == size
+
+
+def test_a_peers_review_of_this_sides_translation_is_refused(nodes: tuple[Node, Node], flash: str) -> None:
+    """ir may not certify pk's translation of pk's own message: a side certifies its own translations."""
+    pk, ir = nodes
+    with pk.ctx.engine.begin() as conn:
+        operators_db.add_operator(
+            conn, operator_id="pk-tr-id", name="pk-tr", token_hash="x" * 64, password_hash=None,
+            roles=["translator"], offices=["pk:dgmo"], lang="en", created=format_time(now()),
+        )  # fmt: skip
+        translator = operators_db.by_name(conn, "pk-tr")
+    assert translator is not None
+    ours = pk.ctx.writer.run_sync(translations.translate_job(pk.ctx, translator, flash, "fa", FA)).envelope
+    assert (ours.sender, ours.recipient, ours.precedence.value) == ("pk:dgmo", "ir:dgmo", "FLASH")
+    assert "receipt" in deliver(pk, ir, ours)
+    size = log_size(pk)
+    result = deliver(ir, pk, by_hand(ir, 1, "translation.review", {"verdict": "certified", "note": ""}, ours.id))
+    assert result["error"] == "Forbidden" and "its own translations" in result["detail"], result
+    assert log_size(pk) == size
