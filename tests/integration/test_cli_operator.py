@@ -237,3 +237,19 @@ def test_agreement_files_that_are_not_utf8(pair: Cluster, tmp_path: Path) -> Non
     assert_error(detente("init", "--party", "pk", "--agreement", str(bad), "--data", str(fresh)), says)
     assert not fresh.exists()
     assert "pk" in detente("agreement", "show", "--data", str(pair["pk"].data)).stdout  # still in force
+
+
+def test_send_names_the_language_of_its_text(pair: Cluster) -> None:
+    """Translator QA: `send` signed an Urdu text as `en`, the operator's language, with no way to say otherwise."""
+    pk = pair["pk"]
+    route = ("--channel", "dgmo", "--to", "ir:dgmo")
+    sent = detente("send", *auth(pk, "pk-dgmo"), *route, "--text", URDU, "--lang", "ur")
+    assert sent.code == 0, sent.stderr
+    message = sent.stdout.split()[0]
+    assert pk.message("pk-dgmo", message)["envelope"]["lang"] == "ur"
+    default = detente("send", *auth(pk, "pk-dgmo"), *route, "--text", "in English")
+    assert pk.message("pk-dgmo", default.stdout.split()[0])["envelope"]["lang"] == "en"
+    before = counts(pair)
+    refused = detente("send", *auth(pk, "pk-dgmo"), *route, "--text", URDU, "--lang", "de")
+    assert_error(refused, "language 'de' is not one of the agreement's: en, ur, fa")
+    assert counts(pair) == before

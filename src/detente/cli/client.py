@@ -58,11 +58,18 @@ def send(
     body: Annotated[str | None, typer.Option(help="the body as JSON (instead of --text)")] = None,
     precedence: Annotated[str, typer.Option(help="FLASH|IMMEDIATE|PRIORITY|ROUTINE")] = "ROUTINE",
     ref: Annotated[list[str] | None, typer.Option(help="referenced envelope id, repeatable")] = None,
+    lang: Annotated[
+        str | None, typer.Option("--lang", help="the language the text is written in (default: your language)")
+    ] = None,
     node: NodeOpt = None,
     url: UrlOpt = None,
     cacert: CertOpt = None,
 ) -> None:
-    """Send a message; prints its id, sequence number and log index once it is durably accepted."""
+    """Send a message; prints its id, sequence number and log index once it is durably accepted.
+
+    The envelope names the language of its text (`--lang`, one of the agreement's: en, ur, fa for
+    pk-ir); without it, the operator's language on the node, which may not be the text's.
+    """
     if body is not None and text is not None:
         raise typer.BadParameter("give --text or --body, not both", param_hint="'--body'")
     if body is not None:
@@ -77,6 +84,8 @@ def send(
     request = {"channel": channel, "to": to, "precedence": precedence.upper(), "type": type_, "body": payload}
     if ref:
         request["refs"] = ref
+    if lang is not None:
+        request["lang"] = lang
     with api(node, url, cacert, token) as client:
         result = call(client, "POST", "/messages", json=request, expect=SENT)
         print(_sent_line(result))
