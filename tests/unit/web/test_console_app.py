@@ -179,3 +179,24 @@ def test_a_peer_is_not_told_what_is_down_here(client: TestClient, monkeypatch: p
     refused = client.get("/federation/v1/health")
     assert refused.status_code == 503
     assert refused.json() == {"error": "Unavailable", "detail": "this node cannot answer now; try again later"}
+
+
+def test_the_compose_form_signs_the_language_the_text_is_written_in(client: TestClient) -> None:
+    """Translator QA: the console tagged every text with the page's language, an Urdu one read in English too."""
+    login(client, "pk-dgmo")
+    page = client.get("/channel/dgmo")
+    assert '<option value="en" lang="en" selected>English</option>' in page.text  # the page's language first
+    form = {
+        "csrf": csrf_of(page),
+        "type": "hotline.text",
+        "precedence": "ROUTINE",
+        "b.text": "پنجگور کے قریب",
+        "lang": "ur",
+    }
+    sent = client.post("/channel/dgmo/send", data=form, follow_redirects=False)
+    assert sent.status_code == 303, sent.text[:2000]
+    message = re.search(r"sent=([0-9a-f-]{36})", sent.headers["location"])
+    assert message is not None
+    assert client.get(f"/api/v1/messages/{message.group(1)}").json()["envelope"]["lang"] == "ur"
+    refused = client.post("/channel/dgmo/send", data={**form, "lang": "de"})
+    assert refused.status_code == 422 and "language &#39;de&#39; is not one of the agreement" in refused.text

@@ -59,6 +59,10 @@ class Compose:
     code_values: dict[str, str] = field(default_factory=dict)
     code_note: str = ""  # the note typed with a codebook message the node refused, to show again
     failed_code: str = ""
+    # The language the text is written in, signed in the envelope: the page's language to start
+    # with, which an officer reading in English but writing in Urdu changes.
+    lang: str = ""
+    languages: list[tuple[str, str]] = field(default_factory=list)
 
 
 def channel_types(agreement: Agreement, channel: Channel) -> list[str]:
@@ -107,6 +111,8 @@ def compose_for(
         # Times of what just happened start at now (UTC, to the minute); the officer corrects them.
         moment = datetime.now(UTC).strftime("%Y-%m-%d %H:%M")
         extra["values"] = {f.path: moment for f in fields if f.kind == "datetime" and f.path in NOW_FIELDS}
+    languages = [(code, AUTONYMS.get(code, code)) for code in agreement.languages]
+    extra.setdefault("lang", viewer.locale.code if viewer.locale.code in agreement.languages else languages[0][0])
     return Compose(
         type=chosen,
         types=[(n, labels.type(n)) for n in allowed],
@@ -114,6 +120,7 @@ def compose_for(
         precedence=pick,
         fields=fields,
         codes=codes(agreement, channel, viewer.locale.code),
+        languages=languages,
         **extra,
     )
 
@@ -133,7 +140,11 @@ async def send(viewer: Viewer, node: Any, channel: Channel, form: Mapping[str, s
     case = form.get("case", "").strip()
     refs = form.get("refs", "").strip()
     is_code = kind == CODE_TYPE
-    panel = compose_for(viewer, channel, None if is_code else kind, form.get("precedence"), case=case, refs=refs)
+    lang = form.get("lang", "").strip()
+    chosen = {"lang": lang} if lang and not is_code else {}
+    panel = compose_for(
+        viewer, channel, None if is_code else kind, form.get("precedence"), case=case, refs=refs, **chosen
+    )
     if is_code:
         code = form.get("code", "")
         entry = codebook_mod.codebook(viewer.presenter.agreement.raw).get(code)
@@ -150,7 +161,7 @@ async def send(viewer: Viewer, node: Any, channel: Channel, form: Mapping[str, s
     try:
         request = api.SendRequest.model_validate(
             {"channel": channel.name, "to": to, "precedence": form.get("precedence", panel.precedence), "type": kind,
-             "body": body, "refs": _refs(refs), "case": case or None}
+             "body": body, "refs": _refs(refs), "case": case or None, **({"lang": lang} if chosen else {})}
         )  # fmt: skip
         sent = await api.send_message(request, node, viewer.operator)
     except Invalid as exc:
