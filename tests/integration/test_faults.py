@@ -252,6 +252,11 @@ def test_overdue_on_both_sides_and_alternates_are_told(fresh_pair: Cluster) -> N
     ack_id = ack.json()["id"]
     assert [r["from"] for r in referred if r["id"] == ack_id] == ["ir:lo-turbat"]  # the office it was addressed to
     assert late["acknowledgement"]["id"] == ack_id
+    # Both sides say which office answered: the alternate, not the addressee (auditor QA). The signed
+    # ack names it in its body, so the record says so too.
+    assert late["response"]["office"] == "ir:dgmo"
+    assert view(ir, "ir-supervisor")["response"]["office"] == "ir:dgmo"
+    assert ir.message("ir-supervisor", ack_id)["envelope"]["body"] == {"note": "DGMO answering", "office": "ir:dgmo"}
 
 
 def test_cli_send_says_when_the_link_to_the_addressee_is_down(fresh_pair: Cluster) -> None:

@@ -48,16 +48,24 @@ class HotlineText(Body):
     text: str = Field(min_length=1, max_length=10_000)
 
 
+# The office that answered, when an alternate answered a message that went overdue (escalation):
+# the envelope is sealed from the addressed office, which the message's channel links. Left out when
+# the addressee answers, so that such an answer is what an earlier release sealed.
+_ANSWERING_OFFICE = Field(default="", max_length=64, description="the alternate that answered, if not the addressee")
+
+
 class Ack(Body):
     """A person's statement that they read the referenced message."""
 
     note: str = Field(default="", max_length=2_000)
+    office: str = _ANSWERING_OFFICE
 
 
 class Decline(Body):
     """A person's refusal to act on the referenced message, with the reason."""
 
     reason: str = Field(min_length=1, max_length=2_000)
+    office: str = _ANSWERING_OFFICE
 
 
 class Overdue(Body):

@@ -49,15 +49,24 @@ def respond_job(
         if row["response_id"] is not None:
             raise Conflict(f"message {message_id} was already {row['state']} by {row['response_by']}")
         office = row["to_office"]
+        answering = answering_office(ctx, operator, office)
+        if body.get("office", answering) != answering:
+            raise Invalid(
+                f"office: the node names the office you answer for ({answering}), not {body['office']}",
+                fields={"office": f"is the office you answer for: {answering}"},
+            )
+        sent_body = {k: v for k, v in body.items() if k != "office"}
+        if answering != office:  # an alternate answers: the record says so (the envelope is the addressee's)
+            sent_body["office"] = answering
         sealed, index = record_outgoing(
             conn, ctx, channel=row["channel"], sender=office, recipient=row["from_office"],
-            author=operator.id, precedence=Precedence(row["precedence"]), kind=kind, body=body,
+            author=operator.id, precedence=Precedence(row["precedence"]), kind=kind, body=sent_body,
             refs=[message_id], case=row["case_id"], lang=operator.lang,
         )  # fmt: skip
         state = "acknowledged" if kind == "ack" else "declined"
         db.update_envelope(
             conn, message_id, state=state, response_id=sealed.id, response_type=kind,
-            response_at=sealed.created, response_by=operator.name,
+            response_at=sealed.created, response_by=operator.name, response_office=answering,
             response_note=body.get("reason") or body.get("note") or None,
         )  # fmt: skip
         offices = (office, *ctx.agreement.alternates(office))
@@ -65,6 +74,17 @@ def respond_job(
         return Sent(sealed, index, "accepted", (event,))
 
     return job
+
+
+def answering_office(ctx: NodeContext, operator: Operator, office: str) -> str:
+    """Return the office `operator` answers a message to `office` for: that office, else an alternate of it.
+
+    Called once the operator may answer: bound to `office`, or to an alternate of it once the
+    message is overdue. Raises nothing.
+    """
+    if office in operator.offices:
+        return office
+    return next((o for o in ctx.agreement.alternates(office) if o in operator.offices), office)
 
 
 def _may_see(operator: Operator, row: db.EnvelopeRow) -> bool:

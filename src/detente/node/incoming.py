@@ -177,6 +177,9 @@ def _store_one(
             raise Invalid(f"{env.type} refers to unknown envelope {env.refs[0]}")
         if env.type != "overdue" and (target["direction"] != "out" or target["to_office"] != env.sender):
             raise Invalid(f"{env.type} refers to a message that was not sent to {env.sender}")
+        answering = env.body.get("office")
+        if env.type != "overdue" and answering and answering not in ctx.agreement.alternates(env.sender):
+            raise Invalid(f"{env.type}: office {answering!r} is not an alternate of {env.sender}, the addressee")
     about = translations.check_incoming(conn, ctx, party, env) if env.type in TRANSLATION_TYPES else None
     received = format_time(now())
     index = db.append_log(conn, env.raw, env.id)
@@ -279,11 +282,12 @@ def _apply_response(
     db.update_envelope(
         conn, target["id"], state=state, response_id=env.id, response_type=env.type,
         response_at=in_local_clock(ctx, party, env.created, earliest=target["created"], latest=at),
-        response_by=env.data["author"], response_note=note,
+        response_by=env.data["author"], response_office=env.body.get("office") or env.sender, response_note=note,
     )  # fmt: skip
     if target["overdue_at"] is None:
         offices = (own_office,)
-    events.append(Event(state, target["id"], offices, {"response": env.id, "by": env.sender, "note": note}))
+    by = env.body.get("office") or env.sender
+    events.append(Event(state, target["id"], offices, {"response": env.id, "by": by, "note": note}))
 
 
 def receipts_job(

@@ -46,6 +46,9 @@ def summary(row: EnvelopeRow, agreement: Agreement | None = None, lang: str | No
             "type": row["response_type"],
             "at": row["response_at"],
             "by": row["response_by"],
+            # The addressee, or the alternate that answered once the message was overdue (escalation);
+            # a message answered before migration 0007 names its addressee.
+            "office": row["response_office"] or row["to_office"],
             "note": row["response_note"],
         },
         "overdue_at": row["overdue_at"],

@@ -51,6 +51,7 @@ envelopes = Table(
     Column("response_type", String(16)),
     Column("response_at", String(32)),
     Column("response_by", String(64)),
+    Column("response_office", String(64)),  # the office that answered: the addressee or an alternate (0007)
     Column("response_note", Text),
     Column("overdue_at", String(32)),
     Column("recorded_at", String(32), nullable=False),

@@ -6,41 +6,18 @@ them by hand, as a node of another release or a faulty one could, and the receiv
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from detente.core import envelope as envelope_mod
-from detente.core.envelope import Envelope
 from detente.core.precedence import format_time, now
 from detente.node import outgoing, translations
 from detente.node.incoming import check_envelope, receive_job
 from detente.node.runtime import Node
 from detente.store import messages as db
 from detente.store import operators as operators_db
+from peer_support import by_hand, deliver
 
 FA = "پهپادی بر فراز بخش کچ دیده شد"
-
-
-def deliver(sender: Node, receiver: Node, envelope: Envelope) -> dict[str, Any]:
-    """Check and store `envelope` on `receiver`, as a delivery from `sender` would; return its result."""
-    checked = check_envelope(receiver.ctx, sender.ctx.party, envelope_mod.stored(envelope.raw).data)
-    received = receiver.ctx.writer.run_sync(receive_job(receiver.ctx, sender.ctx.party, [checked], [checked.id]))
-    result: dict[str, Any] = received.results[0]
-    return result
-
-
-def by_hand(node: Node, seq: int, kind: str, body: dict[str, Any], ref: str, *, author: str = "ir-op-1",
-            channel: str = "dgmo", sender: str = "ir:dgmo", to: str = "pk:dgmo") -> Envelope:  # fmt: skip
-    """An envelope `node` seals itself, without its own rules."""
-    return envelope_mod.seal(
-        {
-            "v": 1, "id": envelope_mod.uuid7(), "agreement": node.ctx.agreement.hash, "channel": channel,
-            "from": sender, "to": to, "seq": seq, "author": author, "precedence": "FLASH", "type": kind,
-            "lang": "fa", "refs": [ref], "case": None, "created": format_time(now()), "body": body,
-        },
-        node.ctx.signer,
-    )  # fmt: skip
 
 
 def log_size(node: Node) -> int:

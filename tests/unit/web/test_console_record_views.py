@@ -19,7 +19,7 @@ def test_a_message_answered_after_it_went_overdue_says_so() -> None:
     row = {
         "log_index": 7, "delivered_at": "2026-11-28T08:00:00.000Z", "needs_ack": True, "direction": "out", "peer": "ir",
         "to_office": "ir:dgmo", "response_by": None, "response_type": "ack", "verified_at": None,
-        "overdue_at": "2026-11-28T08:02:56.000Z",
+        "overdue_at": "2026-11-28T08:02:56.000Z", "response_id": "01a2", "response_office": "ir:dgmo",
     }  # fmt: skip
     for lang, late in (("en", "late"), ("fa", "با تأخیر")):
         badges = {b.key: b for b in Presenter(agreement, "pk", Locale(lang)).badges(row, {"log_index": 8})}  # type: ignore[arg-type]
@@ -33,6 +33,13 @@ def test_a_message_answered_after_it_went_overdue_says_so() -> None:
     assert {b.key: b.title for b in received}["delivered"] == "position in this node's log"
     on_time = {b.key: b for b in Presenter(agreement, "pk", Locale("en")).badges({**row, "overdue_at": None}, None)}  # type: ignore[arg-type]
     assert "overdue" not in on_time and on_time["acknowledged"].detail == "ir:dgmo"
+    # An alternate answered once the message was overdue: both sides name it (auditor's QA).
+    for lang, said in (("en", "ir:fs (alternate of ir:dgmo) · late"), ("fa", "ir:fs (جانشین ir:dgmo) · با تأخیر")):
+        escalated = Presenter(agreement, "pk", Locale(lang)).badges({**row, "response_office": "ir:fs"}, None)  # type: ignore[arg-type]
+        assert {b.key: b for b in escalated}["acknowledged"].detail == said
+    ours = {**row, "direction": "in", "to_office": "pk:dgmo", "response_by": "fs-duty", "response_office": "pk:fs"}
+    answered_here = Presenter(agreement, "pk", Locale("en")).answerer(ours)  # type: ignore[arg-type]
+    assert answered_here == "fs-duty (pk:fs, alternate of pk:dgmo)"
 
 
 def test_the_record_page_writes_a_root_as_the_checkpoint_and_the_cli_do() -> None:

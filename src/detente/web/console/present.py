@@ -232,6 +232,22 @@ class Presenter:
         walk(body, "", "")
         return tuple(out)
 
+    def answerer(self, row: RowMapping) -> str | None:
+        """Return who answered a message, as its card says it: an office, and the alternate that answered.
+
+        The peer's answer names its author by their id on the peer's node, so a sent message shows
+        the office that answered; a received one, the name of this node's operator. When an
+        alternate answered a message that went overdue, the card names it beside the addressee.
+        """
+        if row["response_id"] is None:
+            return row["to_office"] if row["direction"] == "out" else None
+        office = (row["response_office"] if "response_office" in row else None) or row["to_office"]
+        who = office if row["direction"] == "out" else (row["response_by"] or "")
+        if office == row["to_office"]:
+            return who
+        alternate = self.locale.gettext("alternate of %(office)s") % {"office": row["to_office"]}
+        return f"{who} ({office}, {alternate})" if row["direction"] == "in" else f"{who} ({alternate})"
+
     def badges(self, row: RowMapping, receipt: dict[str, Any] | None) -> tuple[Badge, ...]:
         """Return the delivery steps of a message and which are done."""
         lab = self.labels.value
@@ -254,7 +270,7 @@ class Presenter:
         if overdue is not None:  # stays on the record once answered: the answer came late
             steps.append(Badge("overdue", lab("overdue"), True, overdue.short))
         if row["needs_ack"]:
-            who = row["to_office"] if row["direction"] == "out" else (row["response_by"] or "")
+            who = self.answerer(row) or ""
             if answered is not None and overdue is not None:
                 who = f"{who} · {self.locale.gettext('late')}" if who else self.locale.gettext("late")
             steps.append(Badge(answer_key, lab(answer_key), answered is not None, who))
@@ -300,9 +316,7 @@ class Presenter:
             code_note=str(body.get("note") or "") if row["type"] == "code" and not brief else "",
             case=row["case_id"], refs=tuple(envelope.get("refs", [])), answerable=answerable,
             overdue=row["overdue_at"] is not None, badges=self.badges(row, receipt),
-            # The peer's answer names its author by their id on the peer's node: show the office instead.
-            response_by=(row["to_office"] if row["direction"] == "out" else row["response_by"])
-            if row["response_id"] else None,
+            response_by=self.answerer(row) if row["response_id"] else None,
             response_at=self.when(row["response_at"]),
             response_note=row["response_note"], log_index=row["log_index"],
             peer_log_index=receipt.get("log_index") if receipt else None,
