@@ -9,27 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from detente.node import outgoing
 from detente.node.runtime import Node
 from detente.store import messages as db
-from detente.store import operators as operators_db
 from peer_support import by_hand, deliver
-
-
-@pytest.fixture
-def flash(nodes: tuple[Node, Node]) -> str:
-    """pk's FLASH to ir:dgmo, delivered to ir."""
-    pk, ir = nodes
-    with pk.ctx.engine.connect() as conn:
-        operator = operators_db.by_name(conn, "pk-dgmo")
-    assert operator is not None
-    message = outgoing.check_message(
-        pk.ctx, operator, channel="dgmo", to="ir:dgmo", precedence="FLASH", kind="hotline.text",
-        body={"text": "Drone sighted over Kech district"}, refs=[], case=None, lang="en",
-    )  # fmt: skip
-    sent = pk.ctx.writer.run_sync(outgoing.send_job(pk.ctx, operator, message))
-    assert "receipt" in deliver(pk, ir, sent.envelope)
-    return sent.envelope.id
 
 
 def answer_of(node: Node, message: str) -> tuple[str | None, str | None]:

@@ -10,7 +10,7 @@ import pytest
 
 from detente.core import envelope as envelope_mod
 from detente.core.precedence import format_time, now
-from detente.node import outgoing, translations
+from detente.node import translations
 from detente.node.incoming import check_envelope, receive_job
 from detente.node.runtime import Node
 from detente.store import messages as db
@@ -23,22 +23,6 @@ FA = "پهپادی بر فراز بخش کچ دیده شد"
 def log_size(node: Node) -> int:
     with node.ctx.engine.connect() as conn:
         return db.log_size(conn)
-
-
-@pytest.fixture
-def flash(nodes: tuple[Node, Node]) -> str:
-    """pk's FLASH in English, delivered to ir."""
-    pk, ir = nodes
-    with pk.ctx.engine.connect() as conn:
-        operator = operators_db.by_name(conn, "pk-dgmo")
-    assert operator is not None
-    message = outgoing.check_message(
-        pk.ctx, operator, channel="dgmo", to="ir:dgmo", precedence="FLASH", kind="hotline.text",
-        body={"text": "Drone sighted over Kech district"}, refs=[], case=None, lang="en",
-    )  # fmt: skip
-    sent = pk.ctx.writer.run_sync(outgoing.send_job(pk.ctx, operator, message))
-    assert "receipt" in deliver(pk, ir, sent.envelope)
-    return sent.envelope.id
 
 
 def test_a_peers_translation_is_stored_and_announced(nodes: tuple[Node, Node], flash: str) -> None:

@@ -22,20 +22,11 @@ from detente.node.linkstate import link_views
 from detente.web import api
 from detente.web.console import compose, csrf, data, record, screens, translations
 from detente.web.console.addresses import safe_next, with_notice
-from detente.web.console.site import ConsoleRoute, Viewer, console_of
+from detente.web.console.site import ConsoleRoute, Viewer, console_of, form_viewer
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 Token = Annotated[str, Form(alias=csrf.FIELD, max_length=128)]
 Next = Annotated[str, Form(alias="next", max_length=512)]
-
-
-async def _form_viewer(request: Request, token: str) -> Viewer:
-    """Return the viewer of a POST whose CSRF token and origin are right. Raises `Forbidden`."""
-    console = console_of(request)
-    viewer = await console.viewer(request)
-    if not csrf.origin_allowed(request) or not csrf.check_session_token(console.signer, viewer.session, token):
-        raise Forbidden("this form has no valid CSRF token; reload the page and try again")
-    return viewer
 
 
 def _channel(viewer: Viewer, name: str) -> Channel:
@@ -146,7 +137,7 @@ async def channel_page(request: Request, name: str) -> Response:
 async def channel_send(request: Request, name: str) -> Response:
     """Send a message from the compose panel (a generated form or a codebook button)."""
     form = {k: v for k, v in (await request.form()).multi_items() if isinstance(v, str)}
-    viewer = await _form_viewer(request, form.get(csrf.FIELD, ""))
+    viewer = await form_viewer(request, form.get(csrf.FIELD, ""))
     channel = _channel(viewer, name)
     sent, panel = await compose.send(viewer, console_of(request).node, channel, form)
     if sent is None:
@@ -158,7 +149,7 @@ async def channel_send(request: Request, name: str) -> Response:
 async def acknowledge(request: Request, message_id: str, token: Token = "", next_url: Next = "/",
                       note: Annotated[str, Form(max_length=2000)] = "") -> Response:  # fmt: skip
     """Acknowledge a received message (a signed `ack` travels back to the sender)."""
-    viewer = await _form_viewer(request, token)
+    viewer = await form_viewer(request, token)
     node = console_of(request).node
     await api.ack_message(message_id, node, viewer.operator, api.AckRequest(note=note.strip()))
     # The page says it was done (a key press gives no other sign); the script keeps the focus on the
@@ -170,7 +161,7 @@ async def acknowledge(request: Request, message_id: str, token: Token = "", next
 async def decline(request: Request, message_id: str, token: Token = "", next_url: Next = "/",
                   reason: Annotated[str, Form(max_length=2000)] = "") -> Response:  # fmt: skip
     """Decline a received message with a reason."""
-    viewer = await _form_viewer(request, token)
+    viewer = await form_viewer(request, token)
     if not reason.strip():
         raise Invalid(viewer.locale.gettext("Say why you decline: the reason travels with the answer."))
     node = console_of(request).node
@@ -183,7 +174,7 @@ async def send_status(request: Request, token: Token = "", peer: Annotated[str, 
                       code: Annotated[str, Form(max_length=24)] = "", note: Annotated[str, Form(max_length=2000)] = "",
                       office: Annotated[str, Form(max_length=48)] = "") -> Response:  # fmt: skip
     """Tell a peer why this side is (not) answering."""
-    viewer = await _form_viewer(request, token)
+    viewer = await form_viewer(request, token)
     try:
         status_request = api.StatusRequest(peer=peer, code=code, note=note.strip(), office=office or None)  # type: ignore[arg-type]
     except ValidationError as exc:  # only a form altered by hand gets here: the console offers valid choices

@@ -26,7 +26,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from detente import __version__
 from detente.core import notifications
 from detente.core.precedence import format_time, now
-from detente.errors import Error
+from detente.errors import Error, Forbidden
 from detente.node import auth
 from detente.node.linkstate import link_views
 from detente.node.runtime import Node
@@ -333,6 +333,15 @@ def console_of(request: HTTPConnection) -> Console:
     """Return the console installed on the application."""
     console: Console = request.app.state.console
     return console
+
+
+async def form_viewer(request: Request, token: str) -> Viewer:
+    """Return the viewer of a POST whose CSRF token and origin are right. Raises `Forbidden`."""
+    console = console_of(request)
+    viewer = await console.viewer(request)
+    if not csrf.origin_allowed(request) or not csrf.check_session_token(console.signer, viewer.session, token):
+        raise Forbidden("this form has no valid CSRF token; reload the page and try again")
+    return viewer
 
 
 class ConsoleRoute(APIRoute):

@@ -23,7 +23,7 @@ from starlette.responses import RedirectResponse, Response
 
 from detente.core import notifications
 from detente.core import translations as tr
-from detente.errors import Forbidden, Invalid
+from detente.errors import Invalid
 from detente.node.auth import TRANSLATING_ROLES
 from detente.store import messages as db
 from detente.store import translations as tr_db
@@ -32,7 +32,7 @@ from detente.web.console import csrf
 from detente.web.console.addresses import safe_next
 from detente.web.console.i18n import AUTONYMS, N_, Stamp
 from detente.web.console.present import Card
-from detente.web.console.site import ConsoleRoute, Viewer, console_of
+from detente.web.console.site import ConsoleRoute, Viewer, console_of, form_viewer
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 Token = Annotated[str, Form(alias=csrf.FIELD, max_length=128)]
@@ -170,15 +170,6 @@ def _translatable(viewer: Viewer, card: Card) -> bool:
     )
 
 
-async def _form_viewer(request: Request, token: str) -> Viewer:
-    """Return the viewer of a POST whose CSRF token and origin are right. Raises `Forbidden`."""
-    console = console_of(request)
-    viewer = await console.viewer(request)
-    if not csrf.origin_allowed(request) or not csrf.check_session_token(console.signer, viewer.session, token):
-        raise Forbidden("this form has no valid CSRF token; reload the page and try again")
-    return viewer
-
-
 def _problem(viewer: Viewer, exc: ValidationError) -> Invalid:
     problem = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
     return Invalid(viewer.locale.gettext(BAD_FORM) % {"problem": problem})
@@ -189,7 +180,7 @@ async def translate(request: Request, message_id: str, token: Token = "", next_u
                     lang: Annotated[str, Form(max_length=3)] = "",
                     text: Annotated[str, Form(max_length=tr.TEXT_MAX)] = "") -> Response:  # fmt: skip
     """Translate a message (a signed `translation` travels to the other side too)."""
-    viewer = await _form_viewer(request, token)
+    viewer = await form_viewer(request, token)
     if not text.strip():
         raise Invalid(viewer.locale.gettext("Write the translation: an empty one says nothing."))
     try:
@@ -205,7 +196,7 @@ async def review(request: Request, translation_id: str, token: Token = "", next_
                  verdict: Annotated[str, Form(max_length=16)] = "",
                  note: Annotated[str, Form(max_length=tr.NOTE_MAX)] = "") -> Response:  # fmt: skip
     """Certify or dispute a translation another translator of this side made."""
-    viewer = await _form_viewer(request, token)
+    viewer = await form_viewer(request, token)
     if verdict == "disputed" and not note.strip():
         raise Invalid(
             viewer.locale.gettext("Say what is wrong with the translation: the note travels with the dispute.")
