@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from detente.core import drill_facts
 from detente.node import drill_nodes
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,6 +62,22 @@ def test_a_default_run_keeps_its_nodes_and_sets_the_earlier_reports_aside(tmp_pa
     report = json.loads((reports / "border-drone.json").read_text(encoding="utf-8"))
     assert Path(report["run"]["agreement_file"]).is_file()
     assert {p: Path(d).is_dir() for p, d in report["run"]["node_dirs"].items()} == {"pk": True, "ir": True}
+    # Each node's checkpoint is in the facts, above every log index of the run on that node, and an
+    # export and audit of the kept node (stopped at the end of the run) prove the log up to it.
+    assert set(report["checkpoints"]) == {"pk", "ir"} and "checkpoints_missing" not in report
+    drill_facts.check(report)
+    for party, entry in report["checkpoints"].items():
+        assert entry["size"] > max(e["log"][party] for e in report["envelopes"])
+    export = tmp_path / "pk-export"
+    exported = detente("log", "export", "--data", str(nodes / "pk"), "--out", str(export))
+    assert exported.returncode == 0, exported.stdout + exported.stderr
+    audited = detente("audit", str(export), "--agreement", report["run"]["agreement_file"], "--party", "pk")
+    assert audited.returncode == 0, audited.stdout + audited.stderr
+    page = (reports / "border-drone.html").read_text(encoding="utf-8")
+    assert (
+        f"detente serve --data {nodes / 'pk'}" in page
+        and f'size <b class="num">{report["checkpoints"]["pk"]["size"]}' in page
+    )
     # Run again: the nodes of the previous run are replaced, not refused.
     again = detente("drill", "run", str(SHORT), "--report", str(reports), "--speed", "3000", "--quiet")
     assert again.returncode == 0, again.stdout + again.stderr
@@ -164,4 +181,9 @@ def test_nodes_die_with_a_drill_killed_outright_and_a_running_one_is_named(tmp_p
         for pid in pids if "pids" in locals() else []:
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
+    # The lock goes with the last descriptor of it, which a dying process closes a moment after it
+    # stops running: wait for that, as for the processes above.
+    deadline = time.monotonic() + 10
+    while drill_nodes.running_nodes(work) and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert drill_nodes.running_nodes(work) == []

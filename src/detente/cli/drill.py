@@ -13,31 +13,26 @@ Exit status, as for every command (0 done, 1 an error, 2 a usage error):
 - 1 also after a run in which a node refused a step (a 422, a 404): every variant runs and every
   report is written, then the failed steps are listed (`DrillStepsFailed`);
 - 130: interrupted (Ctrl-C, SIGTERM), after saying where it stopped and writing the partial run
-  (`cli.drill_run`);
+  (`cli.drill_variant`, `cli.drill_run`);
 - 0: the drill played its script. What the figures say (late, never answered, the nodes disagree)
   is what a drill measures and never changes the status.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import signal
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from detente.cli import drill_run
 from detente.cli.app import app
-from detente.cli.drill_output import day, format_feed, harness_warning, out, print_comparison, print_summary, write_text
+from detente.cli.drill_output import day, harness_warning, out, print_comparison, print_summary, write_text
+from detente.cli.drill_variant import run_variant
 from detente.core import agreement as agreement_mod
 from detente.core import drill_facts, drill_report
 from detente.core import scenario as scenario_mod
@@ -46,11 +41,10 @@ from detente.core.scenario import Scenario, ScenarioError, format_duration
 from detente.core.scenario_plan import Plan, plan
 from detente.errors import BadRequest, Error, NotFound
 from detente.node import drill_nodes
-from detente.node.drill import DrillOptions, FeedItem, clock_plan, preflight
+from detente.node.drill import DrillOptions, clock_plan, preflight
 from detente.node.drill_access import check_access_now
-from detente.node.drill_client import Target, load_target
-from detente.node.drill_collect import play
-from detente.node.drill_types import DrillIncomplete, pause_problem, speed_note, speed_problem
+from detente.node.drill_client import load_target
+from detente.node.drill_types import DrillIncomplete, pause_problem, speed_problem
 from detente.web.drill_report import render_comparison, render_report
 
 drill_app = typer.Typer(help="Drills: replay a scripted crisis through real nodes and report the response.")
@@ -280,10 +274,10 @@ def run(
             preflight(p, target, can_pause=hosted is not None)
         check_access_now(plans, target)
         drill_run.set_aside(report, scenario, plans)
-        playing = True  # from here on, `_run_one` says where an interruption stopped the drill
+        playing = True  # from here on, `run_variant` says where an interruption stopped the drill
         for index, p in enumerate(plans):
             left = len(plans) - index - 1
-            written.append(_run_one(p, target, options, report, quiet, discard=discard_nodes, left=left))
+            written.append(run_variant(p, target, options, report, quiet, discard=discard_nodes, left=left))
             _raise_if_incomplete(*written[-1], left=left)
             failures += drill_run.failed_steps(written[-1][1], p)
     except KeyboardInterrupt:
@@ -326,88 +320,7 @@ def run_on(scenario: Path, demo_json: Path, variant: str, speed: float, report_d
     target = load_target(demo_json)
     preflight(p, target, can_pause=False)
     check_access_now([p], target)
-    return _run_one(p, target, options, report_dir, quiet=False)[0]
-
-
-def _run_one(
-    p: Plan, target: Target, options: DrillOptions, report_dir: Path, quiet: bool, *,
-    discard: bool = False, left: int = 0,
-) -> tuple[Path, dict[str, Any]]:  # fmt: skip
-    """Play one plan and write its report; return the JSON's path and the report.
-
-    Raises `KeyboardInterrupt` once an interrupted run has said where it stopped and its partial
-    report is written (`<stem>.interrupted.json`), and `Error` if a report cannot be written.
-    """
-    scenario = p.scenario
-    title = f"{scenario.title}" + (f" — {p.variant}" if p.variant else "")
-    for notice in p.notices:
-        out.print(f"[dim]{notice}[/]")
-    out.print(f"[dim]{title}: {speed_note(p, options)}[/]")
-    assumed = sum(1 for s in p.steps if s.inject.assumed)
-    uncertain = sum(1 for s in p.steps if s.inject.uncertain)
-    if assumed or uncertain:
-        out.print(
-            f"[dim]{uncertain} step times are uncertain in the sources and {assumed} are the scenario's "
-            "assumptions, not sourced facts (`detente drill check` lists them; each step of the report "
-            "carries its `uncertain` or `assumed` note)[/]"
-        )
-    started = time.monotonic()
-    with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
-        console=out, transient=True, disable=quiet,
-    ) as progress:  # fmt: skip
-        task = progress.add_task(day(p.start), total=1.0)
-
-        def feed(item: FeedItem) -> None:
-            if not quiet:
-                progress.console.print(format_feed(item, started), soft_wrap=True)
-
-        def tick(now: datetime, fraction: float) -> None:
-            progress.update(task, completed=fraction, description=f"{title[:40]}  {day(now)}")
-
-        # SIGTERM ends the drill as Ctrl-C does. A handler can be set only in the main thread, where
-        # the command line runs; a caller on another thread keeps its own.
-        main = threading.current_thread() is threading.main_thread()
-        previous = signal.signal(signal.SIGTERM, _terminate) if main else None
-        try:
-            facts = asyncio.run(play(p, target, options, feed=feed, progress=tick))
-        except KeyboardInterrupt:
-            out.print(f"[bold red]interrupted before STARTEX of {title}: nothing was sent in it[/]")
-            raise
-        finally:
-            if main:
-                signal.signal(signal.SIGTERM, previous)
-    if discard:
-        drill_run.mark_discarded(facts)
-    interrupted = "interrupted" in facts
-    result = drill_report.compute(facts)
-    try:
-        report_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise Error(f"cannot create the report directory {report_dir}: {exc.strerror or exc}") from exc
-    stem = drill_run.report_stem(Path(scenario.source), p.variant) + (".interrupted" if interrupted else "")
-    json_path, html_path = report_dir / f"{stem}.json", report_dir / f"{stem}.html"
-    try:
-        write_text(json_path, json.dumps(result, indent=1, ensure_ascii=False))
-        write_text(html_path, render_report(result))
-    except Error:
-        if not interrupted:
-            raise
-        drill_run.say_interrupted(facts, None, p, left)
-        raise KeyboardInterrupt from None
-    if interrupted:
-        drill_run.say_interrupted(facts, (json_path, html_path), p, left)
-        raise KeyboardInterrupt
-    print_summary(result)
-    out.print(f"report: {json_path}  {html_path}")
-    return json_path, result
-
-
-def _terminate(signum: int, frame: object) -> None:
-    # SIGTERM stops a drill exactly like Ctrl-C: inside the event loop, asyncio's own SIGINT handler
-    # cancels the run, which then writes its partial report; outside it, SIGINT raises
-    # KeyboardInterrupt. Nodes the drill started are stopped by their pid either way.
-    signal.raise_signal(signal.SIGINT)
+    return run_variant(p, target, options, report_dir, quiet=False)[0]
 
 
 # --- reports read back ---------------------------------------------------------------------------

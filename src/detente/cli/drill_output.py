@@ -75,9 +75,18 @@ def print_summary(result: dict[str, Any]) -> None:
         f"{format_duration(summary['drill_seconds'])} of drill time in {summary['wall_seconds']:.1f} s real"
         f"{_pace(figures.get('clock'))}"
     )
+    stop = result.get("interrupted")
+    if stop:
+        out.print(
+            f"[bold red]interrupted at {day(parse_time(stop['drill']))} drill time: a partial run, "
+            f"{stop['steps_played']} steps played, {stop['steps_left']} not[/]"
+        )
     warning = harness_warning(result)
     if warning is not None:
         out.print(f"[bold red]{_escape(warning)}[/]")
+    provenance = _provenance(result["steps"])
+    if provenance:
+        out.print(f"[yellow]{provenance}[/]")
     clock = figures.get("clock") or {}
     if clock.get("why"):
         out.print(f"[yellow]the clock ran at {clock['rate']:g}×, not the {clock['speed']:g} asked: {clock['why']}[/]")
@@ -105,11 +114,34 @@ def print_summary(result: dict[str, Any]) -> None:
             f"workflows: {len(flows)} (cases, actions, clarifications, consultations); "
             f"the nodes disagree on {summary.get('workflows_disagreeing', 0)}; executed without consent: {unilateral}"
         )
+    checkpoints = result.get("checkpoints") or {}
+    if checkpoints:
+        sizes = ", ".join(f"{party} {entry['size']}" for party, entry in sorted(checkpoints.items()))
+        out.print(
+            f"checkpoints (log size): {sizes}; `detente log export` + `detente audit` of a node prove every "
+            "envelope whose log index on it is below its size"
+        )
+    for party, why in sorted((result.get("checkpoints_missing") or {}).items()):
+        out.print(f"  [dim]no checkpoint of {party}'s log: {_escape(str(why))}[/]")
     for notice in scenario.get("notices") or []:
         out.print(f"  [dim]{_escape(str(notice))}[/]")
     for step in figures["steps"]["problems"][:12]:
         detail = step.get("error") or "; ".join(step.get("notes", []))
         out.print(f"  [yellow]line {step['line']}: {step['status']}: {_escape(str(detail))}[/]")
+
+
+def _provenance(steps: list[dict[str, Any]]) -> str | None:
+    """Say how many step times are the scenario's assumptions or uncertain in the sources (None if none)."""
+    assumed = sum(1 for s in steps if s.get("assumed"))
+    uncertain = sum(1 for s in steps if s.get("uncertain"))
+    if not assumed and not uncertain:
+        return None
+    plural = assumed != 1
+    return (
+        f"{assumed} step time{'s are' if plural else ' is'} the scenario's assumption{'s' if plural else ''} "
+        f"(assumed) and {uncertain} uncertain in the sources: not sourced facts, so the figures built on them say "
+        "what follows from them (each is marked in the report)"
+    )
 
 
 def _pace(clock: dict[str, Any] | None) -> str:

@@ -10,9 +10,10 @@ rather than silently corrected: `problem(data)` names the first such value and b
 Facts that cannot be recomputed are cross-checked where they meet: the clock table must start
 where the run started and never run backwards; an answer recorded on a message must be the
 envelope that answers it (same type, same `created` time, referring to it); the checkpoints a
-node signed, when the report carries them, must be well-formed notes whose size covers the run's
-envelopes. What no report can prove by itself (that its envelopes are the nodes' envelopes) is
-checked against the nodes' logs by their ids and log indexes. Pure.
+node signed, when the report carries them, must be well-formed notes of the size they state, above
+every log index the run's envelopes have on that node. What no report can prove by itself (that
+its envelopes are the nodes' envelopes) is checked against the nodes' logs by their ids and log
+indexes. Pure.
 """
 
 from __future__ import annotations
@@ -104,6 +105,15 @@ def _checkpoints(data: dict[str, Any]) -> str | None:
             return f"{where}.note: not a signed checkpoint: {exc.detail}"
         if size != entry["size"]:
             return f"{where}: size is {entry['size']}, but its note says {size}; {EDITED}"
+        # The report says an export and audit of the node prove every index below the size: so
+        # every envelope of the run must lie below it in that node's log.
+        for envelope in data["envelopes"]:
+            index = envelope["log"].get(party)
+            if index is not None and index >= size:
+                return (
+                    f"envelope {envelope['id']} ({envelope['type']}): its {party} log index is {index}, "
+                    f"but {where} covers only the indexes below {size}; {EDITED}"
+                )
     return None
 
 

@@ -40,6 +40,11 @@ _STEP = {
     "kind": "str", "status": "str", "line": "int", "drill": "time", "target": "str?", "id?": "str?",
     "about?": "str?", "error?": "str?", "harness?": "bool",
 }  # fmt: skip
+_INTERRUPTED = {
+    "drill": "time", "variant": "str?", "steps_played": "int", "steps_left": "int", "envelopes": "str",
+    "step": ("opt", {"line": "int", "kind": "str", "status": "str", "label": "str?"}),
+    "next": ("opt", {"line": "int", "kind": "str", "drill": "time", "label": "str?"}),
+}  # fmt: skip
 FACTS: dict[str, Any] = {
     "format": "str",
     "scenario": {"title": "str", "variant": "str?"},
@@ -53,6 +58,8 @@ FACTS: dict[str, Any] = {
     "workflows?": ("map", ("map", ("map", "dict"))),  # reports from before workflows were collected lack it
     # each node's newest checkpoint with its peer's cosignature, when the run collected it
     "checkpoints?": ("map", {"size": "int", "note": "str"}),
+    "checkpoints_missing?": ("map", "str"),  # a node the run has no checkpoint of, and why
+    "interrupted?": _INTERRUPTED,  # a partial run: where it stopped
 }
 
 

@@ -7,7 +7,8 @@ nothing for offices without scripted steps, so people can play them in the conso
 both nodes' streams as a supervisor and measures everyone alike. While it acts on a node the clock
 holds, so the compression does not magnify a request's latency, and a reaction waits, the clock
 held, until what it reacts to has reached its node (`core.drill_clock`). When the plan is done it
-waits for the outboxes to drain; `node.drill_collect` then collects every envelope of the run from
+waits for the outboxes to drain (what it sees of the nodes meanwhile: `node.drill_watch`; the bodies
+it sends: `node.drill_body`); `node.drill_collect` then collects every envelope of the run from
 both nodes for the report (`core.drill_report`).
 """
 
@@ -18,20 +19,18 @@ import os
 import signal
 from collections import deque
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from detente.core import codebook
 from detente.core.drill_clock import ClockRun
 from detente.core.precedence import format_time, parse_time
 from detente.core.scenario import format_duration
-from detente.core.scenario_plan import Plan, Step, with_times
-from detente.core.workflows_consultation import minutes_digest
+from detente.core.scenario_plan import Plan, Step
 from detente.errors import Error
 from detente.node.drill_access import is_harness_failure
+from detente.node.drill_body import wall_body
 from detente.node.drill_client import Clients, NodeRefused, Target, collect_links, utcnow
 from detente.node.drill_types import (
-    FUTURE_MARGIN,
     OVERDUE_GRACE,
     DrillOptions,
     FeedItem,
@@ -40,10 +39,11 @@ from detente.node.drill_types import (
     clock_plan,
     preflight,
 )
+from detente.node.drill_watch import DrillWatch, gist
 
 
-class Drill:
-    """One run of one plan against one target."""
+class Drill(DrillWatch):
+    """One run of one plan against one target (what it sees of the nodes: `DrillWatch`)."""
 
     def __init__(
         self, plan: Plan, target: Target, options: DrillOptions, *,
@@ -53,72 +53,18 @@ class Drill:
         self.plan = plan
         self.target = target
         self.options = options
-        self.feed_cb = feed
+        super().__init__(feed)
         self.progress_cb = progress
         self.clock_plan = clock_plan(plan, options)
         self.clock = ClockRun(self.clock_plan, utcnow())
         self.record = RunRecord(plan, options, self.clock_plan, self.clock.wall_start)
         self.bodies: dict[str, dict[str, Any]] = {}
-        self.seen: set[tuple[str, str, str]] = set()
-        self.waiters: dict[tuple[str, str, str], asyncio.Future[None]] = {}
         self.paused: set[str] = set()
-        self.overdue_shown: set[str] = set()
-        self.answering: set[str] = set()  # messages the drill itself answers
-        self.shown: set[tuple[str, str]] = set()
         self.timers: list[tuple[datetime, str]] = []  # (drill time, party to resume)
         self.clients: Clients | None = None
         self.started = False  # STARTEX passed: from then on an interruption leaves a partial run
         self.pending: deque[Step] = deque(plan.steps)
         self.current: Step | None = None  # the step being played, if any
-
-    # --- feed -------------------------------------------------------------------------------------
-
-    def feed(self, kind: str, party: str | None, text: str, label: str | None = None) -> None:
-        if self.feed_cb is not None:
-            self.feed_cb(FeedItem(kind, self.clock.now, utcnow(), party, text, label))
-
-    async def on_event(self, party: str, wall: datetime, event: dict[str, Any]) -> None:
-        kind = str(event.get("event"))
-        if kind == "hello":
-            return
-        self.record.events.append((party, wall, event))
-        key = (party, kind, str(event.get("id")))
-        self.seen.add(key)
-        waiter = self.waiters.pop(key, None)
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-        ours = set(self.record.ids.values())
-        if kind in ("message", "acknowledged", "declined", "status"):
-            if (kind, key[2]) in self.shown:
-                return  # each act once in the feed, though both nodes' streams report it
-            self.shown.add((kind, key[2]))
-        if kind == "message" and event.get("id") not in ours:
-            text = (
-                f"{event.get('from')} → {event.get('to')}: {event.get('precedence')} {event.get('type')} (not scripted)"
-            )
-            self.feed("seen", party, text)
-        elif kind in ("acknowledged", "declined") and key[2] not in self.answering:
-            self.feed("seen", party, f"{kind} …{str(event.get('id'))[-8:]} by {event.get('by')} (not scripted)")
-        elif kind == "overdue" and key[2] not in self.overdue_shown:
-            self.overdue_shown.add(key[2])
-            self.feed("overdue", party, f"OVERDUE on the node: …{str(event.get('id'))[-8:]} (real-time deadline)")
-        elif kind == "link":
-            self.clock.see_link(party, str(event.get("peer")), str(event.get("state")), wall)  # no jump while down
-            self.feed("link", party, f"link to {event.get('peer')} is {event.get('state')} ({event.get('reason')})")
-        elif kind == "status" and event.get("id") not in ours:
-            self.feed("seen", party, f"status from {event.get('peer')}: {event.get('code')} {event.get('note', '')}")
-
-    async def wait_for(self, key: tuple[str, str, str], timeout: float) -> bool:
-        if key in self.seen:
-            return True
-        if key[0] in self.paused:
-            timeout = min(timeout, 0.3)
-        future = self.waiters.setdefault(key, asyncio.get_running_loop().create_future())
-        try:
-            await asyncio.wait_for(asyncio.shield(future), timeout)
-        except TimeoutError:
-            return key in self.seen
-        return True
 
     # --- the run ----------------------------------------------------------------------------------
 
@@ -297,7 +243,7 @@ class Drill:
         if step.label:
             self.record.ids[step.label] = result.id
             self.bodies[step.label] = body
-        self.feed("sent", party, f"{m.sender} → {m.to}  {m.precedence.value} {m.type}{_gist(m.type, body)}", step.label)
+        self.feed("sent", party, f"{m.sender} → {m.to}  {m.precedence.value} {m.type}{gist(m.type, body)}", step.label)
 
     async def _until_overdue(self, step: Step, party: str, target_id: str, result: StepResult) -> None:
         """Wait, the clock held, until `party`'s node marks the message overdue: only then may an
@@ -377,45 +323,16 @@ class Drill:
         self.feed("status", party, f"{step.office} tells {step.party}: {step.code} {step.text}".rstrip(), step.label)
 
     def _body(self, step: Step, wall: datetime, result: StepResult) -> dict[str, Any]:
-        """The step's body with drill times turned into wall times (see `ClockRun.body_time`)."""
-        m = step.message
-        assert m is not None
-
-        def convert(path: tuple[str, ...], moment: datetime) -> str:
-            value = self.clock.body_time(moment, wall)
-            if moment > step.at:
-                value = max(value, wall + FUTURE_MARGIN)
-            return format_time(value)
-
-        body = with_times(m.body, m.time_paths, convert)
-        window = body.get("window")
-        if isinstance(window, dict) and "start" in window and "end" in window:
-            start, end = parse_time(window["start"]), parse_time(window["end"])
-            original = m.body["window"]
-            if end <= start:
-                length = (parse_time(original["end"]) - parse_time(original["start"])) / self.options.speed
-                window["end"] = format_time(start + max(length, timedelta(seconds=1)))
-            lead = codebook.lead_time(self.target.agreement.raw, m.type)
-            if lead is not None and start - wall < lead + FUTURE_MARGIN:
-                shift = lead + FUTURE_MARGIN - (start - wall)
-                window["start"] = format_time(start + shift)
-                window["end"] = format_time(parse_time(window["end"]) + shift)
-                result.notes.append(
-                    f"window moved {format_duration(shift)} later on the wall clock: the nodes' agreement asks "
-                    f"{format_duration(lead)} of real lead time for {m.type}"
-                )
-        if m.type == "action.execute":
-            opener = self.bodies.get(m.refs[0], {}).get("window", {})
-            if "start" in opener and "end" in opener:
-                started = parse_time(body["started"])
-                low, high = parse_time(opener["start"]), min(parse_time(opener["end"]), wall)
-                clamped = max(low, min(started, high)) if low <= high else wall
-                body["started"] = format_time(clamped)
-                if low > high:
-                    result.notes.append("executed before its (moved) window on the wall clock: compression artefact")
-        if m.digest_of is not None:
-            body["sha256"] = minutes_digest(self.bodies[m.digest_of])
-        return body
+        """The step's body with drill times turned into wall times (`node.drill_body`)."""
+        return wall_body(
+            step,
+            wall,
+            result,
+            clock=self.clock,
+            bodies=self.bodies,
+            agreement=self.target.agreement.raw,
+            speed=self.options.speed,
+        )
 
 
 def _next(pending: deque[Step], timers: list[tuple[datetime, str]]) -> datetime | None:
@@ -433,21 +350,6 @@ def _party(office: str | None) -> str:
 
 def _short(moment: datetime) -> str:
     return moment.strftime("%d %b %H:%MZ")
-
-
-def _gist(kind: str, body: dict[str, Any]) -> str:
-    for key in ("code", "text", "event", "description", "objective", "summary", "reason", "title"):
-        value = body.get(key)
-        if isinstance(value, str) and value:
-            text = " ".join(value.split())
-            return f" — {text[:90]}{'…' if len(text) > 90 else ''}"
-    if isinstance(body.get("questions"), list):
-        return f" — {len(body['questions'])} question(s)"
-    if isinstance(body.get("answers"), list):
-        return f" — {len(body['answers'])} answer(s)"
-    if isinstance(body.get("measures"), list):
-        return f" — {body['measures'][0][:90]}"
-    return ""
 
 
 __all__ = ["Drill", "DrillOptions", "FeedItem", "RunRecord", "StepResult", "clock_plan", "preflight"]

@@ -8,6 +8,11 @@ names its log index on every node that holds it, so each figure of the report ca
 against both logs. `facts` gathers these with the plan, the clock and the link events into the
 JSON document `core.drill_report.compute` works from.
 
+Last, each node's newest checkpoint (`GET /api/v1/log`), once it covers the run's envelopes and
+every peer has cosigned it, goes into the facts as `checkpoints`: below its size, `detente log
+export` and `detente audit` of that node prove every log index the report names. A node without
+one is left out and `checkpoints_missing` says why; it never fails the run.
+
 A run interrupted after STARTEX (Ctrl-C, SIGTERM) still collects what the nodes hold and returns
 its facts, with a top-level `interrupted` object saying where it stopped (drill and wall time, the
 step being played, the next step, how many were left), so that the partial run is written and
@@ -95,6 +100,57 @@ async def collect_workflows(clients: Clients, ids: set[str]) -> dict[str, dict[s
     return out
 
 
+CHECKPOINT_WAIT = 15.0  # real seconds to wait for a cosigned checkpoint that covers the run
+
+
+async def collect_checkpoints(
+    clients: Clients, envelopes: list[dict[str, Any]], *, wait: float = CHECKPOINT_WAIT
+) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """Return each node's newest checkpoint, {party: {size, note}}, and why a party has none.
+
+    Asks each node `GET /api/v1/log` as its watcher. A checkpoint is kept only once it covers every
+    envelope of the run in that node's log (its size is above their highest log index) and every
+    peer has cosigned it, since `detente log export` ends at the newest checkpoint every peer
+    cosigned: then an export and `detente audit` of the node prove every envelope below its size.
+    The node signs a checkpoint about a second after an append and its peer cosigns it soon after,
+    so it is asked again for up to `wait` real seconds. Never raises for a node: a node that
+    cannot be asked, or has no such checkpoint by then, is left out, and the second map says why.
+    """
+    found: dict[str, dict[str, Any]] = {}
+    why: dict[str, str] = {}
+    for party in clients.target.parties:
+        highest = max((e["log"][party] for e in envelopes if party in e["log"]), default=-1)
+        deadline = asyncio.get_running_loop().time() + wait
+        while True:
+            try:
+                state = await clients.call(party, clients.target.parties[party].watcher, "GET", "/log")
+                checkpoint = state.get("checkpoint")
+                problem = _checkpoint_problem(state, checkpoint, highest)
+            except (Error, KeyError, TypeError, ValueError) as exc:
+                checkpoint, problem = None, f"its node did not say: {getattr(exc, 'detail', None) or exc}"
+            if problem is None and checkpoint is not None:
+                found[party] = {"size": int(checkpoint["size"]), "note": str(checkpoint["note"])}
+                break
+            if asyncio.get_running_loop().time() >= deadline:
+                why[party] = problem or "its node answered without a checkpoint"
+                break
+            await asyncio.sleep(0.25)
+    return found, why
+
+
+def _checkpoint_problem(state: dict[str, Any], checkpoint: dict[str, Any] | None, highest: int) -> str | None:
+    """Return why `checkpoint` (from `GET /api/v1/log`) cannot prove the run's envelopes, or None."""
+    if checkpoint is None:
+        return "its node has signed no checkpoint"
+    size = int(checkpoint["size"])
+    if size <= highest:
+        return f"its newest checkpoint (size {size}) does not cover log index {highest} of the run"
+    unsigned = [p for p, peer in (state.get("peers") or {}).items() if (peer.get("our_size_cosigned") or 0) < size]
+    if unsigned:
+        return f"{', '.join(sorted(unsigned))} had not cosigned its newest checkpoint (size {size})"
+    return None
+
+
 def _base(row: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": row["id"], "type": row["type"], "channel": row["channel"], "from": row["from"], "to": row["to"],
@@ -117,8 +173,13 @@ def _take_sender_view(entry: dict[str, Any], row: dict[str, Any], party: str) ->
 def facts(
     plan: Plan, record: RunRecord, target: Target, envelopes: list[dict[str, Any]],
     workflows: dict[str, dict[str, dict[str, Any]]] | None = None,
+    checkpoints: tuple[dict[str, dict[str, Any]], dict[str, str]] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """Return everything the report is computed from, as one JSON document."""
+    """Return everything the report is computed from, as one JSON document.
+
+    `checkpoints` is what `collect_checkpoints` returned: the facts then hold `checkpoints`
+    ({party: {size, note}}) and, for a node left out, `checkpoints_missing` ({party: why}).
+    """
     scenario = plan.scenario
     agreement = target.agreement
     deadlines = {
@@ -154,6 +215,7 @@ def facts(
         envelope["step"] = step.label if step else None
         envelope["line"] = step.line if step else None
         envelope["drill"] = format_time(to_drill(samples, _time(envelope["created"])))
+    kept, missing = checkpoints or ({}, {})
     return {
         "format": "detente-drill-report/1",
         "scenario": {
@@ -184,6 +246,8 @@ def facts(
         "envelopes": envelopes,
         "links": {"events": links, "before": record.links_before, "after": record.links_after},
         "workflows": workflows or {},
+        **({"checkpoints": kept} if kept else {}),
+        **({"checkpoints_missing": missing} if missing else {}),
     }  # fmt: skip
 
 
@@ -229,7 +293,8 @@ async def play(
     async with Clients(target) as clients:
         envelopes = await collect_envelopes(clients, record)
         workflows = await collect_workflows(clients, {e["id"] for e in envelopes})
-    return facts(plan, record, target, envelopes, workflows)
+        checkpoints = await collect_checkpoints(clients, envelopes)
+    return facts(plan, record, target, envelopes, workflows, checkpoints)
 
 
 COLLECT_AFTER_INTERRUPT = 20.0
@@ -239,15 +304,18 @@ async def _partial(drill: Drill, plan: Plan, target: Target) -> dict[str, Any]:
     record = drill.record
     envelopes: list[dict[str, Any]] = []
     workflows: dict[str, dict[str, dict[str, Any]]] = {}
+    checkpoints: tuple[dict[str, dict[str, Any]], dict[str, str]] | None = None
     collected = "complete"
     try:
         async with asyncio.timeout(COLLECT_AFTER_INTERRUPT), Clients(target) as clients:
             envelopes = await collect_envelopes(clients, record)
             workflows = await collect_workflows(clients, {e["id"] for e in envelopes})
+            # Asked once, not waited for: an interrupted drill is stopped within the 20 s.
+            checkpoints = await collect_checkpoints(clients, envelopes, wait=0)
     except (TimeoutError, Error) as exc:
         # The steps still name every envelope the drill made (ids and log indexes).
         collected = f"not collected from the nodes: {getattr(exc, 'detail', None) or 'no answer within 20 s'}"
-    result = facts(plan, record, target, envelopes, workflows)
+    result = facts(plan, record, target, envelopes, workflows, checkpoints)
     result["interrupted"] = interruption(drill, collected)
     return result
 

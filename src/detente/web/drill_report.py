@@ -7,6 +7,12 @@ one row per direction of traffic (each message a mark at its send time, a bar to
 and dashed to the end when it was never answered), and each node's link outages (the scripted
 outages are outlined on the world row). Every mark's
 tooltip names the envelope id and its log index on each node.
+
+The page marks every step whose time the scenario assumes or the sources leave uncertain
+(`provenance`), opens with where an interrupted run stopped, and ends with how to check each figure
+on the nodes themselves: where each kept node is and how to start it, or that the nodes were
+discarded, and each node's checkpoint, below which `detente log export` and `detente audit` prove
+every log index (`checking`).
 """
 
 from __future__ import annotations
@@ -190,11 +196,48 @@ def when(value: str | None) -> str:
 _env.filters["when"] = when
 
 
+def provenance(report: dict[str, Any]) -> dict[int, dict[str, str]]:
+    """Return, by scenario line, the `assumed` and `uncertain` notes of the steps that carry one.
+
+    A step's time with such a note is not a sourced fact, so the page marks it wherever the step
+    (or an envelope it made) appears; an inject is one line, so its steps share the note.
+    """
+    notes: dict[int, dict[str, str]] = {}
+    for step in report["steps"]:
+        marked = {key: " ".join(str(step[key]).split()) for key in ("assumed", "uncertain") if step.get(key)}
+        if marked:
+            notes.setdefault(step["line"], {}).update(marked)
+    return notes
+
+
+def checking(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Return, per node of the run, what a reader needs to check the figures on it.
+
+    Each entry: the party, its data directory (None if not kept or not recorded), its checkpoint
+    (`checkpoints`, None if the run did not collect one, with `missing` saying why), the highest
+    log index of the run's envelopes on it, and how many envelopes it holds.
+    """
+    dirs = report["run"].get("node_dirs") or {}
+    checkpoints = report.get("checkpoints") or {}
+    missing = report.get("checkpoints_missing") or {}
+    nodes = []
+    for party in sorted(report["run"]["nodes"]):
+        indexes = [e["log"][party] for e in report["envelopes"] if party in e.get("log", {})]
+        nodes.append(
+            {
+                "party": party, "dir": dirs.get(party), "checkpoint": checkpoints.get(party),
+                "missing": missing.get(party), "highest": max(indexes, default=None), "envelopes": len(indexes),
+            }
+        )  # fmt: skip
+    return nodes
+
+
 def render_report(report: dict[str, Any]) -> str:
     """Return the report as a self-contained HTML page."""
     return _env.get_template("drill_report.html").render(
         report=report, figures=report["figures"], chart=timeline(report), logs=_logs, duration=format_duration,
-        comparison=None,
+        comparison=None, notes=provenance(report), nodes=checking(report),
+        sent=sum(1 for s in report["steps"] if s.get("id")),
     )  # fmt: skip
 
 
@@ -206,7 +249,7 @@ def render_comparison(a: dict[str, Any], b: dict[str, Any]) -> str:
     """
     rows = compare(a, b)
     return _env.get_template("drill_report.html").render(
-        report=a, figures=a["figures"], chart=timeline(a), logs=_logs, duration=format_duration,
+        report=a, figures=a["figures"], chart=timeline(a), logs=_logs, duration=format_duration, notes={},
         comparison={
             "rows": rows, "a": a, "b": b, "chart_b": timeline(b), "names": columns(a, b), "warnings": warnings(a, b),
         },

@@ -236,3 +236,25 @@ def test_a_report_whose_stored_figures_were_edited_is_refused_not_recomputed_ove
         detente("drill", "report", str(path)),
         "r.json was edited or is damaged: figures.summary.messages: the report says 9, its facts give 0",
     )
+
+
+def test_a_report_summary_counts_assumed_and_uncertain_step_times_and_says_a_run_was_interrupted(
+    tmp_path: Path,
+) -> None:
+    def mark(facts: dict[str, Any]) -> None:
+        step = facts["steps"][0]
+        facts["steps"] += [{**step, "n": 1, "line": 40, "assumed": "an hour, the scenario's choice"}]
+        facts["steps"] += [{**step, "n": 2, "line": 44, "uncertain": "≈12:10–12:40 [S3]"}]
+        facts["steps"] += [{**step, "n": 3, "line": 48, "assumed": "two hours", "uncertain": "that day"}]
+        facts["interrupted"] = {
+            "drill": "2024-01-16T12:30:00.000Z", "variant": None, "step": None, "next": None,
+            "steps_played": 4, "steps_left": 7, "envelopes": "complete",
+        }  # fmt: skip
+
+    result = detente("drill", "report", str(report_file(tmp_path, mark)))
+    assert result.code == 0, result
+    said = " ".join(result.stdout.split())
+    assert "2 step times are the scenario's assumptions (assumed) and 2 uncertain in the sources" in said
+    assert "interrupted at 16 Jan 12:30Z drill time: a partial run, 4 steps played, 7 not" in said
+    plain = detente("drill", "report", str(report_file(tmp_path, name="plain.json")))
+    assert "assumed" not in plain.stdout and "interrupted" not in plain.stdout

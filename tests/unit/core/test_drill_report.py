@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from detente.core import drill_compare, drill_facts, drill_report
+from detente.core import drill_compare, drill_facts, drill_report, keys
+from detente.core.checkpoint import Checkpoint, sign_checkpoint
 from detente.core.drill_clock import JUMP_WAIT, ClockPlan, ClockRun, to_drill
 from detente.core.precedence import format_time, parse_time
 from detente.errors import Invalid
@@ -274,3 +275,99 @@ def test_two_runs_of_one_variant_get_distinct_columns_and_other_scenarios_a_warn
     assert "different scenarios" in drill_compare.warnings(a, other)[0]
     page = render_comparison(a, other)
     assert "Warning: these reports are of different scenarios" in page
+
+
+# --- how to check a figure: kept nodes, discarded nodes, checkpoints ------------------------------------
+
+
+def _checkpoint(size: int) -> dict[str, Any]:
+    """A checkpoint of pk's log of `size` entries, signed as a node signs it."""
+    signer = keys.Signer.from_seed("pk.detente/log", bytes(32))
+    note = sign_checkpoint(Checkpoint("pk.detente/log", size, bytes(32)), signer).format().decode()
+    return {"size": size, "note": note}
+
+
+def test_the_page_names_each_kept_node_and_how_to_start_it_or_says_the_nodes_were_discarded() -> None:
+    kept = render_report(computed(facts(node_dirs={"pk": "/d/nodes/pk", "ir": "/d/nodes/ir"})))
+    assert "On either node" not in kept
+    assert "<code>detente serve --data /d/nodes/pk</code>" in kept
+    assert "<code>detente message ID --node /d/nodes/ir --token …</code>" in kept
+    assert "were discarded" not in kept
+    discarded = render_report(computed(facts(node_dirs=None, agreement_file=None)))
+    assert "The nodes of this run were discarded at its end" in discarded
+    assert "detente serve --data" not in discarded
+
+
+def test_the_page_shows_each_node_checkpoint_and_what_an_export_and_audit_of_it_prove() -> None:
+    report = computed(facts(node_dirs={"pk": "/d/nodes/pk", "ir": "/d/nodes/ir"}, agreement_file="/d/a.toml"))
+    report["checkpoints"] = {"pk": _checkpoint(3)}
+    report["checkpoints_missing"] = {"ir": "its node has signed no checkpoint"}
+    drill_facts.check(report)
+    page = render_report(report)
+    assert 'size <b class="num">3</b>' in page
+    assert (
+        "<code>detente log export --data /d/nodes/pk --out EXPORT</code> then <code>detente audit EXPORT "
+        "--agreement /d/a.toml</code> of pk's node prove every envelope whose pk log index is below 3: all 2 "
+        "of this run"
+    ) in page
+    assert "none collected: its node has signed no checkpoint" in page
+
+
+def test_a_checkpoint_that_does_not_cover_an_envelope_of_the_run_is_refused() -> None:
+    report = computed(facts())
+    report["checkpoints"] = {"pk": _checkpoint(2)}  # e2 is pk log #2: not below 2
+    with pytest.raises(Invalid, match="was edited or is damaged") as caught:
+        drill_facts.check(report)
+    assert "envelope e2 (ack): its pk log index is 2, but checkpoints.pk covers only the indexes below 2" in (
+        caught.value.detail
+    )
+
+
+# --- an interrupted run, and step times that are not sourced facts -------------------------------------
+
+
+def _interrupted(data: dict[str, Any]) -> dict[str, Any]:
+    data["interrupted"] = {
+        "drill": format_time(T0 + timedelta(minutes=25)), "wall": format_time(w(3)), "variant": "v",
+        "step": {"line": 20, "label": None, "kind": "ack", "drill": format_time(T0 + timedelta(minutes=20)),
+                 "status": "done"},
+        "next": {"line": 30, "label": None, "kind": "outage", "drill": format_time(T0 + timedelta(minutes=40))},
+        "steps_played": 2, "steps_left": 1, "envelopes": "complete",
+    }  # fmt: skip
+    return data
+
+
+def test_an_interrupted_run_says_where_it_stopped_at_the_top_of_its_page() -> None:
+    report = computed(_interrupted(facts()))
+    drill_facts.check(report)
+    page = render_report(report)
+    assert "<title>Drill report (interrupted) · t" in page
+    top = page[: page.index("<h2>Timeline</h2>")]
+    assert "Interrupted: a partial run." in top
+    assert "stopped at <b>16 Jan 2024 13:25:00Z</b> drill time" in top and "in variant <b>v</b>" in top
+    assert "after line 20 (ack); the next step was line 30 (outage) at 16 Jan 2024 13:40:00Z" in top
+    assert "<b>2</b> steps played, <b>1</b> not; <b>2</b> envelopes sent before the interruption" in top
+    assert "Interrupted" not in render_report(computed(facts()))
+    broken = computed(_interrupted(facts()))
+    del broken["interrupted"]["steps_left"]
+    with pytest.raises(Invalid, match="interrupted.steps_left: missing"):
+        drill_facts.check(broken)
+
+
+def test_assumed_and_uncertain_step_times_are_marked_where_the_step_or_incident_appears() -> None:
+    data = facts()
+    data["steps"][1]["assumed"] = "no source says when the chargé acknowledged it"
+    data["steps"][2]["uncertain"] = "≈13:40–14:10 [S7]"
+    data["incidents"][0]["uncertain"] = "between 13:05 and 13:15 [S1]"
+    page = render_report(computed(data))
+    assert '<span class="note" title="no source gives this time: the scenario\'s choice">assumed: no source says' in (
+        page
+    )
+    ack = page.index("ack e2</span>")  # the acknowledgement, wherever it appears, carries the note
+    assert page[ack : ack + 400].count("assumed: no source says when the chargé acknowledged it") == 1
+    assert "uncertain: between 13:05 and 13:15 [S1]" in page  # the incident
+    assert '(line 30)</span> <span class="note" title="the sources leave this time uncertain">uncertain: ≈13:40' in (
+        page
+    )  # the scripted outage
+    assert "1 step time is the scenario's assumption and 1 uncertain in the sources" in page
+    assert "assumed:" not in render_report(computed(facts()))
