@@ -239,6 +239,11 @@ def test_overdue_on_both_sides_and_alternates_are_told(fresh_pair: Cluster) -> N
         listing = node.client(operator).get("/api/v1/messages", params={"all_types": True, "limit": 1000}).json()
         assert any(m["type"] == "overdue" and m["refs"] == [message_id] for m in listing["messages"])
     # Once overdue, the alternate (ir:dgmo) may answer for the liaison officer; the ack is late but counts.
+    # It reads, lists and proves the message it answers as the addressee does (QA: it answered blind).
+    assert view(ir, "ir-dgmo")["state"] == "overdue"
+    listed = ir.client("ir-dgmo").get("/api/v1/messages", params={"box": "in", "limit": 1000}).json()["messages"]
+    assert message_id in [m["id"] for m in listed]
+    assert ir.client("ir-dgmo").get(f"/api/v1/messages/{message_id}/proof").status_code == 200
     ack = ir.client("ir-dgmo").post(f"/api/v1/messages/{message_id}/ack", json={"note": "DGMO answering"})
     assert ack.status_code == 201, ack.text
     wait_for(lambda: view(pk, "pk-lo-zahedan")["state"] == "acknowledged")

@@ -37,7 +37,10 @@ def respond_job(
 
     def job(conn: Connection) -> Sent:
         row = db.get_envelope(conn, message_id)
-        if row is None or not (_may_see(operator, row) or _may_answer(ctx, operator, row)):
+        known = row is not None and (
+            _may_see(operator, row) or _may_answer(ctx, operator, row) or _backs_up(ctx, operator, row)
+        )
+        if row is None or not known:
             raise NotFound(f"no message {message_id} for your offices")
         # Whoever may read the message is told why they may not answer it, rather than "not found".
         if row["direction"] != "in":
@@ -70,7 +73,7 @@ def respond_job(
             response_note=body.get("reason") or body.get("note") or None,
         )  # fmt: skip
         offices = (office, *ctx.agreement.alternates(office))
-        event = Event(state, message_id, offices, {"response": sealed.id, "by": operator.name})
+        event = Event(state, message_id, offices, {"response": sealed.id, "by": operator.name, "office": answering})
         return Sent(sealed, index, "accepted", (event,))
 
     return job
@@ -87,6 +90,15 @@ def answering_office(ctx: NodeContext, operator: Operator, office: str) -> str:
     return next((o for o in ctx.agreement.alternates(office) if o in operator.offices), office)
 
 
+def _backs_up(ctx: NodeContext, operator: Operator, row: db.EnvelopeRow) -> bool:
+    """Whether the operator is bound to an alternate of a received message's addressee.
+
+    Such an operator may answer it once it is overdue; before that, told so rather than "not
+    found", a duty officer asked to answer it knows the id is right and when it becomes theirs.
+    """
+    return row["direction"] == "in" and bool(set(ctx.agreement.alternates(row["to_office"])) & set(operator.offices))
+
+
 def _may_see(operator: Operator, row: db.EnvelopeRow) -> bool:
     """Whether the operator may read the message (as the API's listing shows it)."""
     return may_read(operator, row["from_office"], row["to_office"])
@@ -99,7 +111,8 @@ def _why_not(ctx: NodeContext, operator: Operator, row: db.EnvelopeRow) -> str:
         return f"operator {operator.name} ({roles}) may read this message; only an operator or supervisor answers it"
     office = row["to_office"]
     if any(o in operator.offices for o in ctx.agreement.alternates(office)):
-        return f"the message is addressed to {office}; its alternates may answer it once it is overdue"
+        due = f" (its deadline is {row['deadline']})" if row["deadline"] else ""
+        return f"the message is addressed to {office}; its alternates may answer it once it is overdue{due}"
     return f"the message is addressed to {office}, which operator {operator.name} does not hold"
 
 

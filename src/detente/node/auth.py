@@ -8,7 +8,9 @@ import secrets
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from detente.core.agreement import Agreement
 from detente.errors import BadRequest
+from detente.store.messages import EnvelopeRow
 from detente.store.operators import Operator
 
 ROLES = ("operator", "supervisor", "translator", "auditor", "admin")
@@ -38,6 +40,27 @@ def may_read(operator: Operator, from_office: str, to_office: str) -> bool:
     """Return whether the operator may read a message between these two offices."""
     offices = visible_offices(operator)
     return offices is None or from_office in offices or to_office in offices
+
+
+def may_read_row(operator: Operator, row: EnvelopeRow, agreement: Agreement) -> bool:
+    """Return whether the operator may read this envelope row: between its offices, or one it may answer.
+
+    A received message that went overdue falls to the alternates of its addressee (escalation),
+    who may answer it, and so must be able to read, list and prove it as its addressee does.
+    """
+    if may_read(operator, row["from_office"], row["to_office"]):
+        return True
+    return (
+        row["direction"] == "in"
+        and row["overdue_at"] is not None
+        and bool(set(agreement.alternates(row["to_office"])) & set(operator.offices))
+    )
+
+
+def escalated_to(operator: Operator, agreement: Agreement) -> list[str]:
+    """Return the offices whose overdue received messages fall to the operator as their alternate."""
+    mine = set(operator.offices)
+    return [office for office in sorted(agreement.offices) if mine & set(agreement.alternates(office))]
 
 
 def new_token() -> str:

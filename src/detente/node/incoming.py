@@ -287,7 +287,7 @@ def _apply_response(
     if target["overdue_at"] is None:
         offices = (own_office,)
     by = env.body.get("office") or env.sender
-    events.append(Event(state, target["id"], offices, {"response": env.id, "by": by, "note": note}))
+    events.append(Event(state, target["id"], offices, {"response": env.id, "by": by, "office": by, "note": note}))
 
 
 def receipts_job(

@@ -11,6 +11,7 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Integer,
     RowMapping,
@@ -193,6 +194,7 @@ def list_envelopes(
     conn: Connection,
     *,
     offices: Sequence[str] | None,
+    escalated: Sequence[str] = (),
     direction: str | None = None,
     channel: str | None = None,
     state: str | None = None,
@@ -204,12 +206,22 @@ def list_envelopes(
 ) -> Page:
     """Return the envelope rows matching the filters: the newest `limit`, oldest first.
 
-    `offices` limits the rows to those sent from or to one of these offices (None: no limit);
+    `offices` limits the rows to those sent from or to one of these offices (None: no limit), and
+    the received messages to an office of `escalated` once they are overdue (an alternate's);
     `since` is a time as `core.precedence.format_time` writes it (rows created at or after it).
     """
     query = select(envelopes)
     if offices is not None:
-        query = query.where(or_(envelopes.c.from_office.in_(offices), envelopes.c.to_office.in_(offices)))
+        mine: list[ColumnElement[bool]] = [envelopes.c.from_office.in_(offices), envelopes.c.to_office.in_(offices)]
+        if escalated:
+            mine.append(
+                and_(
+                    envelopes.c.direction == "in",
+                    envelopes.c.overdue_at.is_not(None),
+                    envelopes.c.to_office.in_(escalated),
+                )
+            )
+        query = query.where(or_(*mine))
     if direction:
         query = query.where(envelopes.c.direction == direction)
     if channel:

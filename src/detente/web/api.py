@@ -157,11 +157,12 @@ async def list_messages(
     # Any RFC 3339 UTC form the API accepts, rewritten to the stored one (milliseconds).
     after = None if since is None else format_time(parse_time(since))
     offices = visible_offices(node, operator)
+    escalated = [] if offices is None else auth.escalated_to(operator, node.ctx.agreement)
     service = [] if all_types else [name for name, t in notifications.CATALOG.items() if t.service]
 
     def read(conn: Any) -> tuple[list[Any], bool, dict[str, int]]:
         page = db.list_envelopes(
-            conn, offices=offices, direction=box, channel=channel, state=state, since=after,
+            conn, offices=offices, escalated=escalated, direction=box, channel=channel, state=state, since=after,
             exclude_types=service, limit=limit,
         )  # fmt: skip
         # How many translations each has (one grouped query on the `ref` index): GET /messages/{id} lists them.
@@ -183,7 +184,7 @@ async def get_message(message_id: str, node: NodeDep, operator: OperatorDep) -> 
 
     def read(conn: Any) -> dict[str, Any]:
         row = db.get_envelope(conn, message_id)
-        if row is None or not auth.may_read(operator, row["from_office"], row["to_office"]):
+        if row is None or not auth.may_read_row(operator, row, node.ctx.agreement):
             raise NotFound(f"no message {message_id} for your offices")
         response = db.get_envelope(conn, row["response_id"]) if row["response_id"] else None
         return {

@@ -21,14 +21,15 @@ from fastapi.responses import Response
 from sqlalchemy import Connection, RowMapping
 
 from detente.core import merkle, merkle_verify
+from detente.core.agreement import Agreement
 from detente.core.checkpoint import format_proof_bundle
 from detente.core.note import add_signatures, parse_note, parse_signature_lines
 from detente.errors import Invalid, NotFound
-from detente.node import checkpoints
+from detente.node import auth, checkpoints
 from detente.node.delivery_proofs import fetch_inclusion
 from detente.store import messages as db
 from detente.store import tlog
-from detente.web.api import visible_offices
+from detente.store.operators import Operator
 from detente.web.deps import NodeDep, OperatorDep
 
 router = APIRouter(prefix="/api/v1", tags=["record"])
@@ -74,9 +75,9 @@ async def log_state(node: NodeDep, operator: OperatorDep) -> dict[str, Any]:
     return result
 
 
-def _row_for(conn: Connection, message_id: str, offices: list[str] | None) -> db.EnvelopeRow:
+def _row_for(conn: Connection, message_id: str, operator: Operator, agreement: Agreement) -> db.EnvelopeRow:
     row = db.get_envelope(conn, message_id)
-    if row is None or (offices is not None and not {row["from_office"], row["to_office"]} & set(offices)):
+    if row is None or not auth.may_read_row(operator, row, agreement):
         raise NotFound(f"no message {message_id} for your offices")
     return row
 
@@ -98,14 +99,13 @@ async def message_proof(
     log: str | None = Query(default=None, max_length=8, description="a peer party: prove in its log"),
 ) -> Response:
     """Return a c2sp.org/tlog-proof@v1 bundle proving the envelope is in this node's (or a peer's) log."""
-    offices = visible_offices(node, operator)
     # Named for the log it proves: the proof in ours and the one in the peer's must not overwrite each other.
     whose = node.ctx.party if log is None else log
     filename = {"Content-Disposition": f'attachment; filename="{message_id}.{whose}-log.tlog-proof"'}
     if log is None or log == node.ctx.party:
 
         def own(conn: Connection) -> bytes:
-            row = _row_for(conn, message_id, offices)
+            row = _row_for(conn, message_id, operator, node.ctx.agreement)
             index = int(row["log_index"])
             covering = checkpoints.covering_checkpoint(conn, index)
             if covering is None:
@@ -121,7 +121,7 @@ async def message_proof(
     origin = node.ctx.agreement.party(log).log_origin
 
     def stored(conn: Connection) -> tuple[db.EnvelopeRow, bytes | None, RowMapping | None]:
-        row = _row_for(conn, message_id, offices)
+        row = _row_for(conn, message_id, operator, node.ctx.agreement)
         if row["peer"] != log:
             raise NotFound(f"message {message_id} was not exchanged with {log}")
         if row["verified_size"] is not None and row["peer_proof"] is not None:
