@@ -83,9 +83,11 @@ def _line(item: log_listing.Listed) -> str:
     env = item.envelope
     if env is None:
         return printable(f"{item.index:>7}  {item.problem}")
+    offices = log_listing.offices_of(env)
+    answered = f" (answered by {offices[2]})" if len(offices) > 2 else ""
     return printable(
         f"{item.index:>7}  {env.created:<24}  {env.type:<22} {env.data['precedence']:<9} "
-        f"{env.sender} → {env.recipient}  {env.id}{_refs(env)}"
+        f"{env.sender} → {env.recipient}{answered}  {env.id}{_refs(env)}"
     )
 
 
@@ -107,5 +109,5 @@ def _print_summary(tally: log_listing.Tally, size: int, selection: log_listing.S
     by_type = ", ".join(f"{kind} {n}" for kind, n in sorted(tally.listed.items())) or "none"
     read = "" if tally.total == size else f" (read {tally.total} before the error)"
     print(f"{listed} of {size} entries listed{read}: {by_type}", file=out)
-    for hint in tally.hints(selection):
+    for hint in tally.hints(selection) if tally.total == size else ():
         print(printable(f"hint: {hint}"), file=out)

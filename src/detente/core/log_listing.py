@@ -53,7 +53,7 @@ class Selection:
         """Return whether `env` is selected."""
         if self.types and env.type not in self.types:
             return False
-        if self.offices and env.sender not in self.offices and env.recipient not in self.offices:
+        if self.offices and not self.offices & set(offices_of(env)):
             return False
         if self.ids and not any(env.id.startswith(prefix) for prefix in self.ids):
             return False
@@ -63,6 +63,17 @@ class Selection:
     def everything(self) -> bool:
         """Whether nothing narrows the selection."""
         return not (self.types or self.offices or self.ids or self.refers_to)
+
+
+def offices_of(env: Envelope) -> tuple[str, ...]:
+    """Return the offices an envelope is between: sender, addressee, and the alternate that answered.
+
+    An ack or decline is sealed from the addressed office; when an alternate answered, its body
+    names it (`office`), and an auditor asking what that office answered must find it.
+    """
+    answering = env.body.get("office") if env.type in ("ack", "decline") else None
+    extra = (answering,) if isinstance(answering, str) and answering else ()
+    return (env.sender, env.recipient, *extra)
 
 
 def tree_of(read: Reader) -> checkpoint_mod.Checkpoint:
@@ -130,13 +141,16 @@ class Tally:
                 self.listed["(not an envelope)"] += 1
             return
         self.types.add(env.type)
-        self.offices.update((env.sender, env.recipient))
+        self.offices.update(offices_of(env))
         if listed:
             self.listed[env.type] += 1
 
     def hints(self, selection: Selection) -> list[str]:
-        """Name each selected type or office that no entry has, so that a typo does not read as "none sent"."""
-        out = []
+        """Name each selected type or office that no entry has, so that a typo does not read as "none sent".
+
+        Ask only once every entry was read: of a log read in part, the types are not known.
+        """
+        out: list[str] = []
         for kind, asked, held in (("type", selection.types, self.types), ("office", selection.offices, self.offices)):
             for value in sorted(asked - held):
                 known = ", ".join(sorted(held)) or "none"

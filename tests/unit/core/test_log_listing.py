@@ -150,3 +150,27 @@ def test_the_command_exits_1_for_what_it_cannot_read(log: Log, tmp_path: Path) -
     empty = tmp_path / "empty"
     empty.mkdir()
     assert_error(detente("log", "entries", str(empty)), "no checkpoint file")
+
+
+def test_an_alternates_answer_is_found_by_its_office(log: Log, tmp_path: Path) -> None:
+    """QA: an ack an alternate gave (its body names the office) was not found by `--office` of that office."""
+    answered = parse(log.entries[1])
+    ack = envelope(
+        log.doc, log.signers["ir"], 1000, "", type="ack", body={"note": "", "office": "ir:fs"}, refs=[answered.id],
+        **{"from": "ir:dgmo", "to": "pk:dgmo"},
+    )  # fmt: skip
+    entries = [*log.entries, ack.raw]
+    out = write(make_export(log, entries=entries, sizes=(len(entries),)), tmp_path / "pk")
+    found = detente("log", "entries", str(out), "--office", "ir:fs")
+    assert found.code == 0, found.stderr
+    assert f"ir:dgmo → pk:dgmo (answered by ir:fs)  {ack.id}" in found.stdout
+    assert found.stdout.splitlines()[-1] == f"1 of {len(entries)} entries listed: ack 1"
+
+
+def test_no_hint_from_a_log_read_in_part(log: Log, tmp_path: Path) -> None:
+    """QA: a damaged export said the log has no types at all; of a log read in part they are unknown."""
+    files = make_export(log)
+    out = write({**files, "tile/entries/000": files["tile/entries/000"][:-3]}, tmp_path / "cut")
+    result = detente("log", "entries", str(out), "--type", "hotline.text")
+    assert result.code == 1 and "hint:" not in result.stdout + result.stderr
+    assert "0 of 300 entries listed (read 0 before the error): none" in result.stdout
