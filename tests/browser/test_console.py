@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, ViewportSize, expect
 
-from support import Cluster
+from support import Cluster, wait_for
 
 pytestmark = pytest.mark.browser
 OpenConsole = Callable[..., Page]
@@ -198,6 +198,11 @@ def test_screenshots_of_the_main_screens(console_nodes: Cluster, open_console: O
         page.goto(pk.url + path)
         expect(page.locator("html")).to_have_attribute("lang", lang)
         screenshot(page, f"{lang}-{name}")
+    # A message of its own on ir's channel: under pytest-xdist the module's other tests may run elsewhere.
+    request = {"channel": "dgmo", "to": "ir:dgmo", "precedence": "ROUTINE", "type": "hotline.text",
+               "body": {"text": f"Screens in {lang}"}}  # fmt: skip
+    sent = pk.created("pk-dgmo", "/api/v1/messages", request)["id"]
+    wait_for(lambda: ir.message("ir-dgmo", sent, missing_ok=True), what="the message to reach ir")
     tablet = open_console(ir, "ir-dgmo", viewport=TABLET, lang=lang)
     tablet.goto(ir.url + "/channel/dgmo")
     screenshot(tablet, f"{lang}-tablet-channel-ir")

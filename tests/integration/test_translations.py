@@ -156,6 +156,13 @@ def test_who_may_not_translate_or_review_is_told_why(pair: Cluster) -> None:
     # A translation is not translated again, and a message is not a translation to review.
     nested = _post(pair, ir, "ir-tr2", f"/api/v1/messages/{translation}/translations", {"lang": "ur", "text": "x"})
     assert nested.status_code == 422 and "service message" in nested.json()["detail"], nested.text
+    # A link test is no one's to translate: said as such even to a supervisor, who sees it (QA).
+    listing = ir.client("ir-supervisor").get("/api/v1/messages", params={"all_types": True}).json()["messages"]
+    link_test = next(m["id"] for m in listing if m["type"] == "link.test")
+    service = _post(
+        pair, ir, "ir-supervisor", f"/api/v1/messages/{link_test}/translations", {"lang": "ur", "text": "x"}
+    )
+    assert service.status_code == 422 and "link.test is a service message" in service.json()["detail"], service.text
     not_one = _post(pair, ir, "ir-tr2", f"/api/v1/messages/{flash}/review", {"verdict": "certified"})
     assert not_one.status_code == 422 and "not a translation" in not_one.json()["detail"], not_one.text
     # Exactly what succeeded was written: one translation and one review, on both sides.

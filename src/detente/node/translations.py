@@ -101,9 +101,10 @@ def translate_job(
         if row is None or not _visible(ctx, operator, row):
             raise NotFound(f"no message {message_id} for your offices")
         original = original_of(row)
+        # What the message is comes first: a link test is no one's to translate, bound or not (QA).
+        tr.check_translatable(original, lang, ctx.agreement.languages)
         if original.direction in ("in", "out"):
             _require_bound(ctx, operator, own_office(row))
-        tr.check_translatable(original, lang, ctx.agreement.languages)
         return _record(conn, ctx, operator, row, tr.TRANSLATION, body, {"message": message_id, "lang": lang})
 
     return job
