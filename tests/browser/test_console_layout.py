@@ -106,3 +106,19 @@ def test_a_key_press_acknowledges_says_so_and_keeps_the_focus_on_the_next_messag
     # `j` goes on from there, not from the top of the page.
     page.keyboard.press("j")
     expect(page.locator("section.incoming article.msg").nth(1)).to_be_focused()
+
+
+def test_the_links_table_stays_scrolled_through_live_refreshes(nodes: Cluster, open_console: OpenConsole) -> None:
+    """QA: every live refresh of the panel (link tests come every second here) scrolled the table back."""
+    viewport: ViewportSize = {"width": 1366, "height": 800}
+    page = open_console(nodes["pk"], "pk-dgmo", viewport=viewport, lang="fa")
+    scroller = page.locator("section.links-panel .table-scroll")
+    expect(scroller.locator("td.our-status")).to_have_count(1)
+    scroller.evaluate("(el) => { el.scrollLeft = -el.scrollWidth; }")  # to the end: in RTL, leftwards
+    where = scroller.evaluate("(el) => el.scrollLeft")
+    assert where < 0, where  # it does scroll
+    before = scroller.evaluate("(el) => el.querySelector('tbody').innerHTML")
+    replaced = "(before) => document.querySelector('section.links-panel tbody').innerHTML !== before"
+    page.wait_for_function(replaced, arg=before, timeout=45_000)  # a live refresh (at the latest, every 20 s)
+    assert scroller.evaluate("(el) => el.scrollLeft") == where
+    page.context.close()

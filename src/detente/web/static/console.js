@@ -315,8 +315,13 @@
         lastHtml[url] = kept;
         var focused = focusKey(target);
         var open = Array.prototype.map.call(target.querySelectorAll("details[open][id]"), function (d) { return d.id; });
+        /* A table scrolled sideways (the links table, to reach "Our status") stays where it was scrolled. */
+        var scrolled = Array.prototype.map.call(target.querySelectorAll(".table-scroll"), function (t) { return t.scrollLeft; });
         target.innerHTML = html;
         open.forEach(function (id) { var box = document.getElementById(id); if (box) { box.open = true; } });
+        Array.prototype.forEach.call(target.querySelectorAll(".table-scroll"), function (t, i) {
+          if (i < scrolled.length) { t.scrollLeft = scrolled[i]; }
+        });
         refocus(focused);
         tick(); flashTitle(); bindPage(target);
       });
