@@ -175,8 +175,11 @@ def test_switching_to_urdu_makes_the_page_right_to_left(console_nodes: Cluster, 
     page.goto(pk.url + "/channel/fs")
     expect(page.locator("html")).to_have_attribute("dir", "rtl")
     # In a right-to-left page the compose panel sits on the left, the thread on the right.
-    thread, compose = page.locator("section.thread").bounding_box(), page.locator("#compose").bounding_box()
-    assert thread is not None and compose is not None and compose["x"] < thread["x"]
+    # Both measured in one step: a live refresh may replace the thread between two separate reads.
+    compose_x, thread_x = page.evaluate(
+        "() => ['#compose', 'section.thread'].map((s) => document.querySelector(s).getBoundingClientRect().left)"
+    )
+    assert compose_x < thread_x, (compose_x, thread_x)
     page.goto(pk.url + "/?lang=en")
     expect(page.locator("html")).to_have_attribute("dir", "ltr")
 

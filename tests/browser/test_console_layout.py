@@ -30,6 +30,13 @@ OVERFLOW = """(panel) => {
   }
   return worst;
 }"""
+# Scrolls the links table's last column into view and returns the table frame's and the column's edges.
+LAST_COLUMN = """(panel) => {
+  const headers = panel.querySelectorAll("thead th"), last = headers[headers.length - 1];
+  last.scrollIntoView({block: "nearest", inline: "end"});
+  const frame = panel.querySelector(".table-scroll").getBoundingClientRect(), cell = last.getBoundingClientRect();
+  return [frame.left, frame.right, cell.left, cell.right];
+}"""
 # Whether a text's last character is laid out to the right of its first (left to right).
 LTR_TEXT = """(el) => {
   const node = el.firstChild, range = document.createRange();
@@ -57,18 +64,10 @@ def test_the_links_table_stays_within_its_panel(nodes: Cluster, open_console: Op
         expect(panel.locator("td.our-status")).to_have_count(1)
         assert panel.evaluate(OVERFLOW) <= 1, (lang, width)
         # Every column can be reached: the last one scrolls into view within the panel. The panel is
-        # refreshed live (every few seconds), which puts its scroll back at the start: measure right
-        # after scrolling, and scroll again if a refresh came in between.
-        header = panel.locator("thead th").last
-        for _ in range(5):
-            header.evaluate("(el) => el.scrollIntoView({block: 'nearest', inline: 'end'})")
-            frame, cell = panel.locator(".table-scroll").bounding_box(), header.bounding_box()
-            assert frame and cell, (lang, width)
-            inside = frame["x"] - 1 <= cell["x"] and cell["x"] + cell["width"] <= frame["x"] + frame["width"] + 1
-            if inside:
-                break
-            page.wait_for_timeout(300)
-        assert inside, (lang, width, frame, cell)
+        # refreshed live (every few seconds), which replaces its elements: scroll and measure in one
+        # synchronous step in the page, so that no refresh can come in between.
+        left, right, cell_left, cell_right = panel.evaluate(LAST_COLUMN)
+        assert left - 1 <= cell_left and cell_right <= right + 1, (lang, width, left, right, cell_left, cell_right)
         page.context.close()
 
 
