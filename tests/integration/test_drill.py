@@ -174,6 +174,11 @@ def test_january_2024_both_variants_and_their_comparison(nodes: SelfHosted, tmp_
     assert b["deescalation"]["accepted"]["drill_seconds"] < a["deescalation"]["accepted"]["drill_seconds"]
     for left, right in zip(a["incidents"][1:], b["incidents"][1:], strict=True):
         assert right["first_message"]["drill_seconds"] < left["first_message"]["drill_seconds"]
+    # Every delay of the with-hotline variant is the scenario's hypothesis: each step carries the note,
+    # and the page shows it wherever the step or its envelope appears.
+    acks = [s for s in hotline["steps"] if s["kind"] == "ack"]
+    assert len(acks) > 40 and all("with-hotline is a hypothesis" in s.get("assumed", "") for s in acks), acks
+    assert render_report(hotline).count("assumed: with-hotline is a hypothesis") >= len(acks)
     actions = [w for w in b["workflows"] if w["kind"] == "action"]
     assert sorted(w["nodes"]["pk"]["status"] for w in actions) == ["disputed", "verified"]
     assert [w["nodes"]["ir"].get("unilateral") for w in actions] == [True, False]
@@ -182,8 +187,11 @@ def test_january_2024_both_variants_and_their_comparison(nodes: SelfHosted, tmp_
     for name, report in (("a", happened), ("b", hotline)):
         paths.append(tmp_path / f"{name}.json")
         paths[-1].write_text(json.dumps(report), encoding="utf-8")
-    result = CliRunner().invoke(app, ["drill", "compare", str(paths[0]), str(paths[1])], env={"COLUMNS": "160"})
+    # Two variants of one run are comparable: --strict takes them, with no warning.
+    args = ["drill", "compare", str(paths[0]), str(paths[1]), "--strict"]
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "160"})
     assert result.exit_code == 0, result.output
+    assert "warning" not in result.output
     assert "as-it-happened" in result.output and "with-hotline" in result.output and "2d 23h 15m" in result.output
     assert "1d 15h 10m" in result.output
     assert render_comparison(happened, hotline).count("<svg") == 2

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from detente.core import drill_facts
+from detente.core import agreement, drill_consistency, drill_facts
 from detente.node import drill_nodes
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,6 +68,21 @@ def test_a_default_run_keeps_its_nodes_and_sets_the_earlier_reports_aside(tmp_pa
     drill_facts.check(report)
     for party, entry in report["checkpoints"].items():
         assert entry["size"] > max(e["log"][party] for e in report["envelopes"])
+    # Beside them, the nodes' keys as the agreement pins them, which every checkpoint's signatures
+    # verify with: a checkpoint edited after the run is refused, by `drill compare` too.
+    pinned = agreement.load(Path(report["run"]["agreement_file"]).read_text(encoding="utf-8"))
+    assert report["keys"] == drill_consistency.party_keys(pinned) and set(report["keys"]) == {"pk", "ir"}
+    edited = json.loads(json.dumps(report))
+    lines = edited["checkpoints"]["ir"]["note"].split("\n")
+    lines[1] = str(int(lines[1]) + 1)  # the size line: the note no longer says what ir's node signed
+    edited["checkpoints"]["ir"] = {"size": int(lines[1]), "note": "\n".join(lines)}
+    (tmp_path / "edited.json").write_text(json.dumps(edited), encoding="utf-8")
+    refused = detente("drill", "compare", str(reports / "border-drone.json"), str(tmp_path / "edited.json"))
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert (
+        "edited.json was edited or is damaged: checkpoints.ir: its signatures do not verify with keys.ir.log and "
+        "the witness keys: invalid note signature; the report was edited"
+    ) in refused.stderr
     export = tmp_path / "pk-export"
     exported = detente("log", "export", "--data", str(nodes / "pk"), "--out", str(export))
     assert exported.returncode == 0, exported.stdout + exported.stderr
@@ -85,20 +100,34 @@ def test_a_default_run_keeps_its_nodes_and_sets_the_earlier_reports_aside(tmp_pa
     assert (reports / "border-drone.previous.json").read_text(encoding="utf-8") != "{}"
 
 
-def test_a_step_a_node_refuses_makes_the_run_exit_1_with_the_failed_steps_listed(tmp_path: Path) -> None:
-    # An alternate may answer at the drill-time deadline, but the node marks the message overdue on
-    # the wall clock, ten real minutes after it was sent: too long to wait, so the step fails.
-    text = """\
+def test_an_alternate_answers_once_the_node_marks_overdue_and_a_refused_step_makes_the_run_exit_1(
+    tmp_path: Path,
+) -> None:
+    # An alternate may answer at the drill-time deadline, but a node marks the message overdue on the
+    # wall clock. On the liaison channel, given a 2 s FLASH deadline here, the drill waits for ir's node
+    # to mark it and ir:dgmo (the alternate of ir:lo-turbat) answers: the success path. On the DGMO
+    # channel the node marks it ten real minutes after it was sent: too long to wait, so the step fails.
+    agreement = tmp_path / "short-deadline.toml"
+    text = AGREEMENT.read_text(encoding="utf-8")
+    assert "\n[channels.liaison]\n" in text and "[channels.liaison.deadlines]" not in text
+    agreement.write_text(f"{text}\n[channels.liaison.deadlines]\nFLASH = 2\n", encoding="utf-8")
+    text = f"""\
 detente-drill: 1
 title: escalation
-agreement: ../agreements/pk-ir.toml
+agreement: {agreement}
 start: 2024-01-16T13:00:00Z
 speed: 3000
 timeline:
   - at: +1m
     label: flash
-    send: {from: pk:dgmo, to: ir:dgmo, type: hotline.text, precedence: FLASH, body: {text: "answer"}}
-  - ack: {ref: flash, by: ir:fs}
+    send: {{from: pk:dgmo, to: ir:dgmo, type: hotline.text, precedence: FLASH, body: {{text: "answer"}}}}
+  - at: +1m
+    label: lo-flash
+    send: {{from: pk:lo-zahedan, to: ir:lo-turbat, type: hotline.text, precedence: FLASH, body: {{text: "who?"}}}}
+  - ack: {{ref: lo-flash, by: ir:dgmo}}
+    label: lo-escalated
+    delay: 2s
+  - ack: {{ref: flash, by: ir:fs}}
     label: escalated
     delay: 10m
 """
@@ -107,12 +136,26 @@ timeline:
     result = detente("drill", "run", str(scenario), "--report", str(reports), "--quiet", "--discard-nodes")
     assert result.returncode == 1, result.stdout + result.stderr
     assert "error: DrillStepsFailed: 1 step failed: the nodes refused what the scenario asked" in result.stderr
-    assert "line 10: ack escalated: ir:fs may answer flash only once ir's node marks it overdue" in result.stderr
+    assert "line 16: ack escalated: ir:fs may answer flash only once ir's node marks it overdue" in result.stderr
     assert str(reports / "s.json") in result.stderr and "Traceback" not in result.stderr
     assert not (reports / "s.nodes").exists()
     assert "the drill's nodes and their logs were deleted" in result.stdout
     report = json.loads((reports / "s.json").read_text(encoding="utf-8"))
     assert report["run"]["node_dirs"] is None and report["run"]["agreement_file"] is None
+    # The alternate's answer: played after ir's node marked the message overdue, and recorded as its answer.
+    step = next(s for s in report["steps"] if s["label"] == "lo-escalated")
+    assert step["status"] == "done" and step["line"] == 13, step
+    assert "waited for ir's node to mark lo-flash overdue (wall-clock deadline)" in step["notes"], step
+    envelopes = {e["id"]: e for e in report["envelopes"]}
+    flash = envelopes[next(s["id"] for s in report["steps"] if s["label"] == "lo-flash")]
+    ack = envelopes[step["id"]]
+    assert ack["type"] == "ack" and ack["refs"] == [flash["id"]] and flash["response"]["id"] == ack["id"]
+    # The envelope is the addressee's; its body names the alternate office that answered.
+    assert ack["from"] == "ir:lo-turbat" and ack["body"]["office"] == "ir:dgmo" and step["operator"] == "ir-dgmo"
+    assert set(ack["log"]) == {"pk", "ir"}
+    assert flash["overdue_at"] is not None and flash["overdue_at"] <= ack["created"]
+    [message] = [m for m in report["figures"]["node_overdue"] if m["envelope"]["id"] == flash["id"]]
+    assert message["status"] == "acknowledged" and not message["overdue"]  # in drill time, on its deadline
 
 
 def test_an_interrupted_run_says_where_it_stopped_and_writes_a_partial_run(tmp_path: Path) -> None:

@@ -5,7 +5,8 @@ Exit status, as for every command (0 done, 1 an error, 2 a usage error):
 - 2: an option out of bounds (`--speed`, `--pause`, an unknown `--human` office, a `--report`,
   `--workdir` or `--html` path that cannot be used), refused before any node is started or touched;
 - 1: a scenario with problems, nodes that cannot play it or that refuse an operator the drill acts
-  as (nothing is sent), a report file that is damaged or cannot be written;
+  as (nothing is sent), a report file that is damaged, was edited or cannot be written, two reports
+  that `compare --strict` finds not comparable (nothing is written);
 - 1 also after a run in which steps failed because the drill could not act on the nodes (a token
   refused, a role missing, a node out of reach): the report is written and named, but its figures
   do not measure the response, so a script must not take them for a result; later variants and
@@ -34,7 +35,7 @@ from detente.cli.app import app
 from detente.cli.drill_output import day, harness_warning, out, print_comparison, print_summary, write_text
 from detente.cli.drill_variant import run_variant
 from detente.core import agreement as agreement_mod
-from detente.core import drill_facts, drill_report
+from detente.core import drill_compare, drill_facts, drill_report
 from detente.core import scenario as scenario_mod
 from detente.core.agreement import Agreement
 from detente.core.scenario import Scenario, ScenarioError, format_duration
@@ -364,9 +365,22 @@ def compare_reports(
     first: Annotated[Path, typer.Argument(help="a report JSON")],
     second: Annotated[Path, typer.Argument(help="another report JSON")],
     html: HtmlOpt = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="refuse reports that are not comparable instead of warning")
+    ] = False,
 ) -> None:
-    """Print two drill reports side by side (for example the two variants of a scenario)."""
+    """Print two drill reports side by side (for example the two variants of a scenario).
+
+    Refuses (exit 1) a report that is damaged or was edited, always; with `--strict`, also two
+    reports that do not measure the same thing (`NotComparable`, every reason listed), before
+    anything is printed or written.
+    """
     a, b = read_report(first), read_report(second)
+    reasons = drill_compare.not_comparable(a, b) if strict else []
+    if reasons:
+        raise drill_compare.NotComparable(
+            f"{first} and {second} are not comparable, and --strict refuses them:\n  " + "\n  ".join(reasons)
+        )
     print_comparison(a, b)
     if html is not None:
         write_text(html, _safely(first, f"render it with {second}", lambda: render_comparison(a, b)))

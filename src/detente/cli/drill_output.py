@@ -118,8 +118,9 @@ def print_summary(result: dict[str, Any]) -> None:
     if checkpoints:
         sizes = ", ".join(f"{party} {entry['size']}" for party, entry in sorted(checkpoints.items()))
         out.print(
-            f"checkpoints (log size): {sizes}; `detente log export` + `detente audit` of a node prove every "
-            "envelope whose log index on it is below its size"
+            f"checkpoints (log size): {sizes}, signed and cosigned by the nodes' keys in the report; "
+            "`detente log export` + `detente audit` of a node prove every envelope whose log index on it is below "
+            "its size"
         )
     for party, why in sorted((result.get("checkpoints_missing") or {}).items()):
         out.print(f"  [dim]no checkpoint of {party}'s log: {_escape(str(why))}[/]")

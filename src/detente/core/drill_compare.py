@@ -6,7 +6,11 @@ accepted de-escalation, the message counts, each party's median time to answer, 
 link outage as each node saw it. A drill-time figure that the compression distorts carries a `*`
 (the report says why). `compare(a, b)` joins two reports' rows; `columns(a, b)` names the two
 columns so that two runs of one variant can be told apart; `warnings(a, b)` says when the two
-reports do not measure the same thing (another scenario, variant, seed or speed). Pure.
+reports do not measure the same thing, and `not_comparable(a, b)` which of those warnings mean
+their figures cannot be set side by side (another scenario, seed, clock rate or agreement, a
+partial run, steps the drill could not play), the reasons `drill compare --strict` refuses them
+for. That both are runs of one variant is only said: such runs differ by what the run itself
+changed, which is what comparing them shows. Pure.
 """
 
 from __future__ import annotations
@@ -14,6 +18,11 @@ from __future__ import annotations
 from typing import Any
 
 from detente.core.precedence import parse_time
+from detente.errors import Invalid
+
+
+class NotComparable(Invalid):
+    """Two drill reports do not measure the same thing, and the comparison was asked to refuse them."""
 
 
 def headline(report: dict[str, Any]) -> list[tuple[str, str, float | None]]:
@@ -94,26 +103,64 @@ def columns(a: dict[str, Any], b: dict[str, Any]) -> tuple[str, str]:
 
 def warnings(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     """Return why the two reports' figures may not be comparable (empty if they are runs of one scenario)."""
+    return [text for _, text in _differences(a, b)]
+
+
+def not_comparable(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """Return the warnings that mean the two reports' figures cannot be set side by side (empty if none)."""
+    return [text for refused, text in _differences(a, b) if refused]
+
+
+def _differences(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[bool, str]]:
+    """Each difference between the reports as (whether it makes them not comparable, what it is)."""
     sa, sb = a["scenario"], b["scenario"]
-    out = []
+    out: list[tuple[bool, str]] = []
+
+    def differ(text: str, *, refused: bool = True) -> None:
+        out.append((refused, text))
+
     if (sa.get("source"), sa["title"]) != (sb.get("source"), sb["title"]):
-        out.append(
+        differ(
             f"these reports are of different scenarios ({sa['title']!r} and {sb['title']!r}): "
             "figures with the same name measure different scripts"
         )
     elif sa["variant"] == sb["variant"]:
         variant = f"variant {sa['variant']!r}" if sa["variant"] else "the scenario"
-        out.append(f"both reports are runs of {variant}: they differ only in what the run itself changed")
+        differ(f"both reports are runs of {variant}: they differ only in what the run itself changed", refused=False)
     if sa.get("seed") != sb.get("seed"):
-        seeds = f"{sa.get('seed')} and {sb.get('seed')}"
-        out.append(f"the seeds differ ({seeds}): scripted delays drawn from ranges differ")
-    speeds = [r["figures"].get("clock", {}).get("rate", r["run"]["speed"]) for r in (a, b)]
+        differ(f"the seeds differ ({sa.get('seed')} and {sb.get('seed')}): scripted delays drawn from ranges differ")
+    speeds = [_rate(r) for r in (a, b)]
     if speeds[0] != speeds[1]:
-        out.append(
+        differ(
             f"the clocks ran at {speeds[0]:g}× and {speeds[1]:g}×: figures the compression distorts (marked *) "
             "are not comparable"
         )
+    if a["run"]["agreement"] != b["run"]["agreement"]:
+        differ(
+            f"the nodes ran under different agreements ({a['run']['agreement']} and {b['run']['agreement']}): "
+            "deadlines, channels and rules may differ"
+        )
+    for name, report in zip(columns(a, b), (a, b), strict=True):
+        stop = report.get("interrupted")
+        if stop:
+            when = parse_time(stop["drill"]).strftime("%d %b %H:%MZ")
+            differ(f"{name} is a partial run, interrupted at {when} drill time: its figures stop there")
+        failed = report["figures"]["summary"].get("harness_failures", 0)
+        if failed:
+            differ(
+                f"{name} has {failed} step{'s' if failed != 1 else ''} the drill could not play (a token refused, "
+                "a node out of reach): its figures do not measure the response"
+            )
     return out
+
+
+def _rate(report: dict[str, Any]) -> float:
+    """The rate the report's clock ran at: the speed asked for, or the slower rate it measured."""
+    asked = float(report["run"]["speed"])
+    measured = float(report["figures"].get("clock", {}).get("rate", asked))
+    # The clock never runs faster than asked: a higher measured rate is the rounding of its
+    # millisecond breakpoints at a high speed (1 ms is 50 drill seconds at 50,000×), not a pace.
+    return min(measured, asked)
 
 
 def _name(report: dict[str, Any]) -> str:

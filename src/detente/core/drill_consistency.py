@@ -11,9 +11,11 @@ Facts that cannot be recomputed are cross-checked where they meet: the clock tab
 where the run started and never run backwards; an answer recorded on a message must be the
 envelope that answers it (same type, same `created` time, referring to it); the checkpoints a
 node signed, when the report carries them, must be well-formed notes of the size they state, above
-every log index the run's envelopes have on that node. What no report can prove by itself (that
-its envelopes are the nodes' envelopes) is checked against the nodes' logs by their ids and log
-indexes. Pure.
+every log index the run's envelopes have on that node, and signed: by the node's log key and
+cosigned by every other node's witness key, both as the report's `keys` give them (C2SP vkeys,
+`party_keys`). What no report can prove by itself (that its envelopes are the nodes' envelopes,
+that its keys are the agreement's) is checked against the nodes' logs by their ids and log
+indexes, and against the agreement by `detente audit`. Pure.
 """
 
 from __future__ import annotations
@@ -22,10 +24,16 @@ import math
 from datetime import datetime
 from typing import Any
 
+from detente.core import keys
+from detente.core.agreement import Agreement
+from detente.core.checkpoint import open_checkpoint, parse_checkpoint
 from detente.core.drill_clock import to_drill
+from detente.core.note import Note, parse_note
 from detente.core.precedence import format_time, parse_time
+from detente.errors import Error, MalformedError
 
 EDITED = "the report was edited"
+NO_KEY = "no key to verify it with"
 
 
 def problem(data: dict[str, Any]) -> str | None:
@@ -91,11 +99,6 @@ def _envelopes(data: dict[str, Any], samples: list[tuple[datetime, datetime]]) -
 
 
 def _checkpoints(data: dict[str, Any]) -> str | None:
-    # Imported here: only reports that carry checkpoints need the note and checkpoint parsers.
-    from detente.core.checkpoint import parse_checkpoint
-    from detente.core.note import parse_note
-    from detente.errors import Error
-
     for party, entry in (data.get("checkpoints") or {}).items():
         where = f"checkpoints.{party}"
         try:
@@ -105,6 +108,10 @@ def _checkpoints(data: dict[str, Any]) -> str | None:
             return f"{where}.note: not a signed checkpoint: {exc.detail}"
         if size != entry["size"]:
             return f"{where}: size is {entry['size']}, but its note says {size}; {EDITED}"
+        unsigned = signature_problem(party, note, data.get("keys") or {}, list(data["run"]["nodes"]))
+        if unsigned is not None:
+            # A missing key says itself why; any other failure means the checkpoint or a key changed.
+            return f"{where}: {unsigned}" + ("" if unsigned.startswith(NO_KEY) else f"; {EDITED}")
         # The report says an export and audit of the node prove every index below the size: so
         # every envelope of the run must lie below it in that node's log.
         for envelope in data["envelopes"]:
@@ -115,6 +122,70 @@ def _checkpoints(data: dict[str, Any]) -> str | None:
                     f"but {where} covers only the indexes below {size}; {EDITED}"
                 )
     return None
+
+
+def party_keys(agreement: Agreement) -> dict[str, dict[str, str]]:
+    """Return each party's keys as a report's `keys` holds them: {party: {log, witness}}, C2SP vkeys.
+
+    `log` is the node key that signs its checkpoints (Ed25519 note key, type 0x01); `witness` the
+    same key as a cosignature/v1 key (type 0x04), with which the node cosigns its peers'
+    checkpoints (a node signs both with one key, `core.keys`). A party the agreement pins no key
+    for yet is left out. Raises nothing.
+    """
+    out: dict[str, dict[str, str]] = {}
+    for party, entry in agreement.parties.items():
+        if entry.vkey:
+            log = keys.parse_vkey(entry.vkey)
+            out[party] = {"log": log.vkey(), "witness": log.with_alg(keys.ALG_COSIGNATURE_V1).vkey()}
+    return out
+
+
+def signature_problem(party: str, note: Note, table: dict[str, Any], parties: list[str]) -> str | None:
+    """Return why `party`'s checkpoint `note` is not signed as a run's checkpoint must be, or None.
+
+    It must carry a valid signature of `party`'s log key and a valid cosignature of the witness key
+    of every other party of `parties`, each key read from `table` (a report's `keys`). A missing
+    key is a problem too (starting `NO_KEY`): removing the keys must not make an edited checkpoint
+    pass. Raises nothing.
+    """
+    log_key = _key(table, party, "log", keys.ALG_ED25519)
+    if isinstance(log_key, str):
+        return log_key
+    witnesses: dict[str, keys.Verifier] = {}
+    for peer in parties:
+        if peer != party:
+            found = _key(table, peer, "witness", keys.ALG_COSIGNATURE_V1)
+            if isinstance(found, str):
+                return found
+            witnesses[peer] = found
+    try:
+        _, _, cosigned = open_checkpoint(note, log_key, list(witnesses.values()))
+    except (Error, ValueError) as exc:
+        detail = getattr(exc, "detail", None) or str(exc)
+        return f"its signatures do not verify with keys.{party}.log and the witness keys: {detail}"
+    missing = sorted(peer for peer, key in witnesses.items() if key.name not in cosigned)
+    if missing:
+        named = ", ".join(f"{peer} (keys.{peer}.witness)" for peer in missing)
+        return f"it is not cosigned by {named}, and a run keeps only checkpoints every peer cosigned"
+    return None
+
+
+def _key(table: dict[str, Any], party: str, role: str, alg: int) -> keys.Verifier | str:
+    """The verifier `table[party][role]` names, or why there is none to check a checkpoint with."""
+    value = (table.get(party) or {}).get(role)
+    if value is None:
+        return (
+            f"{NO_KEY}: keys.{party}.{role} is missing (the report was edited, or written before reports "
+            "carried their nodes' keys: run the drill again)"
+        )
+    try:
+        verifier = keys.parse_vkey(value)
+    except MalformedError as exc:
+        return f"keys.{party}.{role} is not a verifier key (vkey): {exc.detail}"
+    if verifier.alg != alg:
+        kind = "a note signature key (type 0x01)" if alg == keys.ALG_ED25519 else "a cosignature/v1 key (type 0x04)"
+        return f"keys.{party}.{role} must be {kind}, not type {verifier.alg:#04x}"
+    return verifier
 
 
 def _figures(data: dict[str, Any]) -> str | None:

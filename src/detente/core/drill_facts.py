@@ -59,6 +59,8 @@ FACTS: dict[str, Any] = {
     # each node's newest checkpoint with its peer's cosignature, when the run collected it
     "checkpoints?": ("map", {"size": "int", "note": "str"}),
     "checkpoints_missing?": ("map", "str"),  # a node the run has no checkpoint of, and why
+    # each node's log key and witness key (C2SP vkeys), with which its checkpoints are verified
+    "keys?": ("map", {"log": "str", "witness": "str"}),
     "interrupted?": _INTERRUPTED,  # a partial run: where it stopped
 }
 

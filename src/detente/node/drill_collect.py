@@ -10,8 +10,10 @@ JSON document `core.drill_report.compute` works from.
 
 Last, each node's newest checkpoint (`GET /api/v1/log`), once it covers the run's envelopes and
 every peer has cosigned it, goes into the facts as `checkpoints`: below its size, `detente log
-export` and `detente audit` of that node prove every log index the report names. A node without
-one is left out and `checkpoints_missing` says why; it never fails the run.
+export` and `detente audit` of that node prove every log index the report names. The nodes' keys
+(`keys`, from the agreement they run) go beside them, so that a reader verifies each checkpoint's
+signatures (`core.drill_consistency`); a checkpoint that does not verify with them is not kept. A
+node without one is left out and `checkpoints_missing` says why; it never fails the run.
 
 A run interrupted after STARTEX (Ctrl-C, SIGTERM) still collects what the nodes hold and returns
 its facts, with a top-level `interrupted` object saying where it stopped (drill and wall time, the
@@ -26,7 +28,9 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from detente.core import drill_consistency
 from detente.core.drill_clock import to_drill
+from detente.core.note import parse_note
 from detente.core.precedence import DEFAULT_DEADLINES, format_time
 from detente.core.scenario_plan import Plan
 from detente.errors import Error
@@ -112,12 +116,14 @@ async def collect_checkpoints(
     envelope of the run in that node's log (its size is above their highest log index) and every
     peer has cosigned it, since `detente log export` ends at the newest checkpoint every peer
     cosigned: then an export and `detente audit` of the node prove every envelope below its size.
+    Its signatures must verify with the agreement's keys, as a reader of the report checks them.
     The node signs a checkpoint about a second after an append and its peer cosigns it soon after,
     so it is asked again for up to `wait` real seconds. Never raises for a node: a node that
     cannot be asked, or has no such checkpoint by then, is left out, and the second map says why.
     """
     found: dict[str, dict[str, Any]] = {}
     why: dict[str, str] = {}
+    table = drill_consistency.party_keys(clients.target.agreement)
     for party in clients.target.parties:
         highest = max((e["log"][party] for e in envelopes if party in e["log"]), default=-1)
         deadline = asyncio.get_running_loop().time() + wait
@@ -126,6 +132,10 @@ async def collect_checkpoints(
                 state = await clients.call(party, clients.target.parties[party].watcher, "GET", "/log")
                 checkpoint = state.get("checkpoint")
                 problem = _checkpoint_problem(state, checkpoint, highest)
+                if problem is None and checkpoint is not None:
+                    # Kept only if the report's own check will take it: signed by the keys it carries.
+                    note = parse_note(str(checkpoint["note"]).encode("utf-8"))
+                    problem = drill_consistency.signature_problem(party, note, table, list(clients.target.parties))
             except (Error, KeyError, TypeError, ValueError) as exc:
                 checkpoint, problem = None, f"its node did not say: {getattr(exc, 'detail', None) or exc}"
             if problem is None and checkpoint is not None:
@@ -216,6 +226,7 @@ def facts(
         envelope["line"] = step.line if step else None
         envelope["drill"] = format_time(to_drill(samples, _time(envelope["created"])))
     kept, missing = checkpoints or ({}, {})
+    party_keys = drill_consistency.party_keys(agreement)
     return {
         "format": "detente-drill-report/1",
         "scenario": {
@@ -248,6 +259,7 @@ def facts(
         "workflows": workflows or {},
         **({"checkpoints": kept} if kept else {}),
         **({"checkpoints_missing": missing} if missing else {}),
+        **({"keys": party_keys} if party_keys else {}),
     }  # fmt: skip
 
 

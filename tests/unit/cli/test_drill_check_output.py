@@ -2,7 +2,8 @@
 
 The "as it happened" variant of the January 2024 scenario acknowledges each message after a delay
 no source gives, and several world events have only a "day" or a span in the sources: the check
-lists each of them, so no figure built on them passes for history.
+lists each of them, so no figure built on them passes for history. The "with the hotline" variant
+is a hypothesis: each of its delays is the scenario's choice, and marked so.
 """
 
 from __future__ import annotations
@@ -33,3 +34,25 @@ def test_check_lists_the_times_that_are_not_sourced_facts() -> None:
     assert "step times are not sourced facts:" in said
     assert "(situation koh-e-sabz, 16 Jan 13:15Z): uncertain: §6 #4: evening" in said
     assert "(ack, 16 Jan 20:30Z): assumed: no source says when this was acknowledged" in said
+
+
+def test_every_with_hotline_delay_is_marked_assumed_and_listed_by_the_check() -> None:
+    _, [_, hotline] = load_plans(JAN)
+    delayed = [s for s in hotline.steps if s.inject.at is None]  # timed by a delay after another step
+    acks = [s for s in delayed if s.kind == "ack"]
+    assert len(acks) > 40 and len(delayed) > len(acks)
+    for step in delayed:
+        assert "with-hotline is a hypothesis" in step.inject.assumed, (step.line, step.kind)
+        said = "would have been acknowledged" if step.kind == "ack" else "would have been sent"
+        assert said in step.inject.assumed and "the scenario's choice" in step.inject.assumed, step.line
+    result = detente("drill", "check", str(JAN), "--variant", "with-hotline")
+    assert result.code == 0, result
+    said = " ".join(result.stdout.split())
+    assert (
+        f"{sum(1 for s in hotline.steps if s.inject.assumed or s.inject.uncertain)} step times are not sourced" in said
+    )
+    first = acks[0]
+    assert (
+        f"line {first.line} (ack, {first.at:%d %b %H:%MZ}): assumed: with-hotline is a hypothesis: no source says "
+        "when this would have been acknowledged" in said
+    )

@@ -258,3 +258,58 @@ def test_a_report_summary_counts_assumed_and_uncertain_step_times_and_says_a_run
     assert "interrupted at 16 Jan 12:30Z drill time: a partial run, 4 steps played, 7 not" in said
     plain = detente("drill", "report", str(report_file(tmp_path, name="plain.json")))
     assert "assumed" not in plain.stdout and "interrupted" not in plain.stdout
+
+
+def played(facts: dict[str, Any]) -> None:
+    """FACTS with every step played: the one that failed with a 401 left out."""
+    facts["steps"] = []
+
+
+def test_compare_strict_refuses_reports_that_are_not_comparable_and_writes_nothing(tmp_path: Path) -> None:
+    def other(facts: dict[str, Any]) -> None:
+        played(facts)
+        facts["scenario"].update(title="other", source="o.yaml")
+        facts["run"].update(agreement="0123456789ab", wall_end="2026-01-01T00:00:24.000Z")
+        facts["clock"]["samples"][1][0] = "2026-01-01T00:00:24.000Z"  # 2 h in 24 s: 300×
+
+    a, b = report_file(tmp_path, played, "a.json"), report_file(tmp_path, other, "b.json")
+    page = tmp_path / "c.html"
+    warned = detente("drill", "compare", str(a), str(b), "--html", str(page))
+    assert warned.code == 0, warned
+    assert "warning: these reports are of different scenarios ('t' and 'other')" in warned.stdout and page.is_file()
+    page.unlink()
+    refused = detente("drill", "compare", str(a), str(b), "--strict", "--html", str(page))
+    error(
+        refused,
+        f"error: NotComparable: {a} and {b} are not comparable, and --strict refuses them:\n",
+        "different scenarios ('t' and 'other')",
+        "the clocks ran at 600× and 300×",
+        "the nodes ran under different agreements (c34c6ad7038f and 0123456789ab)",
+    )
+    assert "Comparison" not in refused.stdout and not page.exists()
+
+
+def test_compare_strict_takes_two_runs_of_one_variant_but_not_a_run_the_drill_could_not_play(tmp_path: Path) -> None:
+    a, again = report_file(tmp_path, played, "a.json"), report_file(tmp_path, played, "again.json")
+    same = detente("drill", "compare", str(a), str(again), "--strict")
+    assert same.code == 0, same
+    assert "both reports are runs of the scenario: they differ only in what the run itself changed" in same.stdout
+    assert "Comparison" in same.stdout
+    harness = report_file(tmp_path, name="harness.json")  # one step failed: a token refused
+    assert detente("drill", "compare", str(a), str(harness)).code == 0
+    error(
+        detente("drill", "compare", str(a), str(harness), "--strict"),
+        "has 1 step the drill could not play (a token refused, a node out of reach)",
+    )
+
+
+def test_compare_refuses_an_edited_report_with_or_without_strict(tmp_path: Path) -> None:
+    written = drill_report.compute(json.loads(json.dumps(FACTS)))
+    good = report_file(tmp_path, lambda f: f.update(written), "good.json")
+    edited = report_file(
+        tmp_path, lambda f: f.update(written) or f["figures"]["summary"].__setitem__("messages", 9), "edited.json"
+    )
+    for strict in ([], ["--strict"]):
+        result = detente("drill", "compare", str(good), str(edited), *strict, "--html", str(tmp_path / "c.html"))
+        error(result, "edited.json was edited or is damaged: figures.summary.messages: the report says 9")
+        assert not (tmp_path / "c.html").exists()

@@ -6,6 +6,7 @@ engine collects them, and checks what the report computes from them, or refuses.
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,6 +16,7 @@ import pytest
 from detente.core import drill_compare, drill_facts, drill_report, keys
 from detente.core.checkpoint import Checkpoint, sign_checkpoint
 from detente.core.drill_clock import JUMP_WAIT, ClockPlan, ClockRun, to_drill
+from detente.core.note import add_signatures, cosign
 from detente.core.precedence import format_time, parse_time
 from detente.errors import Invalid
 from detente.web.drill_report import render_comparison, render_report
@@ -277,14 +279,55 @@ def test_two_runs_of_one_variant_get_distinct_columns_and_other_scenarios_a_warn
     assert "Warning: these reports are of different scenarios" in page
 
 
+def test_a_partial_run_or_another_agreement_is_not_comparable_but_a_second_run_of_one_variant_is() -> None:
+    a, b = computed(facts()), computed(_interrupted(facts()))
+    assert drill_compare.not_comparable(a, computed(facts())) == []
+    fast = computed(facts())
+    fast["figures"]["clock"]["rate"] = 700.0  # measured above the 600× asked: rounding, not a pace
+    assert drill_compare.not_comparable(a, fast) == []
+    assert drill_compare.warnings(a, computed(facts())) == [
+        "both reports are runs of variant 'v': they differ only in what the run itself changed"
+    ]
+    b["run"]["agreement"] = "y"
+    assert drill_compare.not_comparable(a, b) == [
+        "the nodes ran under different agreements (x and y): deadlines, channels and rules may differ",
+        "B: v (run 01 Jan 00:00:00Z), seed 1 is a partial run, interrupted at 16 Jan 13:25Z drill time: "
+        "its figures stop there",
+    ]
+    assert drill_compare.warnings(a, b)[1:] == drill_compare.not_comparable(a, b)
+
+
 # --- how to check a figure: kept nodes, discarded nodes, checkpoints ------------------------------------
 
 
-def _checkpoint(size: int) -> dict[str, Any]:
-    """A checkpoint of pk's log of `size` entries, signed as a node signs it."""
-    signer = keys.Signer.from_seed("pk.detente/log", bytes(32))
-    note = sign_checkpoint(Checkpoint("pk.detente/log", size, bytes(32)), signer).format().decode()
-    return {"size": size, "note": note}
+PK = keys.Signer.from_seed("pk.detente/log", bytes(32))
+IR = keys.Signer.from_seed("ir.detente/log", bytes([1]) * 32)
+ROOT_LINE = base64.b64encode(bytes(32)).decode()
+
+
+def _keys() -> dict[str, dict[str, str]]:
+    """Both nodes' keys as a run writes them: the log key and the same key as a witness key."""
+    return {
+        signer.name.split(".")[0]: {
+            "log": signer.verifier.vkey(),
+            "witness": signer.verifier.with_alg(keys.ALG_COSIGNATURE_V1).vkey(),
+        }
+        for signer in (PK, IR)
+    }
+
+
+def _checkpoint(size: int, signer: keys.Signer = PK, *, cosigned: bool = True) -> dict[str, Any]:
+    """A checkpoint of pk's log of `size` entries, signed as a node signs it and cosigned by ir's node."""
+    note = sign_checkpoint(Checkpoint("pk.detente/log", size, bytes(32)), signer)
+    if cosigned:
+        note = add_signatures(note, cosign(note.text, IR, 1_700_000_000))
+    return {"size": size, "note": note.format().decode()}
+
+
+def _with_checkpoint(report: dict[str, Any], entry: dict[str, Any] | None = None) -> dict[str, Any]:
+    report["checkpoints"] = {"pk": entry or _checkpoint(3)}
+    report["keys"] = _keys()
+    return report
 
 
 def test_the_page_names_each_kept_node_and_how_to_start_it_or_says_the_nodes_were_discarded() -> None:
@@ -300,7 +343,7 @@ def test_the_page_names_each_kept_node_and_how_to_start_it_or_says_the_nodes_wer
 
 def test_the_page_shows_each_node_checkpoint_and_what_an_export_and_audit_of_it_prove() -> None:
     report = computed(facts(node_dirs={"pk": "/d/nodes/pk", "ir": "/d/nodes/ir"}, agreement_file="/d/a.toml"))
-    report["checkpoints"] = {"pk": _checkpoint(3)}
+    _with_checkpoint(report)
     report["checkpoints_missing"] = {"ir": "its node has signed no checkpoint"}
     drill_facts.check(report)
     page = render_report(report)
@@ -314,13 +357,86 @@ def test_the_page_shows_each_node_checkpoint_and_what_an_export_and_audit_of_it_
 
 
 def test_a_checkpoint_that_does_not_cover_an_envelope_of_the_run_is_refused() -> None:
-    report = computed(facts())
-    report["checkpoints"] = {"pk": _checkpoint(2)}  # e2 is pk log #2: not below 2
+    report = _with_checkpoint(computed(facts()), _checkpoint(2))  # e2 is pk log #2: not below 2
     with pytest.raises(Invalid, match="was edited or is damaged") as caught:
         drill_facts.check(report)
     assert "envelope e2 (ack): its pk log index is 2, but checkpoints.pk covers only the indexes below 2" in (
         caught.value.detail
     )
+
+
+def _edit_root(report: dict[str, Any]) -> None:
+    """Change the root hash in pk's checkpoint, keeping its signature lines."""
+    entry = report["checkpoints"]["pk"]
+    entry["note"] = entry["note"].replace(ROOT_LINE, base64.b64encode(bytes([7]) * 32).decode(), 1)
+
+
+def _set_key(party: str, role: str, value: str) -> Any:
+    return lambda r: r["keys"][party].__setitem__(role, value)
+
+
+OTHER = keys.Signer.from_seed("pk.detente/log", bytes([9]) * 32)  # pk's name, another key
+
+
+@pytest.mark.parametrize(
+    ("edit", "says"),
+    [
+        (
+            _edit_root,
+            "checkpoints.pk: its signatures do not verify with keys.pk.log and the witness keys: "
+            "invalid note signature; the report was edited",
+        ),
+        (  # re-signed with another key under pk's name: the report's keys know no such signature
+            lambda r: r["checkpoints"].__setitem__("pk", _checkpoint(3, OTHER, cosigned=False)),
+            "checkpoints.pk: its signatures do not verify with keys.pk.log and the witness keys: "
+            "note has no verified signature; the report was edited",
+        ),
+        (  # the key swapped for the editor's own: ir never cosigned what that key signed
+            lambda r: (
+                r["checkpoints"].__setitem__("pk", _checkpoint(3, OTHER, cosigned=False))
+                or _set_key("pk", "log", OTHER.verifier.vkey())(r)
+            ),
+            "checkpoints.pk: it is not cosigned by ir (keys.ir.witness), and a run keeps only checkpoints every "
+            "peer cosigned; the report was edited",
+        ),
+        (
+            lambda r: r["checkpoints"].__setitem__("pk", _checkpoint(3, cosigned=False)),
+            "checkpoints.pk: it is not cosigned by ir (keys.ir.witness)",
+        ),
+        (
+            lambda r: r.pop("keys"),
+            "checkpoints.pk: no key to verify it with: keys.pk.log is missing (the report was edited, or written "
+            "before reports carried their nodes' keys: run the drill again)",
+        ),
+        (
+            lambda r: r["keys"].pop("ir"),
+            "checkpoints.pk: no key to verify it with: keys.ir.witness is missing",
+        ),
+        (
+            _set_key("pk", "log", PK.verifier.with_alg(keys.ALG_COSIGNATURE_V1).vkey()),
+            "checkpoints.pk: keys.pk.log must be a note signature key (type 0x01), not type 0x04; the report was",
+        ),
+        (
+            _set_key("ir", "witness", "ir.detente/log+00000000+AQ=="),
+            "checkpoints.pk: keys.ir.witness is not a verifier key (vkey): malformed verifier key; the report was",
+        ),
+    ],
+)
+def test_a_checkpoint_that_its_keys_do_not_verify_is_refused(edit: Any, says: str) -> None:
+    report = _with_checkpoint(computed(facts()))
+    drill_facts.check(report)  # as written, it verifies
+    edit(report)
+    with pytest.raises(Invalid, match="was edited or is damaged") as caught:
+        drill_facts.check(report)
+    assert says in caught.value.detail
+
+
+def test_a_report_without_checkpoints_needs_no_keys_and_keys_must_be_texts() -> None:
+    drill_facts.check(computed(facts()))
+    report = _with_checkpoint(computed(facts()))
+    report["keys"]["ir"]["witness"] = None
+    with pytest.raises(Invalid, match=r"is not a complete drill report: keys\.ir\.witness: must be a text, not null"):
+        drill_facts.check(report)
 
 
 # --- an interrupted run, and step times that are not sourced facts -------------------------------------
