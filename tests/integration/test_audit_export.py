@@ -316,3 +316,28 @@ def test_export_json_and_stray_files(cluster: Cluster, clean: Path, tmp_path: Pa
         "warning      not part of the export, so not audited: notes.txt, "
         f"tile/entries/009 (not a tile of the tree of size {size})"
     ) in audited.output
+
+
+def test_a_damaged_export_is_not_reported_witnessed(cluster: Cluster, clean: Path, tmp_path: Path) -> None:
+    """QA: the audit of a damaged export printed "witnessed ir up to size N", as if the witnessing held.
+
+    The last entry bundle is cut short: the entries before the damage are listed by `log entries`,
+    and the audit claims ir's witnessing only up to a checkpoint whose root the entries read give.
+    """
+    size = size_of(clean)
+    n, width = tiles.entry_bundles_for_size(size)[-1]
+    path = tiles.entries_path(n, width)
+    out = damaged(clean, tmp_path, **{path.replace("/", "__"): (clean / path).read_bytes()[:-5]})
+    audited = audit(cluster, out)
+    assert audited.exit_code == 1, audited.output
+    last = n * tiles.TILE_WIDTH + width - 1
+    assert f"FAIL {path}: entry {last} is cut short (the bundle ends inside it)" in audited.output
+    line = next(line for line in audited.output.splitlines() if line.startswith("witnessed "))
+    assert f"up to size {size} (of {size})" not in line
+    assert line.endswith(f"(it cosigned size {size}, but the entries read do not give that checkpoint's root)")
+    assert audited.output.rstrip().splitlines()[-1].startswith("FAILED: 1 problem(s)")
+
+    listed = detente("log", "entries", str(out))
+    assert listed.code == 1
+    assert listed.stdout.splitlines()[-1].startswith(f"{last} of {size} entries listed (read {last} before the error)")
+    assert_error(listed, f"{path}: entry {last} is cut short (the bundle ends inside it); listed ")

@@ -253,3 +253,35 @@ def test_send_names_the_language_of_its_text(pair: Cluster) -> None:
     refused = detente("send", *auth(pk, "pk-dgmo"), *route, "--text", URDU, "--lang", "de")
     assert_error(refused, "language 'de' is not one of the agreement's: en, ur, fa")
     assert counts(pair) == before
+
+
+def test_a_language_in_any_case_is_the_agreements_and_a_blank_one_is_refused(pair: Cluster) -> None:
+    """QA: `--lang UR` was refused (tags are case-insensitive); `--lang ""` was sent as the operator's language."""
+    pk = pair["pk"]
+    route = ("--channel", "dgmo", "--to", "ir:dgmo")
+    sent = detente("send", *auth(pk, "pk-dgmo"), *route, "--text", URDU, "--lang", "UR")
+    assert sent.code == 0, sent.stderr
+    assert pk.message("pk-dgmo", sent.stdout.split()[0])["envelope"]["lang"] == "ur"
+    message = {"channel": "dgmo", "to": "ir:dgmo", "precedence": "ROUTINE", "type": "hotline.text"}
+    batch = [{**message, "body": {"text": PERSIAN}, "lang": "Fa"}]
+    batched = detente("send-batch", "-", *auth(pk, "pk-dgmo"), stdin=json.dumps(batch).encode())
+    assert batched.code == 0, batched.stderr
+    assert pk.message("pk-dgmo", batched.stdout.split()[0])["envelope"]["lang"] == "fa"
+
+    before = counts(pair)
+    says = "a language cannot be blank: give one of the agreement's (en, ur, fa)"
+    for blank in ("", " "):
+        assert_usage_error(detente("send", *auth(pk, "pk-dgmo"), *route, "--text", "x", "--lang", blank), says)
+    blank_batch = [batch[0], {**batch[0], "lang": ""}]
+    assert_error(detente("send-batch", "-", *auth(pk, "pk-dgmo"), stdin=json.dumps(blank_batch).encode()),
+                 f"BadRequest: messages.1.lang: {says}")  # fmt: skip
+    assert_usage_error(detente("codebook", *auth(pk, "pk-dgmo"), "--lang", ""), says)
+    book = detente("codebook", *auth(pk, "pk-dgmo"), "--lang", "FA")
+    assert book.code == 0 and "  fa: " in book.stdout and "  FA: " not in book.stdout, book.stdout
+    # Offline too: the operator's language, read from the node's own agreement.
+    add = ("user", "add", "--data", str(pk.data), "--office", "pk:dgmo", "--role", "operator", "--name")
+    assert_usage_error(detente(*add, "cli-qa-lang", "--lang", ""), says)
+    assert counts(pair) == before
+    added = detente(*add, "cli-qa-lang", "--lang", "UR")
+    assert added.code == 0, added.stderr
+    assert [o["lang"] for o in _operators(pk) if o["name"] == "cli-qa-lang"] == ["ur"]

@@ -47,6 +47,8 @@ CASES = [
     ("unknown ref", {**GOOD, "refs": [UNKNOWN_ID]}, {"refs.0": "no such envelope on this node"}),
     ("language outside the agreement", {**GOOD, "lang": "de"},
      {"lang": "language 'de' is not one of the agreement's: en, ur, fa"}),
+    ("blank language", {**GOOD, "lang": " "},
+     {"lang": "must not be blank: leave it out for your own language, or give one of en, ur, fa"}),
     ("zero-width text", {**GOOD, "body": {"text": "\u200b"}}, {"text": "must not be blank"}),
     ("invisible description",
      {**GOOD, "type": "incident.report", "body": {**INCIDENT, "description": "\u2060\ufeff"}},
@@ -79,6 +81,14 @@ def test_a_refused_message_names_its_field_and_writes_nothing(
     assert body["error"] == "Invalid" and body["fields"] == fields
     assert "Traceback" not in response.text
     assert counts(pair) == before
+
+
+def test_a_language_tag_is_read_in_any_case(pair: Cluster) -> None:
+    """BCP 47 tags are case-insensitive: "UR" is signed as the agreement's "ur" (QA: it was refused)."""
+    sent = post(pair, "/api/v1/messages", {**GOOD, "lang": "UR", "precedence": "ROUTINE"})
+    assert sent.status_code == 201, sent.text
+    with pair["pk"].client("pk-dgmo") as client:
+        assert client.get(f"/api/v1/messages/{sent.json()['id']}").json()["envelope"]["lang"] == "ur"
 
 
 def test_the_ref_that_is_missing_is_named_by_its_place(pair: Cluster) -> None:

@@ -12,11 +12,14 @@ from urllib.parse import urlsplit
 import typer
 from rich.console import Console
 
-from detente.cli.arguments import CheckedCommand
+from detente.cli.arguments import CheckedCommand, language_tag
+from detente.cli.helptext import RootGroup
 from detente.errors import BadRequest, Invalid
 from detente.node import setup
+from detente.node.config import load_config
 
-app = typer.Typer(help="Détente: a verifiable hotline for states in crisis.", no_args_is_help=True)
+# RootGroup: every command's help reflows to the terminal and names option values (`cli.helptext`).
+app = typer.Typer(help="Détente: a verifiable hotline for states in crisis.", no_args_is_help=True, cls=RootGroup)
 agreement_app = typer.Typer(help="The agreement in force: ratify, show.", no_args_is_help=True)
 user_app = typer.Typer(help="Operators of this node.", no_args_is_help=True)
 app.add_typer(agreement_app, name="agreement")
@@ -244,7 +247,7 @@ def user_add(
     name: Annotated[str, typer.Option(help="login name")],
     office: Annotated[list[str], typer.Option(help="office id, repeatable")],
     role: Annotated[list[str], typer.Option(help="operator|supervisor|translator|auditor|admin, repeatable")],
-    lang: Annotated[str, typer.Option(help="console language")] = "en",
+    lang: Annotated[str, typer.Option(help="their language: the console's, and their texts' (in any case)")] = "en",
     password_stdin: Annotated[bool, typer.Option("--password-stdin", help="read the console password")] = False,
 ) -> None:
     """Create an operator and print their API token (shown once).
@@ -252,6 +255,7 @@ def user_add(
     Repeated --office and --role count once. A name differing only in letter case from an existing
     operator's is refused.
     """
+    lang = language_tag(lang, lambda: load_config(data).agreement().languages)
     password = read_password() if password_stdin else None
     op = setup.add_user(data, name, office, role, password, lang)
     print(f"operator {op.name} ({', '.join(op.roles)}) for {', '.join(op.offices)}")

@@ -11,11 +11,16 @@ A usage error prints the command's usage and one line naming the option, and exi
   before it routes a request, so an id holding `/` could reach another route (`<id>/proof` would
   read the proof, not the message): such ids are refused, not encoded. `.` and `..` are encoded,
   since a client would otherwise resolve them as "this" and "the parent" path.
-- `check_since` reads a time the way the node does.
+- `check_since` reads a time the way the node does; `check_prefixes` refuses an empty id prefix,
+  which would select every entry.
+- `language_tag`: BCP 47 language tags are case-insensitive (RFC 5646 §2.1.1), and the agreement
+  spells its languages in lower case, so `--lang UR` is `ur`; a blank `--lang` is refused, naming
+  the agreement's languages, instead of standing for the operator's own language.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import quote
 
@@ -83,3 +88,26 @@ def check_since(value: str | None) -> str | None:
         except Error as exc:
             raise typer.BadParameter(exc.detail) from None
     return value
+
+
+def check_prefixes(values: list[str] | None) -> list[str] | None:
+    """Return the id prefixes `values` (or None); raise `BadParameter` (a usage error) for an empty one."""
+    if values and not all(values):
+        raise typer.BadParameter("an id prefix cannot be empty: give the id, or its first characters")
+    return values
+
+
+def language_tag(value: str, languages: Callable[[], Iterable[str]], option: str = "--lang") -> str:
+    """Return the language tag `value` as the agreement spells its languages: in lower case.
+
+    Language tags are case-insensitive (RFC 5646 §2.1.1) and the node compares them exactly, so
+    `UR` becomes `ur`. Raises `BadParameter` (a usage error, naming `option`) for a blank value,
+    with the agreement's languages, which `languages()` gives: it is called only then.
+    """
+    if not value.strip():
+        known = ", ".join(languages())
+        raise typer.BadParameter(
+            f"a language cannot be blank: give one of the agreement's ({known})", param_hint=f"'{option}'"
+        )
+    # Only ASCII letters make a tag; other text is left as it is, for the node to refuse by name.
+    return value.lower() if value.isascii() else value

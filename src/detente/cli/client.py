@@ -20,7 +20,7 @@ from detente.cli.alarms import alarm_note, alarm_table
 from detente.cli.app import app
 from detente.cli.arguments import CheckedCommand, check_id, check_since, segment
 from detente.cli.terminal import TEXT_LIMIT, dump_json, print_links, print_messages, printable
-from detente.cli.transport import CertOpt, NodeOpt, TokenOpt, UrlOpt, api, call, shape
+from detente.cli.transport import CertOpt, NodeOpt, TokenOpt, UrlOpt, api, call, shape, text_language
 from detente.errors import BadRequest, Error
 
 out = Console()
@@ -59,7 +59,8 @@ def send(
     precedence: Annotated[str, typer.Option(help="FLASH|IMMEDIATE|PRIORITY|ROUTINE")] = "ROUTINE",
     ref: Annotated[list[str] | None, typer.Option(help="referenced envelope id, repeatable")] = None,
     lang: Annotated[
-        str | None, typer.Option("--lang", help="the language the text is written in (default: your language)")
+        str | None,
+        typer.Option("--lang", help="the language the text is written in, in any case (default: your language)"),
     ] = None,
     node: NodeOpt = None,
     url: UrlOpt = None,
@@ -68,7 +69,8 @@ def send(
     """Send a message; prints its id, sequence number and log index once it is durably accepted.
 
     The envelope names the language of its text (`--lang`, one of the agreement's: en, ur, fa for
-    pk-ir); without it, the operator's language on the node, which may not be the text's.
+    pk-ir, in any case); without it, the operator's language on the node, which may not be the
+    text's. A blank --lang is refused, naming the agreement's languages.
     """
     if body is not None and text is not None:
         raise typer.BadParameter("give --text or --body, not both", param_hint="'--body'")
@@ -84,9 +86,9 @@ def send(
     request = {"channel": channel, "to": to, "precedence": precedence.upper(), "type": type_, "body": payload}
     if ref:
         request["refs"] = ref
-    if lang is not None:
-        request["lang"] = lang
     with api(node, url, cacert, token) as client:
+        if lang is not None:
+            request["lang"] = text_language(client, lang)
         result = call(client, "POST", "/messages", json=request, expect=SENT)
         print(_sent_line(result))
         _warn_if_link_down(client, [to], [channel])
@@ -103,8 +105,8 @@ def send_batch(
     """Send up to 100 messages from a file, in order, all or none; prints a line per message.
 
     The file holds a JSON list, or `{"messages": [...]}`; `-` reads standard input. A precedence
-    may be written in any case (`flash`), as with `send`. If any message is refused, none is sent,
-    and the error names it (`messages.<i>`, counting from 0).
+    and a language may be written in any case (`flash`, `UR`), as with `send`. If any message is
+    refused, none is sent, and the error names it (`messages.<i>`, counting from 0).
     """
     stdin = str(file) == "-"
     what = "standard input" if stdin else str(file)
@@ -121,17 +123,27 @@ def send_batch(
     payload = load_json(text, what)
     if isinstance(payload, list):
         payload = {"messages": payload}
-    if isinstance(payload, dict) and isinstance(payload.get("messages"), list):
-        for message in payload["messages"]:
-            # As `send --precedence flash` does; the node checks everything else.
+    listed = payload.get("messages") if isinstance(payload, dict) else None
+    with api(node, url, cacert, token) as client:
+        for i, message in enumerate(listed if isinstance(listed, list) else []):
+            # As `send` takes them (`--precedence flash`, `--lang UR`); the node checks everything else.
             if isinstance(message, dict) and isinstance(message.get("precedence"), str):
                 message["precedence"] = message["precedence"].upper()
-    with api(node, url, cacert, token) as client:
+            if isinstance(message, dict) and isinstance(message.get("lang"), str):
+                message["lang"] = _batch_language(client, message["lang"], i)
         result = call(client, "POST", "/messages/batch", json=payload, expect={"messages": list})
         lines = [_sent_line(shape(sent, SENT, "a message in the node's answer")) for sent in result["messages"]]
         print("\n".join(lines))
         messages = [m for m in payload["messages"] if isinstance(m, dict)]
         _warn_if_link_down(client, [m.get("to") for m in messages], [m.get("channel") for m in messages])
+
+
+def _batch_language(client: Any, value: str, i: int) -> str:
+    """Return message `i`'s language as `send --lang` takes it; raise `BadRequest` naming it if it is blank."""
+    try:
+        return text_language(client, value)
+    except typer.BadParameter as exc:
+        raise BadRequest(f"messages.{i}.lang: {exc.message}") from None
 
 
 def _warn_if_link_down(client: Any, addressees: list[Any], channels: list[Any] | None = None) -> None:
@@ -353,10 +365,24 @@ def alarms(
 def show_message(
     token: TokenOpt,
     message: IdArg,
+    translations: Annotated[
+        bool, typer.Option("--translations", help="list its translations and their reviews for people, not the JSON")
+    ] = False,
     node: NodeOpt = None,
     url: UrlOpt = None,
     cacert: CertOpt = None,
 ) -> None:
-    """Print one message as JSON: envelope, receipt, acknowledgement, deadline, state, and what refers to it."""
+    """Print one message as JSON: envelope, receipt, acknowledgement, deadline, state, and what refers to it.
+
+    With `--translations`, list its translations instead: language, translator, time, text, and reviews.
+    """
     with api(node, url, cacert, token) as client:
-        print(dump_json(call(client, "GET", f"/messages/{segment(message)}", expect={"id": str, "envelope": dict})))
+        answer = call(client, "GET", f"/messages/{segment(message)}", expect={"id": str, "envelope": dict})
+    if not translations:
+        # The JSON stays what the command prints: saved, it is the envelope `log verify-proof --envelope` takes.
+        print(dump_json(answer))
+        return
+    # Imported here: `cli.app` registers the translation commands after these, and `--help` lists them so.
+    from detente.cli.translations import translation_lines
+
+    print("\n".join(translation_lines(answer)))

@@ -167,9 +167,9 @@ def print_report(report: Report, seconds: float) -> None:
     )
     for name, count in sorted(report.cosignatures.items()):
         print(f"cosignatures {name}: {count} (newest on size {report.newest_cosigned[name]})")
-    if report.witnessed:
-        by = ", ".join(f"{party} up to size {size}" for party, size in sorted(report.witnessed.items()))
-        print(f"witnessed    {by} (of {report.size})")
+    witnessed = report.witnessed_line()  # up to what the entries bear out: a damaged export is not witnessed
+    if witnessed is not None:
+        print(f"witnessed    {witnessed}")
     for warning in report.warnings:
         print(f"warning      {warning}")
     for problem in report.problems:

@@ -15,7 +15,7 @@ from typing import Annotated, TextIO
 
 import typer
 
-from detente.cli.arguments import CheckedCommand
+from detente.cli.arguments import CheckedCommand, check_prefixes
 from detente.cli.log import export_reader, log_app
 from detente.cli.terminal import dump_json, printable
 from detente.core import log_listing
@@ -35,10 +35,18 @@ def log_entries(
     offices: Annotated[
         ListOpt, typer.Option("--office", help="only envelopes this office sent or was sent (pk:dgmo); repeatable")
     ] = None,
-    ids: Annotated[ListOpt, typer.Option("--id", help="only the envelope whose id begins so; repeatable")] = None,
+    ids: Annotated[
+        ListOpt,
+        typer.Option("--id", help="only the envelope whose id begins so; repeatable", callback=check_prefixes),
+    ] = None,
     refers_to: Annotated[
         ListOpt,
-        typer.Option("--refers-to", help="only envelopes that refer to this message id (its answers); repeatable"),
+        typer.Option(
+            "--refers-to",
+            help="only envelopes that refer to a message whose id begins so (its answers, acks, translations); "
+            "repeatable",
+            callback=check_prefixes,
+        ),
     ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="one JSON object per line: {index, envelope} (or {index, problem})")
@@ -47,22 +55,23 @@ def log_entries(
     """List the entries of a log export: log index, time, type, precedence, sender → addressee, id, refs.
 
     Offline, from the export's files alone; nothing is verified (`detente audit` does that). The
-    counts by type go last (to standard error with --json). Exits 1 if an entry is not an envelope
-    (it is listed with why) or an entry bundle is missing or damaged (the entries before it are
-    listed).
+    counts by type go last (to standard error with --json), with a hint for a --type, --office,
+    --id or --refers-to that no entry of the log matches. Exits 1 if an entry is not an envelope
+    (it is listed with why) or an entry bundle is missing or damaged (the entries before the damage
+    are listed).
     """
     selection = log_listing.Selection(
         types=frozenset(types or ()),
         offices=frozenset(offices or ()),
         ids=tuple(ids or ()),
-        refers_to=frozenset(refers_to or ()),
+        refers_to=tuple(refers_to or ()),
     )
     read = export_reader(export)
     tree = log_listing.tree_of(read)
     summary = sys.stderr if as_json else sys.stdout
     if not as_json:
         print(f"log {printable(tree.origin)}, size {tree.size}: the entries as exported, not verified by this listing")
-    tally = log_listing.Tally()
+    tally = log_listing.Tally(selection)
     try:
         for item in log_listing.entries(read, tree.size):
             listed = log_listing.chosen(item, selection)
@@ -70,7 +79,7 @@ def log_entries(
             if listed:
                 print(_json_line(item) if as_json else _line(item))
     finally:
-        _print_summary(tally, tree.size, selection, summary)
+        _print_summary(tally, tree.size, summary)
     if tally.problems:
         print(
             f"error: {tally.problems} of the entries are not envelopes; `detente audit` says more",
@@ -104,10 +113,10 @@ def _json_line(item: log_listing.Listed) -> str:
     return dump_json({"index": item.index, "envelope": item.envelope.data}, indent=None)
 
 
-def _print_summary(tally: log_listing.Tally, size: int, selection: log_listing.Selection, out: TextIO) -> None:
+def _print_summary(tally: log_listing.Tally, size: int, out: TextIO) -> None:
     listed = sum(tally.listed.values())
     by_type = ", ".join(f"{kind} {n}" for kind, n in sorted(tally.listed.items())) or "none"
     read = "" if tally.total == size else f" (read {tally.total} before the error)"
     print(f"{listed} of {size} entries listed{read}: {by_type}", file=out)
-    for hint in tally.hints(selection) if tally.total == size else ():
+    for hint in tally.hints() if tally.total == size else ():
         print(printable(f"hint: {hint}"), file=out)

@@ -5,22 +5,25 @@
     detente review TRANSLATION_ID --dispute --note "what is wrong"
 
 `detente message ID` prints a message's translations (`translations`), each with its reviews and
-whether it is certified. Like every API command, these take `--node DIR` or `--url`/`--cacert`,
+whether it is certified, in its JSON; `detente message ID --translations` lists them for people
+(`translation_lines`). Like every API command, these take `--node DIR` or `--url`/`--cacert`,
 and `--token`; the node decides who may translate (a translator or supervisor of the office).
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from detente.cli.app import app
 from detente.cli.arguments import CheckedCommand, check_id, segment
-from detente.cli.terminal import printable
-from detente.cli.transport import CertOpt, NodeOpt, TokenOpt, UrlOpt, api, call
+from detente.cli.terminal import compact_time, printable
+from detente.cli.transport import CertOpt, NodeOpt, TokenOpt, UrlOpt, api, call, shape, text_language
 from detente.errors import BadRequest
 
 SENT = {"id": str, "seq": int, "log_index": int, "state": str}
@@ -72,6 +75,7 @@ def translate(
     """
     words = _read_text(text, text_file)
     with api(node, url, cacert, token) as client:
+        lang = text_language(client, lang)  # any case, as the agreement spells it; blank is refused
         path = f"/messages/{segment(message)}/translations"
         result = call(client, "POST", path, json={"lang": lang, "text": words}, expect=SENT)
     print(printable(f"translated {message} into {lang} as {result['id']} (seq {result['seq']}, "
@@ -99,3 +103,37 @@ def review(
         path = f"/messages/{segment(translation)}/review"
         result = call(client, "POST", path, json={"verdict": verdict, "note": note}, expect=SENT)
     print(printable(f"{verdict} translation {translation} with {result['id']}"))
+
+
+def _state(translation: Mapping[str, Any], reviews: list[dict[str, Any]]) -> str:
+    # The node's own word on certification; a dispute is named when nothing certifies it (both are listed).
+    if translation.get("certified") is True:
+        return "certified"
+    return "disputed" if any(r.get("verdict") == "disputed" for r in reviews) else "not yet certified"
+
+
+def translation_lines(answer: Mapping[str, Any]) -> list[str]:
+    """Return a message's translations (`translations` of `GET /api/v1/messages/{id}`) as lines for people.
+
+    A line a translation: its id, language, who made it (their office), when, and whether it is
+    certified; its text below, indented, line by line; then each review, indented:
+    `certified by X at T` or `disputed by Y at T: note`. Everything from the node goes through
+    `printable`. Raises `UnexpectedAnswer` for an answer without them, or a translation or review
+    that is not a JSON object.
+    """
+    today = datetime.now(UTC).date()
+    listed = shape(answer, {"translations": list}, "the node's answer")["translations"]
+    made = [shape(t, {"reviews": list}, "a translation in the node's answer") for t in listed]
+    lines = [printable(f"{len(made)} translation{'s' if len(made) != 1 else ''} of {answer.get('id')}")]
+    for t in made:
+        reviews = [shape(r, {}, "a review in the node's answer") for r in t["reviews"]]
+        lines.append(printable(
+            f"translation {t.get('id')} into {t.get('lang')} by {t.get('by')} ({t.get('office')}) "
+            f"at {compact_time(t.get('created'), today)}: {_state(t, reviews)}"
+        ))  # fmt: skip
+        lines += [f"  {printable(line)}" for line in str(t.get("text", "")).split("\n")]
+        for r in reviews:
+            said = f": {r.get('note')}" if r.get("verdict") == "disputed" and r.get("note") else ""
+            when = compact_time(r.get("created"), today)
+            lines.append(printable(f"  {r.get('verdict')} by {r.get('by')} at {when}{said}"))
+    return lines

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 import httpx
 import typer
 
+from detente.cli.arguments import language_tag
 from detente.errors import BadRequest, Error, Unavailable
 from detente.node.config import load_config
 from detente.node.tls import trust_exactly
@@ -192,6 +193,21 @@ def call(
     if not isinstance(body, dict):
         raise UnexpectedAnswer(f"the node's answer to {request} is not a JSON object: is --url the node's base URL?")
     return shape(body, expect or {}, f"the node's answer to {request}")
+
+
+def agreement_languages(client: httpx.Client) -> list[str]:
+    """Return the languages of the agreement in force on the node (`GET /codebook`). Raises what `call` raises."""
+    book = call(client, "GET", "/codebook", expect={"languages": list})
+    return [str(language) for language in book["languages"]]
+
+
+def text_language(client: httpx.Client, value: str, option: str = "--lang") -> str:
+    """Return the language tag `value` in the agreement's spelling (`arguments.language_tag`).
+
+    Raises `BadParameter` for a blank value, naming the agreement's languages, which it asks the
+    node for (a read: nothing changes), and what `call` raises if that fails.
+    """
+    return language_tag(value, lambda: agreement_languages(client), option)
 
 
 def shape(value: Any, expect: Mapping[str, type], what: str) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from detente.cli.app import DataOpt, app
 from detente.cli.arguments import CheckedCommand, check_id, segment
 from detente.cli.client import SENT, out
 from detente.cli.terminal import cell, dump_json, printable
-from detente.cli.transport import CertOpt, NodeOpt, TokenOpt, UrlOpt, api, call, shape
+from detente.cli.transport import CertOpt, NodeOpt, TokenOpt, UrlOpt, api, call, shape, text_language
 from detente.errors import BadRequest
 
 code_app = typer.Typer(help="Codebook messages: pre-agreed text in every language.", no_args_is_help=True)
@@ -81,7 +81,7 @@ def code_send(
     to: Annotated[str, typer.Option(help="addressee office, e.g. ir:dgmo")],
     param: Annotated[list[str] | None, typer.Option(help="NAME=VALUE, repeatable")] = None,
     precedence: Annotated[str | None, typer.Option(help="default: the entry's")] = None,
-    lang: Annotated[str | None, typer.Option(help="the language you write in")] = None,
+    lang: Annotated[str | None, typer.Option(help="the language you write in, in any case (default: yours)")] = None,
     note: Annotated[str, typer.Option(help="an optional free-text note")] = "",
     case: Annotated[str | None, typer.Option(help="the case it belongs to")] = None,
     ref: Annotated[
@@ -93,6 +93,8 @@ def code_send(
 ) -> None:
     """Send a codebook message; prints its id and its text in every language."""
     with api(node, url, cacert, token) as client:
+        if lang is not None:
+            lang = text_language(client, lang)
         book = call(client, "GET", "/codebook", expect={"entries": list})["entries"]
         entries = {entry.get("code"): entry for entry in (shape(item, {}, "a codebook entry") for item in book)}
         types = _dict(entries.get(code, {}).get("params"))
@@ -117,7 +119,7 @@ def code_send(
 @app.command("codebook", cls=CheckedCommand)
 def show_codebook(
     token: TokenOpt,
-    lang: Annotated[str | None, typer.Option(help="show only this language")] = None,
+    lang: Annotated[str | None, typer.Option(help="show only this language (in any case)")] = None,
     as_json: JsonOpt = False,
     node: NodeOpt = None,
     url: UrlOpt = None,
@@ -125,6 +127,8 @@ def show_codebook(
 ) -> None:
     """List the agreement's codebook: codes, parameters and their text."""
     with api(node, url, cacert, token) as client:
+        if lang is not None:
+            lang = text_language(client, lang)
         book = call(client, "GET", "/codebook", params={"lang": lang} if lang else {}, expect={"entries": list})
     if as_json:
         print(dump_json(book))

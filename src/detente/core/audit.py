@@ -46,7 +46,7 @@ from detente.core.audit_checkpoints import CHECKPOINT_FILE, HISTORY_FILE, check_
 from detente.core.audit_report import MAX_PROBLEMS, Report, Stop
 from detente.errors import Error
 
-__all__ = ["MAX_PROBLEMS", "PARALLEL_MIN", "Reader", "Report", "audit", "check_entries"]
+__all__ = ["MAX_PROBLEMS", "PARALLEL_MIN", "Reader", "Report", "audit", "check_entries", "read_entry_bundle"]
 
 Reader = Callable[[str], bytes | None]
 PARALLEL_MIN = 20_000  # below this, starting worker processes costs more than it saves
@@ -124,26 +124,35 @@ def _report_roots(report: Report, sizes: list[int], first_bad_leaf: int | None) 
         )
 
 
-def _bundle_problem(data: bytes, n: int, width: int, size: int) -> str:
-    """Return what is wrong with entry bundle `n`, which `tiles.parse_entry_bundle` refused for `width`.
+def read_entry_bundle(data: bytes, n: int, width: int, size: int) -> tuple[list[bytes], str | None]:
+    """Return the entries of entry bundle `n` (`width` of them, in the tree of `size`) and what is wrong with it.
 
-    Says whether it is empty, is cut short inside an entry (numbered in the log), or holds the wrong
-    number of entries for the tree of `size`. Raises nothing.
+    A sound bundle gives all its entries and None. A damaged one gives the entries before the damage
+    (each whole, length and bytes; at most `width`) and says what is wrong: it is empty, it is cut
+    short inside entry N (numbered in the log), or it holds another number of entries than the tree
+    needs. Raises nothing.
     """
+    try:
+        return tiles.parse_entry_bundle(data, width), None
+    except Error:
+        pass
     if not data:
-        return "is empty"
+        return [], "is empty"
+    entries: list[bytes] = []
     count, pos = 0, 0
     while pos < len(data):
         entry = n * tiles.TILE_WIDTH + count
         if pos + 2 > len(data):
-            return f"entry {entry} is cut short (the bundle ends inside its length)"
-        pos += 2 + int.from_bytes(data[pos : pos + 2], "big")
-        if pos > len(data):
-            return f"entry {entry} is cut short (the bundle ends inside it)"
-        count += 1
+            return entries, f"entry {entry} is cut short (the bundle ends inside its length)"
+        end = pos + 2 + int.from_bytes(data[pos : pos + 2], "big")
+        if end > len(data):
+            return entries, f"entry {entry} is cut short (the bundle ends inside it)"
+        if count < width:
+            entries.append(data[pos + 2 : end])
+        pos, count = end, count + 1
     if count > tiles.TILE_WIDTH:
-        return f"holds {count} entries, more than the {tiles.TILE_WIDTH} a bundle may hold"
-    return f"holds {count} {'entry' if count == 1 else 'entries'}, the tree of size {size} needs {width}"
+        return entries, f"holds {count} entries, more than the {tiles.TILE_WIDTH} a bundle may hold"
+    return entries, f"holds {count} {'entry' if count == 1 else 'entries'}, the tree of size {size} needs {width}"
 
 
 def _perfect_root(hashes: list[bytes]) -> bytes:
@@ -291,6 +300,7 @@ def _audit(
     builder = merkle_memory.RootBuilder()
     tile_check = _Tiles(read, report)
     bad_roots: set[int] = set()
+    report.reproduced[0] = merkle.EMPTY_ROOT
     if 0 in roots and roots[0] != merkle.EMPTY_ROOT:
         report.fail("checkpoint of size 0: root is not the empty tree's")
         bad_roots.add(0)
@@ -298,12 +308,12 @@ def _audit(
     def bundles() -> Iterator[tuple[int, list[bytes]]]:
         for n, width in tiles.entry_bundles_for_size(report.size):
             path = tiles.entries_path(n, width)
-            data = _need(read, report, path)
-            try:
-                entries = tiles.parse_entry_bundle(data, width)
-            except Error as exc:
-                report.fail(f"{path}: {_bundle_problem(data, n, width, report.size)}")
-                raise Stop from exc
+            entries, problem = read_entry_bundle(_need(read, report, path), n, width, report.size)
+            if problem is not None:
+                # As for a missing bundle, the audit stops: no root or tile from here on can be
+                # recomputed (`detente log entries` lists the entries before the damage).
+                report.fail(f"{path}: {problem}")
+                raise Stop
             yield n * tiles.TILE_WIDTH, entries
 
     parallel = jobs if report.size >= PARALLEL_MIN else 1
@@ -319,8 +329,10 @@ def _audit(
             builder.append_leaf_hash(leaf)
             tile_check.add(0, leaf)
             root = roots.get(builder.size)
-            if root is not None and root != builder.root():
-                bad_roots.add(builder.size)
+            if root is not None:
+                report.reproduced[builder.size] = builder.root()
+                if root != report.reproduced[builder.size]:
+                    bad_roots.add(builder.size)
     report.entries = builder.size
     report.check_agreements_named([(a.id, a.hash) for a in agreements])
     tile_check.finish()

@@ -215,6 +215,8 @@ def check_checkpoints(latest: bytes, history: bytes | None, report: Report, sign
         raise Stop
     report.size, report.root = newest.size, newest.root
     cosigners: dict[int, set[str]] = {newest.size: set(newest.cosigners)}
+    for party in newest.cosigners:
+        report.cosigned.setdefault(party, set()).add((newest.size, newest.root))
     roots: dict[int, bytes] = {}
     if history is None:
         report.fail(f"{HISTORY_FILE}: missing")
@@ -294,6 +296,8 @@ def _read_history(
             continue
         roots[size] = got.root
         cosigners.setdefault(size, set()).update(got.cosigners)
+        for party in got.cosigners:
+            report.cosigned.setdefault(party, set()).add((size, got.root))
         report.checkpoints += 1
         previous, last = size, got
     # The same size with another root is "two different roots", which the caller reports.

@@ -17,6 +17,12 @@ tree of that log it cosigned before (c2sp.org/tlog-witness), so the owner cannot
 history cosigned. An unwitnessed tail is therefore a problem by default. A legitimate export can
 end with one (a checkpoint signed just before the export, a peer that was down), so the auditor may
 accept it explicitly; the tail is then named in a warning and in the verdict.
+
+A cosignature vouches for a checkpoint, a root; it vouches for the export's entries only where they
+give that root. The report's "witnessed" line (`witnessed_line`) therefore claims, for each party,
+only the sizes it cosigned whose root the entries read reproduce: in a damaged export (an entry
+changed, a bundle missing or cut short) it says how far the witnessing is established, not what
+was signed.
 """
 
 from __future__ import annotations
@@ -49,7 +55,10 @@ class Report:
     """What the audit verified, and every problem it found (no problems: the export is sound).
 
     `witnessed` maps each other party of the agreement to the largest tree size it cosigned in the
-    export (0: none); the entries below the smallest of them are witnessed by every party.
+    export (0: none); the entries below the smallest of them are witnessed by every party, if they
+    are the entries that party cosigned: `cosigned` holds the (size, root) of each checkpoint a
+    party cosigned, `reproduced` the root the entries read give at each checkpoint's size, and
+    `established` compares them.
     `agreements` counts the envelopes naming each agreement hash (given or not); `hints` says what
     the auditor may have left out (an earlier agreement), without being a problem of its own.
     """
@@ -68,6 +77,8 @@ class Report:
     cosignatures: Counter[str] = field(default_factory=Counter)
     newest_cosigned: dict[str, int] = field(default_factory=dict)
     witnessed: dict[str, int] = field(default_factory=dict)
+    cosigned: dict[str, set[tuple[int, bytes]]] = field(default_factory=dict)
+    reproduced: dict[int, bytes] = field(default_factory=dict)
     unwitnessed_allowed: bool = False
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -133,6 +144,43 @@ class Report:
                 newest = f"its newest cosignature is on size {size}" if size else "it cosigned no checkpoint"
                 lines.append(f"{_are(size, self.size)} not witnessed by {party}: {newest}")
         return lines
+
+    def established(self) -> dict[str, int]:
+        """Map each other party to the largest size it cosigned whose root the entries read give (0: none).
+
+        A cosignature vouches for a tree, the checkpoint's root; it vouches for the export's entries
+        only where they give that root. An entry changed, or a bundle missing or damaged (the audit
+        stops reading there), leaves the checkpoints from there on not established. Raises nothing.
+        """
+        return {
+            party: max(
+                (size for size, root in self.cosigned.get(party, ()) if self.reproduced.get(size) == root), default=0
+            )
+            for party in self.witnessed
+        }
+
+    def witnessed_line(self) -> str | None:
+        """Return the audit's "witnessed" line: up to which size each other party witnessed these entries.
+
+        None when the audit did not get as far as the cosignatures. A party whose newest cosigned
+        checkpoint the entries read do not give is named with the size up to which they do, so that
+        a damaged export never reads as witnessed. Raises nothing.
+        """
+        if not self.witnessed:
+            return None
+        established = self.established()
+        if established == self.witnessed:
+            by = ", ".join(f"{party} up to size {size}" for party, size in sorted(self.witnessed.items()))
+            return f"{by} (of {self.size})"
+        parts = []
+        for party, claimed in sorted(self.witnessed.items()):
+            held = established[party]
+            if held == claimed:
+                parts.append(f"{party} up to size {claimed}")
+                continue
+            why = f"it cosigned size {claimed}, but the entries read do not give that checkpoint's root"
+            parts.append(f"{party} up to size {held} only ({why})" if held else f"{party}: not established ({why})")
+        return "; ".join(parts)
 
     def verdict(self) -> str:
         """Return the verdict line: "OK", "OK up to size W: …" or "FAILED: n problem(s)"."""

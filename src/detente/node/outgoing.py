@@ -181,7 +181,8 @@ def check_message(
 
     Raises `Invalid` for an unknown channel, office, type or a bad body, with `fields` naming the
     request member at fault (`channel`, `to`, `precedence`, `type`, `refs`, `lang`, or the body's
-    field), and `Forbidden` if the operator may not send from the office at this end of the channel.
+    field; a `lang` in another case is read as the agreement's, a blank one is refused), and
+    `Forbidden` if the operator may not send from the office at this end of the channel.
     """
 
     def refuse(member: str, detail: str) -> Invalid:
@@ -208,7 +209,13 @@ def check_message(
     notifications.check_route(kind, channel, prec, refs, ctx.agreement)
     notifications.validate_body(kind, body, ctx.agreement)
     require_words(kind, body)
-    language = lang or operator.lang
+    if lang is not None and not lang.strip():
+        # Given but blank is a client's mistake, not a request for the operator's language.
+        allowed = ", ".join(ctx.agreement.languages)
+        raise refuse("lang", f"must not be blank: leave it out for your own language, or give one of {allowed}")
+    # Language tags are case-insensitive (BCP 47): "UR" is the agreement's "ur".
+    language = next((known for known in ctx.agreement.languages if lang and known.lower() == lang.lower()), None)
+    language = language or lang or operator.lang
     if language not in ctx.agreement.languages:
         allowed = ", ".join(ctx.agreement.languages)
         raise refuse("lang", f"language {language!r} is not one of the agreement's: {allowed}")

@@ -13,7 +13,7 @@ import typer
 from typer.testing import CliRunner
 
 from cli_support import assert_error, assert_usage_error, detente
-from detente.cli.arguments import MAX_ID, CheckedCommand, check_id, check_since, segment
+from detente.cli.arguments import MAX_ID, CheckedCommand, check_id, check_prefixes, check_since, language_tag, segment
 
 ID = "01a20000-0000-7000-8000-000000000000"
 
@@ -52,6 +52,31 @@ def test_since_is_read_as_the_node_reads_it() -> None:
     for bad in ("yesterday", "2024-01-16 13:05", "2024-02-30T00:00:00Z"):
         with pytest.raises(typer.BadParameter):
             check_since(bad)
+
+
+def test_a_language_is_taken_in_any_case_and_never_blank() -> None:
+    """QA: `--lang UR` was refused and `--lang ""` silently meant the operator's own language."""
+
+    def languages() -> list[str]:
+        asked.append(True)
+        return ["en", "ur", "fa"]
+
+    asked: list[bool] = []
+    assert [language_tag(value, languages) for value in ("ur", "UR", "Fa", "de")] == ["ur", "ur", "fa", "de"]
+    assert language_tag("ÜR", languages) == "ÜR"  # not a tag: the node refuses it by name
+    assert asked == []  # the node is asked for its languages only to refuse a blank one
+    for blank in ("", "  ", "\t"):
+        with pytest.raises(typer.BadParameter) as raised:
+            language_tag(blank, languages, "--lang")
+        assert raised.value.message == "a language cannot be blank: give one of the agreement's (en, ur, fa)"
+        assert raised.value.param_hint == "'--lang'"
+    assert len(asked) == 3
+
+
+def test_an_id_prefix_cannot_be_empty() -> None:
+    assert check_prefixes(None) is None and check_prefixes(["01a2", ID]) == ["01a2", ID]
+    with pytest.raises(typer.BadParameter, match="an id prefix cannot be empty"):
+        check_prefixes(["01a2", ""])
 
 
 def test_a_checked_command_refuses_text_that_is_not_utf8_naming_the_option() -> None:

@@ -20,7 +20,8 @@ from cli_support import Ran, detente
 from detente.cli import client as cli_client
 from detente.cli.alarms import alarm_note
 from detente.cli.terminal import TEXT_LIMIT, compact_time
-from detente.cli.transport import API
+from detente.cli.translations import translation_lines
+from detente.cli.transport import API, UnexpectedAnswer
 from detente.core.bodies import clip
 
 TODAY = datetime.now(UTC).strftime("%Y-%m-%d")
@@ -301,3 +302,21 @@ def test_alarms_json_is_the_nodes_answer_and_none_is_said(node: Node) -> None:
 def test_alarms_limit_is_checked_before_anything_is_sent(node: Node) -> None:
     shown = node("alarms", "--limit", "0", answers={})
     assert shown.code == 2 and "--limit" in shown.stderr
+
+
+def test_translations_for_people_show_control_characters_and_refuse_a_malformed_answer() -> None:
+    created = f"{TODAY}T13:05:00.000Z"
+    review = {"verdict": "disputed", "note": "wrong\x07", "by": "ir-tr2", "created": created}
+    made = {"id": IDS[1], "lang": "fa", "text": "line one\nline \x1b[2Jtwo", "by": "ir-tr1", "office": "ir:dgmo",
+            "created": created, "certified": False, "reviews": [review]}  # fmt: skip
+    assert translation_lines({"id": IDS[0], "translations": [made]}) == [
+        f"1 translation of {IDS[0]}",
+        f"translation {IDS[1]} into fa by ir-tr1 (ir:dgmo) at 13:05:00Z: disputed",
+        "  line one",
+        "  line \\x1b[2Jtwo",
+        "  disputed by ir-tr2 at 13:05:00Z: wrong\\x07",
+    ]
+    with pytest.raises(UnexpectedAnswer, match="the node's answer has no 'translations'"):
+        translation_lines({"id": IDS[0]})
+    with pytest.raises(UnexpectedAnswer, match="a review in the node's answer is not a JSON object"):
+        translation_lines({"id": IDS[0], "translations": [{**made, "reviews": ["certified"]}]})

@@ -326,3 +326,50 @@ def test_the_cli_fails_a_log_no_one_witnessed_even_with_the_flag(log: Log, tmp_p
     assert "\nFAILED: 1 problem(s) (" in allowed.stdout
     plain = detente(*given)
     assert plain.code == 1 and "--allow-unwitnessed accepts them" not in plain.stdout
+
+
+# --- what is witnessed, in a damaged export ---------------------------------------------------------
+
+
+def test_the_witnessed_line_claims_only_what_the_entries_bear_out(log: Log) -> None:
+    """QA: the audit of a damaged export still said "witnessed ir up to size 300", as if the witnessing held.
+
+    ir cosigned checkpoints of sizes 0, 1, 100, 256, 257 and 300; a cosignature vouches for these
+    entries only up to the checkpoints whose root they give.
+    """
+    files = make_export(log)
+    sound = run(files, log.doc)
+    assert sound.established() == {"ir": SIZE} and sound.witnessed_line() == f"ir up to size {SIZE} (of {SIZE})"
+    # A damaged tile leaves the entries (and so the roots) as they were: the witnessing holds.
+    tile = bytearray(files["tile/0/000"])
+    tile[0] ^= 1
+    report = run({**files, "tile/0/000": bytes(tile)}, log.doc)
+    assert not report.ok and report.witnessed_line() == f"ir up to size {SIZE} (of {SIZE})"
+
+    why = f"it cosigned size {SIZE}, but the entries read do not give that checkpoint's root"
+    cut = {**files, "tile/entries/001.p/44": files["tile/entries/001.p/44"][:-10]}
+    report = run(cut, log.doc)
+    assert report.witnessed == {"ir": SIZE}  # what ir signed, which the unwitnessed check reads
+    assert report.established() == {"ir": 256}
+    assert report.witnessed_line() == f"ir up to size 256 only ({why})"
+    missing = {k: v for k, v in files.items() if k != "tile/entries/000"}
+    assert run(missing, log.doc).witnessed_line() == f"ir: not established ({why})"
+    # An entry changed: the checkpoints from size 100 on do not match, the one of size 1 does.
+    changed = list(log.entries)
+    changed[7] = changed[7].replace(b"message 7", b"message 8")
+    report = run({**files, "tile/entries/000": tiles.entry_bundle(changed[:256])}, log.doc)
+    assert report.witnessed_line() == f"ir up to size 1 only ({why})"
+    # Nothing read: no checkpoint, so no witnessing at all to speak of.
+    assert run({k: v for k, v in files.items() if k != "checkpoint"}, log.doc).witnessed_line() is None
+
+
+def test_a_witness_whose_newest_cosignature_holds_is_named_as_witnessing(log: Log) -> None:
+    """With two witnesses, each is named by what the entries bear out (here one checkpoint is ir's alone)."""
+    report = audit_module.Report(size=300, witnessed={"ir": 300, "af": 100})
+    report.cosigned = {"ir": {(300, b"r300")}, "af": {(100, b"r100")}}
+    report.reproduced = {0: merkle.EMPTY_ROOT, 100: b"r100", 300: b"other"}
+    assert report.established() == {"ir": 0, "af": 100}
+    assert report.witnessed_line() == (
+        "af up to size 100; ir: not established (it cosigned size 300, but the entries read do not give that "
+        "checkpoint's root)"
+    )

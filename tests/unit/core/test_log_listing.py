@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from audit_support import SIZE, Log, make_export, make_log
-from cli_support import assert_error, detente
+from cli_support import assert_error, assert_usage_error, detente
 from detente.core import log_listing, tiles
 from detente.core.envelope import parse
 from detente.errors import MalformedError, NotFound
@@ -53,7 +53,9 @@ def test_selections_combine(log: Log) -> None:
         return [item.index for item in items if log_listing.chosen(item, selection)]
 
     assert pick(types=frozenset({"ack"})) == [SIZE]
-    assert pick(refers_to=frozenset({first.id})) == [SIZE]
+    assert pick(refers_to=(first.id,)) == [SIZE]
+    assert pick(refers_to=(first.id[:13],)) == [SIZE]  # a prefix, as --id takes one
+    assert pick(refers_to=(first.id + "0",)) == []
     assert pick(ids=(first.id[:20],)) == [1]
     # An office matches as sender or addressee: ir:dgmo sent every third entry and was sent the others.
     assert pick(offices=frozenset({"ir:dgmo"})) == list(range(SIZE + 1))
@@ -64,12 +66,12 @@ def test_selections_combine(log: Log) -> None:
 
 
 def test_a_typo_is_named_not_read_as_none_sent(log: Log) -> None:
-    tally = log_listing.Tally()
     selection = log_listing.Selection(types=frozenset({"akc"}), offices=frozenset({"pk:dgmo", "pk:dmgo"}))
+    tally = log_listing.Tally(selection)
     for item in log_listing.entries(make_export(log, sizes=(SIZE + 1,)).get, SIZE + 1):
         tally.add(item, log_listing.chosen(item, selection))
     assert tally.total == SIZE + 1 and sum(tally.listed.values()) == 0
-    assert tally.hints(selection) == [
+    assert tally.hints() == [
         "no entry of this log has type 'akc' (those it has: ack, hotline.text)",
         "no entry of this log has office 'pk:dmgo' (those it has: ir:dgmo, pk:dgmo)",
     ]
@@ -100,9 +102,82 @@ def test_what_cannot_be_read_is_named(log: Log) -> None:
     with pytest.raises(NotFound, match=r"^tile/entries/001.p/44: missing \(it holds entries 256..\)$"):
         listed.extend(log_listing.entries(missing.get, SIZE))
     assert len(listed) == 256  # the entries before it were listed
+    # A damaged bundle: the entries before the damage are listed, then the error says where it is.
     cut = {**files, "tile/entries/001.p/44": files["tile/entries/001.p/44"][:-3]}
-    with pytest.raises(MalformedError, match="tile/entries/001.p/44: not an entry bundle of 44 entries"):
-        list(log_listing.entries(cut.get, SIZE))
+    listed = []
+    with pytest.raises(MalformedError) as raised:
+        listed.extend(log_listing.entries(cut.get, SIZE))
+    assert raised.value.detail == (
+        "tile/entries/001.p/44: entry 299 is cut short (the bundle ends inside it); "
+        "listed entries 256..298 before the damage"
+    )
+    assert [item.index for item in listed] == list(range(299))
+    assert [item.envelope.raw for item in listed if item.envelope] == log.entries[:299]
+
+
+def _listed_until_damage(files: dict[str, bytes], size: int) -> tuple[list[int], str]:
+    """The indexes listed from `files` before the error, and the error's detail."""
+    listed: list[int] = []
+    with pytest.raises(MalformedError) as raised:
+        listed.extend(item.index for item in log_listing.entries(files.get, size))
+    return listed, raised.value.detail
+
+
+def test_a_damaged_bundle_lists_the_entries_before_the_damage(log: Log) -> None:
+    """QA: a damaged entry bundle read as nothing; each kind of damage lists what precedes it, then says so."""
+    files = make_export(log, sizes=(5,))
+    path = "tile/entries/000.p/5"
+    bundle = files[path]
+
+    def damaged(data: bytes) -> tuple[list[int], str]:
+        return _listed_until_damage({**files, path: data}, 5)
+
+    assert damaged(bundle[:-1]) == (
+        [0, 1, 2, 3],
+        f"{path}: entry 4 is cut short (the bundle ends inside it); listed entries 0..3 before the damage",
+    )
+    assert damaged(b"") == ([], f"{path}: is empty; listed none of its entries")
+    # A dropped entry, or one too many: the entries the bundle holds are whole, and listed (at most 5).
+    assert damaged(tiles.entry_bundle(log.entries[:4])) == (
+        [0, 1, 2, 3],
+        f"{path}: holds 4 entries, the tree of size 5 needs 5; listed entries 0..3 before the damage",
+    )
+    assert damaged(tiles.entry_bundle(log.entries[:6])) == (
+        [0, 1, 2, 3, 4],
+        f"{path}: holds 6 entries, the tree of size 5 needs 5; listed entries 0..4 before the damage",
+    )
+    # A length changed: entry 2 swallows the next one's length, and what follows is read out of step.
+    # The listing stops at the entry that is not an envelope, where the damage is.
+    at = sum(2 + len(entry) for entry in log.entries[:2])
+    longer = bundle[:at] + (len(log.entries[2]) + 1).to_bytes(2, "big") + bundle[at + 2 :]
+    listed, detail = damaged(longer)
+    assert listed == [0, 1]
+    assert detail.startswith(f"{path}: ") and detail.endswith(
+        "; listed entries 0..1 before the damage (entry 2 is not an envelope)"
+    )
+
+
+def test_an_id_or_a_reference_no_entry_has_is_hinted(log: Log) -> None:
+    """QA: `--refers-to` given a prefix, or the id of a message nothing refers to, listed nothing and said nothing."""
+    answered, alone = parse(log.entries[1]), parse(log.entries[2])
+    selection = log_listing.Selection(
+        ids=("0000", alone.id[:20]), refers_to=(answered.id[:13], alone.id, "ffff", alone.id)
+    )
+    tally = log_listing.Tally(selection)
+    for item in log_listing.entries(make_export(log, sizes=(SIZE + 1,)).get, SIZE + 1):
+        tally.add(item, log_listing.chosen(item, selection))
+    assert tally.hints() == [
+        "no entry of this log has an id beginning '0000'",
+        f"no entry of this log refers to {alone.id!r}: entry 2 is that message (hotline.text {alone.id}), "
+        "and nothing in the log refers to it",
+        "no entry of this log refers to 'ffff', and no entry's id begins so",
+    ]
+    # Nothing to say when every prefix matched something.
+    found = log_listing.Selection(ids=(alone.id[:20],), refers_to=(answered.id,))
+    tally = log_listing.Tally(found)
+    for item in log_listing.entries(make_export(log, sizes=(SIZE + 1,)).get, SIZE + 1):
+        tally.add(item, log_listing.chosen(item, found))
+    assert tally.hints() == [] and tally.listed == {}
 
 
 # --- the command ----------------------------------------------------------------------------------
@@ -120,6 +195,21 @@ def test_the_command_lists_and_counts(log: Log, tmp_path: Path) -> None:
         str(SIZE), "2026-01-16T13:05:00.000Z", "ack", "ROUTINE", "ir:dgmo", "→", "pk:dgmo", ack.id, "re", answered,
     ]  # fmt: skip
     assert lines[2:] == [f"1 of {SIZE + 1} entries listed: ack 1"]
+
+    # --refers-to takes a prefix, as --id does; one that nothing refers to gets a hint, an empty one a usage error.
+    prefix = detente("log", "entries", str(out), "--refers-to", answered[:13])
+    assert prefix.code == 0 and prefix.stdout.splitlines()[1:] == lines[1:], prefix.stderr
+    alone = parse(log.entries[2]).id
+    unanswered = detente("log", "entries", str(out), "--refers-to", alone)
+    assert unanswered.code == 0 and unanswered.stdout.splitlines()[1:] == [
+        f"0 of {SIZE + 1} entries listed: none",
+        f"hint: no entry of this log refers to {alone!r}: entry 2 is that message (hotline.text {alone}), "
+        "and nothing in the log refers to it",
+    ]
+    unknown = detente("log", "entries", str(out), "--id", "nosuchid")
+    assert unknown.stdout.splitlines()[-1] == "hint: no entry of this log has an id beginning 'nosuchid'"
+    for option in ("--id", "--refers-to"):
+        assert_usage_error(detente("log", "entries", str(out), option, ""), "an id prefix cannot be empty")
 
     every = detente("log", "entries", str(out))
     assert every.code == 0 and every.stdout.splitlines()[-1] == (
@@ -171,6 +261,13 @@ def test_no_hint_from_a_log_read_in_part(log: Log, tmp_path: Path) -> None:
     """QA: a damaged export said the log has no types at all; of a log read in part they are unknown."""
     files = make_export(log)
     out = write({**files, "tile/entries/000": files["tile/entries/000"][:-3]}, tmp_path / "cut")
-    result = detente("log", "entries", str(out), "--type", "hotline.text")
+    result = detente("log", "entries", str(out), "--type", "hotline.text", "--type", "akc")
     assert result.code == 1 and "hint:" not in result.stdout + result.stderr
-    assert "0 of 300 entries listed (read 0 before the error): none" in result.stdout
+    # QA: the damaged bundle read as nothing; the entries before the damage are listed, then the error.
+    lines = result.stdout.splitlines()
+    assert [line.split()[0] for line in lines[1:-1]] == [str(i) for i in range(255)]
+    assert lines[-1] == "255 of 300 entries listed (read 255 before the error): hotline.text 255"
+    assert result.stderr == (
+        "error: MalformedError: tile/entries/000: entry 255 is cut short (the bundle ends inside it); "
+        "listed entries 0..254 before the damage\n"
+    )
