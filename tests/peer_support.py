@@ -23,13 +23,15 @@ def deliver(sender: Node, receiver: Node, envelope: Envelope) -> dict[str, Any]:
 
 
 def by_hand(node: Node, seq: int, kind: str, body: dict[str, Any], ref: str, *, author: str = "ir-op-1",
-            channel: str = "dgmo", sender: str = "ir:dgmo", to: str = "pk:dgmo") -> Envelope:  # fmt: skip
-    """An envelope `node` seals itself, without its own rules."""
+            channel: str = "dgmo", sender: str = "ir:dgmo", to: str = "pk:dgmo",
+            created: str | None = None) -> Envelope:  # fmt: skip
+    """An envelope `node` seals itself, without its own rules (stamped `created`, else now)."""
     return envelope_mod.seal(
         {
             "v": 1, "id": envelope_mod.uuid7(), "agreement": node.ctx.agreement.hash, "channel": channel,
             "from": sender, "to": to, "seq": seq, "author": author, "precedence": "FLASH", "type": kind,
-            "lang": "fa", "refs": [ref], "case": None, "created": format_time(now()), "body": body,
+            "lang": "fa", "refs": [ref], "case": None, "created": created or format_time(now()),
+            "body": body,
         },
         node.ctx.signer,
     )  # fmt: skip

@@ -95,6 +95,17 @@ def test_flash_incident_report_arrives_live_and_its_acknowledgement_comes_back_l
     iranian.locator("section.incoming article.msg").first.focus()
     iranian.keyboard.press("d")
     expect(iranian.locator("section.incoming textarea[name=reason]").first).to_be_focused()
+    # Spaces pass the browser's `required`: the node gives the form back, open, the error on the field
+    # (QA: a full error page), and nothing is sent.
+    iranian.keyboard.type("   ")
+    iranian.locator("section.incoming .decline-form button").first.click()
+    reason = iranian.locator("section.incoming textarea[name=reason][aria-invalid=true]")
+    expect(reason).to_be_visible()
+    expect(iranian.locator("section.incoming .decline-form .field-error")).to_contain_text("Say why you decline")
+    expect(iranian.locator("section.incoming article.msg").first).to_contain_text(
+        "telephone call between the principals"
+    )
+    reason.focus()
     iranian.keyboard.type("The principal is travelling; the deputy will call instead.")
     iranian.locator("section.incoming .decline-form button").first.click()
     declined = pakistani.locator("article.msg.dir-out").last

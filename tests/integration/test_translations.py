@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from cli_support import detente
 from detente.cli.app import app
+from detente.cli.terminal import compact_time
 from detente.node.setup import add_user
 from support import Cluster, NodeProc, service_free_counts, wait_for
 
@@ -220,6 +221,30 @@ def test_the_command_line_translates_and_reviews(pair: Cluster) -> None:
     shown = detente("message", flash, *node, "--token", tokens["ir-tr3"])
     assert shown.code == 0, shown.stderr
     assert '"certified": true' in shown.stdout and FA in shown.stdout and '"verdict": "certified"' in shown.stdout
+
+    # For people: each translation with its language, translator, time and text, then its reviews.
+    note = "«بخش» should be «شهرستان»\nand «کچ» is Kech"
+    disputed = detente("review", translation, "--dispute", "--note", note, *node, "--token", tokens["ir-tr3"])
+    assert disputed.code == 0, disputed.stderr
+    listed = detente("message", flash, "--translations", *node, "--token", tokens["ir-tr3"])
+    assert listed.code == 0, listed.stderr
+    [made] = ir.message("ir-dgmo", flash)["translations"]
+    certified, dispute = made["reviews"]
+    assert listed.stdout.splitlines() == [
+        f"1 translation of {flash}",
+        f"translation {translation} into fa by ir-tr1 (ir:dgmo) at {compact_time(made['created'])}: certified",
+        f"  {FA}",
+        f"  certified by ir-tr2 at {compact_time(certified['created'])}",
+        # The note's line break shown, not obeyed: a note cannot forge a line of this listing.
+        f"  disputed by ir-tr3 at {compact_time(dispute['created'])}: «بخش» should be «شهرستان»\\nand «کچ» is Kech",
+    ]
+    # A message without any says so.
+    untranslated = _flash(pk, ir, "Nothing to translate")
+    none = detente("message", untranslated, "--translations", *node, "--token", tokens["ir-tr3"])
+    assert none.code == 0 and none.stdout.splitlines() == [f"0 translations of {untranslated}"], none
+    missing = detente("message", "018d1a2b-0000-7000-8000-000000000001", "--translations", *node,
+                      "--token", tokens["ir-tr3"])  # fmt: skip
+    assert missing.code == 1 and "error: NotFound" in missing.stderr and missing.stdout == "", missing
 
 
 def test_the_log_with_translations_passes_the_audit(pair: Cluster, tmp_path: Path) -> None:

@@ -16,6 +16,9 @@ amount to (`certified`) from their envelopes alone.
 Two-person rule: a translation is certified by a review from another operator of the same party
 as its author (a side certifies its own translations, never the other side's). A later dispute
 by a third translator stands beside the certification; both are shown.
+
+Order: a translation is made after the message it translates, and a review after its translation.
+A receiver refuses one stamped earlier (`check_not_before`), by more than the clocks may disagree.
 """
 
 from __future__ import annotations
@@ -27,8 +30,11 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field
 from pydantic_core import PydanticCustomError
 
+from detente.core import clocks
 from detente.core.bodies import Body, is_blank
+from detente.core.precedence import parse_time
 from detente.core.rules import Draft
+from detente.core.wire import MAX_SKEW_SECONDS
 from detente.errors import Conflict, Forbidden, Invalid
 
 TRANSLATION = "translation"
@@ -37,6 +43,13 @@ TYPES = (TRANSLATION, REVIEW)
 VERDICTS = ("certified", "disputed")
 TEXT_MAX = 10_000
 NOTE_MAX = 2_000
+# Seconds a translation (a review) may seem to come before what it is about. Stamped by one clock, as
+# a peer's translation of its own message or review of its own translation is, only a clock stepped
+# back (by NTP) does that. Across two clocks the peer's stamp is read in this node's clock with the
+# offset a link test measured, which may not be measured yet or may have gone stale: as much as two
+# clocks may disagree while their nodes still federate (`wire.MAX_SKEW_SECONDS`).
+SAME_CLOCK = clocks.TOLERANCE
+OTHER_CLOCK = float(MAX_SKEW_SECONDS)
 
 
 def _words(value: str) -> str:
@@ -134,6 +147,24 @@ def check_reviewer(translation: Reviewed, reviewer: str, reviewer_party: str, ea
         raise Forbidden("you made this translation: another translator reviews it (two-person rule)")
     if reviewer in set(earlier):
         raise Conflict(f"you already reviewed translation {translation.id}")
+
+
+def check_not_before(kind: str, created: str, about: str, allowance: float) -> None:
+    """Refuse a translation stamped before the message it translates, or a review before its translation.
+
+    `created` is the envelope's time and `about` that of what it refers to, both RFC 3339 times read
+    in one clock; `allowance` is the seconds `created` may still come before it (`SAME_CLOCK`,
+    `OTHER_CLOCK`). Raises `Invalid` (field `created`) if it comes earlier still, or if either time
+    is not an RFC 3339 time.
+    """
+    early = (parse_time(about) - parse_time(created)).total_seconds()
+    if early > allowance:
+        what = "the message it translates" if kind == TRANSLATION else "the translation it reviews"
+        detail = (
+            f"{kind} created {created} is {clocks.amount(early)} before {what} ({about}): "
+            f"made after it, it cannot be stamped earlier (by more than {clocks.amount(allowance)})"
+        )
+        raise Invalid(detail, fields={"created": detail})
 
 
 def certified(reviews: Iterable[Mapping[str, Any]]) -> bool:

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from detente.core import notifications
+from detente.core import clocks, notifications
 from detente.core import translations as tr
 from detente.core.envelope import Envelope
 from detente.core.precedence import Precedence
@@ -162,7 +162,8 @@ def check_incoming(conn: Connection, ctx: NodeContext, party: str, env: Envelope
 
     The message it is about must be stored here, between this node and `party`, on the same
     channel; a translation must be into another language than the message's, and a review must be
-    of a translation `party` made, by another of its operators than the translation's author.
+    of a translation `party` made, by another of its operators than the translation's author. Neither
+    may be stamped before what it is about (`core.translations.check_not_before`).
     Raises `Invalid` (or `Forbidden`, `Conflict` for a review the sender's own node refuses) if not.
     """
     target = db.get_envelope(conn, env.refs[0])
@@ -176,6 +177,11 @@ def check_incoming(conn: Connection, ctx: NodeContext, party: str, env: Envelope
         tr.check_translatable(original_of(target), str(env.body["lang"]), ctx.agreement.languages)
     else:
         tr.check_reviewer(_reviewed(ctx, target), env.data["author"], party, _reviewers(conn, str(target["id"])))
+    # A message received here was stamped by `party`'s clock, as this envelope was; one sent from here by
+    # ours, so the envelope's time is read in ours, with the offset the link tests measured.
+    same_clock = target["direction"] == "in"
+    created = env.created if same_clock else clocks.to_local(env.created, ctx.clock_offsets.get(party))
+    tr.check_not_before(env.type, created, str(target["created"]), tr.SAME_CLOCK if same_clock else tr.OTHER_CLOCK)
     return target
 
 

@@ -166,3 +166,27 @@ def test_a_certification_stands_beside_a_later_dispute() -> None:
     assert tr.certified([]) is False
     assert tr.certified([{"verdict": "disputed", "note": "wrong"}]) is False
     assert tr.certified([{"verdict": "certified"}, {"verdict": "disputed", "note": "wrong"}]) is True
+
+
+@pytest.mark.parametrize(
+    ("kind", "created", "allowance", "says"),
+    [
+        (tr.TRANSLATION, "2024-01-16T13:04:58.999Z", tr.SAME_CLOCK, "1.0 s before the message it translates"),
+        (tr.REVIEW, "2024-01-16T12:59:59.999Z", tr.OTHER_CLOCK, "5 min 0 s before the translation it reviews"),
+    ],
+)
+def test_what_is_stamped_before_what_it_is_about_is_refused(
+    kind: str, created: str, allowance: float, says: str
+) -> None:
+    with pytest.raises(Invalid, match=says) as info:
+        tr.check_not_before(kind, created, "2024-01-16T13:05:00.000Z", allowance)
+    assert set(info.value.extra["fields"]) == {"created"}
+
+
+def test_what_is_stamped_after_or_within_the_allowance_is_taken() -> None:
+    about = "2024-01-16T13:05:00.000Z"
+    for created, allowance in (("2024-01-16T13:05:00.000Z", 0.0), ("2024-01-16T13:04:59.500Z", tr.SAME_CLOCK),
+                               ("2024-01-16T13:00:00Z", tr.OTHER_CLOCK), ("2024-01-17T00:00:00Z", 0.0)):  # fmt: skip
+        tr.check_not_before(tr.TRANSLATION, created, about, allowance)
+    with pytest.raises(Invalid, match="RFC 3339"):
+        tr.check_not_before(tr.TRANSLATION, "yesterday", about, tr.SAME_CLOCK)

@@ -6,10 +6,12 @@ them by hand, as a node of another release or a faulty one could, and the receiv
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from detente.core import envelope as envelope_mod
-from detente.core.precedence import format_time, now
+from detente.core.precedence import format_time, now, parse_time
 from detente.node import translations
 from detente.node.incoming import check_envelope, receive_job
 from detente.node.runtime import Node
@@ -23,6 +25,11 @@ FA = "پهپادی بر فراز بخش کچ دیده شد"
 def log_size(node: Node) -> int:
     with node.ctx.engine.connect() as conn:
         return db.log_size(conn)
+
+
+def earlier(stamp: str, seconds: float) -> str:
+    """The time `seconds` before an RFC 3339 `stamp`."""
+    return format_time(parse_time(stamp) - timedelta(seconds=seconds))
 
 
 def test_a_peers_translation_is_stored_and_announced(nodes: tuple[Node, Node], flash: str) -> None:
@@ -101,3 +108,41 @@ def test_a_peers_review_of_this_sides_translation_is_refused(nodes: tuple[Node, 
     result = deliver(ir, pk, by_hand(ir, 1, "translation.review", {"verdict": "certified", "note": ""}, ours.id))
     assert result["error"] == "Forbidden" and "its own translations" in result["detail"], result
     assert log_size(pk) == size
+
+
+def test_a_peers_translation_or_review_stamped_before_what_it_is_about_is_refused(
+    nodes: tuple[Node, Node], flash: str
+) -> None:
+    pk, ir = nodes
+    with pk.ctx.engine.connect() as conn:
+        row = db.get_envelope(conn, flash)
+    assert row is not None
+    sent = str(row["created"])  # by pk's clock; ir stamps its translation by its own
+    size = log_size(pk)
+    # Two clocks may disagree by up to 5 minutes while their nodes still federate, and no more.
+    result = deliver(
+        ir, pk, by_hand(ir, 1, "translation", {"lang": "fa", "text": FA}, flash, created=earlier(sent, 301))
+    )
+    assert result["error"] == "Invalid" and "5 min 1 s before the message it translates" in result["detail"], result
+    assert log_size(pk) == size
+    # Measured 10 minutes behind pk, ir's clock stamps a translation made a second after the message 9:59 earlier.
+    pk.ctx.clock_offsets["ir"] = -600_000.0
+    try:
+        translation = by_hand(ir, 1, "translation", {"lang": "fa", "text": FA}, flash, created=earlier(sent, 599))
+        assert "receipt" in deliver(ir, pk, translation)
+    finally:
+        pk.ctx.clock_offsets["ir"] = None
+    assert log_size(pk) == size + 1
+    # A review and its translation are both stamped by ir's clock: only a clock stepped back makes a review earlier.
+    review = {"verdict": "disputed", "note": "«بخش» is a district"}
+    result = deliver(ir, pk, by_hand(ir, 2, "translation.review", review, translation.id, author="ir-op-2",
+                                     created=earlier(translation.created, 2)))  # fmt: skip
+    assert result["error"] == "Invalid" and "2.0 s before the translation it reviews" in result["detail"], result
+    assert log_size(pk) == size + 1
+    with pk.ctx.engine.connect() as conn:
+        [shown] = translations.view(conn, pk.ctx, flash)
+    assert shown["reviews"] == []
+    stepped = by_hand(ir, 2, "translation.review", review, translation.id, author="ir-op-2",
+                      created=earlier(translation.created, 0.5))  # fmt: skip
+    assert "receipt" in deliver(ir, pk, stepped)
+    assert log_size(pk) == size + 2

@@ -24,7 +24,7 @@ def test_a_message_answered_after_it_went_overdue_says_so() -> None:
     for lang, late in (("en", "late"), ("fa", "با تأخیر")):
         badges = {b.key: b for b in Presenter(agreement, "pk", Locale(lang)).badges(row, {"log_index": 8})}  # type: ignore[arg-type]
         assert badges["overdue"].done and badges["overdue"].detail.startswith("08:02")
-        assert badges["acknowledged"].detail == f"ir:dgmo · {late}"
+        assert badges["acknowledged"].detail == f'<bdi dir="ltr">ir:dgmo</bdi> · {late}'
     # Whose log each index is in (both read "#7", "#8" otherwise).
     english = {b.key: b for b in Presenter(agreement, "pk", Locale("en")).badges(row, {"log_index": 8})}  # type: ignore[arg-type]
     assert (english["accepted"].detail, english["accepted"].title) == ("#7", "position in this node's log")
@@ -32,14 +32,20 @@ def test_a_message_answered_after_it_went_overdue_says_so() -> None:
     received = Presenter(agreement, "pk", Locale("en")).badges({**row, "direction": "in"}, {"log_index": 9})  # type: ignore[arg-type]
     assert {b.key: b.title for b in received}["delivered"] == "position in this node's log"
     on_time = {b.key: b for b in Presenter(agreement, "pk", Locale("en")).badges({**row, "overdue_at": None}, None)}  # type: ignore[arg-type]
-    assert "overdue" not in on_time and on_time["acknowledged"].detail == "ir:dgmo"
+    assert "overdue" not in on_time and on_time["acknowledged"].detail == '<bdi dir="ltr">ir:dgmo</bdi>'
     # An alternate answered once the message was overdue: both sides name it (auditor's QA).
-    for lang, said in (("en", "ir:fs (alternate of ir:dgmo) · late"), ("fa", "ir:fs (جانشین ir:dgmo) · با تأخیر")):
+    # Each office is a left-to-right isolate and the phrase one of its own, so the parenthesis keeps its
+    # place in a Persian sentence (it mixed directions before).
+    ltr = '<bdi dir="ltr">{}</bdi>'.format
+    for lang, said in (
+        ("en", f"{ltr('ir:fs')} (<bdi>alternate of {ltr('ir:dgmo')}</bdi>) · late"),
+        ("fa", f"{ltr('ir:fs')} (<bdi>جانشین {ltr('ir:dgmo')}</bdi>) · با تأخیر"),
+    ):
         escalated = Presenter(agreement, "pk", Locale(lang)).badges({**row, "response_office": "ir:fs"}, None)  # type: ignore[arg-type]
         assert {b.key: b for b in escalated}["acknowledged"].detail == said
     ours = {**row, "direction": "in", "to_office": "pk:dgmo", "response_by": "fs-duty", "response_office": "pk:fs"}
     answered_here = Presenter(agreement, "pk", Locale("en")).answerer(ours)  # type: ignore[arg-type]
-    assert answered_here == "fs-duty (pk:fs, alternate of pk:dgmo)"
+    assert answered_here == f"<bdi>fs-duty</bdi> ({ltr('pk:fs')}, <bdi>alternate of {ltr('pk:dgmo')}</bdi>)"
 
 
 def test_the_record_page_writes_a_root_as_the_checkpoint_and_the_cli_do() -> None:

@@ -46,6 +46,12 @@ def _card(page: str, message_id: str) -> str:
     return page[start : page.index("</article>", start)]
 
 
+def _translations_of(client: TestClient, message_id: str) -> list[dict[str, Any]]:
+    """The message's translations, with their reviews, as the operator API lists them."""
+    found: list[dict[str, Any]] = client.get(f"/api/v1/messages/{message_id}").json()["translations"]
+    return found
+
+
 def _as(client: TestClient, name: str) -> str:
     client.cookies.clear()
     assert login(client, name).status_code == 303
@@ -61,10 +67,20 @@ def test_a_translator_translates_and_another_certifies_on_the_console(client: Te
     assert re.findall(r'<option value="(\w+)"', form) == ["ur", "fa"]
     posted = client.post(f"/messages/{message}/translate", data={"csrf": token, "next": f"/channel/dgmo#m-{message}",
                          "lang": "fa", "text": FA}, follow_redirects=False)  # fmt: skip
-    assert posted.status_code == 303 and posted.headers["location"] == f"/channel/dgmo#m-{message}", posted.text
-    card = _card(client.get("/channel/dgmo").text, message)
+    # Back at the new translation, with a notice naming it.
+    made = re.fullmatch(r"/channel/dgmo\?translated=([0-9a-f-]+)#t-\1", posted.headers["location"])
+    assert posted.status_code == 303 and made, posted.headers
+    page = client.get(posted.headers["location"]).text
+    assert 'id="translated-notice">Translated: the signed translation goes to the other side' in page
+    card = _card(page, message)
     assert f'<blockquote class="translation-text" lang="fa" dir="auto">{FA}</blockquote>' in card
     assert "فارسی" in card and "by pk-tr1" in card and "Not yet certified" in card
+    assert f'id="t-{made[1]}"' in card
+    # When it was made, as every time on the console: UTC (the full time in its title) and pk's own.
+    when = re.search(r'class="translation-when"><span class="when"><time datetime="([^"]+)" title="([^"]+)">', card)
+    assert when and when[1] == _translations_of(client, message)[0]["created"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ · \d{6}Z[A-Z]{3}\d\d", when[2]), when[2]
+    assert "PK UTC+05:00" in card[card.index('class="translation-when"') :]
     assert "certify-form" not in card  # the author may not certify it
 
     token = _as(client, "pk-tr2")
@@ -77,13 +93,27 @@ def test_a_translator_translates_and_another_certifies_on_the_console(client: Te
     card = _card(client.get("/channel/dgmo").text, message)
     assert "Certified by pk-tr2" in card and "certify-form" not in card  # reviewed once
 
+    assert certified.headers["location"] == f"/channel/dgmo?certified={translation[1]}#t-{translation[1]}"
+    assert 'id="certified-notice"' in client.get(certified.headers["location"]).text
+
     token = _as(client, "pk-tr3")
-    blank = client.post(f"/translations/{translation[1]}/review", data={"csrf": token, "next": "/channel/dgmo",
-                        "verdict": "disputed", "note": "  "}, follow_redirects=False)  # fmt: skip
-    assert blank.status_code == 422 and "Say what is wrong with the translation" in blank.text
+    before = _translations_of(client, message)
+    for note in ("  ", "\u200b\n"):  # nothing, or nothing visible
+        blank = client.post(f"/translations/{translation[1]}/review", data={"csrf": token, "next": "/channel/dgmo",
+                            "verdict": "disputed", "note": note}, follow_redirects=False)  # fmt: skip
+        # The form again, open at the translation, the error on its note; nothing written.
+        assert blank.headers["location"] == f"/channel/dgmo?blank_note={translation[1]}#dn-{translation[1]}"
+        card = _card(client.get(blank.headers["location"]).text, message)
+        form = card[card.index(f'<details class="dispute" id="dd-{translation[1]}" open>') :]
+        assert 'class="dispute-form invalid"' in form and 'aria-invalid="true"' in form
+        error = f'<p class="field-error" id="dn-{translation[1]}-error">Say what is wrong with the translation'
+        assert error in form and 'id="disputed-notice"' not in card
+        assert _translations_of(client, message) == before
     disputed = client.post(f"/translations/{translation[1]}/review", data={"csrf": token, "next": "/channel/dgmo",
                            "verdict": "disputed", "note": "«بخش» is a district"}, follow_redirects=False)  # fmt: skip
     assert disputed.status_code == 303, disputed.text
+    page = client.get(disputed.headers["location"]).text
+    assert 'id="disputed-notice"' in page and "field-error" not in _card(page, message)
 
     # The operator reads the translation and both verdicts, and is offered no translator's form.
     _as(client, "pk-dgmo")
@@ -104,7 +134,10 @@ def test_the_translation_forms_refuse_what_the_node_refuses(client: TestClient, 
     assert forged.status_code == 403 and "CSRF" in forged.text
     same = client.post(f"/messages/{message}/translate", data={"csrf": token, "lang": "en", "text": "Artillery"})
     assert same.status_code == 422 and "already in en" in same.text
-    empty = client.post(f"/messages/{message}/translate", data={"csrf": token, "lang": "fa", "text": " "})
-    assert empty.status_code == 422
-    card = _card(client.get("/channel/dgmo").text, message)
+    empty = client.post(f"/messages/{message}/translate", data={"csrf": token, "next": "/channel/dgmo", "lang": "fa",
+                        "text": " "}, follow_redirects=False)  # fmt: skip
+    assert empty.headers["location"] == f"/channel/dgmo?blank_text={message}#tt-{message}"
+    card = _card(client.get(empty.headers["location"]).text, message)
+    assert f'<details class="translate" id="td-{message}" open>' in card and 'aria-describedby="tt-' in card
+    assert "Write the translation: an empty one says nothing." in card
     assert "translation-list" not in card  # nothing was written

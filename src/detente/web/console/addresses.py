@@ -7,9 +7,10 @@ fragment) and never to another site (`safe_next`).
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from starlette.requests import Request
+from starlette.responses import RedirectResponse
 
 
 def safe_next(value: str | None) -> str:
@@ -19,7 +20,21 @@ def safe_next(value: str | None) -> str:
     return value
 
 
-ONE_TIME = frozenset({"sent", "status_sent", "acked", "fragment"})  # query parameters of a page that are not the page
+# Query parameters of a page that are not the page: notices of what its last form did, and a live fragment.
+ONE_TIME = frozenset(
+    {
+        "sent",
+        "status_sent",
+        "acked",
+        "translated",
+        "certified",
+        "disputed",
+        "blank_text",
+        "blank_note",
+        "blank_reason",
+        "fragment",
+    }
+)
 
 
 def with_notice(address: str, name: str, value: str) -> str:
@@ -72,3 +87,13 @@ def page_address(next_url: str) -> str:
         return "/"
     kept = [(k, v) for k, v in parse_qsl(query) if k != "fragment"]
     return path + (f"?{urlencode(kept)}" if kept else "")
+
+
+def back_to(next_url: str, notice: str, value: str, anchor: str) -> RedirectResponse:
+    """Return to a form's page at `#anchor`, with the one-time `notice=value`.
+
+    The anchor is what the form made (a translation) or the field left blank: a browser puts the
+    focus on the field it goes to, and the page's live refreshes wait while it is there.
+    """
+    page = safe_next(next_url).partition("#")[0]
+    return RedirectResponse(with_notice(f"{page}#{quote(anchor, safe='-')}", notice, value), status_code=303)

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from markupsafe import escape
+from markupsafe import Markup, escape
 from sqlalchemy import RowMapping
 
 from detente.core import clocks, notifications
@@ -25,7 +25,7 @@ from detente.web.console import forms, texts
 from detente.web.console.i18n import Locale, Stamp, Zone, stamp
 from detente.web.console.labels import Labels, humanise
 from detente.web.console.texts import SNIPPET as SNIPPET  # re-exported: a short row's length
-from detente.web.console.texts import snippet, text_dir
+from detente.web.console.texts import isolate, snippet, text_dir
 
 # The members whose text says what a message is about, the first a body has naming it.
 SNIPPET_FIELDS = ("text", "title", "summary", "description", "objective", "reason", "note", "target_group")
@@ -232,21 +232,27 @@ class Presenter:
         walk(body, "", "")
         return tuple(out)
 
-    def answerer(self, row: RowMapping) -> str | None:
+    def answerer(self, row: RowMapping) -> Markup | None:
         """Return who answered a message, as its card says it: an office, and the alternate that answered.
 
         The peer's answer names its author by their id on the peer's node, so a sent message shows
         the office that answered; a received one, the name of this node's operator. When an
         alternate answered a message that went overdue, the card names it beside the addressee.
+        Each part is an isolate (offices left to right), so that "ir:fs (alternate of ir:dgmo)"
+        keeps its order inside an Urdu or Persian sentence.
         """
         if row["response_id"] is None:
-            return row["to_office"] if row["direction"] == "out" else None
+            return isolate(row["to_office"], "ltr") if row["direction"] == "out" else None
         office = (row["response_office"] if "response_office" in row else None) or row["to_office"]
-        who = office if row["direction"] == "out" else (row["response_by"] or "")
+        who = isolate(office, "ltr") if row["direction"] == "out" else isolate(row["response_by"] or "")
         if office == row["to_office"]:
             return who
-        alternate = self.locale.gettext("alternate of %(office)s") % {"office": row["to_office"]}
-        return f"{who} ({office}, {alternate})" if row["direction"] == "in" else f"{who} ({alternate})"
+        alternate = isolate(
+            escape(self.locale.gettext("alternate of %(office)s")) % {"office": isolate(row["to_office"], "ltr")}
+        )
+        if row["direction"] == "in":
+            return Markup("{} ({}, {})").format(who, isolate(office, "ltr"), alternate)
+        return Markup("{} ({})").format(who, alternate)
 
     def badges(self, row: RowMapping, receipt: dict[str, Any] | None) -> tuple[Badge, ...]:
         """Return the delivery steps of a message and which are done."""
@@ -270,9 +276,10 @@ class Presenter:
         if overdue is not None:  # stays on the record once answered: the answer came late
             steps.append(Badge("overdue", lab("overdue"), True, overdue.short))
         if row["needs_ack"]:
-            who = self.answerer(row) or ""
+            who: Markup | str = self.answerer(row) or ""
             if answered is not None and overdue is not None:
-                who = f"{who} · {self.locale.gettext('late')}" if who else self.locale.gettext("late")
+                late = self.locale.gettext("late")
+                who = Markup("{} · {}").format(who, late) if who else late
             steps.append(Badge(answer_key, lab(answer_key), answered is not None, who))
         # Set by the record feature once the peer's log is proven to hold the envelope (sent messages).
         verified_at = row["verified_at"] if "verified_at" in row else None

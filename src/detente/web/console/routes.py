@@ -16,12 +16,13 @@ from pydantic import ValidationError
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from detente.core.agreement import Channel
+from detente.core.bodies import is_blank
 from detente.core.precedence import format_time, now
 from detente.errors import Forbidden, Invalid, NotFound
 from detente.node.linkstate import link_views
 from detente.web import api
 from detente.web.console import compose, csrf, data, record, screens, translations
-from detente.web.console.addresses import safe_next, with_notice
+from detente.web.console.addresses import back_to, safe_next, with_notice
 from detente.web.console.site import ConsoleRoute, Viewer, console_of, form_viewer
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
@@ -160,10 +161,14 @@ async def acknowledge(request: Request, message_id: str, token: Token = "", next
 @router.post("/messages/{message_id}/decline")
 async def decline(request: Request, message_id: str, token: Token = "", next_url: Next = "/",
                   reason: Annotated[str, Form(max_length=2000)] = "") -> Response:  # fmt: skip
-    """Decline a received message with a reason."""
+    """Decline a received message with a reason.
+
+    A blank reason goes back to the form, open and saying so, with nothing written (as a blank
+    dispute does, `translations.review`).
+    """
     viewer = await form_viewer(request, token)
-    if not reason.strip():
-        raise Invalid(viewer.locale.gettext("Say why you decline: the reason travels with the answer."))
+    if is_blank(reason):
+        return back_to(next_url, "blank_reason", message_id, f"r-{message_id}")
     node = console_of(request).node
     await api.decline_message(message_id, api.DeclineRequest(reason=reason.strip()), node, viewer.operator)
     return RedirectResponse(safe_next(next_url), status_code=303)
@@ -201,7 +206,14 @@ async def case_page(request: Request, case_id: str) -> Response:
     viewer = await console.viewer(request)
     if len(case_id) > 64:
         raise NotFound("no such case")
-    screen = await console.node.aread(lambda conn: screens.case_screen(conn, viewer, case_id))
+
+    def read(conn: Any) -> dict[str, Any] | None:
+        screen = screens.case_screen(conn, viewer, case_id)
+        if screen is not None:  # each message's translations, and the forms the viewer may use, as on its channel
+            translations.attach(conn, viewer, [t["card"] for t in screen["timeline"]])
+        return screen
+
+    screen = await console.node.aread(read)
     if screen is None:
         raise NotFound(f"no case {case_id} among your offices' messages")
     title = viewer.presenter.case_title(screen["case"]) if screen["case"] else case_id

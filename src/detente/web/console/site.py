@@ -32,7 +32,7 @@ from detente.node.linkstate import link_views
 from detente.node.runtime import Node
 from detente.store.operators import Operator
 from detente.web.console import csrf, data, i18n
-from detente.web.console.addresses import page_address, posted_from, safe_next
+from detente.web.console.addresses import ONE_TIME, page_address, posted_from, safe_next
 from detente.web.console.form_errors import plain_number
 from detente.web.console.i18n import N_, Locale
 from detente.web.console.present import Presenter
@@ -253,9 +253,11 @@ class Console:
         self, request: Request, template: str, viewer: Viewer, status: int = 200, **context: Any
     ) -> HTMLResponse:
         """Render a full page, or only its `live` block when the live updates ask (`?fragment=1`)."""
+        # `once`: the one-time notices of what the page's last form did (`addresses.ONE_TIME`), each an id.
+        once = {k: v[:64] for k, v in request.query_params.items() if k in ONE_TIME}
         base: dict[str, Any] = {**self.chrome(viewer), "request_path": request.url.path,
-                                "request_query": request.url.query,
-                                "acked": request.query_params.get("acked", "")[:64]}  # fmt: skip
+                                "request_query": request.url.query, "acked": once.get("acked", ""),
+                                "once": once}  # fmt: skip
         fragment = request.query_params.get("fragment") == "1"
         if not fragment:
             base["strip"] = await self.strip(viewer)

@@ -58,6 +58,17 @@ def text_dir(text: str) -> str:
     return "rtl" if rtl > ltr else "ltr"
 
 
+def isolate(value: str, direction: str = "auto") -> Markup:
+    """Return a value as a bidirectional isolate: it keeps its own order inside a sentence of either direction.
+
+    `direction` is "ltr" for what is always Latin (an office id, a key), "auto" for a name or a
+    phrase in any script (the browser takes its first strong letter).
+    """
+    if direction == "auto":
+        return Markup("<bdi>{}</bdi>").format(value)
+    return Markup('<bdi dir="{}">{}</bdi>').format(direction, value)
+
+
 def _value_dir(kind: str, value: str) -> str:
     # Times, dates and numbers are written left to right in every language; a text value (a place)
     # keeps its own direction, and one without letters (a telephone number) is left to right too.
@@ -82,7 +93,7 @@ def code_markup(entry: codebook_mod.CodeEntry, params: dict[str, Any], lang: str
             # One value rendered alone, as the codebook writes it (a time as `2024-01-18 01:00 UTC`).
             alone = replace(entry, params={name: kind}, text={lang: "{" + name + "}"})
             value = codebook_mod.render(alone, {name: params[name]}, lang)
-            out.append(Markup('<bdi dir="{}">{}</bdi>').format(_value_dir(kind, value), value))
+            out.append(isolate(value, _value_dir(kind, value)))
     return Markup("").join(out)
 
 
@@ -121,7 +132,7 @@ def timeline_note(
     def level(value: object) -> None:
         if isinstance(value, int) and not isinstance(value, bool):
             said = Markup(escape(gettext("%(party)s escalation %(level)s"))) % {
-                "party": sender.upper(), "level": Markup('<bdi dir="ltr">{}/5</bdi>').format(value),
+                "party": sender.upper(), "level": isolate(f"{value}/5", "ltr"),
             }  # fmt: skip
             parts.append(said)
 

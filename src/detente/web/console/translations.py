@@ -8,6 +8,11 @@ the rules (`core.translations`, `node.translations`) are the same as for `detent
 
     POST /messages/<id>/translate         lang, text
     POST /translations/<id>/review        verdict (certified | disputed), note
+
+Each goes back to the form's page at the translation, saying what was done (`?translated=<id>`,
+`?certified=`, `?disputed=`: `templates/_translations.html`). A translation or a dispute left
+blank goes back to the form, open, with the error on its field (`?blank_text=<message id>`,
+`?blank_note=<translation id>`), and nothing is written.
 """
 
 from __future__ import annotations
@@ -19,19 +24,21 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from pydantic import ValidationError
 from sqlalchemy import Connection
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from detente.core import notifications
 from detente.core import translations as tr
+from detente.core.bodies import is_blank
 from detente.errors import Invalid
 from detente.node.auth import TRANSLATING_ROLES
+from detente.node.translations import require_translator
 from detente.store import messages as db
 from detente.store import translations as tr_db
 from detente.web import api_translations
 from detente.web.console import csrf
-from detente.web.console.addresses import safe_next
+from detente.web.console.addresses import back_to
 from detente.web.console.i18n import AUTONYMS, N_, Stamp
-from detente.web.console.present import Card
+from detente.web.console.present import Card, Presenter
 from detente.web.console.site import ConsoleRoute, Viewer, console_of, form_viewer
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
@@ -68,8 +75,8 @@ class Shown:
     reviewable: bool  # the viewer may certify or dispute it now
 
     @property
-    def certified_by(self) -> tuple[str, ...]:
-        return tuple(r.by for r in self.reviews if r.verdict == "certified")
+    def certifications(self) -> tuple[Review, ...]:
+        return tuple(r for r in self.reviews if r.verdict == "certified")
 
     @property
     def disputes(self) -> tuple[Review, ...]:
@@ -96,6 +103,12 @@ def translates(viewer: Viewer, office: str) -> bool:
 
 def _own_office(card: Card) -> str:
     return card.recipient if card.direction == "in" else card.sender
+
+
+def _when(presenter: Presenter, row: Any) -> Stamp | None:
+    """Return when a translation or review was made, as a card's time is shown: a peer's stamp in this node's clock."""
+    created = str(row["created"])
+    return presenter.when(presenter.peer_time(created, str(row["peer"])) if row["direction"] == "in" else created)
 
 
 def attach(conn: Connection, viewer: Viewer, cards: list[Card]) -> None:
@@ -125,7 +138,7 @@ def attach(conn: Connection, viewer: Viewer, cards: list[Card]) -> None:
             body = json.loads(row["raw"]).get("body", {})
             own = [r for r in reviews if r["ref"] == row["id"]]
             made = tuple(
-                Review(str(b.get("verdict", "")), str(b.get("note", "")), by(r), presenter.when(r["created"]))
+                Review(str(b.get("verdict", "")), str(b.get("note", "")), by(r), _when(presenter, r))
                 for r, b in ((r, json.loads(r["raw"]).get("body", {})) for r in own)
             )
             lang = str(body.get("lang", ""))
@@ -143,7 +156,7 @@ def attach(conn: Connection, viewer: Viewer, cards: list[Card]) -> None:
                     by=by(row),
                     office=str(row["from_office"]),
                     ours=ours,
-                    created=presenter.when(row["created"]),
+                    created=_when(presenter, row),
                     reviews=made,
                     certified=tr.certified([{"verdict": r.verdict} for r in made]),
                     reviewable=reviewable,
@@ -179,31 +192,40 @@ def _problem(viewer: Viewer, exc: ValidationError) -> Invalid:
 async def translate(request: Request, message_id: str, token: Token = "", next_url: Next = "/",
                     lang: Annotated[str, Form(max_length=3)] = "",
                     text: Annotated[str, Form(max_length=tr.TEXT_MAX)] = "") -> Response:  # fmt: skip
-    """Translate a message (a signed `translation` travels to the other side too)."""
+    """Translate a message (a signed `translation` travels to the other side too).
+
+    Raises `Forbidden` for an operator who does not translate, and what the operator API raises;
+    a blank text goes back to the form, open and saying so, with nothing written.
+    """
     viewer = await form_viewer(request, token)
-    if not text.strip():
-        raise Invalid(viewer.locale.gettext("Write the translation: an empty one says nothing."))
+    require_translator(viewer.operator)  # an operator is told that, not that the form was blank
+    if is_blank(text):
+        return back_to(next_url, "blank_text", message_id, f"tt-{message_id}")
     try:
         asked = api_translations.TranslateRequest(lang=lang, text=text.strip())
     except ValidationError as exc:
         raise _problem(viewer, exc) from None
-    await api_translations.translate(message_id, asked, console_of(request).node, viewer.operator)
-    return RedirectResponse(safe_next(next_url), status_code=303)
+    sent = await api_translations.translate(message_id, asked, console_of(request).node, viewer.operator)
+    return back_to(next_url, "translated", str(sent["id"]), f"t-{sent['id']}")
 
 
 @router.post("/translations/{translation_id}/review")
 async def review(request: Request, translation_id: str, token: Token = "", next_url: Next = "/",
                  verdict: Annotated[str, Form(max_length=16)] = "",
                  note: Annotated[str, Form(max_length=tr.NOTE_MAX)] = "") -> Response:  # fmt: skip
-    """Certify or dispute a translation another translator of this side made."""
+    """Certify or dispute a translation another translator of this side made.
+
+    Raises `Forbidden` for an operator who does not translate, and what the operator API raises;
+    a dispute without a note goes back to the form, open and saying so, with nothing written.
+    """
     viewer = await form_viewer(request, token)
-    if verdict == "disputed" and not note.strip():
-        raise Invalid(
-            viewer.locale.gettext("Say what is wrong with the translation: the note travels with the dispute.")
-        )
+    require_translator(viewer.operator)
+    if verdict == "disputed" and is_blank(note):
+        return back_to(next_url, "blank_note", translation_id, f"dn-{translation_id}")
     try:
         asked = api_translations.ReviewRequest(verdict=verdict, note=note.strip())  # type: ignore[arg-type]
     except ValidationError as exc:
         raise _problem(viewer, exc) from None
     await api_translations.review(translation_id, asked, console_of(request).node, viewer.operator)
-    return RedirectResponse(safe_next(next_url), status_code=303)
+    # `verdict` is one of the two (ReviewRequest): the notice says which, at the translation.
+    return back_to(next_url, verdict, translation_id, f"t-{translation_id}")

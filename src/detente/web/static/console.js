@@ -182,7 +182,7 @@
   /* The page the login page comes back to: a form's page (not the address it posts to), without one-time notices. */
   function here() {
     var query = location.search.replace(/^\?/, "").split("&").filter(function (part) {
-      return part && !/^(sent|status_sent|fragment)=/.test(part);
+      return part && !/^(sent|status_sent|acked|translated|certified|disputed|blank_text|blank_note|blank_reason|fragment)=/.test(part);
     }).join("&");
     return location.pathname.replace(/^(\/channel\/[^/]+)\/send$/, "$1") + (query ? "?" + query : "");
   }
