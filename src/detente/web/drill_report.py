@@ -215,9 +215,13 @@ def checking(report: dict[str, Any]) -> list[dict[str, Any]]:
 
     Each entry: the party, its data directory (None if not kept or not recorded), its checkpoint
     (`checkpoints`, None if the run did not collect one, with `missing` saying why), the highest
-    log index of the run's envelopes on it, and how many envelopes it holds.
+    log index of the run's envelopes on it, how many envelopes it holds, its keys as the report
+    gives them (`node_keys`: the log key that signs its checkpoint, the witness key that cosigns its
+    peers'), and the peers whose cosignature its checkpoint carries. A report is rendered only once
+    `core.drill_consistency` has verified those signatures with those keys.
     """
     dirs = report["run"].get("node_dirs") or {}
+    keys = report.get("keys") or {}
     checkpoints = report.get("checkpoints") or {}
     missing = report.get("checkpoints_missing") or {}
     nodes = []
@@ -227,6 +231,7 @@ def checking(report: dict[str, Any]) -> list[dict[str, Any]]:
             {
                 "party": party, "dir": dirs.get(party), "checkpoint": checkpoints.get(party),
                 "missing": missing.get(party), "highest": max(indexes, default=None), "envelopes": len(indexes),
+                "node_keys": keys.get(party) or {}, "cosigners": sorted(p for p in report["run"]["nodes"] if p != party),
             }
         )  # fmt: skip
     return nodes

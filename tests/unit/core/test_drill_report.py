@@ -354,6 +354,12 @@ def test_the_page_shows_each_node_checkpoint_and_what_an_export_and_audit_of_it_
         "of this run"
     ) in page
     assert "none collected: its node has signed no checkpoint" in page
+    # The page says which keys verified the checkpoint, and gives them.
+    assert (
+        "signed with <code>keys.pk.log</code> and cosigned by <code>keys.ir.witness</code>: verified when this "
+        "page was made"
+    ) in page
+    assert f"log {report['keys']['pk']['log']}" in page and f"witness {report['keys']['pk']['witness']}" in page
 
 
 def test_a_checkpoint_that_does_not_cover_an_envelope_of_the_run_is_refused() -> None:
