@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from detente.node.setup import add_user
 from support import Cluster, NodeProc, wait_for
@@ -23,6 +23,14 @@ def sign_in(page: Page, node: NodeProc, name: str) -> None:
     page.fill("#password", f"{name}-password")
     page.click(".login-form button[type=submit]")
     page.wait_for_url(node.url + "/")
+
+
+def translate_into_persian(card: Locator) -> None:
+    """Open a message card's Translate form, write `FA` into Persian, and send it."""
+    card.locator("details.translate summary").click()
+    card.locator("select[name=lang]").select_option("fa")
+    card.locator("textarea[name=text]").fill(FA)
+    card.locator(".translate-form button[type=submit]").click()
 
 
 def test_a_translation_made_and_certified_on_the_console_is_seen_by_the_sender(
@@ -44,10 +52,7 @@ def test_a_translation_made_and_certified_on_the_console_is_seen_by_the_sender(
     sign_in(translator, ir, "ir-btr1")
     translator.goto(f"{ir.url}/channel/dgmo")
     card = translator.locator(f"#m-{message}")
-    card.locator("details.translate summary").click()
-    card.locator("select[name=lang]").select_option("fa")
-    card.locator("textarea[name=text]").fill(FA)
-    card.locator(".translate-form button[type=submit]").click()
+    translate_into_persian(card)
     card = translator.locator(f"#m-{message}")
     expect(card.locator(".translation-text")).to_have_text(FA)
     expect(card.locator(".translation-text")).to_have_attribute("dir", "auto")
@@ -92,10 +97,7 @@ def test_a_case_page_shows_translations_with_their_times_and_each_form_says_what
     sign_in(translator, ir, "ir-ctr1")
     translator.goto(f"{ir.url}/case/{case}")
     card = translator.locator(f"#m-{case}")
-    card.locator("details.translate summary").click()
-    card.locator("select[name=lang]").select_option("fa")
-    card.locator("textarea[name=text]").fill(FA)
-    card.locator(".translate-form button[type=submit]").click()
+    translate_into_persian(card)
     expect(translator).to_have_url(re.compile(rf"/case/{case}\?translated=[0-9a-f-]+#t-[0-9a-f-]+$"))
     expect(translator.locator("#translated-notice")).to_contain_text("Translated: the signed translation goes")
     [made] = ir.message("ir-dgmo", case)["translations"]
