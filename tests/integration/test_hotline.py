@@ -68,6 +68,41 @@ def test_flash_message_is_delivered_receipted_and_acknowledged(pair: Cluster) ->
     assert again.status_code == 409 and again.json()["error"] == "Conflict"
 
 
+def test_answering_a_message_acknowledges_it_so_it_does_not_escalate(pair: Cluster) -> None:
+    """QA: a FLASH answered (not acknowledged first) went overdue and alerted the alternates."""
+    pk, ir = pair["pk"], pair["ir"]
+    asked = send(pk, "pk-dgmo", body={"text": "Who fired at Panjgur? Answer at once."})
+    wait_for(lambda: state_is(ir, "ir-dgmo", asked["id"], "delivered"), what="the question")
+    # Another office's message referring to it is not an answer of the addressee's: nothing acknowledged.
+    other = send(ir, "ir-fs", channel="fs", to="pk:fs", precedence="ROUTINE", refs=[asked["id"]],
+                 body={"text": "FYI, seen."})  # fmt: skip
+    assert ir.message("ir-dgmo", asked["id"])["state"] == "delivered"
+    answer = send(ir, "ir-dgmo", to="pk:dgmo", precedence="IMMEDIATE", refs=[asked["id"]],
+                  body={"text": "Not us; checking."})  # fmt: skip
+    received = ir.message("ir-dgmo", asked["id"])
+    assert received["state"] == "acknowledged", received
+    ack = received["acknowledgement"]
+    assert ack["type"] == "ack" and ack["body"] == {"note": "answered with hotline.text"}
+    # The receipt is logged before the answer, on both nodes.
+    assert ack["author"] == answer_author(ir, "ir-dgmo") and received["response"]["by"] == "ir-dgmo"
+    assert ir.message("ir-dgmo", ack["id"])["log_index"] < answer["log_index"]
+    wait_for(lambda: state_is(pk, "pk-dgmo", asked["id"], "acknowledged"), what="the acknowledgement to travel back")
+    assert pk.message("pk-dgmo", asked["id"])["acknowledgement"]["id"] == ack["id"]
+    # Answering again acknowledges nothing twice; acknowledging by hand is refused as for any answered message.
+    send(ir, "ir-dgmo", to="pk:dgmo", precedence="ROUTINE", refs=[asked["id"]], body={"text": "Still checking."})
+    assert ir.message("ir-dgmo", asked["id"])["acknowledgement"]["id"] == ack["id"]
+    with ir.client("ir-dgmo") as client:
+        assert client.post(f"/api/v1/messages/{asked['id']}/ack").status_code == 409
+    assert other["id"] != answer["id"]
+
+
+def answer_author(node: NodeProc, operator: str) -> str:
+    """The operator id the node signs `operator`'s envelopes with."""
+    with node.client(operator) as client:
+        me: str = client.get("/api/v1/me").json()["id"]
+    return me
+
+
 def test_decline_travels_back_with_its_reason(pair: Cluster) -> None:
     pk, ir = pair["pk"], pair["ir"]
     sent = send(pk, "pk-dgmo", precedence="PRIORITY", body={"text": "Request a call at 1400Z"})

@@ -19,7 +19,7 @@ from detente.errors import Conflict, Forbidden, Invalid, NotFound
 from detente.node.auth import SENDING_ROLES, may_read
 from detente.node.context import NodeContext
 from detente.node.events import Event
-from detente.node.outgoing import Sent, record_outgoing, require_sender, require_words
+from detente.node.outgoing import Sent, record_answer, record_outgoing, require_sender, require_words
 from detente.store import messages as db
 from detente.store.operators import Operator
 
@@ -58,22 +58,7 @@ def respond_job(
                 f"office: the node names the office you answer for ({answering}), not {body['office']}",
                 fields={"office": f"is the office you answer for: {answering}"},
             )
-        sent_body = {k: v for k, v in body.items() if k != "office"}
-        if answering != office:  # an alternate answers: the record says so (the envelope is the addressee's)
-            sent_body["office"] = answering
-        sealed, index = record_outgoing(
-            conn, ctx, channel=row["channel"], sender=office, recipient=row["from_office"],
-            author=operator.id, precedence=Precedence(row["precedence"]), kind=kind, body=sent_body,
-            refs=[message_id], case=row["case_id"], lang=operator.lang,
-        )  # fmt: skip
-        state = "acknowledged" if kind == "ack" else "declined"
-        db.update_envelope(
-            conn, message_id, state=state, response_id=sealed.id, response_type=kind,
-            response_at=sealed.created, response_by=operator.name, response_office=answering,
-            response_note=body.get("reason") or body.get("note") or None,
-        )  # fmt: skip
-        offices = (office, *ctx.agreement.alternates(office))
-        event = Event(state, message_id, offices, {"response": sealed.id, "by": operator.name, "office": answering})
+        sealed, index, event = record_answer(conn, ctx, operator, row, kind, body, answering)
         return Sent(sealed, index, "accepted", (event,))
 
     return job

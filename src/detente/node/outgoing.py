@@ -147,6 +147,65 @@ def record_outgoing(
     return sealed, index
 
 
+def record_answer(
+    conn: Connection,
+    ctx: NodeContext,
+    operator: Operator,
+    row: db.EnvelopeRow,
+    kind: str,
+    body: dict[str, Any],
+    answering: str,
+) -> tuple[Envelope, int, Event]:
+    """Record `operator`'s `ack` or `decline` of the received message `row`, for office `answering`.
+
+    The envelope goes from the addressed office, which the channel links; when an alternate answers
+    (`answering` is not the addressee), its body names it. The message is marked answered in the
+    same transaction. Returns the envelope, its log index and the event for the stream. The caller
+    has checked that the operator may answer it, and that it is not answered yet.
+    """
+    office = row["to_office"]
+    sent_body = {k: v for k, v in body.items() if k != "office"}
+    if answering != office:  # an alternate answers: the record says so (the envelope is the addressee's)
+        sent_body["office"] = answering
+    sealed, index = record_outgoing(
+        conn, ctx, channel=row["channel"], sender=office, recipient=row["from_office"],
+        author=operator.id, precedence=Precedence(row["precedence"]), kind=kind, body=sent_body,
+        refs=[row["id"]], case=row["case_id"], lang=operator.lang,
+    )  # fmt: skip
+    state = "acknowledged" if kind == "ack" else "declined"
+    db.update_envelope(
+        conn, row["id"], state=state, response_id=sealed.id, response_type=kind,
+        response_at=sealed.created, response_by=operator.name, response_office=answering,
+        response_note=body.get("reason") or body.get("note") or None,
+    )  # fmt: skip
+    offices = (office, *ctx.agreement.alternates(office))
+    event = Event(state, row["id"], offices, {"response": sealed.id, "by": operator.name, "office": answering})
+    return sealed, index, event
+
+
+def _acknowledge_by_answering(conn: Connection, ctx: NodeContext, operator: Operator, m: Message) -> list[Event]:
+    """Acknowledge, for `operator`, each unanswered message received that `m` answers; return their events.
+
+    A person who answers a message has read it: its sender must not see it escalate as unread
+    while the answer is on its way (QA: an answered FLASH clarification request went overdue and
+    alerted the alternates). A message `m` refers to is acknowledged when it was received, awaits
+    an acknowledgement, and `m` goes from its addressee, or from an alternate once it is overdue:
+    the same people who may acknowledge it. The acknowledgement goes first, noting the answer's type,
+    so that both logs show the receipt before the answer.
+    """
+    events: list[Event] = []
+    for ref in dict.fromkeys(m.refs):
+        row = db.get_envelope(conn, ref)
+        if row is None or row["direction"] != "in" or not row["needs_ack"] or row["response_id"] is not None:
+            continue
+        office = row["to_office"]
+        if m.sender != office and (row["overdue_at"] is None or m.sender not in ctx.agreement.alternates(office)):
+            continue
+        _, _, event = record_answer(conn, ctx, operator, row, "ack", {"note": f"answered with {m.kind}"}, m.sender)
+        events.append(event)
+    return events
+
+
 def require_sender(operator: Operator, office: str) -> None:
     if not any(operator.has(r) for r in SENDING_ROLES):
         raise Forbidden(f"operator {operator.name} has no role that may send (operator or supervisor)")
@@ -268,6 +327,8 @@ def send_batch_job(ctx: NodeContext, operator: Operator, messages: list[Message]
 
 
 def _record_message(conn: Connection, ctx: NodeContext, operator: Operator, m: Message) -> Sent:
+    # Acknowledged first: if the answer is refused below, the writer rolls both back.
+    acknowledged = _acknowledge_by_answering(conn, ctx, operator, m) if m.refs else []
     created = now()
     if m.refs and not notifications.get(m.kind).service:
         created = _after_what_it_answers(conn, m.refs[0], created)
@@ -285,7 +346,7 @@ def _record_message(conn: Connection, ctx: NodeContext, operator: Operator, m: M
     )  # fmt: skip
     evidence.link_outgoing(conn, sealed)
     data = {"type": m.kind, "precedence": m.precedence.value, "to": m.to}
-    return Sent(sealed, index, "accepted", (Event("sent", sealed.id, (m.sender,), data), *events))
+    return Sent(sealed, index, "accepted", (*acknowledged, Event("sent", sealed.id, (m.sender,), data), *events))
 
 
 def overdue_job(ctx: NodeContext, at: str) -> Callable[[Connection], list[Event]]:
