@@ -231,7 +231,8 @@ def checking(report: dict[str, Any]) -> list[dict[str, Any]]:
             {
                 "party": party, "dir": dirs.get(party), "checkpoint": checkpoints.get(party),
                 "missing": missing.get(party), "highest": max(indexes, default=None), "envelopes": len(indexes),
-                "node_keys": keys.get(party) or {}, "cosigners": sorted(p for p in report["run"]["nodes"] if p != party),
+                "node_keys": keys.get(party) or {},
+                "cosigners": sorted(peer for peer in report["run"]["nodes"] if peer != party),
             }
         )  # fmt: skip
     return nodes
