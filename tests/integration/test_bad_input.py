@@ -101,6 +101,24 @@ def test_unknown_message_and_bad_decline(pair: Cluster) -> None:
         assert no_reason.status_code == 422 and "reason" in no_reason.json()["detail"]
 
 
+def test_a_long_id_is_echoed_clipped_in_the_error(pair: Cluster) -> None:
+    # A URL of 5,000 characters is fine for the server; its whole "id" back in the answer is not.
+    long_id = "a" * 5000
+    with pair["pk"].client("pk-dgmo") as client:
+        message = client.get(f"/api/v1/messages/{long_id}")
+        case = client.get(f"/api/v1/cases/{long_id}")
+        ack = client.post(f"/api/v1/messages/{long_id}/ack")
+        spaced = client.get(f"/api/v1/messages/{'b' * 150} c")
+    for response, kind in ((message, "message"), (case, "case"), (ack, "message")):
+        assert response.status_code == 404, response.text
+        assert response.json() == {
+            "error": "NotFound",
+            "detail": f"no {kind} {'a' * 200}… (5000 characters) for your offices",
+        }
+    # A run within the bound is repeated whole: ids, hashes and signatures are much shorter.
+    assert spaced.json()["detail"] == f"no message {'b' * 150} c for your offices"
+
+
 def test_unknown_route_and_method_are_json(pair: Cluster) -> None:
     with pair["pk"].client("pk-dgmo") as client:
         assert client.get("/api/v1/nothing").json()["error"] == "NotFound"

@@ -1,8 +1,12 @@
-"""`errors.located`: an item's error in a batch says which item it is, in the form validation uses."""
+"""`errors.located`: an item's error in a batch says which item it is, in the form validation uses; and
+`web.errors.error_response` clips what a detail echoes."""
 
 from __future__ import annotations
 
+import json
+
 from detente.errors import Forbidden, Invalid, SequenceGap, located
+from detente.web.errors import ECHO_LIMIT, error_response
 
 
 def test_located_prefixes_detail_and_fields_and_names_the_item() -> None:
@@ -25,3 +29,18 @@ def test_located_keeps_status_and_extras_and_adds_no_fields() -> None:
     gap = located(SequenceGap("ahead", channel="dgmo", expected=4, got=6), "envelopes.1")
     assert gap.to_json()["expected"] == 4 and gap.to_json()["at"] == "envelopes.1"
     assert gap.diagnostics() == "SequenceGap: envelopes.1: ahead"
+
+
+def test_an_error_response_clips_what_it_echoes_in_its_detail_and_fields() -> None:
+    value = "x" * 5000
+    response = error_response(Invalid(f"unknown code {value}", fields={"code": f"{value} is unknown", "n": 3}))
+    assert response.status_code == 422
+    clipped = f"{'x' * ECHO_LIMIT}… (5000 characters)"
+    assert json.loads(response.body) == {
+        "error": "Invalid",
+        "detail": f"unknown code {clipped}",
+        "fields": {"code": f"{clipped} is unknown", "n": 3},
+    }
+    # A run of exactly the bound, and everything else, is left as it is.
+    whole = error_response(Forbidden("y" * ECHO_LIMIT))
+    assert json.loads(whole.body) == {"error": "Forbidden", "detail": "y" * ECHO_LIMIT}

@@ -310,5 +310,6 @@ from detente.cli import log as _log  # noqa: E402,F401  (registers `log` and `au
 from detente.cli import safekeeping as _safekeeping  # noqa: E402,F401  (registers `key`, `backup`, `restore`)
 from detente.cli import translations as _translations  # noqa: E402,F401  (registers `translate`, `review`)
 from detente.cli import workflow as _workflow  # noqa: E402,F401  (code, codebook, case, action, ..., rebuild)
+from detente.cli import workflow_lists as _workflow_lists  # noqa: E402,F401  (case, action, ... list|show)
 
 __all__ = ["app", "json"]

@@ -58,6 +58,10 @@ def send(
     body: Annotated[str | None, typer.Option(help="the body as JSON (instead of --text)")] = None,
     precedence: Annotated[str, typer.Option(help="FLASH|IMMEDIATE|PRIORITY|ROUTINE")] = "ROUTINE",
     ref: Annotated[list[str] | None, typer.Option(help="referenced envelope id, repeatable")] = None,
+    case: Annotated[
+        str | None,
+        typer.Option(help="the case it belongs to: the id of the incident.report or case.open that opened it"),
+    ] = None,
     lang: Annotated[
         str | None,
         typer.Option("--lang", help="the language the text is written in, in any case (default: your language)"),
@@ -71,6 +75,9 @@ def send(
     The envelope names the language of its text (`--lang`, one of the agreement's: en, ur, fa for
     pk-ir, in any case); without it, the operator's language on the node, which may not be the
     text's. A blank --lang is refused, naming the agreement's languages.
+
+    `--case` puts the message in a case's timeline (a `case.update` needs it); `--ref` only refers to
+    an envelope, and does not make the message part of that envelope's case.
     """
     if body is not None and text is not None:
         raise typer.BadParameter("give --text or --body, not both", param_hint="'--body'")
@@ -86,6 +93,8 @@ def send(
     request = {"channel": channel, "to": to, "precedence": precedence.upper(), "type": type_, "body": payload}
     if ref:
         request["refs"] = ref
+    if case is not None:
+        request["case"] = case
     with api(node, url, cacert, token) as client:
         if lang is not None:
             request["lang"] = text_language(client, lang)
@@ -211,6 +220,9 @@ def inbox(
     cacert: CertOpt = None,
 ) -> None:
     """List received (or sent) messages with their precedence, deadline and state, oldest first.
+
+    A text is a codebook message's in your language, else one line of the body (`core.bodies.body_summary`:
+    `status: contained, escalation: 2`), never raw JSON; `--json` gives the bodies as they are.
 
     Each id is whole, and each text whole up to 500 characters, wrapped: a table on a terminal wide
     enough for one, else a block per message. A longer text is cut at a word, ends in "…", and a

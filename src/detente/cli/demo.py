@@ -70,7 +70,7 @@ def describe(party: str, event: dict[str, Any]) -> str | None:
     if kind in ("acknowledged", "declined"):
         return f"{kind} …{short} by {event.get('by')}" + (f": {event['note']}" if event.get("note") else "")
     if kind == "overdue":
-        return f"OVERDUE …{short}: alternates {', '.join(event.get('offices', [])[1:]) or 'none'} alerted"
+        return describe_overdue(event, short)
     if kind == "link":
         return f"link to {event['peer']} is {event['state']} ({event.get('reason')})"
     if kind == "status":
@@ -78,6 +78,29 @@ def describe(party: str, event: dict[str, Any]) -> str | None:
     if kind in ("case", "action", "consultation", "clarification", "conflict", "evidence"):
         return describe_workflow(kind, event, short)
     return f"{kind} …{short}"
+
+
+def describe_overdue(event: dict[str, Any], short: str) -> str:
+    """Return the feed line of an overdue event, as what it is on this node.
+
+    The event's offices are this node's office of the message and that office's alternates. For a
+    message this node received (`direction` "in"), those alternates are alerted here. For one it
+    sent ("out"), the office that has not answered is the peer's: its alternates are alerted on the
+    peer's node, and none of ours. A peer's overdue notice (`reported_by`) names no direction: the
+    line says only who reported it.
+    """
+    offices = [str(o) for o in event.get("offices") or []]
+    ours, alternates = (offices[0] if offices else "?"), ", ".join(offices[1:]) or "none"
+    if event.get("direction") == "out":
+        return (
+            f"OVERDUE …{short}: sent by {ours}, not answered by the deadline; "
+            "the addressee's alternates are alerted on the peer's node"
+        )
+    if event.get("direction") == "in":
+        return f"OVERDUE …{short}: {ours} has not answered by the deadline; alternates {alternates} alerted"
+    if event.get("reported_by"):
+        return f"OVERDUE …{short}: {event['reported_by']}'s node reports the deadline passed unanswered"
+    return f"OVERDUE …{short}"
 
 
 def describe_workflow(kind: str, event: dict[str, Any], short: str) -> str | None:

@@ -37,7 +37,7 @@ from rich.console import Console
 from rich.table import Column, Table
 from rich.text import Text
 
-from detente.core.bodies import clip
+from detente.core.bodies import body_summary, clip
 from detente.core.precedence import parse_time
 from detente.errors import Invalid
 
@@ -104,10 +104,10 @@ def compact_time(value: object, today: date | None = None) -> str:
 
 
 def _text_of(m: dict[str, Any]) -> str:
-    """Return what a message says: its rendered codebook text (with its sender's note), else its body's
-    text, else its body as JSON."""
+    """Return what a message says: its rendered codebook text (with its sender's note), else the line
+    `core.bodies.body_summary` makes of its body (its text, title, description..., else its short members)."""
     # A codebook message reads as the node renders it in this operator's language, not as its
-    # code and params; then a body's own text; only then the raw JSON.
+    # code and params; any other body as one readable line, never as raw JSON.
     body = m.get("body")
     text = m.get("rendered_text")
     if isinstance(text, str):
@@ -115,11 +115,7 @@ def _text_of(m: dict[str, Any]) -> str:
         # meaning: they are part of what the message says, marked as the sender's.
         note = body.get("note") if isinstance(body, dict) else None
         return f"{text} | sender's note: {note}" if isinstance(note, str) and note.strip() else text
-    if not isinstance(text, str):
-        text = body.get("text") if isinstance(body, dict) else None
-    if not isinstance(text, str):
-        text = json.dumps(body, ensure_ascii=False)
-    return text
+    return body_summary(body)
 
 
 def print_messages(console: Console, messages: list[dict[str, Any]]) -> int:

@@ -4,15 +4,13 @@ Every command but `rebuild` talks to a running node through its operator API:
 
     detente code send --code NO-HOSTILE-INTENT --param place=Panjgur --channel dgmo --to ir:dgmo
     detente codebook [--lang fa]
-    detente case list|show, detente action list|show, detente consultation list|show,
-    detente clarification list                     (operator API, like `detente inbox`)
+    detente case|action|consultation|clarification list|show   (`cli.workflow_lists`)
     detente evidence upload FILE                   prints the item an action.report lists
     detente rebuild --data DIR [--write]           projections from the log (node stopped to write)
 """
 
 from __future__ import annotations
 
-import json
 import math
 import mimetypes
 import os
@@ -21,13 +19,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from detente.cli.app import DataOpt, app
-from detente.cli.arguments import CheckedCommand, check_id, segment
+from detente.cli.arguments import CheckedCommand, check_id
 from detente.cli.client import SENT, out
-from detente.cli.terminal import cell, dump_json, printable
+from detente.cli.terminal import dump_json, printable
 from detente.cli.transport import CertOpt, NodeOpt, TokenOpt, UrlOpt, api, call, shape, text_language
 from detente.errors import BadRequest
 
@@ -151,129 +148,6 @@ def _dict(value: Any) -> dict[str, Any]:
 
 def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
-
-
-def _get(
-    token: str, node: Path | None, url: str | None, cacert: Path | None, path: str, key: str, kind: type, **params: Any
-) -> dict[str, Any]:
-    """GET `path`; return the answer, which must hold `key` of type `kind` (else `UnexpectedAnswer`)."""
-    with api(node, url, cacert, token) as client:
-        query = {k: v for k, v in params.items() if v is not None}
-        return call(client, "GET", path, params=query, expect={key: kind})
-
-
-def _table(items: list[Any], columns: list[tuple[str, str]]) -> None:
-    table = Table(*(title for title, _ in columns))
-    for item in items:
-        row = shape(item, {}, "an item in the node's answer")
-        table.add_row(*(cell(row.get(key)) for _, key in columns))
-    out.print(table)
-
-
-def _timeline(detail: dict[str, Any]) -> None:
-    # Every step is read with defaults: a step of an unexpected shape shows blanks, not a KeyError.
-    for item in _list(detail.get("timeline")):
-        step, at = _dict(item), _dict(_dict(item).get("at"))
-        local = "  ".join(f"{p} {str(t)[11:16]}" for p, t in _dict(at.get("local")).items())
-        status = step.get("status") or step.get("note") or ""
-        kind, sender = str(step.get("type", "")), str(step.get("sender", ""))
-        print(printable(f"  {at.get('dtg', '')}  {local}  {kind:<24} {sender:<16} {status}"))
-    for item in _list(detail.get("conflicts")):
-        conflict = _dict(item)
-        print(printable(f"  CONFLICT {conflict.get('type')} {conflict.get('envelope')}: {conflict.get('reason')}"))
-
-
-def _lister(path: str, key: str, columns: list[tuple[str, str]]) -> Any:
-    def command(
-        token: TokenOpt,
-        status: Annotated[str | None, typer.Option(help="only this status")] = None,
-        as_json: JsonOpt = False,
-        node: NodeOpt = None,
-        url: UrlOpt = None,
-        cacert: CertOpt = None,
-    ) -> None:
-        items = _get(token, node, url, cacert, path, key, list, status=status)[key]
-        if as_json:
-            print(dump_json(items))
-        else:
-            _table(items, columns)
-
-    command.__doc__ = f"List {key}, newest first."
-    return command
-
-
-def _shower(path: str, key: str, fields: list[str]) -> Any:
-    def command(
-        token: TokenOpt,
-        target: Annotated[str, typer.Argument(help="its id", callback=check_id)],
-        as_json: JsonOpt = False,
-        node: NodeOpt = None,
-        url: UrlOpt = None,
-        cacert: CertOpt = None,
-    ) -> None:
-        detail = _get(token, node, url, cacert, f"{path}/{segment(target)}", key, dict)
-        if as_json:
-            print(dump_json(detail))
-            return
-        state = detail[key]
-        print(
-            printable("  ".join(f"{f}: {json.dumps(state.get(f), ensure_ascii=False)}" for f in fields if f in state))
-        )
-        _timeline(detail)
-        for office, types in _dict(detail.get("allowed")).items():
-            allowed = ", ".join(str(t) for t in _list(types))
-            print(printable(f"  {office} may send: {allowed or 'nothing now'}"))
-
-    command.__doc__ = f"Show one {key}: state and timeline (UTC, each party's local time, DTG)."
-    return command
-
-
-COMMON = [("id", "id"), ("status", "status"), ("created", "created"), ("updated", "updated_at")]
-case_app.command("list", cls=CheckedCommand)(
-    _lister("/cases", "cases", [*COMMON, ("title", "title"), ("opened by", "opened_by")])
-)
-case_app.command("show", cls=CheckedCommand)(_shower("/cases", "case", ["title", "status", "escalation", "opened_by"]))
-action_app.command("list", cls=CheckedCommand)(
-    _lister(
-        "/actions",
-        "actions",
-        [*COMMON, ("proposer", "proposer"), ("target", "target_group"), ("unilateral", "unilateral")],
-    )  # fmt: skip
-)
-action_app.command("show", cls=CheckedCommand)(
-    _shower(
-        "/actions",
-        "action",
-        [
-            "status",
-            "proposer",
-            "counterpart",
-            "window_start",
-            "window_end",
-            "unilateral",
-            "unilateral_reason",
-            "outside_window",
-            "evidence",
-        ],
-    )  # fmt: skip
-)
-consultation_app.command("list", cls=CheckedCommand)(
-    _lister("/consultations", "consultations", [*COMMON, ("title", "title")])
-)
-consultation_app.command("show", cls=CheckedCommand)(
-    _shower(
-        "/consultations",
-        "consultation",
-        ["title", "status", "start", "venue", "minutes_sha256", "cosigned_by", "items"],
-    )  # fmt: skip
-)
-clarification_app.command("list", cls=CheckedCommand)(
-    _lister(
-        "/clarifications",
-        "clarifications",
-        [*COMMON, ("requester", "requester"), ("deadline", "deadline"), ("late", "late"), ("overdue", "overdue")],
-    )  # fmt: skip
-)
 
 
 @evidence_app.command("upload", cls=CheckedCommand)

@@ -4,8 +4,8 @@ Each model is strict (no coercion, unknown members refused) and frozen. A model 
 its own fields say (a window ends after it starts, an area is a circle or a polygon); rules that need
 the agreement or the envelope's `created` time (lead times, deadlines, the codebook) live in
 `core.notifications`. Times are RFC 3339 UTC strings (`2024-01-16T13:05:00Z`), kept as sent.
-What a body must say in words (`require_words`), and how a text is shown cut short (`clip`, for
-the CLI and the console alike), are here too.
+What a body must say in words (`require_words`), how a text is shown cut short (`clip`), and what
+one line says of a body (`body_summary`), for the CLI and the console alike, are here too.
 """
 
 from __future__ import annotations
@@ -295,3 +295,49 @@ def clip(text: str, limit: int) -> tuple[str, bool]:
     head = text[: word.start()].rstrip() if word is not None else ""
     # No boundary (one long token, a URL): cut at the bound; the "…" still shows the cut.
     return (head or text[:limit]) + ELLIPSIS, True
+
+
+# The members whose text says what a message is about, the first a body has naming it (the console's
+# short rows take the same ones, in this order).
+SUMMARY_FIELDS = ("text", "title", "summary", "description", "objective", "reason", "note", "target_group")
+# Lists of texts that say it when no member above does: a request's questions, a proposal's measures.
+SUMMARY_LISTS = ("questions", "answers", "measures", "agenda")
+
+
+def body_summary(body: object) -> str:
+    """Return one line saying what a message body is about, for a list of messages.
+
+    The first of `SUMMARY_FIELDS` that says something (not `is_blank`), as written; else the texts
+    of the first of `SUMMARY_LISTS` that has any, joined by " | "; else the body's short members as
+    `name: value`, joined by ", " (a place stands for a location, a window is `start – end`, nested
+    members otherwise left out): `status: contained, escalation: 2`. An empty body is "".
+    Never raises: a body of any shape (a peer's, an older release's) gives some line.
+    """
+    if not isinstance(body, dict):
+        return "" if body is None else str(body)
+    for name in SUMMARY_FIELDS:
+        value = body.get(name)
+        if isinstance(value, str) and not is_blank(value):
+            return value
+    for name in SUMMARY_LISTS:
+        texts = [v for v in body.get(name) or [] if isinstance(v, str) and not is_blank(v)]
+        if texts:
+            return " | ".join(texts)
+    return ", ".join(f"{name}: {shown}" for name, value in body.items() if (shown := _short(value)))
+
+
+def _short(value: object) -> str:
+    """Return a body member as `body_summary` shows it among the others, or "" to leave it out."""
+    if isinstance(value, bool) or value is None:
+        return "" if value is None else str(value).lower()
+    if isinstance(value, str | int | float):
+        return "" if isinstance(value, str) and is_blank(value) else str(value)
+    if isinstance(value, list) and value and all(isinstance(v, str | int | float) for v in value):
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, dict):
+        place = value.get("place")
+        if isinstance(place, str) and not is_blank(place):
+            return place
+        if isinstance(value.get("start"), str) and isinstance(value.get("end"), str):
+            return f"{value['start']} – {value['end']}"
+    return ""

@@ -1,12 +1,14 @@
 """Every error becomes JSON `{"error": "<Name>", "detail": "..."}` here, and only here.
 
 No traceback ever reaches a client: unexpected exceptions are logged and answered with a bare
-500 `InternalError`.
+500 `InternalError`. What a detail echoes of the request (an id, a value) is clipped here
+(`clip_echoes`): an "id" of 5,000 characters comes back as its start and its length.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -33,10 +35,34 @@ _UNREADABLE = (
 )
 
 
+# The longest run of characters without a space a detail repeats whole. Ids are 36 characters, a
+# SHA-256 64, a signature 88 in base64, and the CLI refuses an id over 200 (`cli.arguments.MAX_ID`);
+# a longer run is something a request made up, and its start is enough to recognise it.
+ECHO_LIMIT = 200
+_LONG_RUN = re.compile(rf"\S{{{ECHO_LIMIT + 1},}}")
+
+
+def clip_echoes(text: str) -> str:
+    """Return `text` with each run of over `ECHO_LIMIT` non-space characters cut to its start and its length."""
+    return _LONG_RUN.sub(lambda m: f"{m.group()[:ECHO_LIMIT]}… ({len(m.group())} characters)", text)
+
+
+def _json(body: dict[str, Any], status_code: int, headers: dict[str, str] | None = None) -> JSONResponse:
+    """Answer an error body with `clip_echoes` applied to its detail and to each field's message."""
+    out = dict(body)
+    if isinstance(out.get("detail"), str):
+        out["detail"] = clip_echoes(out["detail"])
+    if isinstance(out.get("fields"), dict):
+        out["fields"] = {
+            clip_echoes(str(k)): clip_echoes(v) if isinstance(v, str) else v for k, v in out["fields"].items()
+        }
+    return JSONResponse(out, status_code=status_code, headers=headers)
+
+
 def error_response(exc: Error) -> JSONResponse:
-    """Render one of our errors with its status code."""
+    """Render one of our errors with its status code (what it echoes clipped: `clip_echoes`)."""
     headers = {"Retry-After": "60"} if exc.status_code == 429 else None
-    return JSONResponse(exc.to_json(), status_code=exc.status_code, headers=headers)
+    return _json(exc.to_json(), exc.status_code, headers)
 
 
 def install(app: FastAPI) -> None:
@@ -68,7 +94,7 @@ def install(app: FastAPI) -> None:
                 message = "must be a JSON object, sent with Content-Type: application/json"
             fields[_field(loc)] = message
         detail = "; ".join(f"{k}: {v}" for k, v in fields.items())
-        return JSONResponse({"error": "Invalid", "detail": detail, "fields": fields}, status_code=422)
+        return _json({"error": "Invalid", "detail": detail, "fields": fields}, 422)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -81,7 +107,7 @@ def install(app: FastAPI) -> None:
         name = {404: "NotFound", 405: "MethodNotAllowed", 401: "Unauthorized", 403: "Forbidden"}.get(
             exc.status_code, "HTTPError"
         )
-        return JSONResponse({"error": name, "detail": str(exc.detail)}, status_code=exc.status_code)
+        return _json({"error": name, "detail": str(exc.detail)}, exc.status_code)
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:

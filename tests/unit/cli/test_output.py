@@ -22,7 +22,7 @@ from detente.cli.alarms import alarm_note
 from detente.cli.terminal import TEXT_LIMIT, compact_time
 from detente.cli.translations import translation_lines
 from detente.cli.transport import API, UnexpectedAnswer
-from detente.core.bodies import clip
+from detente.core.bodies import body_summary, clip
 
 TODAY = datetime.now(UTC).strftime("%Y-%m-%d")
 ENGLISH = "The activity at Panjgur is not directed against your state. We have no hostile intent."
@@ -183,6 +183,50 @@ def test_a_text_beyond_the_limit_is_cut_at_a_word_and_the_way_to_read_it_whole_s
 def test_an_empty_inbox_says_so(node: Node, width: int) -> None:
     shown = node("inbox", answers={"/messages": {"messages": [], "more": False}}, width=width)
     assert shown.code == 0 and shown.stdout == "no messages\n"
+
+
+INCIDENT = {
+    "kind": "strike", "time": "2024-01-16T13:00:00Z", "location": {"lat": 26.97, "lon": 63.52, "place": "Koh-e-Sabz"},
+    "description": "Missiles and drones hit a house and a mosque.", "assessment": "A deliberate strike.",
+    "casualties": {"killed": 2, "injured": None, "missing": None}, "escalation": 3,
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("body", "line"),
+    [
+        (INCIDENT, "Missiles and drones hit a house and a mosque."),  # its description, not its JSON
+        ({"title": "  ", "summary": "Shelling at Taftan"}, "Shelling at Taftan"),  # a blank title says nothing
+        ({"questions": ["Who ordered it?", "Will it recur?"]}, "Who ordered it? | Will it recur?"),
+        ({"status": "contained", "escalation": 2, "note": ""}, "status: contained, escalation: 2"),
+        ({"held_at": "2024-01-16T11:40:00Z", "participants": ["DGMO Pakistan", "DO Iran"]},
+         "held_at: 2024-01-16T11:40:00Z, participants: DGMO Pakistan, DO Iran"),
+        ({"missile": "Shaheen-III", "launch_site": {"lat": 25.2, "lon": 66.7, "place": "Sonmiani"},
+          "impact_area": {"center": {"lat": 20.0, "lon": 63.0}, "radius_km": 50.0},
+          "window": {"start": "2024-02-01T00:00:00Z", "end": "2024-02-03T00:00:00Z"}},
+         "missile: Shaheen-III, launch_site: Sonmiani, window: 2024-02-01T00:00:00Z – 2024-02-03T00:00:00Z"),
+        ({"unilateral": True, "count": 0}, "unilateral: true, count: 0"),
+        ({}, ""),
+        (["not", "a", "body"], "['not', 'a', 'body']"),
+    ],
+)  # fmt: skip
+def test_a_body_summary_is_one_readable_line(body: Any, line: str) -> None:
+    assert body_summary(body) == line
+
+
+@pytest.mark.parametrize("width", [80, 250])
+def test_inbox_shows_reports_and_workflow_messages_as_a_line_not_json(node: Node, width: int) -> None:
+    messages = [
+        message(0, type="incident.report", precedence="FLASH", body=INCIDENT),
+        message(1, type="case.update", body={"status": "contained", "escalation": 2}),
+        message(2, type="clarification.request", body={"questions": ["Who ordered it?"]}),
+    ]
+    shown = node("inbox", answers={"/messages": {"messages": messages, "more": False}}, width=width)
+    assert shown.code == 0 and shown.stderr == "", shown.stderr
+    text = joined(shown.stdout)
+    for line in (INCIDENT["description"], "status: contained, escalation: 2", "Who ordered it?"):
+        assert line in text, shown.stdout
+    assert "{" not in shown.stdout and '"kind"' not in shown.stdout and "assessment" not in shown.stdout
 
 
 def test_inbox_json_is_the_list_exact_and_uncut(node: Node) -> None:

@@ -140,6 +140,17 @@ FEED = [
     (event("message", precedence="FLASH", type="code", **{"from": "pk:dgmo", "to": "ir:dgmo"},
            rendered={"en": "We have no hostile intent."}),
      'received FLASH code pk:dgmo → ir:dgmo …deadbeef: "We have no hostile intent."'),
+    # Overdue, as this node's own watch sees it: a message it received alerts its office's alternates
+    # here; one it sent alerts none of ours (the peer's office has not answered, on the peer's node).
+    (event("overdue", offices=["pk:dgmo", "pk:fs"], direction="in", overdue="o", deadline="d"),
+     "OVERDUE …deadbeef: pk:dgmo has not answered by the deadline; alternates pk:fs alerted"),
+    (event("overdue", offices=["ir:lo-turbat", "ir:dgmo", "ir:fs"], direction="out", overdue="o", deadline="d"),
+     "OVERDUE …deadbeef: sent by ir:lo-turbat, not answered by the deadline; the addressee's alternates are "
+     "alerted on the peer's node"),
+    (event("overdue", offices=["pk:dgmo"], direction="in", overdue="o", deadline="d"),
+     "OVERDUE …deadbeef: pk:dgmo has not answered by the deadline; alternates none alerted"),
+    (event("overdue", offices=["pk:dgmo", "pk:fs"], overdue="o", reported_by="ir:dgmo"),
+     "OVERDUE …deadbeef: ir:dgmo's node reports the deadline passed unanswered"),
 ]  # fmt: skip
 
 
