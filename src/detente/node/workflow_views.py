@@ -59,9 +59,17 @@ def listing(
     return {PLURALS[kind]: [_item(r, at) for r in rows]}
 
 
-def _visible(conn: Connection, kind: str, target: str, offices: Sequence[str] | None) -> Row:
+def readable(conn: Connection, kind: str, target: str, offices: Sequence[str] | None) -> Row | None:
+    """Return the stored workflow object if one of `offices` may read it (`None`: every office), else None."""
     row = store.get(conn, kind, target)
     if row is None or (offices is not None and not store.offices_of(conn, kind, target) & set(offices)):
+        return None
+    return row
+
+
+def _visible(conn: Connection, kind: str, target: str, offices: Sequence[str] | None) -> Row:
+    row = readable(conn, kind, target, offices)
+    if row is None:
         raise NotFound(f"no {kind} {target} for your offices")
     return row
 

@@ -150,9 +150,14 @@ def listing(
     status: str | None = None,
     case_id: str | None = None,
     unilateral: bool | None = None,
+    statuses: Sequence[str] | None = None,
+    ids: Sequence[str] | None = None,
     limit: int = 200,
 ) -> list[Row]:
-    """Return workflow objects, newest first, limited to those holding envelopes of `offices` (None: all)."""
+    """Return workflow objects, newest first, limited to those holding envelopes of `offices` (None: all).
+
+    `status` keeps one status, `statuses` any of several; `ids` keeps only those objects.
+    """
     table = TABLES[kind]
     query = select(table)
     if offices is not None:
@@ -162,6 +167,10 @@ def listing(
         query = query.where(table.c.id.in_(members))
     if status:
         query = query.where(table.c.status == status)
+    if statuses is not None:
+        query = query.where(table.c.status.in_(statuses))
+    if ids is not None:
+        query = query.where(table.c.id.in_(ids))
     if case_id:
         query = query.where(table.c.case_id == case_id)
     if unilateral is not None and kind == "action":

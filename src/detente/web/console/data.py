@@ -1,11 +1,14 @@
 """What the console's screens read from the node's tables (read-only queries, one connection each).
 
-The workflows (cases, actions, clarifications, consultations) are derived here as everywhere else:
-by folding the envelopes with `core.workflows.fold`, limited to what the operator may see.
+The workflows (cases, actions, clarifications, consultations) are read from the node's projection
+tables (`store.workflow`), as the operator API and the CLI read them: which workflows an operator
+sees is the API's rule (`node.workflow_views`), and each is seen whole, whichever offices'
+envelopes moved it, so that every screen, the API and the CLI say the same.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,16 +19,20 @@ from detente.core import notifications
 from detente.core.agreement import Agreement, Channel
 from detente.core.envelope import Envelope
 from detente.core.precedence import Precedence
-from detente.core.workflows import OPENERS, Projection, fold
+from detente.core.workflow_json import state_from_json
+from detente.core.workflows import Conflict, Projection
 from detente.errors import Error
+from detente.node import workflow_views
 from detente.node.auth import SENDING_ROLES, visible_offices
 from detente.store import messages as db
 from detente.store import operators as operators_db
+from detente.store import workflow as workflow_db
 from detente.store.operators import Operator
 from detente.store.tables import envelopes, operators
 
-WORKFLOW_PREFIXES = ("case.", "action.", "consultation.", "clarification.")
-MAX_FOLD = 5000  # envelopes folded for one page; a node past this needs the projection tables
+KINDS = ("case", "clarification", "action", "consultation")
+OPEN_CASE = ("open", "contained")  # the statuses of a case that is not resolved
+MAX_STATES = 1000  # workflow objects of one kind read for one page, newest first
 WAITING_LIMIT = 500  # messages other than FLASH read for one list of waiting messages; FLASH is never cut
 THREAD_LIMIT = 200  # messages of a channel on one page of its thread
 # Precedence as a number in SQL (0 for FLASH), so that a cut list keeps the most urgent messages.
@@ -227,27 +234,58 @@ def rows_by_id(conn: Connection, ids: list[str]) -> dict[str, RowMapping]:
     return {r["id"]: r for r in rows}
 
 
-def workflow_envelopes(conn: Connection, offices: list[str] | None, case: str | None = None) -> list[Envelope]:
-    """Return the envelopes that open or move a workflow (or name a case), as parsed envelopes."""
-    kinds = [k for k in notifications.CATALOG if k in OPENERS or k.startswith(WORKFLOW_PREFIXES)]
-    query = select(envelopes.c.raw).where(or_(envelopes.c.type.in_(kinds), envelopes.c.case_id.is_not(None)))
-    where = _office_filter(offices)
-    if where is not None:
-        query = query.where(where)
-    if case is not None:
-        query = query.where(or_(envelopes.c.case_id == case, envelopes.c.id == case))
+def projection(
+    conn: Connection, offices: list[str] | None, *, kinds: Sequence[str] = KINDS,
+    statuses: Mapping[str, Sequence[str]] | None = None, ids: Sequence[str] | None = None, case: str | None = None,
+) -> Projection:  # fmt: skip
+    """Return the workflow states the operator may see, each whole, as the operator API reads them.
+
+    An office sees a workflow that holds an envelope it sent or received (a liaison office also the
+    actions it may verify; `offices` None, a wide role, sees every one), and sees its stored state,
+    which every envelope of the workflow made, not only its own. `kinds` limits the kinds read,
+    `statuses` (by kind) their statuses, `ids` the objects; with `case`, only that case and the
+    objects that name it (and its refused envelopes as `conflicts`). At most `MAX_STATES` objects
+    of each kind are read, newest first.
+    """
+    found: dict[str, dict[str, Any]] = {kind: {} for kind in KINDS}
+    if ids is not None and not ids:
+        return Projection()
+    for kind in kinds:
+        if case is not None and kind == "case":
+            row = workflow_views.readable(conn, kind, case, offices)
+            rows = [row] if row is not None and (ids is None or case in ids) else []
+        else:
+            rows = workflow_db.listing(conn, kind, offices=offices, case_id=case, ids=ids, limit=MAX_STATES,
+                                       statuses=(statuses or {}).get(kind))  # fmt: skip
+        for row in reversed(rows):  # oldest first, as the envelopes came
+            try:
+                found[kind][row.id] = state_from_json(kind, row.state)
+            except Error:
+                continue  # a row `detente rebuild` would correct; never let one break a page
+    conflicts: tuple[Conflict, ...] = ()
+    if case is not None and found["case"]:
+        conflicts = tuple(
+            Conflict(c["envelope_id"], c["type"], c["workflow"], c["target"], c["reason"])
+            for c in workflow_db.conflicts_of(conn, "case", case)
+        )
+    return Projection(found["case"], found["clarification"], found["action"], found["consultation"], conflicts)
+
+
+def case_envelopes(conn: Connection, case: str) -> list[Envelope]:
+    """Return every envelope of a case (not only those the operator may read), as parsed envelopes.
+
+    The case's state is made of them all; only what they changed is shown of those the operator may
+    not read.
+    """
     out = []
-    for (raw,) in conn.execute(query.order_by(envelopes.c.log_index.desc()).limit(MAX_FOLD)):
+    for raw in workflow_db.workflow_raws(conn, case):
         try:
-            out.append(envelope_mod.parse(bytes(raw)))
+            envelope = envelope_mod.parse(raw)
         except Error:
             continue  # every stored envelope was checked on the way in; never let one break a page
+        if envelope.case == case or (envelope.case is None and envelope.id == case):
+            out.append(envelope)
     return out
-
-
-def projection(conn: Connection, offices: list[str] | None, case: str | None = None) -> Projection:
-    """Return the workflow states the operator may see (of one case, if `case` is given)."""
-    return fold(workflow_envelopes(conn, offices, case))
 
 
 def all_operators(conn: Connection) -> list[Operator]:

@@ -1,7 +1,9 @@
 """What each screen holds, assembled from the tables in one read: the Now screen, a thread, a case.
 
 Builders take an open connection and the viewer and return plain dictionaries for the templates;
-they run off the event loop (`Node.aread`). The workflow views come from `data.projection`.
+they run off the event loop (`Node.aread`). The workflow states come whole from `data.projection`
+(the node's tables, as the API reads them); what this side may send about each is worked out from
+that state for every office of the viewer's, as `detente action show` lists what it `may send`.
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ from markupsafe import Markup
 from sqlalchemy import Connection
 
 from detente.core import codebook as codebook_mod
-from detente.core.agreement import Agreement
+from detente.core.agreement import Channel
 from detente.core.workflow_base import party as party_of
-from detente.core.workflows import Action, Case, Clarification, Consultation, Projection, allowed_types, apply_case
+from detente.core.workflows import Case, Projection, State, allowed_types, apply_case
 from detente.core.workflows import ordered as in_order
 from detente.core.workflows_consultation import overdue_items
 from detente.errors import Error
+from detente.node.auth import may_read_row
 from detente.node.linkstate import link_views
 from detente.web.console import data, texts
 from detente.web.console.i18n import Stamp
@@ -35,6 +38,14 @@ ALL_LIMIT = 5000
 ACTION_WAITING = {
     "counterpart": frozenset({"proposed", "info_requested", "reported"}),
     "proposer": frozenset({"info_requested"}),
+}
+VERDICTS = frozenset({"action.verify", "action.dispute"})
+# What the Now screen reads of each workflow kind: what may still wait on this side, or come, or be overdue.
+NOW_STATUSES = {
+    "case": data.OPEN_CASE,
+    "clarification": ("open",),
+    "action": tuple(sorted(ACTION_WAITING["counterpart"] | ACTION_WAITING["proposer"])),
+    "consultation": ("proposed", "agreed", "minutes_proposed", "minutes_cosigned"),
 }
 
 
@@ -52,57 +63,71 @@ class Waiting:
     case: str | None
 
 
-def _own_office(agreement: Agreement, viewer: Viewer, opener_offices: tuple[str, str]) -> str | None:
-    party = viewer.presenter.party
-    for office in opener_offices:
-        if party_of(office) == party:
-            return office
-    return next((o for o in viewer.operator.offices if party_of(o) == party), None)
-
-
 def _may_act(viewer: Viewer, office: str | None) -> bool:
     """Return whether the viewer may send for `office`: a sending role, bound to it (as the compose form asks)."""
     return office is not None and data.may_send(viewer.operator) and office in viewer.operator.offices
 
 
+def next_steps(
+    viewer: Viewer, state: State, ends: tuple[str, ...], opened_on: str | None, wanted: frozenset[str] | None = None
+) -> tuple[str | None, tuple[str, ...]]:
+    """Return where the viewer may answer `state` now (a channel of theirs) and the types they may send there.
+
+    Every office of the viewer's on this side is tried, the workflow's own ends (`ends`) first, as
+    `detente action show` lists what each office `may send`; the first that may send one of them
+    (of `wanted`, if given) on one of its channels, the channel the workflow `opened_on` first,
+    gives the answer. `(None, ())` for a viewer who may send none of them (a translator, an auditor,
+    an admin, an office the workflow does not let act).
+    """
+    p = viewer.presenter
+    own = sorted((o for o in viewer.operator.offices if party_of(o) == p.party), key=lambda o: o not in ends)
+    channels = sorted(data.channels_for(p.agreement, p.party, viewer.operator), key=lambda c: c.name != opened_on)
+    for office in own:
+        if not _may_act(viewer, office):
+            continue
+        types = [t for t in allowed_types(state, office) if wanted is None or t in wanted]
+        for channel in (c for c in channels if office in c.offices):
+            carried = tuple(t for t in types if channel.types is None or t in channel.types)
+            if carried:
+                return channel.name, carried
+    return None, ()
+
+
 def waiting_for_us(conn: Connection, viewer: Viewer, proj: Projection) -> list[Waiting]:
     """Return the actions, clarifications and consultations that wait on this side.
 
-    Each lists the messages the viewer may send about it now: none for a viewer who may not send
-    for this side's office (a translator, an auditor, an admin, an office not theirs).
+    Each lists the messages the viewer may send about it now, and the channel to send them on
+    (`next_steps`): none for a viewer who may send none of them.
     """
     p, party = viewer.presenter, viewer.presenter.party
     rows = data.rows_by_id(conn, list(proj.actions) + list(proj.clarifications) + list(proj.consultations))
+
+    def opened_on(state_id: str) -> str | None:
+        row = rows.get(state_id)
+        return str(row["channel"]) if row else None
+
     out: list[Waiting] = []
     for action in proj.actions.values():
         side = "counterpart" if party_of(action.counterpart) == party else "proposer"
         if action.status not in ACTION_WAITING[side]:
             continue
-        office = _own_office(p.agreement, viewer, (action.counterpart, action.proposer))
-        types = tuple(allowed_types(action, office)) if office and _may_act(viewer, office) else ()
-        if side == "counterpart" and action.status == "reported":
-            types = tuple(t for t in types if t in ("action.verify", "action.dispute"))
-        row = rows.get(action.id)
+        # A report waits for the verdict of this side's liaison officer, nothing else.
+        wanted = VERDICTS if side == "counterpart" and action.status == "reported" else None
+        ends = (action.counterpart, action.proposer)
+        channel, types = next_steps(viewer, action, ends, opened_on(action.id), wanted)
         out.append(Waiting("action", action.id, action.target_group, action.status, p.when(action.respond_by),
-                           row["channel"] if row else None, types, action.case))  # fmt: skip
+                           channel, types, action.case))  # fmt: skip
     for clar in proj.clarifications.values():
         if clar.status == "open" and party_of(clar.addressee) == party:
-            row = rows.get(clar.id)
-            out.append(Waiting("clarification", clar.id, "", clar.status,
-                               p.when(clar.deadline), row["channel"] if row else None,
-                               ("clarification.response",) if _may_act(viewer, clar.addressee) else (),
+            channel, types = next_steps(viewer, clar, (clar.addressee,), opened_on(clar.id))
+            out.append(Waiting("clarification", clar.id, "", clar.status, p.when(clar.deadline), channel, types,
                                clar.case))  # fmt: skip
     for cons in proj.consultations.values():
-        office = _own_office(p.agreement, viewer, (cons.counterpart, cons.proposer))
-        types = tuple(allowed_types(cons, office)) if office else ()
-        waiting = (cons.status == "proposed" and party_of(cons.counterpart) == party) or (
-            cons.status == "minutes_proposed" and "consultation.cosign" in types
-        )
-        if waiting:
-            types = types if _may_act(viewer, office) else ()
-            row = rows.get(cons.id)
-            out.append(Waiting("consultation", cons.id, cons.title, cons.status, p.when(cons.start),
-                               row["channel"] if row else None, types, cons.case))  # fmt: skip
+        to_cosign = cons.status == "minutes_proposed" and party in cons.parties and party not in dict(cons.cosigned_by)
+        if (cons.status == "proposed" and party_of(cons.counterpart) == party) or to_cosign:
+            channel, types = next_steps(viewer, cons, (cons.counterpart, cons.proposer), opened_on(cons.id))
+            out.append(Waiting("consultation", cons.id, cons.title, cons.status, p.when(cons.start), channel, types,
+                               cons.case))  # fmt: skip
     return out
 
 
@@ -155,7 +180,7 @@ def now_screen(conn: Connection, viewer: Viewer, peers: list[str], show_all: boo
         (incoming if full else compact).append(p.card(row, operator, escalated, brief=not full))
     pending_out = data.pending_out(conn, offices, limit)
     outgoing = [p.card(r, operator, brief=True) for r in pending_out.rows]
-    proj = data.projection(conn, offices)
+    proj = data.projection(conn, offices, statuses=NOW_STATUSES)
     now = datetime.now(UTC)
     cases = sorted((c for c in proj.cases.values() if c.status != "resolved"), key=lambda c: c.created, reverse=True)
     return {
@@ -177,38 +202,32 @@ def now_screen(conn: Connection, viewer: Viewer, peers: list[str], show_all: boo
     }
 
 
-def followups(viewer: Viewer, proj: Projection, ids: set[str]) -> dict[str, list[str]]:
-    """Return, per message id that opened a workflow, the types the viewer may send about it now.
+def followups(viewer: Viewer, proj: Projection, ids: set[str], channel: Channel) -> dict[str, list[str]]:
+    """Return, per message id on `channel` that opened a workflow, the types the viewer may send about it there now.
 
-    None for a viewer who may not send for this side's office (a translator, an auditor, an admin).
+    A reply goes from this side's end of the channel: these are the types that office may send now
+    and the channel carries; none for a viewer who may not send for it (a translator, an auditor, an admin).
     """
+    office = data.own_end(channel, viewer.presenter.party)
+    if not _may_act(viewer, office):
+        return {}
     out: dict[str, list[str]] = {}
-    states: dict[str, Action | Case | Clarification | Consultation] = proj.states()
+    states = proj.states()
     for state_id in ids & set(states):
-        state = states[state_id]
-        ends = _ends(state)
-        office = _own_office(viewer.presenter.agreement, viewer, ends)
-        if office and _may_act(viewer, office):
-            out[state_id] = allowed_types(state, office)
+        types = [t for t in allowed_types(states[state_id], office) if channel.types is None or t in channel.types]
+        if types:
+            out[state_id] = types
     return out
 
 
-def _ends(state: Action | Case | Clarification | Consultation) -> tuple[str, str]:
-    if isinstance(state, Action | Consultation):
-        return state.counterpart, state.proposer
-    if isinstance(state, Clarification):
-        return state.addressee, state.requester
-    return state.opened_by, state.opened_by
-
-
 def escalation_history(conn: Connection, viewer: Viewer, case: Case) -> list[dict[str, Any]]:
-    """Return each moment the case's escalation levels changed, with the levels after it."""
-    envelopes = data.workflow_envelopes(conn, viewer.offices, case.id)
+    """Return each moment the case's escalation levels changed, with the levels after it.
+
+    Every envelope of the case counts, as in its state, whichever offices sent it.
+    """
     state: Case | None = None
     out: list[dict[str, Any]] = []
-    for envelope in in_order(envelopes):
-        if envelope.case not in (None, case.id) or (envelope.case is None and envelope.id != case.id):
-            continue
+    for envelope in in_order(data.case_envelopes(conn, case.id)):
         try:
             after = apply_case(state, envelope)
         except Error:
@@ -235,10 +254,14 @@ def _timeline_note(viewer: Viewer, case: Case | None, entry_id: str, row: Any) -
 
 
 def case_screen(conn: Connection, viewer: Viewer, case_id: str) -> dict[str, Any] | None:
-    """Return the case page: the case, its timeline with badges, escalation over time, actions."""
-    proj = data.projection(conn, viewer.offices, case_id)
+    """Return the case page: the case, its timeline with badges, escalation over time, actions.
+
+    The case is the whole case (`data.projection`); of a message on its timeline that the viewer may
+    not read (between other offices), only who sent it, when, and what it changed is shown: no card.
+    """
+    proj = data.projection(conn, viewer.offices, case=case_id)
     case = proj.cases.get(case_id)
-    p = viewer.presenter
+    p, agreement = viewer.presenter, viewer.presenter.agreement
     rows = data.rows_by_id(conn, [e.id for e in case.timeline] if case else [])
     if case is None:
         # No case workflow (yet): show the messages that name this id as their case.
@@ -250,7 +273,9 @@ def case_screen(conn: Connection, viewer: Viewer, case_id: str) -> dict[str, Any
     for entry_id, row in ((e.id, rows.get(e.id)) for e in case.timeline) if case else rows.items():
         if row is None:
             continue
-        timeline.append({"card": p.card(row, viewer.operator), "at": p.when_everywhere(row["created"]),
+        card = p.card(row, viewer.operator) if may_read_row(viewer.operator, row, agreement) else None
+        timeline.append({"card": card, "at": p.when_everywhere(row["created"]), "type": row["type"],
+                         "sender": row["from_office"], "recipient": row["to_office"],
                          "note": _timeline_note(viewer, case, entry_id, row)})  # fmt: skip
     actions = [a for a in proj.actions.values() if a.case == case_id]
     return {
