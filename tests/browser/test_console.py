@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, ViewportSize, expect
 
+from detente.core.precedence import parse_time
 from support import Cluster, wait_for
+from workflow_support import PRENOTIFY, get, iso, reaches, same_on_both, send, status_of
 
 pytestmark = pytest.mark.browser
 OpenConsole = Callable[..., Page]
@@ -222,3 +224,121 @@ def test_screenshots_of_the_main_screens(console_nodes: Cluster, open_console: O
     screenshot(tablet, f"{lang}-tablet-channel-ir")
     if lang == "fa":
         expect(tablet.locator(".when .hijri").first).to_contain_text("14")  # the Solar Hijri year
+
+
+def utc_form(iso_time: str, seconds: float = 0) -> str:
+    """Return an RFC 3339 time moved by `seconds`, as the form writes times: `2024-01-16 13:05:09`."""
+    return (parse_time(iso_time) + timedelta(seconds=seconds)).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def test_an_execution_starts_after_the_consent_and_one_started_before_it_waits_for_confirmation(
+    console_nodes: Cluster, open_console: OpenConsole, screenshot: Shot
+) -> None:
+    """QA: "Operation executed", prefilled to the minute, came before a consent of the same minute: unilateral."""
+    pk, ir = console_nodes["pk"], console_nodes["ir"]
+    window = {"start": iso(24.5), "end": iso(26)}
+    action = send(pk, "pk-dgmo", "operation.prenotify", {**PRENOTIFY, "window": window}, precedence="IMMEDIATE")["id"]
+    reaches(ir, "ir-dgmo", "action", action, "proposed")
+    send(ir, "ir-dgmo", "action.consent", {}, refs=[action])
+    reaches(pk, "pk-dgmo", "action", action, "consented")
+    consented = get(pk, "pk-dgmo", f"/api/v1/actions/{action}")["action"]["history"][-1]["created"]
+    page = open_console(pk, "pk-dgmo", lang="en")
+    page.goto(pk.url + "/channel/dgmo")
+    page.locator(f"#m-{action} .followups a", has_text="Operation executed").click()
+    expect(page.locator("#execute-note")).to_contain_text(f"Consent to this operation was given at {consented[:10]}")
+    prefilled = page.locator("#f-started").input_value()
+    assert prefilled >= utc_form(consented), (prefilled, consented)  # to the second, never before the consent
+    screenshot(page, "en-channel-execute-consented")
+    # Started a minute before the consent: nothing is sent until the officer confirms what the record will say.
+    page.fill("#f-started", utc_form(consented, -60))
+    page.click("#compose-form button.send")
+    expect(page.locator("#confirm-unilateral")).to_contain_text("executed before consent was given")
+    expect(page.locator("#f-started")).to_have_value(utc_form(consented, -60))
+    screenshot(page, "en-channel-execute-confirm-unilateral")
+    assert status_of(pk, "pk-dgmo", "action", action) == "consented"
+    page.fill("#f-started", prefilled)
+    page.click("#compose-form button.send")
+    expect(page.locator("p.notice[role=status]")).to_contain_text("Sent.")
+    reaches(ir, "ir-dgmo", "action", action, "executed")
+    state = same_on_both(console_nodes, "action", action)
+    assert (state["unilateral"], state["unilateral_reason"]) == (False, None)
+
+
+def test_minutes_with_action_items_are_written_in_rows_and_co_signed_from_what_is_shown(
+    console_nodes: Cluster, open_console: OpenConsole, screenshot: Shot
+) -> None:
+    """QA: items had to be typed as JSON; co-signing from Now lacked the minutes' ref and their SHA-256."""
+    pk, ir = console_nodes["pk"], console_nodes["ir"]
+    proposal = {"title": "Turbat liaison review", "agenda": ["Liaison officers"], "start": iso(2), "venue": "Taftan"}
+    cons = send(pk, "pk-dgmo", "consultation.propose", proposal, precedence="ROUTINE")["id"]
+    reaches(ir, "ir-dgmo", "consultation", cons, "proposed")
+    send(ir, "ir-dgmo", "consultation.agree", {}, refs=[cons], precedence="ROUTINE")
+    reaches(pk, "pk-dgmo", "consultation", cons, "agreed")
+    send(pk, "pk-dgmo", "consultation.held", {"held_at": iso(0)}, refs=[cons], precedence="ROUTINE")
+    reaches(pk, "pk-dgmo", "consultation", cons, "held")
+
+    page = open_console(pk, "pk-dgmo", lang="en")
+    page.goto(pk.url + f"/channel/dgmo?type=consultation.minutes&refs={cons}")
+    page.select_option("#f-precedence", "ROUTINE")
+    page.fill("#f-text", "Both sides reviewed the liaison arrangements.")
+    page.fill("#f-items-0-title", "Post a liaison officer at Turbat")
+    page.select_option("#f-items-0-owner", "ir:lo-turbat")
+    page.fill("#f-items-0-due", "2024-01-01 00:00")  # already due: refused on its cell
+    page.click("#f-items button.add-row")
+    expect(page.locator("#f-items-1-title")).to_be_visible()
+    expect(page.locator("#f-items-0-title")).to_have_value("Post a liaison officer at Turbat")
+    page.fill("#f-items-1-title", "Share patrol schedules")
+    page.select_option("#f-items-1-owner", "pk:dgmo")
+    page.fill("#f-items-1-due", utc_form(iso(240)))
+    page.click("#compose-form button.send")
+    expect(page.locator("#f-items-0-due-error")).to_contain_text("Items, A1 · Due must be after the minutes are sent")
+    expect(page.locator("#f-items-1-title")).to_have_value("Share patrol schedules")
+    due = utc_form(iso(24 * 14))
+    page.fill("#f-items-0-due", due)
+    screenshot(page, "en-channel-minutes-items")
+    page.click("#compose-form button.send")
+    sent = page.locator("article.msg.dir-out", has_text="Both sides reviewed the liaison")
+    expect(sent).to_contain_text(f"A1 · Post a liaison officer at Turbat · ir:lo-turbat · due {due[:16]}Z")
+    expect(sent).to_contain_text("A2 · Share patrol schedules · pk:dgmo · due")
+    reaches(ir, "ir-dgmo", "consultation", cons, "minutes_proposed")
+    state = get(ir, "ir-dgmo", f"/api/v1/consultations/{cons}")["consultation"]
+
+    # Iran co-signs from Now: the form shows the minutes, refs them, and carries the digest of what it shows.
+    iranian = open_console(ir, "ir-dgmo", lang="en")  # an earlier test may have left ir-dgmo reading Persian
+    waiting = iranian.locator("section.waiting li", has_text="Turbat liaison review")
+    waiting.locator("a", has_text="Co-sign the minutes").click()
+    shown = iranian.locator("#minutes-to-sign")
+    expect(shown).to_contain_text("Both sides reviewed the liaison arrangements.")
+    expect(shown).to_contain_text("A1 · Post a liaison officer at Turbat · ir:lo-turbat · due")
+    expect(iranian.locator("#minutes-sha256")).to_have_text(state["minutes_sha256"])
+    expect(iranian.locator("#f-sha256")).to_have_value(state["minutes_sha256"])
+    expect(iranian.locator("#f-refs")).to_have_value(f"{cons} {state['minutes']}")
+    screenshot(iranian, "en-channel-cosign")
+    iranian.click("#compose-form button.send")
+    expect(iranian.locator("p.notice[role=status]")).to_contain_text("Sent.")
+    # Pakistan co-signs too, with the digest pasted in capitals: the record writes it in lower case.
+    page.goto(pk.url + f"/channel/dgmo?type=consultation.cosign&refs={cons}")
+    page.fill("#f-sha256", state["minutes_sha256"].upper())
+    page.click("#compose-form button.send")
+    expect(page.locator("p.notice[role=status]")).to_contain_text("Sent.")
+    reaches(ir, "ir-dgmo", "consultation", cons, "minutes_cosigned")
+    assert same_on_both(console_nodes, "consultation", cons)["cosigned_by"].keys() == {"pk", "ir"}
+
+
+def test_the_liaison_officer_a_report_came_to_may_ask_for_a_clarification(
+    console_nodes: Cluster, open_console: OpenConsole
+) -> None:
+    pk, ir = console_nodes["pk"], console_nodes["ir"]
+    report = {"kind": "border_crossing", "time": iso(-0.1), "description": "Armed men crossed near Mand.",
+              "location": {"lat": 26.1, "lon": 62.1, "place": "Mand"}, "assessment": "Unknown group."}  # fmt: skip
+    sent = send(pk, "pk-lo-zahedan", "incident.report", report, channel="liaison", to="ir:lo-turbat",
+                precedence="IMMEDIATE")["id"]  # fmt: skip
+    wait_for(lambda: ir.message("ir-lo-turbat", sent, missing_ok=True), what="the report to reach ir")
+    page = open_console(ir, "ir-lo-turbat", lang="en")
+    page.goto(ir.url + "/channel/liaison")
+    buttons = page.locator(f"#m-{sent} .followups a")
+    expect(buttons).to_have_text(["Case update", "Request for clarification"])
+    buttons.last.click()
+    expect(page.locator("#pick-type")).to_have_value("clarification.request")
+    expect(page.locator("#f-refs")).to_have_value(sent)
+    expect(page.locator("#f-case")).to_have_value(sent)

@@ -74,7 +74,7 @@ def test_a_flash_behind_a_backlog_arrives_live_in_full_and_the_rest_is_short_and
     expect(card).to_contain_text("THE NEWEST FLASH")
     expect(card.locator(".ack-form")).to_have_count(1)
     expect(page).to_have_title(re.compile(r"^⚠ FLASH \(1\)"))
-    expect(page.locator("#flash-banner")).to_contain_text("1 FLASH message waits")
+    expect(page.locator("#flash-banner")).to_contain_text("1 message waits")
     assert page.evaluate("window.__noReload === 'still here'")
 
     # A short row leads to its message on its channel; the channel pages back to the oldest.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sqlite3
 import subprocess
@@ -14,8 +15,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from cli_support import assert_usage_error
+from cli_support import detente as run_cli
 from detente.cli import app
-from detente.core.precedence import dtg, parse_time
+from detente.core.precedence import dtg, format_time, parse_time
 from detente.errors import Error
 from detente.node.config import load_config
 from support import Cluster, NodeProc, quiet, service_free_counts, wait_for
@@ -80,12 +83,16 @@ def test_consultation_with_minutes_cosigned_by_both_sides(pair: Cluster) -> None
     reaches(ir, "ir-dgmo", "consultation", consultation, "proposed")
     send(ir, "ir-dgmo", "consultation.agree", {}, refs=[consultation], precedence="ROUTINE")
     reaches(pk, "pk-dgmo", "consultation", consultation, "agreed")
+    # Held before it was proposed: a mistyped date, refused; before its start (iso(2)): early, flagged.
+    typo = send(pk, "pk-dgmo", "consultation.held", {"held_at": iso(-1)}, refs=[consultation], expect=422)
+    assert typo["error"] == "InvalidTransition" and "is before the consultation was proposed" in typo["detail"]
     send(pk, "pk-dgmo", "consultation.held", {"held_at": iso(0), "participants": ["DGMO Pakistan", "DO Iran"]},
          refs=[consultation])  # fmt: skip
     items = [
         {"id": "patrols", "title": "Share patrol schedules", "owner": "pk:dgmo", "due": iso(240)},
         {"id": "lo-report", "title": "Report from Turbat", "owner": "ir:lo-turbat", "due": iso(240)},
-        {"id": "markets", "title": "Border markets proposal", "owner": "ir:dgmo", "due": iso(-1)},
+        # Due a moment after the minutes (an item already due is refused): overdue by the end of the test.
+        {"id": "markets", "title": "Border markets proposal", "owner": "ir:dgmo", "due": iso(2 / 3600)},
     ]
     reaches(ir, "ir-dgmo", "consultation", consultation, "held")
     minutes = send(ir, "ir-dgmo", "consultation.minutes", {"text": "Both sides reviewed ...", "items": items},
@@ -105,8 +112,11 @@ def test_consultation_with_minutes_cosigned_by_both_sides(pair: Cluster) -> None
     wait_for(item_done, what="the item to be done on ir")
     state = same_on_both(pair, "consultation", consultation)
     assert state["cosigned_by"].keys() == {"pk", "ir"} and state["minutes"] == minutes
+    assert state["held_before_start"] is True and state["held_at"] < state["start"]
+    path = f"/api/v1/consultations/{consultation}"
+    wait_for(lambda: all(get(pair[p], f"{p}-dgmo", path)["overdue"] for p in ("pk", "ir")), what="markets overdue")
     for party in ("pk", "ir"):
-        detail = get(pair[party], f"{party}-dgmo", f"/api/v1/consultations/{consultation}")
+        detail = get(pair[party], f"{party}-dgmo", path)
         assert [i["id"] for i in detail["overdue_items"]] == ["markets"] and detail["overdue"] is True
 
 
@@ -114,10 +124,14 @@ def test_execution_without_consent_is_flagged_unilateral_on_both_sides(pair: Clu
     pk, ir = pair["pk"], pair["ir"]
     action = send(pk, "pk-dgmo", "operation.prenotify", {**PRENOTIFY, "window": {"start": iso(24.5), "end": iso(26)}},
                   precedence="IMMEDIATE")["id"]  # fmt: skip
-    send(pk, "pk-dgmo", "action.execute", {"started": iso(0), "note": "Imminent threat"}, refs=[action])
+    # Started a second before the notice, with no consent: the record gives both reasons, the consent's first.
+    notified = parse_time(get(pk, "pk-dgmo", f"/api/v1/actions/{action}")["action"]["created"])
+    started = format_time(notified - timedelta(seconds=1))
+    send(pk, "pk-dgmo", "action.execute", {"started": started, "note": "Imminent threat"}, refs=[action])
     reaches(ir, "ir-dgmo", "action", action, "executed")
     state = same_on_both(pair, "action", action)
-    assert state["unilateral"] is True and state["unilateral_reason"] == "executed without consent"
+    assert state["unilateral"] is True
+    assert state["unilateral_reason"] == "executed without consent; executed before it was notified"
     for party in ("pk", "ir"):
         flagged = get(pair[party], f"{party}-supervisor", "/api/v1/actions", unilateral="true")["actions"]
         assert action in [a["id"] for a in flagged]
@@ -337,6 +351,61 @@ def test_cli_commands_and_rebuild_matches_the_tables(pair: Cluster, tmp_path: Pa
     fixed = detente("rebuild", "--data", str(copy), "--write")
     assert fixed.returncode == 0 and "replaced the projection tables" in fixed.stdout
     assert "the projection tables match the log" in detente("rebuild", "--data", str(copy)).stdout
+
+
+def test_cli_sends_into_a_case_and_lists_with_the_apis_filters(pair: Cluster) -> None:
+    pk, ir = pair["pk"], pair["ir"]
+    pk_auth = ["--node", str(pk.data), "--token", pk.token("pk-dgmo")]
+    ir_auth = ["--node", str(ir.data), "--token", ir.token("ir-dgmo")]
+    incident = {"kind": "drone", "time": iso(-0.2), "location": {"lat": 27.1, "lon": 63.2, "place": "Kech"},
+                "description": "A drone fell on a field near Kech.", "assessment": "Straying."}  # fmt: skip
+    case = send(pk, "pk-dgmo", "incident.report", incident, precedence="FLASH")["id"]
+    reaches(ir, "ir-dgmo", "case", case, "open")
+    route = ["--channel", "dgmo", "--precedence", "priority"]
+    update = ["--type", "case.update", "--body", '{"status": "contained", "note": "Debris collected"}']
+    # `--ref` refers to the incident; it does not put the message in its case.
+    refused = detente("send", *ir_auth, *route, "--to", "pk:dgmo", *update, "--ref", case)
+    assert refused.returncode == 1 and "case.update must name the case it belongs to" in refused.stderr
+    malformed = detente("send", *ir_auth, *route, "--to", "pk:dgmo", *update, "--case", "not-a-case")
+    assert malformed.returncode == 1 and "case must be null or a case id" in malformed.stderr, malformed.stderr
+    sent = detente("send", *ir_auth, *route, "--to", "pk:dgmo", *update, "--case", case)
+    assert sent.returncode == 0, sent.stderr
+    asked = detente("send", *pk_auth, *route, "--to", "ir:dgmo", "--type", "clarification.request", "--body",
+                    '{"questions": ["Whose drone was it?"]}', "--case", case)  # fmt: skip
+    assert asked.returncode == 0, asked.stderr
+    update_id, clarify = sent.stdout.split()[0], asked.stdout.split()[0]
+    reaches(pk, "pk-dgmo", "case", case, "contained")
+    reaches(ir, "ir-dgmo", "clarification", clarify, "open")
+    timeline = get(ir, "ir-dgmo", f"/api/v1/cases/{case}")["timeline"]
+    assert [(e["id"], e["type"]) for e in timeline] == [(case, "incident.report"), (update_id, "case.update"),
+                                                       (clarify, "clarification.request")]  # fmt: skip
+    assert get(pk, "pk-dgmo", f"/api/v1/messages/{clarify}")["case"] == case
+
+    shown = detente("clarification", "show", clarify, *ir_auth)
+    assert shown.returncode == 0, shown.stderr
+    assert f'case: "{case}"' in shown.stdout and 'status: "open"' in shown.stdout and "questions: 1" in shown.stdout
+    assert "clarification.request" in shown.stdout and "ir:dgmo may send: clarification.response" in shown.stdout
+    by_case = detente("clarification", "list", *pk_auth, "--case", case, "--status", "open", "--json")
+    assert [c["id"] for c in json.loads(by_case.stdout)] == [clarify]
+    assert json.loads(detente("clarification", "list", *pk_auth, "--case", update_id, "--json").stdout) == []
+
+    action = send(pk, "pk-dgmo", "operation.prenotify", {**PRENOTIFY, "window": {"start": iso(24.5), "end": iso(26)}},
+                  precedence="IMMEDIATE", case=case)["id"]  # fmt: skip
+    send(pk, "pk-dgmo", "action.execute", {"started": iso(0)}, refs=[action])
+    unilateral = detente("action", "list", *pk_auth, "--case", case, "--unilateral", "--json")
+    assert [a["id"] for a in json.loads(unilateral.stdout)] == [action]
+    assert json.loads(detente("action", "list", *pk_auth, "--case", case, "--not-unilateral", "--json").stdout) == []
+    assert len(json.loads(detente("action", "list", *pk_auth, "--limit", "1", "--json").stdout)) == 1
+    table = detente("action", "list", *pk_auth, "--case", case, "--status", "executed")
+    assert table.returncode == 0 and action in table.stdout
+    # A status the API has not is a usage error here (exit 2), as the real entry point shows it.
+    assert_usage_error(run_cli("action", "list", *pk_auth, "--status", "done"), "'done' is not one of")
+    assert detente("consultation", "list", *pk_auth, "--case", case, "--json").stdout.strip() == "[]"
+
+    # The inbox shows the report as its description, and the update as its note: no JSON.
+    inbox = " ".join(detente("inbox", *ir_auth, "--box", "in").stdout.split())
+    assert "A drone fell on a field near Kech." in inbox and '"kind"' not in inbox
+    assert "Whose drone was it?" in inbox
 
 
 def _stopped_copy(node: NodeProc, target: Path) -> Path:

@@ -151,6 +151,23 @@ _ACTION = "the action (its operation.prenotify envelope)"
 _CONSULTATION = "the consultation (its consultation.propose envelope)"
 _MINUTES = f"{_CONSULTATION}, then the consultation.minutes envelope it co-signs"
 _EVIDENCE = (rules.distinct_evidence,)
+
+
+def _items_due_later(draft: Draft) -> dict[str, str]:
+    """Every action item of the minutes falls due after the minutes are created.
+
+    A sender's rule (`MessageType.sending`): minutes an earlier release sealed with an item already
+    due are still stored.
+    """
+    errors: dict[str, str] = {}
+    if draft.created is None:
+        return errors
+    for index, item in enumerate(draft.body.get("items", [])):
+        if parse_time(item["due"]) <= draft.created:  # the body's schema was checked first: a valid time
+            errors[f"items.{index}.due"] = "must be after the minutes are sent: an action item cannot start overdue"
+    return errors
+
+
 for _kind in (
     MessageType("incident.report", b.IncidentReport, precedences=_URGENT, opens="case",
                 checks=(rules.not_after_created("time"),), sending=(rules.not_long_before_created("time", 366),)),
@@ -188,7 +205,7 @@ for _kind in (
     MessageType("consultation.held", w.ConsultationHeld, precedences=_NOT_FLASH, refs=_ONE,
                 refs_are=_CONSULTATION, checks=(rules.not_after_created("held_at"),)),
     MessageType("consultation.minutes", w.ConsultationMinutes, precedences=_NOT_FLASH, refs=_ONE,
-                refs_are=_CONSULTATION, checks=(rules.owners_known,)),
+                refs_are=_CONSULTATION, checks=(rules.owners_known,), sending=(_items_due_later,)),
     MessageType("consultation.cosign", w.ConsultationCosign, precedences=_NOT_FLASH, refs=(2, 2),
                 refs_are=_MINUTES),
     MessageType("consultation.item_done", w.ConsultationItemDone, precedences=_NOT_FLASH, refs=_ONE,
@@ -225,8 +242,9 @@ def refs_problem(name: str, count: int) -> str | None:
 def _describe(error: ValidationError) -> str:
     parts = []
     for item in error.errors():
-        where = ".".join(str(p) for p in item["loc"]) or "body"
-        parts.append(f"body.{where}: {item['msg']}")
+        where = ".".join(str(p) for p in item["loc"])
+        # A rule of the whole body (`case.update` with nothing to change) has no location: "body", not "body.body".
+        parts.append(f"body.{where}: {item['msg']}" if where else f"body: {item['msg']}")
     return "; ".join(parts)
 
 

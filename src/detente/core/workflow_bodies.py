@@ -8,18 +8,32 @@ these messages their meaning are in `core.workflows`.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from detente.core.bodies import Body, Casualties, Level, Lines, Long, Note, OfficeId, Sha256, Short, UtcTime
+from detente.core.bodies import Body, Casualties, Level, Lines, Long, Note, OfficeId, Short, UtcTime
 
 # Evidence files are stored content-addressed by the node; the envelope carries their hash.
 MAX_EVIDENCE_BYTES = 20 * 1024 * 1024
 EVIDENCE_MEDIA_TYPES = (
     "image/jpeg", "image/png", "image/webp", "application/pdf", "text/plain", "video/mp4",
 )  # fmt: skip
+_HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
+
+
+def _hex_digest(value: str) -> str:
+    # Said in words: a pattern's own error ("should match pattern '^[0-9a-f]{64}$'") reads as code.
+    if not _HEX_DIGEST.fullmatch(value):
+        raise PydanticCustomError("sha256", "must be a SHA-256: 64 hexadecimal digits (0-9, a-f) in lower case")
+    return value
+
+
+# A hex SHA-256 as the record writes it (lower case); the schema keeps the pattern for API clients. No
+# maxLength: a browser would cut a digest pasted with a space around it (the console trims it instead).
+Sha256 = Annotated[str, Field(json_schema_extra={"pattern": "^[0-9a-f]{64}$"}), AfterValidator(_hex_digest)]
 ItemId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")]
 CaseStatus = Literal["open", "contained", "resolved"]
 

@@ -350,7 +350,10 @@ def fold(envelopes: Iterable[Envelope]) -> Projection:
 
 
 def allowed_types(state: State, office: str) -> list[str]:
-    """Return the workflow message types `office` may send about `state` now."""
+    """Return the workflow message types `office` may send about `state` now.
+
+    For a case, the other side (not the opener's) may also open a clarification about it.
+    """
     if isinstance(state, Action):
         return allowed_action_types(state, office)
     if isinstance(state, Consultation):
@@ -358,7 +361,10 @@ def allowed_types(state: State, office: str) -> list[str]:
     if isinstance(state, Clarification):
         answerable = state.status == "open" and party(office) == party(state.addressee)
         return ["clarification.response"] if answerable else []
-    return ["case.update"]
+    # The side a case was reported to may also ask about it: a `clarification.request` opens a
+    # workflow of its own, in the case.
+    other_side = party(office) != party(state.opened_by) and party(office) in dict(state.escalation)
+    return ["case.update", "clarification.request"] if other_side else ["case.update"]
 
 
 def is_overdue(state: State, now: datetime) -> bool:

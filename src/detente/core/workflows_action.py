@@ -15,8 +15,9 @@ The action's id is the id of its `operation.prenotify` envelope; every `action.*
 it as its only ref. The proposer is the prenotification's sender, the counterpart its addressee.
 An execution that was not consented to, that came despite an objection, or whose `started` time
 is earlier than the consent (or than the prenotification) is accepted, because the record must
-show what happened, and flagged `unilateral` with the reason; one whose `started` time falls
-outside the notified window is flagged `outside_window`. `withdrawn`, `verified` and `disputed`
+show what happened, and flagged `unilateral` with every reason that applies, joined by "; "
+(`unilateral_reasons`); one whose `started` time falls outside the notified window is flagged
+`outside_window`. `withdrawn`, `verified` and `disputed`
 are final.
 """
 
@@ -43,6 +44,7 @@ from detente.core.workflow_base import (
 )
 from detente.core.workflow_bodies import ActionDispute, ActionExecute, ActionReport, ActionVerify, Evidence
 
+REASON_SEPARATOR = "; "
 ActionStatus = Literal[
     "proposed", "info_requested", "consented", "objected", "withdrawn",
     "executed", "reported", "verified", "disputed",
@@ -88,8 +90,9 @@ class Action:
     target_group: str
     status: ActionStatus
     unilateral: bool = False
-    # "executed without consent" | "executed despite an objection" | "executed before consent was given"
-    # | "executed before it was notified"
+    # Every reason that applies, joined by "; ", the consent first: "executed without consent",
+    # "executed despite an objection" or "executed before consent was given"; then "executed before
+    # it was notified" (one string, so that a state stored by an earlier release reads the same).
     unilateral_reason: str | None = None
     outside_window: bool = False
     executed_at: str | None = None
@@ -138,10 +141,10 @@ def apply_action(state: Action | None, envelope: Envelope) -> Action:
         moment = parse_time(started)
         changes["executed_at"] = started
         changes["outside_window"] = not parse_time(state.window_start) <= moment <= parse_time(state.window_end)
-        reason = _unilateral(state, moment)
-        if reason is not None:
+        reasons = unilateral_reasons(state, moment)
+        if reasons:
             changes["unilateral"] = True
-            changes["unilateral_reason"] = reason
+            changes["unilateral_reason"] = REASON_SEPARATOR.join(reasons)
     elif envelope.type == "action.report":
         changes["report"] = envelope.id
         changes["evidence"] = state.evidence + _evidence(envelope, parse_body(envelope, ActionReport).evidence)
@@ -155,22 +158,25 @@ def apply_action(state: Action | None, envelope: Envelope) -> Action:
     return replace(state, status=target, history=(*state.history, Step.of(envelope, target)), **changes)
 
 
-def _unilateral(state: Action, started: datetime) -> str | None:
-    """Return why an execution that `started` then was not consented to, or None if it was.
+def unilateral_reasons(state: Action, started: datetime) -> list[str]:
+    """Return why an execution that `started` then, in `state`, would be flagged unilateral ([] if it would not).
 
-    A consent counts only for what started after it: an execution whose `started` is earlier than
-    the consent, or than the prenotification itself, was carried out before anyone agreed.
+    Every reason that applies is given, the consent's first: an execution with no consent, started
+    before it was notified, is both "executed without consent" and "executed before it was
+    notified". A consent counts only for what started after it. Raises nothing.
     """
-    if started < parse_time(state.created):
-        return "executed before it was notified"
+    reasons: list[str] = []
     if state.status == "objected":
-        return "executed despite an objection"
-    if state.status != "consented":
-        return "executed without consent"
-    consent = next(step for step in reversed(state.history) if step.status == "consented")
-    if started < parse_time(consent.created):
-        return "executed before consent was given"
-    return None
+        reasons.append("executed despite an objection")
+    elif state.status != "consented":
+        reasons.append("executed without consent")
+    else:
+        consent = next(step for step in reversed(state.history) if step.status == "consented")
+        if started < parse_time(consent.created):
+            reasons.append("executed before consent was given")
+    if started < parse_time(state.created):
+        reasons.append("executed before it was notified")
+    return reasons
 
 
 def _evidence(envelope: Envelope, items: list[Evidence]) -> tuple[EvidenceRef, ...]:

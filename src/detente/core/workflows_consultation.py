@@ -15,8 +15,16 @@ co-signatures. A co-signature is a `consultation.cosign` envelope with refs
 `[consultation id, minutes envelope id]` whose body's `sha256` is the consultation's `minutes_sha256`
 (`minutes_digest` of the minutes body: its JCS, not the text alone); its node's signature over the
 envelope is the party's signature over the minutes. Each party co-signs once,
-the party that wrote the minutes included. An item is `late` if reported done after its due time
-and `overdue` (`overdue_items`) while open past its due time.
+the party that wrote the minutes included. An action item's owner is an office of one of the
+consultation's parties (the sender also refuses an item already due when the minutes are sent:
+`notifications`). An item is `late` if reported done after its due time and `overdue`
+(`overdue_items`) while open past its due time.
+
+`consultation.held` says when the meeting took place (`held_at`; `core.notifications` already
+refuses a time after the envelope's own). A time before the consultation was proposed is refused:
+no meeting is held on a proposal not yet made, so it is a mistyped date. A time before the
+scheduled `start` is accepted, since meetings do start early, and flagged: the consultation's
+JSON says `held_before_start`, so that both sides and an auditor see it.
 """
 
 from __future__ import annotations
@@ -48,6 +56,7 @@ from detente.core.workflow_bodies import (
     ConsultationMinutes,
     ConsultationPropose,
 )
+from detente.errors import InvalidTransition
 
 ConsultationStatus = Literal["proposed", "agreed", "cancelled", "held", "minutes_proposed", "minutes_cosigned"]
 TRANSITIONS: dict[str, tuple[str, frozenset[str]]] = {
@@ -116,7 +125,14 @@ class Consultation:
         out: dict[str, Any] = to_json(self)
         out["cosigned_by"] = dict(self.cosigned_by)
         out["parties"] = list(self.parties)
+        # Derived, not kept: `core.workflow_json` ignores it on the way back, so it can never disagree.
+        out["held_before_start"] = self.held_before_start
         return out
+
+    @property
+    def held_before_start(self) -> bool:
+        """Whether the meeting was held (by `held_at`) before its scheduled start: early, flagged, not refused."""
+        return self.held_at is not None and parse_time(self.held_at) < parse_time(self.start)
 
 
 def open_consultation(envelope: Envelope) -> Consultation:
@@ -154,9 +170,10 @@ def apply_consultation(state: Consultation | None, envelope: Envelope) -> Consul
     elif envelope.type == "consultation.cancel":
         status = "cancelled"
     elif envelope.type == "consultation.held":
-        status, changes["held_at"] = "held", parse_body(envelope, ConsultationHeld).held_at
+        status, changes["held_at"] = "held", _held_at(state, envelope)
     elif envelope.type == "consultation.minutes":
         minutes = parse_body(envelope, ConsultationMinutes)
+        _owners_in_meeting(state, minutes)
         status = "minutes_proposed"
         changes.update(minutes=envelope.id, minutes_sha256=minutes_digest(envelope.body), cosigned_by=())
         changes["items"] = tuple(Item(i.id, i.title, i.owner, i.due) for i in minutes.items)
@@ -167,12 +184,41 @@ def apply_consultation(state: Consultation | None, envelope: Envelope) -> Consul
     return replace(state, status=status, history=(*state.history, Step.of(envelope, status)), **changes)
 
 
+def _owners_in_meeting(state: Consultation, minutes: ConsultationMinutes) -> None:
+    """Refuse minutes with an action item owned by an office of a party that is not in the consultation.
+
+    Any office of either party may own an item (foreign ministers' minutes task the DGMOs, a DGMOs'
+    meeting a liaison officer), as its side closes it (`consultation.item_done`).
+    """
+    sides = ", ".join(state.parties)
+    fields = {
+        f"items.{n}.owner": f"{item.owner} is not an office of a party to this consultation ({sides})"
+        for n, item in enumerate(minutes.items)
+        if party(item.owner) not in state.parties
+    }
+    if fields:
+        raise InvalidTransition("; ".join(f"{k}: {v}" for k, v in fields.items()), fields=fields)
+
+
+def _held_at(state: Consultation, envelope: Envelope) -> str:
+    """Return the `held_at` of a `consultation.held`; refuse one before the consultation was proposed."""
+    held_at = parse_body(envelope, ConsultationHeld).held_at
+    if parse_time(held_at) < parse_time(state.created):
+        refuse(
+            f"consultation.held: held_at {held_at} is before the consultation was proposed ({state.created}); "
+            "a meeting cannot be held before it is proposed: check the date and time (UTC)"
+        )
+    return held_at
+
+
 def _cosign(state: Consultation, envelope: Envelope) -> tuple[ConsultationStatus, tuple[tuple[str, str], ...]]:
     digest = parse_body(envelope, ConsultationCosign).sha256
     if envelope.refs[1:] != [state.minutes]:
         refuse(f"consultation.cosign must ref the pending minutes {state.minutes} after the consultation id")
     if digest != state.minutes_sha256:
-        refuse(f"consultation.cosign carries sha256 {digest}, not that of the minutes ({state.minutes_sha256})")
+        # The expected digest is not quoted: a co-signer computes it from the minutes they read
+        # (`minutes_digest`), never copies it from an error.
+        refuse(f"consultation.cosign carries sha256 {digest}, not the SHA-256 of the pending minutes {state.minutes}")
     signer = party(envelope.sender)
     if signer in dict(state.cosigned_by):
         refuse(f"{signer} has already co-signed these minutes")

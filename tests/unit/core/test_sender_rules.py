@@ -235,3 +235,25 @@ def test_an_incident_dated_a_year_or_more_back_is_refused_by_the_sender_only() -
     assert n.validate_message("incident.report", recent, AGREEMENT, created=created, precedence=flash, sending=True)
     # A receiver stores what an earlier release sealed: its rules do not include this one.
     assert n.validate_message("incident.report", old, AGREEMENT, created=created, precedence=flash)
+
+
+def test_the_sender_refuses_an_action_item_already_due_and_a_receiver_stores_one() -> None:
+    due = {"id": "A1", "title": "Post a liaison officer", "owner": "ir:fs", "due": format_time(CREATED)}
+    later = {**due, "id": "A2", "due": format_time(CREATED + timedelta(days=7))}
+    minutes = {"text": "Agreed.", "items": [later, due]}
+    with pytest.raises(Invalid) as info:
+        n.validate_message("consultation.minutes", minutes, AGREEMENT, created=CREATED, precedence=Precedence.ROUTINE,
+                           refs=[REF], sending=True)  # fmt: skip
+    said = "must be after the minutes are sent: an action item cannot start overdue"
+    assert info.value.extra["fields"] == {"items.1.due": said}
+    n.validate_message("consultation.minutes", {**minutes, "items": [later]}, AGREEMENT, created=CREATED,
+                       precedence=Precedence.ROUTINE, refs=[REF], sending=True)  # fmt: skip
+    received("consultation.minutes", minutes, Precedence.ROUTINE, [REF])  # sealed by an earlier release: kept
+
+
+def test_a_sha256_in_capitals_is_refused_in_words() -> None:
+    fields = body_fields("consultation.cosign", {"sha256": "AB" * 32})
+    assert fields == {"sha256": "must be a SHA-256: 64 hexadecimal digits (0-9, a-f) in lower case"}
+    with pytest.raises(Invalid) as info:
+        n.validate_body("case.update", {"note": "nothing to change"}, AGREEMENT)
+    assert info.value.detail == "case.update: body: give a status, an escalation level or both"  # not "body.body"

@@ -15,7 +15,9 @@ from detente.core import workflows as wf
 from detente.core.envelope import Envelope, seal
 from detente.core.keys import Signer
 from detente.core.precedence import format_time
+from detente.core.workflow_json import state_from_json
 from detente.core.workflows_action import TRANSITIONS as ACTION_TRANSITIONS
+from detente.core.workflows_action import unilateral_reasons
 from detente.core.workflows_consultation import TRANSITIONS as CONSULTATION_TRANSITIONS
 from detente.errors import InvalidTransition
 
@@ -206,13 +208,28 @@ def test_execution_without_consent_is_recorded_as_unilateral(path: list[str], re
 
 @pytest.mark.parametrize(
     ("started", "reason"),
-    [(at(0.5), "executed before consent was given"), (at(-1), "executed before it was notified")],
-)
+    [(at(0.5), "executed before consent was given"),
+     (at(-1), "executed before consent was given; executed before it was notified")],
+)  # fmt: skip
 def test_a_consent_counts_only_for_what_started_after_it(started: str, reason: str) -> None:
     script = action_in("consented")  # notified at hour 0, consented at hour 1
     state = script.send("action.execute", started=started)
     assert (state.status, state.unilateral, state.unilateral_reason) == ("executed", True, reason)
     assert script.state.outside_window  # and, here, before its window too
+
+
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [([], "executed without consent; executed before it was notified"),
+     (["action.object"], "executed despite an objection; executed before it was notified")],
+)  # fmt: skip
+def test_every_reason_for_a_unilateral_execution_is_given(path: list[str], reason: str) -> None:
+    script = Action()
+    for kind in path:
+        script.send(kind)
+    state = script.send("action.execute", started=at(-0.001))  # a moment before the notice, and no consent
+    assert (state.unilateral, state.unilateral_reason) == (True, reason)
+    assert unilateral_reasons(action_in("consented").state, T0 + timedelta(hours=1)) == []
 
 
 def test_an_execution_started_after_the_consent_is_consented() -> None:
@@ -562,13 +579,30 @@ def test_a_third_party_cannot_take_part() -> None:
 
 def test_cosign_must_match_the_pending_minutes() -> None:
     script = consultation_in("minutes_proposed")
-    with pytest.raises(InvalidTransition, match="carries sha256"):
+    with pytest.raises(InvalidTransition, match="carries sha256") as wrong:
         script.send("consultation.cosign", IR, body={"sha256": "00" * 32})
+    # The refusal does not give the digest away: a co-signer computes it from the minutes they read.
+    assert str(script.state.minutes_sha256) not in wrong.value.detail
+    assert wrong.value.detail.endswith(f"not the SHA-256 of the pending minutes {script.state.minutes}")
     with pytest.raises(InvalidTransition, match="must ref the pending minutes"):
         script.send("consultation.cosign", IR, refs=[script.state.id, str(uuid.uuid4())])
     script.send("consultation.cosign", IR)
     with pytest.raises(InvalidTransition, match="ir has already co-signed"):
         script.send("consultation.cosign", IR_FS)
+
+
+def test_an_action_item_is_owned_by_an_office_of_a_party_to_the_consultation() -> None:
+    script = consultation_in("held")
+    items = [{**MINUTES["items"][0], "owner": "ir:lo-turbat"}, {**MINUTES["items"][1], "owner": "in:dgmo"}]
+    with pytest.raises(InvalidTransition, match="in:dgmo is not an office of a party") as caught:
+        script.send("consultation.minutes", IR, body={**MINUTES, "items": items})
+    assert caught.value.extra["fields"] == {
+        "items.1.owner": "in:dgmo is not an office of a party to this consultation (ir, pk)"
+    }
+    assert script.state.status == "held"  # nothing changed
+    # Any office of either side may own one: a DGMOs' meeting tasks a liaison officer, ministers a DGMO.
+    state = script.send("consultation.minutes", IR, body={**MINUTES, "items": items[:1]})
+    assert [i.owner for i in state.items] == ["ir:lo-turbat"]
 
 
 def test_new_minutes_void_earlier_cosignatures() -> None:
@@ -612,6 +646,27 @@ def test_overdue_items() -> None:
     assert wf.is_overdue(script.state, T0 + timedelta(days=41))
     script.send("consultation.item_done", IR, body={"item": "1"})
     assert [i.id for i in wf.overdue_items(script.state, T0 + timedelta(days=51))] == ["2"]
+
+
+def test_held_before_the_proposal_is_refused_and_before_the_start_is_flagged() -> None:
+    script = consultation_in("agreed")  # proposed at hour 0, to start at day 28
+    before = script.make("consultation.held", IR, body={"held_at": at(-0.5)})
+    with pytest.raises(InvalidTransition) as refused:
+        wf.apply_consultation(script.state, before)
+    assert refused.value.detail == (
+        f"consultation.held: held_at {at(-0.5)} is before the consultation was proposed ({at(0)}); "
+        "a meeting cannot be held before it is proposed: check the date and time (UTC)"
+    )
+    assert script.state.status == "agreed"
+    early = wf.apply_consultation(script.state, script.make("consultation.held", IR, body={"held_at": at(0)}))
+    assert (early.status, early.held_at, early.held_before_start) == ("held", at(0), True)
+    assert early.to_json()["held_before_start"] is True
+    # Derived, not stored: the projection's JSON reads back as the same state.
+    assert state_from_json("consultation", json.loads(json.dumps(early.to_json()))) == early
+    on_time = consultation_in("agreed")
+    late = on_time.send("consultation.held", PK, body={"held_at": at(24 * 28)}, hours=24 * 28 + 1)
+    assert late.held_before_start is False and late.to_json()["held_before_start"] is False
+    assert consultation_in("agreed").state.to_json()["held_before_start"] is False  # not held yet
 
 
 def test_consultation_message_for_an_unknown_consultation() -> None:
@@ -787,4 +842,8 @@ def test_fold_records_orphans_as_conflicts() -> None:
 def test_case_is_never_overdue_and_allows_updates() -> None:
     _, case = open_case()
     assert not wf.is_overdue(case, T0 + timedelta(days=365))
-    assert wf.allowed_types(case, IR) == ["case.update"]
+    # The side it was reported to may also ask for a clarification; the reporting side updates it.
+    assert wf.allowed_types(case, IR) == ["case.update", "clarification.request"]
+    assert wf.allowed_types(case, IR_LO) == ["case.update", "clarification.request"]
+    assert wf.allowed_types(case, PK_LO) == ["case.update"]
+    assert wf.allowed_types(case, "in:dgmo") == ["case.update"]

@@ -111,7 +111,9 @@ def test_a_form_with_a_bad_field_comes_back_with_the_error_on_it(client: TestCli
     page = client.post("/channel/dgmo/send", data=form)
     assert page.status_code == 422
     assert re.search(r'id="f-questions"[^>]*aria-invalid="true"', page.text)
-    assert re.search(r'id="f-deadline-error">[^<]*RFC 3339', page.text)
+    # The form's own format and label, not the node's "RFC 3339".
+    said = "Deadline must be a UTC time written like 2024-01-16 13:05, not “not a time”."
+    assert f'<p class="field-error" id="f-deadline-error">{said}</p>' in page.text and "RFC 3339" not in page.text
     no_token = client.post("/channel/dgmo/send", data={**form, "csrf": ""})
     assert no_token.status_code == 403
 

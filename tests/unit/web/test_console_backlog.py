@@ -86,7 +86,7 @@ def test_every_waiting_flash_is_listed_and_counted_however_many_others_wait(clie
     text = page.text
     total = ROUTINE_IN + IMMEDIATE_IN + 1
     assert f'id="m-{FLASH_ID}"' in text and 'data-flash-count="1"' in text
-    assert "1 FLASH message waits for your acknowledgement" in text
+    assert "1 message waits for your acknowledgement" in text
     assert re.search(rf'id="h-in">[^<]*<span class="count">{total}</span>', text)
     # Full cards for FLASH, IMMEDIATE and the first FULL_CARDS; one-line rows for the rest of what was read.
     cards = len(re.findall(r'<article class="msg', text))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -45,19 +45,19 @@ def refused(
 
 def test_a_bad_polygon_line_is_named_by_its_line_and_quoted() -> None:
     placed, rest = refused("operation.prenotify", {**PRENOTIFY, "b.area.polygon": "27, 63\n\nbad line\n28 64\n29, 65"})
-    assert placed == {"area.polygon": "Polygon, line 3: “bad line” is not a position; write the latitude and "
-                                      "longitude in degrees, for example “27.5, 63.1”."}  # fmt: skip
+    assert placed == {"area.polygon": "Area · Polygon, line 3: “bad line” is not a position; write the latitude "
+                                      "and longitude in degrees, for example “27.5, 63.1”."}  # fmt: skip
     assert rest == []
     placed, _ = refused("operation.prenotify", {**PRENOTIFY, "b.area.polygon": "27, 63\n95, 1\n28, 64"})
-    assert placed["area.polygon"] == "Polygon, line 2: the latitude must be less than or equal to 90."
+    assert placed["area.polygon"] == "Area · Polygon, line 2: the latitude must be less than or equal to 90."
 
 
 @pytest.mark.parametrize(
     ("typed", "said"),
-    [("NaN", "Latitude must be a number from -90 to 90, not “NaN”."),
-     ("inf", "Latitude must be a number from -90 to 90, not “inf”."),
-     ("east", "Latitude must be a number from -90 to 90, not “east”."),
-     ("95", "Latitude must be a number from -90 to 90, not “95”.")],
+    [("NaN", "Location · Latitude must be a number from -90 to 90, not “NaN”."),
+     ("inf", "Location · Latitude must be a number from -90 to 90, not “inf”."),
+     ("east", "Location · Latitude must be a number from -90 to 90, not “east”."),
+     ("95", "Location · Latitude must be a number from -90 to 90, not “95”.")],
 )  # fmt: skip
 def test_a_latitude_that_is_no_number_or_out_of_range_says_so(typed: str, said: str) -> None:
     form = {"b.kind": "strike", "b.time": "2024-01-16 13:05", "b.location.lat": typed, "b.location.lon": "63",
@@ -68,12 +68,12 @@ def test_a_latitude_that_is_no_number_or_out_of_range_says_so(typed: str, said: 
 
 def test_a_huge_radius_is_not_infinity_and_a_whole_number_is_asked_for_as_such() -> None:
     placed, _ = refused("operation.prenotify", {**PRENOTIFY, "b.area.radius_km": "1e999"})
-    assert placed["area.radius_km"] == "Radius must be a number from 0 to 1000, not “1e999”."
+    assert placed["area.radius_km"] == "Area · Radius must be a number from 0 to 1000, not “1e999”."
     form = {"b.escalation": "3.5", "b.casualties.killed": "-1"}
     placed, _ = refused("incident.report", form)
     assert placed["escalation"] == "Escalation level must be a whole number from 0 to 5, not “3.5”."
     # A number out of its range is said like one that is no number: the same words, the bounds written plainly.
-    assert placed["casualties.killed"] == "Killed must be a whole number from 0 to 1000000, not “-1”."
+    assert placed["casualties.killed"] == "Casualties · Killed must be a whole number from 0 to 1000000, not “-1”."
     assert placed["description"] == "Description is required."
 
 
@@ -115,6 +115,46 @@ def test_text_fields_carry_the_nodes_length_limit() -> None:
     prenotify = {f.path: f for f in forms.fields_for(notifications.CATALOG["operation.prenotify"].json_schema())}
     assert prenotify["target_group"].max_length == 200 and prenotify["objective"].max_length == 5_000
     assert prenotify["window.start"].max_length is None and prenotify["area.polygon"].max_length is None
+
+
+def test_a_time_the_node_cannot_read_is_said_in_the_forms_format_under_the_label_shown() -> None:
+    placed, _ = refused("operation.prenotify", {**PRENOTIFY, "b.window.start": "tomorrow"})
+    assert placed["window.start"] == "Window · Start must be a UTC time written like 2024-01-16 13:05, not “tomorrow”."
+    placed, _ = refused("operation.prenotify", {**PRENOTIFY, "b.window.start": "2030-02-30 10:00"})
+    assert placed["window.start"] == "Window · Start: “2030-02-30 10:00” is not a real date and time."
+
+
+MINUTES_FORM = {"b.text": "Agreed.", "b.items.0.title": "", "b.items.0.owner": "", "b.items.0.due": "",
+                "b.items.1.title": "Post a liaison officer at Turbat", "b.items.1.owner": "ir:fs",
+                "b.items.1.due": "2030-12-01 06:00", "b.items.2.title": "Share patrol schedules",
+                "b.items.2.owner": "pk:dgmo", "b.items.2.due": "next week"}  # fmt: skip
+
+
+def test_action_items_are_rows_of_inputs_numbered_in_order_and_errors_land_on_their_cell() -> None:
+    fields = forms.fields_for(notifications.CATALOG["consultation.minutes"].json_schema())
+    items = next(f for f in fields if f.path == "items")
+    assert items.kind == "rows" and [c.path for c in items.typed_columns] == ["title", "owner", "due"]
+    form = forms.compact_rows(fields, MINUTES_FORM)  # the blank first row is left out: the node counts from 0 too
+    body = forms.body_from_form(fields, form)
+    assert body["items"] == [
+        {"id": "A1", "title": "Post a liaison officer at Turbat", "owner": "ir:fs", "due": "2030-12-01T06:00:00Z"},
+        {"id": "A2", "title": "Share patrol schedules", "owner": "pk:dgmo", "due": "next week"},
+    ]
+    assert items.rows(forms.values_of(form)) == range(2) and items.rows({}) == range(1)
+    placed, rest = refused("consultation.minutes", form, Precedence.ROUTINE)
+    said = "Items, A2 · Due must be a UTC time written like 2024-01-16 13:05, not “next week”."
+    assert placed == {"items.1.due": said} and [r.split(":")[0] for r in rest] == ["In reply to"]  # no refs here
+    # Evidence stays a JSON list (the upload fills it); a digest typed in capitals is sent as the record writes it.
+    report = {f.path: f for f in forms.fields_for(notifications.CATALOG["action.report"].json_schema())}
+    assert report["evidence"].kind == "json"
+    cosign = forms.fields_for(notifications.CATALOG["consultation.cosign"].json_schema())
+    assert forms.body_from_form(cosign, {"b.sha256": " " + "AB" * 32 + "\n"}) == {"sha256": "ab" * 32}
+
+
+def test_a_row_number_altered_by_hand_is_not_read() -> None:
+    fields = forms.fields_for(notifications.CATALOG["consultation.minutes"].json_schema())
+    form = {"b.text": "x", "b.items.99999.title": "far", "b.items." + "9" * 5000 + ".title": "farther"}
+    assert forms.body_from_form(fields, forms.compact_rows(fields, form)) == {"text": "x"}
 
 
 # -- in a node's app ------------------------------------------------------------------------------
@@ -192,3 +232,59 @@ def test_an_altered_precedence_and_a_huge_codebook_number_are_sentences_on_the_p
     page = client.post("/channel/dgmo/send", data=code)
     assert page.status_code == 422 and "Radius km must be a finite number from 0 to" in page.text
     assert "canonicalised" not in page.text and "JCS" not in page.text
+
+
+def sent_id(response: httpx.Response) -> str:
+    assert response.status_code == 303, response.text[:3000]
+    found = re.search(r"sent=([0-9a-f-]{36})", response.headers["location"])
+    assert found
+    return found.group(1)
+
+
+def test_an_execution_without_consent_is_not_sent_until_the_officer_confirms_what_the_record_will_say(
+    client: TestClient,
+) -> None:
+    token = signed_in(client)
+    soon, later = datetime.now(UTC) + timedelta(hours=30), datetime.now(UTC) + timedelta(hours=32)
+    prenotify = {**PRENOTIFY, "b.window.start": f"{soon:%Y-%m-%d %H:%M}", "b.window.end": f"{later:%Y-%m-%d %H:%M}",
+                 "b.area.center.lat": "27.3", "b.area.center.lon": "62.3", "b.area.radius_km": "10"}  # fmt: skip
+    opener = {"csrf": token, "type": "operation.prenotify", "precedence": "IMMEDIATE", **prenotify}
+    action = sent_id(client.post("/channel/dgmo/send", data=opener, follow_redirects=False))
+    notified = client.get(f"/api/v1/actions/{action}").json()["action"]["created"]
+    page = client.get(f"/channel/dgmo?type=action.execute&refs={action}")
+    assert "There is no consent to this operation: it is proposed." in page.text
+    # The start is prefilled to the second, never before the notice.
+    started = re.search(r'name="b.started" value="([^"]+)"', page.text)
+    assert started and re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", started.group(1))
+    assert started.group(1).replace(" ", "T") + "Z" >= notified[:19] + "Z"
+    form = {"csrf": token, "type": "action.execute", "precedence": "IMMEDIATE", "refs": action,
+            "b.started": started.group(1)}  # fmt: skip
+    # Sent without confirming: nothing is sent, and the page says what the record would say.
+    page = client.post("/channel/dgmo/send", data=form)
+    assert page.status_code == 422 and 'id="confirm-unilateral"' in page.text
+    assert '<q dir="ltr">executed without consent</q>' in page.text
+    assert client.get(f"/api/v1/actions/{action}").json()["action"]["status"] == "proposed"
+    # A confirmation of other reasons does not do: a start before the notice adds one.
+    early = {**form, "b.started": "2020-01-01 00:00", "unilateral": "executed without consent"}
+    page = client.post("/channel/dgmo/send", data=early)
+    assert page.status_code == 422 and "executed without consent; executed before it was notified" in page.text
+    assert client.get(f"/api/v1/actions/{action}").json()["action"]["status"] == "proposed"
+    confirmed = {**form, "unilateral": "executed without consent"}
+    sent_id(client.post("/channel/dgmo/send", data=confirmed, follow_redirects=False))
+    state = client.get(f"/api/v1/actions/{action}").json()["action"]
+    assert (state["status"], state["unilateral_reason"]) == ("executed", "executed without consent")
+
+
+def test_adding_a_row_of_action_items_sends_nothing_and_keeps_what_was_typed(client: TestClient) -> None:
+    token = signed_in(client)
+    page = client.get("/channel/dgmo?type=consultation.minutes")
+    assert 'name="b.items.0.title"' in page.text and 'name="b.items.1.title"' not in page.text
+    assert '<option value="ir:lo-turbat" >ir:lo-turbat — Iranian liaison officer, Turbat</option>' in page.text
+    form = {"csrf": token, "type": "consultation.minutes", "precedence": "ROUTINE", "b.text": "Agreed.",
+            "b.items.0.title": "Share patrol schedules", "b.items.0.owner": "pk:dgmo", "add_row": "items"}  # fmt: skip
+    before = client.get("/channel/dgmo").text.count('class="msg ')
+    page = client.post("/channel/dgmo/send", data=form)
+    assert page.status_code == 200 and re.search(r'name="b.items.1.title"[^>]* value=""', page.text)
+    assert re.search(r'name="b.items.0.title"[^>]* value="Share patrol schedules"', page.text)
+    assert '<option value="pk:dgmo" selected>' in page.text and "did not accept" not in page.text
+    assert client.get("/channel/dgmo").text.count('class="msg ') == before

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -12,8 +12,11 @@ from babel.messages.pofile import read_po
 
 from detente.core import agreement as agreement_mod
 from detente.core import notifications
+from detente.core.workflow_base import Step
+from detente.core.workflows import Action
+from detente.core.workflows_action import ActionStatus
 from detente.errors import Invalid
-from detente.web.console import csrf, forms
+from detente.web.console import compose_workflow, csrf, forms
 from detente.web.console.i18n import LANGUAGES, TRANSLATIONS, Locale, Zone, from_accept_language, pick, stamp
 from detente.web.console.sessions import ABSOLUTE, IDLE, RateLimiter, Sessions, Signer, load_key
 
@@ -216,3 +219,29 @@ def test_each_catalog_is_complete_compiled_and_keeps_placeholders(lang: str) -> 
         stale = f"{lang}: messages.mo is stale: run scripts/i18n"
         assert (got if isinstance(got, str) else tuple(got)) == expected, stale
     assert not ids, f"{lang}: messages.po lacks {sorted(ids)}: run scripts/i18n update"
+
+
+def action_at(status: ActionStatus, notified: str, consented: str | None = None) -> Action:
+    history = [Step("a", "operation.prenotify", "pk:dgmo", notified, "proposed")]
+    if consented:
+        history.append(Step("c", "action.consent", "ir:dgmo", consented, "consented"))
+    return Action(id="a", case=None, proposer="pk:dgmo", counterpart="ir:dgmo", created=notified,
+                  window_start="2026-11-29T12:00:00.000Z", window_end="2026-11-29T14:00:00.000Z", respond_by=None,
+                  target_group="BLF", status=status, history=tuple(history))  # fmt: skip
+
+
+def test_an_executions_start_is_prefilled_to_the_second_never_before_the_consent_or_the_notice() -> None:
+    """QA: the start was prefilled to the minute, 11:36, before a consent given at 11:36:46: unilateral."""
+    consented = action_at("consented", "2026-11-28T11:30:00.000Z", "2026-11-28T11:36:46.123Z")
+    same_minute = datetime(2026, 11, 28, 11, 36, 46, 500_000, tzinfo=UTC)
+    assert compose_workflow.execution_start(consented, same_minute) == datetime(2026, 11, 28, 11, 36, 47, tzinfo=UTC)
+    later = datetime(2026, 11, 28, 11, 36, 54, 900_000, tzinfo=UTC)
+    assert compose_workflow.execution_start(consented, later) == datetime(2026, 11, 28, 11, 36, 54, tzinfo=UTC)
+    assert compose_workflow.reasons_for(consented, "2026-11-28T11:36:47.000Z") == ""
+    assert compose_workflow.reasons_for(consented, "2026-11-28T11:36:00.000Z") == "executed before consent was given"
+    assert compose_workflow.reasons_for(consented, "not a time") == ""  # the node says what is wrong with it
+    proposed = action_at("proposed", "2026-11-28T11:36:54.300Z")
+    assert compose_workflow.execution_start(proposed, later) == datetime(2026, 11, 28, 11, 36, 55, tzinfo=UTC)
+    assert compose_workflow.reasons_for(proposed, "2026-11-28T11:36:54.000Z") == (
+        "executed without consent; executed before it was notified"
+    )

@@ -2,7 +2,10 @@
 
 A message is sent through the operator API's own function (`api.send_message`), so the console
 checks nothing the API would not and the API's errors, with their `fields`, come back to the form,
-each worded as a plain sentence naming its field (`form_errors.explain_errors`).
+each worded as a plain sentence naming its field (`form_errors.explain_errors`). What the workflow
+a reply moves tells the officer (consent to an operation, the minutes being co-signed) is put on the
+panel by `compose_workflow`; an execution the record will flag unilateral waits for the officer to
+confirm it, and nothing is sent until then.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from detente.core.agreement import Agreement, Channel
 from detente.core.precedence import Precedence
 from detente.errors import Error, Invalid
 from detente.web import api
-from detente.web.console import form_errors, forms
+from detente.web.console import compose_workflow, form_errors, forms
 from detente.web.console.forms import FormField
 from detente.web.console.i18n import AUTONYMS
 from detente.web.console.site import Viewer
@@ -63,6 +66,10 @@ class Compose:
     # with, which an officer reading in English but writing in Urdu changes.
     lang: str = ""
     languages: list[tuple[str, str]] = field(default_factory=list)
+    execute: compose_workflow.ExecuteView | None = None  # the operation an `action.execute` records
+    minutes: compose_workflow.MinutesView | None = None  # the minutes a `consultation.cosign` signs
+    confirm: str = ""  # the reasons the record will give for an execution the officer has yet to confirm
+    status: int = 422  # of the page shown again when nothing was sent: 200 when a row was only added
 
 
 def channel_types(agreement: Agreement, channel: Channel) -> list[str]:
@@ -108,8 +115,9 @@ def compose_for(
     labels = viewer.presenter.labels
     fields = forms.fields_for(spec.json_schema())
     if not extra.get("values"):
-        # Times of what just happened start at now (UTC, to the minute); the officer corrects them.
-        moment = datetime.now(UTC).strftime("%Y-%m-%d %H:%M")
+        # Times of what just happened start at now (UTC, to the second: cut to the minute, a time
+        # can fall before what it follows, a consent received that minute); the officer corrects them.
+        moment = datetime.now(UTC).strftime(compose_workflow.SECOND)
         extra["values"] = {f.path: moment for f in fields if f.kind == "datetime" and f.path in NOW_FIELDS}
     languages = [(code, AUTONYMS.get(code, code)) for code in agreement.languages]
     extra.setdefault("lang", viewer.locale.code if viewer.locale.code in agreement.languages else languages[0][0])
@@ -127,6 +135,17 @@ def compose_for(
 
 def _refs(text: str) -> list[str]:
     return [r for r in text.replace(",", " ").split() if r]
+
+
+async def compose_page(
+    viewer: Viewer, node: Any, channel: Channel, kind: str | None, precedence: str | None, case: str, refs: str
+) -> Compose:
+    """Return the compose panel a page opens with: `compose_for`, with what the reply's workflow tells."""
+    panel = compose_for(viewer, channel, kind, precedence, case=case, refs=refs)
+    wanted = _refs(refs)
+    context = await node.aread(lambda conn: compose_workflow.read(conn, viewer, panel.type, wanted))
+    compose_workflow.fill(panel, context, viewer, prefill=True)
+    return panel
 
 
 async def send(viewer: Viewer, node: Any, channel: Channel, form: Mapping[str, str]) -> tuple[str | None, Compose]:
@@ -156,8 +175,23 @@ async def send(viewer: Viewer, node: Any, channel: Channel, form: Mapping[str, s
         panel.code_values = {k[2:]: v for k, v in form.items() if k.startswith(forms.PARAM_PREFIX)}
         panel.code_note = form.get("b.note", "")
     else:
+        context = await node.aread(lambda conn: compose_workflow.read(conn, viewer, panel.type, _refs(refs)))
+        compose_workflow.fill(panel, context, viewer, prefill=False)
+        form = forms.compact_rows(panel.fields, form)
         body = forms.body_from_form(panel.fields, form)
         panel.values = forms.values_of(form)
+        grown = next((f for f in panel.fields if f.kind == "rows" and f.path == form.get("add_row")), None)
+        if grown is not None and grown.typed_columns:
+            # "Add a row" sends the form back with one more row, and sends nothing.
+            row = forms.row_count(grown.path, panel.values)
+            panel.values[f"{grown.path}.{row}.{grown.typed_columns[0].path}"] = ""
+            panel.status = 200
+            return None, panel
+        panel.confirm = compose_workflow.needs_confirmation(
+            panel, context, body, form.get(compose_workflow.CONFIRM_FIELD, "")
+        )
+        if panel.confirm:
+            return None, panel
     try:
         request = api.SendRequest.model_validate(
             {"channel": channel.name, "to": to, "precedence": form.get("precedence", panel.precedence), "type": kind,

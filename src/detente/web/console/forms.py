@@ -2,7 +2,9 @@
 
 `fields_for(schema)` flattens a pydantic-generated schema into a list of `FormField`s: nested
 objects become groups (a fieldset legend) whose members have dotted paths (`location.lat`); `$ref`
-and `anyOf: [X, null]` (an optional X) are resolved. Inputs are named `b.<path>`.
+and `anyOf: [X, null]` (an optional X) are resolved. Inputs are named `b.<path>`. A list of flat
+objects (the action items of minutes) is a `rows` field: one row of inputs per object, named
+`b.<path>.<row>.<column>`, its `id` column given in order (`A1`, `A2`, ...) rather than typed.
 
 `body_from_form` converts what the browser sent. It never judges the values: text that does not
 parse as the number a field wants is passed on as text, so that the node's own validation (the
@@ -18,14 +20,18 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-FieldKind = Literal["text", "textarea", "integer", "number", "datetime", "date", "select", "lines", "points", "json"]
+FieldKind = Literal[
+    "text", "textarea", "integer", "number", "datetime", "date", "select", "lines", "points", "json", "rows"
+]
 PREFIX = "b."
 PARAM_PREFIX = "p."
 _MISSING = object()
 POINT = re.compile(r"^\s*([-+]?\d+(?:\.\d+)?)\s*[,;\s]\s*([-+]?\d+(?:\.\d+)?)\s*$")
+ROW_ID = "id"  # the column of a `rows` field that numbers its rows: A1, A2, ...
+MAX_ROWS = 100  # rows of a `rows` field read from a form (minutes hold up to 50 items: the node says so)
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,8 @@ class FormField:
     minimum: float | None = None
     maximum: float | None = None
     max_length: int | None = None  # of a text input: the browser stops typing there (the node's limit)
+    columns: tuple[FormField, ...] = ()  # of a `rows` field: one input per column, paths relative to a row
+    option_texts: tuple[str, ...] = ()  # what a select shows for each of `options`, if not their labels
 
     @property
     def name(self) -> str:
@@ -52,6 +60,33 @@ class FormField:
     def dom_id(self) -> str:
         """An element id for the input (paths contain dots, which CSS selectors dislike)."""
         return "f-" + self.path.replace(".", "-")
+
+    @property
+    def typed_columns(self) -> tuple[FormField, ...]:
+        """The columns of a `rows` field that are typed in (the `id` column is given)."""
+        return tuple(c for c in self.columns if c.path != ROW_ID)
+
+    def rows(self, values: Mapping[str, str]) -> range:
+        """Return the row numbers of a `rows` field to show: every row typed in, and at least one."""
+        return range(max(1, row_count(self.path, values)))
+
+    def cell(self, row: int, column: FormField) -> FormField:
+        """Return the input of one cell of a `rows` field, its path `<path>.<row>.<column>`."""
+        return replace(column, path=f"{self.path}.{row}.{column.path}")
+
+
+def row_id(row: int) -> str:
+    """Return the id given to the action item (the row) numbered `row` from 0: `A1`, `A2`, ..."""
+    return f"A{row + 1}"
+
+
+def row_count(path: str, values: Mapping[str, Any]) -> int:
+    """Return how many rows of the `rows` field at `path` the values (keyed `<path>.<row>.<column>`) hold."""
+    head = path + "."
+    numbers = {k[len(head) :].split(".", 1)[0] for k in values if k.startswith(head)}
+    # A row numbered beyond MAX_ROWS comes only from a form altered by hand: it is not read.
+    rows = [int(n) for n in numbers if n.isascii() and n.isdigit() and len(n) <= 3 and int(n) < MAX_ROWS]
+    return max(rows) + 1 if rows else 0
 
 
 def _resolve(node: dict[str, Any], defs: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
@@ -87,6 +122,9 @@ def _kind(node: Mapping[str, Any], defs: Mapping[str, Any]) -> FieldKind:
             return "lines"
         if set(items.get("properties", {})) == {"lat", "lon"}:
             return "points"
+        if _flat_object(items, defs) and "sha256" not in items.get("properties", {}):
+            # Evidence stays a JSON list: the upload script fills it with each stored file.
+            return "rows"
         return "json"
     if kind == "object" or isinstance(kind, list):
         return "json"
@@ -94,6 +132,29 @@ def _kind(node: Mapping[str, Any], defs: Mapping[str, Any]) -> FieldKind:
         return "datetime"
     limit = node.get("maxLength")
     return "textarea" if limit is None or int(limit) > 200 else "text"
+
+
+def _flat_object(node: Mapping[str, Any], defs: Mapping[str, Any]) -> bool:
+    """Return whether `node` is an object whose members are all single values (no object, no list)."""
+    members = node.get("properties", {})
+    return bool(members) and all(
+        _resolve(dict(m), defs)[0].get("type") not in ("object", "array", None) for m in members.values()
+    )
+
+
+def _columns(node: Mapping[str, Any], defs: Mapping[str, Any]) -> tuple[FormField, ...]:
+    items, _ = _resolve(dict(node.get("items", {})), defs)
+    required = set(items.get("required", []))
+    out = []
+    for name, raw in items.get("properties", {}).items():
+        child, nullable = _resolve(dict(raw), defs)
+        kind = _kind(child, defs)
+        limit = child.get("maxLength") if kind in ("text", "textarea") else None
+        # A cell is one line: a long text is a text input all the same, stopped at the node's limit.
+        out.append(FormField(name, _title(name, raw), "text" if kind == "textarea" else kind,
+                             name in required and not nullable, options=tuple(str(v) for v in child.get("enum", ())),
+                             max_length=None if limit is None else int(limit)))  # fmt: skip
+    return tuple(out)
 
 
 def fields_for(schema: Mapping[str, Any]) -> list[FormField]:
@@ -119,7 +180,8 @@ def fields_for(schema: Mapping[str, Any]) -> list[FormField]:
             out.append(
                 FormField(path, _title(name, raw), kind, needed, depth, options,
                           minimum=None if low is None else float(low), maximum=None if high is None else float(high),
-                          max_length=None if limit is None else int(limit))
+                          max_length=None if limit is None else int(limit),
+                          columns=_columns(child, defs) if kind == "rows" else ())
             )  # fmt: skip
 
     walk(schema, "", True, 0)
@@ -197,13 +259,56 @@ def _put(body: dict[str, Any], path: str, value: Any) -> None:
     body[leaf] = value
 
 
+def _rows(field: FormField, form: Mapping[str, str]) -> Any:
+    """Return the list a `rows` field describes (rows left blank are left out), or `_MISSING` if none."""
+    out: list[dict[str, Any]] = []
+    for row in range(row_count(field.name, form)):
+        item: dict[str, Any] = {}
+        for column in field.columns:
+            value = convert(column.kind, form.get(f"{field.name}.{row}.{column.path}", ""))
+            if value is not _MISSING:
+                item[column.path] = value
+        if item:
+            if any(c.path == ROW_ID for c in field.columns):
+                item.setdefault(ROW_ID, row_id(len(out)))
+            out.append(item)
+    return out or _MISSING
+
+
+def compact_rows(fields: list[FormField], form: Mapping[str, str]) -> dict[str, str]:
+    """Return the form with the blank rows of its `rows` fields left out and the others numbered from 0.
+
+    The node numbers the items of a list as the body holds them (`items.1.due`): so do the rows shown again.
+    """
+    out = dict(form)
+    for field in fields:
+        if field.kind != "rows":
+            continue
+        head = field.name + "."
+        rows = [
+            {c.path: form.get(f"{head}{n}.{c.path}", "") for c in field.columns}
+            for n in range(row_count(field.name, form))
+        ]
+        for key in [k for k in out if k.startswith(head)]:
+            del out[key]
+        kept = [r for r in rows if any(v.strip() for v in r.values())]
+        for n, row in enumerate(kept):
+            out.update({f"{head}{n}.{column}": value for column, value in row.items() if column != ROW_ID})
+    return out
+
+
 def body_from_form(fields: list[FormField], form: Mapping[str, str]) -> dict[str, Any]:
     """Return the message body the form describes (empty inputs are left out)."""
     body: dict[str, Any] = {}
     for field in fields:
         if field.group:
             continue
-        value = convert(field.kind, form.get(field.name, ""))
+        if field.kind == "rows":
+            value = _rows(field, form)
+        else:
+            value = convert(field.kind, form.get(field.name, ""))
+        if isinstance(value, str) and field.path.rsplit(".", 1)[-1] == "sha256":
+            value = value.strip().lower()  # the record writes a digest in lower case; people copy it either way
         if value is not _MISSING:
             _put(body, field.path, value)
     return body

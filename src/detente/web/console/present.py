@@ -18,6 +18,7 @@ from sqlalchemy import RowMapping
 from detente.core import clocks, notifications
 from detente.core import codebook as codebook_mod
 from detente.core.agreement import Agreement
+from detente.core.bodies import SUMMARY_FIELDS  # the members that say what a message is about, as the CLI reads them
 from detente.core.workflows import Case
 from detente.errors import Error
 from detente.store.operators import Operator
@@ -26,9 +27,6 @@ from detente.web.console.i18n import Locale, Stamp, Zone, stamp
 from detente.web.console.labels import Labels, humanise
 from detente.web.console.texts import SNIPPET as SNIPPET  # re-exported: a short row's length
 from detente.web.console.texts import isolate, snippet, text_dir
-
-# The members whose text says what a message is about, the first a body has naming it.
-SNIPPET_FIELDS = ("text", "title", "summary", "description", "objective", "reason", "note", "target_group")
 
 
 @dataclass(frozen=True)
@@ -177,7 +175,7 @@ class Presenter:
         """Return what a short row says of a message: its whole codebook text, else the start of its text, else ""."""
         if kind == "code":
             return " ".join(self.code_text(body).split())  # a bounded template: never cut
-        text = next((body[k] for k in SNIPPET_FIELDS if isinstance(body.get(k), str) and body[k].strip()), "")
+        text = next((body[k] for k in SUMMARY_FIELDS if isinstance(body.get(k), str) and body[k].strip()), "")
         return snippet(text)
 
     def snippet_dir(self, kind: str, text: str) -> str:
@@ -200,10 +198,12 @@ class Presenter:
         """Return a body as labelled lines, nested members as `Location · Place`."""
         titles: dict[str, str] = {}
         enums: set[str] = set()
+        rows: dict[str, forms.FormField] = {}
         if kind in notifications.CATALOG:
             schema_fields = forms.fields_for(notifications.CATALOG[kind].json_schema())
             titles = {f.path: f.title for f in schema_fields}
             enums = {f.path for f in schema_fields if f.kind == "select"}
+            rows = {f.path: f for f in schema_fields if f.kind == "rows"}
         out: list[BodyLine] = []
 
         def walk(value: Any, path: str, label: str) -> None:
@@ -220,6 +220,9 @@ class Presenter:
                     name = self.labels.field(titles.get(sub, humanise(key)))
                     walk(item, sub, f"{label} · {name}" if label else name)
                 return
+            if isinstance(value, list) and path in rows and all(isinstance(v, dict) for v in value):
+                out.append(BodyLine(label, "\n".join(self.row_text(rows[path], v) for v in value), True))
+                return
             if isinstance(value, list):
                 parts = [str(v) if not isinstance(v, dict | list) else json.dumps(v, ensure_ascii=False) for v in value]
                 out.append(BodyLine(label, "\n".join(parts), True))
@@ -231,6 +234,27 @@ class Presenter:
 
         walk(body, "", "")
         return tuple(out)
+
+    def row_text(self, field: forms.FormField, item: Mapping[str, Any]) -> str:
+        """Return one object of a list (an action item) as one line: `A1 · text · ir:fs · due 2026-12-01 06:00Z`.
+
+        Its members in the order of the type's form, a time as the cards write times, members it
+        does not declare after them.
+        """
+        parts: list[str] = []
+        known = {c.path for c in field.columns}
+        for column in field.columns:
+            value = item.get(column.path)
+            if value is None or value == "":
+                continue
+            moment = self.when(str(value)) if column.kind == "datetime" else None
+            if moment is not None:
+                word = self.locale.gettext("due") if column.path == "due" else self.labels.field(column.title)
+                parts.append(f"{word} {moment.short}")
+            else:
+                parts.append(self.labels.value(value) if column.kind == "select" and column.options else str(value))
+        parts += [f"{k}: {v}" for k, v in item.items() if k not in known]
+        return " · ".join(parts)
 
     def answerer(self, row: RowMapping) -> Markup | None:
         """Return who answered a message, as its card says it: an office, and the alternate that answered.

@@ -101,9 +101,12 @@ async def _channel_page(request: Request, viewer: Viewer, channel: Channel, pane
         page = data.thread(conn, channel.name, offices, before)
         cards = [viewer.presenter.card(r, viewer.operator, escalated) for r in page.rows]
         translations.attach(conn, viewer, cards)  # each card's translations, and the forms the viewer may use
-        proj = data.projection(conn, offices)
-        cases = [(c.id, viewer.presenter.case_title(c)) for c in proj.cases.values() if c.status != "resolved"]
-        return {"cards": cards, "followups": screens.followups(viewer, proj, {c.id for c in cards}), "cases": cases,
+        ids = {c.id for c in cards}
+        proj = data.projection(conn, offices, ids=sorted(ids))
+        # The "Case" menu: every case not resolved, as the API and the case pages say (newest last).
+        open_cases = data.projection(conn, offices, kinds=("case",), statuses={"case": data.OPEN_CASE}).cases
+        cases = [(c.id, viewer.presenter.case_title(c)) for c in open_cases.values()]
+        return {"cards": cards, "followups": screens.followups(viewer, proj, ids, channel), "cases": cases,
                 "older": cards[0].log_index if page.more and cards else None,
                 "newer": data.newer_page(conn, channel.name, offices, before) if before is not None else None,
                 # The link a message just sent goes over: when it is not UP the notice says it waits for it.
@@ -129,8 +132,8 @@ async def channel_page(request: Request, name: str) -> Response:
     channel = _channel(viewer, name)
     q = request.query_params
     before = _before(request)
-    panel = compose.compose_for(viewer, channel, q.get("type"), q.get("precedence"), case=q.get("case", ""),
-                                refs=q.get("refs", ""))  # fmt: skip
+    panel = await compose.compose_page(viewer, console_of(request).node, channel, q.get("type"), q.get("precedence"),
+                                       case=q.get("case", ""), refs=q.get("refs", ""))  # fmt: skip
     return await _channel_page(request, viewer, channel, panel, before=before)
 
 
@@ -142,7 +145,7 @@ async def channel_send(request: Request, name: str) -> Response:
     channel = _channel(viewer, name)
     sent, panel = await compose.send(viewer, console_of(request).node, channel, form)
     if sent is None:
-        return await _channel_page(request, viewer, channel, panel, status=422)
+        return await _channel_page(request, viewer, channel, panel, status=panel.status)
     return RedirectResponse(f"/channel/{channel.name}?sent={sent}#m-{sent}", status_code=303)
 
 
@@ -193,7 +196,7 @@ async def cases_page(request: Request) -> Response:
     """Every case this operator may see, open ones first."""
     console = console_of(request)
     viewer = await console.viewer(request)
-    proj = await console.node.aread(lambda conn: data.projection(conn, viewer.offices))
+    proj = await console.node.aread(lambda conn: data.projection(conn, viewer.offices, kinds=("case",)))
     cases = sorted(proj.cases.values(), key=lambda c: (c.status == "resolved", c.created), reverse=False)
     return await console.page(request, "cases.html", viewer, page="cases", title=viewer.locale.gettext("Cases"),
                         live_url="/cases?fragment=1", cases=cases, parties=viewer.presenter.parties)  # fmt: skip
@@ -210,7 +213,7 @@ async def case_page(request: Request, case_id: str) -> Response:
     def read(conn: Any) -> dict[str, Any] | None:
         screen = screens.case_screen(conn, viewer, case_id)
         if screen is not None:  # each message's translations, and the forms the viewer may use, as on its channel
-            translations.attach(conn, viewer, [t["card"] for t in screen["timeline"]])
+            translations.attach(conn, viewer, [t["card"] for t in screen["timeline"] if t["card"] is not None])
         return screen
 
     screen = await console.node.aread(read)
