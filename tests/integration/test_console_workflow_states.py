@@ -9,15 +9,17 @@ ministers.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import httpx
 
+from cli_support import detente
 from console_support import login
 from support import Cluster, NodeProc, wait_for
-from workflow_support import PRENOTIFY, get, iso, reaches, send, status_of
+from workflow_support import PRENOTIFY, get, iso, post, reaches, send, status_of
 
 INCIDENT = {"kind": "cross_border_fire", "time": iso(-0.5), "description": "Shots across the border at the post.",
             "location": {"lat": 28.9, "lon": 61.6, "place": "Mirjaveh post"}, "assessment": "Smugglers, not troops.",
@@ -56,6 +58,17 @@ def overdue_items(text: str) -> list[str]:
     """The titles of the Now screen's overdue action items."""
     section = re.search(r"<h3>Overdue action items</h3>\s*<ul class=\"list\">(.*?)</ul>", text, re.S)
     return re.findall(r'<li class="late"><span dir="auto">(.*?)</span>', section.group(1)) if section else []
+
+
+def your_items(text: str) -> list[tuple[str, bool]]:
+    """The Now screen's open action items of the viewer's offices: (title, overdue)."""
+    section = re.search(r'<ul class="list your-items">(.*?)</ul>', text, re.S)
+    rows = (
+        re.findall(r'<li( class="late")?><a href="[^"]+"><span dir="auto">(.*?)</span>', section.group(1))
+        if section
+        else []
+    )
+    return [(title, bool(late)) for late, title in rows]
 
 
 def minister(node: NodeProc, kind: str, body: dict[str, object], *refs: str) -> str:
@@ -113,26 +126,77 @@ def test_the_liaison_officer_is_asked_to_verify_a_reported_operation(pair: Clust
     reaches(ir, "ir-dgmo", "action", action, "proposed")
     send(ir, "ir-dgmo", "action.consent", {"note": "No objection"}, refs=[action])
     reaches(pk, "pk-dgmo", "action", action, "consented")
-    send(pk, "pk-dgmo", "action.execute", {"started": iso(0)}, refs=[action])
-    send(pk, "pk-dgmo", "action.report", {"summary": "The hideout was destroyed."}, refs=[action])
+    send(pk, "pk-dgmo", "action.execute", {"started": iso(0)}, refs=[action])  # the window opens in 25 hours
+    log = b"Hideout near Saravan destroyed (console test) " + os.urandom(8).hex().encode()
+    item = post(pk, "pk-dgmo", "/api/v1/evidence?name=site-log.txt", None, content=log,
+                headers={"Content-Type": "text/plain"})["evidence"]  # fmt: skip
+    send(pk, "pk-dgmo", "action.report", {"summary": "The hideout was destroyed.", "evidence": [item]}, refs=[action])
     reaches(ir, "ir-lo-turbat", "action", action, "reported")
     allowed = get(ir, "ir-lo-turbat", f"/api/v1/actions/{action}")["allowed"]
     assert allowed == {"ir:lo-turbat": ["action.verify", "action.dispute"]}
 
     entry = waiting_entry(page(ir, "ir-lo-turbat", "/"), group)
-    assert entry is not None
+    assert entry is not None and f'<a href="/action/{action}">' in entry  # the entry opens the action's page
     assert f'href="/channel/liaison?type=action.verify&amp;refs={action}' in entry
     assert f'href="/channel/liaison?type=action.dispute&amp;refs={action}' in entry
     # The DGMO's side waits too, but it is not the DGMO's to verify: no button for it.
     dgmo = waiting_entry(page(ir, "ir-dgmo", "/"), group)
-    assert dgmo is not None and "action.verify" not in dgmo and "<a " not in dgmo
+    assert dgmo is not None and "action.verify" not in dgmo and 'class="button' not in dgmo
     # The proposing side waits on nobody: the operation is not listed there.
     assert waiting_entry(page(pk, "pk-lo-zahedan", "/"), group) is None
 
-    send(ir, "ir-lo-turbat", "action.verify", {"note": "Confirmed."}, channel="liaison", to="pk:lo-zahedan",
-         refs=[action])  # fmt: skip
+    # The officer's page: the flag, the report sent between the DGMOs and its file, what the officer may send.
+    def officer_page() -> str:
+        """The page once the file is on ir (fetched from pk): until then it is listed, not offered."""
+        text = page(ir, "ir-lo-turbat", f"/action/{action}")
+        return text if "download>site-log.txt</a>" in text else ""
+
+    officer = wait_for(officer_page, what="ir to fetch the report's file")
+    assert (
+        '<span class="state s-reported">' in officer and "It started outside the window it was notified for." in officer
+    )
+    assert "unilateral" not in officer  # consented before it started
+    assert "The hideout was destroyed." in officer and f'<code class="hash">{item["sha256"]}</code>' in officer
+    assert f'href="/channel/liaison?type=action.verify&amp;refs={action}' in officer
+    # Every message of it went between the DGMOs: on the timeline, only what each changed.
+    other = re.findall(r'<p class="tl-other">(.*?)</p>', officer, re.S)
+    assert len(other) == 4 and "<article" not in officer and all("<bdi>ir:dgmo</bdi>" in o for o in other)
+    with console(ir, "ir-lo-turbat") as browser:
+        assert browser.get(f"/api/v1/evidence/{item['sha256']}").content == log  # the download the page links to
+    # An office that never touched the operation sees nothing of it: a 404 page, as the API answers 404.
+    with console(pk, "pk-fs") as browser:
+        hidden = browser.get(f"/action/{action}")
+    assert hidden.status_code == 404 and group not in hidden.text and "Saravan" not in hidden.text
+
+    send(ir, "ir-lo-turbat", "action.verify", {"note": "Confirmed at the site."}, channel="liaison",
+         to="pk:lo-zahedan", refs=[action])  # fmt: skip
     wait_for(lambda: waiting_entry(page(ir, "ir-lo-turbat", "/"), group) is None, what="the verify to be done")
     reaches(pk, "pk-lo-zahedan", "action", action, "verified")
+    # The proposing DGMO learns it was verified, and what the officer said, though it went between the officers.
+    proposer = page(pk, "pk-dgmo", f"/action/{action}")
+    assert '<span class="state s-verified">' in proposer and "Confirmed at the site." in proposer
+    assert proposer.count('<article class="msg') == 4 and proposer.count('<p class="tl-other">') == 1
+    assert proposer.count(f'<a href="/action/{action}" class="workflow-link">') == 4  # each card links to the page
+    with console(pk, "pk-dgmo") as browser:
+        live = browser.get(f"/action/{action}?fragment=1")  # what the live refresh fetches
+    assert live.status_code == 200 and "<html" not in live.text and "s-verified" in live.text
+
+
+def test_an_operation_executed_without_consent_reads_unilateral_in_each_language(pair: Cluster) -> None:
+    pk, ir = pair["pk"], pair["ir"]
+    group = "Unannounced strike (console test)"
+    window = {"start": iso(25), "end": iso(30)}
+    action = send(pk, "pk-dgmo", "operation.prenotify", {**PRENOTIFY, "target_group": group, "window": window})["id"]
+    send(pk, "pk-dgmo", "action.execute", {"started": iso(0)}, refs=[action])
+    reaches(ir, "ir-dgmo", "action", action, "executed")
+    english = page(ir, "ir-dgmo", f"/action/{action}")
+    assert "The record says this operation was executed unilaterally: executed without consent." in english
+    assert '<span class="warn">unilateral</span>' in english
+    # A translator reads it in Persian: the page runs right to left, the ids and times left to right in it.
+    persian = page(ir, "ir-translator1", f"/action/{action}")
+    assert '<html lang="fa" dir="rtl">' in persian and f'<code title="{action}">{action}</code>' in persian
+    assert re.search(r'<time datetime="[^"]+" title="[^"]+"><bdi>', persian)
+    assert 'class="button' not in re.sub(r"<header.*?</header>", "", persian, flags=re.S)  # a translator sends none
 
 
 def test_an_item_done_on_another_channel_is_not_overdue(pair: Cluster) -> None:
@@ -155,7 +219,35 @@ def test_an_item_done_on_another_channel_is_not_overdue(pair: Cluster) -> None:
     minister(pk, "consultation.cosign", {"sha256": digest}, consultation, minutes)
     minister(ir, "consultation.cosign", {"sha256": digest}, consultation, minutes)
     reaches(pk, "pk-fs", "consultation", consultation, "minutes_cosigned")
-    wait_for(lambda: {done, still_open} <= set(overdue_items(page(ir, "ir-fs", "/"))), 10, 0.5, "the items' due time")
+    wait_for(lambda: done in overdue_items(page(ir, "ir-fs", "/")), 10, 0.5, "the items' due time")
+    assert (still_open, True) in your_items(page(ir, "ir-fs", "/"))  # ir:fs's own: listed once, as its own
+
+    # The ministers gave pk:dgmo an item: the DGMO sees the consultation (API, CLI, console) and its item on Now.
+    reaches(pk, "pk-dgmo", "consultation", consultation, "minutes_cosigned")
+    assert consultation in [c["id"] for c in get(pk, "pk-dgmo", "/api/v1/consultations")["consultations"]]
+    detail = get(pk, "pk-dgmo", f"/api/v1/consultations/{consultation}")
+    assert detail["allowed"] == {"pk:dgmo": ["consultation.item_done"]}
+    assert [i["id"] for i in detail["overdue_items"]] == ["brief", "reply"]
+    shown = detente("consultation", "show", "--node", str(pk.data), "--token", pk.token("pk-dgmo"), consultation)
+    assert (
+        shown.code == 0
+        and '"owner": "pk:dgmo"' in shown.stdout
+        and "pk:dgmo may send: consultation.item_done" in (shown.stdout)
+    )
+    assert (done, True) in your_items(page(pk, "pk-dgmo", "/"))
+    owner = page(pk, "pk-dgmo", f"/consultation/{consultation}")
+    assert '<span class="state s-minutes_cosigned">' in owner and "before its scheduled start" in owner  # held early
+    assert f'<code class="hash">{digest}</code>' in owner and owner.count('<span class="ok">co-signed</span>') == 2
+    assert re.search(r'<tr id="item-brief" class="late">.*?\(yours\).*?overdue</span></td>', owner, re.S)
+    assert not re.search(r'<tr id="item-reply" class="late">[^\n]*\(yours\)', owner)
+    assert f'href="/channel/dgmo?type=consultation.item_done&amp;refs={consultation}' in owner
+    # The ministers' messages are not the DGMO's to read: on the timeline, only what each changed.
+    assert owner.count('<p class="tl-other">') == 6 and "<article" not in owner and "Reviewed." not in owner
+    # An office given nothing and sent nothing sees nothing of it, on any screen.
+    assert status_of(pk, "pk-lo-zahedan", "consultation", consultation) is None
+    with console(pk, "pk-lo-zahedan") as browser:
+        assert browser.get(f"/consultation/{consultation}").status_code == 404
+
     # The DGMOs report the item done between themselves, after its due time.
     send(pk, "pk-dgmo", "consultation.item_done", {"item": "brief"}, refs=[consultation])
 
@@ -168,6 +260,10 @@ def test_an_item_done_on_another_channel_is_not_overdue(pair: Cluster) -> None:
     assert brief()["late"] is True
     overdue = get(ir, "ir-fs", f"/api/v1/consultations/{consultation}")["overdue_items"]
     assert [i["id"] for i in overdue] == ["reply"]
-    for node, name in ((ir, "ir-fs"), (ir, "ir-dgmo"), (pk, "pk-fs")):
-        shown = overdue_items(page(node, name, "/"))
-        assert done not in shown and still_open in shown, name
+    for node, name in ((ir, "ir-dgmo"), (pk, "pk-fs")):
+        listed = overdue_items(page(node, name, "/"))
+        assert done not in listed and still_open in listed, name
+    assert (still_open, True) in your_items(page(ir, "ir-fs", "/"))
+    assert done not in [title for title, _ in your_items(page(pk, "pk-dgmo", "/"))]
+    closed = page(pk, "pk-dgmo", f"/consultation/{consultation}")
+    assert re.search(r'<tr id="item-brief">.*?done .*?<span class="warn">late</span>', closed, re.S)

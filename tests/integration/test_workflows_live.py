@@ -60,12 +60,17 @@ def test_action_lifecycle_with_evidence_is_the_same_on_both_nodes(pair: Cluster)
     detail = get(ir, "ir-lo-turbat", f"/api/v1/actions/{action}")
     assert detail["evidence"][0]["state"] == "stored"
     assert detail["allowed"]["ir:lo-turbat"] == ["action.verify", "action.dispute"]
+    # The officer verifies a report sent between the DGMOs: it reads it with the action, as it reads its files.
+    assert detail["report"]["body"]["summary"] == "Two hideouts destroyed." and detail["verdict"] is None
+    assert detail["report"]["sender"] == "pk:dgmo" and detail["report"]["type"] == "action.report"
 
     send(ir, "ir-lo-turbat", "action.verify", {"note": "Confirmed on site."}, channel="liaison", to="pk:lo-zahedan",
          refs=[action])  # fmt: skip
     reaches(pk, "pk-lo-zahedan", "action", action, "verified")
     state = same_on_both(pair, "action", action)
     assert [s["status"] for s in state["history"]] == ["proposed", "consented", "executed", "reported", "verified"]
+    verdict = get(pk, "pk-dgmo", f"/api/v1/actions/{action}")["verdict"]  # sent between the liaison officers
+    assert verdict["type"] == "action.verify" and verdict["body"]["note"] == "Confirmed on site."
     assert state["unilateral"] is False and state["evidence"][0]["sha256"] == item["sha256"]
     first = get(pk, "pk-dgmo", f"/api/v1/actions/{action}")["timeline"][0]
     assert first["at"]["dtg"] == dtg(parse_time(first["created"]))

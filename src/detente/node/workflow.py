@@ -102,6 +102,21 @@ def liaison_offices(agreement: Agreement, state: State) -> set[str]:
     return {o for o, office in agreement.offices.items() if office.party in parties and is_liaison(o)}
 
 
+def envelope_readers(kind: str, envelope: Envelope) -> set[str]:
+    """Return the offices an envelope a workflow object accepted lets read that object.
+
+    Its sender and recipient; for a consultation, also the offices its minutes give action items
+    to, whichever offices met: an office closes its own items (`consultation.item_done`) and must
+    see them. The owners of minutes later replaced keep reading it, as an office keeps reading a
+    workflow that once held an envelope addressed to it.
+    """
+    out = {envelope.sender, envelope.recipient}
+    items = envelope.body.get("items") if (kind, envelope.type) == ("consultation", "consultation.minutes") else None
+    if isinstance(items, list):  # the state machine accepted it: a valid minutes body
+        out |= {str(i["owner"]) for i in items if isinstance(i, dict) and isinstance(i.get("owner"), str)}
+    return out
+
+
 def row_for(kind: str, state: State, key: Key) -> Row:
     """Return the table row of a state whose last folded envelope has `key`."""
     extra: tuple[tuple[str, Any], ...] = ()
@@ -135,7 +150,7 @@ def derive(envelopes: Iterable[Envelope], agreement: Agreement) -> Derived:
             if old is None or _later(_key(envelope), old):
                 keys[(kind, target)] = _key(envelope)
             if (kind, target, envelope.id) not in refused:
-                offices |= {(kind, target, envelope.sender), (kind, target, envelope.recipient)}
+                offices |= {(kind, target, o) for o in envelope_readers(kind, envelope)}
     rows: dict[tuple[str, str], Row] = {}
     for kind, states in (
         ("case", projection.cases), ("clarification", projection.clarifications),
@@ -162,7 +177,7 @@ def _apply(agreement: Agreement, kind: str, target: str, row: Row | None, envelo
             raise
         conflict = Conflict(envelope.id, envelope.type, kind, target, exc.detail)
         return Change(kind, target, state, previous, False, False, [conflict], set(), _key(envelope))
-    offices = {envelope.sender, envelope.recipient}
+    offices = envelope_readers(kind, envelope)
     if state is None:
         offices |= liaison_offices(agreement, new)
     return Change(kind, target, new, previous, True, False, [], offices, _key(envelope))

@@ -3,12 +3,15 @@
 Every time a timeline shows is given in UTC, in each party's local time (from the agreement's
 `utc_offset`: PKT +05:00, IRST +03:30) and as a date-time group (`161305ZJAN24`). An operator
 sees a workflow object if one of their offices sent or received one of its envelopes (liaison
-offices also see the actions they may verify); supervisors, auditors and admins see all. Every
-function takes an open connection and raises `NotFound` for what the operator may not see.
+offices also see the actions they may verify, and an office given an action item by a
+consultation's minutes sees that consultation: `node.workflow` records these readers in
+`workflow_offices`); supervisors, auditors and admins see all. Every function takes an open
+connection and raises `NotFound` for what the operator may not see.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
@@ -128,7 +131,8 @@ def detail(
         out["allowed"] = _allowed(state, own)
     if isinstance(state, Action):
         out["decision_overdue"] = decision_overdue(state, at)
-        out["evidence"] = _evidence(conn, [e.sha256 for e in state.evidence])
+        out["evidence"] = evidence_files(conn, [e.sha256 for e in state.evidence])
+        out.update(action_papers(conn, state))
         out["window"] = {"start": times(agreement, state.window_start), "end": times(agreement, state.window_end)}
     elif isinstance(state, Consultation):
         out["overdue_items"] = [i.__dict__ for i in overdue_items(state, at)]
@@ -147,7 +151,8 @@ def _clarification_steps(state: dict[str, Any]) -> list[dict[str, Any]]:
     return steps
 
 
-def _evidence(conn: Connection, hashes: list[str]) -> list[dict[str, Any]]:
+def evidence_files(conn: Connection, hashes: list[str]) -> list[dict[str, Any]]:
+    """Return each file (once) as this node holds it: `stored`, `missing` (not fetched yet) or `unknown`."""
     out = []
     for sha256 in dict.fromkeys(hashes):
         row = evidence_db.get(conn, sha256)
@@ -156,4 +161,30 @@ def _evidence(conn: Connection, hashes: list[str]) -> list[dict[str, Any]]:
             "media_type": row["media_type"] if row else None, "size": row["size"] if row else None,
             "url": f"/api/v1/evidence/{sha256}",
         })  # fmt: skip
+    return out
+
+
+def action_papers(conn: Connection, state: Action) -> dict[str, dict[str, Any] | None]:
+    """Return an action's after-action report and its verdict (verification or dispute), bodies included.
+
+    Whoever may read the action reads them, whichever offices exchanged them: the other side's
+    liaison officer verifies a report sent between the DGMOs (as it may fetch its evidence), and
+    the side that reported learns why its report was disputed. `None` for one not sent yet.
+    """
+    ids = [i for i in (state.report, state.verdict) if i]
+    query = select(envelopes.c.id, envelopes.c.type, envelopes.c.from_office, envelopes.c.to_office,
+                   envelopes.c.created, envelopes.c.raw).where(envelopes.c.id.in_(ids))  # fmt: skip
+    found = {r.id: r for r in conn.execute(query)} if ids else {}
+    out: dict[str, dict[str, Any] | None] = {}
+    for key, envelope_id in (("report", state.report), ("verdict", state.verdict)):
+        row = found.get(envelope_id) if envelope_id else None
+        if row is None:
+            out[key] = None
+            continue
+        try:
+            body = json.loads(bytes(row.raw)).get("body", {})
+        except ValueError:  # every stored envelope was checked on the way in; never let one break a page
+            body = {}
+        out[key] = {"id": row.id, "type": row.type, "sender": row.from_office, "recipient": row.to_office,
+                    "created": row.created, "body": body if isinstance(body, dict) else {}}  # fmt: skip
     return out

@@ -3,7 +3,8 @@
     GET  /api/v1/cases?status=&limit=                    cases, newest first
     GET  /api/v1/cases/{id}                              a case: state, timeline, its actions, ...
     GET  /api/v1/actions?status=&case=&unilateral=       coordinated actions
-    GET  /api/v1/actions/{id}                            state, timeline, evidence, what you may send
+    GET  /api/v1/actions/{id}                            state, timeline, evidence, report and verdict,
+                                                         what you may send
     GET  /api/v1/consultations?status=&case=             consultations
     GET  /api/v1/consultations/{id}                      state, timeline, overdue action items
     GET  /api/v1/clarifications?status=&case=            clarification requests and their answers
@@ -105,7 +106,7 @@ async def list_actions(
 
 @router.get("/actions/{action_id}")
 async def get_action(action_id: str, node: NodeDep, operator: OperatorDep) -> dict[str, Any]:
-    """Return an action: status, flags, timeline, evidence and the types your offices may send now."""
+    """Return an action: status, flags, timeline, evidence, report, verdict and what your offices may send now."""
     return await _detail(node, operator, "action", action_id)
 
 

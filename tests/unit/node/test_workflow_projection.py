@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
 from sqlalchemy import Connection, Engine, delete
 
 from detente.core import agreement as agreement_mod
@@ -24,7 +25,7 @@ from detente.node import workflow
 from detente.node.rebuild import differences, log_envelopes, rebuild_connection
 from detente.store import messages as db
 from detente.store import workflow as store
-from detente.store.db import make_engine, migrate, sqlite_url
+from detente.store.db import alembic_config, make_engine, migrate, sqlite_url
 from detente.store.tables import envelopes, log, tree_hashes
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -215,3 +216,66 @@ def test_rebuild_write_replaces_spoiled_tables(any_engine: Engine) -> None:
         assert report.written and any("status is 'verified'" in d for d in report.differences)
         assert any(d.startswith("conflict missing: action.consent") for d in report.differences)
         assert rebuild_connection(conn, AGREEMENT, write=False).matches
+
+
+def ministers_minutes(incident: Envelope) -> tuple[list[Envelope], str]:
+    """A consultation of the ministers in `incident`'s case, whose minutes give an item to pk:dgmo; and its id."""
+    proposal = {"title": "Ministers", "agenda": ["Border"], "start": at(10), "venue": "Tehran"}
+    propose = env("consultation.propose", "pk:fs", "ir:fs", proposal, 5, case=incident.id)
+    agree = env("consultation.agree", "ir:fs", "pk:fs", {}, 6, refs=[propose.id], case=incident.id)
+    held = env("consultation.held", "pk:fs", "ir:fs", {"held_at": at(11)}, 11.5, refs=[propose.id], case=incident.id)
+    items = [{"id": "A1", "title": "Brief the posts", "owner": "pk:dgmo", "due": at(20)}]
+    minutes = env("consultation.minutes", "ir:fs", "pk:fs", {"text": "Agreed.", "items": items}, 12,
+                  refs=[propose.id], case=incident.id)  # fmt: skip
+    return [incident, propose, agree, held, minutes], propose.id
+
+
+def liaison_incident() -> Envelope:
+    return env("incident.report", "pk:lo-zahedan", "ir:lo-turbat", {
+        "kind": "strike", "time": at(-1), "location": {"lat": 26.9, "lon": 63.5, "place": "Turbat"},
+        "description": "Shots.", "assessment": "Unclear.", "escalation": 1}, 0)  # fmt: skip
+
+
+def test_an_office_given_an_action_item_reads_the_consultation_and_not_its_case(any_engine: Engine) -> None:
+    """QA: minutes of the ministers gave pk:dgmo an item; pk:dgmo could close it but not see it."""
+    envs, consultation = ministers_minutes(liaison_incident())
+    with any_engine.begin() as conn:
+        for envelope in envs:
+            receive(conn, envelope)
+        assert store.get(conn, "consultation", consultation) is not None
+        assert store.offices_of(conn, "consultation", consultation) == {"pk:fs", "ir:fs", "pk:dgmo"}
+        # Only the consultation: the case the minutes name (the liaison officers' incident) gains no reader.
+        assert "pk:dgmo" not in store.offices_of(conn, "case", envs[0].id)
+        assert [r.id for r in store.listing(conn, "consultation", offices=["pk:dgmo"])] == [consultation]
+        assert store.listing(conn, "consultation", offices=["pk:lo-zahedan"]) == []
+        assert differences(conn, workflow.derive(envs, AGREEMENT)) == []  # `detente rebuild` derives the same
+
+
+def test_refused_minutes_give_no_one_the_consultation(engine: Engine) -> None:
+    envs, consultation = ministers_minutes(liaison_incident())
+    with engine.begin() as conn:
+        for envelope in envs[:3] + envs[4:]:  # never held: the minutes are refused (a conflict)
+            receive(conn, envelope)
+        assert [c["type"] for c in store.conflicts_of(conn, "consultation", consultation)] == ["consultation.minutes"]
+        assert store.offices_of(conn, "consultation", consultation) == {"pk:fs", "ir:fs"}
+        assert differences(conn, workflow.derive(envs[:3] + envs[4:], AGREEMENT)) == []
+
+
+def test_the_upgrade_gives_the_owners_of_earlier_minutes_their_consultation(engine: Engine) -> None:
+    """Migration 0008: minutes recorded by an earlier release gain their items' owners as readers."""
+    envs, consultation = ministers_minutes(liaison_incident())
+    with engine.begin() as conn:
+        for envelope in envs:
+            receive(conn, envelope)
+        # As an earlier release left it: the owner not among the readers.
+        owner = (store.workflow_offices.c.office == "pk:dgmo", store.workflow_offices.c.workflow == "consultation")
+        conn.execute(delete(store.workflow_offices).where(*owner))
+    config = alembic_config(engine)
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0007")
+    for _ in range(2):  # the upgrade, then again: nothing is added twice
+        migrate(engine)
+        with engine.begin() as conn:
+            assert store.offices_of(conn, "consultation", consultation) == {"pk:fs", "ir:fs", "pk:dgmo"}
+            assert differences(conn, workflow.derive(envs, AGREEMENT)) == []

@@ -111,9 +111,10 @@ def test_a_form_with_a_bad_field_comes_back_with_the_error_on_it(client: TestCli
     page = client.post("/channel/dgmo/send", data=form)
     assert page.status_code == 422
     assert re.search(r'id="f-questions"[^>]*aria-invalid="true"', page.text)
-    # The form's own format and label, not the node's "RFC 3339".
+    # The form's own format and label, not the node's "RFC 3339"; English, a left-to-right isolate on any page.
     said = "Deadline must be a UTC time written like 2024-01-16 13:05, not “not a time”."
-    assert f'<p class="field-error" id="f-deadline-error">{said}</p>' in page.text and "RFC 3339" not in page.text
+    error = f'<p class="field-error" id="f-deadline-error"><bdi dir="ltr" lang="en">{said}</bdi></p>'
+    assert error in page.text and "RFC 3339" not in page.text
     no_token = client.post("/channel/dgmo/send", data={**form, "csrf": ""})
     assert no_token.status_code == 403
 
@@ -202,3 +203,30 @@ def test_the_compose_form_signs_the_language_the_text_is_written_in(client: Test
     assert client.get(f"/api/v1/messages/{message.group(1)}").json()["envelope"]["lang"] == "ur"
     refused = client.post("/channel/dgmo/send", data={**form, "lang": "de"})
     assert refused.status_code == 422 and "language &#39;de&#39; is not one of the agreement" in refused.text
+
+
+def test_a_clarification_has_its_own_page_for_the_offices_that_see_it(client: TestClient) -> None:
+    login(client, "pk-dgmo")
+    form = {"csrf": csrf_of(client.get("/channel/dgmo")), "type": "clarification.request", "precedence": "IMMEDIATE",
+            "b.questions": "Whose drone was it?\nWhere did it take off?"}  # fmt: skip
+    sent = client.post("/channel/dgmo/send", data=form, follow_redirects=False)
+    assert sent.status_code == 303, sent.text[:2000]
+    found = re.search(r"sent=([0-9a-f-]{36})", sent.headers["location"])
+    assert found is not None
+    request = found.group(1)
+    page = client.get(f"/clarification/{request}")
+    assert page.status_code == 200 and '<span class="state s-open">' in page.text
+    assert "<bdi>pk:dgmo</bdi> → <bdi>ir:dgmo</bdi>" in page.text and '<dd><bdi dir="ltr">2</bdi></dd>' in page.text
+    assert page.text.count('<article class="msg') == 1 and "Whose drone was it?" in page.text  # its card
+    assert 'class="button small"' not in page.text  # the asking side waits: nothing for it to send
+    assert f'<a href="/clarification/{request}" class="workflow-link">' in page.text  # the card links to the page
+    live = client.get(f"/clarification/{request}?fragment=1")
+    assert live.status_code == 200 and "<html" not in live.text and "s-open" in live.text
+    # The ministry never touched it: a 404 page, as the API answers; so are an unknown id and an overlong one.
+    client.cookies.clear()
+    assert login(client, "pk-fs").status_code == 303
+    assert client.get(f"/api/v1/clarifications/{request}").status_code == 404
+    for path in (f"/clarification/{request}", "/action/" + "0" * 36, "/consultation/" + "a" * 65):
+        hidden = client.get(path)
+        assert hidden.status_code == 404 and "Not found" in hidden.text and "drone" not in hidden.text, path
+        assert hidden.headers["content-type"].startswith("text/html")

@@ -241,7 +241,8 @@ def projection(
     """Return the workflow states the operator may see, each whole, as the operator API reads them.
 
     An office sees a workflow that holds an envelope it sent or received (a liaison office also the
-    actions it may verify; `offices` None, a wide role, sees every one), and sees its stored state,
+    actions it may verify, an office given an action item the consultation whose minutes gave it;
+    `offices` None, a wide role, sees every one), and sees its stored state,
     which every envelope of the workflow made, not only its own. `kinds` limits the kinds read,
     `statuses` (by kind) their statuses, `ids` the objects; with `case`, only that case and the
     objects that name it (and its refused envelopes as `conflicts`). At most `MAX_STATES` objects

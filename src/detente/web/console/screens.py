@@ -152,14 +152,37 @@ def upcoming_consultations(viewer: Viewer, proj: Projection, now: datetime) -> l
     return out
 
 
+def your_action_items(viewer: Viewer, proj: Projection, now: datetime) -> list[dict[str, Any]]:
+    """Return the open action items of co-signed minutes that the viewer's offices own, the earliest due first.
+
+    An office given an item reads its consultation (`node.workflow.envelope_readers`), whichever
+    offices met; each item says whether it is overdue.
+    """
+    p, mine = viewer.presenter, set(viewer.operator.offices)
+    out = []
+    for cons in proj.consultations.values():
+        late = {i.id for i in overdue_items(cons, now)}
+        for item in cons.items:
+            if cons.status == "minutes_cosigned" and item.status == "open" and item.owner in mine:
+                out.append({"title": item.title, "owner": item.owner, "due": p.when(item.due), "id": item.id,
+                            "consultation": cons.title, "consultation_id": cons.id, "overdue": item.id in late,
+                            "sort": item.due})  # fmt: skip
+    return sorted(out, key=lambda i: i["sort"])
+
+
 def overdue_action_items(viewer: Viewer, proj: Projection, now: datetime) -> list[dict[str, Any]]:
-    """Return the open action items of co-signed minutes that are past their due time."""
-    p = viewer.presenter
-    return [
-        {"title": item.title, "owner": item.owner, "due": p.when(item.due), "consultation": cons.title}
-        for cons in proj.consultations.values()
-        for item in overdue_items(cons, now)
-    ]
+    """Return the open action items of co-signed minutes that are past their due time, but the viewer's own.
+
+    The viewer's own are in `your_action_items`, marked overdue there: an item is listed once.
+    """
+    p, mine = viewer.presenter, set(viewer.operator.offices)
+    out = []
+    for cons in proj.consultations.values():
+        for item in overdue_items(cons, now):
+            if item.owner not in mine:
+                out.append({"title": item.title, "owner": item.owner, "due": p.when(item.due),
+                            "consultation": cons.title, "consultation_id": cons.id})  # fmt: skip
+    return out
 
 
 def now_screen(conn: Connection, viewer: Viewer, peers: list[str], show_all: bool = False) -> dict[str, Any]:
@@ -197,6 +220,7 @@ def now_screen(conn: Connection, viewer: Viewer, peers: list[str], show_all: boo
         "waiting": waiting_for_us(conn, viewer, proj),
         "consultations": upcoming_consultations(viewer, proj, now),
         "overdue_items": overdue_action_items(viewer, proj, now),
+        "your_items": your_action_items(viewer, proj, now),
         "flash": [c for c in incoming if c.precedence == "FLASH" and c.answerable],
         "opener_of": OPENER_OF,
     }
