@@ -20,6 +20,14 @@ TABLET: ViewportSize = {"width": 768, "height": 1024}
 Shot = Callable[[Page, str], Path]
 
 
+# Whether two elements' boxes do not overlap (measured in one step: nothing can move in between).
+APART = """([one, two]) => {
+  const [a, b] = [one, two].map((s) => document.querySelector(s).getBoundingClientRect());
+  const apart = a.right <= b.left || b.right <= a.left || a.bottom <= b.top || b.bottom <= a.top;
+  return a.width > 0 && b.width > 0 && apart;
+}"""
+
+
 def mark_page(page: Page) -> None:
     """Leave a mark in the page's JavaScript state: a reload or navigation would wipe it."""
     page.evaluate("window.__noReload = 'still here'")
@@ -144,6 +152,15 @@ def test_a_bad_field_shows_the_nodes_error_on_that_field(console_nodes: Cluster,
     page.set_input_files("#f-evidence-file", files=[{"name": "crater.txt", "mimeType": "text/plain",
                                                      "buffer": b"Crater 3 m wide, 200 m from post 7."}])  # fmt: skip
     expect(page.locator("#f-evidence")).to_have_value(re.compile(r'"sha256": "[0-9a-f]{64}"'))
+    # How an upload went is said under the file input (QA: a floating notice covered the Send button),
+    # a refusal in the node's English words, left to right.
+    status = page.locator("#f-evidence-file-status")
+    expect(status).to_have_text("Uploaded: crater.txt")
+    page.set_input_files("#f-evidence-file", files=[{"name": "crater.zip", "mimeType": "application/zip",
+                                                     "buffer": b"PK\x03\x04"}])  # fmt: skip
+    expect(status.locator(".failed bdi[lang=en][dir=ltr]")).to_contain_text("'application/zip' is not allowed")
+    assert page.evaluate(APART, ["#f-evidence-file-status", "#compose-form button.send"]), "the notice covers Send"
+    expect(page.locator("#toasts .toast", has_text="crater")).to_have_count(0)
 
 
 def test_an_operator_cannot_open_another_offices_channel(console_nodes: Cluster, open_console: OpenConsole,
@@ -323,6 +340,14 @@ def test_minutes_with_action_items_are_written_in_rows_and_co_signed_from_what_i
     expect(page.locator("p.notice[role=status]")).to_contain_text("Sent.")
     reaches(ir, "ir-dgmo", "consultation", cons, "minutes_cosigned")
     assert same_on_both(console_nodes, "consultation", cons)["cosigned_by"].keys() == {"pk", "ir"}
+    # Pakistan closes its item, chosen among the open items by id and text (A1 is Iran's to close).
+    page.goto(pk.url + f"/channel/dgmo?type=consultation.item_done&refs={cons}")
+    expect(page.locator("#f-item option")).to_have_text(["—", "A2 · Share patrol schedules · pk:dgmo"])
+    page.select_option("#f-item", "A2")
+    page.click("#compose-form button.send")
+    expect(page.locator("p.notice[role=status]")).to_contain_text("Sent.")
+    items = get(pk, "pk-dgmo", f"/api/v1/consultations/{cons}")["consultation"]["items"]
+    assert [(i["id"], i["status"]) for i in items] == [("A1", "open"), ("A2", "done")]
 
 
 def test_the_liaison_officer_a_report_came_to_may_ask_for_a_clarification(
@@ -342,3 +367,29 @@ def test_the_liaison_officer_a_report_came_to_may_ask_for_a_clarification(
     expect(page.locator("#pick-type")).to_have_value("clarification.request")
     expect(page.locator("#f-refs")).to_have_value(sent)
     expect(page.locator("#f-case")).to_have_value(sent)
+
+
+def test_an_actions_page_follows_the_operation_live_and_reads_right_to_left_in_persian(
+    console_nodes: Cluster, open_console: OpenConsole, screenshot: Shot
+) -> None:
+    pk, ir = console_nodes["pk"], console_nodes["ir"]
+    window = {"start": iso(24.5), "end": iso(26)}
+    body = {**PRENOTIFY, "target_group": "Live page (browser test)", "window": window}
+    action = send(pk, "pk-dgmo", "operation.prenotify", body)["id"]
+    reaches(ir, "ir-dgmo", "action", action, "proposed")
+    page = open_console(pk, "pk-dgmo", lang="en")
+    page.goto(pk.url + f"/action/{action}")
+    expect(page.locator("#conn")).to_have_class(re.compile(r"\blive\b"))
+    mark_page(page)
+    send(ir, "ir-dgmo", "action.consent", {"note": "No objection"}, refs=[action])
+    # The consent arrives on the open page, without a reload, with what the proposer may send now.
+    expect(page.locator("#live .case-head .state")).to_have_text("consented")
+    expect(page.locator("#live .next .followups a", has_text="Operation executed")).to_be_visible()
+    assert not_reloaded(page)
+    screenshot(page, "en-action")
+    persian = open_console(ir, "ir-translator1")  # a translator reads Persian
+    persian.goto(ir.url + f"/action/{action}")
+    expect(persian.locator("html")).to_have_attribute("dir", "rtl")
+    ltr = persian.locator(f'code[title="{action}"]').evaluate("e => getComputedStyle(e).direction")
+    assert ltr == "ltr"
+    screenshot(persian, "fa-action")

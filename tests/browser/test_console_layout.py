@@ -1,15 +1,19 @@
-"""The console's layout in a real browser, in English and Persian: the links table within its panel,
-hashes and keys left to right on right-to-left pages, and the focus after `a` acknowledges a message.
+"""The console's layout in a real browser, in English, Urdu and Persian: the links table within its panel,
+hashes and keys left to right on right-to-left pages, a message's values beside their labels, a note's
+quotation marks and the node's English errors the right way round, and the focus after `a` acknowledges
+a message.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 
 import pytest
 from playwright.sync_api import Page, ViewportSize, expect
 
-from support import Cluster, running_cluster
+from support import Cluster, running_cluster, wait_for
+from workflow_support import iso, post, send, status_of_message
 
 pytestmark = pytest.mark.browser
 OpenConsole = Callable[..., Page]
@@ -45,6 +49,25 @@ LTR_TEXT = """(el) => {
   range.setStart(node, node.length - 1); range.setEnd(node, node.length);
   const last = range.getBoundingClientRect();
   return [getComputedStyle(el).direction, last.top > first.top + 2 || last.left > first.left];
+}"""
+
+# Each line of a message's body: its label, and the horizontal gap from the label's box to its value's text.
+VALUE_GAPS = """(card) => [...card.querySelectorAll(".body .line")].map((line) => {
+  const label = line.querySelector("dt"), at = label.getBoundingClientRect(), range = document.createRange();
+  range.selectNodeContents(line.querySelector("dd"));
+  const value = range.getBoundingClientRect();
+  const rtl = getComputedStyle(label).direction === "rtl";
+  return [label.textContent, rtl ? at.left - value.right : value.left - at.right];
+})"""
+# A quotation: its direction, its opening mark, and the room its text leaves at the side it is read from
+# (where the opening mark is) and at the other (the closing mark). Ranges hold no generated content.
+QUOTE = """(q) => {
+  const style = getComputedStyle(q), box = q.getBoundingClientRect(), range = document.createRange();
+  range.selectNodeContents(q);
+  const text = range.getBoundingClientRect(), rtl = style.direction === "rtl";
+  const marks = style.quotes.match(/"[^"]*"/g);  // none when the marks are the language's own ("auto")
+  return [style.direction, marks ? JSON.parse(marks[0]) : style.quotes,
+          rtl ? box.right - text.right : text.left - box.left, rtl ? text.left - box.left : box.right - text.right];
 }"""
 
 
@@ -120,4 +143,46 @@ def test_the_links_table_stays_scrolled_through_live_refreshes(nodes: Cluster, o
     replaced = "(before) => document.querySelector('section.links-panel tbody').innerHTML !== before"
     page.wait_for_function(replaced, arg=before, timeout=45_000)  # a live refresh (at the latest, every 20 s)
     assert scroller.evaluate("(el) => el.scrollLeft") == where
+    page.context.close()
+
+
+def test_values_notes_and_the_nodes_errors_read_their_own_way_on_right_to_left_pages(
+    nodes: Cluster, open_console: OpenConsole
+) -> None:
+    """QA in Urdu and English: an English value far from its label, a note's quotation marks reversed
+    (”Received, checking“), a node error's full stop at its front (".Start must be after ...")."""
+    pk, ir = nodes["pk"], nodes["ir"]
+    questions = ["Which unit fired on post 7?", "چوکی 7 پر کس یونٹ نے فائرنگ کی؟"]
+    english = send(ir, "ir-dgmo", "clarification.request", {"questions": questions, "deadline": iso(6)})["id"]
+    urdu = send(ir, "ir-dgmo", "hotline.text", {"text": "مشترکہ گشت کا شیڈول بھیجیں"})["id"]
+    wait_for(lambda: status_of_message(pk, english) == status_of_message(pk, urdu) == 200, what="pk: both messages")
+    post(pk, "pk-dgmo", f"/api/v1/messages/{english}/ack", {"note": "Received, checking"})
+    post(pk, "pk-dgmo", f"/api/v1/messages/{urdu}/ack", {"note": "موصول ہوا، جانچ جاری ہے"})
+
+    # Persian: each value (English, Urdu, a time) sits beside its label, a column gap away, not across the row.
+    page = open_console(pk, "pk-dgmo", lang="fa")
+    page.goto(pk.url + "/channel/dgmo")
+    card = page.locator(f"#m-{english}")
+    expect(card.locator(".answer q")).to_have_count(1)
+    gaps = card.evaluate(VALUE_GAPS)
+    assert len(gaps) == 2 and all(0 <= gap <= 16 for _, gap in gaps), gaps
+
+    # Urdu: an English note is quoted as English is, its opening mark where it begins (on the left).
+    page.goto(pk.url + "/channel/dgmo?lang=ur")
+    expect(page.locator("html")).to_have_attribute("dir", "rtl")
+    direction, opening, before, after = page.locator(f"#m-{english} .answer q").evaluate(QUOTE)
+    assert (direction, opening) == ("ltr", "\u201c") and before > 2 and after > 2, (direction, opening, before, after)
+    # The node's error on a field: English, left to right, its full stop at its end.
+    page.goto(pk.url + "/channel/dgmo?type=clarification.request")
+    page.fill("#f-deadline", "tomorrow")
+    page.click("#compose-form button.send")
+    said = page.locator("#f-deadline-error bdi")
+    expect(said).to_have_attribute("lang", "en")
+    expect(said).to_have_text(re.compile(r"^Deadline must be .*\.$"))
+    assert said.evaluate(LTR_TEXT) == ["ltr", True]
+
+    # English: an Urdu note is quoted from the right, with the mark that opens a right-to-left quotation.
+    page.goto(pk.url + "/channel/dgmo?lang=en")
+    direction, opening, before, after = page.locator(f"#m-{urdu} .answer q").evaluate(QUOTE)
+    assert (direction, opening) == ("rtl", "\u201d") and before > 2 and after > 2, (direction, opening, before, after)
     page.context.close()

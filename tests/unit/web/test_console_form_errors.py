@@ -225,7 +225,8 @@ def test_an_altered_precedence_and_a_huge_codebook_number_are_sentences_on_the_p
     form = {"csrf": token, "type": "hotline.text", "precedence": "URGENT", "b.text": "kept"}
     page = client.post("/channel/dgmo/send", data=form)
     assert page.status_code == 422
-    assert "<li>Precedence must be one of: FLASH, IMMEDIATE, PRIORITY or ROUTINE.</li>" in page.text
+    said = "Precedence must be one of: FLASH, IMMEDIATE, PRIORITY or ROUTINE."
+    assert f'<li><bdi dir="ltr" lang="en">{said}</bdi></li>' in page.text
     assert "validation error" not in page.text and ">kept</textarea>" in page.text
     code = {"csrf": token, "type": "code", "code": "EVACUATE-AREA", "precedence": "FLASH", "p.radius_km": "1e999",
             "p.place": "Sirkan"}  # fmt: skip
@@ -262,7 +263,7 @@ def test_an_execution_without_consent_is_not_sent_until_the_officer_confirms_wha
     # Sent without confirming: nothing is sent, and the page says what the record would say.
     page = client.post("/channel/dgmo/send", data=form)
     assert page.status_code == 422 and 'id="confirm-unilateral"' in page.text
-    assert '<q dir="ltr">executed without consent</q>' in page.text
+    assert '<q dir="ltr" lang="en">executed without consent</q>' in page.text
     assert client.get(f"/api/v1/actions/{action}").json()["action"]["status"] == "proposed"
     # A confirmation of other reasons does not do: a start before the notice adds one.
     early = {**form, "b.started": "2020-01-01 00:00", "unilateral": "executed without consent"}

@@ -13,8 +13,9 @@ from babel.messages.pofile import read_po
 from detente.core import agreement as agreement_mod
 from detente.core import notifications
 from detente.core.workflow_base import Step
-from detente.core.workflows import Action
+from detente.core.workflows import Action, Consultation
 from detente.core.workflows_action import ActionStatus
+from detente.core.workflows_consultation import Item
 from detente.errors import Invalid
 from detente.web.console import compose_workflow, csrf, forms
 from detente.web.console.i18n import LANGUAGES, TRANSLATIONS, Locale, Zone, from_accept_language, pick, stamp
@@ -245,3 +246,23 @@ def test_an_executions_start_is_prefilled_to_the_second_never_before_the_consent
     assert compose_workflow.reasons_for(proposed, "2026-11-28T11:36:54.000Z") == (
         "executed without consent; executed before it was notified"
     )
+
+
+def test_an_item_done_offers_the_open_items_of_this_side_by_id_and_text() -> None:
+    """QA: the item of an `action item done` was typed by hand; it is a choice of the open items, as owners are."""
+    due = "2026-12-01T06:00:00.000Z"
+    items = (Item("A1", "Post a liaison officer at Turbat", "ir:lo-turbat", due),
+             Item("A2", "Share patrol schedules", "pk:dgmo", due),
+             Item("A3", "گشت‌ها را هماهنگ کنید", "pk:fs", due),
+             Item("A4", "Brief the ministers", "pk:fs", due, status="done"))  # fmt: skip
+    consultation = Consultation(id="c", case=None, proposer="pk:dgmo", counterpart="ir:dgmo", created=due,
+                                title="Review", schedule=None, start=due, venue="Taftan", agenda=(),
+                                status="minutes_cosigned", items=items)  # fmt: skip
+    assert compose_workflow.open_items(consultation, "pk") == {
+        "A2": "A2 · Share patrol schedules · pk:dgmo", "A3": "A3 · گشت‌ها را هماهنگ کنید · pk:fs",
+    }  # fmt: skip
+    assert compose_workflow.open_items(consultation, "ir", rtl=True) == {
+        "A1": "A1 · \u2068Post a liaison officer at Turbat\u2069 · ir:lo-turbat"
+    }
+    # A side that owns no open item sees them all: the node says whose each is.
+    assert list(compose_workflow.open_items(consultation, "af")) == ["A1", "A2", "A3"]

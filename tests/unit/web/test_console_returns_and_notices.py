@@ -173,7 +173,8 @@ def test_confirmations_say_when_the_link_is_not_up_and_the_links_show_the_last_e
         contact(demo, False, error="cannot reach ir: <connection refused>")
     now_page = client.get("/?status_sent=ir").text
     assert '<td class="rtt">—</td>' in now_page  # no round trip while it is down, not the last one's
-    assert '<span dir="ltr">cannot reach ir: &lt;connection refused&gt;</span>' in now_page  # inert text
+    said = '<bdi dir="ltr" lang="en">cannot reach ir: &lt;connection refused&gt;</bdi>'  # the node's English, inert
+    assert f'<td class="last-error">{said}</td>' in now_page
     assert f"Status sent to IR. {waits}</p>" in now_page
     assert '<th scope="col">Last error</th>' in now_page
 
@@ -236,7 +237,7 @@ def test_the_fixed_details_of_the_consoles_error_pages_are_translated(
     monkeypatch.setattr(i18n, "catalog", lambda lang: Marked() if lang == "ur" else gettext.NullTranslations())
 
     def detail(response: httpx.Response) -> str:
-        found = re.search(r'<p class="detail">([^<]*)</p>', response.text)
+        found = re.search(r'<p class="detail">(?:<bdi dir="ltr" lang="en">)?([^<]*)(?:</bdi>)?</p>', response.text)
         assert found, response.text[:1000]
         return html.unescape(found.group(1))
 
@@ -252,6 +253,12 @@ def test_the_fixed_details_of_the_consoles_error_pages_are_translated(
     login(client, "pk-dgmo", lang="ur")
     node_said = client.get("/channel/nope")  # the node's own message: English, as documented
     assert node_said.status_code == 404 and detail(node_said) == "no channel 'nope' in the agreement"
+    # English in an Urdu page: a left-to-right isolate (its full stop, if any, stays at its end); a fixed one is not.
+    english = '<bdi dir="ltr" lang="en">no channel &#39;nope&#39; in the agreement</bdi>'
+    assert f'<p class="detail">{english}</p>' in node_said.text
+    assert '<p class="detail">«there is no page at this address»</p>' in missing.text
+    bare = site.bare_error_page(Locale("ur"), 404, "t", "no channel 'nope'", node_said=True)  # the templates failed
+    assert '<p><bdi dir="ltr" lang="en">no channel &#39;nope&#39;</bdi></p>' in bare
     monkeypatch.undo()
     client.get("/?lang=en")
 
@@ -301,7 +308,7 @@ def test_an_older_page_of_a_channel_offers_the_next_newer_page(client: TestClien
     oldest_link = older.search(middle.text)
     assert oldest_link
     oldest = client.get(oldest_link.group(1))
-    assert older.search(oldest.text) is None and "liaison 1</dd>" in oldest.text
+    assert older.search(oldest.text) is None and "liaison 1</bdi></dd>" in oldest.text
     # From the oldest page one step newer is the middle page, exactly; from the middle page, the newest.
     step = newer.search(oldest.text)
     assert step and ids_on(client.get(step.group(1))) == ids_on(middle)

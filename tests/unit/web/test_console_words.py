@@ -220,6 +220,18 @@ def test_text_directions_and_snippets(presenter_ur: Presenter) -> None:
     assert presenter_ur.snippet_dir("code", "Latin first") == "rtl"
 
 
+def test_each_line_of_a_body_value_is_an_isolate_and_the_nodes_words_are_english(presenter_ur: Presenter) -> None:
+    """QA: in a card an English value was set left to right across its row, far from its label on the right;
+    an English error read ".Start must be after the message is created" in an Urdu paragraph."""
+    body = {"questions": ["Which unit fired?", "Koh-e-Sabz میں کون تھا؟"], "deadline": "2026-11-28T10:30:00.000Z"}
+    questions, deadline = (str(line.html) for line in presenter_ur.lines("clarification.request", body))
+    assert questions == '<bdi dir="ltr">Which unit fired?</bdi>\n<bdi dir="rtl">Koh-e-Sabz میں کون تھا؟</bdi>'
+    assert deadline == '<bdi dir="ltr">2026-11-28T10:30:00.000Z</bdi>'
+    assert str(texts.value_markup("26.9, 63.1")) == '<bdi dir="ltr">26.9, 63.1</bdi>'  # no letters: left to right
+    said = texts.node_text("Start must be after the message is <created>.")
+    assert said == '<bdi dir="ltr" lang="en">Start must be after the message is &lt;created&gt;.</bdi>'
+
+
 # -- LOW 1: values in a codebook text ----------------------------------------------------------------
 
 

@@ -13,6 +13,8 @@ know before sending:
   completed to `[consultation, minutes]`, and the SHA-256 prefilled as the node computes it
   (`workflows.minutes_digest`) from the minutes shown, so that the person reads what they sign.
 - **Minutes**: the owner of each action item is chosen among the offices of the consultation's parties.
+- **Action item done**: the item is chosen among the consultation's open items, by id and text
+  (`open_items`); the node still judges the choice (whose item it is, whether it is still open).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from detente.core.workflow_base import party
 from detente.core.workflow_json import state_from_json
 from detente.core.workflows import Action, Consultation, minutes_digest
 from detente.core.workflows_action import REASON_SEPARATOR, unilateral_reasons
+from detente.core.workflows_consultation import Item
 from detente.errors import Error
 from detente.store import workflow as workflow_db
 from detente.web.console import data, forms
@@ -166,6 +169,10 @@ def fill(panel: Compose, context: Context, viewer: Viewer, *, prefill: bool) -> 
         parties = context.consultation.parties if context.consultation else tuple(p.agreement.parties)
         offices = tuple(o for o in p.agreement.offices if party(o) in parties)
         panel.fields = [_owners(f, offices, viewer) if f.kind == "rows" else f for f in panel.fields]
+    if panel.type == "consultation.item_done" and context.consultation is not None:
+        choice = open_items(context.consultation, p.party, rtl=viewer.locale.dir == "rtl")
+        panel.fields = [replace(f, kind="select", options=tuple(choice), option_texts=tuple(choice.values()),
+                                max_length=None) if f.path == "item" else f for f in panel.fields]  # fmt: skip
     if panel.type == "consultation.cosign" and context.consultation and context.minutes_body is not None:
         try:
             panel.minutes = minutes_view(context, viewer)
@@ -185,6 +192,23 @@ def _owners(field: forms.FormField, offices: tuple[str, ...], viewer: Viewer) ->
         for c in field.columns
     )
     return replace(field, columns=columns)
+
+
+def open_items(consultation: Consultation, side: str, *, rtl: bool = False) -> dict[str, str]:
+    """Return the open action items an `item_done` of party `side` may close, id -> `A1 · text · owner`.
+
+    The items its offices own; if they own none, every open item, so that the node's refusal says whose
+    each is. On a right-to-left page the text is an isolate (FSI ... PDI): a Latin text would otherwise
+    carry its neighbours along.
+    """
+    open_now = [i for i in consultation.items if i.status == "open"]
+    ours = [i for i in open_now if party(i.owner) == side] or open_now
+
+    def text(item: Item) -> str:
+        title = f"\u2068{item.title}\u2069" if rtl else item.title
+        return f"{item.id} · {title} · {item.owner}"
+
+    return {i.id: text(i) for i in ours}
 
 
 def minutes_view(context: Context, viewer: Viewer) -> MinutesView:

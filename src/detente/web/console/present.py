@@ -19,7 +19,7 @@ from detente.core import clocks, notifications
 from detente.core import codebook as codebook_mod
 from detente.core.agreement import Agreement
 from detente.core.bodies import SUMMARY_FIELDS  # the members that say what a message is about, as the CLI reads them
-from detente.core.workflows import Case
+from detente.core.workflows import OPENERS, Case
 from detente.errors import Error
 from detente.store.operators import Operator
 from detente.web.console import forms, texts
@@ -36,6 +36,11 @@ class BodyLine:
     label: str
     value: str
     long: bool = False
+
+    @property
+    def html(self) -> Markup:
+        """The value as a card shows it beside its label: each line an isolate (`texts.value_markup`)."""
+        return texts.value_markup(self.value)
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,18 @@ class Card:
     def unanswered(self) -> bool:
         """Whether a person still owes this message an acknowledgement."""
         return self.state in ("accepted", "delivered", "overdue") and self.deadline is not None
+
+    @property
+    def workflow(self) -> str | None:
+        """The console page of the action, consultation or clarification this message opened or moved, if any.
+
+        Its kind and id are what `core.workflows.targets` reads from the type and first ref.
+        """
+        kind = OPENERS.get(self.type)
+        if kind in ("action", "consultation", "clarification"):
+            return f"/{kind}/{self.id}"
+        moved = self.type.startswith(("action.", "consultation.")) or self.type == "clarification.response"
+        return f"/{self.type.split('.', 1)[0]}/{self.refs[0]}" if moved and self.refs else None
 
 
 class Presenter:

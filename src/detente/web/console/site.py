@@ -44,6 +44,7 @@ from detente.web.console.sessions import (
     load_key,
     name_limiter,
 )
+from detente.web.console.texts import node_text
 
 log = logging.getLogger("detente.console")
 WEB = Path(__file__).resolve().parents[1]
@@ -143,6 +144,7 @@ class Console:
         self.env.filters["utc_from_epoch"] = utc_from_epoch
         self.env.filters["offset"] = offset_text
         self.env.filters["plain"] = plain_number
+        self.env.filters["node_text"] = node_text  # the node's own words (its errors): an English isolate
         self.extras: dict[str, str] | None = None  # optional endpoints the node serves: name -> path
 
     def discover(self, app: Any) -> dict[str, str]:
@@ -286,9 +288,11 @@ class Console:
             log.exception("the error page of %s could not read the session or the strip", request.url.path)
             context = {}
         title = locale.gettext(ERROR_TITLES.get(status, UNEXPECTED))
-        detail = locale.gettext(detail) if detail in FIXED_DETAILS else detail
-        common = {"status": status, "title": title, "detail": detail, "signed_in": operator is not None,
-                  "request_path": request.url.path, "request_query": request.url.query, "page": "error"}  # fmt: skip
+        node_said = detail not in FIXED_DETAILS  # the node's own words, in English (`texts.node_text`)
+        detail = detail if node_said else locale.gettext(detail)
+        common = {"status": status, "title": title, "detail": detail, "node_said": node_said,
+                  "signed_in": operator is not None, "request_path": request.url.path,
+                  "request_query": request.url.query, "page": "error"}  # fmt: skip
         attempts: list[dict[str, Any]] = [context, {}] if context else [{}]  # with the menu and strip, then without
         for extra in attempts:
             try:
@@ -296,16 +300,17 @@ class Console:
                 return HTMLResponse(page, status_code=status)
             except Exception:
                 log.exception("the error page of %s could not be rendered", request.url.path)
-        return HTMLResponse(bare_error_page(locale, status, title, detail), status_code=status)
+        return HTMLResponse(bare_error_page(locale, status, title, detail, node_said), status_code=status)
 
 
-def bare_error_page(locale: Locale, status: int, title: str, detail: str) -> str:
+def bare_error_page(locale: Locale, status: int, title: str, detail: str, node_said: bool = False) -> str:
     """Return an error page written without templates, for when the templates themselves fail."""
     again = locale.gettext(N_("Back to Now"))
+    said = node_text(detail) if node_said else html.escape(detail)
     return (
         f'<!doctype html><html lang="{locale.code}" dir="{locale.dir}"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title></head><body><main><p>{status}</p><h1>{html.escape(title)}</h1>"
-        f'<p>{html.escape(detail)}</p><p><a href="/">{html.escape(again)}</a></p></main></body></html>'
+        f'<p>{said}</p><p><a href="/">{html.escape(again)}</a></p></main></body></html>'
     )
 
 

@@ -8,6 +8,11 @@ time set in a right-to-left sentence reads backwards ("UTC 10:30 28-11-2026"). S
 - a free text's direction is the one most of its letters have (`text_dir`);
 - a codebook text is in the reader's own language: it runs in the page's direction, and each value
   filled into it is an isolate of its own, left to right for times, dates and numbers (`code_markup`);
+- a value of a message's body is laid out in the page's direction, next to its label, each of its
+  lines an isolate in its own direction (`value_markup`): set in its own direction across the row,
+  an English value on a Persian page sat at the far left, away from its label on the right;
+- the node's own words (its errors) are English: a left-to-right isolate marked English
+  (`node_text`), so that in an Urdu paragraph the full stop stays at their end;
 - a short row never cuts a codebook text (a bounded template), and cuts a free text only at a word,
   with a visible "…" (`snippet`): Urdu and Persian put the verb and its negation last, so a cut
   in mid-sentence may turn "is not directed against you" into "is directed against you";
@@ -67,6 +72,19 @@ def isolate(value: str, direction: str = "auto") -> Markup:
     if direction == "auto":
         return Markup("<bdi>{}</bdi>").format(value)
     return Markup('<bdi dir="{}">{}</bdi>').format(direction, value)
+
+
+def node_text(text: str) -> Markup:
+    """Return a text of the node's own (an error: English, like the API's) as a left-to-right English isolate."""
+    return Markup('<bdi dir="ltr" lang="en">{}</bdi>').format(text)
+
+
+def value_markup(text: str) -> Markup:
+    """Return a body value as HTML: each of its lines an isolate in its own direction, between the line breaks.
+
+    One isolate per line: a list (questions, action items) may mix Urdu lines with English ones.
+    """
+    return Markup("\n").join(isolate(line, _value_dir("text", line)) for line in text.split("\n"))
 
 
 def _value_dir(kind: str, value: str) -> str:

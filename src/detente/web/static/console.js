@@ -456,24 +456,41 @@
     });
   }
   /* Evidence files go straight to POST /api/v1/evidence (the session's CSRF token in the header);
-     the item it answers is added to the JSON list of the form's evidence field. */
+     the item it answers is added to the JSON list of the form's evidence field. How each file went is
+     said under the file input, one line a file, in the form's flow: a floating notice covered the form's
+     Send button. A file's name is an isolate (any script); the node's error is English, left to right. */
   function upload(input) {
     var target = document.getElementById(input.dataset.evidenceFor);
     var token = document.querySelector("meta[name=csrf-token]").content;
+    var status = document.getElementById(input.id + "-status");
+    status.replaceChildren();  /* a new choice of files: what the last choice did is done with */
     Array.prototype.forEach.call(input.files, function (file) {
+      var line = status.appendChild(document.createElement("span"));
+      function say(word, error) {  /* error: the node's words (English), or null */
+        var name = document.createElement("bdi");
+        name.textContent = file.name;
+        line.className = error === null ? "" : "failed";
+        line.replaceChildren(word + " ", name);
+        if (error !== null) {
+          var said = document.createElement("bdi");
+          said.dir = "ltr"; said.lang = "en"; said.textContent = error;
+          line.append(" — ", said);
+        }
+      }
       var data = new FormData();
       data.append("file", file);
-      toast(input.dataset.busy + " " + file.name);
+      say(input.dataset.busy, null);
       fetch("/api/v1/evidence?name=" + encodeURIComponent(file.name), {
         method: "POST", body: data, credentials: "same-origin", headers: { "X-CSRF-Token": token }
       }).then(function (r) { return r.json().then(function (j) { return [r.ok, j]; }); }).then(function (res) {
-        if (!res[0]) { toast(input.dataset.failed + " " + (res[1].detail || ""), true); return; }
+        if (!res[0]) { say(input.dataset.failed, String(res[1].detail || "")); return; }
         var list = [];
         try { list = JSON.parse(target.value || "[]"); } catch (e) { list = []; }
         if (!Array.isArray(list)) { list = []; }
         list.push(res[1].evidence);
         target.value = JSON.stringify(list, null, 1);
-      }).catch(function (e) { toast(input.dataset.failed + " " + e, true); });
+        say(input.dataset.done, null);
+      }).catch(function (e) { say(input.dataset.failed, String(e)); });
     });
     input.value = "";
   }
