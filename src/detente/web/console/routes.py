@@ -24,6 +24,7 @@ from detente.web import api
 from detente.web.console import compose, csrf, data, record, screens, translations
 from detente.web.console.addresses import back_to, safe_next, with_notice
 from detente.web.console.site import ConsoleRoute, Viewer, console_of, form_viewer
+from detente.web.console.workflow_routes import workflow_page
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 Token = Annotated[str, Form(alias=csrf.FIELD, max_length=128)]
@@ -205,20 +206,8 @@ async def cases_page(request: Request) -> Response:
 @router.get("/case/{case_id}")
 async def case_page(request: Request, case_id: str) -> Response:
     """A case: timeline in every party's time, escalation over time, actions, evidence, badges."""
-    console = console_of(request)
-    viewer = await console.viewer(request)
-    if len(case_id) > 64:
-        raise NotFound("no such case")
 
-    def read(conn: Any) -> dict[str, Any] | None:
-        screen = screens.case_screen(conn, viewer, case_id)
-        if screen is not None:  # each message's translations, and the forms the viewer may use, as on its channel
-            translations.attach(conn, viewer, [t["card"] for t in screen["timeline"] if t["card"] is not None])
-        return screen
+    def title_of(viewer: Viewer, screen: dict[str, Any]) -> str:
+        return viewer.presenter.case_title(screen["case"]) if screen["case"] else case_id
 
-    screen = await console.node.aread(read)
-    if screen is None:
-        raise NotFound(f"no case {case_id} among your offices' messages")
-    title = viewer.presenter.case_title(screen["case"]) if screen["case"] else case_id
-    return await console.page(request, "case.html", viewer, page="case", title=title,
-                        live_url=f"/case/{case_id}?fragment=1", **screen)  # fmt: skip
+    return await workflow_page(request, "case", case_id, screens.case_screen, title_of)
