@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, ExceptionContext
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 
 from detente.errors import CommitInDoubt, Unavailable
@@ -83,6 +83,7 @@ def make_engine(url: str) -> Engine:
         # LIFO: the connection used last is warm (its backend's caches, its prepared statements).
         engine = create_engine(url, pool_size=8, max_overflow=8, pool_use_lifo=True)
         _ping_when_idle(engine)
+        _invalidate_when_lost(engine)
     logtail.install(engine)
     return engine
 
@@ -122,6 +123,17 @@ def _ping_when_idle(engine: Engine) -> None:
             raise DisconnectionError(f"connection dropped by the server: {exc}") from exc  # the pool reconnects
 
 
+def _invalidate_when_lost(engine: Engine) -> None:
+    # SQLAlchemy invalidates a connection only on the errors it knows as disconnects; a statement
+    # run through `conn.execute` gets the wider test of `store.driver` too, so that a connection the
+    # server dropped is never handed back to the pool, which would fail to roll it back.
+    @event.listens_for(engine, "handle_error")
+    def _lost(context: ExceptionContext) -> None:
+        error = context.original_exception
+        if error is not None and not context.is_disconnect and driver.connection_lost(engine.dialect, error):
+            context.is_disconnect = True
+
+
 def shown_url(engine: Engine) -> str:
     """Return the engine's URL fit to print: without its password (not even `***`)."""
     url = engine.url  # `URL.set(password=None)` would keep the password: None there means "unchanged"
@@ -132,20 +144,16 @@ def shown_url(engine: Engine) -> str:
 def connection_failed(engine: Engine, exc: BaseException) -> bool:
     """Return whether `exc` says the connection to the database failed, not the statement: worth another try.
 
-    On PostgreSQL: a connection the server dropped (SQLAlchemy invalidated it), or the driver's
-    OperationalError without a SQLSTATE (connecting failed: refused, the server shutting down or
-    starting up) or of the classes 08 (connection exception) and 57P (the server shut down or cannot
-    take connections now); not a statement's own OperationalError (a deadlock, a cancelled query).
-    On SQLite: only a connection SQLAlchemy invalidated, as before.
+    On PostgreSQL: a connection the server dropped (invalidated), or a driver error that says the
+    connection was lost or could not be made (`driver.connection_lost`: connecting refused, the
+    server shutting down or starting up); not a statement's own OperationalError (a deadlock, a
+    cancelled query). On SQLite: only a connection SQLAlchemy invalidated, as before.
     """
     invalidated = isinstance(exc, DBAPIError) and exc.connection_invalidated
     if engine.dialect.name != "postgresql" or invalidated:
         return invalidated
     orig = exc.orig if isinstance(exc, DBAPIError) else exc
-    if not isinstance(orig, engine.dialect.loaded_dbapi.OperationalError):
-        return False
-    state = getattr(orig, "sqlstate", None)
-    return state is None or str(state).startswith(("08", "57P"))
+    return orig is not None and driver.connection_lost(engine.dialect, orig)
 
 
 def unavailable(engine: Engine, exc: BaseException) -> Unavailable:

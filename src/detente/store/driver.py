@@ -90,6 +90,28 @@ def _bound(c: _Compiled, params: Mapping[str, Any]) -> Any:
     return tuple(values) if c.positional else dict(zip(c.names, values, strict=True))
 
 
+def connection_lost(dialect: Dialect, error: BaseException, dbapi_connection: Any = None, cursor: Any = None) -> bool:
+    """Return whether the driver's `error` says the connection is lost, not that its statement failed.
+
+    SQLAlchemy's own test comes first (`is_disconnect`: for psycopg, a connection it sees closed or
+    broken). On PostgreSQL, an OperationalError without a SQLSTATE or of the classes 08 (connection
+    exception) and 57P (the server shut down or cannot take connections now) counts too: the
+    connection may not know yet that it is dead. A server shutting down during an `executemany`,
+    which psycopg sends as a pipeline, leaves "cannot exit pipeline mode while busy" on a connection
+    that still looks open, and that then cannot even roll back. A statement's own OperationalError
+    (a deadlock, a cancelled query) has a SQLSTATE of another class and does not count.
+    """
+    dbapi = dialect.loaded_dbapi
+    if not isinstance(error, dbapi.Error):
+        return False
+    if dialect.is_disconnect(error, dbapi_connection, cursor):
+        return True
+    if dialect.name != "postgresql" or not isinstance(error, dbapi.OperationalError):
+        return False
+    state = getattr(error, "sqlstate", None)
+    return state is None or str(state).startswith(("08", "57P"))
+
+
 def _run(conn: Connection, sql: str, args: Any, many: bool) -> Any:
     """Execute on the connection's DBAPI cursor, as `conn.execute` would; return the cursor."""
     cursor = conn.connection.cursor()
@@ -103,9 +125,10 @@ def _run(conn: Connection, sql: str, args: Any, many: bool) -> Any:
         else:
             cursor.execute(sql, args)
     except dbapi.Error as exc:
-        # A connection the server dropped is invalidated, as SQLAlchemy would: the pool replaces it
-        # instead of handing it out again (it pings only connections that rested, `store.db`).
-        dropped = conn.dialect.is_disconnect(exc, conn.connection.dbapi_connection, cursor)
+        # A connection the server dropped is invalidated, as SQLAlchemy would (`store.db` teaches
+        # SQLAlchemy the same test): the pool replaces it instead of handing it out again, or of
+        # rolling it back when it is returned (it pings only connections that rested, `store.db`).
+        dropped = connection_lost(conn.dialect, exc, conn.connection.dbapi_connection, cursor)
         cursor.close()
         if dropped:
             conn.invalidate(exc)
