@@ -19,7 +19,7 @@ from detente.errors import Conflict, Forbidden, Invalid, NotFound
 from detente.node.auth import SENDING_ROLES, may_read
 from detente.node.context import NodeContext
 from detente.node.events import Event
-from detente.node.outgoing import Sent, record_answer, record_outgoing, require_sender, require_words
+from detente.node.outgoing import Sent, answers_for, record_answer, record_outgoing, require_sender, require_words
 from detente.store import messages as db
 from detente.store.operators import Operator
 
@@ -102,14 +102,8 @@ def _why_not(ctx: NodeContext, operator: Operator, row: db.EnvelopeRow) -> str:
 
 
 def _may_answer(ctx: NodeContext, operator: Operator, row: db.EnvelopeRow) -> bool:
-    office = row["to_office"]
-    if not any(operator.has(r) for r in SENDING_ROLES):
-        return False
-    if office in operator.offices:
-        return True
-    # Once a message is overdue, the alternates of its office may answer it (escalation).
-    alternates = ctx.agreement.alternates(office)
-    return row["overdue_at"] is not None and any(o in operator.offices for o in alternates)
+    sends = any(operator.has(r) for r in SENDING_ROLES)
+    return sends and any(answers_for(ctx, row, office) for office in operator.offices)
 
 
 def status_job(

@@ -183,6 +183,13 @@ def record_answer(
     return sealed, index, event
 
 
+def answers_for(ctx: NodeContext, row: db.EnvelopeRow, office: str) -> bool:
+    """Return whether `office` may answer the received message `row`: its addressee may, and once
+    the message is overdue, an alternate of its addressee may too (escalation). Raises nothing."""
+    addressee = row["to_office"]
+    return office == addressee or (row["overdue_at"] is not None and office in ctx.agreement.alternates(addressee))
+
+
 def _acknowledge_by_answering(conn: Connection, ctx: NodeContext, operator: Operator, m: Message) -> list[Event]:
     """Acknowledge, for `operator`, each unanswered message received that `m` answers; return their events.
 
@@ -198,8 +205,7 @@ def _acknowledge_by_answering(conn: Connection, ctx: NodeContext, operator: Oper
         row = db.get_envelope(conn, ref)
         if row is None or row["direction"] != "in" or not row["needs_ack"] or row["response_id"] is not None:
             continue
-        office = row["to_office"]
-        if m.sender != office and (row["overdue_at"] is None or m.sender not in ctx.agreement.alternates(office)):
+        if not answers_for(ctx, row, m.sender):
             continue
         _, _, event = record_answer(conn, ctx, operator, row, "ack", {"note": f"answered with {m.kind}"}, m.sender)
         events.append(event)
