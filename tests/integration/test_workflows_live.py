@@ -78,6 +78,11 @@ def test_action_lifecycle_with_evidence_is_the_same_on_both_nodes(pair: Cluster)
     assert first["at"]["local"]["ir"].endswith("+03:30")
     listed = get(ir, "ir-supervisor", "/api/v1/actions", status="verified")["actions"]
     assert action in [a["id"] for a in listed]
+    # `action show` says what the report and the verdict say, not only their ids.
+    shown = detente("action", "show", action, "--node", str(pk.data), "--token", pk.token("pk-dgmo"))
+    assert shown.returncode == 0, shown.stderr
+    assert "report: action.report from pk:dgmo at " in shown.stdout and ": Two hideouts destroyed." in shown.stdout
+    assert "verdict: action.verify from ir:lo-turbat at " in shown.stdout and ": Confirmed on site." in shown.stdout
 
 
 def test_consultation_with_minutes_cosigned_by_both_sides(pair: Cluster) -> None:

@@ -24,6 +24,7 @@ from detente.cli.arguments import CheckedCommand, check_id, segment
 from detente.cli.terminal import cell, dump_json, printable
 from detente.cli.transport import CertOpt, NodeOpt, TokenOpt, UrlOpt, api, call, shape
 from detente.cli.workflow import JsonOpt, action_app, case_app, clarification_app, consultation_app
+from detente.core.bodies import body_summary
 
 # The statuses `GET /api/v1/<kind>s?status=` takes (`web.api_workflow`).
 CaseStatus = Literal["open", "contained", "resolved"]
@@ -174,6 +175,17 @@ def _timeline(detail: dict[str, Any]) -> None:
         print(printable(f"  CONFLICT {conflict.get('type')} {conflict.get('envelope')}: {conflict.get('reason')}"))
 
 
+def _papers(detail: dict[str, Any]) -> None:
+    # An action's after-action report and its verdict, with what they say: the state holds only
+    # their ids, and the verdict's reason is what the reporting side needs to read.
+    for key in ("report", "verdict"):
+        paper = detail.get(key)
+        if isinstance(paper, dict):
+            said = body_summary(paper.get("body"))
+            print(printable(f"  {key}: {paper.get('type', '')} from {paper.get('sender', '')} at "
+                            f"{paper.get('created', '')}: {said or '(no text)'}"))  # fmt: skip
+
+
 def _shower(path: str, key: str, fields: list[str]) -> Any:
     def command(
         token: TokenOpt,
@@ -192,6 +204,7 @@ def _shower(path: str, key: str, fields: list[str]) -> Any:
         if detail.get("overdue") is True:  # past a deadline now: a clarification unanswered, an item open
             shown.append("overdue: true")
         print(printable("  ".join(shown)))
+        _papers(detail)
         _timeline(detail)
         for office, types in _dict(detail.get("allowed")).items():
             allowed = ", ".join(str(t) for t in _list(types))
@@ -203,8 +216,8 @@ def _shower(path: str, key: str, fields: list[str]) -> Any:
 
 SHOWN = {
     "case": ["title", "status", "escalation", "opened_by"],
-    "action": ["status", "case", "proposer", "counterpart", "window_start", "window_end", "unilateral",
-               "unilateral_reason", "outside_window", "evidence"],
+    "action": ["status", "case", "proposer", "counterpart", "window_start", "window_end", "decision", "executed_at",
+               "unilateral", "unilateral_reason", "outside_window", "report", "verdict", "evidence"],
     "consultation": ["title", "status", "case", "start", "venue", "held_at", "held_before_start", "minutes_sha256",
                      "cosigned_by", "items"],
     "clarification": ["status", "case", "requester", "addressee", "questions", "deadline", "response", "answered_at",
