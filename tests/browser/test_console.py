@@ -276,6 +276,7 @@ def test_an_execution_starts_after_the_consent_and_one_started_before_it_waits_f
     page.fill("#f-started", prefilled)
     page.click("#compose-form button.send")
     expect(page.locator("p.notice[role=status]")).to_contain_text("Sent.")
+    expect(page.locator("p.notice[role=status]")).not_to_contain_text("unilaterally")
     reaches(ir, "ir-dgmo", "action", action, "executed")
     state = same_on_both(console_nodes, "action", action)
     assert (state["unilateral"], state["unilateral_reason"]) == (False, None)

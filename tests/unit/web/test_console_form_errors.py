@@ -271,9 +271,14 @@ def test_an_execution_without_consent_is_not_sent_until_the_officer_confirms_wha
     assert page.status_code == 422 and "executed without consent; executed before it was notified" in page.text
     assert client.get(f"/api/v1/actions/{action}").json()["action"]["status"] == "proposed"
     confirmed = {**form, "unilateral": "executed without consent"}
-    sent_id(client.post("/channel/dgmo/send", data=confirmed, follow_redirects=False))
+    response = client.post("/channel/dgmo/send", data=confirmed, follow_redirects=False)
+    sent_id(response)
     state = client.get(f"/api/v1/actions/{action}").json()["action"]
     assert (state["status"], state["unilateral_reason"]) == ("executed", "executed without consent")
+    # The notice of the page it returns to says it again, as the signed record now does.
+    notice = re.search(r'<p class="notice[^"]*" role="status">(.*?)</p>', client.get(response.headers["location"]).text)
+    assert notice and notice.group(1).startswith("Sent.")
+    assert "The record says this operation was executed unilaterally: executed without consent." in notice.group(1)
 
 
 def test_adding_a_row_of_action_items_sends_nothing_and_keeps_what_was_typed(client: TestClient) -> None:

@@ -21,7 +21,7 @@ from detente.core.precedence import format_time, now
 from detente.errors import Forbidden, Invalid, NotFound
 from detente.node.linkstate import link_views
 from detente.web import api
-from detente.web.console import compose, csrf, data, record, screens, translations
+from detente.web.console import compose, csrf, data, record, screens, translations, workflow_screens
 from detente.web.console.addresses import back_to, safe_next, with_notice
 from detente.web.console.site import ConsoleRoute, Viewer, console_of, form_viewer
 from detente.web.console.workflow_routes import workflow_page
@@ -107,11 +107,13 @@ async def _channel_page(request: Request, viewer: Viewer, channel: Channel, pane
         # The "Case" menu: every case not resolved, as the API and the case pages say (newest last).
         open_cases = data.projection(conn, offices, kinds=("case",), statuses={"case": data.OPEN_CASE}).cases
         cases = [(c.id, viewer.presenter.case_title(c)) for c in open_cases.values()]
+        just_sent = next((c for c in cards if c.id == sent), None) if sent else None
         return {"cards": cards, "followups": screens.followups(viewer, proj, ids, channel), "cases": cases,
                 "older": cards[0].log_index if page.more and cards else None,
                 "newer": data.newer_page(conn, channel.name, offices, before) if before is not None else None,
                 # The link a message just sent goes over: when it is not UP the notice says it waits for it.
-                "sent_link": link_views(conn, [peer])[0] if sent else None}  # fmt: skip
+                "sent_link": link_views(conn, [peer])[0] if sent else None,
+                "sent_unilateral": _unilateral(conn, viewer, just_sent)}  # fmt: skip
 
     thread = await console.node.aread(read)
     paged = f"before={before}&" if before is not None else ""
@@ -121,6 +123,17 @@ async def _channel_page(request: Request, viewer: Viewer, channel: Channel, pane
         compose=panel, title=channel.name, live_url=f"/channel/{channel.name}?{paged}fragment=1",
         sent=sent, peer=peer, before=before, **thread,
     )  # fmt: skip
+
+
+def _unilateral(conn: Any, viewer: Viewer, card: Any) -> list[str]:
+    """Return why the record flags the execution just sent (`card`) unilateral, [] if it does not.
+
+    The officer confirmed it before sending; the notice says it again, as the signed record now does.
+    """
+    if card is None or card.type != "action.execute" or not card.refs:
+        return []
+    action = data.projection(conn, viewer.offices, kinds=("action",), ids=[card.refs[0]]).actions.get(card.refs[0])
+    return workflow_screens.reasons(viewer, action.unilateral_reason) if action and action.unilateral else []
 
 
 @router.get("/channel/{name}")
