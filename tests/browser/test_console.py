@@ -161,6 +161,14 @@ def test_a_bad_field_shows_the_nodes_error_on_that_field(console_nodes: Cluster,
     expect(status.locator(".failed bdi[lang=en][dir=ltr]")).to_contain_text("'application/zip' is not allowed")
     assert page.evaluate(APART, ["#f-evidence-file-status", "#compose-form button.send"]), "the notice covers Send"
     expect(page.locator("#toasts .toast", has_text="crater")).to_have_count(0)
+    # A message arriving meanwhile is announced by a notice that floats clear of Send (QA: it covered
+    # it), and a click dismisses it.
+    send(console_nodes["ir"], "ir-dgmo", "hotline.text", {"text": "Notice test."}, precedence="ROUTINE")
+    notice = page.locator("#toasts .toast", has_text="ir:dgmo")
+    expect(notice).to_have_count(1)
+    assert page.evaluate(APART, ["#toasts .toast", "#compose"]), "the notice covers the compose panel"
+    notice.click()
+    expect(notice).to_have_count(0)
 
 
 def test_an_operator_cannot_open_another_offices_channel(console_nodes: Cluster, open_console: OpenConsole,

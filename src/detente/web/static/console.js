@@ -34,6 +34,8 @@
     var item = document.createElement("div");
     item.className = "toast" + (flash ? " flash" : "");
     item.textContent = text;
+    item.title = box.dataset.dismiss || "";
+    item.addEventListener("click", function () { item.remove(); });
     box.appendChild(item);
     setTimeout(function () { item.remove(); }, flash ? 20000 : 8000);
   }
