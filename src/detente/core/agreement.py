@@ -4,7 +4,7 @@ It is a TOML file (see `agreements/pk-ir.toml`) with these tables:
 
     [agreement]  id, title, languages, link_test_seconds
     [parties.<id>]  name, utc_offset, url, vkey, tls_fingerprint
-    [offices."<party>:<desk>"]  title, alternate
+    [offices."<party>:<desk>"]  title (one string, or a table of one per language), alternate
     [channels.<name>]  offices = [a, b], types = [...], [channels.<name>.deadlines] FLASH = seconds
     [[codebook]] [lead_times] [response_deadlines] [consultations.<key>]   see `core.codebook`
 
@@ -32,6 +32,7 @@ from datetime import timedelta
 from typing import Any
 
 from detente.core import codebook, table_keys
+from detente.core.bodies import is_blank
 from detente.core.envelope import canonical
 from detente.core.keys import Verifier, parse_vkey
 from detente.core.precedence import Precedence
@@ -86,8 +87,13 @@ class Party:
 class Office:
     id: str
     party: str
-    title: str
+    title: str  # in English if the agreement gives it, else in its first language
     alternate: str | None
+    titles: Mapping[str, str] = field(default_factory=dict)  # language -> title, when given per language
+
+    def title_in(self, lang: str) -> str:
+        """Return the office's title in `lang` if the agreement gives one, else `title`."""
+        return self.titles.get(lang, self.title)
 
 
 @dataclass(frozen=True)
@@ -168,6 +174,30 @@ class Agreement:
     def ratification_message(self) -> bytes:
         """Return the bytes a party's node signs to ratify this agreement."""
         return RATIFY_LABEL + self.hash.encode() + b"\n"
+
+
+def _office_titles(value: Any, languages: tuple[str, ...], where: str) -> str | dict[str, str]:
+    """Return an office's `title`: one string for every language, or a table of one per language.
+
+    The table is read as a codebook entry's `text` is: every language of the agreement, no other.
+    Raises `Invalid` for anything else, or a blank title.
+    """
+    if isinstance(value, str):
+        if is_blank(value):
+            raise Invalid(f"{where}: title must not be blank")
+        return value
+    if not isinstance(value, dict):
+        raise Invalid(f"{where}: title must be a string, or a table with one title per language")
+    missing = [lang for lang in languages if lang not in value]
+    extra = sorted(set(value) - set(languages))
+    if missing:
+        raise Invalid(f"{where}: title lacks language(s) {', '.join(missing)} of the agreement")
+    if extra:
+        raise Invalid(f"{where}: title has language(s) {', '.join(extra)} the agreement does not list")
+    for lang in languages:
+        if not isinstance(value[lang], str) or is_blank(value[lang]):
+            raise Invalid(f"{where}: title.{lang} must be a non-empty string")
+    return {lang: value[lang] for lang in languages}
 
 
 def _need(table: dict[str, Any], key: str, kind: type, where: str) -> Any:
@@ -288,7 +318,10 @@ def from_dict(raw: dict[str, Any], *, strict: bool = True) -> Agreement:
         alternate = table.get("alternate")
         if alternate is not None and not isinstance(alternate, str):
             raise Invalid(f"{where}: alternate must be an office id")
-        offices[oid] = Office(oid, match.group(1), str(table.get("title", oid)), alternate)
+        given = _office_titles(table.get("title", oid), languages, where)
+        per_language = given if isinstance(given, dict) else {}
+        title = given if isinstance(given, str) else given.get("en", given[languages[0]])
+        offices[oid] = Office(oid, match.group(1), title, alternate, per_language)
     for office in offices.values():
         if office.alternate is not None:
             alt = offices.get(office.alternate)

@@ -30,6 +30,62 @@ def test_shipped_agreement_models_the_2024_arrangement() -> None:
     assert not doc.is_complete()
 
 
+def test_an_office_is_titled_in_each_language_of_the_agreement() -> None:
+    doc = agreement_mod.load(text())
+    dgmo = doc.offices["pk:dgmo"]
+    assert dgmo.title == "Director-General of Military Operations, GHQ Rawalpindi"  # English, where one title is shown
+    assert dgmo.title_in("ur") == "ڈائریکٹر جنرل ملٹری آپریشنز، جی ایچ کیو راولپنڈی"
+    assert dgmo.title_in("fa").startswith("مدیر کل عملیات نظامی")
+    assert dgmo.title_in("ps") == dgmo.title  # a language the agreement does not give
+    # One string still titles the office in every language, as agreements written before did.
+    one = agreement_mod.load(_one_title_for_pk_fs())
+    assert one.offices["pk:fs"].title_in("ur") == "Foreign Secretary, Ministry of Foreign Affairs, Islamabad"
+    assert one.offices["pk:fs"].titles == {}
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (
+            'fa = "افسر رابط ایران، تربت"\n',
+            "",
+            r'\[offices."ir:lo-turbat"\]: title lacks language\(s\) fa of the agreement',
+        ),
+        (
+            'fa = "افسر رابط ایران، تربت"\n',
+            'fa = "x"\nde = "y"\n',
+            "title has language\\(s\\) de the agreement does not list",
+        ),
+        ('fa = "افسر رابط ایران، تربت"\n', 'fa = " \u200b"\n', r"title.fa must be a non-empty string"),
+        ('fa = "افسر رابط ایران، تربت"\n', "fa = 5\n", r"title.fa must be a non-empty string"),
+    ],
+)
+def test_a_title_per_language_is_checked_as_a_codebook_text_is(old: str, new: str, message: str) -> None:
+    assert old in text()
+    with pytest.raises(Invalid, match=message):
+        agreement_mod.load(text().replace(old, new, 1))
+
+
+def _one_title_for_pk_fs() -> str:
+    """The shipped agreement with pk:fs titled by one string, as agreements written before titles per language."""
+    plain = text().replace('[offices."pk:fs".title]\nen = "Foreign Secretary', 'title = "Foreign Secretary', 1)
+    plain = plain.replace('ur = "سیکرٹری خارجہ، وزارتِ خارجہ، اسلام آباد"\n', "", 1)
+    return plain.replace('fa = "معاون وزیر امور خارجه، وزارت امور خارجه، اسلام‌آباد"\n', "", 1)
+
+
+def test_a_blank_or_odd_title_is_refused() -> None:
+    plain = _one_title_for_pk_fs()
+    assert agreement_mod.load(plain).offices["pk:fs"].title.startswith("Foreign Secretary")
+    with pytest.raises(Invalid, match=r'\[offices."pk:fs"\]: title must not be blank'):
+        agreement_mod.load(
+            plain.replace('title = "Foreign Secretary, Ministry of Foreign Affairs, Islamabad"', 'title = "  "')
+        )
+    with pytest.raises(Invalid, match=r"title must be a string, or a table with one title per language"):
+        agreement_mod.load(
+            plain.replace('title = "Foreign Secretary, Ministry of Foreign Affairs, Islamabad"', "title = 7")
+        )
+
+
 def test_hash_ignores_formatting_but_not_values() -> None:
     base = agreement_mod.load(text()).hash
     assert agreement_mod.load("# a comment\n" + text()).hash == base

@@ -74,7 +74,7 @@ def refused(changed: str) -> str:
         ('id = "pk-ir-2024"', 'id = "pk-ir-2024"\nsigned = "2024-01-29"', "[agreement]: unknown key 'signed'; "),
         ('name = "Islamic Republic of Iran"', 'nmae = "Islamic Republic of Iran"', "[parties.ir]: unknown key 'nmae'"),
         ('utc_offset = "+05:00"', 'utc_ofset = "+05:00"', "[parties.pk]: unknown key 'utc_ofset' (did you mean"),
-        ('title = "Pakistan liaison', 'tite = "Pakistan liaison', "[offices.\"pk:lo-zahedan\"]: unknown key 'tite'"),
+        ('alternate = "pk:dgmo"', 'alternat = "pk:dgmo"', "[offices.\"pk:lo-zahedan\"]: unknown key 'alternat'"),
         ('offices = ["pk:fs", "ir:fs"]', 'offices = ["pk:fs", "ir:fs"]\ntype = ["code"]', "did you mean 'types'?"),
         (
             "[channels.liaison]",

@@ -108,6 +108,24 @@ def case_id(app_client: TestClient) -> str:
     return opened
 
 
+@pytest.mark.parametrize(
+    ("lang", "own", "other"),
+    [
+        ("ur", "ڈائریکٹر جنرل ملٹری آپریشنز، جی ایچ کیو راولپنڈی", "ڈائریکٹر آپریشنز، جنرل اسٹاف مسلح افواج، تہران"),
+        ("fa", "مدیر کل عملیات نظامی، ستاد کل ارتش، راولپندی", "معاون عملیات ستاد کل نیروهای مسلح، تهران"),
+        ("en", "Director-General of Military Operations, GHQ Rawalpindi", "Director of Operations, General Staff"),
+    ],
+)
+def test_offices_are_titled_in_the_readers_language_as_the_agreement_gives_them(
+    client: TestClient, lang: str, own: str, other: str
+) -> None:
+    login(client, "pk-dgmo", lang=lang)
+    page = client.get("/channel/dgmo").text
+    head = page[page.index('<p class="subtitle offices">') :][:600]
+    assert own in head and other in head
+    client.get("/?lang=en")
+
+
 # -- H1, M4: escalation levels, case titles and timeline notes ----------------------------------------
 
 

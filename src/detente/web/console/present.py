@@ -159,9 +159,10 @@ class Presenter:
         return stamp(iso, self.all_zones, self.locale)
 
     def office(self, office_id: str) -> str:
-        """Return an office's title from the agreement (its id if the agreement does not name it)."""
+        """Return an office's title from the agreement, in the viewer's language when the agreement
+        gives one per language (its id if the agreement does not name it)."""
         office = self.agreement.offices.get(office_id)
-        return office.title if office else office_id
+        return office.title_in(self.locale.code) if office else office_id
 
     def code_text(self, body: dict[str, Any], lang: str | None = None) -> str:
         """Return a codebook message in the viewer's language (else the first the entry has)."""
