@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections import defaultdict
 from typing import Any
 
@@ -14,6 +15,7 @@ import websockets
 from sqlalchemy import delete, select
 
 from cli_support import detente
+from detente.core.precedence import format_time, now
 from detente.store.tables import envelopes, link_events, outbox
 from support import Cluster, NodeProc, run_async, wait_for
 
@@ -163,6 +165,26 @@ def test_peer_outage_queues_then_delivers_everything_and_link_goes_down_then_up(
         history = [r.state for r in conn.execute(select(link_events).order_by(link_events.c.id))]
     engine.dispose()
     assert "DOWN" in history and history[-1] == "UP" and history.index("DOWN") < len(history) - 1
+
+
+def test_a_restarted_node_does_not_carry_up_since_across_its_own_outage(fresh_pair: Cluster) -> None:
+    """After a restart a node's links start afresh: UP again only since a contact after the start."""
+    pk = fresh_pair["pk"]
+    fresh_pair.start()
+    state = lambda: pk.client("pk-dgmo").get("/api/v1/links").json()["links"][0]  # noqa: E731
+    before = wait_for(lambda: (link := state())["state"] == "UP" and link, what="the link to come up")
+    pk.stop()
+    time.sleep(1.5)  # an outage longer than the timestamps' precision, and than a link test's period
+    restarted = format_time(now())
+    pk.start()
+    link = wait_for(lambda: (link := state())["state"] == "UP" and link, 30, 0.2, "the link to come back UP")
+    assert link["since"] >= restarted > before["since"]
+    engine = pk.engine()
+    with engine.connect() as conn:
+        history = [(r.state, r.at) for r in conn.execute(select(link_events).order_by(link_events.c.id))]
+    engine.dispose()
+    assert ("UP", before["since"]) in history  # the record of before the restart is kept
+    assert history[-1] == ("UP", link["since"]) and history[-2][0] == "DOWN" and history[-2][1] >= restarted
 
 
 def test_gap_makes_the_sender_replay_the_missing_range(fresh_pair: Cluster) -> None:

@@ -2,7 +2,8 @@
 
 Every delivery and every link test is a contact attempt. One that gets a signed answer makes the
 link UP; after a failure the link is DEGRADED, and after `DOWN_AFTER` failures in a row it is
-DOWN. A link is DOWN until the peer has answered once. Each change is kept in `link_events`.
+DOWN. A link is DOWN until the peer has answered once, and again from each start of this node
+until the peer answers after it (`started_job`). Each change is kept in `link_events`.
 A link test also measures the peer's clock (`core.clocks`). `link_views` is what the API, the
 command line and the console show of each link.
 """
@@ -66,6 +67,23 @@ def contact_job(
         if not changed:
             return None
         return Event("link", None, (), {"peer": peer, "state": state, "reason": error or "answered"}, everyone=True)
+
+    return job
+
+
+def started_job() -> Callable[[Connection], None]:
+    """Return the writer job run as this node starts: a link UP or DEGRADED before is DOWN from now on."""
+
+    def job(conn: Connection) -> None:
+        at = format_time(now())
+        reason = "this node started; no answer since"
+        for row in db.all_links(conn):
+            # The stored state is from before this node stopped: while it was not running it knew
+            # nothing of the link, so "UP since" must not span its outage. A link already DOWN has
+            # been down all along and keeps its `since`; `link_events` keeps the earlier changes.
+            if row["state"] != "DOWN":
+                db.update_link(conn, row["peer"], state="DOWN", since=at, failures=0, last_error=reason)
+                db.record_link_event(conn, row["peer"], "DOWN", at, reason)
 
     return job
 

@@ -12,6 +12,7 @@ from sqlalchemy import Connection
 
 from detente.core import wire
 from detente.errors import NotRatified
+from detente.node import linkstate
 from detente.node.config import NodeConfig, load_config
 from detente.node.context import NodeContext
 from detente.node.database import RepeatedWarnings, database_errors, node_engine
@@ -102,10 +103,14 @@ class Node:
         own_ratification(self.ctx)
 
     async def start(self) -> None:
-        """Start delivering, testing links and watching deadlines."""
+        """Start delivering, testing links and watching deadlines, every link DOWN until its peer answers.
+
+        Raises `NotRatified` (`check_ready`), and what `Writer.run` raises if the links cannot be reset.
+        """
         self.check_ready()
         ratification = own_ratification(self.ctx)
         self.repeats.attach()
+        await self.run(linkstate.started_job())  # before any contact of this run is counted
         for party in self.ctx.agreement.peers(self.ctx.party):
             client = PeerClient(self.ctx, party, ratification)
             self.clients[party.id] = client
