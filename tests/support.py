@@ -142,13 +142,59 @@ class NodeProc:
             engine.dispose()
 
 
-class Cluster:
-    """Two nodes, pk and ir, prepared like the demo and started as real processes."""
+# A third state joins the shipped agreement for the tests of a group: Afghanistan, with a Foreign
+# Ministry and a DGMO, and a DGMO channel to each of the other two (channels are bilateral).
+GROUP = """
+[parties.af]
+name = "Islamic Emirate of Afghanistan"
+utc_offset = "+04:30"
+url = ""
+vkey = ""
+tls_fingerprint = ""
 
-    def __init__(self, workdir: Path, *, db_urls: dict[str, str] | None = None, link_test_seconds: float = 1.0):
+[offices."af:fs"]
+[offices."af:fs".title]
+en = "Ministry of Foreign Affairs, Kabul"
+ur = "وزارتِ خارجہ، کابل"
+fa = "وزارت امور خارجه، کابل"
+
+[offices."af:dgmo"]
+alternate = "af:fs"
+[offices."af:dgmo".title]
+en = "Directorate of Military Operations, Kabul"
+ur = "ڈائریکٹوریٹ ملٹری آپریشنز، کابل"
+fa = "ریاست عملیات نظامی، کابل"
+
+[channels.dgmo-pk-af]
+offices = ["pk:dgmo", "af:dgmo"]
+
+[channels.dgmo-ir-af]
+offices = ["ir:dgmo", "af:dgmo"]
+"""
+
+
+def group_agreement(tmp: Path) -> Path:
+    """Write the shipped agreement with a third party, af, and DGMO channels to pk and ir."""
+    text = AGREEMENT.read_text(encoding="utf-8")
+    head, offices = text.split('\n[offices."pk:fs"]', 1)  # TOML wants the party's table before the offices'
+    party, rest = GROUP.split('\n[offices."af:fs"]', 1)
+    path = tmp / "agreement-group.toml"
+    path.write_text(head + party + '\n[offices."pk:fs"]' + offices + '\n[offices."af:fs"]' + rest, encoding="utf-8")
+    return path
+
+
+class Cluster:
+    """Nodes prepared like the demo and started as real processes: pk and ir, or the parties of a group."""
+
+    def __init__(
+        self, workdir: Path, *, db_urls: dict[str, str] | None = None, link_test_seconds: float = 1.0,
+        group: bool = False,
+    ) -> None:  # fmt: skip
         self.workdir = workdir
+        agreement = group_agreement(workdir) if group else test_agreement(workdir)
+        parties = ("pk", "ir", "af") if group else ("pk", "ir")
         self.info = setup_demo(
-            workdir / "nodes", test_agreement(workdir), db_urls=db_urls, link_test_seconds=link_test_seconds
+            workdir / "nodes", agreement, db_urls=db_urls, link_test_seconds=link_test_seconds, parties=parties
         )
         self.nodes = {p: NodeProc(n, workdir / f"{p}.log") for p, n in self.info["nodes"].items()}
 

@@ -247,19 +247,47 @@ def user_add(
     name: Annotated[str, typer.Option(help="login name")],
     office: Annotated[list[str], typer.Option(help="office id, repeatable")],
     role: Annotated[list[str], typer.Option(help="operator|supervisor|translator|auditor|admin, repeatable")],
-    lang: Annotated[str, typer.Option(help="their language: the console's, and their texts' (in any case)")] = "en",
+    lang: Annotated[
+        str,
+        typer.Option(
+            help="their language, one of the agreement's (in any case): their texts', and the console's "
+            "(English pages if it has none in it)"
+        ),
+    ] = "en",
     password_stdin: Annotated[bool, typer.Option("--password-stdin", help="read the console password")] = False,
 ) -> None:
     """Create an operator and print their API token (shown once).
 
     Repeated --office and --role count once. A name differing only in letter case from an existing
-    operator's is refused.
+    operator's is refused, as is a language the agreement does not list. A language the agreement
+    lists but the console has no pages in is taken, with a `warning:` line (`console_language_warning`).
     """
     lang = language_tag(lang, lambda: load_config(data).agreement().languages)
     password = read_password() if password_stdin else None
     op = setup.add_user(data, name, office, role, password, lang)
     print(f"operator {op.name} ({', '.join(op.roles)}) for {', '.join(op.offices)}")
     print(f"token {op.token}")
+    warning = console_language_warning(op.name, lang)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+
+
+def console_language_warning(name: str, lang: str) -> str:
+    """Return what an operator whose language the console has no pages in should know, else "".
+
+    The command line and the agreement's texts use the language; the console shows its pages in
+    English and only the codebook texts in it (`web.console.i18n.text_language`). Raises nothing.
+    """
+    # Imported here: the console's package loads the web stack, which `user add` needs for this only.
+    from detente.web.console.i18n import LANGUAGES
+
+    if lang in LANGUAGES:
+        return ""
+    return (
+        f"the console has no pages in {lang!r} (only in {', '.join(LANGUAGES)}): its pages will be in English "
+        f"for {name}, while codebook texts and messages are shown in {lang!r} where the agreement has them, "
+        "in the console and on the command line"
+    )
 
 
 @user_app.command("disable")

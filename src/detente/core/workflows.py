@@ -100,6 +100,11 @@ class Case:
         """Return `party_id`'s escalation level, None if it has stated none."""
         return dict(self.escalation).get(party_id)
 
+    @property
+    def parties(self) -> tuple[str, ...]:
+        """Return the parties to the case: the two of the message that opened it."""
+        return tuple(p for p, _ in self.escalation)
+
     def to_json(self) -> dict[str, Any]:
         """Return the case as JSON for the API."""
         out: dict[str, Any] = to_json(self)
@@ -168,6 +173,11 @@ def apply_case(state: Case | None, envelope: Envelope) -> Case:
         refuse(f"envelope {envelope.id} does not belong to case {state.id}")
     if envelope.type == "case.open":
         refuse("case.open opens a new case; it cannot name an existing one")
+    # In a group of states a case stays between the two that opened it: a third party never had its
+    # messages, so one sent it under the case would change the case on one side only.
+    outside = sorted({party(envelope.sender), party(envelope.recipient)} - set(state.parties))
+    if outside:
+        refuse(f"case {state.id} is between {' and '.join(state.parties)}; {', '.join(outside)} is not a party to it")
     sender = party(envelope.sender)
     levels = _levels(state.escalation, **{party(envelope.recipient): None, sender: None})
     status, notes = state.status, []

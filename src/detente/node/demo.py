@@ -168,8 +168,10 @@ def setup_demo(
     *,
     db_urls: dict[str, str] | None = None,
     link_test_seconds: float = DEMO_LINK_TEST_SECONDS,
+    parties: tuple[str, ...] = DEMO_PARTIES,
 ) -> dict[str, Any]:
-    """Create both demo nodes, the completed and ratified agreement, and one operator per office.
+    """Create the demo's nodes (one per party of `parties`, every party of the agreement), the
+    completed and ratified agreement, and one operator per office.
 
     Writes and returns `workdir/demo.json`; writes into `workdir` as it is (`clear_workdir` makes a
     used one ready first). Raises `Conflict` if `workdir` already holds a node.
@@ -177,14 +179,14 @@ def setup_demo(
     mark_workdir(workdir)
     ports = ports or {}
     chosen: dict[str, int] = {}
-    for party in DEMO_PARTIES:
+    for party in parties:
         port = ports.get(party) or free_port()
         while port in chosen.values():
             port = free_port()
         chosen[party] = port
     results = {
         party: init_node(workdir / party, party, agreement_file, "127.0.0.1", chosen[party], (db_urls or {}).get(party))
-        for party in DEMO_PARTIES
+        for party in parties
     }
     values = {
         party: {"url": r.config.url, "vkey": r.vkey, "tls_fingerprint": r.fingerprint} for party, r in results.items()
@@ -193,10 +195,10 @@ def setup_demo(
     agreement_path = workdir / "agreement.toml"
     agreement_path.write_text(completed, encoding="utf-8")
     doc = agreement_mod.load(completed)
-    for party in DEMO_PARTIES:
+    for party in parties:
         ratify(workdir / party, agreement_path)
     nodes: dict[str, Any] = {}
-    for party in DEMO_PARTIES:
+    for party in parties:
         data = workdir / party
         operators = []
         offices = sorted(o for o, office in doc.offices.items() if office.party == party)

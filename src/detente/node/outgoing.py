@@ -257,7 +257,12 @@ def check_message(
         raise refuse("channel", f"channel {channel!r} is reserved for the nodes themselves")
     chan = ctx.agreement.channels.get(channel)
     if chan is None:
-        raise refuse("channel", f"unknown channel {channel!r}")
+        raise refuse("channel", f"unknown channel {channel!r}; {_channels_of(ctx, operator)}")
+    if not any(office.split(":", 1)[0] == ctx.party for office in chan.offices):
+        # In a group of states, a channel between two other parties: not "not bound to office pk:dgmo".
+        a, b = chan.offices
+        raise refuse("channel", f"channel {channel!r} links {a} and {b}, no office of {ctx.party}; "
+                                f"{_channels_of(ctx, operator)}")  # fmt: skip
     if to not in chan.offices:
         raise refuse("to", f"office {to!r} is not at either end of channel {channel!r}")
     if to.split(":", 1)[0] == ctx.party:
@@ -287,13 +292,25 @@ def check_message(
     return Message(channel, to, sender, prec, kind, body, list(refs), case, language)
 
 
-def _check_refs(conn: Connection, refs: list[str]) -> None:
-    # Existence only: who may refer to what is the workflows' rule (a liaison officer verifies an
-    # action between two other offices), and an id is a random UUID one learns only by seeing it.
+def _channels_of(ctx: NodeContext, operator: Operator) -> str:
+    """Return the sentence naming the channels `operator` sends on (for a refusal that needs a hint)."""
+    own = [name for name, c in sorted(ctx.agreement.channels.items()) if any(o in operator.offices for o in c.offices)]
+    return f"your offices' channels: {', '.join(own)}" if own else "no channel links an office of yours"
+
+
+def _check_refs(conn: Connection, refs: list[str], peer: str) -> None:
+    # Who may refer to what is otherwise the workflows' rule (a liaison officer verifies an action
+    # between two other offices), and an id is a random UUID one learns only by seeing it. In a group
+    # of states a message may refer only to one exchanged with its recipient's party: the recipient
+    # never had the others, and could not read what the reference means.
     for index, ref in enumerate(refs):
-        if db.get_envelope(conn, ref) is None:
-            where = f"refs.{index}"
+        where = f"refs.{index}"
+        row = db.get_envelope(conn, ref)
+        if row is None:
             raise Invalid(f"{where}: no envelope {ref} on this node", fields={where: "no such envelope on this node"})
+        if peer not in (str(row["from_office"]).split(":", 1)[0], str(row["to_office"]).split(":", 1)[0]):
+            said = f"{ref} was not exchanged with {peer}, which never had it"
+            raise Invalid(f"{where}: {said}", fields={where: said})
 
 
 def send_job(ctx: NodeContext, operator: Operator, message: Message) -> Callable[[Connection], Sent]:
@@ -342,7 +359,7 @@ def _record_message(conn: Connection, ctx: NodeContext, operator: Operator, m: M
     notifications.validate_message(
         m.kind, full, ctx.agreement, created=created, precedence=m.precedence, refs=m.refs, case=m.case, sending=True
     )
-    _check_refs(conn, m.refs)
+    _check_refs(conn, m.refs, m.peer)
     evidence.require_stored(conn, m.kind, full)
     events: list[Event] = []
     sealed, index = record_outgoing(

@@ -25,7 +25,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import Connection
 
-from detente.core import merkle, tiles
+from detente.core import envelope, merkle, tiles
 from detente.core.checkpoint import MAX_SIZE
 from detente.errors import BadRequest, Forbidden, MalformedError, NotFound, Unauthorized
 from detente.node import checkpoints, witness
@@ -94,7 +94,7 @@ def _published_size(conn: Connection) -> int:
 @router.get("/log/tile/{path:path}")
 async def get_tile(path: str, request: Request, node: NodeDep) -> Response:
     """Return a hash tile or an entry bundle of the newest checkpoint's tree (c2sp.org/tlog-tiles)."""
-    await authenticate_reader(request, node)
+    reader = await authenticate_reader(request, node)
     try:
         level, n, width, is_entries = tiles.parse_tile_path("tile/" + path)
     except MalformedError as exc:
@@ -106,11 +106,35 @@ async def get_tile(path: str, request: Request, node: NodeDep) -> Response:
             raise NotFound("no such tile in the published tree")
         if is_entries:
             start = n * tiles.TILE_WIDTH
-            return tiles.entry_bundle(db.read_leaves(conn, start, start + width))
+            leaves = db.read_leaves(conn, start, start + width)
+            if not reader.startswith("operator:"):
+                _only_its_own(reader, start, leaves)
+            return tiles.entry_bundle(leaves)
         return tiles.read_tile(level, n, width, tlog.TableHashReader(conn))
 
     data: bytes = await node.aread(read)
     return Response(data, media_type="application/octet-stream", headers=IMMUTABLE)
+
+
+def _only_its_own(peer: str, start: int, leaves: list[bytes]) -> None:
+    """Refuse a peer an entry bundle holding an envelope it did not exchange with this node.
+
+    In a group of states a node's log also holds its messages with the others; a peer witnesses
+    them by their hashes (the hash tiles, the proofs), and reads the envelopes of its own exchanges
+    only. Between two parties every entry is one of the peer's. Raises `Forbidden`, naming them.
+    """
+    foreign = [start + i for i, leaf in enumerate(leaves) if peer not in _parties(leaf)]
+    if foreign:
+        shown = ", ".join(map(str, foreign[:5])) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise Forbidden(
+            f"entries {shown} of this bundle were not exchanged with {peer}: a peer reads the entries of its "
+            "own exchanges only; their hashes are in the hash tiles and the proofs"
+        )
+
+
+def _parties(leaf: bytes) -> tuple[str, str]:
+    found = envelope.stored(leaf)
+    return found.sender_party, found.recipient_party
 
 
 def _leaf_index(conn: Connection, index: int | None, leaf_hash: str | None, envelope_id: str | None) -> int:

@@ -62,8 +62,9 @@ class Compose:
     code_values: dict[str, str] = field(default_factory=dict)
     code_note: str = ""  # the note typed with a codebook message the node refused, to show again
     failed_code: str = ""
-    # The language the text is written in, signed in the envelope: the page's language to start
-    # with, which an officer reading in English but writing in Urdu changes.
+    # The language the text is written in, signed in the envelope: the reader's to start with (the
+    # page's, or their own where the console has no pages in it), which an officer reading in
+    # English but writing in Urdu changes.
     lang: str = ""
     languages: list[tuple[str, str]] = field(default_factory=list)
     execute: compose_workflow.ExecuteView | None = None  # the operation an `action.execute` records
@@ -120,14 +121,16 @@ def compose_for(
         moment = datetime.now(UTC).strftime(compose_workflow.SECOND)
         extra["values"] = {f.path: moment for f in fields if f.kind == "datetime" and f.path in NOW_FIELDS}
     languages = [(code, AUTONYMS.get(code, code)) for code in agreement.languages]
-    extra.setdefault("lang", viewer.locale.code if viewer.locale.code in agreement.languages else languages[0][0])
+    # The reader's language of texts: the page's, or their own where the console has no pages in it (as `send`).
+    own = viewer.presenter.text_lang
+    extra.setdefault("lang", own if own in agreement.languages else languages[0][0])
     return Compose(
         type=chosen,
         types=[(n, labels.type(n)) for n in allowed],
         precedences=precedences,
         precedence=pick,
         fields=fields,
-        codes=codes(agreement, channel, viewer.locale.code),
+        codes=codes(agreement, channel, own),
         languages=languages,
         **extra,
     )

@@ -54,6 +54,17 @@ def pick(*candidates: str | None, allowed: tuple[str, ...] = LANGUAGES) -> str:
     return "en"
 
 
+def text_language(own: str | None, page: str, agreed: tuple[str, ...]) -> str:
+    """Return the language the agreement's own texts (codebook messages) are shown in to a reader.
+
+    It is the reader's own language (`own`, as `user add --lang` set it) when the agreement has
+    texts in it but the console has no pages in it (Pashto, in an agreement that lists `ps`): the
+    page is then in `page`, mostly English, and the codebook texts in the reader's language. Else
+    it is `page`, as the rest of the page is. Raises nothing.
+    """
+    return own if own and own not in LANGUAGES and own in agreed else page
+
+
 def from_accept_language(header: str | None) -> str | None:
     """Return the first console language named in an `Accept-Language` header, if any."""
     for part in (header or "").split(","):
@@ -71,7 +82,7 @@ class Locale:
 
     @property
     def dir(self) -> str:
-        """`rtl` for Urdu and Persian, else `ltr`."""
+        """`rtl` for a right-to-left language (Urdu, Persian, Pashto), else `ltr`."""
         return "rtl" if self.code in RTL_LANGUAGES else "ltr"
 
     @property

@@ -6,9 +6,10 @@ same card is rendered on a full page and in the fragments the live updates fetch
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +24,7 @@ from detente.core.workflows import OPENERS, Case
 from detente.errors import Error
 from detente.store.operators import Operator
 from detente.web.console import forms, texts
-from detente.web.console.i18n import Locale, Stamp, Zone, stamp
+from detente.web.console.i18n import RTL_LANGUAGES, Locale, Stamp, Zone, stamp, text_language
 from detente.web.console.labels import Labels, humanise
 from detente.web.console.texts import SNIPPET as SNIPPET  # re-exported: a short row's length
 from detente.web.console.texts import isolate, snippet, text_dir
@@ -87,8 +88,11 @@ class Card:
     snippet: str = ""  # the start of its text (a codebook message's, in the reader's language), for short rows
     # The sender's own stamp, when its clock is off ours and `created` shows the moment in ours.
     created_theirs: Stamp | None = None
-    snippet_dir: str = "auto"  # the snippet's direction: the reader's for a codebook text, else its own
+    snippet_dir: str = "auto"  # the snippet's direction: its language's for a codebook text, else its own
     code: str = ""  # a codebook message's code (STAND-DOWN)
+    code_dir: str = "auto"  # the direction of its codebook text: the page's, unless it is in another language
+    # The language of its codebook text when that is not the page's (Pashto on an English page), else "".
+    code_lang: str = ""
     code_html: str = ""  # its text as HTML (markupsafe), each filled-in value an isolate of its own
     code_note: str = ""  # the note its sender added to it, as written
 
@@ -113,6 +117,9 @@ class Card:
 class Presenter:
     """Renders rows for one viewer: their language, their party's clock and the agreement.
 
+    Codebook texts are in `text_lang`: the page's language, or the viewer's own (`own_lang`) when
+    the agreement has texts in it that the console has no pages in (`i18n.text_language`).
+
     `clock_offsets` (each peer's clock minus this node's, in ms, as link tests measured it) puts
     the times a peer stamped in this node's clock, as deadlines already are: a message from a peer
     4 minutes ahead must not look sent 4 minutes from now.
@@ -124,11 +131,14 @@ class Presenter:
         party: str,
         locale: Locale,
         clock_offsets: Mapping[str, float | None] | None = None,
+        own_lang: str | None = None,
     ) -> None:
         self.agreement = agreement
         self.clock_offsets = clock_offsets or {}
         self.party = party
         self.locale = locale
+        self.text_lang = text_language(own_lang, locale.code, agreement.languages)
+        self.text_dir = "rtl" if self.text_lang in RTL_LANGUAGES else "ltr"
         self.labels = Labels(locale)
         own = agreement.parties[party]
         others = agreement.peers(party)
@@ -154,6 +164,14 @@ class Presenter:
         gettext = self.locale.gettext
         return clocks.amount(offset_ms / 1000, gettext("{minutes} min {seconds} s"), gettext("{seconds:.1f} s"))
 
+    def among(self, parties: Collection[str]) -> Presenter:
+        """Return this presenter for a workflow between `parties`: its escalation columns and local
+        times are theirs only (this party's first), not every party's of a group of states."""
+        narrowed = copy.copy(self)
+        narrowed.all_zones = tuple(z for z in self.all_zones if z.party in parties)
+        narrowed.parties = tuple(p for p in self.parties if p in parties)
+        return narrowed
+
     def when_everywhere(self, iso: str | None) -> Stamp | None:
         """Return a time in UTC with every party's local time (for case timelines)."""
         return stamp(iso, self.all_zones, self.locale)
@@ -165,11 +183,11 @@ class Presenter:
         return office.title_in(self.locale.code) if office else office_id
 
     def code_text(self, body: dict[str, Any], lang: str | None = None) -> str:
-        """Return a codebook message in the viewer's language (else the first the entry has)."""
+        """Return a codebook message in `lang`, by default the viewer's (`text_lang`); else in the entry's first."""
         entry = self.codebook.get(str(body.get("code", "")))
         if entry is None:
             return str(body.get("code", ""))
-        language = lang or self.locale.code
+        language = lang or self.text_lang
         if language not in entry.text:
             language = next(iter(entry.text))
         try:
@@ -183,7 +201,7 @@ class Presenter:
         params = body.get("params", {})
         if entry is None or not isinstance(params, dict):
             return escape(self.code_text(body))
-        language = self.locale.code if self.locale.code in entry.text else next(iter(entry.text))
+        language = self.text_lang if self.text_lang in entry.text else next(iter(entry.text))
         try:
             return texts.code_markup(entry, params, language)
         except Error:  # a message the codebook cannot render: shown as `code_text` shows it
@@ -197,8 +215,8 @@ class Presenter:
         return snippet(text)
 
     def snippet_dir(self, kind: str, text: str) -> str:
-        """Return the direction of a short row's text: the reader's for a codebook text (it is in their language)."""
-        return self.locale.dir if kind == "code" else text_dir(text)
+        """Return the direction of a short row's text: that of `text_lang` for a codebook text, else its own."""
+        return self.text_dir if kind == "code" else text_dir(text)
 
     def case_title(self, case: Case) -> str:
         """Return a case's title in the reader's language where the node made it up (`texts.case_title`)."""
@@ -362,6 +380,8 @@ class Presenter:
             code_text=self.code_text(body) if row["type"] == "code" and not brief else "",
             code_html=self.code_html(body) if row["type"] == "code" and not brief else "",
             code=str(body.get("code", "")) if row["type"] == "code" else "",
+            code_dir=self.text_dir if row["type"] == "code" else "auto",
+            code_lang=self.text_lang if row["type"] == "code" and self.text_lang != self.locale.code else "",
             code_note=str(body.get("note") or "") if row["type"] == "code" and not brief else "",
             case=row["case_id"], refs=tuple(envelope.get("refs", [])), answerable=answerable,
             overdue=row["overdue_at"] is not None, badges=self.badges(row, receipt),

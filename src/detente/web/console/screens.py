@@ -285,6 +285,8 @@ def case_screen(conn: Connection, viewer: Viewer, case_id: str) -> dict[str, Any
     """
     proj = data.projection(conn, viewer.offices, case=case_id)
     case = proj.cases.get(case_id)
+    if case is not None:
+        viewer = viewer.among(case.parties)  # in a group of states, a case is between two of them
     p, agreement = viewer.presenter, viewer.presenter.agreement
     rows = data.rows_by_id(conn, [e.id for e in case.timeline] if case else [])
     if case is None:
@@ -312,4 +314,5 @@ def case_screen(conn: Connection, viewer: Viewer, case_id: str) -> dict[str, Any
         "consultations": [c for c in proj.consultations.values() if c.case == case_id],
         "conflicts": [c for c in proj.conflicts if c.target == case_id],
         "parties": p.parties,
+        "p": p,
     }

@@ -10,8 +10,8 @@ from __future__ import annotations
 import hashlib
 import html
 import logging
-from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Coroutine
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -103,6 +103,10 @@ class Viewer:
     presenter: Presenter
     csrf: str
 
+    def among(self, parties: Collection[str]) -> Viewer:
+        """Return the viewer of a workflow between `parties` (`Presenter.among`)."""
+        return replace(self, presenter=self.presenter.among(parties))
+
     @property
     def offices(self) -> list[str] | None:
         """The offices whose traffic this operator may read (None: all of the party's)."""
@@ -140,6 +144,7 @@ class Console:
         self.env.globals["static"] = lambda name: f"/static/{name}?v={version}"
         self.env.globals["version"] = __version__
         self.env.globals["autonyms"] = i18n.AUTONYMS
+        self.env.globals["rtl_languages"] = i18n.RTL_LANGUAGES  # a codebook preview's direction
         self.env.globals["quote"] = quote
         self.env.filters["utc_from_epoch"] = utc_from_epoch
         self.env.filters["offset"] = offset_text
@@ -202,7 +207,9 @@ class Console:
         if refreshed is not None:
             request.state.refreshed_session = refreshed
         locale = self.language(request, operator)
-        presenter = Presenter(self.node.ctx.agreement, self.node.ctx.party, locale, self.node.ctx.clock_offsets)
+        presenter = Presenter(
+            self.node.ctx.agreement, self.node.ctx.party, locale, self.node.ctx.clock_offsets, operator.lang
+        )
         return Viewer(operator, session, locale, presenter, csrf.session_token(self.signer, session))
 
     def set_session_cookie(self, response: Response, session: Session) -> None:
@@ -281,7 +288,9 @@ class Console:
             operator = await self._account(session) if session else None
             locale = self.language(request, operator)
             if session is not None and operator is not None:
-                presenter = Presenter(self.node.ctx.agreement, self.node.ctx.party, locale, self.node.ctx.clock_offsets)
+                presenter = Presenter(
+                    self.node.ctx.agreement, self.node.ctx.party, locale, self.node.ctx.clock_offsets, operator.lang
+                )
                 viewer = Viewer(operator, session, locale, presenter, csrf.session_token(self.signer, session))
                 context = {**self.chrome(viewer), "strip": await self.strip(viewer)}
         except Exception:  # the page below still says what happened, without the parts that failed

@@ -6,7 +6,8 @@ strong letter, so an Urdu sentence that starts with "Koh-e-Sabz" is laid out lef
 time set in a right-to-left sentence reads backwards ("UTC 10:30 28-11-2026"). So:
 
 - a free text's direction is the one most of its letters have (`text_dir`);
-- a codebook text is in the reader's own language: it runs in the page's direction, and each value
+- a codebook text is in the reader's own language: it runs in the page's direction (in its own, marked
+  with its language, when the console has no pages in it: Pashto on an English page), and each value
   filled into it is an isolate of its own, left to right for times, dates and numbers (`code_markup`);
 - a value of a message's body is laid out in the page's direction, next to its label, each of its
   lines an isolate in its own direction (`value_markup`): set in its own direction across the row,

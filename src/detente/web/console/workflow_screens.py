@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from detente.core import codebook as codebook_mod
-from detente.core.workflow_base import Step
+from detente.core.workflow_base import Step, party
 from detente.core.workflows import Action, Clarification, Consultation, State, is_overdue
 from detente.core.workflows_action import REASON_SEPARATOR, decision_overdue
 from detente.core.workflows_consultation import overdue_items
@@ -62,7 +62,8 @@ def _common(conn: Connection, viewer: Viewer, kind: str, state: State, steps: li
     conflicts = [{"type": c["type"], "envelope": c["envelope_id"], "reason": c["reason"]}
                  for c in workflow_db.conflicts_of(conn, kind, state.id)]  # fmt: skip
     return {"kind": kind, "state": state, "timeline": _timeline(conn, viewer, steps), "channel": channel,
-            "types": types, "conflicts": conflicts, "parties": viewer.presenter.parties}  # fmt: skip
+            "types": types, "conflicts": conflicts, "parties": viewer.presenter.parties,
+            "p": viewer.presenter}  # fmt: skip
 
 
 def reasons(viewer: Viewer, reason: str | None) -> list[str]:
@@ -90,6 +91,7 @@ def action_screen(conn: Connection, viewer: Viewer, target: str) -> dict[str, An
     action = _state(conn, viewer, "action", target)
     if not isinstance(action, Action):
         return None
+    viewer = viewer.among((party(action.proposer), party(action.counterpart)))
     files = {f["sha256"]: f for f in workflow_views.evidence_files(conn, [e.sha256 for e in action.evidence])}
     evidence = [{"ref": e, "state": files[e.sha256]["state"]} for e in action.evidence]
     papers = workflow_views.action_papers(conn, action)
@@ -124,6 +126,7 @@ def consultation_screen(conn: Connection, viewer: Viewer, target: str) -> dict[s
     cons = _state(conn, viewer, "consultation", target)
     if not isinstance(cons, Consultation):
         return None
+    viewer = viewer.among(cons.parties)
     overdue = {i.id for i in overdue_items(cons, datetime.now(UTC))}
     mine = set(viewer.operator.offices)
     items = [{"item": i, "overdue": i.id in overdue, "mine": i.owner in mine} for i in cons.items]
@@ -142,6 +145,7 @@ def clarification_screen(conn: Connection, viewer: Viewer, target: str) -> dict[
     clar = _state(conn, viewer, "clarification", target)
     if not isinstance(clar, Clarification):
         return None
+    viewer = viewer.among((party(clar.requester), party(clar.addressee)))
     steps = [Step(clar.id, "clarification.request", clar.requester, clar.created, "open")]
     if clar.response and clar.answered_at:
         steps.append(Step(clar.response, "clarification.response", clar.addressee, clar.answered_at, "answered"))
