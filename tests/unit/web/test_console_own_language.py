@@ -22,6 +22,7 @@ from detente.node import setup
 from detente.node.config import load_config
 from detente.node.demo import setup_demo
 from detente.store import messages as db
+from detente.store import operators as operators_db
 from detente.store.db import make_engine
 from pashto_support import PASHTO_MARK, STAND_DOWN, pashto_agreement
 from support import envelope_row
@@ -102,3 +103,31 @@ def test_a_reader_of_a_console_language_is_shown_the_pages_language(client: Test
     english = IN_ENGLISH.replace("Saravan", '<bdi dir="ltr">Saravan</bdi>')
     assert f'<p class="code-text" dir="ltr">{tag} {english}</p>' in card
     assert 'lang="ps"' not in card
+
+
+def test_choosing_english_keeps_the_operators_own_language_and_urdu_replaces_it(
+    client: TestClient, demo: dict[str, Any]
+) -> None:
+    """English is the page a Pashto reader already has: choosing it must not lose their Pashto texts."""
+    data = Path(demo["nodes"]["pk"]["data"])
+
+    def saved() -> str:
+        engine = make_engine(load_config(data).db)
+        try:
+            with engine.connect() as conn:
+                found = operators_db.by_name(conn, "pk-ps")
+                assert found is not None
+                return found.lang
+        finally:
+            engine.dispose()
+
+    login(client, "pk-ps", lang="en")  # the login page's language menu
+    assert saved() == "ps"
+    client.get("/?lang=en")  # the header's language links
+    assert saved() == "ps"
+    page = client.get("/", headers={"Accept-Language": "ur"}).text  # the browser's preference does not count
+    assert '<html lang="en" dir="ltr">' in page and 'dir="rtl" lang="ps"' in page
+    client.get("/?lang=ur")
+    assert saved() == "ur"
+    client.get("/?lang=en")  # from Urdu, English is a choice like any other
+    assert saved() == "en"

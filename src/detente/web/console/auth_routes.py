@@ -127,7 +127,7 @@ async def login(
         return again(locale.gettext(BAD_LOGIN), 401)
     console.names.reset("name:" + name.lower())
     # An empty `lang` is the menu's default, "my saved language": the operator's own stays.
-    if lang in i18n.LANGUAGES and lang != operator.lang:
+    if lang in i18n.LANGUAGES and i18n.replaces(operator.lang, lang):
         chosen, operator_id = lang, operator.id
         await console.node.run(lambda c: operators_db.set_lang(c, operator_id, chosen))
     session = console.sessions.issue(operator.id, operator.password_hash)

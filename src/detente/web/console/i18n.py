@@ -65,6 +65,16 @@ def text_language(own: str | None, page: str, agreed: tuple[str, ...]) -> str:
     return own if own and own not in LANGUAGES and own in agreed else page
 
 
+def replaces(own: str, chosen: str) -> bool:
+    """Return whether choosing `chosen` in the console replaces the operator's saved language `own`.
+
+    English chosen by an operator whose own language the console has no pages in (Pashto) is the
+    page they already read: their language, in which they read the codebook texts and use the
+    command line, stays. Any other choice different from theirs replaces it. Raises nothing.
+    """
+    return chosen != own and not (chosen == "en" and own not in LANGUAGES)
+
+
 def from_accept_language(header: str | None) -> str | None:
     """Return the first console language named in an `Accept-Language` header, if any."""
     for part in (header or "").split(","):

@@ -187,9 +187,12 @@ class Console:
 
     def language(self, request: Request, operator: Operator | None) -> Locale:
         """Return the interface language: `?lang=`, the operator's choice, the cookie, the browser's."""
+        # An operator's language the console has no pages in (Pashto) reads English pages
+        # (`i18n.text_language`), whatever the browser prefers.
+        own = None if operator is None else operator.lang if operator.lang in i18n.LANGUAGES else "en"
         chosen = i18n.pick(
             request.query_params.get("lang"),
-            operator.lang if operator else None,
+            own,
             request.cookies.get(i18n.LANG_COOKIE),
             i18n.from_accept_language(request.headers.get("accept-language")),
         )
@@ -373,7 +376,7 @@ class ConsoleRoute(APIRoute):
                 if request.method == "GET" and request.query_params.get("lang") in i18n.LANGUAGES:
                     operator = await console.session_operator(request)
                     if operator is not None:
-                        return await remember_language(console, request, operator.id)
+                        return await remember_language(console, request, operator)
                 response = await original(request)
             except LoginRequired as exc:
                 # A cookie that no longer opens a session: say on the login page that the session ended.
@@ -397,11 +400,12 @@ class ConsoleRoute(APIRoute):
         return handler
 
 
-async def remember_language(console: Console, request: Request, operator_id: str) -> Response:
-    """Store a signed-in operator's `?lang=` choice and reload the page without the parameter."""
+async def remember_language(console: Console, request: Request, operator: Operator) -> Response:
+    """Store a signed-in operator's `?lang=` choice (`i18n.replaces`) and reload the page without the parameter."""
     from detente.store import operators as operators_db
 
-    lang = request.query_params["lang"]
-    await console.node.run(lambda c: operators_db.set_lang(c, operator_id, lang))
+    lang, operator_id = request.query_params["lang"], operator.id
+    if i18n.replaces(operator.lang, lang):
+        await console.node.run(lambda c: operators_db.set_lang(c, operator_id, lang))
     query = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "lang"])
     return RedirectResponse(request.url.path + (f"?{query}" if query else ""), status_code=303)
