@@ -160,6 +160,31 @@ def print_messages(console: Console, messages: list[dict[str, Any]]) -> int:
     return cut
 
 
+def print_records(console: Console, headers: list[str], rows: list[list[str]], none: str) -> None:
+    """Print `rows` under `headers`: a table if every value fits whole, else a block per row.
+
+    The first column (an id: what `show` takes) and the second (a status) head each block, whole;
+    the others follow as `header value`, wrapped and indented. `none` is said when there are no rows.
+    """
+    if not rows:
+        console.print(none)  # said, not an empty table
+        return
+    # As `print_messages`: at 80 columns (any terminal, or a pipe) a table would squeeze the titles
+    # and ids to a few letters ("stat…", "Panj…"), so each row gets a block when they do not fit.
+    widths = [max([cell_len(h)] + [cell_len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+    if sum(widths) + 3 * (len(headers) + 1) + 1 <= console.width:
+        table = Table(*(Column(h, no_wrap=True) for h in headers))
+        for row in rows:
+            table.add_row(*(Text(value) for value in row))
+        console.print(table)
+        return
+    for i, row in enumerate(rows):
+        if i:
+            console.print()
+        console.print(Text("  ".join(v for v in row[:2] if v)), overflow="fold")
+        _indented(console, "  ".join(f"{h} {v}" for h, v in zip(headers[2:], row[2:], strict=True) if v))
+
+
 def _indented(console: Console, text: str) -> None:
     """Print `text` wrapped to `console`'s width, each line indented by two spaces (none padded after)."""
     for line in Text(text, overflow="fold").wrap(console, max(console.width - 2, 1)):

@@ -17,11 +17,10 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
-from rich.table import Column, Table
 
 from detente.cli import client
 from detente.cli.arguments import CheckedCommand, check_id, segment
-from detente.cli.terminal import cell, dump_json, printable
+from detente.cli.terminal import dump_json, print_records, printable
 from detente.cli.transport import CertOpt, NodeOpt, TokenOpt, UrlOpt, api, call, shape
 from detente.cli.workflow import JsonOpt, action_app, case_app, clarification_app, consultation_app
 from detente.core.bodies import body_summary
@@ -73,12 +72,11 @@ def _print_list(
         print(dump_json(items))
         return
     columns = COLUMNS[key]
-    # The id whole, on one line, whatever the width: it is what `show` takes (the other columns wrap).
-    table = Table(*(Column(title, no_wrap=field == "id") for title, field in columns))
+    rows = []
     for item in items:
         row = shape(item, {}, "an item in the node's answer")
-        table.add_row(*(cell(row.get(field)) for _, field in columns))
-    client.out.print(table)
+        rows.append([printable("" if row.get(field) is None else row.get(field)) for _, field in columns])
+    print_records(client.out, [title for title, _ in columns], rows, f"no {key}")
 
 
 COMMON = [("id", "id"), ("status", "status"), ("created", "created"), ("updated", "updated_at")]

@@ -9,7 +9,7 @@ import pytest
 from rich.console import Console
 from rich.table import Table
 
-from detente.cli.terminal import cell, dump_json, printable, printable_lines
+from detente.cli.terminal import cell, dump_json, print_records, printable, printable_lines
 
 URDU = "پنجگور کے قریب دھماکوں کی اطلاع"
 PERSIAN = "می\u200cخواهیم"  # with the zero-width non-joiner Persian spelling needs
@@ -83,3 +83,26 @@ def test_json_means_the_same_value_and_is_inert() -> None:
 
 def test_json_in_one_line() -> None:
     assert dump_json({"a": "\x9b"}, indent=None) == '{"a": "\\u009b"}'
+
+
+CASE_ID = "01a2228f-e1ef-7ad7-b64c-10b0d57f510e"
+CASES = [[CASE_ID, "contained", "2024-01-16 13:05Z", "2024-01-17 09:00Z", "cross border fire at Panjgur", "pk:dgmo"]]
+CASE_HEADERS = ["id", "status", "created", "updated", "title", "opened by"]
+
+
+def _records(width: int, rows: list[list[str]]) -> str:
+    buffer = io.StringIO()
+    print_records(Console(file=buffer, width=width), CASE_HEADERS, rows, "no cases")
+    return buffer.getvalue()
+
+
+def test_a_list_is_a_table_where_it_fits_and_a_block_per_row_where_it_does_not() -> None:
+    """QA: `case list` at 80 columns (or in a pipe) squeezed ids and titles to `stat…`, `Panj…`."""
+    wide = _records(200, CASES)
+    assert "┃ id" in wide and CASE_ID in wide and "cross border fire at Panjgur" in wide
+    narrow = _records(80, CASES)
+    assert narrow.splitlines()[0] == f"{CASE_ID}  contained"  # the id whole: what `show` takes
+    assert "title cross border fire at Panjgur" in " ".join(narrow.split())
+    assert "…" not in narrow and "┃" not in narrow
+    assert all(len(line) <= 80 for line in narrow.splitlines())
+    assert _records(80, []) == "no cases\n"
