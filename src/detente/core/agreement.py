@@ -188,12 +188,7 @@ def _office_titles(value: Any, languages: tuple[str, ...], where: str) -> str | 
         return value
     if not isinstance(value, dict):
         raise Invalid(f"{where}: title must be a string, or a table with one title per language")
-    missing = [lang for lang in languages if lang not in value]
-    extra = sorted(set(value) - set(languages))
-    if missing:
-        raise Invalid(f"{where}: title lacks language(s) {', '.join(missing)} of the agreement")
-    if extra:
-        raise Invalid(f"{where}: title has language(s) {', '.join(extra)} the agreement does not list")
+    codebook.every_language(value, languages, f"{where}: title")
     for lang in languages:
         if not isinstance(value[lang], str) or is_blank(value[lang]):
             raise Invalid(f"{where}: title.{lang} must be a non-empty string")

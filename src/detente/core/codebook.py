@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 import re
 import string
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -178,12 +178,7 @@ def _entry(item: Any, index: int, langs: tuple[str, ...]) -> CodeEntry:
     text = item.get("text")
     if not isinstance(text, dict):
         raise Invalid(f"{where}: text must be a table with one template per language")
-    missing = [lang for lang in langs if lang not in text]
-    extra = sorted(set(text) - set(langs))
-    if missing:
-        raise Invalid(f"{where}: text lacks language(s) {', '.join(missing)} of the agreement")
-    if extra:
-        raise Invalid(f"{where}: text has language(s) {', '.join(extra)} the agreement does not list")
+    every_language(text, langs, f"{where}: text")
     for lang in langs:
         template = text[lang]
         if not isinstance(template, str) or not template.strip() or len(template) > 2000:
@@ -195,6 +190,17 @@ def _entry(item: Any, index: int, langs: tuple[str, ...]) -> CodeEntry:
         if set(used) != set(params):
             raise Invalid(f"{where}: text.{lang} uses {_names(used)} but the params are {_names(params)}")
     return CodeEntry(code, dict(params), {lang: text[lang] for lang in langs}, precedence and Precedence(precedence))
+
+
+def every_language(table: Mapping[str, Any], langs: Sequence[str], what: str) -> None:
+    """Refuse a table of one text per language (a codebook text, an office's title) that lacks a
+    language of the agreement or has another: `Invalid` with `what` ("[[codebook]] X: text") first."""
+    missing = [lang for lang in langs if lang not in table]
+    extra = sorted(set(table) - set(langs))
+    if missing:
+        raise Invalid(f"{what} lacks language(s) {', '.join(missing)} of the agreement")
+    if extra:
+        raise Invalid(f"{what} has language(s) {', '.join(extra)} the agreement does not list")
 
 
 def codebook(raw: Mapping[str, Any]) -> dict[str, CodeEntry]:
