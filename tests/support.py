@@ -215,7 +215,7 @@ class Cluster:
 
 @contextmanager
 def running_cluster(workdir: Path, **options: Any) -> Iterator[Cluster]:
-    """Two started nodes in `workdir` (`Cluster` options), stopped when the block ends."""
+    """The started nodes of a `Cluster` in `workdir` (its options), stopped when the block ends."""
     cluster = Cluster(workdir, **options).start()
     try:
         yield cluster

@@ -25,7 +25,7 @@ from console_support import login
 from detente.core import agreement as agreement_mod
 from detente.core import tiles, wire
 from detente.node.config import load_config
-from support import Cluster, NodeProc, quiet, wait_for
+from support import Cluster, NodeProc, quiet, running_cluster, wait_for
 from workflow_support import get, iso, post, send
 
 INCIDENT = {"kind": "cross_border_fire", "time": iso(-0.5), "description": "Shots across the border at the post.",
@@ -35,11 +35,8 @@ INCIDENT = {"kind": "cross_border_fire", "time": iso(-0.5), "description": "Shot
 
 @pytest.fixture(scope="module")
 def trio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    cluster = Cluster(tmp_path_factory.mktemp("trio"), group=True)
-    try:
-        yield cluster.start()
-    finally:
-        cluster.stop()
+    with running_cluster(tmp_path_factory.mktemp("trio"), group=True) as cluster:
+        yield cluster
 
 
 def text(node: NodeProc, operator: str, channel: str, to: str, words: str, **extra: Any) -> dict[str, Any]:
