@@ -53,6 +53,15 @@ UnwitnessedOpt = Annotated[
         help="accept a checkpoint no other party has cosigned (only the log's owner vouches for it), with a warning",
     ),
 ]
+WitnessOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--witness",
+        metavar="PARTY",
+        help="another party whose witnessing the verdict requires (repeatable; default: every other party); "
+        "one not named that lags behind is a warning",
+    ),
+]
 EarlierOpt = Annotated[
     list[Path] | None,
     typer.Option(
@@ -104,24 +113,45 @@ def log_export(
             "(its audit then needs --allow-unwitnessed)",
         ),
     ] = False,
+    witness: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--witness",
+            metavar="PARTY",
+            help="a peer whose cosignature the export must carry (repeatable; default: every peer)",
+        ),
+    ] = None,
 ) -> None:
     """Write the log as a C2SP tlog-tiles directory, with its checkpoints and the agreement.
 
     The export ends at the newest checkpoint every peer cosigned, so that an auditor can check that
     each entry was witnessed; entries signed since are left out and counted.
+
+    With --witness, it ends at the newest checkpoint every peer named cosigned (the counterpart of
+    an incident, say, while an uninvolved peer is down); a peer not named that did not cosign it
+    is named in a warning, and the audit needs the same --witness.
     """
-    result = export_log(data, out, include_unwitnessed=include_unwitnessed)
+    result = export_log(data, out, include_unwitnessed=include_unwitnessed, witnesses=witness or ())
     print(f"exported {result.origin} to {out}")
     print(f"  size {result.size}  root {base64.b64encode(result.root).decode()}")
     print(f"  {result.bundles} entry bundles, {result.tiles} hash tiles, {result.checkpoints} checkpoints")
-    if result.unwitnessed_by:
+    required = [p for p in result.unwitnessed_by if not result.required or p in result.required]
+    if required:
         print(
-            f"  warning: the checkpoint of size {result.size} is not cosigned by {', '.join(result.unwitnessed_by)}: "
+            f"  warning: the checkpoint of size {result.size} is not cosigned by {', '.join(required)}: "
             "its audit fails unless run with --allow-unwitnessed"
         )
-    if result.signed_size > result.size:
+    others = [p for p in result.unwitnessed_by if p not in required]
+    if others:
+        given = " ".join(f"--witness {p}" for p in result.required)
         print(
-            f"  left out: {entry_range(result.size, result.signed_size)}, not yet cosigned by every peer "
+            f"  warning: the checkpoint of size {result.size} is not cosigned by {', '.join(others)} "
+            f"(not required: {given}): audit it with {given}"
+        )
+    if result.signed_size > result.size:
+        by = " and ".join(result.required) if result.required else "every peer"
+        print(
+            f"  left out: {entry_range(result.size, result.signed_size)}, not yet cosigned by {by} "
             "(export again once they are, or use --include-unwitnessed)"
         )
 
@@ -170,6 +200,11 @@ def print_report(report: Report, seconds: float) -> None:
     witnessed = report.witnessed_line()  # up to what the entries bear out: a damaged export is not witnessed
     if witnessed is not None:
         print(f"witnessed    {witnessed}")
+    if report.required:
+        others = ", ".join(sorted(set(report.witnessed) - set(report.required)))
+        print(
+            f"required     {', '.join(report.required)} (--witness)" + (f"; not required: {others}" if others else "")
+        )
     for warning in report.warnings:
         print(f"warning      {warning}")
     for problem in report.problems:
@@ -214,11 +249,13 @@ def audit_command(
             help="accept entries that not every other party has cosigned yet, with a warning naming them",
         ),
     ] = False,
+    witness: WitnessOpt = None,
 ) -> None:
     """Verify an exported log offline: every envelope, the tree, the tiles, checkpoints and cosignatures.
 
-    Exits 0 if everything verifies and every other party witnessed every entry (or
-    --allow-unwitnessed accepts those it did not), 1 with one line per problem otherwise. A log
+    Exits 0 if everything verifies and every other party (each named with --witness, if any)
+    witnessed every entry (or --allow-unwitnessed accepts those it did not), 1 with one line per
+    problem otherwise; another party lagging behind is then a warning. A log
     kept across amendments of the agreement needs each earlier agreement too (--earlier): every
     envelope is checked under the agreement it names, and a rotated key verifies what it signed.
     Entries naming an agreement not given fail, with one hint naming it; an --earlier agreement
@@ -229,6 +266,11 @@ def audit_command(
     if party is not None and party not in doc.parties:
         known = ", ".join(sorted(doc.parties))
         raise typer.BadParameter(f"{party!r} is not a party of this agreement ({known})", param_hint="--party")
+    for named in witness or ():
+        # The log's own party is a party too; the audit, which learns it from the export, names that.
+        if named not in doc.parties:
+            known = ", ".join(sorted(doc.parties))
+            raise typer.BadParameter(f"{named!r} is not a party of this agreement ({known})", param_hint="--witness")
     before = earlier_agreements(doc, earlier)
     print(f"agreement    {doc.id} {doc.hash}")
     for amended in before:
@@ -241,6 +283,7 @@ def audit_command(
         party=party,
         allow_unwitnessed=allow_unwitnessed,
         earlier=before,
+        witnesses=witness or (),
     )
     print_report(report, time.perf_counter() - started)
     if not report.ok:

@@ -10,7 +10,8 @@ trusting nothing else:
    (`core.audit_checkpoints`);
 2. every other party has witnessed every entry: the newest checkpoint is cosigned by each of them.
    Entries beyond a party's newest cosignature rest on the log owner's word alone; they are a
-   problem unless the auditor allows an unwitnessed tail (`core.audit_report` says why);
+   problem unless the auditor allows an unwitnessed tail (`core.audit_report` says why). The
+   auditor may require only some of the other parties (`witnesses`): another's lag is a warning;
 3. every entry of the entry bundles is an envelope in canonical form, under one of the agreements
    given (its hash), signed by the sending party's key as that agreement pins it, and sent or
    received by the log's party; the agreements the entries name but the auditor did not give are
@@ -42,7 +43,13 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from detente.core import audit_files, keys, merkle, merkle_memory, merkle_verify, tiles
 from detente.core import envelope as envelope_mod
 from detente.core.agreement import Agreement
-from detente.core.audit_checkpoints import CHECKPOINT_FILE, HISTORY_FILE, check_checkpoints, ensure_signers
+from detente.core.audit_checkpoints import (
+    CHECKPOINT_FILE,
+    HISTORY_FILE,
+    check_checkpoints,
+    ensure_signers,
+    require_witnesses,
+)
 from detente.core.audit_report import MAX_PROBLEMS, Report, Stop
 from detente.errors import Error
 
@@ -240,6 +247,7 @@ def audit(
     party: str | None = None,
     allow_unwitnessed: bool = False,
     earlier: Sequence[Agreement] = (),
+    witnesses: Sequence[str] = (),
 ) -> Report:
     """Audit the export that `read` gives access to against `agreement`. Raises nothing.
 
@@ -252,11 +260,13 @@ def audit(
     many worker processes. `names`, the path of every file in the export (relative, "/"-separated),
     lets the audit name the files it does not read; `party` is the party whose log the auditor
     expects; with `allow_unwitnessed`, entries not every other party witnessed are a warning, not
-    a problem.
+    a problem. `witnesses` names the other parties whose witnessing is required (empty: every
+    one); a party not named that lags is a warning, and one that cannot witness this log (its
+    owner, a party the agreement in force does not have) is a problem.
     """
     report = Report(unwitnessed_allowed=allow_unwitnessed)
     try:
-        _audit(read, (agreement, *earlier), report, jobs, names, party)
+        _audit(read, (agreement, *earlier), report, jobs, names, party, witnesses)
     except Stop:
         pass
     return report
@@ -277,6 +287,7 @@ def _audit(
     jobs: int,
     names: Iterable[str] | None,
     party: str | None,
+    witnesses: Sequence[str],
 ) -> None:
     agreement = agreements[0]
     latest = _need(read, report, CHECKPOINT_FILE)
@@ -290,7 +301,9 @@ def _audit(
         report.fail(f"checkpoint: this is the log of {owner.id} ({report.origin}), not of {party}")
         raise Stop
     history = read(HISTORY_FILE)
-    roots = check_checkpoints(latest, history, report, ensure_signers(report, agreements, owner))
+    signers = ensure_signers(report, agreements, owner)
+    require_witnesses(report, witnesses, signers)
+    roots = check_checkpoints(latest, history, report, signers)
     audit_files.check_manifest(report, read(audit_files.MANIFEST_FILE), history)
     audit_files.check_agreement_copy(report, read(audit_files.AGREEMENT_FILE), agreement)
     if names is not None:

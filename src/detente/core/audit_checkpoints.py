@@ -14,7 +14,11 @@ signed up to it, oldest first, one JSON object a line, `{"size": <JSON integer>,
   cosignatures of `checkpoint` itself, and the entries beyond it are named: a problem unless the
   auditor allowed an unwitnessed tail, then a warning (`Report.unwitnessed`). A log with entries
   of which no part is witnessed by every party fails even then: there is no witnessed prefix for
-  the tail to follow (`NOTHING_WITNESSED`).
+  the tail to follow (`NOTHING_WITNESSED`);
+- when the auditor names the witnesses it requires (`require_witnesses`), "every party" above
+  reads "every required witness", and another party's lag is a warning
+  (`Report.unwitnessed_not_required`); a witness named that is the log's own party, or no other
+  party of the agreement in force, is a problem.
 
 Deleting a line in the middle (or the first) of the history leaves a history that verifies; it
 loses evidence but hides nothing the witnessing does not already bind: the newest checkpoint's
@@ -207,8 +211,9 @@ def check_checkpoints(latest: bytes, history: bytes | None, report: Report, sign
 
     Fills the report's size, root, checkpoint and cosignature counts and `witnessed`, and records
     each problem (or, if `report.unwitnessed_allowed`, the unwitnessed tail as warnings, unless
-    nothing at all is witnessed by every party: that is `NOTHING_WITNESSED`, a problem). Raises
-    `Stop` if `checkpoint` cannot be used (there is then no tree to check).
+    nothing at all is witnessed by every required witness: that is `NOTHING_WITNESSED`, a problem);
+    a party `report.required` leaves out that lags is a warning. Raises `Stop` if `checkpoint`
+    cannot be used (there is then no tree to check).
     """
     newest = open_named(report, latest, CHECKPOINT_FILE, signers)
     if newest is None:
@@ -240,6 +245,7 @@ def check_checkpoints(latest: bytes, history: bytes | None, report: Report, sign
             report.warnings.append(f"UNWITNESSED {line}")
         else:
             report.fail(line)
+    report.warnings.extend(f"UNWITNESSED {line}" for line in report.unwitnessed_not_required())
     if report.unwitnessed_allowed and report.size and report.witnessed and not report.witnessed_size:
         # The flag accepts a tail beyond what the others witnessed; with nothing witnessed there is
         # no such prefix, and an owner who rewrote the log and stripped every cosignature would pass.
@@ -306,6 +312,29 @@ def _read_history(
             f"{HISTORY_FILE}: its last checkpoint (size {last.size}) is not the newest checkpoint of the export "
             f"(size {report.size}): the history was cut short or the newest checkpoint replaced"
         )
+
+
+def require_witnesses(report: Report, witnesses: Sequence[str], signers: Signers) -> None:
+    """Set `report.required` to the parties of `witnesses` (empty: every other party, the default).
+
+    Records a problem for each party named that cannot witness this log: the log's own party, or
+    one that is not another party of the agreement in force. It is not left out silently, which
+    would audit against other witnesses than the auditor asked for; the others named stay
+    required (none: every other party is). Raises nothing.
+    """
+    others = ", ".join(sorted(signers.witnesses))
+    valid = []
+    for party in sorted(set(witnesses)):
+        if party == signers.party:
+            report.fail(
+                f"--witness {party}: {party} is the party whose log this is ({signers.log_name}); "
+                f"its witnesses are the other parties: {others}"
+            )
+        elif party not in signers.witnesses:  # quoted: the auditor's text, not a party id we know
+            report.fail(f"--witness {party!r}: not a party of the agreement in force (the other parties: {others})")
+        else:
+            valid.append(party)
+    report.required = tuple(valid)
 
 
 def ensure_signers(report: Report, agreements: Sequence[Agreement], owner: Party) -> Signers:

@@ -10,6 +10,12 @@ Three verdicts, in this order of precedence:
   *tail* from size W on, are covered by no checkpoint that every other party cosigned. W is never
   0 for a log with entries: a log no part of which every party witnessed fails, flag or not.
 
+The auditor may require fewer witnesses (`required`, the CLI's `--witness`): the counterpart of an
+incident (ir, in pk's log), so that the outage of an uninvolved third party (af) does not block
+the audit of everything after it. "Every other party" above then reads "every required witness";
+a party not required that lags behind is named in a warning, never a problem, and the verdict
+names the required witness a tail is not witnessed by.
+
 The distinction matters because an entry that no other party has witnessed rests on the log owner's
 signature alone: the owner can drop, reorder or change such entries, re-sign the tree and hand over
 an export that verifies in every other respect. A witness cosigns only a tree consistent with every
@@ -56,9 +62,10 @@ class Report:
 
     `witnessed` maps each other party of the agreement to the largest tree size it cosigned in the
     export (0: none); the entries below the smallest of them are witnessed by every party, if they
-    are the entries that party cosigned: `cosigned` holds the (size, root) of each checkpoint a
-    party cosigned, `reproduced` the root the entries read give at each checkpoint's size, and
-    `established` compares them.
+    are the entries that party cosigned. `required` names the parties whose witnessing the verdict
+    requires (empty: every other party); `witnessed_size` and the problems count only theirs.
+    `cosigned` holds the (size, root) of each checkpoint a party cosigned, `reproduced` the root
+    the entries read give at each checkpoint's size, and `established` compares them.
     `agreements` counts the envelopes naming each agreement hash (given or not); `hints` says what
     the auditor may have left out (an earlier agreement), without being a problem of its own.
     """
@@ -77,6 +84,7 @@ class Report:
     cosignatures: Counter[str] = field(default_factory=Counter)
     newest_cosigned: dict[str, int] = field(default_factory=dict)
     witnessed: dict[str, int] = field(default_factory=dict)
+    required: tuple[str, ...] = ()  # sorted; empty: every other party (never "no one")
     cosigned: dict[str, set[tuple[int, bytes]]] = field(default_factory=dict)
     reproduced: dict[int, bytes] = field(default_factory=dict)
     unwitnessed_allowed: bool = False
@@ -92,8 +100,12 @@ class Report:
 
     @property
     def witnessed_size(self) -> int:
-        """The largest size up to which every other party witnessed the log (`size` if all did)."""
-        return min(self.witnessed.values(), default=self.size)
+        """The largest size up to which every required witness witnessed the log (`size` if all did)."""
+        return min((size for party, size in self.witnessed.items() if self.is_required(party)), default=self.size)
+
+    def is_required(self, party: str) -> bool:
+        """Return whether the verdict requires `party`'s witnessing (every other party's, unless `required`)."""
+        return not self.required or party in self.required
 
     def fail(self, message: str) -> None:
         """Record a problem (the first `MAX_PROBLEMS` are kept, the rest counted)."""
@@ -123,26 +135,47 @@ class Report:
                 self.warnings.append(f"--earlier {agreement_id} {digest[:12]}…: no entry names it")
 
     def unwitnessed(self) -> list[str]:
-        """Return one line per stretch of entries some other party has not witnessed (none: all are).
+        """Return one line per stretch of entries a required witness has not witnessed (none: all are).
 
         The first line names the entries no other party witnessed, which rest on the owner's
-        signature alone; then one line per party lagging behind the others.
+        signature alone (a required witness is among those parties); then one line per required
+        witness lagging behind the others. Raises nothing.
         """
+        return [line for party, line in self._lagging() if party is None or self.is_required(party)]
+
+    def unwitnessed_not_required(self) -> list[str]:
+        """Return one line per party not required (`required`) that lags behind the others (a warning).
+
+        Such a party's lag is evidence missing, not evidence against: the entries are witnessed by
+        the parties the auditor required. Raises nothing.
+        """
+        given = " ".join(f"--witness {party}" for party in self.required)
+        return [
+            f"{line} (not required: {given})"
+            for party, line in self._lagging()
+            if party is not None and not self.is_required(party)
+        ]
+
+    def _lagging(self) -> list[tuple[str | None, str]]:
+        """Return (party, line) per stretch of entries some other party has not witnessed; party None: no one did."""
         if not self.witnessed:
             return []
         alone = max(self.witnessed.values())
-        lines = []
+        lines: list[tuple[str | None, str]] = []
         if alone < self.size:
             who = " and ".join(sorted(self.witnessed))
             newest = f"beyond size {alone}" if alone else "in the export"
             lines.append(
-                f"{_are(alone, self.size, 'rest')} on {self.party}'s signature alone: "
-                f"{who} cosigned no checkpoint {newest} (the tree has size {self.size})"
+                (
+                    None,
+                    f"{_are(alone, self.size, 'rest')} on {self.party}'s signature alone: "
+                    f"{who} cosigned no checkpoint {newest} (the tree has size {self.size})",
+                )
             )
         for party, size in sorted(self.witnessed.items()):
             if size < alone:
                 newest = f"its newest cosignature is on size {size}" if size else "it cosigned no checkpoint"
-                lines.append(f"{_are(size, self.size)} not witnessed by {party}: {newest}")
+                lines.append((party, f"{_are(size, self.size)} not witnessed by {party}: {newest}"))
         return lines
 
     def established(self) -> dict[str, int]:
@@ -188,8 +221,11 @@ class Report:
             return f"FAILED: {len(self.problems) + self.more_problems} problem(s)"
         witnessed = self.witnessed_size
         if witnessed < self.size:
+            # Named when the auditor chose the witnesses: "every party" would overstate what was required.
+            lagging = [party for party in self.required if self.witnessed.get(party) == witnessed]
+            by = " and ".join(lagging) if lagging else "every party"
             return (
-                f"OK up to size {witnessed} only: {_are(witnessed, self.size)} not witnessed by every party "
+                f"OK up to size {witnessed} only: {_are(witnessed, self.size)} not witnessed by {by} "
                 "(accepted by --allow-unwitnessed)"
             )
         return "OK"

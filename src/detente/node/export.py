@@ -23,6 +23,10 @@ usually cosigned within milliseconds of its signing, so what is left out is the 
 entries, which the next export holds; the export says how many. When no checkpoint is cosigned by
 every peer (a peer never reachable), or with `include_unwitnessed`, it ends at the newest
 checkpoint, and says which peers did not witness it.
+
+`witnesses` narrows "every peer" to the peers named: while an uninvolved peer is down, the export
+of a pk–ir incident need wait only for ir. The peers left out that did not cosign the exported
+checkpoint are still named (`Exported.unwitnessed_by`), and its audit needs the same witnesses.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from __future__ import annotations
 import base64
 import json
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,6 +64,7 @@ class Exported:
     checkpoints: int
     signed_size: int  # the newest checkpoint the node signed: entries size..signed_size-1 were left out
     unwitnessed_by: tuple[str, ...]  # the peers that did not cosign the exported checkpoint
+    required: tuple[str, ...] = ()  # the peers whose cosignature the export waited for (empty: every peer)
 
 
 def _write(out: Path, relative: str, data: bytes) -> None:
@@ -67,23 +73,25 @@ def _write(out: Path, relative: str, data: bytes) -> None:
     path.write_bytes(data)
 
 
-def export_log(data: Path, out: Path, *, include_unwitnessed: bool = False) -> Exported:
+def export_log(data: Path, out: Path, *, include_unwitnessed: bool = False, witnesses: Sequence[str] = ()) -> Exported:
     """Export the log of the node whose data directory is `data` into the new directory `out`.
 
-    The export ends at the newest checkpoint every peer cosigned, or, if there is none or with
-    `include_unwitnessed`, at the newest checkpoint. Raises `NotFound` if `data` is no node
-    directory or the node has signed no checkpoint yet, `Conflict` if `out` exists and is not
-    empty, and `Invalid` if the node's agreement cannot be read or the export cannot be written
-    (then nothing of it is left in `out`).
+    The export ends at the newest checkpoint every peer cosigned (every peer of `witnesses`, if
+    given), or, if there is none or with `include_unwitnessed`, at the newest checkpoint. Raises
+    `NotFound` if `data` is no node directory or the node has signed no checkpoint yet, `Invalid`
+    if a witness named is not a peer of this node (before anything is written), `Conflict` if
+    `out` exists and is not empty, and `Invalid` if the node's agreement cannot be read or the
+    export cannot be written (then nothing of it is left in `out`).
     """
     config = load_config(data)
+    required = _required(config, witnesses)
     if out.is_file():
         raise Conflict(f"{out} is a file: name a new or empty directory for the export")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise Conflict(f"{out} exists and is not an empty directory")
     made = not out.exists()
     try:
-        return _export(config, out, include_unwitnessed)
+        return _export(config, out, include_unwitnessed, required)
     except OSError as exc:
         # Nothing of a failed export is left to be mistaken for one: only a directory this call
         # made is removed (an empty one the caller gave is emptied again).
@@ -98,8 +106,22 @@ def export_log(data: Path, out: Path, *, include_unwitnessed: bool = False) -> E
         raise Invalid(f"cannot write the export to {out}: {exc.strerror or exc}") from None
 
 
-def _export(config: NodeConfig, out: Path, include_unwitnessed: bool) -> Exported:
+def _required(config: NodeConfig, witnesses: Sequence[str]) -> tuple[str, ...]:
+    """Return the peers of `witnesses`, sorted (empty: every peer). Raises `Invalid` for one that is not a peer."""
     peers = [p.id for p in config.agreement().peers(config.party)]
+    for party in witnesses:
+        if party == config.party:
+            raise Invalid(
+                f"--witness {party}: that is this node's own party; its peers witness its log: {', '.join(peers)}"
+            )
+        if party not in peers:
+            raise Invalid(f"--witness {party!r}: not a peer of this node (its peers: {', '.join(peers)})")
+    return tuple(sorted(set(witnesses)))
+
+
+def _export(config: NodeConfig, out: Path, include_unwitnessed: bool, required: tuple[str, ...]) -> Exported:
+    peers = [p.id for p in config.agreement().peers(config.party)]
+    wanted = list(required) or peers
     # The node's own database, as `node.database` opens it: a missing SQLite file is refused rather
     # than made anew and empty, and a driver error is one plain line.
     with node_database(config) as engine:
@@ -109,7 +131,7 @@ def _export(config: NodeConfig, out: Path, include_unwitnessed: bool) -> Exporte
                 raise NotFound("this node has signed no checkpoint yet: start it once, then export")
             signed = int(newest["size"])
             row = newest
-            witnessed = None if include_unwitnessed or not peers else tlog.newest_size_cosigned_by_all(conn, peers)
+            witnessed = None if include_unwitnessed or not wanted else tlog.newest_size_cosigned_by_all(conn, wanted)
             if witnessed is not None:
                 row = tlog.checkpoint_at(conn, witnessed) or newest
             size = int(row["size"])
@@ -147,4 +169,4 @@ def _export(config: NodeConfig, out: Path, include_unwitnessed: bool) -> Exporte
     }
     (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     unwitnessed_by = tuple(p for p in peers if p not in cosigned)
-    return Exported(origin, size, root, len(hash_tiles), len(bundles), len(history), signed, unwitnessed_by)
+    return Exported(origin, size, root, len(hash_tiles), len(bundles), len(history), signed, unwitnessed_by, required)
