@@ -134,6 +134,35 @@ def test_a_flash_that_arrives_while_the_stream_is_down_is_announced_when_it_is_b
     assert page.locator("#toasts .toast.flash").count() == 1 and beeps(page) == 3
 
 
+def test_a_batch_of_flash_is_one_notice_three_beeps_and_a_banner_of_five(
+    nodes: Cluster, open_console: OpenConsole
+) -> None:
+    """QA, a FLASH storm: 40 FLASH in one delivery gave 40 notices and 40 overlapping runs of beeps,
+    a banner taller than the screen, and an assertive live region that changed every second."""
+    pk, ir = nodes["pk"], nodes["ir"]
+    page = with_beeps_counted(open_console(pk, "pk-dgmo"))
+    flash = page.locator("#toasts .toast.flash")
+    settle(1.0)
+    message = {"channel": "dgmo", "to": "pk:dgmo", "precedence": "FLASH", "type": "hotline.text"}
+    batch = [{**message, "body": {"text": f"Storm {n}: rockets reported near post {n}."}} for n in range(8)]
+    with ir.client("ir-dgmo") as client:
+        assert client.post("/api/v1/messages/batch", json={"messages": batch}).status_code == 201
+    expect(flash).to_have_count(1)
+    expect(flash).to_contain_text("8 new FLASH messages")
+    expect(page.locator("#flash-alert")).to_contain_text("8 new FLASH messages")  # said once, assertively
+    settle()
+    assert flash.count() == 1 and beeps(page) == 3
+    banner = page.locator("#flash-banner")
+    assert banner.get_attribute("role") is None and banner.get_attribute("aria-live") is None
+    waiting = int(page.locator("#strip .strip-inner").get_attribute("data-flash-count") or "0")
+    assert waiting >= 8
+    expect(banner.locator("li")).to_have_count(5)
+    expect(banner.locator(".banner-more")).to_contain_text(f"and {waiting - 5} more: all of them on Now")
+    expect(
+        banner.locator("li", has_text="rockets reported near post").first
+    ).to_be_visible()  # its text, to tell them apart
+
+
 def test_a_draft_survives_the_end_of_the_session_and_returns_after_login(
     nodes: Cluster, open_console: OpenConsole
 ) -> None:

@@ -26,6 +26,7 @@ ONE_TIME = frozenset(
         "sent",
         "status_sent",
         "acked",
+        "declined",
         "translated",
         "certified",
         "disputed",

@@ -138,8 +138,11 @@ def _pending(conn: Connection, terms: list[ColumnElement[bool]], limit: int) -> 
     return Pending(rows, total)
 
 
-def _urgent_first(row: RowMapping) -> tuple[int, str]:
-    return Precedence(row["precedence"]).rank, row["deadline"] or ""
+def _urgent_first(row: RowMapping) -> tuple[int, bool, str]:
+    # Within a precedence, those still in time before the overdue ones (QA, a FLASH storm: 41 overdue
+    # FLASH came before the first one still in time, 41 presses of `j` down). An overdue message has
+    # gone to the alternates, who may answer it too; one still in time only this office can save.
+    return Precedence(row["precedence"]).rank, row["overdue_at"] is not None, row["deadline"] or ""
 
 
 def pending_in(
@@ -156,9 +159,10 @@ def pending_in(
 
 
 def pending_flash(conn: Connection, offices: list[str] | None, escalated: list[str]) -> list[RowMapping]:
-    """Return every received FLASH message still waiting for a person's answer, earliest deadline first."""
+    """Return every received FLASH message still waiting for a person's answer: those still in time
+    first, then the overdue ones (`_urgent_first`), each earliest deadline first."""
     query = select(envelopes).where(*_pending_in_where(offices, escalated), envelopes.c.precedence == "FLASH")
-    return list(conn.execute(query.order_by(envelopes.c.deadline)).mappings())
+    return sorted(conn.execute(query.order_by(envelopes.c.deadline)).mappings(), key=_urgent_first)
 
 
 def pending_out(conn: Connection, offices: list[str] | None, limit: int = WAITING_LIMIT) -> Pending:

@@ -182,6 +182,10 @@ class Presenter:
         office = self.agreement.offices.get(office_id)
         return office.title_in(self.locale.code) if office else office_id
 
+    def alternates(self, office_id: str) -> list[str]:
+        """Return the offices that may answer a message to `office_id` once it is overdue (escalation)."""
+        return self.agreement.alternates(office_id)
+
     def code_text(self, body: dict[str, Any], lang: str | None = None) -> str:
         """Return a codebook message in `lang`, by default the viewer's (`text_lang`); else in the entry's first."""
         entry = self.codebook.get(str(body.get("code", "")))

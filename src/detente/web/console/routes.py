@@ -22,7 +22,7 @@ from detente.errors import Forbidden, Invalid, NotFound
 from detente.node.linkstate import link_views
 from detente.web import api
 from detente.web.console import compose, csrf, data, record, screens, translations, workflow_screens
-from detente.web.console.addresses import back_to, safe_next, with_notice
+from detente.web.console.addresses import back_to, with_notice
 from detente.web.console.site import ConsoleRoute, Viewer, console_of, form_viewer
 from detente.web.console.workflow_routes import workflow_page
 
@@ -188,7 +188,8 @@ async def decline(request: Request, message_id: str, token: Token = "", next_url
         return back_to(next_url, "blank_reason", message_id, f"r-{message_id}")
     node = console_of(request).node
     await api.decline_message(message_id, api.DeclineRequest(reason=reason.strip()), node, viewer.operator)
-    return RedirectResponse(safe_next(next_url), status_code=303)
+    # As after Acknowledge: the page says it was done, and the focus goes on to the next message (QA).
+    return RedirectResponse(with_notice(next_url, "declined", message_id), status_code=303)
 
 
 @router.post("/status")

@@ -93,6 +93,9 @@ class LoginRequired(Exception):
         self.next_url = next_url
 
 
+BANNER_LIMIT = 5  # FLASH messages the banner lists on every page; Now lists them all
+
+
 @dataclass(frozen=True)
 class Viewer:
     """The operator looking at a page, in their language, with their session's CSRF token."""
@@ -145,6 +148,7 @@ class Console:
         self.env.globals["version"] = __version__
         self.env.globals["autonyms"] = i18n.AUTONYMS
         self.env.globals["rtl_languages"] = i18n.RTL_LANGUAGES  # a codebook preview's direction
+        self.env.globals["banner_limit"] = BANNER_LIMIT
         self.env.globals["quote"] = quote
         self.env.filters["utc_from_epoch"] = utc_from_epoch
         self.env.filters["offset"] = offset_text

@@ -137,7 +137,11 @@
     var line = strip.querySelector("#flash-banner > span");
     return { count: parseInt(strip.dataset.flashCount || "0", 10) || 0, items: items, line: line ? line.textContent : "" };
   }
-  function announceFlash(text) { toast(text, true); beep(3); }
+  function announceFlash(text) {
+    toast(text, true); beep(3);
+    var alert = document.getElementById("flash-alert");
+    if (alert) { alert.textContent = ""; setTimeout(function () { alert.textContent = text; }, 50); }  /* said again if the same */
+  }
   function checkFlash(strip) {
     var now = bannerFlash(strip), before = {};
     flashState.ids.forEach(function (id) { before[id] = true; });
@@ -184,7 +188,7 @@
   /* The page the login page comes back to: a form's page (not the address it posts to), without one-time notices. */
   function here() {
     var query = location.search.replace(/^\?/, "").split("&").filter(function (part) {
-      return part && !/^(sent|status_sent|acked|translated|certified|disputed|blank_text|blank_note|blank_reason|fragment)=/.test(part);
+      return part && !/^(sent|status_sent|acked|declined|translated|certified|disputed|blank_text|blank_note|blank_reason|fragment)=/.test(part);
     }).join("&");
     return location.pathname.replace(/^(\/channel\/[^/]+)\/send$/, "$1") + (query ? "?" + query : "");
   }
@@ -359,20 +363,27 @@
   function onEvent(ev) {
     if (ev.event === "hello") { return; }
     if (ev.event === "message") {
-      if (ev.precedence === "FLASH") {
-        if (ev.id && flashSeen[ev.id]) { soon(); return; }
-        if (ev.id) { flashSeen[ev.id] = true; }  /* announced now: the banner that follows says nothing more */
-        announceFlash(say("flash", { from: ev.from, type: typeName(ev.type) }));
-      } else {
-        toast(say("arrived", { prec: ev.precedence, from: ev.from }), false);
-        beep(ev.precedence === "IMMEDIATE" ? 1 : 0);
-      }
+      /* A FLASH is announced by the banner that the refresh brings (`checkFlash`): a batch of forty
+         is one notice and three beeps, not forty of each (QA). The others are counted for a moment. */
+      if (ev.precedence !== "FLASH") { arrived(ev); }
     } else if (ev.event === "acknowledged" || ev.event === "declined") {
       toast(say(ev.event === "acknowledged" ? "acked" : "declined", { id: "…" + (ev.id || "").slice(-8), by: ev.by || "" }));
     } else if (ev.event === "link") {
       toast(say("link", { peer: (ev.peer || "").toUpperCase(), state: stateName(ev.state) }));
     }
     soon();
+  }
+  var arrivals = [], arrivalTimer = null;
+  function arrived(ev) {
+    arrivals.push(ev);
+    if (!arrivalTimer) { arrivalTimer = setTimeout(sayArrivals, 300); }
+  }
+  function sayArrivals() {
+    var batch = arrivals;
+    arrivals = []; arrivalTimer = null;
+    var one = batch.length === 1 ? batch[0] : null;
+    toast(one ? say("arrived", { prec: one.precedence, from: one.from }) : say("arrivedMany", { n: batch.length }), false);
+    beep(batch.some(function (ev) { return ev.precedence === "IMMEDIATE"; }) ? 1 : 0);
   }
   var backoff = 1000;
   function connect() {
@@ -406,11 +417,11 @@
     var next = at < 0 ? (step > 0 ? 0 : list.length - 1) : Math.max(0, Math.min(list.length - 1, at + step));
     list[next].focus(); list[next].scrollIntoView({ block: "nearest" });
   }
-  /* An acknowledged message leaves Now (or stays answered on its channel): the page that comes back
+  /* An acknowledged (or declined) message leaves Now (or stays answered on its channel): the page that comes back
      puts the focus on the message after it (else before it), so that `j` goes on from there. */
   document.addEventListener("submit", function (e) {
     var form = e.target;
-    if (!form.matches || !form.matches(".ack-form")) { return; }
+    if (!form.matches || !form.matches(".ack-form, .decline-form")) { return; }
     var cards = Array.prototype.slice.call(document.querySelectorAll("article.msg"));
     var at = cards.indexOf(form.closest("article.msg"));
     var after = at < 0 ? null : (cards[at + 1] || cards[at - 1] || null);
