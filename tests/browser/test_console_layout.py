@@ -123,11 +123,22 @@ def test_a_key_press_acknowledges_says_so_and_keeps_the_focus_on_the_next_messag
     cards.first.focus()
     page.keyboard.press("a")
     expect(page.locator("#acked-notice")).to_be_visible()
+    expect(page.locator("#toasts .toast", has_text="Acknowledged: the signed acknowledgement")).to_have_count(1)
     expect(page.locator("section.incoming article.msg")).to_have_count(2)
     expect(page.locator(f"#{second}")).to_be_focused()
     # `j` goes on from there, not from the top of the page.
     page.keyboard.press("j")
-    expect(page.locator("section.incoming article.msg").nth(1)).to_be_focused()
+    last = page.locator("section.incoming article.msg").nth(1)
+    expect(last).to_be_focused()
+    # Declining by keyboard says so too, and the focus goes on to the message left (QA: it fell to the page).
+    page.keyboard.press("d")
+    page.keyboard.type("Not for the Foreign Secretary: send it to the DGMO.")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    expect(page.locator("#declined-notice")).to_be_visible()
+    expect(page.locator("#toasts .toast", has_text="Declined: the signed reason")).to_have_count(1)
+    expect(page.locator("section.incoming article.msg")).to_have_count(1)
+    expect(page.locator(f"#{second}")).to_be_focused()
 
 
 def test_the_links_table_stays_scrolled_through_live_refreshes(nodes: Cluster, open_console: OpenConsole) -> None:

@@ -532,6 +532,10 @@
   if (document.activeElement && document.activeElement.matches("textarea, input")) { /* a draft put back: stay there */ }
   else if (invalid) { invalid.focus(); } else if (target && target.tabIndex >= 0) { target.focus(); }
   else if (newest && !location.hash) { newest.scrollIntoView({ block: "nearest" }); }
+  /* After Acknowledge or Decline the focus is on the next message, maybe far below the notice at the
+     top (QA: it was off screen, under a tall banner): it is said in the corner too. */
+  var done = document.querySelector("#acked-notice, #declined-notice");
+  if (done && target) { toast(done.textContent.replace(/\s+/g, " ").trim(), false); }
   window.addEventListener("hashchange", function () {
     var el = document.getElementById(location.hash.slice(1));
     if (el && el.tabIndex >= 0) { el.focus(); }
