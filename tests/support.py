@@ -7,13 +7,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
-from sqlalchemy import Engine, create_engine, func, select
+from sqlalchemy import Connection, Engine, create_engine, func, select
 
 from detente.node.demo import setup_demo
 from detente.node.tls import trust_exactly
@@ -302,6 +302,23 @@ def envelope_row(n: int, **extra: Any) -> dict[str, Any]:
     }  # fmt: skip
     values.update(extra)
     return values
+
+
+def store_rows(data: Path, rows: Iterable[dict[str, Any]], also: Callable[[Connection], object] | None = None) -> None:
+    """Put envelope rows (`envelope_row`) in the store of the node at `data`, not running, in one
+    transaction; `also` runs first on the same connection (a link's state, say)."""
+    from detente.node.config import load_config
+    from detente.store import messages as db
+
+    engine = make_engine(load_config(data).db)
+    try:
+        with engine.begin() as conn:
+            if also is not None:
+                also(conn)
+            for row in rows:
+                db.insert_envelope(conn, **row)
+    finally:
+        engine.dispose()
 
 
 def ratifications(data: Path, party: str) -> dict[str, str]:

@@ -17,12 +17,9 @@ from fastapi.testclient import TestClient
 
 from console_support import login
 from detente.core.precedence import format_time, now, parse_time
-from detente.node.config import load_config
 from detente.node.demo import setup_demo
 from detente.node.linkstate import contact_job
-from detente.store import messages as db
-from detente.store.db import make_engine
-from support import envelope_row
+from support import envelope_row, store_rows
 
 ROOT = Path(__file__).resolve().parents[3]
 AHEAD_MS = 240_000  # ir's clock minus pk's
@@ -44,15 +41,11 @@ def _row(n: int, message_id: str, created: str, text: str, direction: str = "in"
 def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """pk, having measured ir's clock 4 minutes ahead, holds a message ir stamped by that clock."""
     info: dict[str, Any] = setup_demo(tmp_path_factory.mktemp("demo"), ROOT / "agreements" / "pk-ir.toml")
-    engine = make_engine(load_config(Path(info["nodes"]["pk"]["data"])).db)
-    try:
-        with engine.begin() as conn:
-            contact_job("ir", True, test=True, rtt_ms=4.0, clock_offset_ms=AHEAD_MS)(conn)
-            theirs = format_time(SENT + timedelta(milliseconds=AHEAD_MS))
-            db.insert_envelope(conn, **_row(1, FROM_IR, theirs, "stamped by a clock ahead"))
-            db.insert_envelope(conn, **_row(2, OURS, format_time(SENT), "stamped by ours", direction="out"))
-    finally:
-        engine.dispose()
+    theirs = format_time(SENT + timedelta(milliseconds=AHEAD_MS))
+    rows = [_row(1, FROM_IR, theirs, "stamped by a clock ahead"),
+            _row(2, OURS, format_time(SENT), "stamped by ours", direction="out")]  # fmt: skip
+    measured = contact_job("ir", True, test=True, rtt_ms=4.0, clock_offset_ms=AHEAD_MS)
+    store_rows(Path(info["nodes"]["pk"]["data"]), rows, also=measured)
     return info
 
 

@@ -19,11 +19,8 @@ from fastapi.testclient import TestClient
 
 from console_support import csrf_of, login
 from detente.core.precedence import format_time, now
-from detente.node.config import load_config
 from detente.node.demo import setup_demo
-from detente.store import messages as db
-from detente.store.db import make_engine
-from support import envelope_row
+from support import envelope_row, store_rows
 
 ROOT = Path(__file__).resolve().parents[3]
 IN_TIME, OVERDUE = 4, 3  # FLASH from ir to pk:dgmo still in time, and past their deadline
@@ -49,15 +46,9 @@ def _flash(n: int, overdue: bool) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     info: dict[str, Any] = setup_demo(tmp_path_factory.mktemp("demo"), ROOT / "agreements" / "pk-ir.toml")
-    engine = make_engine(load_config(Path(info["nodes"]["pk"]["data"])).db)
-    try:
-        with engine.begin() as conn:
-            for n in range(1, OVERDUE + 1):
-                db.insert_envelope(conn, **_flash(n, overdue=True))
-            for n in range(OVERDUE + 1, OVERDUE + IN_TIME + 1):
-                db.insert_envelope(conn, **_flash(n, overdue=False))
-    finally:
-        engine.dispose()
+    rows = [_flash(n, overdue=True) for n in range(1, OVERDUE + 1)]
+    rows += [_flash(n, overdue=False) for n in range(OVERDUE + 1, OVERDUE + IN_TIME + 1)]
+    store_rows(Path(info["nodes"]["pk"]["data"]), rows)
     return info
 
 

@@ -21,11 +21,10 @@ from detente.core.precedence import format_time, now
 from detente.node import setup
 from detente.node.config import load_config
 from detente.node.demo import setup_demo
-from detente.store import messages as db
 from detente.store import operators as operators_db
 from detente.store.db import make_engine
 from pashto_support import PASHTO_MARK, STAND_DOWN, pashto_agreement
-from support import envelope_row
+from support import envelope_row, store_rows
 
 CODE_IN = "01a20000-0000-7000-8000-980000000001"  # a FLASH STAND-DOWN from ir, waiting for pk:dgmo
 CODE_OUT = "01a20000-0000-7000-8000-980000000002"  # sent: a codebook message not yet acknowledged
@@ -52,14 +51,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     info: dict[str, Any] = setup_demo(tmp_path_factory.mktemp("demo"), agreement)
     data = Path(info["nodes"]["pk"]["data"])
     setup.add_user(data, "pk-ps", ["pk:dgmo"], ["operator"], "pk-ps-demo", "ps")
-    engine = make_engine(load_config(data).db)
-    try:
-        with engine.begin() as conn:
-            db.insert_envelope(conn, **_row(1, CODE_IN, "in", {"code": "STAND-DOWN", "params": {"place": "Saravan"}}))
-            body = {"code": "MESSAGE-RECEIVED", "params": {}}
-            db.insert_envelope(conn, **_row(2, CODE_OUT, "out", body))
-    finally:
-        engine.dispose()
+    stand_down = {"code": "STAND-DOWN", "params": {"place": "Saravan"}}
+    received = {"code": "MESSAGE-RECEIVED", "params": {}}
+    store_rows(data, [_row(1, CODE_IN, "in", stand_down), _row(2, CODE_OUT, "out", received)])
     return info
 
 
