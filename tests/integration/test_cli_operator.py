@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -179,7 +180,10 @@ def test_status_for_one_of_several_offices(pair: Cluster) -> None:
     pk = pair["pk"]
     supervisor = auth(pk, "pk-supervisor")
     sent = detente("status", *supervisor, "--peer", "ir", "--code", "busy", "--office", "pk:fs", "--note", "drill")
-    assert sent.code == 0 and sent.stdout.startswith("status BUSY sent as "), sent.stderr
+    assert sent.code == 0 and sent.stdout.startswith("status BUSY sent to ir as "), sent.stderr
+    # Without --peer: every peer (here the one), as the links list them.
+    every = detente("status", *auth(pk, "pk-dgmo"), "--code", "OK")
+    assert every.code == 0 and re.fullmatch(r"status OK sent to ir as [0-9a-f-]{36}\n", every.stdout), every.stderr
     assert_error(detente("status", *supervisor, "--peer", "ir", "--code", "BUSY"), "Invalid: you hold several offices")
     assert_error(
         detente("status", *auth(pk, "pk-dgmo"), "--peer", "ir", "--code", "OK", "--office", "pk:fs"),

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
+from cli_support import detente
 from console_support import login
 from detente.core import agreement as agreement_mod
 from detente.core import tiles, wire
@@ -138,6 +139,21 @@ def test_a_channel_between_two_other_parties_is_refused_in_those_words(trio: Clu
                                             "your offices' channels: dgmo, dgmo-ir-af"}, refused  # fmt: skip
     unknown = post(ir, "ir-dgmo", "/api/v1/messages", {**message, "channel": "navy"}, expect=422)
     assert unknown["detail"] == "unknown channel 'navy'; your offices' channels: dgmo, dgmo-ir-af"
+
+
+def test_a_status_without_a_peer_goes_to_every_peer(trio: Cluster) -> None:
+    pk = trio["pk"]
+    sent = detente("status", "--node", str(pk.data), "--token", pk.token("pk-dgmo"), "--code", "BUSY")
+    assert sent.code == 0, sent.stderr
+    assert re.fullmatch(r"status BUSY sent to af as \S+\nstatus BUSY sent to ir as \S+\n", sent.stdout), sent.stdout
+    for party in ("af", "ir"):
+        wait_for(lambda p=party: _told_busy(trio[p]), what=f"{party} to hear pk is busy")
+
+
+def _told_busy(node: NodeProc) -> bool:
+    links = get(node, f"{node.party}-dgmo", "/api/v1/links")["links"]
+    pk = next(link for link in links if link["peer"] == "pk")
+    return any(s.get("code") == "BUSY" and s.get("office") == "pk:dgmo" for s in pk.get("peer_statuses") or [])
 
 
 def test_the_console_shows_a_case_with_its_two_parties_only(trio: Cluster) -> None:

@@ -291,19 +291,30 @@ def decline(
 @app.command(cls=CheckedCommand)
 def status(
     token: TokenOpt,
-    peer: Annotated[str, typer.Option(help="the peer party, e.g. ir")],
     code: Annotated[str, typer.Option(help="TECH|DECLINED|AWAITING_AUTHORITY|BUSY|OK")],
+    peer: Annotated[
+        list[str] | None, typer.Option(help="the peer party, e.g. ir; repeatable (default: every peer)")
+    ] = None,
     note: Annotated[str, typer.Option(help="a short explanation")] = "",
     office: Annotated[str | None, typer.Option(help="the office it is sent for, if you hold several")] = None,
     node: NodeOpt = None,
     url: UrlOpt = None,
     cacert: CertOpt = None,
 ) -> None:
-    """Tell a peer why this side is (not) answering."""
-    request = {"peer": peer, "code": code.upper(), "note": note, **({"office": office} if office else {})}
+    """Tell a peer why this side is (not) answering: without --peer, every peer (in a group of states,
+    "we are busy" is for all of them), one signed status each, in the order of `links`.
+
+    Stops at the first peer that refuses, having said which were sent.
+    """
     with api(node, url, cacert, token) as client:
-        result = call(client, "POST", "/status", json=request, expect={"id": str})
-    print(printable(f"status {code.upper()} sent as {result['id']}"))
+        peers = list(dict.fromkeys(peer or [])) or [
+            str(shape(item, {"peer": str}, "a link in the node's answer")["peer"])
+            for item in call(client, "GET", "/links", expect={"links": list})["links"]
+        ]
+        for one in peers:
+            request = {"peer": one, "code": code.upper(), "note": note, **({"office": office} if office else {})}
+            result = call(client, "POST", "/status", json=request, expect={"id": str})
+            print(printable(f"status {code.upper()} sent to {one} as {result['id']}"))
 
 
 @app.command(cls=CheckedCommand)
