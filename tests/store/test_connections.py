@@ -226,6 +226,32 @@ def test_the_writer_runs_a_batch_again_on_a_new_connection_after_the_pipeline_er
     assert _backend_pid(pg_engine) != failed[0]
 
 
+def test_a_table_locked_by_someone_else_is_waited_for_a_second_then_unavailable(pg_engine: Engine) -> None:
+    """QA: an administrator's LOCK TABLE (or VACUUM FULL) on the outbox froze the node for good: a read
+    on the event loop waited behind it while the writer's transaction waited for the loop."""
+    url = pg_engine.url
+    with psycopg.connect(host=url.host, port=url.port, user=url.username, dbname=url.database) as admin:
+        admin.execute("LOCK TABLE envelopes IN ACCESS EXCLUSIVE MODE")  # held until the block ends
+        started = time.monotonic()
+        with pytest.raises(Unavailable) as read:
+            store_db.read(pg_engine, lambda conn: db.get_envelope(conn, envelope_row(1)["id"]))
+        assert "canceling statement due to lock timeout" in read.value.detail
+        writer = Writer(pg_engine)
+        try:
+            with pytest.raises(Unavailable) as written:
+                writer.run_sync(lambda conn: db.insert_envelope(conn, **envelope_row(10)))
+        finally:
+            writer.stop()
+        assert "lock timeout" in written.value.detail
+        waited = time.monotonic() - started
+        admin.rollback()
+    assert waited < 30  # each tried for about RETRY_FOR seconds, each try waiting LOCK_TIMEOUT at most
+    assert _count(pg_engine) == 0  # nothing was written
+    with write_transaction(pg_engine) as conn:  # the lock gone, all is as before
+        db.insert_envelope(conn, **envelope_row(10))
+    assert _count(pg_engine) == 1
+
+
 @pytest.mark.parametrize(
     ("error", "lost"),
     [

@@ -170,6 +170,9 @@ def serve(data: DataOpt) -> None:
     from detente.web.stack import UVICORN_OPTIONS, NodeServer
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # psycopg warns, over three lines, of a pipeline it could not end on a connection the server
+    # dropped; the node says that the database went away in its own words (`store.db`).
+    logging.getLogger("psycopg").setLevel(logging.ERROR)
     node = Node.open(data)
     config = node.ctx.config
     held = contextlib.ExitStack()  # what a failure before uvicorn takes over must close again

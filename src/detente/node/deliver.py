@@ -20,11 +20,13 @@ import random
 import time
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from detente.core import envelope as envelope_mod
 from detente.core import receipts
 from detente.core.envelope import Envelope
 from detente.core.precedence import Precedence
-from detente.errors import Error
+from detente.errors import CommitInDoubt, Error, Unavailable
 from detente.node.context import NodeContext
 from detente.node.events import wait_set
 from detente.node.incoming import receipts_job
@@ -100,9 +102,8 @@ class Deliverer:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # keep delivering whatever happens; the error is recorded
-                log.warning("delivery to %s failed: %s", self.peer, exc)
                 progressed = False
-                await self._contact(False, str(exc))
+                await self._failed(exc)
             if progressed:
                 self._failures = 0
                 continue
@@ -112,6 +113,25 @@ class Deliverer:
                 delay = 5.0
             await wait_set(self.wake, delay)
             self.wake.clear()
+
+    async def _failed(self, exc: Exception) -> None:
+        """Note a failed round: the link's failure if the peer failed, else this node's own.
+
+        This node's database failing (down, a statement cancelled, a lock it waited for too long)
+        says nothing of the link: it is logged in one line and waited out with the same backoff,
+        not recorded as the link DEGRADED with the SQL in its reason (QA). Recording a link failure
+        needs the database too; if that fails as well, the deliverer goes on all the same (QA: the
+        second error escaped, ended the task, and the outbox stopped for good after an outage).
+        """
+        if isinstance(exc, (Unavailable, CommitInDoubt, SQLAlchemyError)):
+            self._failures += 1
+            log.warning("delivery to %s waits for this node's database: %s", self.peer, _first_line(exc))
+            return
+        log.warning("delivery to %s failed: %s", self.peer, exc)
+        try:
+            await self._contact(False, str(exc))
+        except Exception as again:  # the task must outlive any of them
+            log.warning("delivery to %s: the failure could not be recorded: %s", self.peer, _first_line(again))
 
     async def _contact(self, ok: bool, error: str | None = None) -> None:
         was_failing = self._failures > 0
@@ -195,7 +215,7 @@ class Deliverer:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the main lane delivers what this one could not
-                log.warning("express delivery to %s failed: %s", self.peer, exc)
+                log.warning("express delivery to %s failed: %s", self.peer, _first_line(exc))
             finally:
                 self.wake.set()  # the main lane may carry these channels again
 
@@ -265,6 +285,12 @@ class Deliverer:
                     db.note_delivery_error(conn, envelope_id, f"{result.get('error')}: {result.get('detail')}")
 
         return job
+
+
+def _first_line(exc: BaseException) -> str:
+    """Return what a (database) error says on one line, without the SQL SQLAlchemy appends."""
+    said = str(getattr(exc, "orig", None) or exc).strip()
+    return said.splitlines()[0] if said else type(exc).__name__
 
 
 def _up_to_flash(rows: list[db.OutboxRow]) -> tuple[list[db.OutboxRow], list[Envelope]]:

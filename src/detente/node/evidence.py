@@ -237,7 +237,13 @@ class EvidenceFetcher:
         try:
             while True:
                 for peer, client in self.clients.items():
-                    await self.fetch_from(peer, client)
+                    try:
+                        await self.fetch_from(peer, client)
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception as exc:  # this node's database down, say: tried again later (QA)
+                        said = exc.detail if isinstance(exc, Error) else f"{type(exc).__name__}: {exc}"
+                        log.warning("fetching evidence from %s failed: %s", peer, said.splitlines()[0])
                 # asyncio.timeout, not wait_for: see `events.wait_set`.
                 with contextlib.suppress(TimeoutError):
                     while True:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -29,6 +30,7 @@ from detente.store.db import migrate, read_connection
 from detente.store.writer import Writer
 
 T = TypeVar("T")
+log = logging.getLogger("detente.node")
 
 
 def open_context(config: NodeConfig) -> NodeContext:
@@ -68,6 +70,15 @@ def own_ratification(ctx: NodeContext) -> str:
         )
     wire.check_ratification(ctx.agreement, ctx.party, signature)
     return signature
+
+
+def _ended(task: asyncio.Task[Any]) -> None:
+    # Each duty runs until the node stops. One that ends otherwise has stopped for good, which the
+    # node must say: a deliverer that ended after an outage left its outbox queued in silence (QA).
+    if task.cancelled():
+        return
+    error = task.exception()
+    log.error("the node's %s duty stopped: %s", task.get_name(), error or "it returned", exc_info=error)
 
 
 class Node:
@@ -122,6 +133,8 @@ class Node:
         self._tasks += self.record.start()
         fetcher = EvidenceFetcher(self.ctx, self.clients)  # evidence files the peers' envelopes refer to
         self._tasks.append(asyncio.create_task(fetcher.run(), name="evidence"))
+        for task in self._tasks:
+            task.add_done_callback(_ended)
 
     def serve_writes(self) -> None:
         """Run this node's writer jobs on the running event loop (see `store.writer`) until `stop`."""

@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.engine import URL, ExceptionContext
+from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 
 from detente.errors import CommitInDoubt, Unavailable
@@ -42,6 +42,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 T = TypeVar("T")
 PING_IDLE = 1.0  # seconds a pooled PostgreSQL connection may rest before it is pinged at checkout
 RETRY_FOR = 2.0  # seconds a read or a write batch waits out a PostgreSQL server it cannot reach
+LOCK_TIMEOUT = 1.0  # seconds a PostgreSQL statement waits for a lock another session holds
 FIRST_WAIT = 0.05  # seconds before the second try; each next wait is twice the one before
 # The engines whose server could not be reached after all the tries: their callers no longer wait.
 _down: weakref.WeakKeyDictionary[Engine, bool] = weakref.WeakKeyDictionary()
@@ -81,7 +82,13 @@ def make_engine(url: str) -> Engine:
         if url.startswith("postgresql://"):
             url = url.replace("postgresql://", "postgresql+psycopg://", 1)
         # LIFO: the connection used last is warm (its backend's caches, its prepared statements).
-        engine = create_engine(url, pool_size=8, max_overflow=8, pool_use_lifo=True)
+        # A lock held by someone else (an administrator's VACUUM FULL or LOCK TABLE) is waited for
+        # LOCK_TIMEOUT seconds at most: a read on the event loop that waited behind it, while the
+        # writer's open transaction waited for the loop, froze the node for good (QA). The wait
+        # then counts as the database unavailable: tried again, then answered 503.
+        given = make_url(url).query.get("options")
+        options = {} if given else {"options": f"-c lock_timeout={int(LOCK_TIMEOUT * 1000)}"}
+        engine = create_engine(url, pool_size=8, max_overflow=8, pool_use_lifo=True, connect_args=options)
         _ping_when_idle(engine)
         _invalidate_when_lost(engine)
     logtail.install(engine)
@@ -146,14 +153,18 @@ def connection_failed(engine: Engine, exc: BaseException) -> bool:
 
     On PostgreSQL: a connection the server dropped (invalidated), or a driver error that says the
     connection was lost or could not be made (`driver.connection_lost`: connecting refused, the
-    server shutting down or starting up); not a statement's own OperationalError (a deadlock, a
-    cancelled query). On SQLite: only a connection SQLAlchemy invalidated, as before.
+    server shutting down or starting up), or a lock waited for `LOCK_TIMEOUT` in vain; not a
+    statement's own OperationalError (a deadlock, a cancelled query). On SQLite: only a connection
+    SQLAlchemy invalidated, as before.
     """
     invalidated = isinstance(exc, DBAPIError) and exc.connection_invalidated
     if engine.dialect.name != "postgresql" or invalidated:
         return invalidated
     orig = exc.orig if isinstance(exc, DBAPIError) else exc
-    return orig is not None and driver.connection_lost(engine.dialect, orig)
+    if orig is None:
+        return False
+    # 55P03: a lock waited for LOCK_TIMEOUT (an administrator's LOCK TABLE): nothing was written.
+    return driver.connection_lost(engine.dialect, orig) or getattr(orig, "sqlstate", None) == "55P03"
 
 
 def unavailable(engine: Engine, exc: BaseException) -> Unavailable:

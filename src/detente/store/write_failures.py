@@ -13,6 +13,7 @@ PostgreSQL (SQLite's errors are the jobs' own, and the SAVEPOINT recovery may fo
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -89,16 +90,21 @@ def open_write(engine: Engine) -> Iterator[tuple[Connection, RootTransaction]]:
         yield conn, conn.begin()
 
 
+_in_doubt = itertools.count(1)  # commits found in doubt since the process started
+
+
 @contextmanager
-def in_doubt_on_failure(engine: Engine) -> Iterator[None]:
-    """Raise `Failed` with `CommitInDoubt` if the connection fails in the block (a COMMIT): the
-    server may have committed."""
+def in_doubt_on_failure(engine: Engine, writes: int) -> Iterator[None]:
+    """Raise `Failed` with `CommitInDoubt` if the connection fails in the block (the COMMIT of a batch
+    of `writes` jobs): the server may have committed."""
     try:
         yield
     except DBAPIError as exc:
         if connection_failed(engine, exc):
             doubt = in_doubt(engine, exc)
             doubt.__cause__ = exc  # handed to each caller as it is, never raised here
-            log.warning("a commit is in doubt: %s", doubt.detail)
+            # Each one counted and worded apart: the log's filter of repeated warnings held back all
+            # but the first of nine in ten seconds (QA), and each is a write someone must look for.
+            log.warning("commit %d in doubt, of %d write(s): %s", next(_in_doubt), writes, doubt.detail)
             raise Failed(doubt) from exc
         raise

@@ -200,7 +200,7 @@ class Writer:
                     out = self._execute(conn, batch, savepoints=True)
                 else:
                     out = await self._execute_with_turns(conn, batch)
-            with in_doubt_on_failure(self.engine):
+            with in_doubt_on_failure(self.engine, len(batch)):
                 if len(batch) == 1 and not self._pending and not self._ahead and not self._urgent:
                     # A lone job with nothing queued behind it commits here: the hand-off to a thread
                     # and back adds about 0.3 ms to its answer, and a FLASH message crosses two such
@@ -327,7 +327,7 @@ class Writer:
         with open_write(self.engine) as (conn, transaction):
             with rolled_back_on_error(transaction):
                 out = self._execute(conn, batch, savepoints=savepoints)
-            with in_doubt_on_failure(self.engine):
+            with in_doubt_on_failure(self.engine, len(batch)):
                 transaction.commit()
             return out
 
