@@ -23,6 +23,7 @@ from detente.core import envelope as envelope_mod
 from detente.core import receipts
 from detente.core.keys import Signer
 from detente.core.precedence import Precedence, format_time, now
+from detente.errors import Unavailable
 from detente.node import deliver
 from detente.node.context import NodeContext
 from detente.node.outgoing import record_outgoing
@@ -524,3 +525,49 @@ def test_a_full_read_marks_the_link_backlogged_until_a_short_one(pk: tuple[NodeC
     run_async(scenario())
     assert seen == [True]  # while the first, full batch was on its way
     assert [len(b) for b in peer.batches] == [deliver.BATCH, 3]
+
+
+class FailingDatabase(deliver.Deliverer):
+    """The real deliverer, whose first `fail` outbox reads meet this node's database down."""
+
+    def __init__(self, *args: Any, fail: int) -> None:
+        super().__init__(*args)
+        self.fail = fail
+
+    def _read_batch(self, in_flight: dict[str, int], skip: set[str]) -> list[tuple[int, bytes, str, int]]:
+        if self.fail:
+            self.fail -= 1
+            raise Unavailable("the database postgresql+psycopg://pk@db/pk is unavailable: connection refused")
+        return super()._read_batch(in_flight, skip)
+
+
+def test_the_deliverer_outlives_its_own_database_failing_and_the_link_is_not_blamed(
+    pk: tuple[NodeContext, Signer], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """QA (PostgreSQL down longer than the retries): recording the link's failure failed as well, the
+    error escaped the deliverer's loop and ended its task, and the outbox stayed queued for good."""
+    ctx, ir_signer = pk
+    peer = StandInPeer(ctx, ir_signer)
+    deliverer = FailingDatabase(ctx, peer, fail=3)
+    recorded: list[bool] = []
+    real_contact = deliver.contact_job
+
+    def contact(*args: Any, **kwargs: Any) -> Any:  # recording a contact needs the database too
+        recorded.append(args[1])
+        if deliverer.fail:  # still down
+            raise Unavailable("the database postgresql+psycopg://pk@db/pk is unavailable: connection refused")
+        return real_contact(*args, **kwargs)
+
+    monkeypatch.setattr(deliver, "contact_job", contact)
+    sent = _queue(ctx, "queued before the database went down")
+
+    async def scenario() -> None:
+        async with _delivering(deliverer):
+            await _until(lambda: _depth(ctx) == 0, 20)
+
+    run_async(scenario())
+    assert peer.batches == [[sent]]  # delivered once the database answered again
+    assert False not in recorded  # the database's failures were not recorded as the link's
+    said = [r.getMessage() for r in caplog.records if r.name == "detente.deliver"]
+    assert "delivery to ir waits for this node's database: the database postgresql+psycopg://pk@db/pk is " \
+           "unavailable: connection refused" in said, said  # fmt: skip
