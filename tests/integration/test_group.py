@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from cli_support import detente
-from console_support import login
+from console_support import csrf_of, login
 from detente.core import agreement as agreement_mod
 from detente.core import tiles, wire
 from detente.node.config import load_config
@@ -150,10 +150,29 @@ def test_a_status_without_a_peer_goes_to_every_peer(trio: Cluster) -> None:
         wait_for(lambda p=party: _told_busy(trio[p]), what=f"{party} to hear pk is busy")
 
 
-def _told_busy(node: NodeProc) -> bool:
+def test_the_consoles_status_form_offers_every_peer(trio: Cluster) -> None:
+    ir = trio["ir"]
+    with httpx.Client(base_url=ir.url, verify=ir.context, timeout=30) as browser:
+        assert login(browser, "ir-dgmo").status_code == 303
+        now_page = browser.get("/")
+        assert '<option value="*">Every peer</option>' in now_page.text
+        form = {"csrf": csrf_of(now_page), "peer": "*", "office": "ir:dgmo", "code": "AWAITING_AUTHORITY", "note": ""}
+        sent = browser.post("/status", data=form, follow_redirects=False)
+        assert sent.status_code == 303, sent.text
+        notice = browser.get(sent.headers["location"]).text
+    assert "Status sent to AF, PK." in notice
+    for party in ("af", "pk"):
+        wait_for(lambda p=party: _told(trio[p], "ir", "ir:dgmo", "AWAITING_AUTHORITY"), what=f"{party} to hear it")
+
+
+def _told(node: NodeProc, peer: str, office: str, code: str) -> bool:
     links = get(node, f"{node.party}-dgmo", "/api/v1/links")["links"]
-    pk = next(link for link in links if link["peer"] == "pk")
-    return any(s.get("code") == "BUSY" and s.get("office") == "pk:dgmo" for s in pk.get("peer_statuses") or [])
+    link = next(link for link in links if link["peer"] == peer)
+    return any(s.get("code") == code and s.get("office") == office for s in link.get("peer_statuses") or [])
+
+
+def _told_busy(node: NodeProc) -> bool:
+    return _told(node, "pk", "pk:dgmo", "BUSY")
 
 
 def test_the_console_shows_a_case_with_its_two_parties_only(trio: Cluster) -> None:

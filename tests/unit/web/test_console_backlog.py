@@ -243,6 +243,8 @@ def test_a_status_sent_is_confirmed_and_shown_as_ours(client: TestClient) -> Non
     assert ours and "awaiting authority" in ours.group(1) and "&lt;b&gt;minister&lt;/b&gt;" in ours.group(1)
     assert "pk:dgmo" in ours.group(1)
     assert "Status sent" not in client.get("/?status_sent=%3Cscript%3E").text  # only a peer's name is echoed
+    assert "Status sent to IR." in client.get("/?status_sent=ir,%3Cscript%3E").text  # and only theirs
+    assert 'value="*"' not in page  # "every peer" only where there are several (a group of states)
 
 
 def test_workflow_buttons_are_only_for_those_who_may_send(client: TestClient) -> None:

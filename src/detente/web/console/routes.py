@@ -47,7 +47,7 @@ async def now_page(request: Request) -> Response:
     """The Now screen: links, messages waiting for an answer, cases, actions, consultations.
 
     `?all=1` lists every waiting message (up to `screens.ALL_LIMIT`) instead of the most urgent ones.
-    `?status_sent=<peer>` (where sending a status leads) says that the status went out.
+    `?status_sent=<peer>[,<peer>...]` (where sending a status leads) says that the status went out.
     """
     console = console_of(request)
     viewer = await console.viewer(request)
@@ -56,16 +56,16 @@ async def now_page(request: Request) -> Response:
     screen = await console.node.aread(lambda conn: screens.now_screen(conn, viewer, peers, show_all))
     await console.node.aread(lambda conn: translations.attach(conn, viewer, screen["incoming"]))
     alarms = record.alarm_list(await record.optional_json(console, request, "alarms"))
-    status_sent = request.query_params.get("status_sent", "")
-    status_sent = status_sent if status_sent in peers else ""
-    # The link the status goes over: when it is not UP the notice says the status waits for it.
-    status_link = next((link for link in screen["links"] if link.peer == status_sent), None)
+    # Each peer a status went to (several: "every peer", in a group of states).
+    status_sent = [p for p in request.query_params.get("status_sent", "").split(",") if p in peers]
+    # The links the status goes over that are not UP: the notice says the status waits for them.
+    status_waits = [link for link in screen["links"] if link.peer in status_sent and link.state != "UP"]
     own = viewer.presenter.agreement.parties[viewer.presenter.party]
     return await console.page(
         request, "now.html", viewer, page="now", title=viewer.locale.gettext("Now"),
         live_url="/?all=1&fragment=1" if show_all else "/?fragment=1", alarms=alarms, now_iso=format_time(now()),
         clock_offset=int(own.utc_offset.total_seconds() // 60), parties=viewer.presenter.parties,
-        can_status=data.may_send(viewer.operator), status_sent=status_sent, status_link=status_link, **screen,
+        can_status=data.may_send(viewer.operator), status_sent=status_sent, status_waits=status_waits, **screen,
     )  # fmt: skip
 
 
@@ -192,18 +192,25 @@ async def decline(request: Request, message_id: str, token: Token = "", next_url
     return RedirectResponse(with_notice(next_url, "declined", message_id), status_code=303)
 
 
+EVERY_PEER = "*"  # the status form's choice of every peer
+
+
 @router.post("/status")
 async def send_status(request: Request, token: Token = "", peer: Annotated[str, Form(max_length=8)] = "",
                       code: Annotated[str, Form(max_length=24)] = "", note: Annotated[str, Form(max_length=2000)] = "",
                       office: Annotated[str, Form(max_length=48)] = "") -> Response:  # fmt: skip
-    """Tell a peer why this side is (not) answering."""
+    """Tell a peer why this side is (not) answering; `*`: every peer (a group of states), one status each."""
     viewer = await form_viewer(request, token)
+    node = console_of(request).node
+    peers = list(node.ctx.peers) if peer == EVERY_PEER else [peer]
     try:
-        status_request = api.StatusRequest(peer=peer, code=code, note=note.strip(), office=office or None)  # type: ignore[arg-type]
+        requests = [api.StatusRequest(peer=p, code=code, note=note.strip(), office=office or None)  # type: ignore[arg-type]
+                    for p in peers]  # fmt: skip
     except ValidationError as exc:  # only a form altered by hand gets here: the console offers valid choices
         raise Invalid("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
-    await api.send_status(status_request, console_of(request).node, viewer.operator)
-    return RedirectResponse(f"/?status_sent={quote(peer)}", status_code=303)
+    for status_request in requests:
+        await api.send_status(status_request, node, viewer.operator)
+    return RedirectResponse(f"/?status_sent={quote(','.join(peers))}", status_code=303)
 
 
 @router.get("/cases")
