@@ -20,6 +20,7 @@ from detente.core.agreement import LINK_CHANNEL, NODE_CHANNEL
 from detente.core.bodies import require_words as require_words  # the one rule, shared with the drill planner
 from detente.core.envelope import Envelope, uuid7
 from detente.core.precedence import Precedence, deadline_for, format_time, now, parse_precedence, parse_time
+from detente.core.workflow_base import party
 from detente.errors import Error, Forbidden, Invalid, located
 from detente.node import evidence, workflow
 from detente.node.auth import SENDING_ROLES
@@ -258,7 +259,7 @@ def check_message(
     chan = ctx.agreement.channels.get(channel)
     if chan is None:
         raise refuse("channel", f"unknown channel {channel!r}; {_channels_of(ctx, operator)}")
-    if not any(office.split(":", 1)[0] == ctx.party for office in chan.offices):
+    if ctx.party not in (party(office) for office in chan.offices):
         # In a group of states, a channel between two other parties: not "not bound to office pk:dgmo".
         a, b = chan.offices
         raise refuse("channel", f"channel {channel!r} links {a} and {b}, no office of {ctx.party}; "
@@ -308,7 +309,7 @@ def _check_refs(conn: Connection, refs: list[str], peer: str) -> None:
         row = db.get_envelope(conn, ref)
         if row is None:
             raise Invalid(f"{where}: no envelope {ref} on this node", fields={where: "no such envelope on this node"})
-        if peer not in (str(row["from_office"]).split(":", 1)[0], str(row["to_office"]).split(":", 1)[0]):
+        if peer not in (party(str(row["from_office"])), party(str(row["to_office"]))):
             said = f"{ref} was not exchanged with {peer}, which never had it"
             raise Invalid(f"{where}: {said}", fields={where: said})
 
