@@ -150,6 +150,19 @@ def test_a_status_without_a_peer_goes_to_every_peer(trio: Cluster) -> None:
         wait_for(lambda p=party: _told_busy(trio[p]), what=f"{party} to hear pk is busy")
 
 
+def test_a_status_to_a_peer_that_is_not_one_sends_to_none(trio: Cluster) -> None:
+    pk = trio["pk"]
+    cli = detente("status", "--node", str(pk.data), "--token", pk.token("pk-dgmo"), "--code", "TECH",
+                  "--peer", "IR", "--peer", "zz")  # fmt: skip
+    assert cli.code == 2 and cli.stdout == "", cli.stdout
+    assert "not a peer of this node: zz (its peers: af, ir); nothing was sent" in cli.stderr, cli.stderr
+    api = post(pk, "pk-dgmo", "/api/v1/status", {"peer": "pk", "code": "TECH"}, expect=422)
+    assert api["detail"] == "unknown peer 'pk': the peers are ir, af"
+    links = get(pk, "pk-dgmo", "/api/v1/links")["links"]
+    told = [s for link in links for s in link["our_statuses"] if s.get("code") == "TECH"]
+    assert told == [], told
+
+
 def test_the_consoles_status_form_offers_every_peer(trio: Cluster) -> None:
     ir = trio["ir"]
     with httpx.Client(base_url=ir.url, verify=ir.context, timeout=30) as browser:

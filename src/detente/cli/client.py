@@ -304,13 +304,22 @@ def status(
     """Tell a peer why this side is (not) answering: without --peer, every peer (in a group of states,
     "we are busy" is for all of them), one signed status each, in the order of `links`.
 
-    Stops at the first peer that refuses, having said which were sent.
+    Every --peer is checked against the node's peers before any status is sent. If the node fails
+    midway (it stops, its database is unavailable), the command stops there, having said which
+    were sent: send again to the others.
     """
     with api(node, url, cacert, token) as client:
-        peers = list(dict.fromkeys(peer or [])) or [
+        known = [
             str(shape(item, {"peer": str}, "a link in the node's answer")["peer"])
             for item in call(client, "GET", "/links", expect={"links": list})["links"]
         ]
+        peers = list(dict.fromkeys(p.lower() for p in peer or [])) or known
+        unknown = [p for p in peers if p not in known]
+        if unknown:
+            raise typer.BadParameter(
+                f"not a peer of this node: {', '.join(unknown)} (its peers: {', '.join(known)}); nothing was sent",
+                param_hint="--peer",
+            )
         for one in peers:
             request = {"peer": one, "code": code.upper(), "note": note, **({"office": office} if office else {})}
             result = call(client, "POST", "/status", json=request, expect={"id": str})

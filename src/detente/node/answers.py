@@ -7,7 +7,7 @@ translator, the sender's own side, an alternate before the deadline), not that i
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection
@@ -107,29 +107,40 @@ def _may_answer(ctx: NodeContext, operator: Operator, row: db.EnvelopeRow) -> bo
 
 
 def status_job(
-    ctx: NodeContext, operator: Operator, peer: str, code: str, note: str, office: str | None
-) -> Callable[[Connection], Sent]:
-    """Return the writer job that tells `peer` why this side is (not) answering.
+    ctx: NodeContext, operator: Operator, peers: Sequence[str], code: str, note: str, office: str | None
+) -> Callable[[Connection], list[Sent]]:
+    """Return the writer job that tells each of `peers` why this side is (not) answering.
 
-    Raises `Invalid` for an unknown peer or code and `Forbidden` for an office not the operator's.
+    Several peers (a group of states: "we are busy" is for all of them) get one signed status
+    each, in one transaction: every peer is checked before anything is written, so either all
+    are sent or none is. Raises `Invalid` for no peer, an unknown peer or code, and `Forbidden`
+    for an office not the operator's.
     """
-    if peer == ctx.party or peer not in ctx.agreement.parties:
-        raise Invalid(f"unknown peer {peer!r}")
+    if not peers:
+        raise Invalid("name at least one peer")
+    unknown = [p for p in peers if p == ctx.party or p not in ctx.agreement.parties]
+    if unknown:
+        known = ", ".join(p for p in ctx.agreement.parties if p != ctx.party)
+        raise Invalid(f"unknown peer {', '.join(map(repr, unknown))}: the peers are {known}")
     chosen = office or (operator.offices[0] if len(operator.offices) == 1 else "")
     if not chosen:
         raise Invalid("you hold several offices: say for which one with 'office'")
     require_sender(operator, chosen)
     body = {"code": code, "note": note, "office": chosen}
     notifications.validate_body("status", body, ctx.agreement)
-    own, theirs = ctx.agreement.party(ctx.party), ctx.agreement.party(peer)
+    own = ctx.agreement.party(ctx.party)
+    targets = [(peer, ctx.agreement.party(peer)) for peer in dict.fromkeys(peers)]
 
-    def job(conn: Connection) -> Sent:
-        sealed, index = record_outgoing(
-            conn, ctx, channel=NODE_CHANNEL, sender=own.node_office, recipient=theirs.node_office,
-            author=operator.id, precedence=Precedence.IMMEDIATE, kind="status", body=body, refs=[],
-            case=None, lang=operator.lang,
-        )  # fmt: skip
-        event = Event("status_sent", sealed.id, (chosen,), {"peer": peer, "code": code, "note": note})
-        return Sent(sealed, index, "accepted", (event,))
+    def job(conn: Connection) -> list[Sent]:
+        sent = []
+        for peer, theirs in targets:
+            sealed, index = record_outgoing(
+                conn, ctx, channel=NODE_CHANNEL, sender=own.node_office, recipient=theirs.node_office,
+                author=operator.id, precedence=Precedence.IMMEDIATE, kind="status", body=body, refs=[],
+                case=None, lang=operator.lang,
+            )  # fmt: skip
+            event = Event("status_sent", sealed.id, (chosen,), {"peer": peer, "code": code, "note": note})
+            sent.append(Sent(sealed, index, "accepted", (event,)))
+        return sent
 
     return job

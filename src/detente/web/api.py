@@ -233,12 +233,18 @@ async def decline_message(
 @router.post("/status", status_code=201, response_model=SendResponse)
 async def send_status(request: StatusRequest, node: NodeDep, operator: OperatorDep) -> dict[str, Any]:
     """Tell a peer why this side is (not) answering: TECH, DECLINED, AWAITING_AUTHORITY, BUSY or OK."""
-    sent = await node.run(
-        answers.status_job(node.ctx, operator, request.peer, request.code, request.note, request.office)
-    )
-    node.ctx.bus.publish(*sent.events)
-    node.wake(request.peer)
-    return sent.to_json()
+    return (await send_statuses([request.peer], request, node, operator))[0]
+
+
+async def send_statuses(
+    peers: list[str], request: StatusRequest, node: Node, operator: Operator
+) -> list[dict[str, Any]]:
+    """Send the status of `request` to each of `peers`, all in one transaction (`answers.status_job`)."""
+    sent = await node.run(answers.status_job(node.ctx, operator, peers, request.code, request.note, request.office))
+    for one, peer in zip(sent, dict.fromkeys(peers), strict=True):
+        node.ctx.bus.publish(*one.events)
+        node.wake(peer)
+    return [one.to_json() for one in sent]
 
 
 @router.get("/links")

@@ -199,17 +199,16 @@ EVERY_PEER = "*"  # the status form's choice of every peer
 async def send_status(request: Request, token: Token = "", peer: Annotated[str, Form(max_length=8)] = "",
                       code: Annotated[str, Form(max_length=24)] = "", note: Annotated[str, Form(max_length=2000)] = "",
                       office: Annotated[str, Form(max_length=48)] = "") -> Response:  # fmt: skip
-    """Tell a peer why this side is (not) answering; `*`: every peer (a group of states), one status each."""
+    """Tell a peer why this side is (not) answering; `*`: every peer (a group of states), one status
+    each, all sent or none (`api.send_statuses`)."""
     viewer = await form_viewer(request, token)
     node = console_of(request).node
     peers = list(node.ctx.peers) if peer == EVERY_PEER else [peer]
     try:
-        requests = [api.StatusRequest(peer=p, code=code, note=note.strip(), office=office or None)  # type: ignore[arg-type]
-                    for p in peers]  # fmt: skip
+        status_request = api.StatusRequest(peer=peers[0], code=code, note=note.strip(), office=office or None)  # type: ignore[arg-type]
     except ValidationError as exc:  # only a form altered by hand gets here: the console offers valid choices
         raise Invalid("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
-    for status_request in requests:
-        await api.send_status(status_request, node, viewer.operator)
+    await api.send_statuses(peers, status_request, node, viewer.operator)
     return RedirectResponse(f"/?status_sent={quote(','.join(peers))}", status_code=303)
 
 
