@@ -17,6 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from console_support import login
+from detente.core import agreement
 from detente.core.precedence import format_time, now
 from detente.node import setup
 from detente.node.config import load_config
@@ -97,6 +98,23 @@ def test_a_reader_of_a_console_language_is_shown_the_pages_language(client: Test
     english = IN_ENGLISH.replace("Saravan", '<bdi dir="ltr">Saravan</bdi>')
     assert f'<p class="code-text" dir="ltr">{tag} {english}</p>' in card
     assert 'lang="ps"' not in card
+
+
+def test_office_titles_are_in_the_operators_language_on_an_english_page(
+    client: TestClient, demo: dict[str, Any]
+) -> None:
+    """The agreement titles each office in Pashto too: a Pashto reader was shown them in English."""
+    login(client, "pk-ps")
+    page = client.get("/channel/dgmo").text
+    head = page[page.index('<p class="subtitle offices">') :][:800]
+    persian = agreement.load(Path(demo["agreement"]).read_text(encoding="utf-8")).offices["pk:dgmo"].titles["fa"]
+    assert f'<span dir="auto" lang="ps">{PASHTO_MARK}{persian}</span>' in head, head
+    assert "Director-General of Military Operations" not in head
+    client.cookies.clear()
+    login(client, "pk-dgmo")
+    english = client.get("/channel/dgmo").text
+    head = english[english.index('<p class="subtitle offices">') :][:800]
+    assert '<span dir="auto">Director-General of Military Operations, GHQ Rawalpindi</span>' in head, head
 
 
 def test_choosing_english_keeps_the_operators_own_language_and_urdu_replaces_it(

@@ -177,10 +177,19 @@ class Presenter:
         return stamp(iso, self.all_zones, self.locale)
 
     def office(self, office_id: str) -> str:
-        """Return an office's title from the agreement, in the viewer's language when the agreement
-        gives one per language (its id if the agreement does not name it)."""
+        """Return an office's title from the agreement, in the viewer's text language (`text_lang`:
+        a Pashto reader's on English pages) when the agreement gives one per language (its id if
+        the agreement does not name it)."""
         office = self.agreement.offices.get(office_id)
-        return office.title_in(self.locale.code) if office else office_id
+        return office.title_in(self.text_lang) if office else office_id
+
+    def office_lang(self, office_id: str) -> str:
+        """Return the language of `office(office_id)` for a `lang` attribute where it is not the page's:
+        `text_lang` if the agreement titles the office in it, else "" (the page's language, or one
+        title in no stated language)."""
+        office = self.agreement.offices.get(office_id)
+        titled = office is not None and self.text_lang in office.titles
+        return self.text_lang if titled and self.text_lang != self.locale.code else ""
 
     def alternates(self, office_id: str) -> list[str]:
         """Return the offices that may answer a message to `office_id` once it is overdue (escalation)."""
