@@ -175,6 +175,10 @@ def _store_one(
         target = db.get_envelope(conn, env.refs[0])
         if target is None:
             raise Invalid(f"{env.type} refers to unknown envelope {env.refs[0]}")
+        # A notice travels on the channel of the message it is about (`outgoing.overdue_job`): on
+        # another, it would alert that channel's offices about a message that is none of theirs.
+        if env.type == "overdue" and target["channel"] != env.channel:
+            raise Invalid(f"overdue refers to a message of channel {target['channel']!r}, not {env.channel!r}")
         if env.type != "overdue" and (target["direction"] != "out" or target["to_office"] != env.sender):
             raise Invalid(f"{env.type} refers to a message that was not sent to {env.sender}")
         answering = env.body.get("office")

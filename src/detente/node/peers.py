@@ -20,6 +20,7 @@ import aiohttp
 
 from detente.core import wire
 from detente.core.agreement import Party
+from detente.core.workflow_bodies import MAX_EVIDENCE_BYTES
 from detente.errors import Unavailable, VerificationError
 from detente.node.context import NodeContext
 from detente.node.tls import pinned_context, unreachable
@@ -29,6 +30,10 @@ TIMEOUT = aiohttp.ClientTimeout(total=None, connect=3.0, sock_read=10.0)
 # Drop an idle connection before the peer's server does (uvicorn closes them after 5 s), so that a
 # request is never written to a connection the peer is closing at that moment.
 KEEPALIVE = 3.0
+# The longest answer read from a peer: its largest is an evidence file (an entry bundle of 256
+# envelopes is about 15 MB). A longer one is refused as it streams in, never held whole in memory:
+# a hostile peer answering gigabytes would otherwise exhaust this node's memory.
+MAX_ANSWER = MAX_EVIDENCE_BYTES + (1 << 20)
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,19 @@ class PeerResponse:
     def refusal(self, limit: int = 200) -> str:
         """Return "HTTP <status>: <the start of the body>", the peer's reason for a refusal, for a log or a link."""
         return f"HTTP {self.status_code}: {self.text[:limit]}"
+
+
+async def _read_answer(answer: aiohttp.ClientResponse, url: str) -> bytes:
+    """Return an answer's body, read as it streams in. Raises `Unavailable` past `MAX_ANSWER` bytes."""
+    refused = Unavailable(f"{url} answered more than {MAX_ANSWER} bytes: refused")
+    if answer.content_length is not None and answer.content_length > MAX_ANSWER:
+        raise refused
+    body = bytearray()
+    async for chunk in answer.content.iter_chunked(1 << 16):
+        body += chunk
+        if len(body) > MAX_ANSWER:
+            raise refused
+    return bytes(body)
 
 
 def _unreachable(url: str, exc: aiohttp.ClientError | TimeoutError) -> str:
@@ -90,8 +108,8 @@ class PeerClient:
     ) -> PeerResponse:
         """Send a signed request; return the response after checking the peer's ratification.
 
-        Raises `Unavailable` if the peer cannot be reached, and `VerificationError` if it
-        presents another TLS certificate or has not ratified the agreement.
+        Raises `Unavailable` if the peer cannot be reached or answers more than `MAX_ANSWER` bytes,
+        and `VerificationError` if it presents another TLS certificate or has not ratified the agreement.
         """
         client = await self._get_client()
         signed = wire.sign_request(
@@ -109,7 +127,7 @@ class PeerClient:
                 params=params,
                 allow_redirects=False,
             ) as answer:
-                response = PeerResponse(answer.status, answer.headers, await answer.read())
+                response = PeerResponse(answer.status, answer.headers, await _read_answer(answer, self.peer.url))
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise Unavailable(_unreachable(self.peer.url, exc)) from exc
         ratification = response.headers.get("detente-ratification", "")

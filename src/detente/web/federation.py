@@ -51,6 +51,8 @@ async def deliver(request: Request, node: NodeDep) -> JSONResponse:
     party, body = await authenticate(request, node)
     try:
         doc = json.loads(body)
+    except RecursionError as exc:  # a peer's body, signed but nested thousands deep: a 400, not a 500
+        raise MalformedError("request body is nested too deeply") from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedError("request body is not valid JSON") from exc
     items = doc.get("envelopes") if isinstance(doc, dict) else None

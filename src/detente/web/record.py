@@ -199,7 +199,7 @@ async def inclusion_proofs(request: Request, node: NodeDep) -> JSONResponse:
     try:
         doc = json.loads(await request.body())
         size, indexes = doc["size"], doc["indexes"]
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise MalformedError('the body must be {"size": S, "indexes": [...]}') from exc
     if not isinstance(size, int) or isinstance(size, bool) or not 1 <= size <= MAX_SIZE:
         raise BadRequest("size must be a positive integer")

@@ -23,6 +23,11 @@ UVICORN_OPTIONS: dict[str, Any] = {
     # Stream events are small: compressing them costs CPU per event and subscriber, and
     # compressing a peer's text beside our own under TLS invites length side channels.
     "ws_per_message_deflate": False,
+    # A node terminates its own TLS (peers pin its certificate), so no HTTP proxy stands before it
+    # whose X-Forwarded-For it could trust. uvicorn trusts that header from 127.0.0.1 by default: a
+    # client reaching the node through a local TCP forwarder could name any address, and so escape
+    # the console's per-address login limit.
+    "proxy_headers": False,
 }
 
 
