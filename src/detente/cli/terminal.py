@@ -10,8 +10,12 @@ or a crash). So everything from a node is printed through `printable` (or `cell`
   U+2028/U+2029, which some programs take for line breaks;
 - a lone surrogate (a byte that was not UTF-8, as Python hands it over, or a `\\udHHH` escape in
   JSON, H a hex digit) shows as `\\xNN` for the byte, else `\\udHHH`, instead of failing to print;
+- so do the bidirectional embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069): in
+  a terminal that lays out right-to-left text they reorder what follows them, so that a peer's
+  text could make the rest of its line, an id or a time beside it, read otherwise (the "Trojan
+  Source" trick). Unlike a mark, each opens a scope that runs past the text it came in;
 - everything else passes unchanged: Urdu and Persian letters, the zero-width (non-)joiners and
-  direction marks right-to-left text needs, emoji.
+  direction marks (U+200E, U+200F, U+061C) right-to-left text needs, emoji.
 
 A literal backslash is left as it is, so `\\x1b` typed as four characters reads the same as an
 escaped ESC; `--json` output is exact where that matters. `dump_json` writes JSON that means the
@@ -41,10 +45,10 @@ from detente.core.bodies import body_summary, clip
 from detente.core.precedence import parse_time
 from detente.errors import Invalid
 
-# C0 controls, DEL, C1 controls, the line/paragraph separators and surrogates.
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+# C0 controls, DEL, C1 controls, the line/paragraph separators, bidi scopes and surrogates.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 # What `json.dumps(ensure_ascii=False)` leaves raw that a terminal may act on (it escapes C0 itself).
-_UNSAFE_IN_JSON = re.compile("[\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+_UNSAFE_IN_JSON = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 _SHORT = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 # `inbox` shows a text whole up to this many characters (wrapped); `detente message` prints any whole.
 TEXT_LIMIT = 500

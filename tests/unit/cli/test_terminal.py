@@ -24,6 +24,9 @@ MIXED = "\u200fFLASH 1305Z \u200eسلام"  # right-to-left and left-to-right ma
         ("one\ntwo\r\tthree", "one\\ntwo\\r\\tthree"),
         ("\x9b31m\x85\x9d", "\\x9b31m\\x85\\x9d"),  # C1: CSI, NEL, OSC
         ("x\u2028y\u2029z", "x\\u2028y\\u2029z"),
+        # Red team: bidi scopes a peer's text opens reorder the rest of the operator's line.
+        ("ack \u202e01 ,ok\u202c id", "ack \\u202e01 ,ok\\u202c id"),
+        ("\u202a\u202b\u202d\u2066\u2067\u2068\u2069", "\\u202a\\u202b\\u202d\\u2066\\u2067\\u2068\\u2069"),
         ("\udcff\udc80", "\\xff\\x80"),  # bytes that were not UTF-8, as Python hands them over
         ("\ud800", "\\ud800"),  # a lone surrogate from a JSON escape
     ],
@@ -72,11 +75,11 @@ def test_an_empty_cell_for_none() -> None:
 
 
 def test_json_means_the_same_value_and_is_inert() -> None:
-    value = {"text": "\x1b[2J\x07\x9b\x85\u2028\ud800" + URDU, "n": [1, None, True]}
+    value = {"text": "\x1b[2J\x07\x9b\x85\u2028\u202e\ud800" + URDU, "n": [1, None, True]}
     dumped = dump_json(value)
     assert json.loads(dumped) == value
     assert not any(0x00 <= ord(c) < 0x20 and c not in "\n " or 0x7F <= ord(c) <= 0x9F for c in dumped)
-    assert "\\u009b" in dumped and "\\u2028" in dumped and "\\ud800" in dumped
+    assert "\\u009b" in dumped and "\\u2028" in dumped and "\\u202e" in dumped and "\\ud800" in dumped
     assert URDU in dumped  # readable, not \u-escaped
     dumped.encode("utf-8")  # prints on any UTF-8 terminal: no lone surrogate left
 
