@@ -59,6 +59,9 @@ def _json(body: dict[str, Any], status_code: int, headers: dict[str, str] | None
     return JSONResponse(out, status_code=status_code, headers=headers)
 
 
+FEDERATION_UNAVAILABLE = "this node cannot answer now; try again later"  # all a peer is told of a 503
+
+
 def error_response(exc: Error) -> JSONResponse:
     """Render one of our errors with its status code (what it echoes clipped: `clip_echoes`)."""
     headers = {"Retry-After": "60"} if exc.status_code == 429 else None
@@ -74,7 +77,7 @@ def install(app: FastAPI) -> None:
             # What is down here (a database's user, host and name) is this state's own business: a
             # peer learns only to try again, which its deliverer does anyway.
             log.warning("federation request answered 503: %s", exc.detail)
-            return error_response(Unavailable("this node cannot answer now; try again later"))
+            return error_response(Unavailable(FEDERATION_UNAVAILABLE))
         return error_response(exc)
 
     @app.exception_handler(RequestValidationError)

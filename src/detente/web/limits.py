@@ -18,11 +18,18 @@ from starlette.responses import HTMLResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from detente.core.workflow_bodies import MAX_EVIDENCE_BYTES
-from detente.errors import BadRequest, Error, TooLarge
-from detente.web.errors import error_response
+from detente.errors import BadRequest, Error, TooLarge, Unavailable
+from detente.web.errors import FEDERATION_UNAVAILABLE, error_response
 
 MAX_BODY = 256 * 1024
 MAX_FEDERATION_BODY = 16 * 1024 * 1024
+# The federation bodies the node holds at once, all requests together. A body is read before its
+# signature can be checked (the signature covers it), so anyone who reaches the port could make
+# the node hold 16 MiB per request, with as many requests as they like: memory runs out. Past this
+# budget a peer's request is answered 503 (its sender retries, as for any outage) and its bytes
+# are dropped. A real delivery batch is a few hundred KB; four bodies of the largest size fit.
+FEDERATION_BODIES_AT_ONCE = 4 * MAX_FEDERATION_BODY
+FEDERATION_BUSY = "this node is reading too many large requests from peers at once: send again shortly"
 MAX_EVIDENCE_BODY = MAX_EVIDENCE_BYTES + 64 * 1024  # an evidence file, with room for multipart framing
 EVIDENCE_PATH = "/api/v1/evidence"
 # A console page's words for a form over MAX_BODY (the node's own messages are English; docs/console.md).
@@ -46,10 +53,13 @@ def too_large_detail(limit: int) -> str:
 
 
 class RequestLimits:
-    """Answer 400 to a path holding `%2F`, and 413 to a body over its limit before the app reads it all."""
+    """Answer 400 to a path holding `%2F`, 413 to a body over its limit before the app reads it all,
+    and 503 to a federation request whose body would take the node past `FEDERATION_BODIES_AT_ONCE`."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, federation_budget: int = FEDERATION_BODIES_AT_ONCE) -> None:
         self.app = app
+        self.federation_budget = federation_budget
+        self.federation_held = 0  # bytes of federation bodies received by requests not yet answered
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -59,29 +69,44 @@ class RequestLimits:
             refused = BadRequest("a URL path segment cannot hold an encoded '/' (%2F): no id holds one")
             await refuse(scope, receive, send, refused, "this address holds an encoded '/' (%2F): no page has one")
             return
-        limit = MAX_FEDERATION_BODY if scope["path"].startswith("/federation/") else MAX_BODY
+        federation = scope["path"].startswith("/federation/")
+        limit = MAX_FEDERATION_BODY if federation else MAX_BODY
         if scope["path"] == EVIDENCE_PATH:
             limit = MAX_EVIDENCE_BODY
         for name, value in scope.get("headers", []):
             if name == b"content-length" and value.isdigit() and int(value) > limit:
                 await refuse(scope, receive, send, TooLarge(too_large_detail(limit)), FORM_TOO_LARGE)
                 return
-        seen = 0
+            if name == b"content-length" and value.isdigit() and federation and not self._room(int(value)):
+                # As the app's handler does for any 503 to a peer: the reason is logged, not told.
+                log.warning("federation request answered 503: %s", FEDERATION_BUSY)
+                await refuse(scope, receive, send, Unavailable(FEDERATION_UNAVAILABLE), FEDERATION_BUSY)
+                return
+        seen = counted = 0
         over = False
 
         async def limited() -> Message:
-            nonlocal seen, over
+            nonlocal seen, counted, over
             message = await receive()
             if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
+                size = len(message.get("body", b""))
+                seen += size
                 if seen > limit:
                     over = True
                     # Raised inside the app, so the one error handler renders it as a 413.
                     raise TooLarge(too_large_detail(limit))
+                if federation:
+                    if not self._room(size):
+                        raise Unavailable(FEDERATION_BUSY)
+                    self.federation_held += size
+                    counted += size
             return message
 
         if for_machines(scope["path"]):
-            await self.app(scope, limited, send)
+            try:
+                await self.app(scope, limited, send)
+            finally:
+                self.federation_held -= counted  # the body is let go with its answer
             return
         # A console page that reads its form meets the overflow as a failure of its own (its error
         # page says "could not show this page"): that answer is dropped and the 413 page sent instead.
@@ -100,6 +125,10 @@ class RequestLimits:
             over = True
         if over and not started:
             await refuse(scope, receive, send, TooLarge(too_large_detail(limit)), FORM_TOO_LARGE)
+
+    def _room(self, size: int) -> bool:
+        """Whether `size` more bytes of federation bodies fit the node's budget."""
+        return self.federation_held + size <= self.federation_budget
 
 
 async def refuse(scope: Scope, receive: Receive, send: Send, refused: Error, console_detail: str) -> None:
