@@ -1,4 +1,7 @@
-"""`detente demo`: two nodes, Pakistan and Iran, on loopback, with a live feed of the link."""
+"""`detente demo`: two nodes, Pakistan and Iran, on loopback, with a live feed of the link.
+
+With `--agreement` of a group of states (`agreements/pk-ir-af.toml`), one node per party of it.
+"""
 
 from __future__ import annotations
 
@@ -18,14 +21,15 @@ import typer
 from rich.console import Console
 
 from detente.cli.app import app
+from detente.cli.drill_output import party_colour
+from detente.core import agreement as agreement_mod
 from detente.errors import Error, Unavailable
-from detente.node.demo import clear_workdir, setup_demo
+from detente.node.demo import DEMO_PARTIES, clear_workdir, setup_demo
 from detente.node.drill_types import speed_problem
 from detente.node.tls import trust_exactly
 
 out = Console(highlight=False, soft_wrap=True)
 DEFAULT_AGREEMENT = Path(__file__).resolve().parents[3] / "agreements" / "pk-ir.toml"
-COLOURS = {"pk": "green", "ir": "cyan"}
 
 
 def wait_until_up(node: dict[str, Any], timeout: float = 30.0) -> None:
@@ -136,7 +140,7 @@ async def feed(info: dict[str, Any], stop: asyncio.Event) -> None:
 
     def show(party: str, line: str) -> None:
         stamp = time.strftime("%H:%M:%S", time.gmtime())
-        out.print(f"{stamp}Z [{COLOURS.get(party, 'white')}]{party}[/] {line}")
+        out.print(f"{stamp}Z [{party_colour(party)}]{party}[/] {line}")
 
     async def follow(party: str, node: dict[str, Any]) -> None:
         supervisor = next(o for o in node["operators"] if o["name"].endswith("-supervisor"))
@@ -172,20 +176,46 @@ async def feed(info: dict[str, Any], stop: asyncio.Event) -> None:
 def print_info(info: dict[str, Any]) -> None:
     """Print each node's address and demo logins."""
     for party, node in info["nodes"].items():
-        out.print(f"\n[bold {COLOURS.get(party, 'white')}]{party}[/] node  {node['url']}   console {node['console']}")
+        out.print(f"\n[bold {party_colour(party)}]{party}[/] node  {node['url']}   console {node['console']}")
         out.print(f"    data {node['data']}   certificate {node['cert']}")
         for op in node["operators"]:
             out.print(
                 f"    {op['name']:<18} {','.join(op['offices']):<40} password {op['password']:<24} token {op['token']}"
             )
     out.print("\nEverything above is also in demo.json. Send a message, for example:")
-    pk = info["nodes"]["pk"]
-    token = next(o["token"] for o in pk["operators"] if o["name"] == "pk-dgmo")
+    example = _example_channel(info)
+    if example is None:
+        return
+    channel, sender, to = example
+    node = info["nodes"][sender.split(":")[0]]
+    token = next(o["token"] for o in node["operators"] if o["name"] == sender.replace(":", "-"))
     out.print(
-        f"  detente send --node {pk['data']} --token {token} --channel dgmo --to ir:dgmo "
+        f"  detente send --node {node['data']} --token {token} --channel {channel} --to {to} "
         '--precedence FLASH --text "Explosions reported near Panjgur; request clarification"',
         soft_wrap=True,
     )
+
+
+def _example_channel(info: dict[str, Any]) -> tuple[str, str, str] | None:
+    """Return (channel, sender, addressee) for the example: pk:dgmo to ir:dgmo if a channel links them,
+    else the agreement's first channel; None if the agreement cannot be read."""
+    try:
+        doc = agreement_mod.load(Path(info["agreement"]).read_text(encoding="utf-8"), strict=False)
+    except (OSError, Error):
+        return None
+    channels = sorted(doc.channels.values(), key=lambda c: set(c.offices) != {"pk:dgmo", "ir:dgmo"})
+    if not channels:
+        return None
+    return channels[0].name, channels[0].offices[0], channels[0].offices[1]
+
+
+def _parties(agreement: Path) -> tuple[str, ...]:
+    """Return the parties of the agreement template, one node each (pk and ir if it cannot be read:
+    setting the nodes up then says what is wrong with it)."""
+    try:
+        return tuple(agreement_mod.load(agreement.read_text(encoding="utf-8")).parties)
+    except (OSError, UnicodeDecodeError, Error):
+        return DEMO_PARTIES
 
 
 def _workdir(value: str | Path) -> Path:
@@ -211,11 +241,13 @@ def demo(
         typer.Option(
             parser=_workdir,
             metavar="DIR",
-            help="where to put both nodes: a new or empty directory, or one an earlier demo made",
+            help="where to put the nodes: a new or empty directory, or one an earlier demo made",
         ),
     ] = Path("demo"),
     setup_only: Annotated[bool, typer.Option("--setup-only", help="prepare the nodes and stop")] = False,
-    agreement: Annotated[Path, typer.Option(help="the agreement template")] = DEFAULT_AGREEMENT,
+    agreement: Annotated[
+        Path, typer.Option(help="the agreement template; the demo makes one node per party of it")
+    ] = DEFAULT_AGREEMENT,
     fresh: Annotated[
         bool,
         typer.Option(
@@ -238,14 +270,19 @@ def demo(
     before anything is touched; in a demo's directory only what the demo wrote is removed.
     """
     info_path = workdir / "demo.json"
-    drilling = (not setup_only) if drill is None else drill
+    parties = _parties(agreement)
+    # The January 2024 drill is Pakistan and Iran's: a demo of other parties plays it only if asked.
+    drilling = (not setup_only and set(parties) == set(DEMO_PARTIES)) if drill is None else drill
+    if drill is None and not setup_only and not drilling:
+        out.print(f"[dim]no drill: the January 2024 scenario is for pk and ir, not {', '.join(parties)}[/]")
     try:
-        info = clear_workdir(workdir, keep=not fresh)
+        info = clear_workdir(workdir, keep=not fresh, parties=parties)
     except Error as exc:
         # A directory the demo may not use is a mistyped command line: usage and exit status 2.
         raise typer.BadParameter(exc.detail, param_hint="'--workdir'") from exc
     if info is None:
-        info = setup_demo(workdir, drill_template(workdir, agreement) if drilling else agreement)
+        template = drill_template(workdir, agreement) if drilling else agreement
+        info = setup_demo(workdir, template, parties=parties)
     if setup_only:
         print(f"prepared {workdir}; start each node with: detente serve --data {workdir}/<party>")
         print(info_path)
@@ -257,7 +294,8 @@ def demo(
         print_info(info)
         if drilling:
             play_demo_drill(workdir, drill_speed)
-        out.print("\n[bold]Live feed[/] (Ctrl-C stops both nodes):")
+        nodes = "both nodes" if len(info["nodes"]) == 2 else "every node"
+        out.print(f"\n[bold]Live feed[/] (Ctrl-C stops {nodes}):")
         asyncio.run(_run_feed(info))
     finally:
         for child in children.values():
@@ -268,7 +306,7 @@ def demo(
                 child.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 child.kill()
-        out.print("both nodes stopped")
+        out.print("both nodes stopped" if len(info["nodes"]) == 2 else f"the {len(info['nodes'])} nodes stopped")
 
 
 def drill_template(workdir: Path, agreement: Path) -> Path:

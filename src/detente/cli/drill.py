@@ -224,7 +224,9 @@ def run(
         float, typer.Option(help="real seconds shown at each time jump, 0 to 60", callback=_pause_option)
     ] = 0.5,
     against: Annotated[Path | None, typer.Option(help="a demo.json of running nodes to drill against")] = None,
-    self_hosted: Annotated[bool, typer.Option("--self-hosted", help="start two nodes for the drill (default)")] = False,
+    self_hosted: Annotated[
+        bool, typer.Option("--self-hosted", help="start one node per party of the agreement for the drill (default)")
+    ] = False,
     workdir: Annotated[
         Path | None,
         typer.Option(
@@ -266,7 +268,7 @@ def run(
             base = workdir or drill_run.default_workdir(report, scenario)
             drill_run.make_room(base, given=workdir is not None)
             agreement_file = (scenario.parent / loaded.agreement).resolve()
-            out.print(f"[dim]starting two nodes for the drill in {base} …[/]")
+            out.print(f"[dim]starting {drill_run.count_nodes(agreement)} for the drill in {base} …[/]")
             hosted = drill_nodes.start(drill_nodes.prepare(base, agreement_file))
             target = hosted.target
         else:

@@ -22,7 +22,9 @@ from detente.errors import Error
 from detente.node.drill_types import FeedItem
 
 out = Console(highlight=False)
-COLOURS = {"pk": "green", "ir": "cyan"}
+COLOURS = {"pk": "green", "ir": "cyan", "af": "dark_orange"}
+# Any other party of a group gets one of these, always the same one for the same party id.
+SPARE_COLOURS = ("bright_blue", "orchid", "gold3", "spring_green3", "light_coral", "turquoise2")
 STYLES = {"situation": "bold yellow", "jump": "dim", "error": "bold red", "overdue": "bold red", "link": "magenta",
           "outage": "bold magenta", "silence": "dim italic", "seen": "bold white"}  # fmt: skip
 
@@ -37,13 +39,18 @@ def write_text(path: Path, text: str) -> None:
 
 def format_feed(item: FeedItem, started: float) -> str:
     """Return one feed line: drill time, real seconds since the start, party and text."""
-    colour = COLOURS.get(item.party or "", "white")
+    colour = party_colour(item.party) if item.party else "white"
     who = f"[{colour}]{item.party or '··'}[/]"
     style = STYLES.get(item.kind)
     text = item.text.replace("[", "\\[")
     if style:
         text = f"[{style}]{text}[/]"
     return f"[dim]{day(item.drill)}  +{time.monotonic() - started:6.1f}s[/] {who} {text}"
+
+
+def party_colour(party: str) -> str:
+    """Return the colour a party's name is shown in: fixed for pk, ir and af, one of the spares for any other."""
+    return COLOURS.get(party) or SPARE_COLOURS[sum(map(ord, party)) % len(SPARE_COLOURS)]
 
 
 def day(moment: datetime) -> str:
@@ -107,6 +114,8 @@ def print_summary(result: dict[str, Any]) -> None:
         why = " (silent by script)" if message["silent_by_script"] else ""
         out.print(f"  unanswered: {env['precedence']} {env['type']} {env['from']} → {env['to']} {env['id']}{why}")
     _print_outages(figures)
+    if figures.get("pairs"):
+        _print_group(figures)
     flows = figures.get("workflows", [])
     if flows:
         unilateral = sum(1 for w in flows if any(v.get("unilateral") for v in w["nodes"].values()))
@@ -164,6 +173,36 @@ def _print_incidents(incidents: list[dict[str, Any]]) -> None:
             _fig(incident["clarified"], "never" if asked else "not asked"),
         )  # fmt: skip
     out.print(table)
+
+
+def _print_group(figures: dict[str, Any]) -> None:
+    """Print, for a group of states, each party's figures and each pair's (a two-party report has neither)."""
+    parties = Table(
+        "party", "sent", "to answer", "never answered", "late or never", "median time to answer", title="By party"
+    )
+    for party, entry in figures["parties"].items():
+        parties.add_row(
+            f"[{party_colour(party)}]{party}[/]", str(entry["sent"]), str(entry["to_answer"]), str(entry["unanswered"]),
+            str(entry["overdue"]), entry["median_answer"],
+        )  # fmt: skip
+    out.print(parties)
+    pairs = Table(
+        "pair", "sent", "to answer", "acked · declined · never", "late or never", "time to ack: median / longest",
+        "link outages seen", title="By pair",
+    )  # fmt: skip
+    for name, pair in figures["pairs"].items():
+        a, b = pair["parties"]
+        seen = [
+            f"{o['node']} saw {o['peer']} {o['worst']} {o['drill']}{'*' if o['distorted'] else ''}"
+            for o in pair["outages"]
+        ]
+        silent = f" ({pair['silent_by_script']} silent by script)" if pair["silent_by_script"] else ""
+        pairs.add_row(
+            name, f"{a} {pair['sent'][a]}, {b} {pair['sent'][b]}", str(pair["to_answer"]),
+            f"{pair['acknowledged']} · {pair['declined']} · {pair['unanswered']}{silent}", str(pair["overdue"]),
+            f"{pair['median_ack']} / {pair['max_ack']}", "\n".join(seen) or "none",
+        )  # fmt: skip
+    out.print(pairs)
 
 
 def _print_outages(figures: dict[str, Any]) -> None:

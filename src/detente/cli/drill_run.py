@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from detente.cli.drill_output import day, out
+from detente.core.agreement import Agreement
 from detente.core.precedence import parse_time
 from detente.core.scenario_plan import Plan
 from detente.errors import Error
@@ -35,6 +36,16 @@ INTERRUPTED = "interrupted"
 def report_stem(scenario: Path, variant: str | None) -> str:
     """Return the file name stem of a variant's report: `<scenario>.<variant>`."""
     return scenario.stem + (f".{variant}" if variant else "")
+
+
+NUMBERS = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six"}
+
+
+def count_nodes(agreement: Agreement) -> str:
+    """Return how many nodes a self-hosted drill starts, one per party: `two nodes`, `three nodes (pk, ir, af)`."""
+    parties = list(agreement.parties)
+    count = f"{NUMBERS.get(len(parties), len(parties))} node{'s' if len(parties) != 1 else ''}"
+    return count if len(parties) == 2 else f"{count} ({', '.join(parties)})"
 
 
 def default_workdir(report_dir: Path, scenario: Path) -> Path:
@@ -91,10 +102,13 @@ def finish_nodes(workdir: Path, *, discard: bool) -> None:
         return
     if not (nodes / "demo.json").is_file():
         return
+    # The example names pk's node, as it always has; a drill among parties without pk, its first.
+    kept = sorted(p.name for p in nodes.iterdir() if p.is_dir())
+    first = nodes / ("pk" if "pk" in kept or not kept else kept[0])
     out.print(
         f"the drill's nodes, their databases and logs are kept in {nodes} (operators and tokens in "
         f"{nodes / 'demo.json'}). To check a figure, start a node again, "
-        f"`detente serve --data {nodes / 'pk'}`, then `detente message ID --node {nodes / 'pk'} --token TOKEN`; "
+        f"`detente serve --data {first}`, then `detente message ID --node {first} --token TOKEN`; "
         "--discard-nodes deletes them at the end of a run"
     )
 

@@ -48,6 +48,9 @@ def headline(report: dict[str, Any]) -> list[tuple[str, str, float | None]]:
         rows.append((what, str(summary[key]), float(summary[key])))
     for party, entry in figures["parties"].items():
         rows.append((f"{party}: median time to answer", entry["median_answer"], entry["median_answer_seconds"]))
+    for name, pair in figures.get("pairs", {}).items():  # a group of states only
+        rows.append((f"{name}: median time to acknowledge", pair["median_ack"], pair["median_ack_seconds"]))
+        rows.append((f"{name}: never answered", str(pair["unanswered"]), float(pair["unanswered"])))
     rows.extend(_outage_rows(figures))
     return rows
 

@@ -17,7 +17,9 @@ precedence's deadline *in drill time* (the nodes' own overdue records run on the
 listed apart), link outages as each node saw them, and the time from the first strike to the first
 de-escalation proposal the other side acknowledged. Steps the drill could not play at all (a token
 refused, a node out of reach: `harness` in a step) are counted apart, since they are not findings
-about the response. Pure.
+about the response. A run of three parties or more (a group of states) adds `pairs`: per pair, what
+the two exchanged on their channels, how it was answered, the time to acknowledge and the outages one
+saw of the other; a workflow there is held by its two parties' nodes only. Pure.
 """
 
 from __future__ import annotations
@@ -121,7 +123,7 @@ def compute(facts: dict[str, Any]) -> dict[str, Any]:
     run = _Run(facts)
     messages = _messages(run, facts)
     links, outages = drill_time.outages(run.samples, facts)
-    figures = {
+    figures: dict[str, Any] = {
         "incidents": [_incident(run, incident) for incident in facts["incidents"]],
         "messages": messages,
         "unanswered": [m for m in messages if m["status"] == "unanswered"],
@@ -135,6 +137,15 @@ def compute(facts: dict[str, Any]) -> dict[str, Any]:
         "steps": _steps(facts),
         "workflows": _workflows(run, facts),
     }
+    nodes = list(facts["run"]["nodes"])
+    if len(nodes) > 2:
+        # A group of states: each pair has its own channels, answers and link, so each pair gets
+        # its figures. A two-party report has one pair, whose figures are the report's own, and
+        # stays as it always was.
+        for party in nodes:
+            figures["parties"].setdefault(party, _party_figures([], []))
+        figures["parties"] = dict(sorted(figures["parties"].items()))
+        figures["pairs"] = _pairs(run, nodes, messages, links)
     figures["summary"] = _summary(run, figures)
     return {**facts, "figures": figures}
 
@@ -243,47 +254,101 @@ def _deescalation(run: _Run, facts: dict[str, Any]) -> dict[str, Any]:
 
 
 def _workflows(run: _Run, facts: dict[str, Any]) -> list[dict[str, Any]]:
-    """Where each workflow of the run stands on each node, and whether the nodes agree."""
+    """Where each workflow of the run stands on each node, and whether the nodes agree.
+
+    A workflow stays between the two parties whose message opened it, so those two nodes must
+    hold it and agree; a third node of a group never has it. Without its opener among the run's
+    envelopes, every node of the run must hold it.
+    """
     out = []
     for kind, states in sorted(facts.get("workflows", {}).items()):
         for target, views in states.items():
             opener = run.by_id.get(target)
             distinct = {repr(sorted(v.items())) for v in views.values()}
+            holders = set(facts["run"]["nodes"]) if opener is None else _pair_of(opener)
             out.append(
                 {
                     "kind": kind, "id": target, "opener": run.trace(opener), "about": run.about.get(target),
-                    "nodes": views, "agree": len(distinct) == 1 and len(views) == len(facts["run"]["nodes"]),
+                    "nodes": views, "agree": len(distinct) == 1 and set(views) == holders,
                 }
             )  # fmt: skip
     return sorted(out, key=lambda w: (w["opener"] or {}).get("created", ""))
 
 
 def _parties(run: _Run, messages: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    parties: dict[str, dict[str, Any]] = {}
+    """Per party: messages it sent, and those it had to answer (never, late, the median time)."""
+    sent: dict[str, list[dict[str, Any]]] = {}
     for envelope in run.envelopes:
-        if envelope["type"] in SERVICE:
-            continue
-        sender = parties.setdefault(envelope["from"].split(":")[0], _blank())
-        sender["sent"] += 1
+        if envelope["type"] not in SERVICE:
+            sent.setdefault(_party(envelope["from"]), []).append(envelope)
+    received: dict[str, list[dict[str, Any]]] = {}
     for message in messages:
-        party = message["envelope"]["to"].split(":")[0]
-        entry = parties.setdefault(party, _blank())
-        entry["to_answer"] += 1
-        if message["status"] == "unanswered":
-            entry["unanswered"] += 1
-        if message["overdue"]:
-            entry["overdue"] += 1
-        if message["response"] is not None:
-            entry["answer_seconds"].append(message["response"]["drill_seconds"])
-    for entry in parties.values():
-        times = entry.pop("answer_seconds")
-        entry["median_answer_seconds"] = statistics.median(times) if times else None
-        entry["median_answer"] = format_duration(entry["median_answer_seconds"])
-    return dict(sorted(parties.items()))
+        received.setdefault(_party(message["envelope"]["to"]), []).append(message)
+    return {p: _party_figures(sent.get(p, []), received.get(p, [])) for p in sorted({*sent, *received})}
 
 
-def _blank() -> dict[str, Any]:
-    return {"sent": 0, "to_answer": 0, "unanswered": 0, "overdue": 0, "answer_seconds": []}
+def _party_figures(sent: list[dict[str, Any]], to_answer: list[dict[str, Any]]) -> dict[str, Any]:
+    times = [m["response"]["drill_seconds"] for m in to_answer if m["response"] is not None]
+    median = statistics.median(times) if times else None
+    return {
+        "sent": len(sent), "to_answer": len(to_answer),
+        "unanswered": sum(1 for m in to_answer if m["status"] == "unanswered"),
+        "overdue": sum(1 for m in to_answer if m["overdue"]),
+        "median_answer_seconds": median, "median_answer": format_duration(median),
+    }  # fmt: skip
+
+
+def _pairs(
+    run: _Run, nodes: list[str], messages: list[dict[str, Any]], links: list[dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """Per pair of parties (`pk-af`, in the order the run lists its nodes), what passed between them.
+
+    The messages each sent the other, the channels they used, those that needed an answer and how
+    they were answered (acknowledged, declined, never, late in drill time), the median and longest
+    time to acknowledge in drill time, and each interval in which one of the two saw the other
+    DEGRADED or DOWN (its drill length, marked when the compression distorts it).
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for i, a in enumerate(nodes):
+        for b in nodes[i + 1 :]:
+            pair = {a, b}
+            between = [e for e in run.envelopes if e["type"] not in SERVICE and _pair_of(e) == pair]
+            answers = [m for m in messages if _pair_of(m["envelope"]) == pair]
+            acks = [m["response"]["drill_seconds"] for m in answers if m["status"] == "acknowledged" and m["response"]]
+            seen = [v for v in links if {v["node"], v["peer"]} == pair]
+            median = statistics.median(acks) if acks else None
+            longest = max(acks) if acks else None
+            out[f"{a}-{b}"] = {
+                "parties": [a, b],
+                "sent": {p: sum(1 for e in between if _party(e["from"]) == p) for p in (a, b)},
+                "channels": sorted({e["channel"] for e in between}),
+                "to_answer": len(answers),
+                "acknowledged": len(acks),
+                "declined": sum(1 for m in answers if m["status"] == "declined"),
+                "unanswered": sum(1 for m in answers if m["status"] == "unanswered"),
+                "silent_by_script": sum(1 for m in answers if m["status"] == "unanswered" and m["silent_by_script"]),
+                "overdue": sum(1 for m in answers if m["overdue"]),
+                "median_ack_seconds": median, "median_ack": format_duration(median),
+                "max_ack_seconds": longest, "max_ack": format_duration(longest),
+                "outages": [
+                    {
+                        "node": v["node"], "peer": v["peer"], "worst": v["worst"], "drill_from": v["drill_from"],
+                        "drill_seconds": v["drill_seconds"], "drill": v["drill"], "wall_seconds": v["wall_seconds"],
+                        "distorted": v["distorted"], "scripted": v["outage"] is not None,
+                    }
+                    for v in seen
+                ],
+            }  # fmt: skip
+    return out
+
+
+def _party(office: str) -> str:
+    return office.split(":")[0]
+
+
+def _pair_of(envelope: dict[str, Any]) -> set[str]:
+    """Return the two parties an envelope (or its trace) passed between."""
+    return {_party(envelope["from"]), _party(envelope["to"])}
 
 
 def _steps(facts: dict[str, Any]) -> dict[str, Any]:

@@ -59,7 +59,15 @@ def build(
         if code not in ("TECH", "DECLINED", "AWAITING_AUTHORITY", "BUSY", "OK"):
             problems.add((*base, "code"), f"{code!r} is not TECH, DECLINED, AWAITING_AUTHORITY, BUSY or OK")
         own = office.split(":")[0] if office else ""
-        peer = spec.get("peer") or next((p for p in agreement.parties if p != own), "")
+        peer = spec.get("peer")
+        others = [p for p in agreement.parties if p != own]
+        if peer is None and len(others) == 1:
+            peer = others[0]  # two parties: the status goes to the other one
+        elif peer is None:
+            # A status is one envelope to one peer; in a group the scenario says which.
+            problems.add(base, f"say which party {own} tells: 'peer' (one of {', '.join(others)})")
+        elif peer not in others:
+            problems.add((*base, "peer"), f"{peer!r} is not another party of the agreement ({', '.join(others)})")
         text = str(spec.get("note", ""))
         return Step(n, inject, at, "status", office=office, code=str(code), party=str(peer), text=text)
     if inject.action in ("ack", "decline", "silence"):
@@ -85,16 +93,25 @@ def build(
     if about is None:
         about = _inherited_about(message, built)
     if message.case is None and about is not None and message.type != "case.open" and spec.get("case") != "none":
+        # A case stays between the two parties whose message opened it (a node refuses a third), so
+        # in a group each pair's messages about one incident join the case that pair opened.
+        pair = _parties(message)
         opener = next(
             (
                 s for s in built.values()
                 if s.about == about and s.message is not None and s.message.type in ("incident.report", "case.open")
+                and _parties(s.message) == pair
             ),
             None,
         )  # fmt: skip
         if opener is not None and opener.message is not None:
             message = replace(message, case=opener.message.case or opener.label)
     return Step(n, inject, at, "message", office=message.sender, message=message, about=about)
+
+
+def _parties(message: Message) -> frozenset[str]:
+    """Return the two parties a message passes between."""
+    return frozenset(office.split(":")[0] for office in (message.sender, message.to))
 
 
 def _may_answer(
@@ -179,8 +196,16 @@ def _channel(sender: str, to: str, given: Any, path: Path, agreement: Agreement,
             return None
         return str(given)
     found = [c.name for c in agreement.channels.values() if set(c.offices) == {sender, to}]
-    if len(found) != 1:
-        problems.add((*path[:-1], "to"), f"no channel of the agreement links {sender} and {to}")
+    if len(found) > 1:
+        problems.add(path, f"channels {', '.join(found)} all link {sender} and {to}: name one ('channel')")
+        return None
+    if not found:
+        # In a group, channels are per pair of offices: say where the sender can reach, so that a
+        # step sent to the wrong office (or between parties that have no channel) is plain.
+        reach = ", ".join(f"{c.other(sender)} ({c.name})" for c in agreement.channels_of(sender)) or "none"
+        problems.add(
+            (*path[:-1], "to"), f"no channel of the agreement links {sender} and {to} ({sender} reaches: {reach})"
+        )
         return None
     return found[0]
 

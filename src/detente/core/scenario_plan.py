@@ -84,12 +84,30 @@ def plan(
 
 
 def _check_parties(scenario: Scenario, agreement: Agreement, problems: Problems) -> None:
+    """Add a problem for each party or office the scenario names and the agreement lacks.
+
+    Besides `parties:` and `operators:`, the parties a situation is shown to and those an incident
+    names (`by`, `where`): a situation for a party with no node would never be shown, and in a
+    group of states a typo there (`fa` for `af`) is otherwise silent.
+    """
+    known = ", ".join(agreement.parties)
     for party in scenario.parties:
         if party not in agreement.parties:
-            problems.add(("parties", party), f"the agreement has no party {party!r}")
+            problems.add(("parties", party), f"the agreement has no party {party!r} (its parties: {known})")
     for office in scenario.operators:
         if office not in agreement.offices:
             problems.add(("operators", office), f"the agreement has no office {office!r}")
+    for inject in scenario.injects:
+        base: Path = ("timeline", inject.index)
+        for shown in inject.situation:
+            if shown != "all" and shown not in agreement.parties:
+                problems.add(
+                    (*base, "situation", shown), f"the agreement has no party {shown!r} (its parties: {known})"
+                )
+        incident = inject.incident
+        for key, named in (("by", incident.by), ("where", incident.where)) if incident else ():
+            if named is not None and named not in agreement.parties:
+                problems.add((*base, "incident", key), f"the agreement has no party {named!r} (its parties: {known})")
 
 
 def _times(scenario: Scenario, variant: str | None, problems: Problems) -> dict[int, datetime]:
@@ -182,6 +200,13 @@ def _dry_run(agreement: Agreement, steps: list[Step], problems: Problems) -> Non
             if step.label:
                 failed.add(step.label)
             continue
+        strays = _not_exchanged(step, sent)
+        if strays:
+            for path, why in strays:
+                problems.add((*base, *path), why)
+            if step.label:
+                failed.add(step.label)
+            continue
         body = message.body
         if message.digest_of is not None:
             body = {**body, "sha256": minutes_digest(bodies[message.digest_of])}
@@ -214,6 +239,29 @@ def _dry_run(agreement: Agreement, steps: list[Step], problems: Problems) -> Non
                 problems.add(base, _named(detail, ids, lines))
         if step.label:
             sent[step.label] = step
+
+
+def _not_exchanged(step: Step, sent: dict[str, Step]) -> list[tuple[Path, str]]:
+    """Return (path, why) for each message `step` refers to that its recipient's party never had.
+
+    As the sending node does: in a group of states a message may refer only to one exchanged with
+    its recipient's party (sent by it or to it), since the others never reached that party's node.
+    Between two parties every message was exchanged with the other, so this never applies.
+    """
+    assert step.message is not None
+    peer = step.message.to.split(":")[0]
+    out: list[tuple[Path, str]] = []
+    for index, label in enumerate(step.message.refs):
+        target = sent.get(label)
+        if target is None or target.message is None:
+            continue
+        between = sorted({target.message.sender.split(":")[0], target.message.to.split(":")[0]})
+        if peer not in between:
+            path: Path = ("refs", index) if step.inject.action in ("send", "code") else ("ref",)
+            out.append(
+                (path, f"{label!r} (line {target.line}) is between {' and '.join(between)}: {peer} never had it")
+            )
+    return out
 
 
 def _needs_failed(label: str, lines: dict[str, int]) -> str:

@@ -1,4 +1,8 @@
-"""Preparing the two-node demo: Pakistan and Iran on loopback under `agreements/pk-ir.toml`."""
+"""Preparing the demo: a node per party on loopback, Pakistan and Iran under `agreements/pk-ir.toml`.
+
+Any agreement may be given instead (`detente demo --agreement`): the demo makes one node per party
+of it, so `agreements/pk-ir-af.toml` gives three (Pakistan, Iran, Afghanistan).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import os
 import re
 import shutil
 import socket
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +21,7 @@ from detente.node.ratification import ratify
 from detente.node.setup import add_user, init_node
 
 DEMO_PARTIES = ("pk", "ir")
+PARTY_NAME = re.compile(r"^[a-z]{2,8}$")
 DEMO_LINK_TEST_SECONDS = 5
 DEMO_MARKER = ".detente-demo"
 # Every name a demo writes directly in its workdir, and whether it is a directory: `setup_demo`
@@ -33,7 +39,8 @@ DEMO_ENTRIES: dict[str, bool] = {
 }
 _MARKER_TEXT = (
     "This directory holds a demo made by `detente demo`. Starting a demo here again removes only the\n"
-    "entries the demo makes: " + ", ".join(sorted(DEMO_ENTRIES)) + ".\n"
+    "entries the demo makes: " + ", ".join(sorted(DEMO_ENTRIES)) + ", and a directory and a log per party of\n"
+    "a demo of other parties (af, af.log).\n"
 )
 
 
@@ -42,6 +49,22 @@ def _shown(path: Path | str) -> str:
     # characters (any file in the directory may be named) is quoted so that it cannot drive the terminal.
     text = os.path.abspath(path) if Path(path).name in ("", ".", "..") else str(path)
     return text if text.isprintable() else repr(text)
+
+
+def demo_entries(workdir: Path, parties: Iterable[str] = DEMO_PARTIES) -> dict[str, bool]:
+    """Return every name a demo of `parties` writes in `workdir`, and whether it is a directory.
+
+    Besides `DEMO_ENTRIES`: a directory and a log per party of `parties` and of the demo that
+    `workdir` holds already (its demo.json), so that a demo of another group of parties replaces
+    that one's nodes, and nothing else. Only names that are party ids count (`[a-z]{2,8}`).
+    """
+    earlier = (read_demo_info(workdir) or {}).get("nodes", {})
+    entries = dict(DEMO_ENTRIES)
+    for party in [*parties, *earlier]:
+        if isinstance(party, str) and PARTY_NAME.match(party):
+            entries[party] = True
+            entries[f"{party}.log"] = False
+    return entries
 
 
 def read_demo_info(workdir: Path) -> dict[str, Any] | None:
@@ -55,7 +78,7 @@ def read_demo_info(workdir: Path) -> dict[str, Any] | None:
     return None
 
 
-def check_workdir(workdir: Path) -> bool:
+def check_workdir(workdir: Path, parties: Iterable[str] = DEMO_PARTIES) -> bool:
     """Check, without changing anything, that a demo may use `workdir`; return whether it holds one.
 
     A demo may use a directory that does not exist, an empty one, or one an earlier demo made (it
@@ -81,13 +104,14 @@ def check_workdir(workdir: Path) -> bool:
             f"{_shown(workdir)} is not empty and holds no demo (it holds {others}): "
             "choose another --workdir or empty it"
         )
+    entries = demo_entries(workdir, parties)
     for name in names:
-        if name not in DEMO_ENTRIES:
+        if name not in entries:
             continue
         entry = workdir / name
-        if entry.is_symlink() or entry.is_dir() != DEMO_ENTRIES[name]:
+        if entry.is_symlink() or entry.is_dir() != entries[name]:
             found = "a symbolic link" if entry.is_symlink() else "a directory" if entry.is_dir() else "a file"
-            wanted = "directory" if DEMO_ENTRIES[name] else "file"
+            wanted = "directory" if entries[name] else "file"
             raise Conflict(
                 f"{_shown(entry)} is {found}, not the {wanted} a demo makes there: "
                 "move it away or choose another --workdir"
@@ -95,19 +119,21 @@ def check_workdir(workdir: Path) -> bool:
     return True
 
 
-def clear_workdir(workdir: Path, *, keep: bool = False) -> dict[str, Any] | None:
-    """Make `workdir` ready for a new demo, removing only the entries an earlier demo made there.
+def clear_workdir(workdir: Path, *, keep: bool = False, parties: Iterable[str] = DEMO_PARTIES) -> dict[str, Any] | None:
+    """Make `workdir` ready for a new demo of `parties`, removing only the entries an earlier demo made there.
 
     With `keep`, an earlier demo whose demo.json still reads is kept as it is and its demo.json is
     returned; otherwise None. Any other file in `workdir` is left alone. Raises what
     `check_workdir` raises, before anything is changed, and `Invalid` if `workdir` cannot be
     created or an entry cannot be removed.
     """
-    if check_workdir(workdir) and keep and (info := read_demo_info(workdir)) is not None:
+    parties = tuple(parties)
+    if check_workdir(workdir, parties) and keep and (info := read_demo_info(workdir)) is not None:
         return info
+    entries = demo_entries(workdir, parties)  # before anything is removed: it reads the earlier demo.json
     try:
         mark_workdir(workdir)
-        for name, is_dir in DEMO_ENTRIES.items():
+        for name, is_dir in entries.items():
             entry = workdir / name
             if name == DEMO_MARKER or not entry.exists():
                 continue

@@ -4,7 +4,7 @@ For each step, when the drill clock reaches its time, the engine acts as the dem
 step's office: it sends the message (`POST /api/v1/messages`), acknowledges or declines
 (`POST /api/v1/messages/{id}/ack|decline`), sends a `status`, or shows a situation update. It does
 nothing for offices without scripted steps, so people can play them in the consoles; it watches
-both nodes' streams as a supervisor and measures everyone alike. While it acts on a node the clock
+every node's stream as a supervisor and measures everyone alike. While it acts on a node the clock
 holds, so the compression does not magnify a request's latency, and a reaction waits, the clock
 held, until what it reacts to has reached its node (`core.drill_clock`). When the plan is done it
 waits for the outboxes to drain (what it sees of the nodes meanwhile: `node.drill_watch`; the bodies
@@ -80,7 +80,8 @@ class Drill(DrillWatch):
             try:
                 await asyncio.wait_for(asyncio.gather(*(e.wait() for e in connected.values())), 15)
             except TimeoutError:
-                raise Error("the drill could not open both nodes' streams within 15 s") from None
+                missing = ", ".join(p for p, event in connected.items() if not event.is_set())
+                raise Error(f"the drill could not open the stream of every node within 15 s (not: {missing})") from None
             await self._links_up(clients)
             self.record.links_before = await collect_links(clients)
             try:

@@ -1,4 +1,4 @@
-"""Nodes a drill starts for itself (`--self-hosted`): the demo pair under a drill copy of the agreement.
+"""Nodes a drill starts for itself (`--self-hosted`): a demo node per party, under a drill copy of the agreement.
 
 The copy differs from the scenario's agreement in two ways, both because the nodes keep wall-clock
 time while the drill compresses it: link tests run every `link_test_seconds` (1 s by default) so
@@ -32,6 +32,7 @@ from pathlib import Path
 
 import httpx
 
+from detente.core import agreement as agreement_mod
 from detente.core import codebook
 from detente.errors import BadRequest, Conflict, Unavailable
 from detente.node.demo import setup_demo
@@ -141,8 +142,11 @@ def prepare(workdir: Path, agreement_file: Path, link_test_seconds: float = DRIL
     refuse_running(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     copy = workdir / AGREEMENT_COPY
-    copy.write_text(drill_agreement(agreement_file.read_text(encoding="utf-8")), encoding="utf-8")
-    setup_demo(workdir / "nodes", copy, link_test_seconds=link_test_seconds)
+    text = drill_agreement(agreement_file.read_text(encoding="utf-8"))
+    copy.write_text(text, encoding="utf-8")
+    # One node per party of the agreement, in its order: pk and ir for pk-ir, three for a group.
+    parties = tuple(agreement_mod.load(text).parties)
+    setup_demo(workdir / "nodes", copy, link_test_seconds=link_test_seconds, parties=parties)
     return workdir / "nodes" / "demo.json"
 
 

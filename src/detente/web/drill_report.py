@@ -4,7 +4,8 @@ No external assets: the styles are inline and the chart is SVG drawn here. The t
 drill time with quiet stretches (longer than `GAP`) folded to a narrow break, so a six-week crisis
 and its five-minute exchanges are both readable. Rows: the world (incidents, situation updates),
 one row per direction of traffic (each message a mark at its send time, a bar to its answer, red
-and dashed to the end when it was never answered), and each node's link outages (the scripted
+and dashed to the end when it was never answered; in a group of states, both directions of a pair
+side by side), and each node's link outages (the scripted
 outages are outlined on the world row). Every mark's
 tooltip names the envelope id and its log index on each node.
 
@@ -12,7 +13,8 @@ The page marks every step whose time the scenario assumes or the sources leave u
 (`provenance`), opens with where an interrupted run stopped, and ends with how to check each figure
 on the nodes themselves: where each kept node is and how to start it, or that the nodes were
 discarded, and each node's checkpoint, below which `detente log export` and `detente audit` prove
-every log index (`checking`).
+every log index (`checking`). A report of a group of states also has a "By pair" table
+(`figures.pairs`, `core.drill_report`).
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ from detente.core.scenario import format_duration
 
 GAP = timedelta(hours=6)
 WIDTH, LEFT, RIGHT = 1160, 120, 20
-PRECEDENCE_COLOURS = {"FLASH": "#c0392b", "IMMEDIATE": "#d35400", "PRIORITY": "#2874a6", "ROUTINE": "#7f8c8d"}
+# As the legend of drill_report.html shows them: 4.5:1 or more on the chart's white, as text in the legend.
+PRECEDENCE_COLOURS = {"FLASH": "#c0392b", "IMMEDIATE": "#b34700", "PRIORITY": "#2874a6", "ROUTINE": "#5f6a6a"}
 _env = Environment(
     loader=FileSystemLoader(str(Path(__file__).parent / "templates")),
     autoescape=select_autoescape(["html"]),
@@ -96,9 +99,15 @@ def timeline(report: dict[str, Any]) -> Markup:
     moments += [_t(s["drill"]) for s in report["steps"] if s["kind"] == "situation"]
     axis = Axis([m for m in moments if start <= m <= end], start, end)
     parties = sorted(run["nodes"])
-    lanes = (
-        ["world"] + [f"{a} → {b}" for a in parties for b in parties if a != b] + [f"links seen by {p}" for p in parties]
-    )
+    directions = [f"{a} → {b}" for a in parties for b in parties if a != b]
+    if len(parties) > 2:
+        # A group: both directions of each pair side by side (pk → ir, ir → pk, pk → af, ...), in
+        # the order the run lists its nodes, so that each pair's exchange reads as one.
+        ordered = list(run["nodes"])
+        directions = [
+            lane for i, a in enumerate(ordered) for b in ordered[i + 1 :] for lane in (f"{a} → {b}", f"{b} → {a}")
+        ]
+    lanes = ["world", *directions, *(f"links seen by {p}" for p in parties)]
     lane_y: dict[str, int] = {name: 46 + 46 * i for i, name in enumerate(lanes)}
     height = 46 + 46 * len(lanes) + 10
     parts: list[str] = [
