@@ -39,14 +39,19 @@ def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         cluster.stop()
 
 
-def signed_post(cluster: Cluster, sender: str, target: NodeProc, path: str, body: bytes) -> httpx.Response:
-    """POST `body` to a federation path of `target`, signed with `sender`'s node key as its node would."""
+def signed_post(
+    cluster: Cluster, sender: str, target: NodeProc, path: str, body: bytes, accepts: str | None = None
+) -> httpx.Response:
+    """POST `body` to a federation path of `target`, signed with `sender`'s node key as its node
+    would; naming what it accepts (`detente-accepts`) if given, else as a node of the first release."""
     config = load_config(cluster[sender].data)
     signer, agreement = config.signer(), config.agreement()
     headers = wire.sign_request(
         signer, sender, wire.ratify(agreement, signer), agreement, "POST", path, body, int(time.time())
     )
     headers["Content-Type"] = "application/json"
+    if accepts is not None:
+        headers[wire.ACCEPTS_HEADER] = accepts
     return httpx.post(target.url + path, content=body, headers=headers, verify=target.context, timeout=30)
 
 
@@ -113,6 +118,35 @@ class _Endless(BaseHTTPRequestHandler):
 
     def log_message(self, *args: Any) -> None:
         pass
+
+
+def test_nothing_a_peer_of_an_earlier_release_would_refuse_is_queued_to_it(nodes: Cluster) -> None:
+    """Upgrade QA: a translation refused by a peer of the first release held its channel, FLASH included."""
+    pk, ir = nodes["pk"], nodes["ir"]
+    this_release = " ".join(wire.ACCEPTS)
+    empty = b'{"envelopes": []}'
+    translation = {"lang": "fa", "text": "پیام آزمایشی"}
+    for _attempt in range(5):
+        message = pk.created("pk-dgmo", "/api/v1/messages", {**GOOD, "to": "ir:dgmo"})["id"]
+        wait_for(lambda m=message: ir.message("ir-dgmo", m, missing_ok=True) != {}, what="the message at ir")
+        # pk's node as of the first release: its signed requests name nothing it accepts.
+        answer = signed_post(nodes, "pk", ir, "/federation/v1/envelopes", empty)
+        assert answer.status_code == 200 and answer.headers[wire.ACCEPTS_HEADER] == this_release  # ir names its own
+        with ir.client("ir-translator1") as client:
+            refused = client.post(f"/api/v1/messages/{message}/translations", json=translation)
+        if refused.status_code != 201:
+            break
+        # The real pk node spoke in between (a link test each second names what it accepts): again.
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["detail"] == (
+        "pk's node runs an earlier release, which cannot take translations or their reviews: "
+        "nothing was sent; translate once pk has upgraded"
+    )
+    assert ir.message("ir-translator1", message).get("translations", []) == []
+    # Upgraded, pk's node says so with its next request (or answer): the translation goes.
+    signed_post(nodes, "pk", ir, "/federation/v1/envelopes", empty, accepts=this_release)
+    sent = ir.created("ir-translator1", f"/api/v1/messages/{message}/translations", translation)
+    wait_for(lambda: pk.message("pk-dgmo", sent["id"], missing_ok=True) != {}, what="the translation at pk")
 
 
 def test_a_peer_answering_without_end_is_refused_as_it_streams_in(nodes: Cluster) -> None:

@@ -30,6 +30,21 @@ MAX_SKEW_SECONDS = 300
 # Said with every refused ratification: after an amendment it is what the two technicians must do.
 _AMENDED = " (the one this node serves under: after an amendment, every node must ratify the same one and restart)"
 REQUEST_LABEL = b"detente-request/v1\n"
+# What a node takes that the first release did not, named in a header on each of its federation
+# answers. A peer of an earlier release refuses an envelope it cannot read, and a refused envelope
+# holds its channel (FLASH included) until that peer upgrades: so a sender must not queue one.
+ACCEPTS_HEADER = "detente-accepts"
+ANSWER_OFFICE = "answer-office"  # an ack or decline whose body names the alternate that answered
+TRANSLATION = "translation"  # `translation` and `translation.review` envelopes
+ACCEPTS = (ANSWER_OFFICE, TRANSLATION)
+
+
+def parse_accepts(value: str | None) -> frozenset[str]:
+    """Return the features a peer's `detente-accepts` header names (none: an earlier release).
+
+    Names this release does not know are kept: a later release may name more. Raises nothing.
+    """
+    return frozenset((value or "").split())
 
 
 def _b64(data: bytes) -> str:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
+from detente.core import wire
 from detente.core.agreement import Agreement
 from detente.core.keys import Signer
 from detente.errors import Invalid
@@ -32,6 +33,18 @@ class NodeContext:
     unkept: tuple[str, ...] = ()
     # Each peer's clock minus ours, in ms, as the last link test measured it (`core.clocks`).
     clock_offsets: dict[str, float | None] = field(default_factory=dict)
+    # What each peer said it accepts (`wire.ACCEPTS`) in its last signed request or answer; a peer
+    # not heard from since this node started is taken to run this release.
+    accepts: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    def heard_accepts(self, peer: str, header: str | None) -> None:
+        """Note what `peer` accepts from the `detente-accepts` header of a request or answer it signed."""
+        self.accepts[peer] = wire.parse_accepts(header)
+
+    def takes(self, peer: str, feature: str) -> bool:
+        """Whether `peer` accepts `feature`: it said so, or it has not been heard from since this node started."""
+        known = self.accepts.get(peer)
+        return known is None or feature in known
 
     def sealed_under(self, agreement_hash: str) -> Agreement:
         """Return the agreement an envelope names: the one in force or an earlier one this node ratified.

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from detente.core import envelope as envelope_mod
-from detente.core import notifications
+from detente.core import notifications, wire
 from detente.core.agreement import LINK_CHANNEL, NODE_CHANNEL
 from detente.core.bodies import require_words as require_words  # the one rule, shared with the drill planner
 from detente.core.envelope import Envelope, uuid7
@@ -166,7 +166,11 @@ def record_answer(
     """
     office = row["to_office"]
     sent_body = {k: v for k, v in body.items() if k != "office"}
-    if answering != office:  # an alternate answers: the record says so (the envelope is the addressee's)
+    # An alternate answers: the record says so (the envelope is the addressee's). A peer of an
+    # earlier release refuses that member, and its refusal would hold the channel: it gets the
+    # answer as the addressee's, its author still the alternate's operator; this node records
+    # who answered (`response_office`) either way.
+    if answering != office and ctx.takes(str(row["peer"]), wire.ANSWER_OFFICE):
         sent_body["office"] = answering
     sealed, index = record_outgoing(
         conn, ctx, channel=row["channel"], sender=office, recipient=row["from_office"],

@@ -117,7 +117,8 @@ class PeerClient:
             int(time.time()),
         )  # fmt: skip
         signed["Content-Type"] = content_type
-        sent = {**(headers or {}), **signed}  # the caller's headers cannot replace the signature's
+        # The caller's headers cannot replace the signature's; what this node accepts goes with each.
+        sent = {**(headers or {}), **signed, wire.ACCEPTS_HEADER: " ".join(wire.ACCEPTS)}
         try:
             async with client.request(
                 method,
@@ -140,6 +141,8 @@ class PeerClient:
                     "the one this node serves under: if the agreement was amended, every node must ratify the "
                     "same amendment and be restarted"
                 ) from exc
+            # The peer's node itself answered (its ratification says so): what it accepts is its word.
+            self.ctx.heard_accepts(self.peer.id, response.headers.get(wire.ACCEPTS_HEADER))
         return response
 
     async def close(self) -> None:

@@ -17,11 +17,11 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from detente.core import clocks, notifications
+from detente.core import clocks, notifications, wire
 from detente.core import translations as tr
 from detente.core.envelope import Envelope
 from detente.core.precedence import Precedence
-from detente.errors import Forbidden, Invalid, NotFound
+from detente.errors import Conflict, Forbidden, Invalid, NotFound
 from detente.node.auth import TRANSLATING_ROLES, may_read
 from detente.node.context import NodeContext
 from detente.node.events import Event
@@ -89,8 +89,9 @@ def translate_job(
 
     Before the job: `Forbidden` for an operator who does not translate, `Invalid` (fields `lang`,
     `text`) for a bad body. The job raises `NotFound` for a message the operator cannot see,
-    `Forbidden` for one of an office they are not bound to, and `Invalid` for a service message or
-    a language the message is already in; nothing is written then.
+    `Forbidden` for one of an office they are not bound to, `Invalid` for a service message or
+    a language the message is already in, and `Conflict` when the peer runs an earlier release
+    without translations (`wire.ACCEPTS`); nothing is written then.
     """
     require_translator(operator)
     body = {"lang": lang, "text": text}
@@ -120,7 +121,7 @@ def review_job(
     `NotFound` for a translation the operator cannot see, `Invalid` for a message that is no
     translation, `Forbidden` for the other side's translation, the translation's own author (the
     two-person rule) or an office the operator is not bound to, and `Conflict` for a second review
-    by the same operator; nothing is written then.
+    by the same operator or a peer of an earlier release without translations; nothing is written then.
     """
     require_translator(operator)
     body: dict[str, Any] = {"verdict": verdict, "note": note}
@@ -145,6 +146,13 @@ def _record(
     """Seal, log, store and queue `kind` about the message `about`, on its channel, with its precedence."""
     office = own_office(about)
     other = str(about["from_office"] if about["direction"] == "in" else about["to_office"])
+    peer = str(about["peer"])
+    if not ctx.takes(peer, wire.TRANSLATION):
+        # Queued, it would be refused, and hold its channel (FLASH included) until the peer upgrades.
+        raise Conflict(
+            f"{peer}'s node runs an earlier release, which cannot take translations or their reviews: "
+            f"nothing was sent; translate once {peer} has upgraded"
+        )
     # No case: a translation moves no workflow, and a case would make the case's fold judge it.
     lang = body["lang"] if kind == tr.TRANSLATION else operator.lang
     sealed, index = record_outgoing(

@@ -39,6 +39,7 @@ async def authenticate(request: Request, node: Any) -> tuple[str, bytes]:
     party = wire.verify_request(
         node.ctx.agreement, node.ctx.party, request.headers, request.method, request.url.path, body, moment
     )
+    node.ctx.heard_accepts(party, request.headers.get(wire.ACCEPTS_HEADER))
     offset = int(request.headers["detente-time"]) - moment
     if node.ctx.clock_offsets.get(party) is not None and clocks.stale(node.ctx.clock_offsets[party], offset):
         node.clock_doubted(party)
@@ -115,11 +116,14 @@ async def ratification(node: NodeDep) -> dict[str, Any]:
 
 
 class RatificationHeader:
-    """Add this node's ratification to every federation response."""
+    """Add this node's ratification, and what it accepts (`wire.ACCEPTS`), to every federation response."""
 
     def __init__(self, app: ASGIApp, signature: str) -> None:
         self.app = app
-        self.header = (b"detente-ratification", signature.encode())
+        self.headers = [
+            (b"detente-ratification", signature.encode()),
+            (wire.ACCEPTS_HEADER.encode(), " ".join(wire.ACCEPTS).encode()),
+        ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith("/federation/"):
@@ -128,7 +132,7 @@ class RatificationHeader:
 
         async def add_header(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []), self.header]}
+                message = {**message, "headers": [*message.get("headers", []), *self.headers]}
             await send(message)
 
         await self.app(scope, receive, add_header)
