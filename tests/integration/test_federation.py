@@ -60,7 +60,7 @@ class Peer:
         raw = body if body is not None else json.dumps({"envelopes": envelopes}).encode()
         headers = wire.sign_request(
             signer or self.signer, party, ratification or self.ratification, self.agreement, "POST", PATH, raw,
-            when or int(time.time()),
+            when or int(time.time()), "ir",
         )  # fmt: skip
         headers["Content-Type"] = "application/json"
         if batch:  # what a node of this release asks for; one of an earlier release does not
@@ -129,7 +129,7 @@ def test_unsigned_request_is_refused(peer: Peer) -> None:
 def test_altered_body_breaks_the_request_signature(peer: Peer) -> None:
     raw = json.dumps({"envelopes": [peer.envelope(seq=999)]}).encode()
     headers = wire.sign_request(
-        peer.signer, "pk", peer.ratification, peer.agreement, "POST", PATH, raw, int(time.time())
+        peer.signer, "pk", peer.ratification, peer.agreement, "POST", PATH, raw, int(time.time()), "ir"
     )
     tampered = raw.replace(b'"test"}', b'"TEST"}')
     with httpx.Client(base_url=peer.ir.url, verify=peer.ir.context) as client:

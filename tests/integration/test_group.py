@@ -49,7 +49,9 @@ def signed_get(cluster: Cluster, reader: NodeProc, target: NodeProc, path: str) 
     doc = agreement_mod.load(Path(cluster.info["agreement"]).read_text(encoding="utf-8"))
     signer = load_config(reader.data).signer()
     ratification = wire.ratify(doc, signer)
-    headers = wire.sign_request(signer, reader.party, ratification, doc, "GET", path, b"", int(time.time()))
+    headers = wire.sign_request(
+        signer, reader.party, ratification, doc, "GET", path, b"", int(time.time()), target.party
+    )
     return httpx.get(target.url + path, headers=headers, verify=target.context, timeout=30)
 
 

@@ -85,7 +85,7 @@ def post_as(cluster: Cluster, sender: NodeProc, target: NodeProc, path: str, bod
     doc = agreement_of(cluster)
     signer = signer_of(sender)
     headers = wire.sign_request(
-        signer, sender.party, wire.ratify(doc, signer), doc, "POST", path, body, int(time.time())
+        signer, sender.party, wire.ratify(doc, signer), doc, "POST", path, body, int(time.time()), target.party
     )
     headers["Content-Type"] = "text/plain; charset=utf-8"
     return httpx.post(target.url + path, content=body, headers=headers, verify=target.context, timeout=30)

@@ -47,7 +47,7 @@ def signed_post(
     config = load_config(cluster[sender].data)
     signer, agreement = config.signer(), config.agreement()
     headers = wire.sign_request(
-        signer, sender, wire.ratify(agreement, signer), agreement, "POST", path, body, int(time.time())
+        signer, sender, wire.ratify(agreement, signer), agreement, "POST", path, body, int(time.time()), target.party
     )
     headers["Content-Type"] = "application/json"
     if accepts is not None:

@@ -19,7 +19,8 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from urllib.parse import urlencode
 
 from detente.core import clocks
 from detente.core.agreement import Agreement
@@ -30,6 +31,11 @@ MAX_SKEW_SECONDS = 300
 # Said with every refused ratification: after an amendment it is what the two technicians must do.
 _AMENDED = " (the one this node serves under: after an amendment, every node must ratify the same one and restart)"
 REQUEST_LABEL = b"detente-request/v1\n"
+# In a group of states (three parties or more) a request's signature also covers the party it is
+# for and its query: else the party that received it could replay it, within the clock window, to
+# a third, which would answer it as the sender's (red team). Between two parties there is no third
+# to replay to, and nodes of an earlier release verify version 1 only: a pair keeps it.
+REQUEST_LABEL_GROUP = b"detente-request/v2\n"
 # What a node takes that the first release did not, named in a header on each of its federation
 # answers. A peer of an earlier release refuses an envelope it cannot read, and a refused envelope
 # holds its channel (FLASH included) until that peer upgrades: so a sender must not queue one.
@@ -58,10 +64,22 @@ def _unb64(text: str, what: str) -> bytes:
         raise Unauthorized(f"{what} is not base64") from exc
 
 
-def request_message(method: str, path: str, timestamp: int, body: bytes, agreement_hash: str) -> bytes:
-    """Return the bytes a federation request's signature covers."""
+def request_message(
+    method: str, path: str, timestamp: int, body: bytes, agreement_hash: str,
+    recipient: str | None = None, query: Iterable[tuple[str, str]] = (),
+) -> bytes:  # fmt: skip
+    """Return the bytes a federation request's signature covers: version 1, or with `recipient`
+    version 2, which adds the party the request is for and its query (sorted, URL-encoded)."""
     digest = hashlib.sha256(body).hexdigest()
-    return REQUEST_LABEL + f"{method.upper()}\n{path}\n{timestamp}\n{digest}\n{agreement_hash}\n".encode()
+    if recipient is None:
+        return REQUEST_LABEL + f"{method.upper()}\n{path}\n{timestamp}\n{digest}\n{agreement_hash}\n".encode()
+    fields = (method.upper(), path, urlencode(sorted(query)), recipient, str(timestamp), digest, agreement_hash)
+    return REQUEST_LABEL_GROUP + "".join(f"{field}\n" for field in fields).encode()
+
+
+def _recipient_bound(agreement: Agreement, recipient: str) -> str | None:
+    """Return `recipient` if the agreement's requests name theirs (a group of states), else None."""
+    return recipient if len(agreement.parties) > 2 else None
 
 
 def ratify(agreement: Agreement, signer: Signer) -> str:
@@ -101,9 +119,11 @@ def sign_request(
     path: str,
     body: bytes,
     now: int,
+    recipient: str,
+    query: Iterable[tuple[str, str]] = (),
 ) -> dict[str, str]:
-    """Return the headers that authenticate a federation request."""
-    message = request_message(method, path, now, body, agreement.hash)
+    """Return the headers that authenticate a federation request to `recipient` (with `query`)."""
+    message = request_message(method, path, now, body, agreement.hash, _recipient_bound(agreement, recipient), query)
     return {
         "Detente-Party": party,
         "Detente-Time": str(now),
@@ -120,8 +140,9 @@ def verify_request(
     path: str,
     body: bytes,
     now: int,
+    query: Iterable[tuple[str, str]] = (),
 ) -> str:
-    """Check a federation request's headers and return the sending party.
+    """Check a federation request's headers (for `own_party`, with `query`) and return the sending party.
 
     Raises `Unauthorized` for a missing, stale or bad signature, `Forbidden` for an unknown party,
     and `NotRatified` if the sender has not ratified the agreement in force.
@@ -138,7 +159,10 @@ def verify_request(
         raise Unauthorized("Detente-Time must be Unix seconds")
     verifier = agreement.party(party).verifier()
     sig = _unb64(signature, "Detente-Signature")
-    if not verifier.verify(sig, request_message(method, path, int(stamp), body, agreement.hash)):
+    message = request_message(
+        method, path, int(stamp), body, agreement.hash, _recipient_bound(agreement, own_party), query
+    )
+    if not verifier.verify(sig, message):
         raise Unauthorized("federation request signature does not verify")
     # Checked after the signature, so that the offset a refusal reports is the peer's own word.
     offset = int(stamp) - now

@@ -114,7 +114,7 @@ class PeerClient:
         client = await self._get_client()
         signed = wire.sign_request(
             self.ctx.signer, self.ctx.party, self.ratification, self.ctx.agreement, method, path, body,
-            int(time.time()),
+            int(time.time()), self.peer.id, [(k, str(v)) for k, v in (params or {}).items()],
         )  # fmt: skip
         signed["Content-Type"] = content_type
         # The caller's headers cannot replace the signature's; what this node accepts goes with each.

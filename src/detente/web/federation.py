@@ -37,8 +37,9 @@ async def authenticate(request: Request, node: Any) -> tuple[str, bytes]:
     moment = int(time.time())  # before the body is read: a large one takes a while
     body = await request.body()
     party = wire.verify_request(
-        node.ctx.agreement, node.ctx.party, request.headers, request.method, request.url.path, body, moment
-    )
+        node.ctx.agreement, node.ctx.party, request.headers, request.method, request.url.path, body, moment,
+        request.query_params.multi_items(),
+    )  # fmt: skip
     node.ctx.heard_accepts(party, request.headers.get(wire.ACCEPTS_HEADER))
     offset = int(request.headers["detente-time"]) - moment
     if node.ctx.clock_offsets.get(party) is not None and clocks.stale(node.ctx.clock_offsets[party], offset):

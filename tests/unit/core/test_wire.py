@@ -17,9 +17,15 @@ PK = Signer.from_seed("pk.detente/log", b"p" * 32)
 IR = Signer.from_seed("ir.detente/log", b"i" * 32)
 
 
-def agreement() -> agreement_mod.Agreement:
-    text = SHIPPED.read_text(encoding="utf-8")
-    for party, signer in (("pk", PK), ("ir", IR)):
+AF = Signer.from_seed("af.detente/log", b"a" * 32)
+GROUP = SHIPPED.with_name("pk-ir-af.toml")
+
+
+def agreement(path: Path = SHIPPED) -> agreement_mod.Agreement:
+    text = path.read_text(encoding="utf-8")
+    for party, signer in (("pk", PK), ("ir", IR), ("af", AF)):
+        if f"[parties.{party}]" not in text:
+            continue
         marker = f"[parties.{party}]"
         head, tail = text.split(marker, 1)
         tail = tail.replace('url = ""', f'url = "https://{party}.example"', 1)
@@ -30,7 +36,7 @@ def agreement() -> agreement_mod.Agreement:
 
 
 DOC = agreement()
-HEADERS = wire.sign_request(PK, "pk", wire.ratify(DOC, PK), DOC, "POST", "/federation/v1/envelopes", b"{}", 1000)
+HEADERS = wire.sign_request(PK, "pk", wire.ratify(DOC, PK), DOC, "POST", "/federation/v1/envelopes", b"{}", 1000, "ir")
 
 
 def lower(headers: dict[str, str]) -> dict[str, str]:
@@ -40,6 +46,30 @@ def lower(headers: dict[str, str]) -> dict[str, str]:
 def test_a_signed_request_verifies() -> None:
     party = wire.verify_request(DOC, "ir", lower(HEADERS), "POST", "/federation/v1/envelopes", b"{}", 1100)
     assert party == "pk"
+
+
+def test_in_a_group_a_request_is_for_its_recipient_and_its_query_only() -> None:
+    """Red team: ir could replay, within the clock window, a request pk signed for it to af, which
+    would answer it as pk's (an entry bundle of pk and af's exchanges, say)."""
+    group = agreement(GROUP)
+    path, query = "/federation/v1/log/proof/inclusion", [("size", "9"), ("index", "3")]
+    signed = lower(wire.sign_request(PK, "pk", wire.ratify(group, PK), group, "GET", path, b"", 1000, "ir", query))
+    assert wire.verify_request(group, "ir", signed, "GET", path, b"", 1000, reversed(query)) == "pk"  # any order
+    for own, asked in (("af", query), ("ir", [("size", "9"), ("index", "4")]), ("ir", [])):
+        with pytest.raises(Unauthorized, match="signature does not verify"):
+            wire.verify_request(group, own, signed, "GET", path, b"", 1000, asked)
+    # Version 1 (no recipient), as between two parties, is refused in a group.
+    v1 = wire.request_message("GET", path, 1000, b"", group.hash)
+    old = {**signed, "detente-signature": base64.b64encode(PK.sign(v1)).decode()}
+    with pytest.raises(Unauthorized, match="signature does not verify"):
+        wire.verify_request(group, "ir", old, "GET", path, b"", 1000, query)
+
+
+def test_between_two_parties_a_request_is_signed_as_before() -> None:
+    """A node of an earlier release verifies version 1 only; a pair has no third party to replay to."""
+    message = wire.request_message("POST", "/federation/v1/envelopes", 1000, b"{}", DOC.hash)
+    assert message.startswith(b"detente-request/v1\n")
+    assert PK.verifier.verify(base64.b64decode(HEADERS["Detente-Signature"]), message)
 
 
 @pytest.mark.parametrize(

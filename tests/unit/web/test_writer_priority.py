@@ -127,7 +127,7 @@ def test_a_part_that_fails_fails_the_request_but_the_parts_stored_are_announced(
             def post() -> Any:
                 headers = wire.sign_request(
                     config.signer(), "pk", wire.ratify(agreement, config.signer()), agreement, "POST", path, body,
-                    int(time.time()),
+                    int(time.time()), "ir",
                 )  # fmt: skip
                 return client.post(path, content=body, headers={**headers, **receipts.ASK_BATCH})
 
