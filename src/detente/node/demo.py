@@ -184,7 +184,8 @@ def fill_agreement(text: str, values: dict[str, dict[str, str]], link_test_secon
 
 
 # The console language of the demo's translators: each side reads the other's messages in its own.
-TRANSLATOR_LANGS = {"pk": "ur", "ir": "fa"}
+# Afghanistan's officials write Dari, which is written Persian: its translators read `fa`.
+TRANSLATOR_LANGS = {"pk": "ur", "ir": "fa", "af": "fa"}
 
 
 def setup_demo(
@@ -236,6 +237,7 @@ def setup_demo(
         for name, account_offices, roles in accounts:
             password = f"{name}-demo"
             lang = TRANSLATOR_LANGS.get(party, "en") if roles == ["translator"] else "en"
+            lang = lang if lang in doc.languages else "en"  # an agreement of other languages
             op = add_user(data, name, account_offices, roles, password, lang=lang)
             operators.append(
                 {
