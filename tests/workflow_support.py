@@ -5,7 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import Connection
+
+from detente.core.envelope import Envelope
 from detente.core.precedence import format_time, now
+from detente.store import messages as db
 from support import Cluster, NodeProc, quiet, wait_for
 
 PRENOTIFY = {
@@ -71,3 +75,15 @@ def same_on_both(pair: Cluster, kind: str, target: str) -> dict[str, Any]:
     for name in states["pk"]:
         assert states["pk"][name] == states["ir"][name], name
     return states["pk"]
+
+
+def store_received(conn: Connection, envelope: Envelope) -> None:
+    """Store `envelope` as this node stores one received (its log entry and row), without its workflow."""
+    index = db.append_log(conn, envelope.raw, envelope.id)
+    db.insert_envelope(
+        conn, id=envelope.id, direction="in", peer=envelope.sender_party, channel=envelope.channel,
+        from_office=envelope.sender, to_office=envelope.recipient, seq=envelope.seq, type=envelope.type,
+        precedence="PRIORITY", author="duty", case_id=envelope.case, ref=envelope.refs[0] if envelope.refs else None,
+        created=envelope.created, raw=envelope.raw, log_index=index, needs_ack=False, state="delivered",
+        recorded_at=envelope.created,
+    )  # fmt: skip

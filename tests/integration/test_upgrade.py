@@ -19,9 +19,9 @@ from detente.core.precedence import format_time
 from detente.node import workflow
 from detente.node.rebuild import differences, log_envelopes
 from detente.node.workflow_views import listing
-from detente.store import messages as db
 from detente.store import workflow as store
 from detente.store.db import alembic_config, migrate
+from workflow_support import store_received
 
 ROOT = Path(__file__).resolve().parents[2]
 AGREEMENT = agreement_mod.load((ROOT / "agreements" / "pk-ir.toml").read_text(encoding="utf-8"))
@@ -54,14 +54,7 @@ def consultation(held_at: float | None) -> list[Envelope]:
 
 
 def receive(conn: Connection, envelope: Envelope) -> None:
-    index = db.append_log(conn, envelope.raw, envelope.id)
-    db.insert_envelope(
-        conn, id=envelope.id, direction="in", peer=envelope.sender_party, channel=envelope.channel,
-        from_office=envelope.sender, to_office=envelope.recipient, seq=envelope.seq, type=envelope.type,
-        precedence="PRIORITY", author="duty", case_id=envelope.case, ref=envelope.refs[0] if envelope.refs else None,
-        created=envelope.created, raw=envelope.raw, log_index=index, needs_ack=False, state="delivered",
-        recorded_at=envelope.created,
-    )  # fmt: skip
+    store_received(conn, envelope)
     workflow.save(conn, workflow.plan(conn, AGREEMENT, envelope, strict=False))
 
 

@@ -23,10 +23,10 @@ from detente.core.workflows import fold, minutes_digest
 from detente.errors import Invalid, InvalidTransition
 from detente.node import workflow
 from detente.node.rebuild import differences, log_envelopes, rebuild_connection
-from detente.store import messages as db
 from detente.store import workflow as store
 from detente.store.db import alembic_config, make_engine, migrate, sqlite_url
 from detente.store.tables import envelopes, log, tree_hashes
+from workflow_support import store_received
 
 ROOT = Path(__file__).resolve().parents[3]
 AGREEMENT = agreement_mod.load((ROOT / "agreements" / "pk-ir.toml").read_text(encoding="utf-8"))
@@ -89,20 +89,9 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
         eng.dispose()
 
 
-def store_envelope(conn: Connection, envelope: Envelope) -> None:
-    index = db.append_log(conn, envelope.raw, envelope.id)
-    db.insert_envelope(
-        conn, id=envelope.id, direction="in", peer=envelope.sender_party, channel=envelope.channel,
-        from_office=envelope.sender, to_office=envelope.recipient, seq=envelope.seq, type=envelope.type,
-        precedence="PRIORITY", author="duty", case_id=envelope.case, ref=envelope.refs[0] if envelope.refs else None,
-        created=envelope.created, raw=envelope.raw, log_index=index, needs_ack=False, state="delivered",
-        recorded_at=envelope.created,
-    )  # fmt: skip
-
-
 def receive(conn: Connection, envelope: Envelope) -> list[Any]:
     """What the receiving node does: store, then project (never refusing)."""
-    store_envelope(conn, envelope)
+    store_received(conn, envelope)
     return workflow.save(conn, workflow.plan(conn, AGREEMENT, envelope, strict=False))
 
 
