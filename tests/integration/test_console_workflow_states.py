@@ -194,7 +194,7 @@ def test_an_operation_executed_without_consent_reads_unilateral_in_each_language
     assert '<span class="warn">unilateral</span>' in english
     # A translator reads it in Persian: the page runs right to left, the ids and times left to right in it.
     persian = page(ir, "ir-translator1", f"/action/{action}")
-    assert '<html lang="fa" dir="rtl">' in persian and f'<code title="{action}">{action}</code>' in persian
+    assert '<html lang="fa" dir="rtl" data-theme=' in persian and f'<code title="{action}">{action}</code>' in persian
     assert re.search(r'<time datetime="[^"]+" title="[^"]+"><bdi>', persian)
     assert 'class="button' not in re.sub(r"<header.*?</header>", "", persian, flags=re.S)  # a translator sends none
 

@@ -148,10 +148,10 @@ def test_sending_a_codebook_message_and_reading_it_in_each_language(client: Test
 def test_the_language_is_the_operators_and_persian_shows_the_solar_hijri_date(client: TestClient) -> None:
     login(client, "pk-fs", lang="fa")
     page = client.get("/")
-    assert '<html lang="fa" dir="rtl">' in page.text and 'class="hijri"' in page.text
+    assert '<html lang="fa" dir="rtl" data-theme=' in page.text and 'class="hijri"' in page.text
     switched = client.get("/cases?lang=ur", follow_redirects=False)
     assert switched.status_code == 303 and switched.headers["location"] == "/cases"
-    assert '<html lang="ur" dir="rtl">' in client.get("/cases").text
+    assert '<html lang="ur" dir="rtl" data-theme=' in client.get("/cases").text
     assert client.get("/api/v1/me").json()["lang"] == "ur"
     client.get("/?lang=en")
 

@@ -175,7 +175,7 @@ def test_logging_in_keeps_the_saved_language_unless_another_is_chosen(client: Te
     form = client.get("/login")  # the browser's language is English; the menu defaults to the saved one
     assert re.search(r'<option value="" selected>My saved language</option>', form.text)
     signed_in(client, "pk-fs", lang="")
-    assert '<html lang="ur" dir="rtl">' in client.get("/").text and saved_lang(client, "pk-fs") == "ur"
+    assert '<html lang="ur" dir="rtl" data-theme=' in client.get("/").text and saved_lang(client, "pk-fs") == "ur"
     client.cookies.clear()
     chosen = client.get("/login?lang=fa")  # a language link on the login page is a choice
     assert re.search(r'<option value="fa" lang="fa" selected>', chosen.text)

@@ -67,7 +67,7 @@ def _card(page: str, message_id: str) -> str:
 def test_a_codebook_text_is_in_the_operators_language_on_an_english_page(client: TestClient) -> None:
     login(client, "pk-ps")
     page = client.get("/").text
-    assert '<html lang="en" dir="ltr">' in page  # the console has no Pashto pages
+    assert '<html lang="en" dir="ltr" data-theme=' in page  # the console has no Pashto pages
     card = _card(page, CODE_IN)
     tag = '<span class="code-tag" lang="en" dir="ltr">Codebook <bdi dir="ltr">STAND-DOWN</bdi></span>'
     assert f'<p class="code-text" dir="rtl" lang="ps">{tag} {IN_PASHTO}</p>' in card, card
@@ -82,7 +82,7 @@ def test_a_codebook_text_is_in_the_operators_language_on_an_english_page(client:
 def test_the_codebook_previews_and_the_text_language_start_with_the_operators(client: TestClient) -> None:
     login(client, "pk-ps")
     page = client.get("/channel/dgmo").text
-    assert '<html lang="en" dir="ltr">' in page
+    assert '<html lang="en" dir="ltr" data-theme=' in page
     # The previews of a code, yours first: Pashto, right to left.
     entry = page[page.index('<details class="code" id="code-STAND-DOWN"') :]
     first = re.search(r'<p class="preview" ([^>]*)><span class="lang-tag">([^<]*)</span> <span class="text" '
@@ -138,7 +138,7 @@ def test_choosing_english_keeps_the_operators_own_language_and_urdu_replaces_it(
     client.get("/?lang=en")  # the header's language links
     assert saved() == "ps"
     page = client.get("/", headers={"Accept-Language": "ur"}).text  # the browser's preference does not count
-    assert '<html lang="en" dir="ltr">' in page and 'dir="rtl" lang="ps"' in page
+    assert '<html lang="en" dir="ltr" data-theme=' in page and 'dir="rtl" lang="ps"' in page
     client.get("/?lang=ur")
     assert saved() == "ur"
     client.get("/?lang=en")  # from Urdu, English is a choice like any other

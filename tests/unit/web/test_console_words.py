@@ -286,7 +286,7 @@ def test_the_login_page_after_logout_speaks_the_operators_language(client: TestC
     out = client.post("/logout", data={"csrf": token}, follow_redirects=False)
     assert out.headers["location"] == "/login?bye=1"
     page = client.get(out.headers["location"]).text
-    assert '<html lang="fa" dir="rtl">' in page
+    assert '<html lang="fa" dir="rtl" data-theme=' in page
     # The menu still offers "my saved language": the next operator's own language is not changed.
     assert '<option value="" selected>' in page
 

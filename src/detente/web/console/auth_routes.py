@@ -20,7 +20,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from detente.node.auth import PASSWORD_MAX, check_password
 from detente.store import operators as operators_db
-from detente.web.console import csrf, i18n
+from detente.web.console import csrf, i18n, themes
 from detente.web.console.addresses import safe_next
 from detente.web.console.i18n import N_, Locale
 from detente.web.console.site import Console, ConsoleRoute, console_of
@@ -61,7 +61,7 @@ def _login_page(
         "expired": request.query_params.get("expired") == "1" if expired is None else expired,
         "bye": request.query_params.get("bye") == "1", "request_path": request.url.path,
         "request_query": request.url.query, "page": "login", "title": locale.gettext("Log in"),
-        "chosen_lang": chosen,
+        "chosen_lang": chosen, "theme": themes.current(request),
     }  # fmt: skip
     response = HTMLResponse(console.render("login.html", locale, context), status_code=status)
     response.set_cookie(console.pre_login_cookie, pre, path="/", secure=True, httponly=True, samesite="strict")

@@ -31,7 +31,7 @@ from detente.node import auth
 from detente.node.linkstate import link_views
 from detente.node.runtime import Node
 from detente.store.operators import Operator
-from detente.web.console import csrf, data, i18n
+from detente.web.console import csrf, data, i18n, themes
 from detente.web.console.addresses import ONE_TIME, page_address, posted_from, safe_next
 from detente.web.console.form_errors import plain_number
 from detente.web.console.i18n import N_, Locale
@@ -66,6 +66,7 @@ PAGE_FAILED = N_("the node could not show this page; the error is in its log")
 FIXED_DETAILS = frozenset({
     NO_FIELD, PAGE_FAILED,
     N_("there is no page at this address"),
+    themes.UNKNOWN,
     N_("this address does not answer this kind of request"),
     N_("this address holds an encoded '/' (%2F): no page has one"),
     N_("the form is larger than this node accepts (256 KiB), so it was not read and nothing was sent: "
@@ -233,7 +234,9 @@ class Console:
         tmpl = self.env.get_template(template)
         full = {
             "_": locale.gettext, "ngettext": locale.ngettext, "locale": locale, "party": self.node.ctx.party,
-            "arrow": "←" if locale.dir == "rtl" else "→", "lang_url": _lang_url_for(context.get("request_query", "")),
+            "arrow": "←" if locale.dir == "rtl" else "→", "theme": themes.DEFAULT,
+            "lang_url": _url_with(context.get("request_query", ""), "lang"),
+            "theme_url": _url_with(context.get("request_query", ""), themes.PARAM),
             "party_name": self.node.ctx.agreement.parties[self.node.ctx.party].name, "extras": self.extras or {},
             # The node's time (Unix ms) as the page is made: the script counts deadlines in it, not in the browser's.
             "now_ms": int(now().timestamp() * 1000),
@@ -273,7 +276,7 @@ class Console:
         once = {k: v[:64] for k, v in request.query_params.items() if k in ONE_TIME}
         base: dict[str, Any] = {**self.chrome(viewer), "request_path": request.url.path,
                                 "request_query": request.url.query, "acked": once.get("acked", ""),
-                                "once": once}  # fmt: skip
+                                "once": once, "theme": themes.current(request)}  # fmt: skip
         fragment = request.query_params.get("fragment") == "1"
         if not fragment:
             base["strip"] = await self.strip(viewer)
@@ -308,7 +311,7 @@ class Console:
         detail = detail if node_said else locale.gettext(detail)
         common = {"status": status, "title": title, "detail": detail, "node_said": node_said,
                   "signed_in": operator is not None, "request_path": request.url.path,
-                  "request_query": request.url.query, "page": "error"}  # fmt: skip
+                  "request_query": request.url.query, "page": "error", "theme": themes.current(request)}  # fmt: skip
         attempts: list[dict[str, Any]] = [context, {}] if context else [{}]  # with the menu and strip, then without
         for extra in attempts:
             try:
@@ -330,14 +333,17 @@ def bare_error_page(locale: Locale, status: int, title: str, detail: str, node_s
     )
 
 
-def _lang_url_for(query: str) -> Any:
-    """Return a template function: the current page's address with `lang` set (other parameters kept)."""
-    kept = [(k, v) for k, v in parse_qsl(query) if k not in ("lang", "fragment")]
+def _url_with(query: str, key: str) -> Any:
+    """Return a template function: the current page's address with `key` (`lang`, `theme`) set, the rest kept.
 
-    def lang_url(path: str, code: str) -> str:
-        return f"{path}?{urlencode([*kept, ('lang', code)])}"
+    Neither choice is kept in the other's links: a refused `?theme=` (its 400 page) would be refused again.
+    """
+    kept = [(k, v) for k, v in parse_qsl(query) if k not in ("lang", themes.PARAM, "fragment")]
 
-    return lang_url
+    def url_with(path: str, value: str) -> str:
+        return f"{path}?{urlencode([*kept, (key, value)])}"
+
+    return url_with
 
 
 def utc_from_epoch(seconds: int) -> str:
@@ -377,6 +383,11 @@ class ConsoleRoute(APIRoute):
             console = console_of(request)
             console.discover(request.app)
             try:
+                theme = themes.asked(request)
+                if theme is not None:  # anyone's, signed in or not (the login page is dark at night too)
+                    if theme not in themes.THEMES:
+                        return await console.error_page(request, 400, themes.UNKNOWN)
+                    return themes.remember(request, theme)
                 if request.method == "GET" and request.query_params.get("lang") in i18n.LANGUAGES:
                     operator = await console.session_operator(request)
                     if operator is not None:
