@@ -582,3 +582,18 @@
   show();
   setInterval(show, 1000);
 })();
+
+/* The header of a printed page (.print-head, shown only in print): the page's full address, and the
+   node's time as it is printed (this browser's clock corrected by body[data-skew]); without this
+   script, the path and the time the page was made. */
+(function () {
+  "use strict";
+  var url = document.querySelector("[data-print-url]"), time = document.querySelector("[data-print-time]");
+  if (url) { url.textContent = location.href; }
+  if (!time) { return; }
+  window.addEventListener("beforeprint", function () {
+    var now = new Date(Date.now() + (parseFloat(document.body.getAttribute("data-skew") || "0") || 0));
+    time.setAttribute("datetime", now.toISOString());
+    time.textContent = now.toISOString().slice(0, 19).replace("T", " ") + "Z";
+  });
+})();
