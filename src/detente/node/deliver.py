@@ -3,7 +3,9 @@
 One deliverer runs per peer. It posts batches of up to `BATCH` envelopes, verifies each signed
 receipt against the peer's pinned key, and takes an envelope off the outbox only in the
 transaction that stores its receipt. Failures are retried with exponential backoff and jitter;
-a sequence gap reported by the peer makes it queue the missing range again.
+a sequence gap reported by the peer makes it queue the missing range again. A batch the peer
+answers slowly, or not in time, halves the next one (`Deliverer._pace`), so that a slow link
+still carries a backlog.
 
 With a backlog (a full batch read), the receipts of a batch are verified and stored while the
 next batch travels and the peer stores it: each read leaves out the rows still awaiting their
@@ -30,8 +32,8 @@ from detente.errors import CommitInDoubt, Error, Unavailable
 from detente.node.context import NodeContext
 from detente.node.events import wait_set
 from detente.node.incoming import receipts_job
-from detente.node.linkstate import contact_job
-from detente.node.peers import PeerClient, PeerResponse
+from detente.node.linkstate import contact_job, logged
+from detente.node.peers import TIMEOUT, PeerClient, PeerResponse
 from detente.store import messages as db
 from detente.store.db import read_connection
 
@@ -40,6 +42,13 @@ BATCH = 200
 MAX_BACKOFF = 5.0
 INLINE_READ_MAX = 4  # after a batch of at most this many rows, the next read runs on the loop
 MAX_UNSETTLED = 2  # batches whose receipts may be stored while the next one travels
+# The peer client's read timeout runs from the moment a request's bytes are handed to the kernel,
+# not from when they have crossed: at 64 kbit/s a batch of 100 envelopes (48 KB) was still on its
+# way when it expired, and the same batch went again and again, never answered (QA, a degraded
+# link). A batch answered after SLOW seconds or more (or failing then) makes the next one half its
+# size; a full batch answered within QUICK seconds doubles it again, up to BATCH.
+SLOW = (TIMEOUT.sock_read or 10.0) / 2
+QUICK = SLOW / 2
 
 
 class Deliverer:
@@ -53,6 +62,7 @@ class Deliverer:
         self._failures = 0
         self._last_ok_written = 0.0
         self._last_rows = 0  # rows in the last batch read
+        self._rows = BATCH  # the most rows the next batch reads (`_pace`)
         # Batches whose receipts are being verified and stored, oldest first, each with its last
         # sequence number per channel: the next read leaves those rows out.
         self._unsettled: list[tuple[asyncio.Task[bool], dict[str, int]]] = []
@@ -62,7 +72,7 @@ class Deliverer:
 
     def backlogged(self) -> bool:
         """Whether the last read filled a whole batch: the peer's outbox holds a backlog."""
-        return self._last_rows >= BATCH
+        return self._last_rows >= self._rows
 
     def _in_flight(self) -> dict[str, int]:
         last: dict[str, int] = {}
@@ -143,23 +153,23 @@ class Deliverer:
             return
         if ok:
             self._last_ok_written = moment
-        event = await self.ctx.writer.run(contact_job(self.peer, ok, error=error))
+        event = logged(await self.ctx.writer.run(contact_job(self.peer, ok, error=error)))
         if event is not None:
             self.ctx.bus.publish(event)
 
     async def deliver_once(self) -> bool:
         """Post one batch; return whether to go on at once (receipts were stored, or are being stored)."""
         after, skip = self._in_flight(), set(self._express)
-        if self._last_rows <= INLINE_READ_MAX or self._last_rows >= BATCH:
+        if self._last_rows <= INLINE_READ_MAX or self._last_rows >= self._rows:
             # A quiet link's next batch is a message or two: reading it here (about 0.1 ms of SQL)
             # spares the hand-off to a worker thread and back, which took longer on a FLASH
             # message's way (docs/performance.md, item 15). So does a backlog's: on a node busy
             # enough to have one, a worker thread waits for the interpreter lock at each of the
             # read's statements, and the next batch waited with it (item 27). Between the two, the
             # read goes to a thread, where its rows do not hold the event loop.
-            rows = self._read_batch(after, skip)
+            rows = self._read_batch(after, skip, self._rows)
         else:
-            rows = await asyncio.to_thread(self._read_batch, after, skip)
+            rows = await asyncio.to_thread(self._read_batch, after, skip, self._rows)
         self._last_rows = len(rows)
         rows = [row for row in rows if row[2] not in self._express]  # taken by the express lane meanwhile
         if not rows:
@@ -171,13 +181,23 @@ class Deliverer:
         finally:
             self._posting = {}
 
+    def _pace(self, took: float) -> None:
+        """Size the next batch from the seconds the peer took to answer this one, or to fail."""
+        if took >= SLOW:
+            self._rows = max(1, min(self._rows, self._last_rows) // 2)
+        elif took < QUICK and self._last_rows >= self._rows:
+            self._rows = min(BATCH, self._rows * 2)
+
     async def _post(self, rows: list[db.OutboxRow], envelopes: list[Envelope]) -> bool:
+        started = time.monotonic()
         try:
             response = await self._send(envelopes)
         except Error as exc:
+            self._pace(time.monotonic() - started)
             await self._settle(0)
             await self._contact(False, exc.detail)
             return False
+        took = time.monotonic() - started
         if response.status_code != 200:
             await self._settle(0)
             await self._contact(False, response.refusal())
@@ -187,7 +207,9 @@ class Deliverer:
         before = await self._settle(MAX_UNSETTLED - 1)
         await self._contact(True)
         results = response.json().get("results", [])
-        if self._last_rows < BATCH:  # rows read, before a FLASH cut the batch short
+        backlog = self._last_rows >= self._rows  # rows read, before a FLASH cut the batch short
+        self._pace(took)
+        if not backlog:
             # Short of a backlog, the next batch gathers what arrives meanwhile: bigger batches cost
             # less per message than overlapped small ones (docs/performance.md, item 19).
             return await self.handle_results(envelopes, results) or bool(before)
@@ -240,9 +262,9 @@ class Deliverer:
         body = b'{"envelopes":[' + b",".join(e.raw for e in envelopes) + b"]}"
         return await self.client.request("POST", "/federation/v1/envelopes", body, headers=receipts.ASK_BATCH)
 
-    def _read_batch(self, in_flight: dict[str, int], skip: set[str]) -> list[db.OutboxRow]:
+    def _read_batch(self, in_flight: dict[str, int], skip: set[str], limit: int = BATCH) -> list[db.OutboxRow]:
         with read_connection(self.ctx.engine) as conn:
-            return db.outbox_batch(conn, self.peer, BATCH, in_flight, skip)
+            return db.outbox_batch(conn, self.peer, limit, in_flight, skip)
 
     async def handle_results(self, envelopes: list[Envelope], results: list[Any]) -> bool:
         """Store the receipts in `results`, requeue after gaps and note errors; return progress."""

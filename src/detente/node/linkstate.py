@@ -10,6 +10,7 @@ command line and the console show of each link.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,7 @@ from detente.store import links as db
 from detente.store import messages as messages_db
 
 DOWN_AFTER = 3
+log = logging.getLogger("detente.link")
 
 
 def contact_job(
@@ -69,6 +71,18 @@ def contact_job(
         return Event("link", None, (), {"peer": peer, "state": state, "reason": error or "answered"}, everyone=True)
 
     return job
+
+
+def logged(event: Event | None) -> Event | None:
+    """Write a link's change of state, once committed, to the node's log; return `event`.
+
+    The technician reads the log of `serve`, not `link_events` (QA of a degraded link: a link that
+    went DOWN left no line there). Every change is a warning, its return to UP too: the log level
+    of `serve` shows warnings, and an outage's end belongs beside its start.
+    """
+    if event is not None and event.kind == "link":
+        log.warning("link to %s is %s: %s", event.data["peer"], event.data["state"], event.data["reason"])
+    return event
 
 
 def started_job() -> Callable[[Connection], None]:

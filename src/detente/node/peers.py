@@ -27,8 +27,9 @@ from detente.node.tls import pinned_context, unreachable
 
 # Ten seconds without a byte from the peer, or three to connect, and the request has failed.
 TIMEOUT = aiohttp.ClientTimeout(total=None, connect=3.0, sock_read=10.0)
-# Drop an idle connection before the peer's server does (uvicorn closes them after 5 s), so that a
-# request is never written to a connection the peer is closing at that moment.
+# Drop an idle connection well before the peer's server does (a node's after 30 s, `web.stack`; an
+# earlier release's after 5 s), so that a request is never written to a connection the peer is
+# closing at that moment.
 KEEPALIVE = 3.0
 # The longest answer read from a peer: its largest is an evidence file (an entry bundle of 256
 # envelopes is about 15 MB). A longer one is refused as it streams in, never held whole in memory:

@@ -13,7 +13,7 @@ from detente.core.precedence import format_time, now
 from detente.errors import Error
 from detente.node.context import NodeContext
 from detente.node.incoming import receipts_job
-from detente.node.linkstate import contact_job
+from detente.node.linkstate import contact_job, logged
 from detente.node.outgoing import link_test_job, overdue_job
 from detente.node.peers import PeerClient
 from detente.store import messages as db
@@ -97,5 +97,6 @@ class Scheduler:
             await self.ctx.writer.run(receipts_job(self.ctx, peer, [(env, result["receipt"])]))
             contact = contact_job(peer, True, rtt_ms=round(rtt * 1000, 2), clock_offset_ms=offset, test=True)
             event = await self.ctx.writer.run(contact)
+        event = logged(event)
         if event is not None:
             self.ctx.bus.publish(event)

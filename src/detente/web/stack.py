@@ -20,6 +20,12 @@ TELEMETRY_OFF: TelemetryConfig = {"tracing": False, "metrics": False, "logs": Fa
 UVICORN_OPTIONS: dict[str, Any] = {
     "log_level": "warning",
     "timeout_graceful_shutdown": 5,
+    # An idle connection is kept 30 s (uvicorn's default is 5), while a peer's client drops it after
+    # 3 s (`node.peers.KEEPALIVE`). The server counts from when it wrote its answer; on a slow link
+    # the answer, then the next request's first TLS record (16 KB: 2 s at 64 kbit/s), are still
+    # crossing meanwhile, and with 5 s the server closed connections just as a request arrived
+    # ("it closed the connection before answering"), failing batches that had crossed (QA).
+    "timeout_keep_alive": 30,
     # Stream events are small: compressing them costs CPU per event and subscriber, and
     # compressing a peer's text beside our own under TLS invites length side channels.
     "ws_per_message_deflate": False,

@@ -65,8 +65,10 @@ class ThreadNotingDeliverer(deliver.Deliverer):
         super().__init__(*args)
         self.reads: list[tuple[int, int]] = []
 
-    def _read_batch(self, in_flight: dict[str, int], skip: set[str]) -> list[tuple[int, bytes, str, int]]:
-        rows = super()._read_batch(in_flight, skip)
+    def _read_batch(
+        self, in_flight: dict[str, int], skip: set[str], limit: int = deliver.BATCH
+    ) -> list[tuple[int, bytes, str, int]]:
+        rows = super()._read_batch(in_flight, skip, limit)
         self.reads.append((threading.get_ident(), len(rows)))
         return rows
 
@@ -443,11 +445,13 @@ class GatedReads(deliver.Deliverer):
         self.entered = threading.Event()
         self.loop_thread = 0
 
-    def _read_batch(self, in_flight: dict[str, int], skip: set[str]) -> list[tuple[int, bytes, str, int]]:
+    def _read_batch(
+        self, in_flight: dict[str, int], skip: set[str], limit: int = deliver.BATCH
+    ) -> list[tuple[int, bytes, str, int]]:
         if self.gated and threading.get_ident() != self.loop_thread:
             self.entered.set()
             self.gate.wait(5)
-        return super()._read_batch(in_flight, skip)
+        return super()._read_batch(in_flight, skip, limit)
 
 
 def test_rows_the_express_lane_takes_during_a_read_are_not_sent_twice(pk: tuple[NodeContext, Signer]) -> None:
@@ -534,11 +538,13 @@ class FailingDatabase(deliver.Deliverer):
         super().__init__(*args)
         self.fail = fail
 
-    def _read_batch(self, in_flight: dict[str, int], skip: set[str]) -> list[tuple[int, bytes, str, int]]:
+    def _read_batch(
+        self, in_flight: dict[str, int], skip: set[str], limit: int = deliver.BATCH
+    ) -> list[tuple[int, bytes, str, int]]:
         if self.fail:
             self.fail -= 1
             raise Unavailable("the database postgresql+psycopg://pk@db/pk is unavailable: connection refused")
-        return super()._read_batch(in_flight, skip)
+        return super()._read_batch(in_flight, skip, limit)
 
 
 def test_the_deliverer_outlives_its_own_database_failing_and_the_link_is_not_blamed(
@@ -571,3 +577,83 @@ def test_the_deliverer_outlives_its_own_database_failing_and_the_link_is_not_bla
     said = [r.getMessage() for r in caplog.records if r.name == "detente.deliver"]
     assert "delivery to ir waits for this node's database: the database postgresql+psycopg://pk@db/pk is " \
            "unavailable: connection refused" in said, said  # fmt: skip
+
+
+class SlowLinkPeer(StandInPeer):
+    """A peer behind a slow link: each envelope takes `PER_ENVELOPE` s to cross, and a batch of
+    more than `FITS` envelopes is not answered before the client's read timeout."""
+
+    PER_ENVELOPE = 0.004
+    FITS = 40
+
+    async def request(self, method: str, path: str, body: bytes = b"", *args: Any, **kwargs: Any) -> PeerResponse:
+        count = len(json.loads(body)["envelopes"])
+        await asyncio.sleep(count * self.PER_ENVELOPE)
+        if count > self.FITS:
+            self.batches.append([])
+            raise Unavailable("cannot reach https://127.0.0.1:1: no answer in time")
+        return await super().request(method, path, body, *args, **kwargs)
+
+
+def test_a_backlog_crosses_a_slow_link_in_smaller_batches_qa_degraded_link(
+    pk: tuple[NodeContext, Signer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # QA: at 64 kbit/s a batch of 200 envelopes was never answered within the read timeout, and
+    # the deliverer sent the same batch for ever. Here "slow" is 0.1 s instead of 5.
+    monkeypatch.setattr(deliver, "SLOW", 0.1, raising=False)
+    monkeypatch.setattr(deliver, "QUICK", 0.05, raising=False)
+    ctx, ir_signer = pk
+    peer = SlowLinkPeer(ctx, ir_signer)
+    deliverer = deliver.Deliverer(ctx, peer)  # type: ignore[arg-type]
+    queued = [_queue(ctx, f"backlog {n}") for n in range(120)]
+
+    async def scenario() -> None:
+        async with _delivering(deliverer):
+            await _until(lambda: not _outbox(ctx), 10.0)
+
+    run_async(scenario())
+    delivered = [i for batch in peer.batches for i in batch]
+    assert delivered == queued  # in order, each once
+    sizes = [len(batch) for batch in peer.batches]
+    assert sizes[:2] == [0, 0]  # 120, then 60, not answered in time
+    assert max(sizes[2:]) <= SlowLinkPeer.FITS
+
+
+class DownThenBack(StandInPeer):
+    """A peer that answers, then cannot be reached for `down` requests, then answers again."""
+
+    def __init__(self, ctx: NodeContext, signer: Signer, down: int) -> None:
+        super().__init__(ctx, signer)
+        self.down = down
+
+    async def request(self, method: str, path: str, body: bytes = b"", *args: Any, **kwargs: Any) -> PeerResponse:
+        if self.batches and self.down > 0:  # after the first batch
+            self.down -= 1
+            raise Unavailable("cannot reach https://127.0.0.1:1: connection refused")
+        return await super().request(method, path, body, *args, **kwargs)
+
+
+def test_each_change_of_the_links_state_is_in_the_nodes_log(
+    pk: tuple[NodeContext, Signer], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """QA (a degraded link): a link that went DEGRADED, then DOWN, then UP left no line in the log of
+    `serve`, only rows in `link_events`, which the technician does not read."""
+    ctx, ir_signer = pk
+    monkeypatch.setattr(deliver, "MAX_BACKOFF", 0.02)
+    peer = DownThenBack(ctx, ir_signer, down=3)
+    _queue(ctx, "sent while the link is up")
+
+    async def scenario() -> None:
+        async with _delivering(deliverer := deliver.Deliverer(ctx, peer)):  # type: ignore[arg-type]
+            await _until(lambda: _depth(ctx) == 0, 20)
+            await asyncio.to_thread(_queue, ctx, "sent while the link is down")
+            deliverer.wake.set()
+            await _until(lambda: _depth(ctx) == 0, 20)
+
+    run_async(scenario())
+    said = [r.getMessage() for r in caplog.records if r.name == "detente.link"]
+    refused = "cannot reach https://127.0.0.1:1: connection refused"
+    assert said == [
+        "link to ir is UP: answered", f"link to ir is DEGRADED: {refused}", f"link to ir is DOWN: {refused}",
+        "link to ir is UP: answered",
+    ]  # fmt: skip
