@@ -4,8 +4,8 @@
 as `?lang=` does for the language; a value the console has no theme of is refused (400) and changes
 nothing. The choice is a cookie of the browser, not a column of the operator (that would need a
 database migration): it outlives logging out and in, and the login page already wears it. Every page
-carries it as `<html data-theme="...">`; console.css overrides its colour properties under
-`[data-theme="dark"]`, and under `prefers-color-scheme: dark` when the choice is `system`.
+carries it as `<html data-theme="...">`; console.css writes each colour as `light-dark(light, night)` and
+sets the root's `color-scheme` by it (`light dark` for `system`: the screen's `prefers-color-scheme`).
 """
 
 from __future__ import annotations
