@@ -33,6 +33,7 @@ from detente.core.drill_clock import to_drill, to_wall
 from detente.core.drill_compare import compare, headline
 from detente.core.precedence import format_time, parse_time
 from detente.core.scenario import format_duration
+from detente.core.workflow_base import party as party_of
 
 SERVICE = ("ack", "decline", "overdue", "status", "link.test")
 
@@ -280,10 +281,10 @@ def _parties(run: _Run, messages: list[dict[str, Any]]) -> dict[str, dict[str, A
     sent: dict[str, list[dict[str, Any]]] = {}
     for envelope in run.envelopes:
         if envelope["type"] not in SERVICE:
-            sent.setdefault(_party(envelope["from"]), []).append(envelope)
+            sent.setdefault(party_of(envelope["from"]), []).append(envelope)
     received: dict[str, list[dict[str, Any]]] = {}
     for message in messages:
-        received.setdefault(_party(message["envelope"]["to"]), []).append(message)
+        received.setdefault(party_of(message["envelope"]["to"]), []).append(message)
     return {p: _party_figures(sent.get(p, []), received.get(p, [])) for p in sorted({*sent, *received})}
 
 
@@ -320,7 +321,7 @@ def _pairs(
             longest = max(acks) if acks else None
             out[f"{a}-{b}"] = {
                 "parties": [a, b],
-                "sent": {p: sum(1 for e in between if _party(e["from"]) == p) for p in (a, b)},
+                "sent": {p: sum(1 for e in between if party_of(e["from"]) == p) for p in (a, b)},
                 "channels": sorted({e["channel"] for e in between}),
                 "to_answer": len(answers),
                 "acknowledged": len(acks),
@@ -342,13 +343,9 @@ def _pairs(
     return out
 
 
-def _party(office: str) -> str:
-    return office.split(":")[0]
-
-
 def _pair_of(envelope: dict[str, Any]) -> set[str]:
     """Return the two parties an envelope (or its trace) passed between."""
-    return {_party(envelope["from"]), _party(envelope["to"])}
+    return {party_of(envelope["from"]), party_of(envelope["to"])}
 
 
 def _steps(facts: dict[str, Any]) -> dict[str, Any]:

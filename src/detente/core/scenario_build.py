@@ -18,6 +18,7 @@ from detente.core.bodies import is_blank
 from detente.core.precedence import Precedence, deadline_for, format_time, parse_time
 from detente.core.scenario import WORKFLOW_SHORTHANDS, Inject, Path, Scenario, parse_duration, precedence_of
 from detente.core.scenario_steps import Message, Problems, Step, body_problems, resolve_times
+from detente.core.workflow_base import party as party_of
 from detente.errors import Invalid
 
 CONTROL_KEYS = ("ref", "refs", "from", "to", "channel", "precedence", "about", "case", "lang", "by")
@@ -111,7 +112,7 @@ def build(
 
 def _parties(message: Message) -> frozenset[str]:
     """Return the two parties a message passes between."""
-    return frozenset(office.split(":")[0] for office in (message.sender, message.to))
+    return frozenset(party_of(office) for office in (message.sender, message.to))
 
 
 def _may_answer(

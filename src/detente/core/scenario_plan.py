@@ -31,6 +31,7 @@ from detente.core.scenario import (
 )
 from detente.core.scenario_build import build
 from detente.core.scenario_steps import Message, Plan, Problems, Step, body_problems, time_fields, with_times
+from detente.core.workflow_base import party as party_of
 from detente.core.workflows_consultation import minutes_digest
 from detente.errors import Invalid, InvalidTransition
 
@@ -249,13 +250,13 @@ def _not_exchanged(step: Step, sent: dict[str, Step]) -> list[tuple[Path, str]]:
     Between two parties every message was exchanged with the other, so this never applies.
     """
     assert step.message is not None
-    peer = step.message.to.split(":")[0]
+    peer = party_of(step.message.to)
     out: list[tuple[Path, str]] = []
     for index, label in enumerate(step.message.refs):
         target = sent.get(label)
         if target is None or target.message is None:
             continue
-        between = sorted({target.message.sender.split(":")[0], target.message.to.split(":")[0]})
+        between = sorted({party_of(target.message.sender), party_of(target.message.to)})
         if peer not in between:
             path: Path = ("refs", index) if step.inject.action in ("send", "code") else ("ref",)
             out.append(
