@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -23,3 +25,24 @@ def login(client: Any, name: str, password: str | None = None, **extra: str) -> 
     form = {"name": name, "password": password or f"{name}-demo", "csrf": token, **extra}
     response: httpx.Response = client.post("/login", data=form, follow_redirects=False)
     return response
+
+
+# The requests by which a console page refreshes its live block and its strip (console.js `refresh`).
+REFRESHES = re.compile(r"[?&]fragment=1(&|$)|/strip(\?|$)")
+
+
+@contextlib.contextmanager
+def held_still(page: Any) -> Iterator[None]:
+    """Hold a console page as it is while a check reads all of it (axe, computed styles).
+
+    An event or the 20-second timer makes the script swap the live block, and what the check was
+    reading is then detached from the page (axe: "Unable to determine previous heading"; a computed
+    colour of ""). Meanwhile its refresh requests fail, as on a lost connection, and the script keeps
+    the page; one already on its way is waited for first.
+    """
+    page.route(REFRESHES, lambda route: route.abort())
+    try:
+        page.wait_for_load_state("networkidle")
+        yield
+    finally:
+        page.unroute(REFRESHES)

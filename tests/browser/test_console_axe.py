@@ -21,6 +21,7 @@ import axe_playwright_python
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from console_support import held_still
 from detente.web.drill_report import render_comparison, render_report
 from support import Cluster, running_cluster
 from unit.core.test_drill_report import computed, facts  # a small run's report, as the unit tests build it
@@ -112,7 +113,8 @@ def workflow(nodes: Cluster) -> dict[str, str]:
 def axe_problems(page: Page, where: str, rules: dict[str, Any] = CONSOLE_RULES) -> list[str]:
     """Run axe over the page; return a line per violation (and per undecided rule): id, impact, where, help."""
     page.evaluate(AXE)
-    results: dict[str, Any] = page.evaluate("(rules) => axe.run(document, rules)", rules)
+    with held_still(page):
+        results: dict[str, Any] = page.evaluate("(rules) => axe.run(document, rules)", rules)
     found = results["violations"] + [r for r in results["incomplete"] if r["id"] not in UNDECIDED_BY_DESIGN]
     lines = []
     for rule in found:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from playwright.sync_api import Page, ViewportSize, expect
 
+from console_support import held_still
 from support import Cluster, wait_for
 from workflow_support import iso, post
 
@@ -120,7 +121,8 @@ def test_a_printed_page_has_no_menu_or_forms_and_shows_the_whole_id_black_on_whi
     expect(head).to_be_visible()
     expect(head).to_contain_text(f"{pk.url}/channel/liaison")
     expect(head).to_contain_text("Printed by pk-lo-zahedan")
-    colours = card.evaluate("(e) => [getComputedStyle(e).color, getComputedStyle(e).backgroundColor]")
+    with held_still(page):
+        colours = card.evaluate("(e) => [getComputedStyle(e).color, getComputedStyle(e).backgroundColor]")
     assert colours == ["rgb(0, 0, 0)", "rgba(0, 0, 0, 0)"], colours
     assert page.pdf(format="A4")[:5] == b"%PDF-"
     # On screen, the id is its end and the header is not shown.
