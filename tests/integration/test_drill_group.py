@@ -3,8 +3,8 @@
 Pakistan, Iran and Afghanistan under `agreements/pk-ir-af.toml`, each pair on its own channels. One
 run of `detente drill run --self-hosted`, as an exercise director types it (a process of its own, so
 its exit status, its output and its nodes are real), is checked against all three nodes' logs: each
-pair's figures, the outage of Afghanistan's node as the two others saw it, and the report verifying
-itself. It runs at 3000× (the outage still lasts its 8 real seconds), about 20 s in all.
+pair's figures (its incident figures too), the outage of Afghanistan's node as the two others saw
+it, and the report verifying itself. It runs at 3000× (the outage still lasts its 8 real seconds), about 20 s in all.
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ from sqlalchemy import select
 from typer.testing import CliRunner, Result
 
 from detente.cli import app
+from detente.cli.drill import load_plans
 from detente.core import drill_facts
+from detente.core.precedence import format_time
 from detente.errors import Conflict
 from detente.node.config import load_config
 from detente.node.demo import clear_workdir, mark_workdir
@@ -158,6 +160,46 @@ def test_the_report_verifies_prints_each_pair_and_refuses_an_edited_pair_figure(
     # report names are long: a figure's name wraps within its column (it failed so). Read the column.
     names = " ".join(line.split("│")[1].strip() for line in compared.output.splitlines() if line.count("│") >= 3)
     assert "ir-af: median time to acknowledge" in " ".join(names.split()), compared.output
+
+
+def test_each_pair_has_the_incident_figures_the_script_gives_in_every_form_of_the_report(run: Run) -> None:
+    # The same run as above (no other nodes): how fast each pair told, acknowledged and answered.
+    figures = run.report["figures"]
+    _, [plan] = load_plans(TRI)
+    at = {s.label: s.at for s in plan.steps if s.label}
+    acked = {s.target: s.at for s in plan.steps if s.kind == "ack"}
+    first, answer = {"pk-ir": "report-ir", "pk-af": "report-af", "ir-af": "closed"}, {"pk-af": "answer-af"}
+    dirs = run.report["run"]["node_dirs"]
+    held = {party: rows(data) for party, data in dirs.items()}
+    for name, pair in figures["pairs"].items():
+        [shots] = pair["incidents"]
+        assert shots["label"] == "shots" and shots["notice"] is None, shots
+        assert shots["first_message"]["to"]["drill"] == format_time(at[first[name]]), (name, shots)
+        assert shots["acknowledged"]["to"]["drill"] == format_time(acked[first[name]]), (name, shots)
+        clarified = shots["clarified"]
+        expected = format_time(at[answer[name]]) if name in answer else None
+        assert (clarified["to"]["drill"] if clarified else None) == expected, (name, shots)
+        assert shots["clarification_asked"] is (name in answer)
+        # Each figure's envelopes passed between the pair's two parties, and the acknowledgement
+        # answers the pair's first message on both their nodes.
+        ack = shots["acknowledged"]
+        assert ack["via"]["id"] == shots["first_message"]["to"]["id"]
+        for party in PAIRS[name]:
+            assert held[party][ack["via"]["id"]].response_id == ack["to"]["id"]
+        for figure in (shots["first_message"], ack, clarified):
+            if figure is not None:
+                assert set(figure["to"]["log"]) == PAIRS[name], figure
+    # The run's figures are its earliest pair's: Pakistan told Iran first.
+    [shots] = figures["incidents"]
+    assert shots["first_message"]["to"]["id"] == figures["pairs"]["pk-ir"]["incidents"][0]["first_message"]["to"]["id"]
+    assert "Incidents by pair" in run.result.stdout
+    page = (run.reports / "tri-border.html").read_text(encoding="utf-8")
+    assert "<h2>Incidents by pair</h2>" in page and "<b>ir–af</b>" in page
+    path = run.reports / "tri-border.json"
+    compared = cli("drill", "compare", str(path), str(path), "--strict")
+    assert compared.exit_code == 0, compared.output
+    names = " ".join(line.split("│")[1].strip() for line in compared.output.splitlines() if line.count("│") >= 3)
+    assert "shots (non_state_attack, 04 May), pk-af: clarification answered" in " ".join(names.split())
 
 
 def test_a_demo_of_a_group_is_replaced_whole_by_the_next_demo_and_nothing_else(tmp_path: Path) -> None:

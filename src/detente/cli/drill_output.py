@@ -102,6 +102,8 @@ def print_summary(result: dict[str, Any]) -> None:
         out.print(f"{clock['left_out']} scripted steps left out for people playing {people} (listed below)")
     if figures["incidents"]:
         _print_incidents(figures["incidents"])
+        if figures.get("pairs"):  # a group of states only
+            _print_pair_incidents(figures)
     accepted = figures["deescalation"]["accepted"]
     out.print(f"first strike → de-escalation accepted: [bold]{_fig(accepted, 'never')}[/]" + _ids(accepted))
     late = figures["overdue"]
@@ -164,15 +166,32 @@ def _pace(clock: dict[str, Any] | None) -> str:
 def _print_incidents(incidents: list[dict[str, Any]]) -> None:
     table = Table("incident", "at (drill)", "notice", "first message", "acknowledged", "clarified", title="Incidents")
     for incident in incidents:
-        first = incident["first_message"]
-        asked = incident.get("clarification_asked", True)
         table.add_row(
-            f"{incident['label']} ({incident['kind']})", day(parse_time(incident["drill"])),
-            _fig(incident["notice"], "none", "before"), _fig(first, "never"),
-            _fig(incident["acknowledged"], "never" if first else "—"),
-            _fig(incident["clarified"], "never" if asked else "not asked"),
-        )  # fmt: skip
+            f"{incident['label']} ({incident['kind']})", day(parse_time(incident["drill"])), *_incident_cells(incident)
+        )
     out.print(table)
+
+
+def _print_pair_incidents(figures: dict[str, Any]) -> None:
+    """Print, for a group of states, each incident's figures over each pair's own messages."""
+    table = Table("incident", "pair", "notice", "first message", "acknowledged", "clarified", title="Incidents by pair")
+    for incident in figures["incidents"]:
+        for name, pair in figures["pairs"].items():
+            for entry in pair.get("incidents", []):
+                if entry["label"] == incident["label"]:
+                    table.add_row(f"{incident['label']} ({incident['kind']})", name, *_incident_cells(entry))
+    out.print(table)
+
+
+def _incident_cells(incident: dict[str, Any]) -> tuple[str, str, str, str]:
+    """An incident's notice, first message, acknowledgement and clarification answer, as the tables show them."""
+    first = incident["first_message"]
+    asked = incident.get("clarification_asked", True)
+    return (
+        _fig(incident["notice"], "none", "before"), _fig(first, "never"),
+        _fig(incident["acknowledged"], "never" if first else "—"),
+        _fig(incident["clarified"], "never" if asked else "not asked"),
+    )  # fmt: skip
 
 
 def _print_group(figures: dict[str, Any]) -> None:

@@ -1,14 +1,15 @@
 """Two drill reports side by side: their headline figures, their column names, and what to beware of.
 
 `headline(report)` lists a report's main figures as rows a comparison lines up by name: per
-incident (advance notice, first message, acknowledgement, clarification answer), the time to an
-accepted de-escalation, the message counts, each party's median time to answer, and each scripted
-link outage as each node saw it. A drill-time figure that the compression distorts carries a `*`
+incident (advance notice, first message, acknowledgement, clarification answer), in a group of
+states the same four per pair (`shots (…), pk-af: acknowledged`), the time to an accepted
+de-escalation, the message counts, each party's median time to answer, and each scripted link
+outage as each node saw it. A drill-time figure that the compression distorts carries a `*`
 (the report says why). `compare(a, b)` joins two reports' rows; `columns(a, b)` names the two
 columns so that two runs of one variant can be told apart; `warnings(a, b)` says when the two
 reports do not measure the same thing, and `not_comparable(a, b)` which of those warnings mean
-their figures cannot be set side by side (another scenario, seed, clock rate or agreement, a
-partial run, steps the drill could not play), the reasons `drill compare --strict` refuses them
+their figures cannot be set side by side (another scenario, seed, clock rate, agreement or set of
+parties, a partial run, steps the drill could not play), the reasons `drill compare --strict` refuses them
 for. That both are runs of one variant is only said: such runs differ by what the run itself
 changed, which is what comparing them shows. Pure.
 """
@@ -29,15 +30,15 @@ def headline(report: dict[str, Any]) -> list[tuple[str, str, float | None]]:
     """Return the report's main figures as (name, text, seconds), the rows a comparison lines up."""
     figures = report["figures"]
     rows: list[tuple[str, str, float | None]] = []
+    pairs = figures.get("pairs", {})  # a group of states only
     for incident in figures["incidents"]:
         name = f"{incident['label']} ({incident['kind']}, {_day(incident['drill'])})"
-        notice = incident["notice"]
-        rows.append((f"{name}: advance notice", _fig(notice, "none"), notice["drill_seconds"] if notice else None))
-        for key, what in (("first_message", "first message"), ("acknowledged", "acknowledged"),
-                          ("clarified", "clarification answered")):  # fmt: skip
-            value = incident[key]
-            missing = "not asked" if key == "clarified" and not incident.get("clarification_asked", True) else "never"
-            rows.append((f"{name}: {what}", _fig(value, missing), value["drill_seconds"] if value else None))
+        rows.extend(_incident_rows(name, incident))
+        for pair_name, pair in pairs.items():
+            # Matched by label (unique in a scenario); a report from before pairs had incidents has none.
+            for entry in pair.get("incidents", []):
+                if entry["label"] == incident["label"]:
+                    rows.extend(_incident_rows(f"{name}, {pair_name}", entry))
     accepted = figures["deescalation"]["accepted"]
     rows.append(
         ("first strike → de-escalation accepted", _fig(accepted), accepted["drill_seconds"] if accepted else None)
@@ -52,6 +53,18 @@ def headline(report: dict[str, Any]) -> list[tuple[str, str, float | None]]:
         rows.append((f"{name}: median time to acknowledge", pair["median_ack"], pair["median_ack_seconds"]))
         rows.append((f"{name}: never answered", str(pair["unanswered"]), float(pair["unanswered"])))
     rows.extend(_outage_rows(figures))
+    return rows
+
+
+def _incident_rows(name: str, incident: dict[str, Any]) -> list[tuple[str, str, float | None]]:
+    """The four rows of an incident's figures (of the whole run, or of a pair): notice, first, ack, answer."""
+    notice = incident["notice"]
+    rows = [(f"{name}: advance notice", _fig(notice, "none"), notice["drill_seconds"] if notice else None)]
+    for key, what in (("first_message", "first message"), ("acknowledged", "acknowledged"),
+                      ("clarified", "clarification answered")):  # fmt: skip
+        value = incident[key]
+        missing = "not asked" if key == "clarified" and not incident.get("clarification_asked", True) else "never"
+        rows.append((f"{name}: {what}", _fig(value, missing), value["drill_seconds"] if value else None))
     return rows
 
 
@@ -143,7 +156,14 @@ def _differences(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[bool, str]]
             f"the nodes ran under different agreements ({a['run']['agreement']} and {b['run']['agreement']}): "
             "deadlines, channels and rules may differ"
         )
-    for name, report in zip(columns(a, b), (a, b), strict=True):
+    names = columns(a, b)
+    parties = [list(r["run"]["nodes"]) for r in (a, b)]
+    if set(parties[0]) != set(parties[1]):
+        differ(
+            f"{names[0]} is a drill of {', '.join(parties[0])} and {names[1]} of {', '.join(parties[1])}: "
+            "the figures of a whole run cover other pairs, and a pair only one report has reads — in the other"
+        )
+    for name, report in zip(names, (a, b), strict=True):
         stop = report.get("interrupted")
         if stop:
             when = parse_time(stop["drill"]).strftime("%d %b %H:%MZ")

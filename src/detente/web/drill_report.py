@@ -14,7 +14,9 @@ The page marks every step whose time the scenario assumes or the sources leave u
 on the nodes themselves: where each kept node is and how to start it, or that the nodes were
 discarded, and each node's checkpoint, below which `detente log export` and `detente audit` prove
 every log index (`checking`). A report of a group of states also has a "By pair" table
-(`figures.pairs`, `core.drill_report`).
+(`figures.pairs`, `core.drill_report`) and, below the incidents, an "Incidents by pair" table
+(`figures.pairs.<pair>.incidents`, `core.drill_incidents`), whose cells the template draws as it
+draws the incidents' own.
 """
 
 from __future__ import annotations
