@@ -141,6 +141,8 @@ def screens(ids: dict[str, str]) -> dict[str, str]:
         "action": f"/action/{ids['action']}",
         "consultation": f"/consultation/{ids['consultation']}",
         "Record": "/record",
+        "Find, with results": "/find?precedence=FLASH&precedence=IMMEDIATE",
+        "Find, a field refused": "/find?q=x&from=2024-01-17&to=2024-01-16",
         "the 404 page": "/no-such-page",
     }
 

@@ -162,7 +162,7 @@ def test_inbox_limit_since_and_a_line_when_older_messages_match(pair: Cluster) -
     last_line = one.stdout.rstrip().splitlines()[-1]
     assert last_line == (
         "showing the newest 1; older messages match too: raise --limit (at most 1000), "
-        "or narrow with --since or --state"
+        "or narrow with --since, --until, --state or --find"
     )
     # --json prints the list scripts always read; the line goes to standard error.
     as_json = detente("inbox", *reader, "--limit", "1", "--json")

@@ -16,11 +16,15 @@ from detente.core import agreement as agreement_mod
 from detente.core.envelope import Envelope, seal
 from detente.core.keys import Signer
 from detente.core.precedence import format_time
+from detente.core.search import parse, words_of
 from detente.node import workflow
 from detente.node.rebuild import differences, log_envelopes
 from detente.node.workflow_views import listing
+from detente.store import messages
 from detente.store import workflow as store
 from detente.store.db import alembic_config, migrate
+from detente.store.tables import envelopes
+from support import envelope_row
 from workflow_support import store_received
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,3 +85,33 @@ def test_consultations_stored_before_held_before_start_gain_it(any_engine: Engin
         assert differences(conn, workflow.derive(log_envelopes(conn), AGREEMENT)) == []
         shown = {c["id"]: c["held_before_start"] for c in listing(conn, "consultation", None)["consultations"]}
     assert shown == {early[0].id: True, late[0].id: False, pending[0].id: False}
+
+
+def test_envelopes_stored_before_words_are_found_after_the_upgrade(any_engine: Engine) -> None:
+    """Migration 0010: the words of every envelope an earlier release stored are filled from its `raw`,
+    so that a search finds the messages received before the upgrade, by their translations too."""
+    text = env("hotline.text", "ir:fs", "pk:fs", {"text": "Mortar fire near PANJGUR"}, 1, [])
+    code = env("code", "ir:fs", "pk:fs", {"code": "NO-HOSTILE-INTENT", "params": {"place": "Saravan"}}, 2, [])
+    translated = env("translation", "pk:fs", "ir:fs", {"lang": "ur", "text": "پنجگور کے قریب گولہ باری"}, 3, [text.id])
+    with any_engine.begin() as conn:
+        for envelope in (text, code, translated):
+            store_received(conn, envelope)  # as an earlier release stored them: no words
+        damaged = envelope_row(99, log_index=99, raw=b"{not json")
+        messages.insert_envelope(conn, **damaged)
+    config = alembic_config(any_engine)
+    with any_engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0009")
+    migrate(any_engine)
+    with any_engine.connect() as conn:
+        stored = {str(i): w for i, w in conn.execute(select(envelopes.c.id, envelopes.c.words))}
+        assert stored == {e.id: words_of(e.data) for e in (text, code, translated)} | {damaged["id"]: ""}
+        assert stored[code.id] == "no-hostile-intent\nsaravan\n"
+
+        def found(q: str) -> list[str]:
+            page = messages.list_envelopes(conn, offices=None, search=parse(q=q), exclude_types=["translation"])
+            return [str(r["id"]) for r in page.rows]
+
+        assert found("panjgur fire") == [text.id]
+        assert found("گولہ باری") == [text.id]  # by its Urdu translation
+        assert found("SARAVAN") == [code.id]

@@ -21,13 +21,14 @@ from detente.cli.app import app
 from detente.cli.arguments import CheckedCommand, check_id, check_since, segment
 from detente.cli.terminal import TEXT_LIMIT, dump_json, print_links, print_messages, printable
 from detente.cli.transport import CertOpt, NodeOpt, TokenOpt, UrlOpt, api, call, shape, text_language
-from detente.errors import BadRequest, Error
+from detente.core import search
+from detente.errors import BadRequest, Error, Invalid
 
 out = Console()
 
 IdArg = Annotated[str, typer.Argument(help="the message id", callback=check_id)]
 # The values `GET /api/v1/messages` takes: a typo is a usage error here, not a round trip.
-Box = Literal["in", "out"]
+Box = Literal["in", "out", "all"]
 State = Literal["accepted", "delivered", "acknowledged", "declined", "overdue"]
 SENT = {"id": str, "seq": int, "log_index": int, "state": str}
 
@@ -203,13 +204,46 @@ def _refusals(link: dict[str, Any], channels: list[Any] | None = None) -> list[s
     return lines
 
 
+# The option of `inbox` each filter of a search comes from, to name it in a usage error.
+_SEARCH_OPTIONS = {"q": "--find", "since": "--since", "until": "--until", "precedence": "--precedence",
+                   "type": "--type", "id": "--id"}  # fmt: skip
+
+
+def _check_search(**filters: Any) -> None:
+    """Check a search's filters as the node will (`core.search.parse`); raise `BadParameter` naming the option."""
+    try:
+        search.parse(**filters)
+    except Invalid as exc:
+        fields = exc.extra.get("fields") or {}
+        name, problem = next(iter(fields.items()), ("", exc.detail))
+        raise typer.BadParameter(str(problem), param_hint=f"'{_SEARCH_OPTIONS.get(name, name)}'") from None
+
+
 @app.command(cls=CheckedCommand)
 def inbox(
     token: TokenOpt,
-    box: Annotated[Box, typer.Option(help="received (in) or sent (out)")] = "in",
+    box: Annotated[Box, typer.Option(help="received (in), sent (out) or both (all)")] = "in",
     state: Annotated[State | None, typer.Option(help="only this state")] = None,
+    find: Annotated[
+        str | None,
+        typer.Option(
+            "--find", help="words that must all occur, in any case: in the text, a translation, a code's text"
+        ),
+    ] = None,
     since: Annotated[
         str | None, typer.Option(help="only messages created at or after this RFC 3339 UTC time", callback=check_since)
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="only messages created before this RFC 3339 UTC time", callback=check_since)
+    ] = None,
+    precedence: Annotated[
+        list[str] | None, typer.Option(help="FLASH|IMMEDIATE|PRIORITY|ROUTINE, in any case; repeatable")
+    ] = None,
+    type_: Annotated[list[str] | None, typer.Option("--type", help="only this message type; repeatable")] = None,
+    channel: Annotated[str | None, typer.Option(help="only this channel")] = None,
+    peer: Annotated[str | None, typer.Option(help="only messages to or from this peer, e.g. ir")] = None,
+    message_id: Annotated[
+        str | None, typer.Option("--id", help="the id, or its last 6 characters or more (…3f2a9c)")
     ] = None,
     limit: Annotated[
         int | None, typer.Option(help="the newest N messages, 1-1000 (the node's default: 100)", min=1, max=1000)
@@ -229,8 +263,18 @@ def inbox(
     line says that `detente message <id>` prints it whole. The node gives the newest `--limit` of
     them; when older ones match too, a line says so (on standard error with `--json`, whose output
     stays the list it always was).
+
+    To find a message: `--find` takes words that must all occur (in its text and other values, a
+    translation of it, or its code's text in any language), `--since` and `--until` a window
+    (`--until` not included), `--precedence` and `--type` one or several, `--peer` the other side,
+    `--id` the end of an id. Each is checked before anything is sent.
     """
-    given = {"box": box, "state": state, "since": since, "limit": limit}
+    _check_search(q=find, since=since, until=until, precedences=precedence, types=type_, message_id=message_id)
+    given: dict[str, Any] = {
+        "box": None if box == "all" else box, "state": state, "q": find, "since": since, "until": until,
+        "precedence": [p.upper() for p in precedence] if precedence else None, "type": type_ or None,
+        "channel": channel, "party": peer.lower() if peer else None, "id": message_id, "limit": limit,
+    }  # fmt: skip
     params = {key: value for key, value in given.items() if value is not None}
     with api(node, url, cacert, token) as client:
         answer = call(client, "GET", "/messages", params=params, expect={"messages": list})
@@ -252,7 +296,7 @@ def _say_if_more(answer: dict[str, Any], stream: TextIO) -> None:
         shown = len(answer["messages"])
         print(
             f"showing the newest {shown}; older messages match too: raise --limit (at most 1000), "
-            "or narrow with --since or --state",
+            "or narrow with --since, --until, --state or --find",
             file=stream,
         )
 

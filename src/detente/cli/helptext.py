@@ -35,6 +35,7 @@ NAMED_VALUES = {
     "data": "DIR",
     "db": "URL",
     "earlier": "FILE",
+    "find": "WORDS",
     "human": "OFFICE",
     "id": "ID",
     "lang": "LANG",
@@ -58,6 +59,7 @@ NAMED_VALUES = {
     "token": "TOKEN",
     "translation": "ID",
     "type": "TYPE",
+    "until": "TIME",
     "url": "URL",
     "variant": "NAME",
 }

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from detente.core import clocks, notifications, receipts
+from detente.core import clocks, notifications, receipts, search
 from detente.core import envelope as envelope_mod
 from detente.core.agreement import LINK_CHANNEL, NODE_CHANNEL
 from detente.core.envelope import Envelope
@@ -207,6 +207,7 @@ def _store_one(
         author=env.data["author"], case_id=env.case, ref=env.refs[0] if env.refs else None,
         created=format_time(created), raw=env.raw, log_index=index, needs_ack=kind.needs_ack, deadline=deadline,
         state="delivered", receipt=None, delivered_at=received, recorded_at=received,
+        words=search.words_of(env.data),  # what it is found by (`core.search`)
     )  # fmt: skip
     # A copy of the same envelope later in the batch gets this receipt, as it would from the table.
     batch.stored[env.id] = {"raw": env.raw, "direction": "in", "receipt": None}

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from detente.core import envelope as envelope_mod
-from detente.core import notifications, wire
+from detente.core import notifications, search, wire
 from detente.core.agreement import LINK_CHANNEL, NODE_CHANNEL
 from detente.core.bodies import require_words as require_words  # the one rule, shared with the drill planner
 from detente.core.envelope import Envelope, uuid7
@@ -139,6 +139,7 @@ def record_outgoing(
         deadline=deadline,
         state="accepted",
         recorded_at=sealed.created,
+        words=search.words_of(sealed.data),
     )
     if queue:
         db.enqueue(conn, sealed.id, peer, channel, seq, new=True)

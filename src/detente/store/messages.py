@@ -26,7 +26,9 @@ from sqlalchemy import (
     update,
 )
 
+from detente.core.search import Search
 from detente.store import driver, logtail
+from detente.store import search as search_db
 from detente.store.tables import envelopes, log, outbox, sequences
 
 # An envelope row: SQLAlchemy's from a query, a plain dict from the driver's cursor (`store.driver`).
@@ -202,6 +204,8 @@ def list_envelopes(
     types: Sequence[str] | None = None,
     exclude_types: Sequence[str] = (),
     case_id: str | None = None,
+    search: Search | None = None,
+    before: int | None = None,
     limit: int = 200,
 ) -> Page:
     """Return the envelope rows matching the filters: the newest `limit`, oldest first.
@@ -209,6 +213,8 @@ def list_envelopes(
     `offices` limits the rows to those sent from or to one of these offices (None: no limit), and
     the received messages to an office of `escalated` once they are overdue (an alternate's);
     `since` is a time as `core.precedence.format_time` writes it (rows created at or after it).
+    `search` adds a search's filters (`store.search`: words, a window, precedences, a peer, an id's
+    end), and `before` keeps the rows below that log index (a page of older ones).
     """
     query = select(envelopes)
     if offices is not None:
@@ -238,6 +244,10 @@ def list_envelopes(
         query = query.where(envelopes.c.type.not_in(exclude_types))
     if case_id:
         query = query.where(envelopes.c.case_id == case_id)
+    if search is not None:
+        query = query.where(*search_db.conditions(search))
+    if before is not None:
+        query = query.where(envelopes.c.log_index < before)
     # One row more than asked says whether the page holds everything.
     rows = list(conn.execute(query.order_by(envelopes.c.log_index.desc()).limit(limit + 1)).mappings())
     more = len(rows) > limit

@@ -60,6 +60,8 @@ envelopes = Table(
     Column("verified_at", String(32)),
     Column("verified_size", Integer),
     Column("peer_proof", Text),  # JSON list of hex hashes
+    # What the envelope is found by (migration 0010): its body's values, folded (`core.search.words_of`).
+    Column("words", Text),
 )
 Index("ix_envelopes_box", envelopes.c.direction, envelopes.c.state)
 Index("ix_envelopes_deadline", envelopes.c.deadline)

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from detente.core import notifications
-from detente.core.precedence import Precedence, format_time, parse_time
+from detente.core.precedence import Precedence
 from detente.errors import Error, Forbidden, NotFound, located
-from detente.node import answers, auth, outgoing, translations
+from detente.node import answers, auth, outgoing, search, translations
 from detente.node.linkstate import link_views
 from detente.node.runtime import Node
 from detente.node.views import summary
@@ -146,24 +146,32 @@ async def list_messages(
     box: Literal["in", "out"] | None = None,
     channel: str | None = Query(default=None, max_length=32),
     state: Literal["accepted", "delivered", "acknowledged", "declined", "overdue"] | None = None,
-    since: str | None = Query(default=None, description="RFC 3339 UTC time"),
+    since: str | None = Query(default=None, description="RFC 3339 UTC time: messages created at or after it"),
+    until: str | None = Query(default=None, description="RFC 3339 UTC time: messages created before it (excluded)"),
+    q: str | None = Query(
+        default=None, description="words that must all occur, in any case (in the body, a translation, a code's text)"
+    ),
+    precedence: Annotated[list[str] | None, Query(description="one or several (repeated or comma-separated)")] = None,
+    type_: Annotated[list[str] | None, Query(alias="type", description="one or several message types")] = None,
+    party: str | None = Query(default=None, description="the peer the message went to or came from"),
+    message_id: str | None = Query(default=None, alias="id", description="the id, or its last 6 or more characters"),
     limit: int = Query(default=100, ge=1, le=1000),
     all_types: bool = Query(default=False, description="include acks, link tests and other service types"),
 ) -> JSONResponse:
     """List messages to or from the operator's offices, oldest first: the newest `limit` of them.
 
     `more` says whether older messages match the filters too (raise `limit`, or narrow `since`).
+    Every filter is checked first: one that is wrong is refused (422, `fields` naming each).
     """
-    # Any RFC 3339 UTC form the API accepts, rewritten to the stored one (milliseconds).
-    after = None if since is None else format_time(parse_time(since))
-    offices = visible_offices(node, operator)
-    escalated = [] if offices is None else auth.escalated_to(operator, node.ctx.agreement)
-    service = [] if all_types else [name for name, t in notifications.CATALOG.items() if t.service]
+    found = search.parse(
+        node.ctx, q=q, since=since, until=until, precedences=precedence, types=type_, party=party,
+        message_id=message_id,
+    )  # fmt: skip
 
     def read(conn: Any) -> tuple[list[Any], bool, dict[str, int]]:
-        page = db.list_envelopes(
-            conn, offices=offices, escalated=escalated, direction=box, channel=channel, state=state, since=after,
-            exclude_types=service, limit=limit,
+        page = search.find(
+            conn, node.ctx, operator, found, direction=box, channel=channel, state=state, all_types=all_types,
+            limit=limit,
         )  # fmt: skip
         # How many translations each has (one grouped query on the `ref` index): GET /messages/{id} lists them.
         return page.rows, page.more, translations.counts(conn, [str(r["id"]) for r in page.rows])

@@ -109,7 +109,7 @@ def _help(*args: str, columns: int) -> str:
     [
         (("send",), ["--token             TOKEN", "--ref               ID", "--lang              LANG"]),
         (("log", "entries"), ["export      DIR", "--refers-to        ID", "--json     "]),
-        (("inbox",), ["--box ", "[in|out]", "--limit ", "INTEGER [1<=x<=1000]"]),
+        (("inbox",), ["--box ", "[in|out|all]", "--limit ", "INTEGER [1<=x<=1000]"]),
         (("user", "add"), ["--office ", "OFFICE", "--role ", "ROLE", "--password-stdin    "]),
     ],
 )

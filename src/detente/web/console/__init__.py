@@ -5,6 +5,7 @@
     /channel/<name>                 the thread with the other office, compose, codebook, ack/decline
     /messages/<id>/translate        translate a message; /translations/<id>/review: certify or dispute
     /cases  /case/<id>              cases: timeline in every party's time, escalation, actions, evidence
+    /find                           find messages: words, days, precedence, channel, direction, peer, id
     /action/<id> /consultation/<id> /clarification/<id>
                                     one workflow: its state, timeline and what this side may send next
     /record                         the log, its latest checkpoint and cosignatures, alarms, proofs
@@ -27,7 +28,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from detente.node.runtime import Node
-from detente.web.console import auth_routes, record, routes, translations, workflow_routes
+from detente.web.console import auth_routes, find, record, routes, translations, workflow_routes
 from detente.web.console.i18n import N_
 from detente.web.console.site import STATIC, Console
 
@@ -112,6 +113,7 @@ def install(app: FastAPI, node: Node) -> Console:
     app.include_router(auth_routes.router)
     app.include_router(routes.router)
     app.include_router(workflow_routes.router)  # an action, a consultation, a clarification
+    app.include_router(find.router)  # the Find screen
     app.include_router(translations.router)  # translate, certify, dispute
     app.include_router(record.router)
     app.add_middleware(SecurityHeaders)

@@ -12,6 +12,8 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 from starlette.requests import Request
 from starlette.responses import RedirectResponse
 
+from detente.errors import Invalid
+
 
 def safe_next(value: str | None) -> str:
     """Return a same-site path to go back to after login (anything else becomes `/`)."""
@@ -98,3 +100,16 @@ def back_to(next_url: str, notice: str, value: str, anchor: str) -> RedirectResp
     """
     page = safe_next(next_url).partition("#")[0]
     return RedirectResponse(with_notice(f"{page}#{quote(anchor, safe='-')}", notice, value), status_code=303)
+
+
+def before_index(request: Request) -> int | None:
+    """Return the `?before=<log index>` of a page of older messages (a channel's, Find's).
+
+    Raises `Invalid` if it is not a whole number.
+    """
+    value = request.query_params.get("before")
+    if value is None or value == "":
+        return None
+    if not value.isascii() or not value.isdigit() or len(value) > 18:
+        raise Invalid("before: expected the log index of a message (a whole number)")
+    return int(value)

@@ -22,7 +22,7 @@ from detente.errors import Forbidden, Invalid, NotFound
 from detente.node.linkstate import link_views
 from detente.web import api
 from detente.web.console import compose, csrf, data, record, screens, translations, workflow_screens
-from detente.web.console.addresses import back_to, with_notice
+from detente.web.console.addresses import back_to, before_index, with_notice
 from detente.web.console.site import ConsoleRoute, Viewer, console_of, form_viewer
 from detente.web.console.workflow_routes import workflow_page
 
@@ -76,16 +76,6 @@ async def strip(request: Request) -> Response:
     viewer = await console.viewer(request)
     context = {**console.chrome(viewer), "strip": await console.strip(viewer)}
     return HTMLResponse(console.render("_strip.html", viewer.locale, context))
-
-
-def _before(request: Request) -> int | None:
-    """Return the `?before=<log index>` of a channel page of older messages. Raises `Invalid` if malformed."""
-    value = request.query_params.get("before")
-    if value is None or value == "":
-        return None
-    if not value.isascii() or not value.isdigit() or len(value) > 18:
-        raise Invalid("before: expected the log index of a message (a whole number)")
-    return int(value)
 
 
 async def _channel_page(request: Request, viewer: Viewer, channel: Channel, panel: compose.Compose,
@@ -145,7 +135,7 @@ async def channel_page(request: Request, name: str) -> Response:
     viewer = await console_of(request).viewer(request)
     channel = _channel(viewer, name)
     q = request.query_params
-    before = _before(request)
+    before = before_index(request)
     panel = await compose.compose_page(viewer, console_of(request).node, channel, q.get("type"), q.get("precedence"),
                                        case=q.get("case", ""), refs=q.get("refs", ""))  # fmt: skip
     return await _channel_page(request, viewer, channel, panel, before=before)
