@@ -3,7 +3,8 @@
 On a small screen no page scrolls sideways (a wide table scrolls within its own frame), the FLASH banner
 leaves room for the page, and what is touched is at least 24 by 24 CSS px (WCAG 2.5.8). Printed, a page
 shows no menu, strip, form or button, black on white in the night theme too, with a message's whole id
-and a header saying what was printed, from where and when; an Urdu page prints right to left.
+and a header saying what was printed, from where and when; today's times printed with their date; an Urdu
+page prints right to left.
 
 The shared pair of the console tests (`console_nodes`): the messages go to the liaison channel, which
 the other tests' banners do not show, and are acknowledged at the end, before they could go overdue
@@ -13,6 +14,7 @@ and fall to an alternate.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 
 import pytest
 from playwright.sync_api import Page, ViewportSize, expect
@@ -63,7 +65,7 @@ def test_no_page_scrolls_sideways_on_a_phone_or_a_tablet_and_the_flash_banner_le
     """QA at 390 px: the cases table on Now, the tables of Record and Admin pushed the page 100-160 px
     sideways (and an Urdu page with them); five FLASH with their texts filled the whole screen."""
     pk = console_nodes["pk"]
-    pages = ["/", "/channel/liaison", f"/case/{liaison[0]}", "/record"]
+    pages = ["/", "/channel/liaison", f"/case/{liaison[0]}", "/record", "/find?precedence=FLASH"]
     for viewport, lang in ((PHONE, "en"), (TABLET, "en"), (PHONE, "ur")):
         page = open_console(pk, "pk-lo-zahedan", viewport=viewport, lang=lang)
         expect(page.locator("#flash-banner li")).to_have_count(5)
@@ -106,6 +108,10 @@ def test_acknowledge_decline_and_the_codebook_are_24_px_targets_on_a_phone(
     page.context.close()
 
 
+# What a time's date adds before it (print media: its day; on screen: nothing, "none").
+BEFORE = "(e) => getComputedStyle(e.querySelector('bdi'), '::before').content"
+
+
 def test_a_printed_page_has_no_menu_or_forms_and_shows_the_whole_id_black_on_white(
     console_nodes: Cluster, open_console: OpenConsole, liaison: list[str]
 ) -> None:
@@ -117,6 +123,12 @@ def test_a_printed_page_has_no_menu_or_forms_and_shows_the_whole_id_black_on_whi
     assert page.evaluate(INTERACTIVE) == []
     card = page.locator(f"#m-{liaison[1]}")
     expect(card.locator(".msg-id")).to_have_text(f"Id {liaison[1]}", use_inner_text=True)
+    # Today's times carry their date on paper (a printout is read on other days), not on screen.
+    sent, local = card.locator(".msg-head time"), card.locator(".msg-head .local").first
+    day = str(sent.get_attribute("datetime"))[:10]
+    assert sent.evaluate(BEFORE) == f'"{day} "'
+    # The local time's own date: PK's is tomorrow's from 19:00 UTC.
+    assert local.evaluate(BEFORE) == f'"{str(local.get_attribute("title"))[:10]} "'
     head = page.locator(".print-head")
     expect(head).to_be_visible()
     expect(head).to_contain_text(f"{pk.url}/channel/liaison")
@@ -129,6 +141,9 @@ def test_a_printed_page_has_no_menu_or_forms_and_shows_the_whole_id_black_on_whi
     page.emulate_media(media="screen")
     expect(card.locator(".msg-id")).to_have_text(f"Id …{liaison[1][-12:]}", use_inner_text=True)
     expect(head).to_be_hidden()
+    if day == datetime.now(UTC).strftime("%Y-%m-%d"):
+        assert sent.evaluate(BEFORE) == local.evaluate(BEFORE) == "none"
+        expect(sent).not_to_contain_text(day, use_inner_text=True)
 
     # An Urdu page prints right to left, with the same header and without its forms.
     page.goto(pk.url + f"/case/{liaison[0]}?lang=ur")
