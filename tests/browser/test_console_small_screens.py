@@ -85,6 +85,40 @@ def test_no_page_scrolls_sideways_on_a_phone_or_a_tablet_and_the_flash_banner_le
     open_console(pk, "pk-lo-zahedan", lang="en").context.close()  # the operator's saved language, as it was
 
 
+def test_on_a_phone_the_header_is_two_rows_and_its_tools_open_from_menu(
+    console_nodes: Cluster, open_console: OpenConsole, liaison: list[str]
+) -> None:
+    """QA at 390 px: the header took four rows (brand, screens, languages and themes, who and log out)."""
+    pk = console_nodes["pk"]
+    page = open_console(pk, "pk-lo-zahedan", viewport=PHONE, lang="ur")
+    menu, tools, logout = page.locator(".menu-toggle"), page.locator("#tools"), page.locator(".bar form button")
+    expect(menu).to_be_visible()
+    expect(menu).to_have_attribute("aria-expanded", "false")
+    expect(tools).to_be_hidden()
+    bar = page.locator(".bar").bounding_box()
+    brand, nav = page.locator(".brand").bounding_box(), page.locator(".nav").bounding_box()
+    assert bar and brand and nav and nav["y"] > brand["y"] and bar["height"] < 3 * nav["height"], (bar, brand, nav)
+    # The screens stay in one row (which scrolls within itself where they are more); the page does not.
+    tops = page.locator(".nav a").evaluate_all("(links) => links.map((a) => a.getBoundingClientRect().top)")
+    assert len(tops) >= 5 and len(set(tops)) == 1, tops
+    assert page.evaluate(SIDEWAYS) <= 0
+    menu.click()
+    expect(menu).to_have_attribute("aria-expanded", "true")
+    expect(logout).to_be_visible()
+    expect(page.locator(".who")).to_contain_text("pk-lo-zahedan")
+    page.locator(".langs a").first.focus()
+    page.keyboard.press("Escape")
+    expect(tools).to_be_hidden()
+    expect(menu).to_be_focused()
+    expect(menu).to_have_attribute("aria-expanded", "false")
+    page.context.close()
+    # A tablet's header shows its tools as before, with no Menu.
+    page = open_console(pk, "pk-lo-zahedan", viewport=TABLET, lang="en")
+    expect(page.locator(".menu-toggle")).to_be_hidden()
+    expect(page.locator(".bar form button")).to_be_visible()
+    page.context.close()
+
+
 def test_acknowledge_decline_and_the_codebook_are_24_px_targets_on_a_phone(
     console_nodes: Cluster, open_console: OpenConsole, liaison: list[str]
 ) -> None:

@@ -40,6 +40,21 @@
     setTimeout(function () { item.remove(); }, flash ? 20000 : 8000);
   }
 
+  /* ---- the phone's Menu: the header's tools behind one button (console.css shows it only on a phone) ---- */
+  var menuButton = document.querySelector(".menu-toggle"), tools = document.getElementById("tools");
+  function showMenu(open) {
+    tools.classList.toggle("open", open);
+    menuButton.setAttribute("aria-expanded", open ? "true" : "false");
+  }
+  if (menuButton && tools) {
+    document.documentElement.classList.add("menu-js");
+    menuButton.addEventListener("click", function () { showMenu(!tools.classList.contains("open")); });
+    /* Escape closes it from the button or anywhere in it, and the focus goes back to the button. */
+    menuButton.parentElement.addEventListener("keydown", function (e) {
+      if (e.key === "Escape" && tools.classList.contains("open")) { showMenu(false); menuButton.focus(); }
+    });
+  }
+
   /* ---- sound (WebAudio beeps; off until the operator turns it on, which unlocks audio) ---- */
   var soundButton = document.getElementById("sound-toggle");
   function soundOn() { return localStorage.getItem("detente-sound") === "on"; }
