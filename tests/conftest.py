@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from argon2 import PasswordHasher
 from sqlalchemy import Engine
 
+from detente.node import auth
 from detente.store.db import make_engine, migrate, sqlite_url
 from support import Cluster, running_cluster
 
@@ -47,6 +49,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         return len(_FIRST) + next(i for i, prefix in enumerate(_THEN) if path.startswith(prefix))
 
     items.sort(key=rank)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def quick_password_hashes() -> Iterator[PasswordHasher]:
+    """Hash the passwords tests set in this process with argon2id at its least cost; yield the product's hasher.
+
+    Every pair of nodes the tests set up gives 14 operators a password: at the product's cost
+    (0.16 s each here) that was 2.3 s of each of about 90 set-ups. A hash carries its parameters,
+    so the nodes verify these at the same small cost. The product's parameters are checked with
+    the hasher this yields (tests/unit/node/test_passwords.py), and a password a test sets through
+    `detente user add` or `user passwd` in a subprocess is hashed at the product's cost.
+    """
+    product = auth._hasher
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(auth, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+        yield product
 
 
 def _free_port() -> int:
