@@ -1,20 +1,26 @@
 """`detente backup` of a running node and its refusals; `detente restore` after a crash, into a node that
-lost its database or into a new directory, and its refusals."""
+lost its database or into a new directory, and its refusals; the evidence files, copied, checked and put back."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import os
 import shutil
 import sqlite3
 import stat
+import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from cli_support import assert_error, detente
 from detente.core.keys import Signer
 from support import Cluster, NodeProc, wait_for
+from workflow_support import PRENOTIFY, get, iso, post, reaches
+from workflow_support import send as send_type
 
 TEXT = {"channel": "dgmo", "to": "ir:dgmo", "precedence": "ROUTINE", "type": "hotline.text"}
 NODE_FILES = {"node.toml", "node.key", "tls.crt", "tls.key", "agreement.toml", "node.db"}
@@ -49,6 +55,34 @@ def backed_up(node: Path, out: Path) -> Path:
 
 def files_of(directory: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in directory.iterdir() if p.is_file() and p.name != "serve.lock"}
+
+
+def upload(node: NodeProc, content: bytes, media_type: str = "text/plain") -> dict[str, Any]:
+    """Upload an evidence file as pk-dgmo; return the item an `action.report` lists."""
+    answer = post(node, "pk-dgmo", "/api/v1/evidence?name=site.txt", None, content=content,
+                  headers={"Content-Type": media_type})  # fmt: skip
+    item: dict[str, Any] = answer["evidence"]
+    return item
+
+
+def evidence_rows(db_file: Path) -> dict[str, tuple[str, str | None, str | None]]:
+    """Each evidence row of a SQLite database file: sha256 -> (state, peer, last_error)."""
+    with contextlib.closing(sqlite3.connect(db_file)) as db:
+        rows = db.execute("SELECT sha256, state, peer, last_error FROM evidence").fetchall()
+    return {sha256: (state, peer, error) for sha256, state, peer, error in rows}
+
+
+def sound(directory: Path) -> dict[str, bytes]:
+    """The evidence files of a directory, each asserted to hash to its name."""
+    found = {p.name: p.read_bytes() for p in (directory / "evidence").iterdir()}
+    assert all(hashlib.sha256(content).hexdigest() == name for name, content in found.items()), sorted(found)
+    return found
+
+
+def damage(path: Path) -> None:
+    """Flip the first byte of a file: its size stays, its hash changes."""
+    content = path.read_bytes()
+    path.write_bytes(bytes([content[0] ^ 1]) + content[1:])
 
 
 def test_a_running_node_is_copied_consistently(pair: Cluster, tmp_path: Path) -> None:
@@ -109,29 +143,79 @@ def test_refusals_leave_nothing_behind(pair: Cluster, tmp_path: Path) -> None:
     assert not (tmp_path / "half").exists()
 
 
-def test_a_copy_taken_after_the_last_message_restores_a_node_that_lost_its_database(
+def test_a_copy_taken_after_the_last_message_restores_a_node_that_lost_its_disk_evidence_included(
     fresh_pair: Cluster, tmp_path: Path
 ) -> None:
-    pk = fresh_pair["pk"]
+    pk, ir = fresh_pair["pk"], fresh_pair["ir"]
     fresh_pair.start()
     try:
         sent = send(pk, "kept by the backup")
+        # An action reported with evidence (the QA report): ir fetches the file from pk.
+        action = send_type(pk, "pk-dgmo", "operation.prenotify", {**PRENOTIFY, "window": {"start": iso(25),
+                           "end": iso(30)}})["id"]  # fmt: skip
+        reaches(ir, "ir-dgmo", "action", action, "proposed")
+        send_type(ir, "ir-dgmo", "action.consent", {"note": "No objection"}, refs=[action])
+        reaches(pk, "pk-dgmo", "action", action, "consented")
+        send_type(pk, "pk-dgmo", "action.execute", {"started": iso(0)}, refs=[action])
+        content = b"site survey " + os.urandom(16).hex().encode()
+        item = upload(pk, content)
+        send_type(pk, "pk-dgmo", "action.report", {"summary": "Done.", "evidence": [item]}, refs=[action])
+        wait_for(lambda: (ir.data / "evidence" / item["sha256"]).exists(), what="ir to fetch the evidence from pk")
         wait_for(lambda: pk.counts()["outbox"] == 0, what="delivery before the backup")
         copy = backed_up(pk.data, tmp_path / "copy")
+        assert sound(copy) == {item["sha256"]: content}
         pk.stop()
         stopped = detente("backup", "--data", str(pk.data), "--out", str(tmp_path / "stopped"))
         assert stopped.code == 0 and "the node is serving" not in stopped.stdout, stopped.stdout + stopped.stderr
+        assert "evidence     1 file, SHA-256 checked; every file the database lists as stored is in the copy" in (
+            stopped.stdout
+        )
+        # A lost disk: the database and the evidence gone.
         for lost in pk.data.glob("node.db*"):
             lost.unlink()
+        shutil.rmtree(pk.data / "evidence")
+        # An earlier release's backup holds no evidence/: refused, naming the file, and nothing written.
+        earlier = tmp_path / "earlier"
+        shutil.copytree(copy, earlier, ignore=shutil.ignore_patterns("evidence"))
+        assert_error(
+            detente("restore", "--data", str(pk.data), "--from", str(earlier)),
+            f"{earlier} would lose 1 evidence file its database lists as stored, which {pk.data} does not hold "
+            f"either: not in the backup (an earlier release's, which copied no evidence): {item['sha256']}. Put",
+        )
+        assert not (pk.data / "node.db").exists() and not (pk.data / "evidence").exists()
+        assert sidecars(pk.data) == []
         done = detente("restore", "--data", str(pk.data), "--from", str(copy))
         assert done.code == 0, done.stderr
         assert f"the log holds {log_size(copy / 'node.db')} entries" in done.stdout and "removed" not in done.stdout
+        assert "evidence     1 file, SHA-256 checked (1 put back, 0 here already); every file the database lists as " \
+            "stored is here" in done.stdout  # fmt: skip
+        assert sound(pk.data) == {item["sha256"]: content} and sidecars(pk.data / "evidence") == []
         pk.start()
         with pk.client("pk-dgmo") as client:
             assert client.get(f"/api/v1/messages/{sent}").json()["state"] in ("delivered", "acknowledged")
+            assert client.get(f"/api/v1/evidence/{item['sha256']}").content == content
+        assert get(pk, "pk-dgmo", f"/api/v1/actions/{action}")["evidence"][0]["state"] == "stored"
         after = send(pk, "after the restore")
-        wait_for(lambda: fresh_pair["ir"].client("ir-dgmo").get(f"/api/v1/messages/{after}").status_code == 200,
+        wait_for(lambda: ir.client("ir-dgmo").get(f"/api/v1/messages/{after}").status_code == 200,
                  30, 0.2, "the first message after the restore to reach ir")  # fmt: skip
+
+        # The earlier release's backup, its loss accepted: the file is missing, and fetched again from ir.
+        pk.stop()
+        shutil.rmtree(pk.data / "evidence")
+        done = detente("restore", "--data", str(pk.data), "--from", str(earlier), "--accept-lost-evidence")
+        assert done.code == 0, done.stderr
+        assert f"lost         {item['sha256']}: not in the backup (an earlier release's, which copied no evidence); " \
+            "marked missing, fetched again from ir" in done.stdout  # fmt: skip
+        state, peer, error = evidence_rows(pk.data / "node.db")[item["sha256"]]
+        assert (state, peer) == ("missing", "ir") and error is not None and error.startswith("lost by the restore")
+        pk.start()
+
+        def fetched_again() -> bool:
+            with pk.client("pk-dgmo") as client:
+                return bool(client.get(f"/api/v1/evidence/{item['sha256']}").content == content)
+
+        wait_for(fetched_again, what="pk to fetch its lost evidence again from ir")
+        assert get(pk, "pk-dgmo", f"/api/v1/actions/{action}")["evidence"][0]["state"] == "stored"
     finally:
         fresh_pair.stop()
 
@@ -251,6 +335,94 @@ def test_a_restore_takes_only_a_complete_sound_backup_of_the_same_node(pair: Clu
     assert files_of(moved) == node and sidecars(moved) == []
 
 
+def test_evidence_is_checked_on_the_way_in_and_out_and_a_loss_refused_unless_accepted(
+    pair: Cluster, tmp_path: Path
+) -> None:
+    pk = pair["pk"]
+    first, second = b"first " + os.urandom(8).hex().encode(), b"second " + os.urandom(8).hex().encode()
+    a, b = upload(pk, first)["sha256"], upload(pk, second)["sha256"]
+    copy = backed_up(pk.data, tmp_path / "copy")
+    assert stat.S_IMODE((copy / "evidence").stat().st_mode) == 0o700
+    assert {a: first, b: second}.items() <= sound(copy).items()
+    moved = tmp_path / "moved"
+    done = detente("restore", "--data", str(moved), "--from", str(copy))
+    assert done.code == 0, done.stderr
+    assert "every file the database lists as stored is here" in done.stdout
+    assert sound(moved) == sound(copy) and sidecars(moved / "evidence") == []
+
+    def spoiled(name: str, spoil: Callable[[Path], object]) -> Path:
+        spoilt = tmp_path / name
+        shutil.copytree(copy, spoilt)
+        spoil(spoilt / "evidence")
+        return spoilt
+
+    damaged = spoiled("damaged", lambda d: damage(d / a))
+    lacking = spoiled("lacking", lambda d: (d / b).unlink())
+    earlier = spoiled("earlier", shutil.rmtree)
+    new = tmp_path / "new"
+    refusals = ((damaged, f"damaged in the backup (its bytes do not hash to its name): {a}"),
+                (lacking, f"not in the backup: {b}"),
+                (earlier, "not in the backup (an earlier release's, which copied no evidence): "))  # fmt: skip
+    for source, says in refusals:
+        refused = detente("restore", "--data", str(new), "--from", str(source))
+        assert_error(refused, says)
+        assert "--accept-lost-evidence" in refused.stderr and not new.exists()
+    # DIR's own sound copy counts: a backup lacking a file restores over a node that holds it.
+    done = detente("restore", "--data", str(moved), "--from", str(lacking))
+    assert done.code == 0, done.stderr
+    assert sound(moved)[b] == second
+    # A damaged copy in DIR does not: refused, and DIR left as it was.
+    damage(moved / "evidence" / a)
+    held = {p.name: p.read_bytes() for p in (moved / "evidence").iterdir()}
+    assert_error(
+        detente("restore", "--data", str(moved), "--from", str(damaged)),
+        f"damaged in the backup (its bytes do not hash to its name): {a}",
+    )
+    assert {p.name: p.read_bytes() for p in (moved / "evidence").iterdir()} == held and sidecars(moved) == []
+    # A backup of a node whose file is damaged names it and exits 1; the copy is written without it.
+    taken = detente("backup", "--data", str(moved), "--out", str(tmp_path / "of-damaged"))
+    assert taken.code == 1 and f"lost         {a}: damaged on the node: its bytes do not hash to its name" in (
+        taken.stdout
+    )
+    assert_error(taken, "lacks 1 file of evidence the database lists as stored")
+    assert a not in sound(tmp_path / "of-damaged") and b in sound(tmp_path / "of-damaged")
+    # A loss accepted: restored, and the file marked missing; no peer ever had it, so it is uploaded again.
+    done = detente("restore", "--data", str(new), "--from", str(earlier), "--accept-lost-evidence")
+    assert done.code == 0, done.stderr
+    assert f"lost         {a}: not in the backup (an earlier release's, which copied no evidence); marked " \
+        "missing, no peer had it: upload it again" in done.stdout  # fmt: skip
+    assert not (new / "evidence").exists()
+    rows = evidence_rows(new / "node.db")
+    assert rows[a][:2] == ("missing", None) and rows[b][:2] == ("missing", None)
+    assert all(state == "missing" for state, _, _ in rows.values())  # that backup held no file at all
+
+
+def test_a_backup_taken_during_uploads_holds_every_file_its_database_lists(pair: Cluster, tmp_path: Path) -> None:
+    pk = pair["pk"]
+    uploaded: list[str] = []
+
+    def uploads() -> None:
+        with pk.client("pk-dgmo") as client:
+            for n in range(40):
+                response = client.post("/api/v1/evidence", content=f"upload {n} {os.urandom(8).hex()}".encode(),
+                                       headers={"Content-Type": "text/plain"})  # fmt: skip
+                assert response.status_code == 201, response.text
+                uploaded.append(response.json()["evidence"]["sha256"])
+
+    uploading = threading.Thread(target=uploads)
+    uploading.start()
+    try:
+        wait_for(lambda: len(uploaded) >= 2, what="the uploads to start")
+        copy = backed_up(pk.data, tmp_path / "copy")
+    finally:
+        uploading.join()
+    with contextlib.closing(sqlite3.connect(copy / "node.db")) as db:
+        listed = {row[0] for row in db.execute("SELECT sha256 FROM evidence WHERE state = 'stored'")}
+    assert set(uploaded[:2]) <= listed <= set(sound(copy))  # extra files, uploaded meanwhile, are harmless
+    done = detente("restore", "--data", str(tmp_path / "moved"), "--from", str(copy))
+    assert done.code == 0 and "every file the database lists as stored is here" in done.stdout, done.stderr
+
+
 @pytest.mark.postgres
 def test_a_postgresql_node_s_files_are_restored_and_its_database_left_to_the_server(
     tmp_path: Path, pg_database: Callable[[str], str]
@@ -258,8 +430,18 @@ def test_a_postgresql_node_s_files_are_restored_and_its_database_left_to_the_ser
     url = pg_database("backup")
     cluster = Cluster(tmp_path, db_urls={"pk": url, "ir": pg_database("backup")})
     pk = cluster["pk"]
-    copy = backed_up(pk.data, tmp_path / "copy")
-    assert "node.db" not in files_of(copy)
+    # A file on disk the database does not list (as an upload between the dump and `backup`): copied.
+    content = b"kept beside the dump"
+    sha256 = hashlib.sha256(content).hexdigest()
+    (pk.data / "evidence").mkdir()
+    (pk.data / "evidence" / sha256).write_bytes(content)
+    taken = detente("backup", "--data", str(pk.data), "--out", str(tmp_path / "copy"))
+    assert taken.code == 0, taken.stderr
+    assert "evidence     1 file, SHA-256 checked; every file the database lists as stored is in the copy" in (
+        taken.stdout
+    )
+    copy = tmp_path / "copy"
+    assert "node.db" not in files_of(copy) and sound(copy) == {sha256: content}
     before = pk.counts()
     done = detente("restore", "--data", str(pk.data), "--from", str(copy))
     assert done.code == 0, done.stderr
@@ -269,6 +451,12 @@ def test_a_postgresql_node_s_files_are_restored_and_its_database_left_to_the_ser
     )
     assert pk.counts() == before and not (pk.data / "node.db").exists()
     moved = tmp_path / "moved"
-    assert detente("restore", "--data", str(moved), "--from", str(copy)).code == 0
+    # The database's list is in the dump: only a file damaged in the backup is known lost, and refused.
+    damage(copy / "evidence" / sha256)
+    assert_error(detente("restore", "--data", str(moved), "--from", str(copy)), f"to its name): {sha256}")
+    (copy / "evidence" / sha256).write_bytes(content)
+    done = detente("restore", "--data", str(moved), "--from", str(copy))
+    assert done.code == 0, done.stderr
+    assert "evidence     1 file, SHA-256 checked (1 put back, 0 here already); the list" in done.stdout
     assert (moved / "node.toml").read_bytes() == (copy / "node.toml").read_bytes()  # the same server's database
-    assert not (moved / "node.db").exists()
+    assert not (moved / "node.db").exists() and sound(moved) == {sha256: content}

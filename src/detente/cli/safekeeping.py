@@ -56,11 +56,14 @@ def backup(
     data: DataOpt,
     to: Annotated[Path, typer.Option("--out", help="a new or empty directory for the copy")],
 ) -> None:
-    """Copy the node's files and SQLite database, consistently, while it runs (or not).
+    """Copy the node's files, evidence and SQLite database, consistently, while it runs (or not).
 
-    A copy restores the node exactly only if the node did nothing after it was taken: the peers
-    hold what it did since (see README, "Backups").
+    Each evidence file is checked against its SHA-256. A file the database lists as stored that
+    is missing or damaged on the node is named, and the command exits 1, with the copy written:
+    a restore refuses it unless the loss is accepted. A copy restores the node exactly only if
+    the node did nothing after it was taken: the peers hold what it did since (see README, "Backups").
     """
+    from detente.errors import Invalid
     from detente.node.backup import backup as take
     from detente.node.serving import running
 
@@ -71,13 +74,27 @@ def backup(
     else:
         print(
             f"database     not copied: {done.database_url} is PostgreSQL; back it up with the server's own "
-            "tools (pg_dump), at the same time"
+            "tools (pg_dump), just before this command, so that every evidence file the dump lists is in this copy"
         )
+    copied = f"evidence     {_files(done.evidence)}, SHA-256 checked"
+    if done.checked is not None:
+        print(f"{copied}; not checked against the database: {done.checked}")
+    elif not done.lost:
+        print(f"{copied}; every file the database lists as stored is in the copy")
+    else:
+        print(f"{copied}; not in the copy, though the database lists them as stored:")
+    for sha256, why in done.lost.items():
+        print(f"lost         {sha256}: {why}")
     print("a restore is exact only if the node does nothing after this copy: the peers hold what comes after it")
     if running(data) is not None:
         print(
             "the node is serving: its link tests, checkpoints and cosignatures go into its log every few seconds, "
             "so this copy is behind within seconds; for a copy to restore exactly, stop the node and take it again"
+        )
+    if done.lost:
+        raise Invalid(
+            f"{done.out} is written but lacks {_files(len(done.lost))} of evidence the database lists as stored (named "
+            "above); a restore refuses it unless --accept-lost-evidence, which marks them missing to fetch again"
         )
 
 
@@ -85,17 +102,27 @@ def backup(
 def restore(
     data: DataOpt,
     source: Annotated[Path, typer.Option("--from", help="the directory `detente backup` wrote")],
+    accept_lost_evidence: Annotated[
+        bool,
+        typer.Option(
+            "--accept-lost-evidence",
+            help="restore even if evidence files the database lists as stored are in neither the backup nor the "
+            "directory (an earlier release's backup holds none): they are marked missing, fetched again from a peer",
+        ),
+    ] = False,
 ) -> None:
     """Put a backup of this node back into its data directory (or a new one), with the node stopped.
 
-    Everything is checked first: the backup is complete and of this node, and its database passes
-    SQLite's integrity check. The old database's -wal and -shm are removed, so that SQLite cannot
-    apply them to the restored file. A PostgreSQL database is left alone: restore it with the
-    server's own tools. Exact only if the node did nothing after the copy (see README, "Backups").
+    Everything is checked first: the backup is complete and of this node, its database passes
+    SQLite's integrity check, and every evidence file that database lists as stored is in the
+    backup or the directory with its SHA-256 right; otherwise it refuses, naming the files,
+    unless --accept-lost-evidence. The old database's -wal and -shm are removed, so that SQLite
+    cannot apply them to the restored file. A PostgreSQL database is left alone: restore it with
+    the server's own tools. Exact only if the node did nothing after the copy (see README, "Backups").
     """
     from detente.node.restore import restore as put_back
 
-    done = put_back(data, source)
+    done = put_back(data, source, accept_lost_evidence=accept_lost_evidence)
     print(f"restored {done.data} from {done.source}: {', '.join(done.files)}")
     if done.database is not None:
         print(f"database     {done.database}, integrity checked; the log holds {done.log_size} entries")
@@ -106,9 +133,25 @@ def restore(
             f"database     not restored: {done.database_url} is PostgreSQL; restore it with the server's own tools "
             "(pg_restore or psql, from the dump taken with this backup) before starting the node"
         )
+    already = done.evidence - done.put_back
+    held = f"evidence     {_files(done.evidence)}, SHA-256 checked ({done.put_back} put back, {already} here already)"
+    if done.database is None:
+        print(f"{held}; the list of those the database holds is in the dump, not checked here")
+    elif not done.lost:
+        print(f"{held}; every file the database lists as stored is here")
+    else:
+        print(f"{held}; lost, though the database lists them as stored (--accept-lost-evidence):")
+    for sha256, what in done.lost.items():
+        print(f"lost         {sha256}: {what}")
+    for sha256 in done.damaged:
+        print(f"damaged      {sha256} in the backup: not put back (the database does not list it as stored)")
     if done.kept:
         print(f"kept         {', '.join(done.kept)}: this node's keys that the backup holds no copy of")
     print(
         "a restore is exact only if the node did nothing after the copy was taken: the peers hold what came after "
         'it, and refuse the reused sequence numbers and the forked log (see README, "Backups")'
     )
+
+
+def _files(count: int) -> str:
+    return f"{count} file" if count == 1 else f"{count} files"

@@ -9,7 +9,9 @@ an envelope that lists a file it does not hold. The receiving node stores the en
 records the file as `missing`, and `EvidenceFetcher` fetches it from the sender
 (`GET /federation/v1/evidence/<sha256>`, a signed request), checks its hash and size, and stores
 it. A file is served to the peer that exchanged an envelope referring to it and to the operators
-who can see such an envelope (or who uploaded it).
+who can see such an envelope (or who uploaded it). `detente backup` copies the files and `restore`
+puts them back, each checked against its name; a file a restore could not bring back is `missing`
+again, fetched from a peer as above or, with no peer to ask, uploaded again.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from detente.store import workflow as workflow_db
 from detente.store.db import read_connection
 
 log = logging.getLogger("detente.evidence")
+DIRECTORY = "evidence"  # DATA/evidence, and the same in a backup
 EVIDENCE_TYPES = ("action.report", "action.verify", "action.dispute")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _MAGIC: dict[str, Callable[[bytes], bool]] = {
@@ -60,7 +63,24 @@ def _is_text(data: bytes) -> bool:
 
 def directory(ctx: NodeContext) -> Path:
     """Return the node's evidence directory."""
-    return ctx.config.data / "evidence"
+    return ctx.config.data / DIRECTORY
+
+
+def is_name(name: str) -> bool:
+    """Return whether `name` is an evidence file's name (a SHA-256), not a temporary file beside them."""
+    return _SHA256.match(name) is not None
+
+
+def file_sha256(path: Path) -> str | None:
+    """Return the hex SHA-256 of a file's bytes, None if there is no such file. Raises `OSError`."""
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as file:
+            while chunk := file.read(1 << 20):
+                digest.update(chunk)
+    except FileNotFoundError:
+        return None
+    return digest.hexdigest()
 
 
 def path_of(ctx: NodeContext, sha256: str) -> Path:
@@ -92,7 +112,8 @@ def check_file(content: bytes, media_type: str) -> str:
 def write_file(ctx: NodeContext, sha256: str, content: bytes) -> None:
     """Write a file under its hash durably (temporary file, fsync, rename); idempotent."""
     target = path_of(ctx, sha256)
-    if target.exists() and target.stat().st_size == len(content):
+    # By hash, not size: a damaged file left there (a restore that could not replace it) is replaced.
+    if file_sha256(target) == sha256:
         return
     target.parent.mkdir(parents=True, exist_ok=True)
     temp = target.with_name(f".{sha256}.{os.getpid()}.tmp")
@@ -210,6 +231,8 @@ def readable(conn: Connection, sha256: str, offices: list[str] | None, operator_
             row = None
     if row is None:
         raise NotFound(f"no evidence {sha256} for your offices")
+    if row["state"] != "stored" and row["peer"] is None:  # lost by a restore, and no peer ever had it
+        raise NotFound(f"evidence {sha256} is not on this node ({row['last_error']}): upload it again")
     if row["state"] != "stored":
         raise NotFound(f"evidence {sha256} has not arrived from {row['peer']} yet")
     return row

@@ -3,14 +3,28 @@
 The bytes live on disk, content-addressed (`DATA/evidence/<sha256>`, see `node.evidence`); these
 tables say what each file is (`evidence`: media type, size, name, whether it is `stored` or still
 `missing` and which peer to fetch it from) and which envelopes refer to it (`evidence_refs`), which
-is what decides who may read it.
+is what decides who may read it. A file a restore could not bring back (`node.restore`) is
+`missing` again, to be fetched from a peer that holds it or uploaded again.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Column, Connection, Index, Integer, RowMapping, String, Table, Text, insert, select, update
+from sqlalchemy import (
+    Column,
+    Connection,
+    Index,
+    Integer,
+    RowMapping,
+    String,
+    Table,
+    Text,
+    insert,
+    inspect,
+    select,
+    update,
+)
 
 from detente.store.tables import envelopes, metadata
 
@@ -81,3 +95,37 @@ def referring(conn: Connection, sha256: str) -> list[RowMapping]:
         .where(evidence_refs.c.sha256 == sha256)
     )
     return list(conn.execute(query).mappings())
+
+
+def stored(conn: Connection) -> list[str]:
+    """Return the SHA-256 of every file the database says this node holds, sorted.
+
+    A database older than the evidence table (migration 0003) holds none.
+    """
+    if not inspect(conn).has_table("evidence"):
+        return []
+    query = select(evidence.c.sha256).where(evidence.c.state == "stored").order_by(evidence.c.sha256)
+    return [str(sha256) for sha256 in conn.execute(query).scalars()]
+
+
+def mark_lost(conn: Connection, sha256: str, note: str) -> str | None:
+    """Record that a stored file is no longer on this node: `missing`, with `note` as its last error.
+
+    It is fetched again from the peer it came from or, for a file uploaded here, from a peer that
+    exchanged an envelope referring to it (which fetched it then); returns that peer, None if no
+    peer ever had it (it can only be uploaded again). Only the columns of migration 0003 are read,
+    so that a database of an earlier release can be marked before `serve` migrates it.
+    """
+    peer = conn.execute(select(evidence.c.peer).where(evidence.c.sha256 == sha256)).scalar()
+    if peer is None:
+        query = (
+            select(envelopes.c.peer)
+            .join(evidence_refs, evidence_refs.c.envelope_id == envelopes.c.id)
+            .where(evidence_refs.c.sha256 == sha256)
+            .order_by(envelopes.c.peer)
+            .limit(1)
+        )
+        peer = conn.execute(query).scalar()
+    values = {"state": "missing", "peer": peer, "stored_at": None, "attempts": 0, "last_error": note[:500]}
+    conn.execute(update(evidence).where(evidence.c.sha256 == sha256).values(**values))
+    return None if peer is None else str(peer)
