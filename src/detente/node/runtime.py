@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection
 
 from detente.core import wire
+from detente.core.precedence import format_time, now
 from detente.errors import NotRatified
 from detente.node import linkstate
 from detente.node.config import NodeConfig, load_config
@@ -31,6 +32,7 @@ from detente.store.writer import Writer
 
 T = TypeVar("T")
 log = logging.getLogger("detente.node")
+ACCEPTS_RETRY = 1.0  # seconds before what the peers accept is written again after a failed write
 
 
 def open_context(config: NodeConfig) -> NodeContext:
@@ -46,15 +48,19 @@ def open_context(config: NodeConfig) -> NodeContext:
             migrate(engine)
             with read_connection(engine) as conn:
                 ratified = operators_db.ratified_by(conn, config.party)
-                offsets = {row["peer"]: row["clock_offset_ms"] for row in links_db.all_links(conn)}
+                links = links_db.all_links(conn)
     except BaseException:
         engine.dispose()
         raise
+    offsets = {row["peer"]: row["clock_offset_ms"] for row in links}
+    # What each peer last said it accepts, before this start too: a peer of an earlier release that
+    # is unreachable now is still known as one (NULL: never heard from).
+    accepts = {row["peer"]: wire.parse_accepts(row["accepts"]) for row in links if row["accepts"] is not None}
     writer = Writer(engine)
     writer.start()
     earlier = config.earlier_agreements(ratified, agreement.hash)
     unkept = tuple(sorted(set(ratified) - {agreement.hash} - set(earlier)))
-    return NodeContext(config, signer, agreement, engine, writer, EventBus(), earlier, unkept, offsets)
+    return NodeContext(config, signer, agreement, engine, writer, EventBus(), earlier, unkept, offsets, accepts=accepts)
 
 
 def own_ratification(ctx: NodeContext) -> str:
@@ -114,7 +120,8 @@ class Node:
         own_ratification(self.ctx)
 
     async def start(self) -> None:
-        """Start delivering, testing links and watching deadlines, every link DOWN until its peer answers.
+        """Start delivering, testing links and watching deadlines, every link DOWN until its peer answers,
+        and keeping what each peer says it accepts (`keep_accepts`).
 
         Raises `NotRatified` (`check_ready`), and what `Writer.run` raises if the links cannot be reset.
         """
@@ -122,6 +129,10 @@ class Node:
         ratification = own_ratification(self.ctx)
         self.repeats.attach()
         await self.run(linkstate.started_job())  # before any contact of this run is counted
+        heard = asyncio.Event()  # a peer said something else than the database keeps of what it accepts
+        self.ctx.accepts_changed = heard.set
+        if self.ctx.unkept_accepts():  # heard before this start (a request served before it)
+            heard.set()
         for party in self.ctx.agreement.peers(self.ctx.party):
             client = PeerClient(self.ctx, party, ratification)
             self.clients[party.id] = client
@@ -133,8 +144,39 @@ class Node:
         self._tasks += self.record.start()
         fetcher = EvidenceFetcher(self.ctx, self.clients)  # evidence files the peers' envelopes refer to
         self._tasks.append(asyncio.create_task(fetcher.run(), name="evidence"))
+        self._tasks.append(asyncio.create_task(self._keeping_accepts(heard), name="accepts"))
         for task in self._tasks:
             task.add_done_callback(_ended)
+
+    async def keep_accepts(self) -> None:
+        """Write what each peer last said it accepts where the database keeps something else (one job).
+
+        Raises what `Writer.run` raises; what was not written is written at the next call.
+        """
+        words = self.ctx.unkept_accepts()
+        if not words:
+            return
+        at = format_time(now())
+
+        def job(conn: Connection) -> None:
+            for peer, said in words.items():
+                links_db.keep_accepts(conn, peer, " ".join(sorted(said)), at)
+
+        await self.run(job)
+        self.ctx.accepts_kept(words)
+
+    async def _keeping_accepts(self, heard: asyncio.Event) -> None:
+        # A request or answer that brings a peer's new word only sets `heard` (`heard_accepts`):
+        # none waits for the write, or adds one to the writer's jobs of its own.
+        while True:
+            await heard.wait()
+            heard.clear()
+            try:
+                await self.keep_accepts()
+            except Exception as exc:  # the database is down, say: try again, for a restart must not forget it
+                log.warning("what the peers accept is not kept yet, trying again: %s", exc)
+                await asyncio.sleep(ACCEPTS_RETRY)
+                heard.set()
 
     def serve_writes(self) -> None:
         """Run this node's writer jobs on the running event loop (see `store.writer`) until `stop`."""
@@ -190,7 +232,7 @@ class Node:
             return await self.aread(query)
 
     async def stop(self) -> None:
-        """Stop background work, close peer connections and the writer."""
+        """Stop background work, close peer connections, keep what peers said they accept, close the writer."""
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -198,6 +240,11 @@ class Node:
                 await task
         for client in self.clients.values():
             await client.close()
+        self.ctx.accepts_changed = None
+        try:  # a peer's word heard just before the stop, not yet written: the next start needs it
+            await self.keep_accepts()
+        except Exception as exc:
+            log.warning("what the peers accept was not kept: %s", exc)
         await self.ctx.writer.detach()
         self.ctx.writer.stop()
         self.ctx.engine.dispose()

@@ -32,6 +32,15 @@ def update_link(conn: Connection, peer: str, **values: object) -> None:
     conn.execute(update(links).where(links.c.peer == peer).values(**values))
 
 
+def keep_accepts(conn: Connection, peer: str, accepts: str, at: str) -> None:
+    """Keep what `peer` said it accepts, as its `detente-accepts` header names it ("" for nothing).
+
+    Creates the link row (`ensure_link`) if the peer spoke before this node ever contacted it.
+    """
+    ensure_link(conn, peer, at)
+    update_link(conn, peer, accepts=accepts)
+
+
 def record_link_event(conn: Connection, peer: str, state: str, at: str, reason: str) -> None:
     """Keep a link state change for later reports."""
     conn.execute(insert(link_events).values(peer=peer, state=state, at=at, reason=reason[:500]))

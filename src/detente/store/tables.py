@@ -165,6 +165,9 @@ links = Table(
     Column("peer_status", String(24)),  # the peer's last `status` code and note
     Column("peer_status_note", Text),
     Column("peer_status_at", String(32)),
+    # What the peer last said it accepts (`core.wire.ACCEPTS`), space-separated; "" for nothing
+    # beyond the first release, NULL if never heard from (migration 0011).
+    Column("accepts", Text),
 )
 
 # Link state changes, kept so that outages can be reported afterwards (drills, audits).
