@@ -20,7 +20,9 @@ from detente.core import agreement as agreement_mod
 from detente.core.checkpoint import parse_proof_bundle
 from detente.core.keys import Signer
 from detente.core.note import parse_note
+from detente.core.proof_bundle import verify_bundle
 from detente.errors import BadRequest, Conflict
+from record_support import saved_before_rotation
 from support import Cluster, NodeProc, wait_for
 
 
@@ -173,10 +175,13 @@ def test_a_wrong_key_in_the_agreement_fails_the_proof(pair: Cluster, sent: Sent,
     refused = detente(*given, "--allow-unwitnessed")
     assert_error(refused, f"is sealed under agreement {real.hash[:12]}…, not given, so its signature cannot be checked")
     assert "give that agreement with --earlier" in refused.stderr and refused.stdout == ""
-    # ir's real cosignature is not by the key this copy pins for ir: pk's checkpoint is then unwitnessed.
+    # ir's real cosignature is not by the key this copy pins for ir: pk's checkpoint is then unwitnessed
+    # under it, and the error names the earlier agreement whose key for ir it verifies with.
     unwitnessed = detente(*given, "--earlier", str(sent.agreement))
-    assert_error(unwitnessed, "VerificationError: no other party cosigned the checkpoint of pk.detente/log at size")
-    assert "usually cosigned within a second: try again, or accept it with --allow-unwitnessed" in unwitnessed.stderr
+    assert_error(unwitnessed, "VerificationError: ir cosigned the checkpoint of pk.detente/log at size")
+    assert f"with its key pinned by earlier agreement pk-ir-2024 {real.hash[:12]}…, not by agreement" in (
+        unwitnessed.stderr
+    )
     out = lines(detente(*given, "--earlier", str(sent.agreement), "--allow-unwitnessed"))
     assert "not cosigned by ir" in out and out[-1] == "inclusion proof verifies"
     assert "warning      no other party cosigned this checkpoint: it rests on pk's word alone" in out
@@ -292,6 +297,36 @@ def test_a_tampered_bundle_fails_naming_what(sent: Sent, saved: Path) -> None:
     unwitnessed = verify(tampered(saved, *cases["the witness"][:2]), sent.agreement)
     assert "a saved bundle stays as it is: fetch a newer one with `log proof`, or accept it with" in unwitnessed.stderr
     assert "try again" not in unwitnessed.stderr
+
+
+def test_a_proof_saved_before_a_witness_rotated_its_key_says_which_agreement_it_needs(tmp_path: Path) -> None:
+    """QA: with the agreement in force and --earlier it failed as cosigned by no one; pk had cosigned it."""
+    saved = saved_before_rotation()  # built offline: no node needed
+    old, new = agreement_mod.load(saved.old_text), agreement_mod.load(saved.new_text)
+    proof, old_file, new_file = tmp_path / "m.tlog-proof", tmp_path / "old.toml", tmp_path / "new.toml"
+    proof.write_bytes(saved.bundle.format())
+    old_file.write_text(saved.old_text, encoding="utf-8")
+    new_file.write_text(saved.new_text, encoding="utf-8")
+    refused = verify(proof, new_file, "--earlier", str(old_file))
+    assert_error(
+        refused,
+        f"VerificationError: pk cosigned the checkpoint of ir.detente/log at size 3 with its key pinned by earlier "
+        f"agreement {old.id} {old.hash[:12]}…, not by agreement {new.id} {new.hash[:12]}…: a checkpoint is checked "
+        "with the keys of one agreement, so a proof saved before a key rotation verifies with the agreement of its "
+        f"time as --agreement ({old.hash[:12]}…)",
+    )
+    verified = lines(verify(proof, old_file))
+    assert verified[-1] == "inclusion proof verifies" and "cosigned by  pk (pk.detente/log) at " in verified[-2]
+    # Accepted unwitnessed, it verifies with the warning, as before.
+    accepted = lines(verify(proof, new_file, "--earlier", str(old_file), "--allow-unwitnessed"))
+    assert "not cosigned by pk" in accepted and accepted[-1] == "inclusion proof verifies"
+    # A checkpoint no one cosigned under any agreement given gets the advice it always had.
+    entry = verify_bundle(saved.bundle, saved.envelope, new, earlier=(old,))
+    assert log_cli._earlier_cosigners(saved.bundle, entry, new, []) == ""
+    assert log_cli._unwitnessed(entry, live=True) == (
+        "no other party cosigned the checkpoint of ir.detente/log at size 3: it rests on ir's word alone (a checkpoint "
+        "is usually cosigned within a second: try again, or accept it with --allow-unwitnessed)"
+    )
 
 
 def test_proof_out_refuses_a_file_that_exists_unless_forced(pair: Cluster, sent: Sent, tmp_path: Path) -> None:

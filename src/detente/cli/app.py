@@ -311,13 +311,13 @@ def user_enable(data: DataOpt, name: Annotated[str, typer.Option(help="login nam
 def user_passwd(
     data: DataOpt,
     name: Annotated[str, typer.Option(help="login name")],
+    # Required: the password is read from standard input only, never from the command line (which
+    # other users of the machine can read); without the flag the command is mistyped, a usage error.
     password_stdin: Annotated[
         bool, typer.Option("--password-stdin", help="read the new console password (first line of stdin)")
-    ] = False,
+    ],
 ) -> None:
     """Set an operator's console password; their open console sessions end (within 2 s on a running node)."""
-    if not password_stdin:
-        raise BadRequest("give the new password on standard input, with --password-stdin")
     setup.set_password(data, name, read_password())
     print(f"operator {name}: password changed; their console sessions have ended")
 

@@ -348,9 +348,10 @@ def status(
     """Tell a peer why this side is (not) answering: without --peer, every peer (in a group of states,
     "we are busy" is for all of them), one signed status each, in the order of `links`.
 
-    Every --peer is checked against the node's peers before any status is sent. If the node fails
-    midway (it stops, its database is unavailable), the command stops there, having said which
-    were sent: send again to the others.
+    Every --peer is checked against the node's peers before any status is sent, and so is whether
+    you hold several offices, which needs --office. If the node fails midway (it stops, its
+    database is unavailable), the command stops there, having said which were sent: send again
+    to the others.
     """
     with api(node, url, cacert, token) as client:
         known = [
@@ -364,6 +365,15 @@ def status(
                 f"not a peer of this node: {', '.join(unknown)} (its peers: {', '.join(known)}); nothing was sent",
                 param_hint="--peer",
             )
+        if office is None:
+            # The node would refuse each request naming its `office` field; this names the option.
+            offices = call(client, "GET", "/me", expect={"offices": list})["offices"]
+            if len(offices) > 1:
+                raise typer.BadParameter(
+                    printable(f"you hold several offices ({', '.join(map(str, offices))}): say for which one the "
+                              "status is sent; nothing was sent"),
+                    param_hint="--office",
+                )  # fmt: skip
         for one in peers:
             request = {"peer": one, "code": code.upper(), "note": note, **({"office": office} if office else {})}
             result = call(client, "POST", "/status", json=request, expect={"id": str})

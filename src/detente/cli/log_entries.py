@@ -30,7 +30,8 @@ def log_entries(
         Path, typer.Argument(help="the directory `detente log export` wrote", exists=True, file_okay=False)
     ],
     types: Annotated[
-        ListOpt, typer.Option("--type", help="only envelopes of this type (message, ack, link.test, …); repeatable")
+        ListOpt,
+        typer.Option("--type", help="only envelopes of this type (hotline.text, ack, link.test, …); repeatable"),
     ] = None,
     offices: Annotated[
         ListOpt, typer.Option("--office", help="only envelopes this office sent or was sent (pk:dgmo); repeatable")

@@ -39,7 +39,14 @@ from detente.core import envelope as envelope_mod
 from detente.core.checkpoint import ProofBundle, parse_checkpoint, parse_proof_bundle
 from detente.core.envelope import Envelope
 from detente.core.note import parse_note, signature_for
-from detente.core.proof_bundle import ProvenEntry, envelope_in, log_party_of, verify_bundle, with_envelope
+from detente.core.proof_bundle import (
+    ProvenEntry,
+    cosigned_under,
+    envelope_in,
+    log_party_of,
+    verify_bundle,
+    with_envelope,
+)
 from detente.errors import BadRequest, Conflict, Error, MalformedError, VerificationError
 from detente.node.config import load_config
 
@@ -160,8 +167,8 @@ def log_verify_proof(
         Path | None,
         typer.Option(
             "--envelope",
-            help="the envelope as JSON (what `detente message ID` prints, or its `envelope`), "
-            "for a bundle that holds none",
+            help="the envelope as JSON (what `detente message ID` prints, or its `envelope`), for a bundle that "
+            "holds none (`log proof --out` and the API's downloads hold it)",
             exists=True,
             dir_okay=False,
         ),
@@ -174,10 +181,10 @@ def log_verify_proof(
 ) -> None:
     """Verify a saved tlog-proof bundle offline, with the agreement's pinned keys; nothing is asked of a node.
 
-    The envelope is the one the bundle's `extra` line holds (`log proof --out` puts it there), or
-    the one given with --envelope (for a bundle from the API, which holds none). Checks (an
-    envelope sealed under an earlier agreement needs it, with --earlier) and exit status as `log
-    proof`.
+    The envelope is the one the bundle's `extra` line holds (`log proof --out` and the API's
+    downloads, `GET /api/v1/messages/{id}/proof`, put it there), or the one given with --envelope
+    (for a bundle that holds none, from another tool). Checks (an envelope sealed under an earlier
+    agreement needs it, with --earlier) and exit status as `log proof`.
     """
     doc = load_agreement_file(agreement)
     before = earlier_agreements(doc, earlier)
@@ -312,23 +319,52 @@ def _verify(
 
     Raises `VerificationError` naming what failed; a checkpoint no other party cosigned is one
     unless `allow_unwitnessed` (`live`: the bundle was just fetched, and asking again may find it
-    cosigned; else it is a saved file).
+    cosigned; else it is a saved file), naming the `earlier` agreement whose keys did cosign it,
+    if one does.
     """
     try:
         entry = verify_bundle(bundle, envelope, doc, log_party=log, earlier=earlier)
     except VerificationError as exc:
         raise VerificationError(f"{exc.detail}{_rotated_key(bundle, doc)}") from None
     if not entry.witnessed and not allow_unwitnessed:
-        again = (
-            "a checkpoint is usually cosigned within a second: try again"
-            if live
-            else "a saved bundle stays as it is: fetch a newer one with `log proof`"
-        )
-        raise VerificationError(
-            f"no other party cosigned the checkpoint of {entry.origin} at size {entry.size}: it rests on "
-            f"{entry.log_party}'s word alone ({again}, or accept it with --allow-unwitnessed)"
-        )
+        raise VerificationError(_earlier_cosigners(bundle, entry, doc, earlier) or _unwitnessed(entry, live=live))
     return entry
+
+
+def _unwitnessed(entry: ProvenEntry, *, live: bool) -> str:
+    """Return why a checkpoint no other party cosigned fails, and what to do (`live`: it was just fetched)."""
+    again = (
+        "a checkpoint is usually cosigned within a second: try again"
+        if live
+        else "a saved bundle stays as it is: fetch a newer one with `log proof`"
+    )
+    return (
+        f"no other party cosigned the checkpoint of {entry.origin} at size {entry.size}: it rests on "
+        f"{entry.log_party}'s word alone ({again}, or accept it with --allow-unwitnessed)"
+    )
+
+
+def _earlier_cosigners(
+    bundle: ProofBundle, entry: ProvenEntry, doc: agreement_mod.Agreement, earlier: list[agreement_mod.Agreement]
+) -> str:
+    """Return, for an unwitnessed checkpoint that parties cosigned with keys an --earlier agreement pins, which.
+
+    A proof saved before a witness rotated its key holds that witness's cosignature by its key of
+    then: the checkpoint is checked with the keys of one agreement, so it verifies with the
+    agreement of its time as --agreement. Empty when no earlier agreement given explains it.
+    Raises nothing.
+    """
+    for older in earlier:
+        parties = cosigned_under(bundle, older)
+        if parties:
+            whose = "its key" if len(parties) == 1 else "their keys"
+            return (
+                f"{', '.join(parties)} cosigned the checkpoint of {entry.origin} at size {entry.size} with {whose} "
+                f"pinned by earlier agreement {older.id} {older.hash[:12]}…, not by agreement {doc.id} "
+                f"{doc.hash[:12]}…: a checkpoint is checked with the keys of one agreement, so a proof saved before a "
+                f"key rotation verifies with the agreement of its time as --agreement ({older.hash[:12]}…)"
+            )
+    return ""
 
 
 def _rotated_key(bundle: ProofBundle, doc: agreement_mod.Agreement) -> str:

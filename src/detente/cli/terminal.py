@@ -76,6 +76,14 @@ def printable_lines(value: object) -> str:
     return "\n".join(printable(line) for line in str(value).split("\n"))
 
 
+def value_text(value: object) -> str:
+    """Return a value of a node's answer as one line of a list: text as it is, None as "", any other
+    value as JSON writes it (`false`, `3`, `["pk:dgmo"]`, as `show` prints it), made `printable`."""
+    if value is None:
+        return ""
+    return printable(value) if isinstance(value, str) else dump_json(value, indent=None)
+
+
 def cell(value: object) -> Text:
     """Return a table cell showing `value` literally: no markup, no emoji codes, no control characters."""
     return Text(printable("" if value is None else value))
@@ -158,8 +166,7 @@ def print_messages(console: Console, messages: list[dict[str, Any]]) -> int:
         if i:
             console.print()
         console.print(Text(f"{id_}  {precedence.ljust(prec)}  {state}"), overflow="fold")
-        when = f"  created {created}" + (f"  deadline {deadline}" if deadline else "")
-        _indented(console, f"{route}  {type_}{when}")
+        _labelled(console, [f"{route}  {type_}", f"created {created}", *([f"deadline {deadline}"] if deadline else [])])
         _indented(console, text)
     return cut
 
@@ -186,7 +193,27 @@ def print_records(console: Console, headers: list[str], rows: list[list[str]], n
         if i:
             console.print()
         console.print(Text("  ".join(v for v in row[:2] if v)), overflow="fold")
-        _indented(console, "  ".join(f"{h} {v}" for h, v in zip(headers[2:], row[2:], strict=True) if v))
+        _labelled(console, [f"{h} {v}" for h, v in zip(headers[2:], row[2:], strict=True) if v])
+
+
+def _labelled(console: Console, pairs: list[str]) -> None:
+    """Print `pairs` (each `label value`) indented, as many to a line as fit, two spaces apart.
+
+    A line breaks between pairs, never inside one that fits a line: wrapped at any space, a label
+    would end one line and its value begin the next (`requester` / `ir:dgmo`), or a time would
+    lose its hour. Only a pair wider than the line is wrapped, as `_indented` wraps it.
+    """
+    room = max(console.width - 2, 1)
+    line = ""
+    for pair in pairs:
+        if line and cell_len(line) + 2 + cell_len(pair) <= room:
+            line += "  " + pair
+            continue
+        if line:
+            _indented(console, line)
+        line = pair
+    if line:
+        _indented(console, line)
 
 
 def _indented(console: Console, text: str) -> None:

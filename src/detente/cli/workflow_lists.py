@@ -20,7 +20,7 @@ import typer
 
 from detente.cli import client
 from detente.cli.arguments import CheckedCommand, check_id, segment
-from detente.cli.terminal import dump_json, print_records, printable
+from detente.cli.terminal import dump_json, print_records, printable, value_text
 from detente.cli.transport import CertOpt, NodeOpt, TokenOpt, UrlOpt, api, call, shape
 from detente.cli.workflow import JsonOpt, action_app, case_app, clarification_app, consultation_app
 from detente.core.bodies import body_summary
@@ -75,7 +75,7 @@ def _print_list(
     rows = []
     for item in items:
         row = shape(item, {}, "an item in the node's answer")
-        rows.append([printable("" if row.get(field) is None else row.get(field)) for _, field in columns])
+        rows.append([value_text(row.get(field)) for _, field in columns])
     print_records(client.out, [title for title, _ in columns], rows, f"no {key}")
 
 

@@ -41,7 +41,7 @@ from detente.core.envelope import Envelope
 from detente.core.note import Note, parse_note, signature_for
 from detente.errors import Error, MalformedError, VerificationError
 
-__all__ = ["ProvenEntry", "envelope_in", "log_party_of", "verify_bundle", "with_envelope"]
+__all__ = ["ProvenEntry", "cosigned_under", "envelope_in", "log_party_of", "verify_bundle", "with_envelope"]
 
 
 @dataclass(frozen=True)
@@ -166,6 +166,26 @@ def verify_bundle(
     return ProvenEntry(
         envelope, party.id, cp.origin, parsed.index, cp.size, cp.root, cosigned, tuple(absent), envelope.sender
     )
+
+
+def cosigned_under(bundle: ProofBundle, doc: Agreement) -> tuple[str, ...]:
+    """Return the other parties whose cosignature on the bundle's checkpoint verifies with a key `doc` pins.
+
+    `verify_bundle` checks the cosignatures with the keys of the agreement whose key for the log's
+    owner signed the checkpoint, the first given: when only a witness rotated its key, that is the
+    agreement in force, and the witness's cosignature of before counts as absent. This says which
+    parties did cosign under `doc` (an earlier agreement given), so that the caller can name the
+    agreement a saved proof needs. Empty if `doc` does not pin the key that signed the checkpoint,
+    or pins no usable key. Raises nothing.
+    """
+    try:
+        note = parse_note(bundle.note_bytes)
+        party = log_party_of(parse_checkpoint(note.text).origin, doc)
+        witnesses = {peer.id: _pinned(peer).with_alg(keys.ALG_COSIGNATURE_V1) for peer in doc.peers(party.id)}
+        _, _, matched = open_checkpoint(note, _pinned(party), list(witnesses.values()))
+    except (Error, ValueError):
+        return ()
+    return tuple(peer for peer, witness in witnesses.items() if witness.name in matched)
 
 
 def _signing_era(

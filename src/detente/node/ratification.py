@@ -5,7 +5,8 @@ hash (its ratification, stored in its database); `serve` refuses to start otherw
 
 - the first ratification (the node holds none, as after `init`): installs the completed agreement
   and signs it;
-- the agreement in force again (the same hash): signs it again, which gives the same signature;
+- the agreement in force again (the same hash): signs it again, which gives the same signature,
+  and keeps the ratification stored, with its time (it finishes an interrupted key switch);
 - any other agreement, once the node has ratified one, is an amendment of the agreement in force.
   It is refused unless `replace` is given, and refused while a node serves from DIR, with or
   without `replace`. A running node keeps the agreement it started with and seals every message
@@ -94,6 +95,7 @@ def ratify(data: Path, agreement_file: Path | None = None, *, replace: bool = Fa
     with node_database(config, migrated=True) as engine:
         with read_connection(engine) as conn:
             held = operators_db.ratified_by(conn, config.party)
+            stored = operators_db.ratifications_of(conn, doc.hash).get(config.party)
             queued = messages_db.outbox_depth(conn)
             logged = messages_db.log_size(conn)
         current = _in_force(config, held)
@@ -104,8 +106,11 @@ def ratify(data: Path, agreement_file: Path | None = None, *, replace: bool = Fa
             _check_stopped(config)
         signature = wire.ratify(doc, key.signer)
         _keep_copies(config, doc, text, replaced)
-        with write_transaction(engine) as conn:
-            operators_db.save_ratification(conn, config.party, doc.hash, signature, format_time(now()))
+        # The agreement in force, ratified again, gives the signature stored (Ed25519 is
+        # deterministic): that changes nothing, the time of the ratification included.
+        if current != doc.hash or signature != stored:
+            with write_transaction(engine) as conn:
+                operators_db.save_ratification(conn, config.party, doc.hash, signature, format_time(now()))
     # The ratification is stored before the file changes: if writing the file fails, the installed
     # agreement stays in force, ratified as before.
     if agreement_file is not None:

@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 
 from detente.cli.app import app
 from detente.cli.helptext import reflow
+from detente.core import notifications
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 PARAGRAPH = (
@@ -137,6 +138,26 @@ def test_a_paragraph_fills_a_wide_terminal_and_wraps_in_a_narrow_one() -> None:
     # A command listing reads a two-line first paragraph as one line too.
     listing = _help(columns=200)
     assert re.search(r"links +Show the link to each peer: state, .* outbox depth, and the newest status", listing)
+
+
+def _option_help(path: list[str], name: str) -> str:
+    """The help of option `name` of the command at `path`."""
+    command, ctx = next((c, x) for p, c, x in _commands() if p == path)
+    return str(next(param for param in command.get_params(ctx) if param.name == name).help)
+
+
+def test_the_help_says_what_the_command_does() -> None:
+    # QA: `log entries --type` gave `message` as a type, and there is none; `log verify-proof
+    # --envelope` said a bundle from the API holds no envelope, and it holds it.
+    examples = re.search(r"\((.*), …\)", _option_help(["log", "entries"], "types"))
+    assert examples is not None
+    assert all(kind in notifications.CATALOG for kind in examples.group(1).split(", ")), examples.group(1)
+    envelope = _option_help(["log", "verify-proof"], "envelope_file")
+    assert "for a bundle that holds none (`log proof --out` and the API's downloads hold it)" in envelope
+    assert "from the API, which holds none" not in _help("log", "verify-proof", columns=200)
+    # `user passwd` reads the password from standard input only: the flag is required, and says so.
+    passwd = _help("user", "passwd", columns=200).splitlines()
+    assert "[required]" in next(line for line in passwd if "--password-stdin" in line), passwd
 
 
 def test_the_installed_command_reflows_to_the_terminal() -> None:

@@ -9,7 +9,8 @@ import pytest
 from rich.console import Console
 from rich.table import Table
 
-from detente.cli.terminal import cell, dump_json, print_records, printable, printable_lines
+from detente.cli.terminal import cell, dump_json, print_records, printable, printable_lines, value_text
+from detente.cli.workflow_lists import COLUMNS
 
 URDU = "پنجگور کے قریب دھماکوں کی اطلاع"
 PERSIAN = "می\u200cخواهیم"  # with the zero-width non-joiner Persian spelling needs
@@ -109,3 +110,33 @@ def test_a_list_is_a_table_where_it_fits_and_a_block_per_row_where_it_does_not()
     assert "…" not in narrow and "┃" not in narrow
     assert all(len(line) <= 80 for line in narrow.splitlines())
     assert _records(80, []) == "no cases\n"
+
+
+def test_a_block_breaks_between_label_and_value_pairs_never_inside_one() -> None:
+    """QA: at 80 columns `clarification list` ended a line with `requester` and began the next with its
+    value, and printed Python's `False` where `show` prints `false`."""
+    at = "2026-11-28T19:53:03.123Z"
+    clarification = {
+        "id": CASE_ID, "status": "open", "created": at, "updated_at": at, "requester": "ir:dgmo",
+        "deadline": "2026-11-28T22:53:03.123Z", "late": False, "overdue": True,
+    }  # fmt: skip
+    columns = COLUMNS["clarifications"]
+    buffer = io.StringIO()
+    rows = [[value_text(clarification.get(field)) for _, field in columns]]
+    print_records(Console(file=buffer, width=80), [title for title, _ in columns], rows, "none")
+    lines = buffer.getvalue().splitlines()
+    assert lines[0] == f"{CASE_ID}  open" and all(len(line) <= 80 for line in lines)
+    pairs = ["created 2026-11-28T19:53:03.123Z", "updated 2026-11-28T19:53:03.123Z", "requester ir:dgmo",
+             "deadline 2026-11-28T22:53:03.123Z", "late false", "overdue true"]  # fmt: skip
+    for pair in pairs:  # each whole on one line
+        assert sum(pair in line for line in lines) == 1, (pair, lines)
+    assert " ".join(line.strip() for line in lines[1:]).split() == " ".join(pairs).split()  # in order, nothing else
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [(None, ""), (False, "false"), (True, "true"), (3, "3"), (["pk:dgmo", "ir:dgmo"], '["pk:dgmo", "ir:dgmo"]'),
+     ("pk:dgmo", "pk:dgmo"), ("a\x1bb", "a\\x1bb"), ({"x": "\x9b"}, '{"x": "\\u009b"}')],
+)  # fmt: skip
+def test_a_listed_value_is_text_as_it_is_else_as_json_writes_it(value: object, shown: str) -> None:
+    assert value_text(value) == shown

@@ -22,6 +22,8 @@ def detente(*args: str) -> subprocess.CompletedProcess[str]:
         (("nosuchcommand",), "No such command 'nosuchcommand'"),
         (("audit", ".", "--agreement", "/nonexistent/agreement.toml"), "does not exist"),
         (("serve", "--no-such-option"), "No such option: --no-such-option"),
+        # QA: it was an error of the node's kind, exit 1, and its help showed the option as optional.
+        (("user", "passwd", "--data", "/nonexistent", "--name", "duty1"), "Missing option '--password-stdin'"),
     ],
 )
 def test_usage_errors_show_usage_and_exit_2(args: tuple[str, ...], says: str) -> None:

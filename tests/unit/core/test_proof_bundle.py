@@ -8,15 +8,23 @@ from functools import cache
 
 import pytest
 
+from detente.core import agreement as agreement_mod
 from detente.core import merkle, merkle_memory
 from detente.core.agreement import Agreement
 from detente.core.checkpoint import Checkpoint, ProofBundle, format_proof_bundle, parse_proof_bundle, sign_checkpoint
 from detente.core.envelope import Envelope
 from detente.core.keys import Signer
 from detente.core.note import add_signatures, cosign
-from detente.core.proof_bundle import ProvenEntry, envelope_in, log_party_of, verify_bundle, with_envelope
+from detente.core.proof_bundle import (
+    ProvenEntry,
+    cosigned_under,
+    envelope_in,
+    log_party_of,
+    verify_bundle,
+    with_envelope,
+)
 from detente.errors import Error, Invalid, MalformedError, VerificationError
-from record_support import agreement_and_keys, envelope
+from record_support import agreement_and_keys, envelope, saved_before_rotation
 
 SIZE = 7
 TS = 1_800_000_000
@@ -132,6 +140,21 @@ def test_an_envelope_under_an_earlier_agreement_signed_with_the_new_key_is_refus
     _, proof = with_last(log, earlier_signed)
     with pytest.raises(VerificationError, match="signature does not verify"):
         verify_bundle(proof, earlier_signed, log.doc, earlier=(earlier,))
+
+
+def test_a_witness_cosignature_by_a_key_an_earlier_agreement_pins_is_named_by_cosigned_under() -> None:
+    # QA: a proof of ir's log saved before pk rotated its key; ir's key did not change, so the
+    # checkpoint is checked under the agreement in force, where pk's cosignature of then is absent.
+    saved = saved_before_rotation()
+    old, new = agreement_mod.load(saved.old_text), agreement_mod.load(saved.new_text)
+    unwitnessed = verify_bundle(saved.bundle, saved.envelope, new, earlier=(old,))
+    assert not unwitnessed.witnessed and unwitnessed.not_cosigned_by == ("pk",)
+    assert cosigned_under(saved.bundle, old) == ("pk",) and cosigned_under(saved.bundle, new) == ()
+    # With the agreement of its time as the one given, it verifies, witnessed.
+    assert verify_bundle(saved.bundle, saved.envelope, old).cosigned_by == {"pk": 1_800_000_000}
+    # Another agreement's keys name no one; nor does a bundle whose note does not parse.
+    assert cosigned_under(saved.bundle, agreement_and_keys()[0]) == ()
+    assert cosigned_under(replace(saved.bundle, note_bytes=b"no note"), old) == ()
 
 
 def test_an_envelope_from_no_party_of_its_agreement_is_refused() -> None:

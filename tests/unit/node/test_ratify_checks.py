@@ -2,7 +2,8 @@
 
 - the TLS fingerprint: `ratify` refuses, before writing anything, an agreement that pins another
   certificate than tls.crt (as `serve` does), and both name the two fingerprints in full;
-- the url: `ratify` and `serve` warn, without refusing, when peers would not reach the node there.
+- the url: `ratify` and `serve` warn, without refusing, when peers would not reach the node there;
+- the agreement in force, ratified again, changes nothing: not even the time of its ratification.
 
 Nodes are made with `init_node` and never started, except by the one test that runs `serve`;
 commands run through `detente.cli.main` in this process (`cli_support.detente`).
@@ -232,3 +233,29 @@ def test_the_ratified_result_carries_the_warnings(tmp_path: Path) -> None:
         f"the agreement gives ir's address as https://0.0.0.0:{port}, but 0.0.0.0 is no address a peer can "
         f"connect to: give the address peers reach this node at (it listens on 127.0.0.1:{port})",
     )
+
+
+# -- the agreement in force, again -----------------------------------------------------------------
+
+
+def test_ratifying_the_agreement_in_force_again_keeps_the_ratification_and_its_time(tmp_path: Path) -> None:
+    """QA: "ratifying the agreement in force again changes nothing", yet `agreement show` gave a new time."""
+    values = make_nodes(tmp_path)
+    pk = tmp_path / "pk"
+    assert ratify(pk, write(tmp_path, values)).code == 0
+    first, shown = ratifications(pk, "pk"), ratify_show(pk)
+    time.sleep(0.01)  # the stored time has milliseconds: a new one would differ
+    # The same agreement, laid out otherwise (a comment): the hash covers the content only.
+    again = write(tmp_path, values, "copy.toml")
+    again.write_text("# our copy\n" + again.read_text(encoding="utf-8"), encoding="utf-8")
+    done = ratify(pk, again)
+    assert done.code == 0, done.stderr
+    assert done.stdout.splitlines()[2] == "this agreement was in force already: nothing else changed"
+    assert ratifications(pk, "pk") == first and ratify_show(pk) == shown
+
+
+def ratify_show(data: Path) -> str:
+    """The line of `agreement show` that says when this node ratified the agreement in force."""
+    shown = detente("agreement", "show", "--data", str(data))
+    assert shown.code == 0, shown.stderr
+    return next(line for line in shown.stdout.splitlines() if line.startswith("ratified by this node"))

@@ -78,7 +78,15 @@ def test_the_session_cookie_works_on_the_api_only_with_the_csrf_header_for_write
     token = csrf_of(client.get("/"))
     request = {"channel": "dgmo", "to": "ir:dgmo", "precedence": "ROUTINE", "type": "hotline.text",
                "body": {"text": "session"}}  # fmt: skip
-    assert client.post("/api/v1/messages", json=request).status_code == 401
+    # QA: the 401 said "send 'Authorization: Bearer <token>'"; it names what the session's write lacks.
+    missing = client.post("/api/v1/messages", json=request)
+    assert missing.status_code == 401 and missing.json() == {
+        "error": "Unauthorized",
+        "detail": "a write with the console session needs its CSRF token in 'X-CSRF-Token'",
+    }
+    wrong = client.post("/api/v1/messages", json=request, headers={"X-CSRF-Token": token[::-1]})
+    assert wrong.status_code == 401
+    assert wrong.json()["detail"] == "'X-CSRF-Token' is not this console session's CSRF token"
     assert client.post("/api/v1/messages", json=request, headers={"X-CSRF-Token": token}).status_code == 201
     foreign = {"X-CSRF-Token": token, "Origin": "https://evil.example"}
     assert client.post("/api/v1/messages", json=request, headers=foreign).status_code == 401

@@ -20,6 +20,7 @@ from detente.web.console.sessions import Session, Signer
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 HEADER = "x-csrf-token"
+HEADER_NAME = "X-CSRF-Token"  # as the docs and error details spell it
 FIELD = "csrf"
 
 

@@ -26,7 +26,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from detente import __version__
 from detente.core import notifications
 from detente.core.precedence import format_time, now
-from detente.errors import Error, Forbidden
+from detente.errors import Error, Forbidden, Unauthorized
 from detente.node import auth
 from detente.node.linkstate import link_views
 from detente.node.runtime import Node
@@ -173,16 +173,25 @@ class Console:
     async def session_operator(self, conn: HTTPConnection) -> Operator | None:
         """Return the operator of a valid console session on this request or WebSocket, if any.
 
-        Unsafe API requests must also carry the session's CSRF token in `X-CSRF-Token`, and a
-        foreign `Origin` is refused; either failure answers None (the API then says 401).
+        A foreign `Origin` answers None (the API then says 401). Unsafe API requests must also
+        carry the session's CSRF token in `X-CSRF-Token`: a valid session without it raises
+        `Unauthorized` saying so, since the header is what a script of the console forgot.
         """
         session = self.sessions.read(conn)
         if session is None or not csrf.origin_allowed(conn):
             return None
+        operator = await self._account(session)
+        if operator is None:
+            return None
         if conn.scope["type"] == "http" and conn.scope.get("method", "GET") not in csrf.SAFE_METHODS:
-            if not csrf.check_session_token(self.signer, session, conn.headers.get(csrf.HEADER)):
-                return None
-        return await self._account(session)
+            token = conn.headers.get(csrf.HEADER)
+            if not csrf.check_session_token(self.signer, session, token):
+                raise Unauthorized(
+                    f"a write with the console session needs its CSRF token in '{csrf.HEADER_NAME}'"
+                    if not token
+                    else f"'{csrf.HEADER_NAME}' is not this console session's CSRF token"
+                )
+        return operator
 
     async def _account(self, session: Session) -> Operator | None:
         operator = await self.node.read_quick(lambda c: data.account(c, session.operator))
