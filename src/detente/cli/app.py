@@ -199,6 +199,7 @@ def serve(data: DataOpt) -> None:
             **UVICORN_OPTIONS,
         )
     )
+    server.hold_signals()  # from here a Ctrl-C stops the node, however early it comes
     for warning in address_warnings(config, node.ctx.agreement):
         print(f"warning: {warning}", flush=True)
     for ignored in node.ctx.agreement.ignored:
@@ -219,8 +220,6 @@ def serve(data: DataOpt) -> None:
     gc.freeze()
     try:
         server.run(sockets=sockets)
-    except KeyboardInterrupt:  # uvicorn raises the Ctrl-C it handled again once it has shut down
-        pass
     finally:
         for sock in sockets:
             sock.close()

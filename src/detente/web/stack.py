@@ -7,6 +7,9 @@ to import the node to get them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
+from collections.abc import Iterator
 from typing import Any
 
 import uvicorn
@@ -47,6 +50,27 @@ class NodeServer(uvicorn.Server):
     A connection whose close has been sent in full is aborted instead; one still writing, and one
     with a request in flight, is waited for as before (`timeout_graceful_shutdown`).
     """
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self._early: list[int] = []
+
+    def hold_signals(self) -> None:
+        """Keep a Ctrl-C or SIGTERM that comes before the server takes its signals, to act on it then.
+
+        `serve` says "serving on" before the server runs; a Ctrl-C between the two (during the
+        collection before it, or the event loop's start) was lost, and the node went on serving
+        until a second one (found by a test that stops a node the moment it says it serves).
+        """
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda caught, _frame: self._early.append(caught))
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        with super().capture_signals():
+            for caught in self._early:  # handled as if they came now: the server stops as soon as it started
+                self.handle_exit(caught, None)
+            yield
 
     async def _wait_tasks_to_complete(self) -> None:
         # uvicorn 0.54's own wait (pinned in pyproject.toml) follows, once every connection left

@@ -212,11 +212,12 @@ def test_ratify_and_serve_warn_of_a_url_that_is_not_where_the_node_listens(tmp_p
                 break
         assert lines[-1] == f"node pk serving on {config.url}", lines
         assert warning in lines[:-1]
-    finally:
+        # A Ctrl-C the moment it says it serves stops it (one that early was lost: the node served on).
         proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
+        rest = proc.communicate(timeout=15)[0].decode("utf-8")
+        assert proc.returncode == 0 and rest.rstrip().endswith("node pk stopped"), rest
+    finally:
+        if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=5)
 
