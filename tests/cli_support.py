@@ -15,7 +15,7 @@ from unittest import mock
 
 from rich.console import Console
 
-from detente.cli import client, drill_output, main, workflow
+from detente.cli import client, drill_output, inbox, main, workflow
 from detente.cli import drill as cli_drill
 
 
@@ -33,7 +33,7 @@ def detente(*args: str, stdin: bytes = b"", width: int = 250) -> Ran:
     with contextlib.ExitStack() as stack:
         stack.enter_context(mock.patch.object(sys, "argv", ["detente", *args]))
         stack.enter_context(mock.patch.object(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8")))
-        for module in (client, workflow, drill_output, cli_drill):  # each holds a console made at import
+        for module in (client, inbox, workflow, drill_output, cli_drill):  # each holds a console made at import
             stack.enter_context(mock.patch.object(module, "out", console))
         stack.enter_context(contextlib.redirect_stdout(out))
         stack.enter_context(contextlib.redirect_stderr(err))

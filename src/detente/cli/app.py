@@ -336,6 +336,7 @@ def user_list(data: DataOpt) -> None:
 from detente.cli import client as _client  # noqa: E402,F401  (registers the API commands)
 from detente.cli import demo as _demo  # noqa: E402,F401  (registers `demo`)
 from detente.cli import drill as _drill  # noqa: E402,F401  (registers `drill`)
+from detente.cli import inbox as _inbox  # noqa: E402,F401  (registers `inbox`)
 from detente.cli import log as _log  # noqa: E402,F401  (registers `log` and `audit`)
 from detente.cli import safekeeping as _safekeeping  # noqa: E402,F401  (registers `key`, `backup`, `restore`)
 from detente.cli import translations as _translations  # noqa: E402,F401  (registers `translate`, `review`)

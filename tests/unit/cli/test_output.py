@@ -18,6 +18,7 @@ from rich.cells import cell_len
 
 from cli_support import Ran, detente
 from detente.cli import client as cli_client
+from detente.cli import inbox as cli_inbox
 from detente.cli.alarms import alarm_note
 from detente.cli.terminal import TEXT_LIMIT, compact_time
 from detente.cli.translations import translation_lines
@@ -72,7 +73,7 @@ def node() -> Iterator[Node]:
         def fake_api(*_: Any) -> httpx.Client:
             return httpx.Client(base_url="https://node.test" + API, transport=httpx.MockTransport(handler))
 
-        with mock.patch.object(cli_client, "api", fake_api):
+        with mock.patch.object(cli_client, "api", fake_api), mock.patch.object(cli_inbox, "api", fake_api):
             return detente(*args, "--url", "https://node.test", "--token", "dtn_test", width=width)
 
     yield run
