@@ -127,6 +127,10 @@ def test_inbox_finds_with_the_same_filters_and_refuses_a_typo_before_asking(
     both = detente("inbox", "--node", str(pk.data), "--token", pk.token("pk-dgmo"), "--box", "all",
                    "--find", f"shelling{sent['tag']}", "--json")  # fmt: skip
     assert [m["id"] for m in json.loads(both.stdout)] == [sent["urdu"]]
+    # A search covers what was sent unless --box says otherwise (QA: --find missed pk's own message).
+    mine = ("--node", str(pk.data), "--token", pk.token("pk-dgmo"), "--find", f"shelling{sent['tag']}", "--json")
+    assert [m["id"] for m in json.loads(detente("inbox", *mine).stdout)] == [sent["urdu"]]
+    assert json.loads(detente("inbox", *mine, "--box", "in").stdout) == []
     # Refused on the command line, before any request: a usage error naming the option.
     assert_usage_error(detente("inbox", *reader, "--precedence", "urgent"), "--precedence")
     assert_usage_error(detente("inbox", *reader, "--id", "3f2a"), "--id")

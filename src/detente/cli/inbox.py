@@ -41,7 +41,10 @@ def _check_search(**filters: Any) -> None:
 @app.command(cls=CheckedCommand)
 def inbox(
     token: TokenOpt,
-    box: Annotated[Box, typer.Option(help="received (in), sent (out) or both (all)")] = "in",
+    box: Annotated[
+        Box | None,
+        typer.Option(help="received (in), sent (out) or both (all); default: in, or all with a search option"),
+    ] = None,
     state: Annotated[State | None, typer.Option(help="only this state")] = None,
     find: Annotated[
         str | None,
@@ -86,9 +89,15 @@ def inbox(
     To find a message: `--find` takes words that must all occur (in its text and other values, a
     translation of it, or its code's text in any language), `--since` and `--until` a window
     (`--until` not included), `--precedence` and `--type` one or several, `--peer` the other side,
-    `--id` the end of an id. Each is checked before anything is sent.
+    `--id` the end of an id. Each is checked before anything is sent. With any of them but `--since`,
+    the search covers sent messages too unless `--box` says otherwise.
     """
     _check_search(q=find, since=since, until=until, precedences=precedence, types=type_, message_id=message_id)
+    if box is None:
+        # A search looks for a message whichever way it went, as the console's Find does (QA: `--find`
+        # missed what this office had sent); the inbox alone, or with its earlier options, is what came in.
+        searching = any(v is not None for v in (find, until, precedence, type_, peer, message_id))
+        box = "all" if searching else "in"
     given: dict[str, Any] = {
         "box": None if box == "all" else box, "state": state, "q": find, "since": since, "until": until,
         "precedence": [p.upper() for p in precedence] if precedence else None, "type": type_ or None,

@@ -38,16 +38,20 @@ MAX_ID = 36  # a whole id
 
 # What folding changes besides case: marks and letter forms that people type one way or another for
 # the same word. Arabic-script keyboards differ (an Urdu or Persian one types ی and ک, an Arabic one
-# ي and ك); short vowels, the tatweel and the zero-width (non-)joiner are written or left out at will;
-# Persian and Arabic-Indic digits are digits. Marks are removed after the text is decomposed (NFKD),
-# so "Détente" is found by "detente", and أ, آ and ئ by ا and ی.
+# ي and ك; an Arabic or Persian one has no Urdu ے, ہ or ھ, and its user types ي or ی, and ه: QA,
+# چاهتي for چاہتے); short vowels, the tatweel and the zero-width (non-)joiner are written or left out
+# at will; Persian and Arabic-Indic digits are digits. Marks are removed after the text is decomposed
+# (NFKD), so "Détente" is found by "detente", أ, آ and ئ by ا and ی, and ۀ by ه. A search finds more
+# for it (Urdu کی and کے are one word to it), which a search may: a person reads what it found.
 _DROPPED = (
     list(range(0x0300, 0x0370))  # combining diacritical marks (Latin, Greek, Cyrillic accents)
     + list(range(0x064B, 0x0660))  # Arabic harakat, hamza and madda above or below
     + [0x0670, 0x0640, 0x00AD, 0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF]  # superscript alef, tatweel, invisibles
 )
 _FOLDS: dict[int, str | None] = {cp: None for cp in _DROPPED}
-_FOLDS.update({0x064A: "\u06cc", 0x0649: "\u06cc", 0x0643: "\u06a9", 0x06C1: "\u0647", 0x0629: "\u0647"})
+_FOLDS.update({0x064A: "\u06cc", 0x0649: "\u06cc", 0x06D2: "\u06cc", 0x0643: "\u06a9"})  # ي ى ے → ی, ك → ک
+# ہ ۃ ھ ة ە → ه
+_FOLDS.update({0x06C1: "\u0647", 0x06C3: "\u0647", 0x06BE: "\u0647", 0x0629: "\u0647", 0x06D5: "\u0647"})
 _FOLDS.update({0x0660 + d: str(d) for d in range(10)})
 _FOLDS.update({0x06F0 + d: str(d) for d in range(10)})
 _HEX_ID = re.compile(r"^[0-9a-f-]+$")
