@@ -20,7 +20,7 @@ from detente.node.context import NodeContext
 from detente.node.database import RepeatedWarnings, database_errors, node_engine
 from detente.node.deliver import Deliverer
 from detente.node.events import EventBus
-from detente.node.evidence import EvidenceFetcher
+from detente.node.evidence import EvidenceFetcher, mark_absent
 from detente.node.peers import PeerClient
 from detente.node.record import Record
 from detente.node.schedule import Scheduler
@@ -35,6 +35,15 @@ log = logging.getLogger("detente.node")
 ACCEPTS_RETRY = 1.0  # seconds before what the peers accept is written again after a failed write
 
 
+def _announce_upgrade(current: str, newest: str) -> None:
+    """Say that the database is being upgraded, before the upgrade starts (it may take minutes)."""
+    log.warning(
+        "upgrading the database from schema %s to %s, once: on a large log this takes minutes "
+        "(about 30 s a million messages on SQLite, 90 s on PostgreSQL); stopped meanwhile, it starts over",
+        current, newest,
+    )  # fmt: skip
+
+
 def open_context(config: NodeConfig) -> NodeContext:
     """Load the node's key and agreement and open its database (migrating it).
 
@@ -45,7 +54,7 @@ def open_context(config: NodeConfig) -> NodeContext:
     engine = node_engine(config)
     try:
         with database_errors(config.db, "open"):
-            migrate(engine)
+            migrate(engine, announce=_announce_upgrade)
             with read_connection(engine) as conn:
                 ratified = operators_db.ratified_by(conn, config.party)
                 links = links_db.all_links(conn)
@@ -123,12 +132,17 @@ class Node:
         """Start delivering, testing links and watching deadlines, every link DOWN until its peer answers,
         and keeping what each peer says it accepts (`keep_accepts`).
 
-        Raises `NotRatified` (`check_ready`), and what `Writer.run` raises if the links cannot be reset.
+        Marks `missing` each evidence file the database lists as stored that the disk lacks
+        (`evidence.mark_absent`), so that the fetcher gets it back. Raises `NotRatified`
+        (`check_ready`), and what `Writer.run` raises if the links or the evidence cannot be written.
         """
         self.check_ready()
         ratification = own_ratification(self.ctx)
         self.repeats.attach()
         await self.run(linkstate.started_job())  # before any contact of this run is counted
+        # Before the fetcher and any request: a file the database says is stored but the disk lacks
+        # (a PostgreSQL restore, a lost disk) is marked missing, so that it is fetched again.
+        await mark_absent(self.ctx)
         heard = asyncio.Event()  # a peer said something else than the database keeps of what it accepts
         self.ctx.accepts_changed = heard.set
         if self.ctx.unkept_accepts():  # heard before this start (a request served before it)

@@ -30,6 +30,8 @@ from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError
@@ -337,9 +339,19 @@ def alembic_config(engine: Engine) -> Config:
     return cfg
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the database to the newest schema (idempotent)."""
+def migrate(engine: Engine, announce: Callable[[str, str], None] | None = None) -> None:
+    """Bring the database to the newest schema (idempotent), in one transaction.
+
+    `announce(current, newest)` is called first when a database of an earlier release is about to
+    be upgraded (not a new one): filling a column from every stored message takes minutes on a
+    large log, and a node that says nothing meanwhile looks hung (QA, an upgrade).
+    """
     cfg = alembic_config(engine)
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
+        if announce is not None:
+            current = MigrationContext.configure(conn).get_current_revision()
+            newest = ScriptDirectory.from_config(cfg).get_current_head()
+            if current is not None and newest is not None and current != newest:
+                announce(current, newest)
         command.upgrade(cfg, "head")
