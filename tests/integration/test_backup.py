@@ -22,6 +22,7 @@ from support import Cluster, NodeProc, wait_for
 from workflow_support import PRENOTIFY, get, iso, post, reaches
 from workflow_support import send as send_type
 
+NO_PEER = "no peer has it: only you can give it back"
 TEXT = {"channel": "dgmo", "to": "ir:dgmo", "precedence": "ROUTINE", "type": "hotline.text"}
 NODE_FILES = {"node.toml", "node.key", "tls.crt", "tls.key", "agreement.toml", "node.db"}
 
@@ -179,16 +180,17 @@ def test_a_copy_taken_after_the_last_message_restores_a_node_that_lost_its_disk_
         shutil.copytree(copy, earlier, ignore=shutil.ignore_patterns("evidence"))
         assert_error(
             detente("restore", "--data", str(pk.data), "--from", str(earlier)),
-            f"{earlier} would lose 1 evidence file its database lists as stored, which {pk.data} does not hold "
-            f"either: not in the backup (an earlier release's, which copied no evidence): {item['sha256']}. Put",
+            f"{earlier} would lose 1 evidence file its database lists as stored, which {pk.data} does not hold sound "
+            f"either: {item['sha256']} (not in the backup (an earlier release's, which copied no evidence): ir holds "
+            "it, and gives it back once the loss is accepted). Put",
         )
         assert not (pk.data / "node.db").exists() and not (pk.data / "evidence").exists()
         assert sidecars(pk.data) == []
         done = detente("restore", "--data", str(pk.data), "--from", str(copy))
         assert done.code == 0, done.stderr
         assert f"the log holds {log_size(copy / 'node.db')} entries" in done.stdout and "removed" not in done.stdout
-        assert "evidence     1 file, SHA-256 checked (1 put back, 0 here already); every file the database lists as " \
-            "stored is here" in done.stdout  # fmt: skip
+        assert "evidence     1 file here, each SHA-256 checked: 1 put back from the backup, 0 here already; every " \
+            "file the database lists as stored is here" in done.stdout  # fmt: skip
         assert sound(pk.data) == {item["sha256"]: content} and sidecars(pk.data / "evidence") == []
         pk.start()
         with pk.client("pk-dgmo") as client:
@@ -360,25 +362,45 @@ def test_evidence_is_checked_on_the_way_in_and_out_and_a_loss_refused_unless_acc
     lacking = spoiled("lacking", lambda d: (d / b).unlink())
     earlier = spoiled("earlier", shutil.rmtree)
     new = tmp_path / "new"
-    refusals = ((damaged, f"damaged in the backup (its bytes do not hash to its name): {a}"),
-                (lacking, f"not in the backup: {b}"),
-                (earlier, "not in the backup (an earlier release's, which copied no evidence): "))  # fmt: skip
+    refusals = ((damaged, f"{a} (damaged in the backup (its bytes do not hash to its name): {NO_PEER})"),
+                (lacking, f"{b} (not in the backup: {NO_PEER})"),
+                (earlier,
+                 f"{a} (not in the backup (an earlier release's, which copied no evidence): {NO_PEER}"))  # fmt: skip
     for source, says in refusals:
         refused = detente("restore", "--data", str(new), "--from", str(source))
         assert_error(refused, says)
         assert "--accept-lost-evidence" in refused.stderr and not new.exists()
+    # Every file is named, none hidden behind "and N more": each here is one that only the operator has.
+    refused = detente("restore", "--data", str(new), "--from", str(earlier))
+    listed = [sha256 for sha256, (state, _, _) in evidence_rows(copy / "node.db").items() if state == "stored"]
+    assert all(f"{sha256} (not in the backup" in refused.stderr for sha256 in listed), refused.stderr
+    assert " more" not in refused.stderr
+    # A refusal into a directory made beforehand leaves it as it was: empty, no serve.lock.
+    premade = tmp_path / "premade"
+    premade.mkdir(mode=0o755)
+    assert_error(detente("restore", "--data", str(premade), "--from", str(earlier)), "would lose")
+    assert list(premade.iterdir()) == []
+    # Restored into it, the node is as private as `init` makes it, whatever the umask made the directory.
+    done = detente("restore", "--data", str(premade), "--from", str(copy))
+    assert done.code == 0, done.stderr
+    modes = {name: stat.S_IMODE((premade / name).stat().st_mode) for name in ("", "node.db", "node.key", "evidence")}
+    assert modes == {"": 0o700, "node.db": 0o600, "node.key": 0o600, "evidence": 0o700}
     # DIR's own sound copy counts: a backup lacking a file restores over a node that holds it.
     done = detente("restore", "--data", str(moved), "--from", str(lacking))
     assert done.code == 0, done.stderr
     assert sound(moved)[b] == second
+    held = len(sound(moved))  # each counted, b too, which the backup lacks
+    assert f"evidence     {held} files here, each SHA-256 checked: 0 put back from the backup, {held} here already; " \
+        "every file" in done.stdout  # fmt: skip
     # A damaged copy in DIR does not: refused, and DIR left as it was.
     damage(moved / "evidence" / a)
-    held = {p.name: p.read_bytes() for p in (moved / "evidence").iterdir()}
+    before = {p.name: p.read_bytes() for p in (moved / "evidence").iterdir()}
     assert_error(
         detente("restore", "--data", str(moved), "--from", str(damaged)),
-        f"damaged in the backup (its bytes do not hash to its name): {a}",
+        f"{a} (damaged in the backup (its bytes do not hash to its name), and {moved} holds a damaged copy (its "
+        f"bytes hash to {hashlib.sha256((moved / 'evidence' / a).read_bytes()).hexdigest()[:12]}…): {NO_PEER})",
     )
-    assert {p.name: p.read_bytes() for p in (moved / "evidence").iterdir()} == held and sidecars(moved) == []
+    assert {p.name: p.read_bytes() for p in (moved / "evidence").iterdir()} == before and sidecars(moved) == []
     # A backup of a node whose file is damaged names it and exits 1; the copy is written without it.
     taken = detente("backup", "--data", str(moved), "--out", str(tmp_path / "of-damaged"))
     assert taken.code == 1 and f"lost         {a}: damaged on the node: its bytes do not hash to its name" in (
@@ -390,7 +412,8 @@ def test_evidence_is_checked_on_the_way_in_and_out_and_a_loss_refused_unless_acc
     done = detente("restore", "--data", str(new), "--from", str(earlier), "--accept-lost-evidence")
     assert done.code == 0, done.stderr
     assert f"lost         {a}: not in the backup (an earlier release's, which copied no evidence); marked " \
-        "missing, no peer had it: upload it again" in done.stdout  # fmt: skip
+        "missing, no peer has it: upload it again" in done.stdout  # fmt: skip
+    assert "evidence     the backup has no evidence/ (taken by an earlier release)" in done.stdout
     assert not (new / "evidence").exists()
     rows = evidence_rows(new / "node.db")
     assert rows[a][:2] == ("missing", None) and rows[b][:2] == ("missing", None)
@@ -453,10 +476,54 @@ def test_a_postgresql_node_s_files_are_restored_and_its_database_left_to_the_ser
     moved = tmp_path / "moved"
     # The database's list is in the dump: only a file damaged in the backup is known lost, and refused.
     damage(copy / "evidence" / sha256)
-    assert_error(detente("restore", "--data", str(moved), "--from", str(copy)), f"to its name): {sha256}")
+    assert_error(
+        detente("restore", "--data", str(moved), "--from", str(copy)),
+        f"would lose 1 evidence file the database may list as stored, which {moved} does not hold sound either: "
+        f"{sha256} (damaged in the backup",
+    )
     (copy / "evidence" / sha256).write_bytes(content)
     done = detente("restore", "--data", str(moved), "--from", str(copy))
     assert done.code == 0, done.stderr
-    assert "evidence     1 file, SHA-256 checked (1 put back, 0 here already); the list" in done.stdout
+    assert "evidence     1 file here, each SHA-256 checked: 1 put back from the backup, 0 here already; the list" \
+        in done.stdout  # fmt: skip
     assert (moved / "node.toml").read_bytes() == (copy / "node.toml").read_bytes()  # the same server's database
     assert not (moved / "node.db").exists() and sound(moved) == {sha256: content}
+
+    # The QA report: the node lost its evidence, and the server's database (a dump restored by its own
+    # tools) still says `stored`. Restore cannot read that list: the node marks each such file missing
+    # when it starts, and fetches it again from the peer that holds it.
+    ir = cluster["ir"]
+    cluster.start()
+    try:
+        action = send_type(pk, "pk-dgmo", "operation.prenotify", {**PRENOTIFY, "window": {"start": iso(25),
+                           "end": iso(30)}})["id"]  # fmt: skip
+        reaches(ir, "ir-dgmo", "action", action, "proposed")
+        send_type(ir, "ir-dgmo", "action.consent", {"note": "No objection"}, refs=[action])
+        reaches(pk, "pk-dgmo", "action", action, "consented")
+        send_type(pk, "pk-dgmo", "action.execute", {"started": iso(0)}, refs=[action])
+        report = b"site survey " + os.urandom(16).hex().encode()
+        item = upload(pk, report)
+        send_type(pk, "pk-dgmo", "action.report", {"summary": "Done.", "evidence": [item]}, refs=[action])
+        wait_for(lambda: (ir.data / "evidence" / item["sha256"]).exists(), what="ir to fetch the evidence from pk")
+        pk.stop()
+        shutil.rmtree(pk.data / "evidence")  # a lost disk; the server's database still says `stored`
+        earlier = tmp_path / "earlier"
+        shutil.copytree(copy, earlier, ignore=shutil.ignore_patterns("evidence"))
+        done = detente("restore", "--data", str(pk.data), "--from", str(earlier), "--accept-lost-evidence")
+        assert done.code == 0, done.stderr
+        assert "evidence     the backup has no evidence/ (taken by an earlier release)" in done.stdout
+        assert "which restore does not read: when the node starts, it marks each file" in done.stdout
+        assert "--accept-lost-evidence cannot mark a PostgreSQL database" in done.stdout
+        pk.start()
+        said = f"evidence {item['sha256']} is listed as stored but {pk.data / 'evidence' / item['sha256']} is not " \
+            "there: marked missing, fetched again from ir"  # fmt: skip
+        assert said in pk.log_path.read_text()
+
+        def fetched_again() -> bool:
+            with pk.client("pk-dgmo") as client:
+                return bool(client.get(f"/api/v1/evidence/{item['sha256']}").content == report)
+
+        wait_for(fetched_again, what="pk to fetch its lost evidence again from ir")
+        assert get(pk, "pk-dgmo", f"/api/v1/actions/{action}")["evidence"][0]["state"] == "stored"
+    finally:
+        cluster.stop()

@@ -91,6 +91,12 @@ def backup(
             "the node is serving: its link tests, checkpoints and cosignatures go into its log every few seconds, "
             "so this copy is behind within seconds; for a copy to restore exactly, stop the node and take it again"
         )
+    if done.lost and done.database is None:
+        raise Invalid(
+            f"{done.out} is written but lacks {_files(len(done.lost))} of evidence the database lists as stored (named "
+            "above); a node restored from it marks them missing when it starts and fetches each again from a peer "
+            "that holds it (one no peer has is to be uploaded again)"
+        )
     if done.lost:
         raise Invalid(
             f"{done.out} is written but lacks {_files(len(done.lost))} of evidence the database lists as stored (named "
@@ -107,7 +113,8 @@ def restore(
         typer.Option(
             "--accept-lost-evidence",
             help="restore even if evidence files the database lists as stored are in neither the backup nor the "
-            "directory (an earlier release's backup holds none): they are marked missing, fetched again from a peer",
+            "directory (an earlier release's backup holds none): they are marked missing, fetched again from a peer "
+            "(SQLite; a PostgreSQL node marks them itself when it starts)",
         ),
     ] = False,
 ) -> None:
@@ -118,7 +125,8 @@ def restore(
     backup or the directory with its SHA-256 right; otherwise it refuses, naming the files,
     unless --accept-lost-evidence. The old database's -wal and -shm are removed, so that SQLite
     cannot apply them to the restored file. A PostgreSQL database is left alone: restore it with
-    the server's own tools. Exact only if the node did nothing after the copy (see README, "Backups").
+    the server's own tools; the node marks the files it lists but lacks as missing when it starts.
+    Exact only if the node did nothing after the copy (see README, "Backups").
     """
     from detente.node.restore import restore as put_back
 
@@ -134,9 +142,21 @@ def restore(
             "(pg_restore or psql, from the dump taken with this backup) before starting the node"
         )
     already = done.evidence - done.put_back
-    held = f"evidence     {_files(done.evidence)}, SHA-256 checked ({done.put_back} put back, {already} here already)"
+    held = f"evidence     {_files(done.evidence)} here, each SHA-256 checked: {done.put_back} put back from the backup"
+    held += f", {already} here already"
+    if not done.backup_evidence:
+        print("evidence     the backup has no evidence/ (taken by an earlier release): no file put back from it")
     if done.database is None:
-        print(f"{held}; the list of those the database holds is in the dump, not checked here")
+        print(
+            f"{held}; the list of those the database holds is in the dump, which restore does not read: when the "
+            "node starts, it marks each file that list names as stored but this directory lacks as missing, and "
+            "fetches it again from a peer that holds it"
+        )
+        if accept_lost_evidence:
+            print(
+                "note         --accept-lost-evidence cannot mark a PostgreSQL database: the node marks what it lacks "
+                "itself when it starts"
+            )
     elif not done.lost:
         print(f"{held}; every file the database lists as stored is here")
     else:

@@ -11,7 +11,10 @@ records the file as `missing`, and `EvidenceFetcher` fetches it from the sender
 it. A file is served to the peer that exchanged an envelope referring to it and to the operators
 who can see such an envelope (or who uploaded it). `detente backup` copies the files and `restore`
 puts them back, each checked against its name; a file a restore could not bring back is `missing`
-again, fetched from a peer as above or, with no peer to ask, uploaded again.
+again, fetched from a peer as above or, with no peer to ask, uploaded again. So is a file the
+database lists as stored that is absent or of another size when the node starts (`mark_absent`:
+a PostgreSQL database restored by the server's tools, a lost disk), or whose bytes do not hash to
+its name when it is served (`read_file`).
 """
 
 from __future__ import annotations
@@ -130,12 +133,85 @@ def write_file(ctx: NodeContext, sha256: str, content: bytes) -> None:
 
 
 def read_file(ctx: NodeContext, sha256: str) -> bytes:
-    """Return a stored file's bytes. Raises `NotFound` if it is not on disk."""
+    """Return a stored file's bytes, checked against its name; call it off the event loop.
+
+    Raises `NotFound` if it is not on disk or its bytes do not hash to its name: such a file is
+    marked `missing` then (one writer job, waited for), so that it is fetched again from a peer.
+    """
     target = path_of(ctx, sha256)
     try:
-        return target.read_bytes()
+        content = target.read_bytes()
     except FileNotFoundError:
         raise NotFound(f"evidence {sha256} is not on this node") from None
+    # The bytes are in memory anyway (20 MB at most: milliseconds to hash), so every file served is
+    # checked here, which is what lets `mark_absent` check only sizes at each start.
+    if hashlib.sha256(content).hexdigest() == sha256:
+        return content
+    why = "its bytes on this node's disk do not hash to its name"
+    try:
+        fate = ctx.writer.run_sync(_lost_job({sha256: why})).get(sha256, "")
+    except Exception as exc:  # the database down, say: the file is still not served
+        fate = f"not marked missing yet ({exc})"
+    log.warning("evidence %s is damaged: %s; %s", sha256, why, fate)
+    raise NotFound(f"evidence {sha256} is damaged on this node ({why}): {fate}")
+
+
+async def mark_absent(ctx: NodeContext) -> dict[str, str]:
+    """Mark `missing` each file the database lists as stored whose file is absent or of another size.
+
+    For the node's start, before its fetcher: a PostgreSQL database restored by the server's own
+    tools, or a disk that lost or truncated files, would otherwise leave rows saying `stored` whose
+    file answers 404 and is never fetched again. Marked in one writer job, each named in a warning;
+    returns what was done for each. Only existence and size are checked, a `stat` per file: hashing
+    every file at each start would read the whole evidence set (gigabytes) before the node serves;
+    bytes damaged at the same size are caught when the file is served (`read_file`). Raises what
+    `Writer.run` and reading the database raise.
+    """
+    found = await asyncio.to_thread(_absent, ctx)
+    if not found:
+        return {}
+    done = await ctx.writer.run(_lost_job(found))
+    for sha256, fate in done.items():
+        log.warning("evidence %s is listed as stored but %s: %s", sha256, found[sha256], fate)
+    return done
+
+
+def _absent(ctx: NodeContext) -> dict[str, str]:
+    with read_connection(ctx.engine) as conn:
+        sizes = db.stored_sizes(conn)
+    found: dict[str, str] = {}
+    for sha256, size in sizes.items():
+        path = directory(ctx) / sha256
+        try:
+            held = path.stat()
+        except FileNotFoundError:
+            found[sha256] = f"{path} is not there"
+            continue
+        except OSError as exc:  # it cannot be served either
+            found[sha256] = f"{path} cannot be read: {exc.strerror or exc}"
+            continue
+        if not path.is_file():
+            found[sha256] = f"{path} is not a file"
+        elif held.st_size != size:
+            found[sha256] = f"{path} holds {held.st_size} bytes, not {size}"
+    return found
+
+
+def _lost_job(found: dict[str, str]) -> Callable[[Connection], dict[str, str]]:
+    """Return the writer job marking each file still `stored` missing; it answers what happens to each."""
+
+    def job(conn: Connection) -> dict[str, str]:
+        done: dict[str, str] = {}
+        for sha256, why in found.items():
+            row = db.get(conn, sha256)
+            if row is None or row["state"] != "stored":
+                continue  # fetched, or marked, meanwhile
+            peer = db.mark_lost(conn, sha256, f"lost on this node: {why}")
+            done[sha256] = f"marked missing, fetched again from {peer}" if peer else (
+                "marked missing; no peer has it: upload it again")  # fmt: skip
+        return done
+
+    return job
 
 
 def clean_name(name: str | None) -> str:

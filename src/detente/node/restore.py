@@ -14,8 +14,11 @@ Evidence files go back into DIR/evidence/ the same way, each checked against its
 staged (one DIR holds with the right bytes is kept). Every file the restored database lists as
 stored must then be there: one the backup lacks (an earlier release's has no evidence/) or holds
 damaged, with no sound copy in DIR, makes the restore refuse, naming it, unless the loss is
-accepted; it is then `missing` in the restored database (`store.evidence.mark_lost`), fetched
-again from a peer. A PostgreSQL node's list is in the dump: only a damaged file is known lost.
+accepted; it is then `missing` in the restored database, fetched again from a peer
+(`node.restore_evidence`). A PostgreSQL node's list is in the dump, which restore does not read:
+only a file damaged in the backup is known lost, and the node itself marks what its database
+lists but DIR lacks when it starts (`node.evidence.mark_absent`). The database is written 0600
+and a new or empty DIR made 0700, as `init` makes them.
 
 Why a copy restores the node exactly only if the node did nothing after it was taken: `node.backup`.
 """
@@ -33,21 +36,26 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from detente.errors import BadRequest, Conflict, Invalid, NotFound
 from detente.node import keyring
-from detente.node.backup import FILES, KEPT_AGREEMENTS, copy_hashed, file_engine, stored_evidence, within
+from detente.node.backup import FILES, KEPT_AGREEMENTS, stored_evidence, within
 from detente.node.config import NODE_DB, RETIRED_KEYS, NodeConfig, absolute, load_config, sync, toml_string
 from detente.node.database import node_engine, shown, sqlite_files
 from detente.node.evidence import DIRECTORY as EVIDENCE
-from detente.node.evidence import file_sha256, is_name
+from detente.node.restore_evidence import (
+    PG_LOST,
+    STAGED,
+    Staged,
+    holders,
+    lost_evidence,
+    make_directory,
+    mark_lost,
+    private,
+    refusal,
+    stage_evidence,
+)
 from detente.node.serving import LOCK_NAME, running
-from detente.store import evidence as evidence_db
 from detente.store.db import sqlite_url
-
-STAGED = ".restoring"  # a file is written under .NAME.restoring and synced, then renamed to NAME
-Staged = list[tuple[Path, Path]]  # (temporary, final), in the order they are renamed
 
 
 @dataclass(frozen=True)
@@ -62,10 +70,11 @@ class Restored:
     log_size: int | None  # entries in the restored log (None: PostgreSQL)
     removed: list[str]  # what the old SQLite database had left beside it, removed before the rename
     kept: list[str]  # keys of DIR the backup would have overwritten with others, kept in retired-keys/
-    evidence: int  # evidence files DIR holds of the backup's and of the database's, each SHA-256 checked
+    evidence: int  # evidence files DIR holds of the backup's and of those the database lists, each SHA-256 checked
     put_back: int  # of which copied from the backup (the others DIR held already)
     lost: dict[str, str]  # a file the database lists as stored that neither had sound -> what was done (accepted)
     damaged: list[str]  # files damaged in the backup that the database does not list: not put back
+    backup_evidence: bool  # the backup has evidence/ (one of an earlier release has none)
 
 
 def restore(data: Path, source: Path, *, accept_lost_evidence: bool = False) -> Restored:
@@ -120,9 +129,11 @@ def restore(data: Path, source: Path, *, accept_lost_evidence: bool = False) -> 
 def _held(data: Path) -> Iterator[None]:
     """Hold DIR/serve.lock, as `serve` does, so that no node starts from DIR while its files are replaced.
 
-    Raises `Conflict` if a node serves from DIR, `BadRequest` if the lock file cannot be created.
+    A lock file it made is removed again if the restore raises. Raises `Conflict` if a node serves
+    from DIR, `BadRequest` if the lock file cannot be created.
     """
     path = data / LOCK_NAME
+    made = not path.exists()
     try:
         descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
@@ -141,7 +152,12 @@ def _held(data: Path) -> Iterator[None]:
                 raise Conflict(
                     f"a node serves from {data}{pid}; stop it first: a restore replaces its files and database"
                 ) from None
-        yield
+        try:
+            yield
+        except BaseException:
+            if made:  # a refusal changes nothing, so it leaves no lock file either; unlinked while held
+                path.unlink(missing_ok=True)
+            raise
     finally:
         os.close(descriptor)
 
@@ -189,6 +205,7 @@ def _put_back(data: Path, source: Path, copy: NodeConfig, target: str, accept: b
     raises.
     """
     staged: Staged = []
+    fresh = not (data / "node.toml").exists()
     made: list[Path] = []  # directories made for the agreements and keys, removed again if left empty
     kept_keys = keyring.displaced(data, source, copy.key_name)
     try:
@@ -201,7 +218,7 @@ def _put_back(data: Path, source: Path, copy: NodeConfig, target: str, accept: b
             staged.append((_stage(data / name, content, _mode(source / name)), data / name))
         kept = source / KEPT_AGREEMENTS
         if kept.is_dir():
-            _directory(data / KEPT_AGREEMENTS, None, made)
+            make_directory(data / KEPT_AGREEMENTS, None, made)
             for path in sorted(kept.glob("*.toml")):
                 final = data / KEPT_AGREEMENTS / path.name
                 staged.append((_stage(final, path, _mode(path)), final))
@@ -209,28 +226,28 @@ def _put_back(data: Path, source: Path, copy: NodeConfig, target: str, accept: b
         keys: list[tuple[Path, Path | bytes]] = [(key, source / key) for key in keyring.key_files(source)]
         for key, key_content in [*keys, *kept_keys]:
             if key.parent == Path(RETIRED_KEYS):
-                _directory(data / RETIRED_KEYS, 0o700, made)
+                make_directory(data / RETIRED_KEYS, 0o700, made)
             staged.append((_stage(data / key, key_content, 0o600), data / key))
         first = len(staged)
-        on_hand, damaged = _stage_evidence(data / EVIDENCE, source / EVIDENCE, staged, made)
+        on_hand, damaged = stage_evidence(data / EVIDENCE, source / EVIDENCE, staged, made)
         put_back = len(staged) - first
         files = sqlite_files(target)
         database, size, removed, listed = None, None, [], None
         if files:  # staged last, so renamed last: every file it lists is in place before it
             database = files[0]
-            mode = _mode(database if database.exists() else source / NODE_DB)
-            staged.append((_stage(database, source / NODE_DB, mode), database))
+            # The node's own, as `init` leaves it: every message, and the hashes of passwords and tokens.
+            staged.append((_stage(database, source / NODE_DB, 0o600), database))
             size = _check_database(staged[-1][0], source / NODE_DB)
             listed = stored_evidence(staged[-1][0])
-        lost = _lost(data / EVIDENCE, source, listed, on_hand, damaged)
+        lost, here = lost_evidence(data, source, listed, on_hand, damaged)
         if lost and not accept:
-            raise Invalid(_refusal(source, data, lost))
+            raise Invalid(refusal(source, data, lost, holders(staged[-1][0] if database else None, sorted(lost))))
         if lost and database is not None:
-            lost = _mark_lost(staged[-1][0], source, lost)
-        elif lost:  # the server's database is not ours to mark
-            lost = {
-                sha256: f"{why}; the PostgreSQL database may still list it as stored" for sha256, why in lost.items()
-            }
+            lost = mark_lost(staged[-1][0], source, lost)
+        elif lost:  # the server's database is not ours to mark: the node marks it when it starts
+            lost = {sha256: f"{why}; not put back: {PG_LOST}" for sha256, why in lost.items()}
+        if fresh:  # the node's own directory from now on, private as `init` makes it
+            os.chmod(data, 0o700)
         # Removed before the rename: a -wal or -journal beside the restored file would be applied
         # to it on the next open (another database's pages: corruption, or the newer state back).
         for side in files[1:]:
@@ -254,109 +271,13 @@ def _put_back(data: Path, source: Path, copy: NodeConfig, target: str, accept: b
     names = [str(f.relative_to(data)) for _, f in staged if f != database and f.parent != data / EVIDENCE]
     kept_names = [str(name) for name, _ in kept_keys]
     rest = sorted(set(damaged) - set(lost))
-    return Restored(data, source, names, database, shown(target), size, removed, kept_names, len(on_hand), put_back,
-                    lost, rest)  # fmt: skip
-
-
-def _stage_evidence(directory: Path, backup: Path, staged: Staged, made: list[Path]) -> tuple[set[str], dict[str, str]]:
-    """Stage each evidence file of the backup that DIR does not hold with the right bytes, checked as it is copied.
-
-    Appends what it staged to `staged`; returns the names DIR holds sound once renamed, and why
-    each other file of the backup is not put back. Raises `OSError`.
-    """
-    on_hand: set[str] = set()
-    damaged: dict[str, str] = {}
-    names = sorted(name for name in os.listdir(backup) if is_name(name)) if backup.is_dir() else []
-    for name in names:
-        final = directory / name
-        if file_sha256(final) == name:  # a name is its bytes: DIR already holds this one
-            on_hand.add(name)
-            continue
-        if not (backup / name).is_file():
-            continue
-        _directory(directory, None, made)
-        temporary = final.with_name(f".{name}{STAGED}")
-        temporary.unlink(missing_ok=True)  # left by a restore that was interrupted
-        staged.append((temporary, final))  # before it is written: removed if anything fails
-        if copy_hashed(backup / name, temporary, _private) == name:
-            on_hand.add(name)
-        else:
-            staged.pop()
-            temporary.unlink()
-            damaged[name] = "damaged in the backup (its bytes do not hash to its name)"
-    return on_hand, damaged
-
-
-def _lost(
-    directory: Path, source: Path, listed: list[str] | None, on_hand: set[str], damaged: dict[str, str]
-) -> dict[str, str]:
-    """Return the files `listed` as stored that DIR would not hold sound, and why. Raises `OSError`.
-
-    `listed` None (PostgreSQL: the list is in the dump) counts every file damaged in the backup.
-    """
-    if listed is None:
-        return dict(damaged)
-    earlier = "" if (source / EVIDENCE).is_dir() else " (an earlier release's, which copied no evidence)"
-    lacking = [h for h in listed if h not in on_hand and file_sha256(directory / h) != h]
-    return {sha256: damaged.get(sha256, f"not in the backup{earlier}") for sha256 in lacking}
-
-
-def _refusal(source: Path, data: Path, lost: dict[str, str]) -> str:
-    """Return why a restore that would lose evidence is refused: the files, by reason (three of each)."""
-    by_reason: dict[str, list[str]] = {}
-    for sha256, why in lost.items():
-        by_reason.setdefault(why, []).append(sha256)
-    named = "; ".join(
-        f"{why}: {', '.join(hashes[:3])}{f' and {len(hashes) - 3} more' if len(hashes) > 3 else ''}"
-        for why, hashes in by_reason.items()
-    )
-    files = "file" if len(lost) == 1 else "files"
-    return (
-        f"{source} would lose {len(lost)} evidence {files} its database lists as stored, which {data} does not hold "
-        f"either: {named}. Put each file into {source / EVIDENCE}/ if you still have it, or accept the loss with "
-        "--accept-lost-evidence: the node then lists them as missing and fetches them again from a peer that "
-        "holds them (one no peer had is to be uploaded again)"
-    )
-
-
-def _mark_lost(staged: Path, source: Path, lost: dict[str, str]) -> dict[str, str]:
-    """Mark each lost file `missing` in the staged database, synced; return what the node will do for each.
-
-    Raises `Invalid` if the database cannot be written, `OSError` if it cannot be synced.
-    """
-    done: dict[str, str] = {}
-    engine = file_engine(staged)
-    try:
-        with engine.begin() as conn:
-            for sha256, why in lost.items():
-                peer = evidence_db.mark_lost(conn, sha256, f"lost by the restore from {source}: {why}")
-                fate = f"fetched again from {peer}" if peer else "no peer had it: upload it again"
-                done[sha256] = f"{why}; marked missing, {fate}"
-    except SQLAlchemyError as exc:
-        raise Invalid(f"cannot mark the lost evidence in {source / NODE_DB}: {exc}") from exc
-    finally:
-        engine.dispose()
-    sync(staged)
-    return done
-
-
-def _directory(path: Path, mode: int | None, made: list[Path]) -> None:
-    """Create a directory unless it exists (with `mode`, if given); note it in `made`. Raises `OSError`."""
-    if not path.exists():
-        path.mkdir()
-        if mode is not None:
-            os.chmod(path, mode)
-        made.append(path)
+    return Restored(data, source, names, database, shown(target), size, removed, kept_names,
+                    len(on_hand | here), put_back, lost, rest, (source / EVIDENCE).is_dir())  # fmt: skip
 
 
 def _mode(path: Path) -> int:
     """Return a file's permission bits. Raises `OSError`."""
     return stat.S_IMODE(path.stat().st_mode)
-
-
-def _private(path: str, flags: int) -> int:
-    """Open a new file readable by its owner only, until `_stage` gives it its own permissions."""
-    return os.open(path, flags, 0o600)
 
 
 def _stage(final: Path, content: bytes | Path, mode: int) -> Path:
@@ -366,7 +287,7 @@ def _stage(final: Path, content: bytes | Path, mode: int) -> Path:
     """
     temporary = final.with_name(f".{final.name}{STAGED}")
     temporary.unlink(missing_ok=True)  # left by a restore that was interrupted
-    with open(temporary, "xb", opener=_private) as file:
+    with open(temporary, "xb", opener=private) as file:
         if isinstance(content, bytes):
             file.write(content)
         else:

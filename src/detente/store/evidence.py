@@ -3,7 +3,8 @@
 The bytes live on disk, content-addressed (`DATA/evidence/<sha256>`, see `node.evidence`); these
 tables say what each file is (`evidence`: media type, size, name, whether it is `stored` or still
 `missing` and which peer to fetch it from) and which envelopes refer to it (`evidence_refs`), which
-is what decides who may read it. A file a restore could not bring back (`node.restore`) is
+is what decides who may read it. A file a restore could not bring back (`node.restore`), or that
+the node finds absent or damaged on its disk (`node.evidence.mark_absent`, `read_file`), is
 `missing` again, to be fetched from a peer that holds it or uploaded again.
 """
 
@@ -108,13 +109,18 @@ def stored(conn: Connection) -> list[str]:
     return [str(sha256) for sha256 in conn.execute(query).scalars()]
 
 
-def mark_lost(conn: Connection, sha256: str, note: str) -> str | None:
-    """Record that a stored file is no longer on this node: `missing`, with `note` as its last error.
+def stored_sizes(conn: Connection) -> dict[str, int]:
+    """Return the size of every file the database says this node holds, by SHA-256."""
+    query = select(evidence.c.sha256, evidence.c.size).where(evidence.c.state == "stored")
+    return {str(sha256): int(size) for sha256, size in conn.execute(query)}
 
-    It is fetched again from the peer it came from or, for a file uploaded here, from a peer that
-    exchanged an envelope referring to it (which fetched it then); returns that peer, None if no
-    peer ever had it (it can only be uploaded again). Only the columns of migration 0003 are read,
-    so that a database of an earlier release can be marked before `serve` migrates it.
+
+def holder(conn: Connection, sha256: str) -> str | None:
+    """Return the peer that holds a file too: the one it came from or, for a file uploaded here, one
+    that exchanged an envelope referring to it (which fetched it then); None if no peer ever had it.
+
+    Only the columns of migration 0003 are read, so that a database of an earlier release can be
+    asked before `serve` migrates it.
     """
     peer = conn.execute(select(evidence.c.peer).where(evidence.c.sha256 == sha256)).scalar()
     if peer is None:
@@ -126,6 +132,16 @@ def mark_lost(conn: Connection, sha256: str, note: str) -> str | None:
             .limit(1)
         )
         peer = conn.execute(query).scalar()
+    return None if peer is None else str(peer)
+
+
+def mark_lost(conn: Connection, sha256: str, note: str) -> str | None:
+    """Record that a stored file is no longer on this node: `missing`, with `note` as its last error.
+
+    It is fetched again from the peer that holds it (`holder`), which it returns; None if no peer
+    ever had it (it can only be uploaded again). Only the columns of migration 0003 are written.
+    """
+    peer = holder(conn, sha256)
     values = {"state": "missing", "peer": peer, "stored_at": None, "attempts": 0, "last_error": note[:500]}
     conn.execute(update(evidence).where(evidence.c.sha256 == sha256).values(**values))
-    return None if peer is None else str(peer)
+    return peer
