@@ -75,6 +75,8 @@ def test_words_precedence_type_peer_window_and_id_find_the_message(pair: Cluster
     assert found(ir, "ir-dgmo", q=tag, party="pk", box="in") == everything
     assert found(ir, "ir-dgmo", id=sent["urdu"][-8:]) == [sent["urdu"]]
     assert found(ir, "ir-dgmo", id="…" + sent["code"][-12:].upper()) == [sent["code"]]
+    assert found(ir, "ir-dgmo", id="\u200f…" + sent["code"][-12:] + "\u200e") == [sent["code"]]  # copied from RTL
+    assert found(ir, "ir-dgmo", q=f"\u200f{tag}\u200e", channel="dgmo") == everything
     # `since` is included, `until` is not.
     window = {"since": created(ir, sent["urdu"]), "until": created(ir, sent["percent"])}
     assert found(ir, "ir-dgmo", q=tag, **window) == [sent["urdu"], sent["code"]]
@@ -100,6 +102,12 @@ def test_a_search_shows_only_what_the_operator_may_read(pair: Cluster, sent: dic
         ({"party": "us"}, {"party"}),
         ({"id": "3f2a"}, {"id"}),
         ({"type": "hotline.txt"}, {"type"}),
+        # QA: a NUL listed everything on SQLite (a 500 on PostgreSQL); marks alone listed everything;
+        # a channel nobody has found nothing, silently.
+        ({"q": "a\x00b"}, {"q"}),
+        ({"q": "\u200c\u064e"}, {"q"}),
+        ({"channel": "liason"}, {"channel"}),
+        ({"channel": "\x00"}, {"channel"}),
         ({"q": "x" * 201, "until": "soon", "party": "us", "id": "zz"}, {"q", "until", "party", "id"}),
     ],
 )

@@ -47,6 +47,8 @@ _DROPPED = (
     list(range(0x0300, 0x0370))  # combining diacritical marks (Latin, Greek, Cyrillic accents)
     + list(range(0x064B, 0x0660))  # Arabic harakat, hamza and madda above or below
     + [0x0670, 0x0640, 0x00AD, 0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF]  # superscript alef, tatweel, invisibles
+    # Direction marks, embeddings and isolates: a copy from a right-to-left page carries them unseen.
+    + [0x200E, 0x200F, 0x061C, *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
 )
 _FOLDS: dict[int, str | None] = {cp: None for cp in _DROPPED}
 _FOLDS.update({0x064A: "\u06cc", 0x0649: "\u06cc", 0x06D2: "\u06cc", 0x0643: "\u06a9"})  # ي ى ے → ی, ك → ک
@@ -153,7 +155,14 @@ def _terms(q: str | None, codebook: Mapping[str, CodeEntry], problems: dict[str,
     if len(q) > MAX_QUERY:
         problems["q"] = f"is {len(q)} characters long; a search takes at most {MAX_QUERY}"
         return ()
+    control = next((ch for ch in q if unicodedata.category(ch) == "Cc" and not ch.isspace()), None)
+    if control is not None:
+        # A NUL cut SQLite's pattern short (every message matched) and PostgreSQL refused it (a 500): QA.
+        problems["q"] = f"holds the control character U+{ord(control):04X}: a search takes printable text"
+        return ()
     folded = dict.fromkeys(fold(q).split())  # in order, each once
+    if not folded and q.strip():
+        problems["q"] = "has no letter, digit or sign to find: only marks or invisible characters"
     return tuple(Term(t, codebook_codes(t, codebook)) for t in folded)
 
 
@@ -163,7 +172,7 @@ def id_end(value: str) -> str:
     Raises `Invalid` unless it is hexadecimal digits and hyphens holding at least `MIN_ID` digits,
     and at most a whole id.
     """
-    text = value.strip().lstrip("….").lower()
+    text = value.translate(_FOLDS).strip().lstrip("….").lower()  # direction marks a copy carried, dropped
     digits = sum(ch in string.hexdigits for ch in text)
     if not text or len(text) > MAX_ID or not _HEX_ID.match(text) or digits < MIN_ID:
         raise Invalid(
@@ -182,7 +191,9 @@ def parse(
     types: Sequence[str] | None = None,
     party: str | None = None,
     message_id: str | None = None,
+    channel: str | None = None,
     parties: Collection[str] = (),
+    channels: Collection[str] | None = None,
     codebook: Mapping[str, CodeEntry] | None = None,
 ) -> Search:
     """Return the search these filters make, every one checked.
@@ -190,9 +201,10 @@ def parse(
     `q` is words that must all occur (at most `MAX_QUERY` characters); `since` and `until` RFC 3339
     UTC times, `until` after `since`; `precedences` and `types` one or several each (a value may list
     several, comma-separated), a precedence in any case; `party` one of `parties` (the peers);
-    `message_id` the end of an id (`id_end`). `codebook` lets a word find the codebook messages whose
+    `message_id` the end of an id (`id_end`); `channel` one of `channels` (when given: a channel
+    nobody has would find nothing, silently). `codebook` lets a word find the codebook messages whose
     text holds it. Raises `Invalid` naming every filter that is wrong (`fields`: q, since, until,
-    precedence, type, party, id).
+    precedence, type, party, id, channel).
     """
     problems: dict[str, str] = {}
     terms = _terms(q, codebook or {}, problems)
@@ -215,6 +227,9 @@ def parse(
     peer = (party or "").strip().lower() or None
     if peer is not None and peer not in parties:
         problems["party"] = f"{party!r} is not a peer of this node; its peers: {', '.join(sorted(parties))}"
+    if channel is not None and channels is not None and channel not in channels:
+        known = ", ".join(sorted(channels))
+        problems["channel"] = f"{channel!r} is not a channel of the agreement; its channels: {known}"
     ending = None
     if message_id is not None and message_id.strip():
         try:

@@ -34,6 +34,7 @@ def parse(
     types: Sequence[str] | None = None,
     party: str | None = None,
     message_id: str | None = None,
+    channel: str | None = None,
 ) -> Search:
     """Return the search these filters make on this node: `party` one of its peers, and words that
     also find the codebook messages whose text holds them (`core.search.parse`).
@@ -46,7 +47,7 @@ def parse(
         book = {}
     return core_search.parse(
         q=q, since=since, until=until, precedences=precedences, types=types, party=party, message_id=message_id,
-        parties=ctx.peers, codebook=book,
+        channel=channel, parties=ctx.peers, channels=ctx.agreement.channels, codebook=book,
     )  # fmt: skip
 
 

@@ -165,7 +165,7 @@ async def list_messages(
     """
     found = search.parse(
         node.ctx, q=q, since=since, until=until, precedences=precedence, types=type_, party=party,
-        message_id=message_id,
+        message_id=message_id, channel=channel,
     )  # fmt: skip
 
     def read(conn: Any) -> tuple[list[Any], bool, dict[str, int]]:
