@@ -86,6 +86,12 @@ def test_words_find_the_messages_newest_first_each_linking_to_it(client: TestCli
     assert 'value="IMMEDIATE" checked' in hostile.text
     day = client.get("/find", params={"q": "panjgur", "from": "2024-01-16", "to": "2024-01-16", "direction": "in"})
     assert rows(day.text) == [fire["id"]] and 'value="2024-01-16"' in day.text
+    # What was searched is printed above the results (the form is not): a printout says what it lists.
+    asked = re.search(r'<dl class="print-only find-asked">(.*?)</dl>', day.text, re.S)
+    assert asked, day.text[-3000:]
+    said = " ".join(re.sub(r"<[^>]+>", " ", asked.group(1)).split())
+    assert said == "Words panjgur From (UTC day) 2024-01-16 To (UTC day, included) 2024-01-16 Direction Received", said
+    assert 'class="print-only find-asked"' not in empty.text
     assert rows(client.get("/find", params={"id": "…" + MESSAGES["urdu"]["id"][-8:]}).text) == [MESSAGES["urdu"]["id"]]
     assert "No message matches." in client.get("/find", params={"q": "panjgur", "peer": "ir", "to": "2024-01-15"}).text
     assert rows(client.get("/find", params={"q": "hostile", "from": "2024-01-17", "to": "9999-12-31"}).text) == [
@@ -128,6 +134,8 @@ WRONG = [
     ({"from": "16/01/2024"}, "from", "Write a day as 2024-01-16: year, month, day."),
     ({"to": "2024-02-30"}, "to", "Write a day as 2024-01-16: year, month, day."),
     ({"from": "2024-01-17", "to": "2024-01-16"}, "to", "The last day comes before the first."),
+    # The Solar Hijri date a Persian page shows beside each time was searched as 1405 AD (QA).
+    ({"from": "1405-09-07"}, "from", "Give the day in the Gregorian calendar, as 2024-01-16 (not a Solar Hijri one)."),
     ({"id": "3f2a"}, "id", "Give the last 6 characters of the id or more (0-9, a-f), or the whole id."),
     ({"precedence": "URGENT"}, "precedence", "Choose one of the list."),
     ({"channel": "fs"}, "channel", "Choose one of the list."),  # not one of pk-dgmo's channels
@@ -154,4 +162,6 @@ def test_a_persian_page_takes_a_day_in_persian_digits(client: TestClient) -> Non
     login(client, "pk-dgmo")
     page = client.get("/find", params={"q": "panjgur", "from": "۲۰۲۴-۰۱-۱۶", "to": "۲۰۲۴-۰۱-۱۶", "lang": "fa"})
     assert page.status_code == 200 and rows(page.text) == [MESSAGES["fire"]["id"]]
+    # The date fields show the days searched, as they take them (they showed nothing: QA).
+    assert 'name="from" value="2024-01-16"' in page.text and 'name="to" value="2024-01-16"' in page.text
     client.get("/?lang=en")

@@ -41,6 +41,8 @@ FIELDS = ("q", "from", "to", "channel", "direction", "peer", "id")  # the form's
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$", re.ASCII)
 TOO_LONG = N_("Write at most %(n)d characters.")
 NOT_A_DAY = N_("Write a day as 2024-01-16: year, month, day.")
+NOT_GREGORIAN = N_("Give the day in the Gregorian calendar, as 2024-01-16 (not a Solar Hijri one).")
+FIRST_YEAR = 1900  # before it, a day is no day of this record: a Solar Hijri year (1405) is taken for one
 DAYS_REVERSED = N_("The last day comes before the first.")
 NOT_AN_ID_END = N_("Give the last 6 characters of the id or more (0-9, a-f), or the whole id.")
 NOT_LISTED = N_("Choose one of the list.")
@@ -71,10 +73,16 @@ def _day(value: str, name: str, errors: dict[str, str], gettext: Callable[[str],
     try:
         if not _DAY.match(text):
             raise ValueError(text)
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
         errors[name] = gettext(NOT_A_DAY)
         return None
+    if day.year < FIRST_YEAR:
+        # A Persian page shows the Solar Hijri date beside each time: 1405-09-07 was searched as the
+        # year 1405 AD, and listed everything (QA).
+        errors[name] = gettext(NOT_GREGORIAN)
+        return None
+    return day
 
 
 def read_form(params: Mapping[str, str], ticked: list[str], locale: Locale,
@@ -89,6 +97,9 @@ def read_form(params: Mapping[str, str], ticked: list[str], locale: Locale,
     if len(values["q"]) > core_search.MAX_QUERY:
         errors["q"] = gettext(TOO_LONG) % {"n": core_search.MAX_QUERY}
     first, last = _day(values["from"], "from", errors, gettext), _day(values["to"], "to", errors, gettext)
+    # A day given in Persian or Arabic-Indic digits (an address) is shown as the date field takes it:
+    # the field showed nothing while the search used it (QA).
+    values.update({name: day.isoformat() for name, day in (("from", first), ("to", last)) if day is not None})
     if first is not None and last is not None and last < first:
         errors["to"] = gettext(DAYS_REVERSED)
     chosen = tuple(dict.fromkeys(ticked))
