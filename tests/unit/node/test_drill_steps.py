@@ -7,7 +7,6 @@ was never sent was shown as if the message existed (finding 3a).
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from detente.cli.drill import load_plans
@@ -15,6 +14,7 @@ from detente.core import agreement as agreement_mod
 from detente.node.drill import Drill
 from detente.node.drill_client import Target
 from detente.node.drill_types import DrillOptions, FeedItem, speed_note
+from support import run_async
 
 ROOT = Path(__file__).resolve().parents[3]
 SHORT = ROOT / "scenarios" / "border-drone.yaml"
@@ -43,7 +43,7 @@ def test_a_silence_on_a_message_that_was_not_sent_is_skipped_not_shown() -> None
     agreement = agreement_mod.load((ROOT / "agreements" / "pk-ir.toml").read_text(encoding="utf-8"))
     target = Target({}, agreement, "", "test")  # no node: a silence never reaches one
     drill = Drill(plan, target, DrillOptions(speed=600), feed=seen.append)
-    asyncio.run(drill.execute(silence))
+    run_async(drill.execute(silence))
     [result] = drill.record.steps
     assert (result.status, result.error) == ("skipped", f"{silence.target} was not sent")
     assert [item.kind for item in seen] == ["error"]

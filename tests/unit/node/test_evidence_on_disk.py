@@ -4,7 +4,6 @@ and answered 404); a file damaged at its size is caught when it is served."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 
@@ -15,6 +14,7 @@ from detente.node import evidence
 from detente.node.runtime import Node
 from detente.store import evidence as evidence_db
 from detente.store.db import read_connection
+from support import run_async
 
 
 def _stored(node: Node, content: bytes) -> str:
@@ -39,7 +39,7 @@ def test_files_absent_or_of_another_size_are_marked_missing_at_the_start(
     (evidence.directory(pk.ctx) / gone).unlink()
     (evidence.directory(pk.ctx) / cut).write_bytes(b"cu")
     with caplog.at_level(logging.WARNING, "detente.evidence"):
-        done = asyncio.run(evidence.mark_absent(pk.ctx))
+        done = run_async(evidence.mark_absent(pk.ctx))
     assert set(done) == {gone, cut}
     assert _state(pk, kept) == ("stored", None)
     assert _state(pk, gone)[0] == "missing" and _state(pk, cut)[0] == "missing"
@@ -47,7 +47,7 @@ def test_files_absent_or_of_another_size_are_marked_missing_at_the_start(
     assert f"evidence {gone} is listed as stored but" in warned and "is not there" in warned
     assert f"evidence {cut} is listed as stored but" in warned and "holds 2 bytes, not 5" in warned
     assert "no peer has it: upload it again" in warned  # uploaded here and never sent
-    assert asyncio.run(evidence.mark_absent(pk.ctx)) == {}  # marked once
+    assert run_async(evidence.mark_absent(pk.ctx)) == {}  # marked once
 
 
 def test_a_file_damaged_at_its_size_is_not_served_and_marked_missing(nodes: tuple[Node, Node]) -> None:
@@ -55,7 +55,7 @@ def test_a_file_damaged_at_its_size_is_not_served_and_marked_missing(nodes: tupl
     sha256 = _stored(pk, b"damaged later")
     assert evidence.read_file(pk.ctx, sha256) == b"damaged later"
     (evidence.directory(pk.ctx) / sha256).write_bytes(b"Damaged later")
-    assert asyncio.run(evidence.mark_absent(pk.ctx)) == {}  # the start checks sizes only
+    assert run_async(evidence.mark_absent(pk.ctx)) == {}  # the start checks sizes only
     with pytest.raises(NotFound, match="do not hash to its name"):
         evidence.read_file(pk.ctx, sha256)
     assert _state(pk, sha256)[0] == "missing"

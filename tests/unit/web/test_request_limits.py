@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request
 from detente.web import errors
 from detente.web.errors import FEDERATION_UNAVAILABLE
 from detente.web.limits import FEDERATION_BUSY, RequestLimits
+from support import run_async
 
 BUDGET = 1_000
 
@@ -90,4 +91,4 @@ def test_a_federation_body_past_the_nodes_budget_is_answered_503_and_freed_with_
         assert await _post(limits, "/federation/v1/envelopes", [b"z" * 600], length=600) == (200, {"read": 600})
         assert limits.federation_held == 0
 
-    asyncio.run(run())
+    run_async(run())
