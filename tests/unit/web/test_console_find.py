@@ -92,6 +92,10 @@ def test_words_find_the_messages_newest_first_each_linking_to_it(client: TestCli
     said = " ".join(re.sub(r"<[^>]+>", " ", asked.group(1)).split())
     assert said == "Words panjgur From (UTC day) 2024-01-16 To (UTC day, included) 2024-01-16 Direction Received", said
     assert 'class="print-only find-asked"' not in empty.text
+    # By state: what is still unanswered at a handover (the received FLASH is delivered, not acknowledged).
+    waiting = client.get("/find", params={"q": "panjgur", "state": "delivered"})
+    assert rows(waiting.text) == [fire["id"]] and '<option value="delivered" selected>' in waiting.text
+    assert rows(client.get("/find", params={"q": "panjgur", "state": "acknowledged"}).text) == []
     assert rows(client.get("/find", params={"id": "…" + MESSAGES["urdu"]["id"][-8:]}).text) == [MESSAGES["urdu"]["id"]]
     assert "No message matches." in client.get("/find", params={"q": "panjgur", "peer": "ir", "to": "2024-01-15"}).text
     assert rows(client.get("/find", params={"q": "hostile", "from": "2024-01-17", "to": "9999-12-31"}).text) == [
@@ -141,6 +145,7 @@ WRONG = [
     ({"channel": "fs"}, "channel", "Choose one of the list."),  # not one of pk-dgmo's channels
     ({"peer": "us"}, "peer", "Choose one of the list."),
     ({"direction": "sideways"}, "direction", "Choose one of the list."),
+    ({"state": "unanswered"}, "state", "Choose one of the list."),
 ]
 
 

@@ -37,7 +37,10 @@ from detente.web.console.site import ConsoleRoute, Viewer, console_of
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 PAGE = 50  # messages on one page of results
 DIRECTIONS = ("in", "out")
-FIELDS = ("q", "from", "to", "channel", "direction", "peer", "id")  # the form's inputs besides the precedences
+FIELDS = ("q", "from", "to", "channel", "direction", "state", "peer", "id")  # the inputs besides the precedences
+# A message's states, as stored (`GET /api/v1/messages?state=`): a handover asks what is still unanswered
+# (delivered, overdue) in a shift, which Find could not list (QA).
+STATES = ("accepted", "delivered", "acknowledged", "declined", "overdue")
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$", re.ASCII)
 TOO_LONG = N_("Write at most %(n)d characters.")
 NOT_A_DAY = N_("Write a day as 2024-01-16: year, month, day.")
@@ -105,7 +108,7 @@ def read_form(params: Mapping[str, str], ticked: list[str], locale: Locale,
     chosen = tuple(dict.fromkeys(ticked))
     if any(p not in Precedence.__members__ for p in chosen):
         errors["precedence"] = gettext(NOT_LISTED)
-    for name, offered in (("channel", channels), ("direction", DIRECTIONS), ("peer", peers)):
+    for name, offered in (("channel", channels), ("direction", DIRECTIONS), ("state", STATES), ("peer", peers)):
         if values[name] and values[name] not in offered:
             errors[name] = gettext(NOT_LISTED)
     if values["id"].strip():
@@ -158,7 +161,7 @@ def results(conn: Any, viewer: Viewer, ctx: NodeContext, search: Search, form: F
     values = form.values
     page = node_search.find(
         conn, ctx, viewer.operator, search, direction=values["direction"] or None, channel=values["channel"] or None,
-        before=before, limit=PAGE,
+        state=values["state"] or None, before=before, limit=PAGE,
     )  # fmt: skip
     escalated = [] if viewer.offices is None else auth.escalated_to(viewer.operator, ctx.agreement)
     cards = [viewer.presenter.card(row, viewer.operator, escalated, brief=True) for row in reversed(page.rows)]
@@ -187,4 +190,5 @@ async def find_page(request: Request) -> Response:
         older=page_url(params, ticked, cards[-1].log_index) if more and cards else None,
         newest=page_url(params, ticked, None) if before is not None else None,
         channels=channels, peers=ctx.peers, precedences=[p.value for p in Precedence], directions=DIRECTIONS,
+        states=STATES,
     )  # fmt: skip
