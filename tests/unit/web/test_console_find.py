@@ -84,6 +84,8 @@ def test_words_find_the_messages_newest_first_each_linking_to_it(client: TestCli
     hostile = client.get("/find", params={"q": "hostile intent", "precedence": "IMMEDIATE"})
     assert rows(hostile.text) == [MESSAGES["code"]["id"]] and "not directed against your state" in hostile.text
     assert 'value="IMMEDIATE" checked' in hostile.text
+    lower = client.get("/find", params={"q": "hostile intent", "precedence": "immediate"})  # an address, as the API
+    assert rows(lower.text) == [MESSAGES["code"]["id"]] and 'value="IMMEDIATE" checked' in lower.text
     day = client.get("/find", params={"q": "panjgur", "from": "2024-01-16", "to": "2024-01-16", "direction": "in"})
     assert rows(day.text) == [fire["id"]] and 'value="2024-01-16"' in day.text
     # What was searched is printed above the results (the form is not): a printout says what it lists.

@@ -105,7 +105,7 @@ def read_form(params: Mapping[str, str], ticked: list[str], locale: Locale,
     values.update({name: day.isoformat() for name, day in (("from", first), ("to", last)) if day is not None})
     if first is not None and last is not None and last < first:
         errors["to"] = gettext(DAYS_REVERSED)
-    chosen = tuple(dict.fromkeys(ticked))
+    chosen = tuple(dict.fromkeys(p.strip().upper() for p in ticked))  # as the API takes them: in any case
     if any(p not in Precedence.__members__ for p in chosen):
         errors["precedence"] = gettext(NOT_LISTED)
     for name, offered in (("channel", channels), ("direction", DIRECTIONS), ("state", STATES), ("peer", peers)):
