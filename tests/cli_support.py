@@ -29,7 +29,8 @@ class Ran:
 def detente(*args: str, stdin: bytes = b"", width: int = 250) -> Ran:
     """Run `detente ARGS` through `detente.cli.main`; return its exit status, stdout and stderr."""
     out, err = io.StringIO(), io.StringIO()
-    console = Console(file=out, width=width, highlight=False)
+    # A terminal's console (today's times without their date), with no colour: what a person reads.
+    console = Console(file=out, width=width, highlight=False, force_terminal=True, color_system=None)
     with contextlib.ExitStack() as stack:
         stack.enter_context(mock.patch.object(sys, "argv", ["detente", *args]))
         stack.enter_context(mock.patch.object(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8")))

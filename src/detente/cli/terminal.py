@@ -95,6 +95,17 @@ def dump_json(value: Any, indent: int | None = 2) -> str:
     return _UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
+# A day no time is of: `compact_time` then writes every time with its date.
+NO_DAY = date.min
+
+
+def shown_today(console: Console) -> date:
+    """Return the UTC day whose times `console` shows without their date: today on a terminal; on a
+    file, a pipe or a printer, no day (`NO_DAY`): what is kept is read on other days (QA, a handover
+    printed before midnight UTC and read after it)."""
+    return datetime.now(UTC).date() if console.is_terminal else NO_DAY
+
+
 def compact_time(value: object, today: date | None = None) -> str:
     """Return a node's RFC 3339 UTC time briefly: `13:05:00Z` on `today` (UTC), else `2024-01-16 13:05Z`.
 
@@ -141,7 +152,7 @@ def print_messages(console: Console, messages: list[dict[str, Any]]) -> int:
         # Said, not an empty table: at 80 columns there would be nothing at all to read.
         console.print("no messages")
         return 0
-    today = datetime.now(UTC).date()
+    today = shown_today(console)
     rows, cut = [], 0
     for m in messages:
         text, clipped = clip(_text_of(m), TEXT_LIMIT)
@@ -229,7 +240,7 @@ def print_links(console: Console, links: list[dict[str, Any]]) -> None:
 
     The round trip and the clock are those of the last answer: a link that is not UP shows "—".
     """
-    today = datetime.now(UTC).date()
+    today = shown_today(console)
     # Short columns only, so that the table fits 80 columns (a time of another day wraps under its
     # date); the free text (statuses, the last error) goes below it, as wide as the terminal.
     table = Table(

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import io
 import json
+from datetime import UTC, datetime
 
 import pytest
 from rich.console import Console
 from rich.table import Table
 
-from detente.cli.terminal import cell, dump_json, print_records, printable, printable_lines, value_text
+from detente.cli.terminal import (
+    cell,
+    dump_json,
+    print_links,
+    print_messages,
+    print_records,
+    printable,
+    printable_lines,
+    value_text,
+)
 from detente.cli.workflow_lists import COLUMNS
 
 URDU = "پنجگور کے قریب دھماکوں کی اطلاع"
@@ -140,3 +150,23 @@ def test_a_block_breaks_between_label_and_value_pairs_never_inside_one() -> None
 )  # fmt: skip
 def test_a_listed_value_is_text_as_it_is_else_as_json_writes_it(value: object, shown: str) -> None:
     assert value_text(value) == shown
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_todays_times_carry_their_date_in_a_file_or_a_pipe_not_on_a_terminal(terminal: bool) -> None:
+    """QA: `inbox > handover.txt` before midnight UTC, read after it, said `created 20:42:44Z`."""
+    now = datetime.now(UTC)
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    message = {"id": "0193a8f0-6b1e-7c3a-9d2e-0000000000a2", "precedence": "FLASH", "from": "pk:dgmo",
+               "to": "ir:dgmo", "type": "hotline.text", "created": stamp, "deadline": None, "state": "delivered",
+               "body": {"text": "Patrol 3 is ours"}}  # fmt: skip
+    link = {"peer": "ir", "state": "UP", "since": stamp, "last_test_at": stamp, "rtt_ms": 1.0, "outbox": 0}
+    out = io.StringIO()
+    console = Console(file=out, width=200, highlight=False, force_terminal=terminal, color_system=None)
+    print_messages(console, [message])
+    print_links(console, [link])
+    day = now.strftime("%Y-%m-%d")
+    if terminal:
+        assert day not in out.getvalue() and now.strftime("%H:%M:%SZ") in out.getvalue(), out.getvalue()
+    else:
+        assert out.getvalue().count(f"{day} {now:%H:%M}Z") >= 3, out.getvalue()  # created, since, last test
