@@ -86,6 +86,22 @@ def damage(path: Path) -> None:
     path.write_bytes(bytes([content[0] ^ 1]) + content[1:])
 
 
+def reported_with_evidence(pk: NodeProc, ir: NodeProc) -> tuple[str, dict[str, Any], bytes]:
+    """pk proposes an operation, ir consents, pk executes and reports it with a file as evidence, which
+    ir fetches; return the action's id, the evidence item and the file's content."""
+    action = send_type(pk, "pk-dgmo", "operation.prenotify", {**PRENOTIFY, "window": {"start": iso(25),
+                       "end": iso(30)}})["id"]  # fmt: skip
+    reaches(ir, "ir-dgmo", "action", action, "proposed")
+    send_type(ir, "ir-dgmo", "action.consent", {"note": "No objection"}, refs=[action])
+    reaches(pk, "pk-dgmo", "action", action, "consented")
+    send_type(pk, "pk-dgmo", "action.execute", {"started": iso(0)}, refs=[action])
+    content = b"site survey " + os.urandom(16).hex().encode()
+    item = upload(pk, content)
+    send_type(pk, "pk-dgmo", "action.report", {"summary": "Done.", "evidence": [item]}, refs=[action])
+    wait_for(lambda: (ir.data / "evidence" / item["sha256"]).exists(), what="ir to fetch the evidence from pk")
+    return action, item, content
+
+
 def test_a_running_node_is_copied_consistently(pair: Cluster, tmp_path: Path) -> None:
     pk = pair["pk"]
     send(pk, "before the backup")
@@ -152,16 +168,7 @@ def test_a_copy_taken_after_the_last_message_restores_a_node_that_lost_its_disk_
     try:
         sent = send(pk, "kept by the backup")
         # An action reported with evidence (the QA report): ir fetches the file from pk.
-        action = send_type(pk, "pk-dgmo", "operation.prenotify", {**PRENOTIFY, "window": {"start": iso(25),
-                           "end": iso(30)}})["id"]  # fmt: skip
-        reaches(ir, "ir-dgmo", "action", action, "proposed")
-        send_type(ir, "ir-dgmo", "action.consent", {"note": "No objection"}, refs=[action])
-        reaches(pk, "pk-dgmo", "action", action, "consented")
-        send_type(pk, "pk-dgmo", "action.execute", {"started": iso(0)}, refs=[action])
-        content = b"site survey " + os.urandom(16).hex().encode()
-        item = upload(pk, content)
-        send_type(pk, "pk-dgmo", "action.report", {"summary": "Done.", "evidence": [item]}, refs=[action])
-        wait_for(lambda: (ir.data / "evidence" / item["sha256"]).exists(), what="ir to fetch the evidence from pk")
+        action, item, content = reported_with_evidence(pk, ir)
         wait_for(lambda: pk.counts()["outbox"] == 0, what="delivery before the backup")
         copy = backed_up(pk.data, tmp_path / "copy")
         assert sound(copy) == {item["sha256"]: content}
@@ -495,16 +502,7 @@ def test_a_postgresql_node_s_files_are_restored_and_its_database_left_to_the_ser
     ir = cluster["ir"]
     cluster.start()
     try:
-        action = send_type(pk, "pk-dgmo", "operation.prenotify", {**PRENOTIFY, "window": {"start": iso(25),
-                           "end": iso(30)}})["id"]  # fmt: skip
-        reaches(ir, "ir-dgmo", "action", action, "proposed")
-        send_type(ir, "ir-dgmo", "action.consent", {"note": "No objection"}, refs=[action])
-        reaches(pk, "pk-dgmo", "action", action, "consented")
-        send_type(pk, "pk-dgmo", "action.execute", {"started": iso(0)}, refs=[action])
-        report = b"site survey " + os.urandom(16).hex().encode()
-        item = upload(pk, report)
-        send_type(pk, "pk-dgmo", "action.report", {"summary": "Done.", "evidence": [item]}, refs=[action])
-        wait_for(lambda: (ir.data / "evidence" / item["sha256"]).exists(), what="ir to fetch the evidence from pk")
+        action, item, report = reported_with_evidence(pk, ir)
         pk.stop()
         shutil.rmtree(pk.data / "evidence")  # a lost disk; the server's database still says `stored`
         earlier = tmp_path / "earlier"
