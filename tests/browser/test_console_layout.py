@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from playwright.sync_api import Page, ViewportSize, expect
 
+from console_support import held_still
 from support import Cluster, running_cluster, wait_for
 from workflow_support import iso, post, send, status_of_message
 
@@ -147,8 +148,10 @@ def test_the_links_table_stays_scrolled_through_live_refreshes(nodes: Cluster, o
     page = open_console(nodes["pk"], "pk-dgmo", viewport=viewport, lang="fa")
     scroller = page.locator("section.links-panel .table-scroll")
     expect(scroller.locator("td.our-status")).to_have_count(1)
-    scroller.evaluate("(el) => { el.scrollLeft = -el.scrollWidth; }")  # to the end: in RTL, leftwards
-    where = scroller.evaluate("(el) => el.scrollLeft")
+    # Scrolled with no refresh on its way: one that was in flight kept the position from before (0).
+    with held_still(page):
+        scroller.evaluate("(el) => { el.scrollLeft = -el.scrollWidth; }")  # to the end: in RTL, leftwards
+        where = scroller.evaluate("(el) => el.scrollLeft")
     assert where < 0, where  # it does scroll
     before = scroller.evaluate("(el) => el.querySelector('tbody').innerHTML")
     replaced = "(before) => document.querySelector('section.links-panel tbody').innerHTML !== before"
