@@ -20,36 +20,6 @@ from detente.node import auth
 from detente.store.db import make_engine, migrate, sqlite_url
 from support import Cluster, running_cluster
 
-# Modules that run first, slowest first: under `--dist worksteal` a test of 20–40 s left at the end of
-# a worker's queue keeps the whole run waiting while the other worker has nothing left to do, and the
-# quick unit tests that come last are what the idle worker steals (measured: `--durations`).
-_FIRST = (
-    "tests/test_bench_quick.py",
-    "tests/integration/test_drill_runs.py",
-    "tests/integration/test_degraded_link.py",
-    "tests/integration/test_drill_group.py",
-    "tests/browser/test_console_axe.py",
-    "tests/integration/test_drill.py",
-    "tests/integration/test_faults.py",
-    "tests/integration/test_clock_skew.py",
-    "tests/integration/test_demo.py",
-    "tests/integration/test_workflows_live.py",
-)
-# Then whole directories, the slower kinds first.
-_THEN = ("tests/browser/", "tests/integration/", "tests/store/", "tests/")
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run the slowest modules first (a stable sort: a module's tests stay together, in their order)."""
-
-    def rank(item: pytest.Item) -> int:
-        path = item.nodeid.split("::", 1)[0]
-        if path in _FIRST:
-            return _FIRST.index(path)
-        return len(_FIRST) + next(i for i, prefix in enumerate(_THEN) if path.startswith(prefix))
-
-    items.sort(key=rank)
-
 
 @pytest.fixture(scope="session", autouse=True)
 def quick_password_hashes() -> Iterator[PasswordHasher]:
