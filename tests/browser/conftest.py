@@ -20,8 +20,10 @@ from support import ROOT, Cluster, NodeProc, running_cluster
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
 DESKTOP: ViewportSize = {"width": 1280, "height": 800}
-# Two nodes and a browser share two cores with the rest of the suite: give live updates time to arrive.
-expect.set_options(timeout=15_000)
+# Two nodes and a browser share two cores with the rest of the suite: give live updates time to arrive
+# (15 s was not always enough on a loaded host: a click waited past it while the page scrolled, once).
+BROWSER_WAIT_MS = 30_000
+expect.set_options(timeout=BROWSER_WAIT_MS)
 
 
 @pytest.fixture(scope="session")
@@ -78,7 +80,7 @@ def open_console(browser: Browser) -> Iterator[Callable[..., Page]]:
         node: NodeProc, name: str | None, viewport: ViewportSize | None = None, lang: str | None = None
     ) -> Page:
         context = browser.new_context(ignore_https_errors=True, viewport=viewport or DESKTOP, locale="en-GB")
-        context.set_default_timeout(15_000)
+        context.set_default_timeout(BROWSER_WAIT_MS)
         contexts.append(context)
         page = context.new_page()
         if name is None:
